@@ -1,0 +1,36 @@
+"""Errors of the .mmsh language front end.
+
+Only :class:`LangError` lives here: the text could not be parsed.  The
+kernel's own refusals (``MmError``) and simulator bugs (``VmBug``) belong to
+``mmshell.mm``; one formatter elsewhere renders all three as
+``demo.mmsh:12: madvise: EINVAL: ...``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LangError"]
+
+
+class LangError(Exception):
+    """A line of .mmsh text that does not parse.
+
+    ``line`` and ``column`` are 1-based and point at the offending token (or,
+    for a missing word, just past the last word given).  ``str()`` gives
+    ``column N: message``; the caller prefixes the file and line.
+    """
+
+    line: int
+    column: int
+    message: str
+
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(line, column, message)
+        self.line = line
+        self.column = column
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"column {self.column}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"LangError(line={self.line}, column={self.column}, message={self.message!r})"

@@ -1,0 +1,276 @@
+"""The one registry of .mmsh commands and settings.
+
+:data:`COMMANDS` drives the parser, ``help``, completion and the docs (the
+shape of drgn's ``drgn/commands`` and pgspecial's registry).  Look-ups:
+:func:`command` (by ``Command.name``), :func:`match` (by the words of a
+line), :func:`first_words` / :func:`next_words` (what can start a command),
+:func:`by_group`, :func:`help_topics` and :func:`help_text`.  The settings
+(``SettingSpec``, ``SETTINGS``, ``FAULT_POINTS``) are declared in
+:mod:`.settings` and re-exported here.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .grammar import Arg, CommandSpec, Flags, Grammar, Group, Kind, Option, Switch
+from .settings import FAULT_POINT_HELP, FAULT_POINTS, SETTINGS, SettingSpec, setting, setting_names
+from .values import RESERVED_WORDS
+
+__all__ = [
+    "COMMANDS", "SETTINGS", "FAULT_POINTS", "RESERVED_WORDS", "SettingSpec", "CommandSpec",
+    "PROTS", "ADVICES", "VIEWS", "SWAP_KINDS", "OPS", "command", "setting", "setting_names",
+    "match", "first_words", "next_words", "by_group", "help_topics", "help_text",
+]
+
+PROTS = ("rw", "r", "none")
+ADVICES = ("hugepage", "nohugepage", "pageout", "cold", "free", "dontneed", "collapse")
+VIEWS = ("vmas", "pt", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
+SWAP_KINDS = ("zram", "disk", "file")
+OPS = ("==", "!=", "<", "<=", ">", ">=")
+
+_RANGE = Arg("range", Kind.RANGE, "RANGE")
+_OPT_RANGE = Arg("range", Kind.RANGE, "RANGE", optional=True)
+_AT = Option("at", "at", Arg("at", Kind.ADDR, "ADDR"))
+_NESTED = Arg("command", Kind.COMMAND, "COMMAND")
+PID_MAX = 4194304  # PID_MAX_LIMIT on 64-bit
+
+
+def _pid(optional: bool = False) -> Arg:
+    return Arg("pid", Kind.PID, "PID", optional=optional, minimum=1, maximum=PID_MAX)
+
+
+def _spec(name: str, words: str, group: Group, summary: str, help: str,
+          *positionals: Arg | Switch, options: tuple[Option | Flags, ...] = (),
+          synopsis: str | None = None, examples: tuple[str, ...] = (), glued: bool = False,
+          ) -> CommandSpec:
+    grammar = Grammar(tuple(positionals), options)
+    head = words.split()
+    if synopsis is None:
+        synopsis = " ".join(head + ([grammar.usage()] if grammar.usage() else []))
+    return CommandSpec(name, tuple(head), synopsis, summary, help, group, grammar, glued, examples)
+
+
+_S, _P, _M, _V, _X = Group.SETUP, Group.PROCESS, Group.MEMORY, Group.VIEW, Group.SCRIPT
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    _spec("set", "set", _S, "change a machine setting (help SETTING for each)",
+          "Settings: " + ", ".join(s.name for s in SETTINGS) + ".\n"
+          "Each models a sysfs knob or a kernel build choice; see help pmd_swap, help fail ...",
+          Switch("setting", "SETTING", tuple((s.name, s.grammar()) for s in SETTINGS), "setting"),
+          synopsis="set SETTING VALUE",
+          examples=("set pmd_swap off", "set thp always", "set zswap on", "set ram 64M",
+                    "set fail thp_alloc once", "set max_ptes_swap 0")),
+    _spec("swapon", "swapon", _S, "add a swap device",
+          "sys_swapon: the device gets a swap_map and 2 MB clusters. zram is synchronous\n"
+          "(SWP_SYNCHRONOUS_IO: swap-in bypasses the swap cache); disk is asynchronous (the\n"
+          "folio stays in the swap cache after writeback); file cannot allocate a whole\n"
+          "cluster, so every THP swap-out falls back (THP_SWPOUT_FALLBACK).",
+          Arg("name", Kind.NAME, "NAME"), Arg("size", Kind.SIZE, "SIZE"),
+          options=(Option("kind", "kind", Arg("kind", Kind.ENUM, choices=SWAP_KINDS, default="zram")),
+                   Option("prio", "prio", Arg("prio", Kind.INT, "N", minimum=-32768, maximum=32767))),
+          examples=("swapon s0 1G", "swapon s1 64M kind disk prio -2", "swapon f 8M kind file")),
+    _spec("swapoff", "swapoff", _S, "bring every page on a device back in and remove it",
+          "sys_swapoff > try_to_unuse > unuse_mm > unuse_pmd / unuse_pte_range: every swap\n"
+          "entry that points at the device is swapped in, then the device goes away.",
+          Arg("name", Kind.NAME, "NAME"), examples=("swapoff s0",)),
+    _spec("fork", "fork", _P, "fork the current process; the parent stays current",
+          "copy_page_range > copy_huge_pmd / copy_nonpresent_pte: present pages become\n"
+          "COW-shared, swap entries are duplicated (swap_duplicate). Prints the child's pid.",
+          examples=("fork",)),
+    _spec("switch", "switch", _P, "make PID the current process",
+          "Only changes which mm the following commands act on.",
+          _pid(), examples=("switch 2",)),
+    _spec("at", "@", _P, "run one command in process PID",
+          "Runs COMMAND as if PID were current, then switches back.",
+          _pid(), _NESTED, synopsis="@PID COMMAND", glued=True,
+          examples=("@2 touch a", "@1 show vmas")),
+    _spec("exit", "exit", _P, "the process exits (default: the current one)",
+          "exit_mmap > unmap_vmas > zap_huge_pmd / zap_pte_range: the whole address space is\n"
+          "torn down, swap entries freed (free_swap_and_cache). pid 1 cannot exit.",
+          _pid(optional=True), examples=("exit", "exit 2")),
+    _spec("mmap", "mmap", _M, "map private anonymous memory as region NAME",
+          "do_mmap of MAP_PRIVATE|MAP_ANONYMOUS; without 'at', 2M or more is placed 2 MB-aligned\n"
+          "(thp_get_unmapped_area). hugepage/nohugepage apply MADV_HUGEPAGE/MADV_NOHUGEPAGE.\n"
+          "Nothing is faulted in until touched.",
+          Arg("name", Kind.NAME, "NAME"), Arg("size", Kind.SIZE, "SIZE"),
+          options=(Option("prot", "prot", Arg("prot", Kind.ENUM, choices=PROTS, default="rw")),
+                   Flags("advice", ("hugepage", "nohugepage")), _AT),
+          examples=("mmap a 4M hugepage", "mmap b 2M prot r at 0x40000000", "mmap c 8K nohugepage")),
+    _spec("munmap", "munmap", _M, "unmap RANGE",
+          "do_vmi_munmap: a partial PMD is split first (__split_huge_pmd), then the range is\n"
+          "zapped (zap_pte_range, zap_huge_pmd) and its swap entries freed.",
+          _RANGE, examples=("munmap a", "munmap a+2M:2M")),
+    _spec("touch", "touch", _M, "access every page of RANGE (default: write)",
+          "handle_mm_fault: do_anonymous_page / do_huge_pmd_anonymous_page for empty entries,\n"
+          "do_swap_page / do_huge_pmd_swap_page for swap entries, do_wp_page for COW.\n"
+          "A write stores fresh data in each page written.",
+          _RANGE, options=(Flags("access", ("read", "write"), default="write"),),
+          examples=("touch a", "touch a+2M:4K read", "touch 0x40000000")),
+    _spec("check", "check", _M, "verify page contents (and, without RANGE, every invariant)",
+          "With RANGE: read-fault every page and compare with what was last written.\n"
+          "Without: verify every mapped page of every process without faulting, and run\n"
+          "the invariant checker (CONFIG_DEBUG_VM).",
+          _OPT_RANGE, examples=("check", "check a", "check a+2M:2M")),
+    _spec("madvise", "madvise", _M, "madvise(RANGE, ADVICE)",
+          "pageout: madvise_pageout > reclaim_pages > shrink_folio_list; cold: deactivate;\n"
+          "free: lazyfree (madvise_free_pte_range); dontneed: zap_page_range_single;\n"
+          "collapse: madvise_collapse > collapse_huge_page; hugepage/nohugepage: VM flags.",
+          _RANGE, Arg("advice", Kind.ENUM, "ADVICE", choices=ADVICES),
+          examples=("madvise a pageout", "madvise a+2M:2M dontneed", "madvise a collapse")),
+    _spec("mprotect", "mprotect", _M, "change the protection of RANGE",
+          "mprotect_fixup > change_protection > change_huge_pmd / change_pte_range.",
+          _RANGE, Arg("prot", Kind.ENUM, "PROT", choices=PROTS),
+          examples=("mprotect a r", "mprotect a+2M:4K none")),
+    _spec("mremap", "mremap", _M, "move RANGE to a new region NEWNAME",
+          "mremap(MREMAP_MAYMOVE, and MREMAP_FIXED with 'at'): move_vma > move_page_tables >\n"
+          "move_huge_pmd / move_ptes. size SIZE gives the new length.",
+          _RANGE, Arg("newname", Kind.NAME, "NEWNAME"),
+          options=(Option("size", "size", Arg("size", Kind.SIZE, "SIZE")), _AT),
+          examples=("mremap a b", "mremap a+2M:2M c size 4M at 0x80000000")),
+    _spec("uffd_register", "uffd register", _M, "register RANGE with a userfaultfd",
+          "UFFDIO_REGISTER (MISSING mode): needed for RANGE to be a UFFDIO_MOVE destination.",
+          _RANGE, examples=("uffd register b",)),
+    _spec("uffd_move", "uffd move", _M, "UFFDIO_MOVE SRC_RANGE to DST_ADDR",
+          "move_pages > move_pages_huge_pmd for whole PMDs, move_pages_pte otherwise;\n"
+          "the pages (present or swapped) change owner without copying.",
+          Arg("src", Kind.RANGE, "SRC_RANGE"), Arg("dst", Kind.ADDR, "DST_ADDR"),
+          examples=("uffd move a:2M b", "uffd move a+2M:4K b+0x1000")),
+    _spec("reclaim", "reclaim", _M, "global reclaim of SIZE (default: everything reclaimable)",
+          "try_to_free_pages > shrink_node > shrink_folio_list in LRU order:\n"
+          "folio_alloc_swap, try_to_unmap > try_to_unmap_one, pageout > swap_writepage.",
+          Arg("size", Kind.SIZE, "SIZE", optional=True), examples=("reclaim", "reclaim 2M")),
+    _spec("khugepaged", "khugepaged", _M, "one full khugepaged pass over every process",
+          "khugepaged_scan_mm_slot > hpage_collapse_scan_pmd > collapse_huge_page, within\n"
+          "max_ptes_none / max_ptes_swap / max_ptes_shared.",
+          examples=("khugepaged",)),
+    _spec("show", "show", _V, "show a view of the machine",
+          "vmas: /proc/PID/maps with flags; pt: the page table per PMD; swap: devices and\n"
+          "swap_map; swapcache: cached folios; vmstat: non-zero counters (all: every one);\n"
+          "smaps: Rss, AnonHugePages, Swap, SwapPss; pagemap: /proc/PID/pagemap; meminfo.",
+          Switch("view", "VIEW", (
+              ("vmas", Grammar()), ("pt", Grammar((_OPT_RANGE,))), ("swap", Grammar()),
+              ("swapcache", Grammar()),
+              ("vmstat", Grammar(options=(Flags("all", ("all",), boolean=True),))),
+              ("smaps", Grammar((Arg("name", Kind.NAME, "NAME", optional=True),))),
+              ("pagemap", Grammar((_RANGE,))), ("meminfo", Grammar())), "view"),
+          synopsis="show VIEW [ARGS]",
+          examples=("show vmas", "show pt", "show pt a+2M:2M", "show swap", "show swapcache",
+                    "show vmstat", "show vmstat all", "show smaps", "show smaps a",
+                    "show pagemap a:8K", "show meminfo")),
+    _spec("trace", "trace", _V, "print the kernel functions each step goes through",
+          "e.g. shrink_folio_list > folio_alloc_swap(order=9) > try_to_unmap_one >\n"
+          "set_pmd_swap_entry.",
+          Arg("on", Kind.BOOL, "on|off"), examples=("trace on", "trace off")),
+    _spec("if", "if", _X, "run COMMAND only when a setting has VALUE",
+          "if pmd_swap on: expect pmd.a == swap",
+          Switch("setting", "SETTING", tuple((s.name, s.grammar(then=":"))
+                                             for s in SETTINGS if s.name != "fail"), "setting"),
+          _NESTED, synopsis="if SETTING VALUE: COMMAND",
+          examples=("if pmd_swap on: expect pmd.a == swap", "if thp never : show vmas")),
+    _spec("expect", "expect", _X, "check PATH OP VALUE; a failure is reported, not refused",
+          "PATH: vmstat.NAME, mthp.NAME, smaps.NAME.FIELD, pmd.ADDR, pte.ADDR,\n"
+          "pagemap.ADDR.FIELD, swap.NAME.used, swapmap.NAME.OFFSET, swapcache.NAME.OFFSET,\n"
+          "meminfo.FIELD, pid. OP: == != < <= > >=. VALUE is one word (2048, 2048kB, swap).",
+          Arg("path", Kind.PATH, "PATH"), Arg("op", Kind.ENUM, "OP", choices=OPS),
+          Arg("value", Kind.WORD, "VALUE"),
+          examples=("expect vmstat.thp_swpout == 1", "expect smaps.a.AnonHugePages == 2048kB",
+                    "expect pagemap.a+0x1000.swap_offset == 0x200", "expect pid == 1")),
+    _spec("expect_fails", "expect fails", _X, "pass when COMMAND is refused with an error",
+          "A refused command changes nothing. 'expect fails expect ...' passes only when the\n"
+          "inner expectation is itself an error, not merely false.",
+          _NESTED, examples=("expect fails munmap 0x1000", "expect fails expect vmstat.nope == 1")),
+    _spec("help", "help", _X, "list the commands, or explain one command, setting or topic",
+          "help; help mmap; help uffd move; help pmd_swap; help fail; help sizes.",
+          Arg("topic", Kind.TOPIC, "TOPIC", optional=True), examples=("help", "help mmap")),
+    _spec("source", "source", _X, "run the commands of FILE here",
+          "FILE is one word: no spaces, ';' or '#'.",
+          Arg("path", Kind.FILE, "FILE"), examples=("source setup.mmsh",)),
+)
+
+_BY_NAME = {spec.name: spec for spec in COMMANDS}
+
+TOPICS: dict[str, str] = {
+    "sizes": "A plain integer is bytes; 0x hex is allowed. K M G T P (also KB.., KiB..) are\n"
+             "binary units (2M = 2097152); kB and k are 1024 as in /proc. Whole numbers only.",
+    "addresses": "An address is an integer (0x40000000) or NAME / NAME+OFFSET, NAME a region\n"
+                 "from mmap or mremap, OFFSET a size (a+2M, a+0x1000). NAME-OFFSET is refused.",
+    "ranges": "ADDR:LEN (a+2M:4K, 0x40000000:2M); a bare NAME is the whole region; a bare\n"
+              "address is the one page that holds it.",
+    "names": "Names are [A-Za-z_][A-Za-z0-9_]*, case-sensitive, at most 64 characters; these\n"
+             "words are reserved: " + ", ".join(sorted(RESERVED_WORDS)) + ".",
+    "settings": "\n".join(s.usage for s in SETTINGS),
+}
+
+
+def command(name: str) -> CommandSpec:
+    """The spec for ``Command.name``; ``KeyError`` if there is none."""
+    return _BY_NAME[name]
+
+
+def match(words: Sequence[str]) -> tuple[CommandSpec | None, int]:
+    """The command whose words start ``words`` (longest match) and how many words it used."""
+    best: CommandSpec | None = None
+    for spec in COMMANDS:
+        n = len(spec.words)
+        if tuple(words[:n]) == spec.words and (best is None or n > len(best.words)):
+            best = spec
+    return best, len(best.words) if best else 0
+
+
+def first_words() -> tuple[str, ...]:
+    """Every word that can start a command, in registry order (``@`` included)."""
+    return tuple(dict.fromkeys(spec.words[0] for spec in COMMANDS))
+
+
+def next_words(prefix: Sequence[str]) -> tuple[str, ...]:
+    """The words that can follow ``prefix`` inside a command's keywords.
+
+    ``next_words(["uffd"])`` is ``("register", "move")``; ``next_words(["expect"])``
+    is ``("fails",)``; ``next_words([])`` is :func:`first_words`.
+    """
+    n = len(prefix)
+    return tuple(dict.fromkeys(spec.words[n] for spec in COMMANDS
+                               if len(spec.words) > n and spec.words[:n] == tuple(prefix)))
+
+
+def by_group() -> dict[Group, tuple[CommandSpec, ...]]:
+    """The commands of each group, in registry order."""
+    return {g: tuple(s for s in COMMANDS if s.group is g) for g in Group}
+
+
+def help_topics() -> tuple[str, ...]:
+    """Every topic ``help TOPIC`` accepts."""
+    words = [" ".join(s.words) for s in COMMANDS] + [w for w in first_words() if w not in _BY_NAME]
+    return tuple(dict.fromkeys(words + list(setting_names()) + list(TOPICS)))
+
+
+def help_text(topic: str | None = None) -> str:
+    """Plain-text help: the command list, or one command, setting or topic.
+
+    ``KeyError`` for an unknown topic (the parser refuses those already).
+    """
+    if topic is None:
+        lines = ["Commands (help COMMAND for more; help sizes, addresses, ranges, names):"]
+        width = max(len(s.synopsis) for s in COMMANDS)
+        for group, specs in by_group().items():
+            lines.append(f"\n{group.value}:")
+            lines += [f"  {s.synopsis:<{width}}  {s.summary}" for s in specs]
+        return "\n".join(lines)
+    if topic in TOPICS:
+        return TOPICS[topic]
+    if topic in setting_names():
+        spec = setting(topic)
+        lines = [spec.usage, f"default: {spec.format_value(spec.default)}", "", spec.help]
+        if spec.name == "fail":
+            lines += [""] + [f"  {p:<13} {FAULT_POINT_HELP[p]}" for p in FAULT_POINTS]
+        return "\n".join(lines)
+    specs = [s for s in COMMANDS if " ".join(s.words) == topic] or \
+            [s for s in COMMANDS if s.words[0] == topic]
+    if not specs:
+        raise KeyError(topic)
+    out = []
+    for s in specs:
+        out.append("\n".join([*s.usages(), "", s.summary, "", s.help]
+                             + (["", "examples:"] + [f"  {e}" for e in s.examples] if s.examples else [])))
+    return "\n\n".join(out)

@@ -1,0 +1,163 @@
+"""The machine settings that ``set`` changes and ``if`` tests.
+
+One :class:`SettingSpec` per setting; the registry builds the grammar of
+``set`` and ``if`` from :data:`SETTINGS`, and the kernel's ``Config`` can
+take its defaults from here.  :data:`FAULT_POINTS` is the one list of fault
+injection points (``set fail POINT on|off|once``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from .grammar import Arg, Grammar, Kind
+from .values import PAGE_SIZE, format_size
+
+__all__ = [
+    "SettingKind", "SettingSpec", "SETTINGS", "FAULT_POINTS", "FAULT_MODES",
+    "FAULT_POINT_HELP", "setting", "setting_names",
+]
+
+FAULT_POINTS: tuple[str, ...] = (
+    "thp_alloc", "swap_cluster", "memcg_charge", "zswap", "split_race", "rmap_split", "swap_cont",
+)
+"""Fault injection points, in the order ``help fail`` lists them."""
+
+FAULT_MODES: tuple[str, ...] = ("on", "off", "once")
+"""``on``: every time; ``off``: never (the default); ``once``: the next time only."""
+
+FAULT_POINT_HELP: dict[str, str] = {
+    "thp_alloc": "PMD-order folio allocation fails (fault, swap-in, fork, swapoff, collapse)",
+    "swap_cluster": "no free 2 MB swap cluster: folio_alloc_swap(order 9) fails (THP_SWPOUT_FALLBACK)",
+    "memcg_charge": "the memcg charge of a new folio fails (swpin_fallback_charge)",
+    "zswap": "the zswap path refuses the folio",
+    "split_race": "the swap-cache folio was split under us: the PMD swap entry must be split (F5)",
+    "rmap_split": "an rmap walker splits the PMD mapping of a swap-cache THP (F6)",
+    "swap_cont": "a swap count continuation cannot be allocated: swap_duplicate() -ENOMEM",
+}
+
+
+class SettingKind(enum.Enum):
+    """How a setting's value is written."""
+
+    BOOL = "on|off"
+    CHOICE = "choice"
+    SIZE = "SIZE"
+    INT = "N"
+    FAULT = "POINT on|off|once"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: its name, how its value is written, its default and meaning.
+
+    ``default`` is the typed value (bool, str, int); for ``fail`` it is the
+    mode of every point.  ``minimum``/``maximum`` bound SIZE and INT values.
+    """
+
+    name: str
+    kind: SettingKind
+    choices: tuple[str, ...]
+    default: Any
+    help: str
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def grammar(self, then: str | None = None) -> Grammar:
+        """The words after ``set NAME`` (or ``if NAME``, with ``then=':'``)."""
+        match self.kind:
+            case SettingKind.BOOL:
+                value = Arg("value", Kind.BOOL, "on|off", then=then)
+            case SettingKind.CHOICE:
+                value = Arg("value", Kind.ENUM, choices=self.choices, then=then)
+            case SettingKind.SIZE:
+                value = Arg("value", Kind.SIZE, "SIZE", minimum=self.minimum, then=then)
+            case SettingKind.INT:
+                value = Arg("value", Kind.INT, "N", minimum=self.minimum,
+                            maximum=self.maximum, then=then)
+            case SettingKind.FAULT:
+                point = Arg("point", Kind.ENUM, "POINT", choices=FAULT_POINTS)
+                return Grammar((point, Arg("value", Kind.ENUM, choices=FAULT_MODES, then=then)))
+        return Grammar((value,))
+
+    def format_value(self, value: Any) -> str:
+        """The text of a value, as ``set`` takes it: ``on``, ``madvise``, ``1G``, ``64``."""
+        match self.kind:
+            case SettingKind.BOOL:
+                return "on" if value else "off"
+            case SettingKind.SIZE:
+                return format_size(value)
+            case _:
+                return str(value)
+
+    @property
+    def usage(self) -> str:
+        if self.kind is SettingKind.FAULT or not self.choices:
+            return f"set {self.name} {self.kind.value}"
+        return f"set {self.name} " + "|".join(self.choices)
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "pmd_swap", SettingKind.BOOL, ("on", "off"), True,
+        "on: the kernel carries the PMD swap entry series, so reclaim installs one PMD swap\n"
+        "entry per THP (try_to_unmap_one > set_pmd_swap_entry). off: mainline today, where\n"
+        "the PMD is split into 512 PTE swap entries (__split_huge_pmd).",
+    ),
+    SettingSpec(
+        "thp", SettingKind.CHOICE, ("always", "madvise", "never"), "madvise",
+        "/sys/kernel/mm/transparent_hugepage/enabled: which mappings get THPs on fault\n"
+        "(do_huge_pmd_anonymous_page) and from khugepaged.",
+    ),
+    SettingSpec(
+        "zswap", SettingKind.BOOL, ("on", "off"), False,
+        "/sys/module/zswap/parameters/enabled. Once zswap has been on, the series keeps\n"
+        "splitting THPs at swap-out (zswap_never_enabled() is false): the PTE-split fallback.",
+    ),
+    SettingSpec(
+        "ram", SettingKind.SIZE, (), 1 << 30,
+        "Simulated physical memory (MemTotal). A fault that finds no free frame runs\n"
+        "direct reclaim (try_to_free_pages > shrink_folio_list).",
+        minimum=PAGE_SIZE,
+    ),
+    SettingSpec(
+        "fail", SettingKind.FAULT, FAULT_MODES, "off",
+        "Fault injection: set fail POINT on|off|once. Points: " + ", ".join(FAULT_POINTS) + ".",
+    ),
+    SettingSpec(
+        "use_zero_page", SettingKind.BOOL, ("on", "off"), True,
+        "/sys/kernel/mm/transparent_hugepage/use_zero_page: a read fault in a THP-enabled\n"
+        "range maps the huge zero page (do_huge_pmd_anonymous_page, thp_zero_page_alloc).",
+    ),
+    SettingSpec(
+        "max_ptes_swap", SettingKind.INT, (), 64,
+        "khugepaged/max_ptes_swap: the most swap PTEs khugepaged swaps in to collapse a\n"
+        "PMD range (hpage_collapse_scan_pmd; more gives thp_scan_exceed_swap_pte).",
+        minimum=0, maximum=511,
+    ),
+    SettingSpec(
+        "max_ptes_none", SettingKind.INT, (), 511,
+        "khugepaged/max_ptes_none: the most empty PTEs a range may have and still collapse.",
+        minimum=0, maximum=511,
+    ),
+    SettingSpec(
+        "max_ptes_shared", SettingKind.INT, (), 256,
+        "khugepaged/max_ptes_shared: the most PTEs mapping shared pages a range may have\n"
+        "and still collapse (thp_scan_exceed_share_pte).",
+        minimum=0, maximum=511,
+    ),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def setting(name: str) -> SettingSpec:
+    """The setting called ``name``; ``KeyError`` if there is none."""
+    return _BY_NAME[name]
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every setting name, in declaration order."""
+    return tuple(_BY_NAME)

@@ -1,0 +1,178 @@
+"""The simulated CPU: user loads and stores that walk the page table and fault.
+
+`access_range` is what `touch` and `check RANGE` do: for each page, in address
+order, try the access against the page table as the MMU would; on a miss or a
+protection fault call handle_mm_fault and try again.  A store writes a fresh
+value into the page and sets the entry's dirty bit, as the hardware does.
+
+Runs of pages that need no fault are handled a PMD at a time; a run of swap
+PTEs on a synchronous device that each take the same do_swap_page path is
+handled as one batch with exactly the counters of the separate faults.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PTRS_PER_PTE
+from .errors import MmError, VmBug
+from .memory import handle_mm_fault
+from .mm_types import MmStruct
+from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, PmdKind, pte_pfn, pte_present
+from .vma import VM
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+@dataclass(slots=True)
+class Mismatch:
+    """A page that does not read what was last written to it."""
+
+    pid: int
+    addr: int
+    expected: int
+    actual: int
+
+
+@dataclass(slots=True)
+class AccessResult:
+    pages: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+
+def check_access(mm: MmStruct, start: int, end: int, write: bool, op: str) -> None:
+    """Refuse before doing anything if some page of the range would raise SIGSEGV."""
+    addr = start
+    while addr < end:
+        vma = mm.find_vma(addr)
+        if vma is None:
+            raise MmError("SIGSEGV", op, f"no mapping at {addr:#x}")
+        need = VM.WRITE if write else VM.READ
+        if not vma.flags & need:
+            kind = "write to read-only" if write else "read of inaccessible"
+            raise MmError("SIGSEGV", op, f"{kind} mapping at {addr:#x}")
+        addr = min(end, vma.end)
+
+
+def access_range(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool,
+                 verify: bool = False) -> AccessResult:
+    """Load (or store to) every page of [start, end); with verify, compare against the shadow."""
+    check_access(mm, start, end, write, "touch" if not verify else "check")
+    result = AccessResult()
+    addr = start
+    while addr < end:
+        nxt = min(end, ((addr >> PMD_SHIFT) + 1) << PMD_SHIFT)
+        _access_pmd_span(k, mm, addr, nxt, write, verify, result)
+        addr = nxt
+    return result
+
+
+def _access_pmd_span(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool, verify: bool,
+                     result: AccessResult) -> None:
+    addr = start
+    while addr < end:
+        pmd = mm.pmds.get(addr >> PMD_SHIFT)
+        if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO) and (not write or pmd.flags & F_WRITE):
+            _huge_run(k, mm, pmd, addr, end, write, verify, result)
+            return
+        if pmd is not None and pmd.kind is PmdKind.TABLE:
+            n = _present_run(k, mm, pmd.table.ptes, addr, end, write, verify, result)
+            if n:
+                addr += n << PAGE_SHIFT
+                continue
+            n = _swapin_batch(k, mm, addr, end, write)
+            if n:
+                continue   # the batch mapped pages; the present run takes them next
+        _fault_page(k, mm, addr, write)
+
+
+def _fault_page(k: "Kernel", mm: MmStruct, addr: int, write: bool) -> None:
+    vma = mm.find_vma(addr)
+    for _ in range(4):
+        handle_mm_fault(k, mm, vma, addr, write)
+        if _accessible(mm, addr, write):
+            return
+    raise VmBug(f"fault at {addr:#x} did not make the page accessible")
+
+
+def _accessible(mm: MmStruct, addr: int, write: bool) -> bool:
+    pmd = mm.pmds.get(addr >> PMD_SHIFT)
+    if pmd is None:
+        return False
+    if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
+        return not write or bool(pmd.flags & F_WRITE)
+    if pmd.kind is not PmdKind.TABLE:
+        return False
+    pte = pmd.table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
+    return pte_present(pte) and (not write or bool(pte & F_WRITE))
+
+
+def _huge_run(k: "Kernel", mm: MmStruct, pmd, start: int, end: int, write: bool, verify: bool,
+              result: AccessResult) -> None:
+    i = (start >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
+    n = (end - start) >> PAGE_SHIFT
+    pfn = pmd.pfn
+    data = k.mem.data
+    pmd.flags |= F_YOUNG
+    if write:
+        values = array("Q", k.next_write_values(n))
+        data[pfn + i:pfn + i + n] = values
+        k.shadow.set_run(mm.pid, start, values)
+        pmd.flags |= F_DIRTY
+    elif verify:
+        _verify_run(k, mm.pid, start, data[pfn + i:pfn + i + n], result)
+    result.pages += n
+
+
+def _present_run(k: "Kernel", mm: MmStruct, ptes: array, start: int, end: int, write: bool,
+                 verify: bool, result: AccessResult) -> int:
+    """Access the leading run of PTEs that need no fault; return its length in pages."""
+    i0 = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    n_max = (end - start) >> PAGE_SHIFT
+    n = 0
+    while n < n_max:
+        pte = ptes[i0 + n]
+        if not pte_present(pte) or (write and not pte & F_WRITE):
+            break
+        n += 1
+    if not n:
+        return 0
+    data = k.mem.data
+    if write:
+        values = k.next_write_values(n)
+        for j, v in zip(range(i0, i0 + n), values):
+            pte = ptes[j]
+            data[pte >> 12] = v
+            ptes[j] = pte | F_DIRTY | F_YOUNG
+        k.shadow.set_run(mm.pid, start, array("Q", values))
+    else:
+        for j in range(i0, i0 + n):
+            ptes[j] |= F_YOUNG
+        if verify:
+            got = array("Q", (0 if ptes[j] & F_SPECIAL else data[pte_pfn(ptes[j])] for j in range(i0, i0 + n)))
+            _verify_run(k, mm.pid, start, got, result)
+    result.pages += n
+    return n
+
+
+def _verify_run(k: "Kernel", pid: int, start: int, got: array, result: AccessResult) -> None:
+    want = k.shadow.get_run(pid, start, len(got))
+    if got != want:
+        for j, (w, g) in enumerate(zip(want, got)):
+            if w != g:
+                result.mismatches.append(Mismatch(pid, start + (j << PAGE_SHIFT), w, g))
+
+
+def _swapin_batch(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool) -> int:
+    """Take the separate do_swap_page faults of a run of swap PTEs at once.
+
+    Only the common synchronous-device case is batched (count 1, not cached, no
+    zeromap/zswap, exclusive entries, frames free without reclaim); anything
+    else goes through handle_mm_fault page by page.  Returns the pages done.
+    """
+    from .swapin_batch import swapin_sync_run
+
+    return swapin_sync_run(k, mm, start, end, write)

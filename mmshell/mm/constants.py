@@ -1,0 +1,39 @@
+"""Sizes and limits of the simulated x86-64 machine (arch/x86/include/asm/page*.h, swap.h)."""
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+PMD_SHIFT = 21
+PMD_SIZE = 1 << PMD_SHIFT
+PMD_MASK = ~(PMD_SIZE - 1)
+HPAGE_PMD_ORDER = PMD_SHIFT - PAGE_SHIFT
+HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER  # 512 pages in a PMD-mapped THP
+PTRS_PER_PTE = 512
+
+#: The user address space the simulation hands out (47-bit x86-64 user space).
+TASK_SIZE = 1 << 47
+#: Where get_unmapped_area starts placing mappings (bottom-up, for determinism).
+MMAP_BASE = 0x7F00_0000_0000 - (1 << 40)
+
+#: swap_map byte layout (include/linux/swap.h, 6.18).
+SWAP_HAS_CACHE = 0x40
+SWAP_MAP_MAX = 0x3E
+SWAP_MAP_BAD = 0x3F
+COUNT_CONTINUED = 0x80
+SWAP_CONT_MAX = 0x7F
+SWAP_COUNT_MASK = 0x3F  # swap_map & ~(SWAP_HAS_CACHE | COUNT_CONTINUED)
+SWAPFILE_CLUSTER = HPAGE_PMD_NR
+MAX_SWAPFILES = 32  # MAX_SWAPFILES_SHIFT = 5
+
+#: Largest machine the simulation accepts (`set ram`), and the largest swap device.
+MAX_RAM = 64 << 30
+MAX_SWAP = 64 << 30
+
+
+def pmd_index(addr: int) -> int:
+    """Index of the 2 MiB PMD slot covering addr (the simulation keys page tables by it)."""
+    return addr >> PMD_SHIFT
+
+
+def pte_index(addr: int) -> int:
+    """Index of addr's PTE inside its PTE table."""
+    return (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)

@@ -1,0 +1,143 @@
+"""struct page / struct folio: the mem_map, one slot per frame (include/linux/mm_types.h).
+
+Like the kernel's mem_map, folio state lives in per-frame arrays indexed by pfn,
+not in one Python object per page.  A folio is named by its head pfn; its order
+and the folio-wide fields (flags, entire mapcount, rmap index and anon_vma) are
+stored at the head, the per-page fields (mapcount, PageAnonExclusive, contents)
+at every page.
+
+`data[pfn]` is the simulation's stand-in for the page's bytes: 0 for a page of
+zeros, otherwise the value of the write that last stored into it.
+
+Left out: the refcount (derived from mappings + swap cache; there are no pins),
+memcg, NUMA, page locks (one CPU, no races).
+"""
+
+from __future__ import annotations
+
+from array import array
+from enum import IntFlag
+
+from .constants import HPAGE_PMD_NR
+from .page_alloc import PageAllocator
+
+
+class PG(IntFlag):
+    """Page flags (include/linux/page-flags.h) the simulation tracks."""
+
+    USED = 1 << 0           # allocated (not in the buddy allocator)
+    HEAD = 1 << 1           # head of a large folio
+    TAIL = 1 << 2
+    ANON = 1 << 3           # folio_test_anon (PAGE_MAPPING_ANON)
+    SWAPBACKED = 1 << 4     # cleared by MADV_FREE (lazyfree)
+    SWAPCACHE = 1 << 5
+    DIRTY = 1 << 6
+    LRU = 1 << 7
+    ACTIVE = 1 << 8
+    REFERENCED = 1 << 9
+    ANON_EXCLUSIVE = 1 << 10  # per page: PageAnonExclusive
+    PARTIALLY_MAPPED = 1 << 11  # on the deferred split queue as partially mapped
+    ZERO = 1 << 12          # the huge zero folio
+    WORKINGSET = 1 << 13
+    UPTODATE = 1 << 14
+
+
+class MemMap:
+    """Per-frame state for `nr_frames` frames, plus the allocator over them."""
+
+    __slots__ = ("nr_frames", "alloc", "flags", "order", "mapcount", "entire_mapcount",
+                 "index", "anon_vma", "data")
+
+    def __init__(self, nr_frames: int) -> None:
+        self.nr_frames = nr_frames
+        self.alloc = PageAllocator(nr_frames)
+        self.flags = array("I", bytes(4 * nr_frames))
+        self.order = bytearray(nr_frames)
+        self.mapcount = array("i", bytes(4 * nr_frames))
+        self.entire_mapcount = array("i", bytes(4 * nr_frames))
+        self.index = array("q", bytes(8 * nr_frames))
+        self.anon_vma = array("i", bytes(4 * nr_frames))
+        self.data = array("Q", bytes(8 * nr_frames))
+
+    # -- folio-wide accessors (pfn is the head) ---------------------------------
+    def nr_pages(self, pfn: int) -> int:
+        return 1 << self.order[pfn]
+
+    def test(self, pfn: int, flag: PG) -> bool:
+        return bool(self.flags[pfn] & flag)
+
+    def set(self, pfn: int, flag: PG) -> None:
+        self.flags[pfn] |= flag
+
+    def clear(self, pfn: int, flag: PG) -> None:
+        self.flags[pfn] &= ~flag
+
+    def folio_of(self, pfn: int) -> int:
+        """page_folio(): the head pfn of the folio holding pfn."""
+        if self.flags[pfn] & PG.TAIL:
+            return pfn & ~(HPAGE_PMD_NR - 1)
+        return pfn
+
+    def folio_mapcount(self, pfn: int) -> int:
+        """folio_mapcount(): PTE maps of every page plus PMD maps."""
+        nr = self.nr_pages(pfn)
+        total = self.entire_mapcount[pfn]
+        if nr == 1:
+            return total + self.mapcount[pfn]
+        return total + sum(self.mapcount[pfn:pfn + nr])
+
+    def folio_mapped(self, pfn: int) -> bool:
+        return self.folio_mapcount(pfn) > 0
+
+    def page_mapcount(self, pfn: int) -> int:
+        """Mappings of one page: its PTE maps plus the PMD maps of its folio."""
+        return self.mapcount[pfn] + self.entire_mapcount[self.folio_of(pfn)]
+
+    def folio_maybe_mapped_shared(self, pfn: int) -> bool:
+        """Whether more than one mm may map the folio (approximated by mapcounts)."""
+        nr = self.nr_pages(pfn)
+        if self.entire_mapcount[pfn] > 1:
+            return True
+        if nr == 1:
+            return self.mapcount[pfn] > 1
+        return any(self.mapcount[p] + self.entire_mapcount[pfn] > 1 for p in range(pfn, pfn + nr))
+
+    # -- allocation --------------------------------------------------------------
+    def folio_alloc(self, order: int) -> int | None:
+        """Allocate a zeroed anonymous folio of `order`; its head pfn or None."""
+        pfn = self.alloc.alloc(order)
+        if pfn is None:
+            return None
+        self._prep(pfn, order)
+        return pfn
+
+    def folio_alloc_bulk(self, nr: int) -> list[int]:
+        """Allocate up to nr zeroed order-0 folios."""
+        pfns = self.alloc.alloc_bulk(nr)
+        flags = self.flags
+        base = PG.USED | PG.UPTODATE
+        for pfn in pfns:
+            flags[pfn] = base
+            self.order[pfn] = 0
+        return pfns
+
+    def _prep(self, pfn: int, order: int) -> None:
+        nr = 1 << order
+        self.order[pfn] = order
+        self.data[pfn:pfn + nr] = array("Q", bytes(8 * nr))
+        if nr == 1:
+            self.flags[pfn] = PG.USED | PG.UPTODATE
+            return
+        self.flags[pfn:pfn + nr] = array("I", [PG.USED | PG.TAIL]) * nr
+        self.flags[pfn] = PG.USED | PG.HEAD | PG.UPTODATE
+
+    def free_folio(self, pfn: int) -> None:
+        """free_unref_folios(): return an unmapped, uncached folio to the allocator."""
+        nr = self.nr_pages(pfn)
+        order = self.order[pfn]
+        self.flags[pfn:pfn + nr] = array("I", bytes(4 * nr))
+        self.data[pfn:pfn + nr] = array("Q", bytes(8 * nr))
+        self.order[pfn] = 0
+        self.index[pfn] = 0
+        self.anon_vma[pfn] = 0
+        self.alloc.free_pages(pfn, order)

@@ -1,0 +1,86 @@
+"""The machine: the one state root of the simulated kernel.
+
+`Kernel` owns the configuration, physical memory (mem_map), the swap devices,
+the swap cache's folio->swap map, the LRU, every process (mm_struct), the vm
+event counters, the trace of kernel functions a step went through, and the
+shadow record of what every page should read.  Operations live in the modules
+named after the kernel files that implement them; they all take the Kernel as
+their first argument.
+"""
+
+from __future__ import annotations
+
+from .config import Config
+from .constants import HPAGE_PMD_NR, MAX_SWAPFILES, PAGE_SHIFT
+from .errors import MmError
+from .folio import PG, MemMap
+from .mm_types import MmStruct
+from .shadow import Shadow
+from .swap_info import SwapInfo
+from .swapops import SwpEntry
+from .vmscan import Lru
+from .vmstat import VmStat
+
+
+class Kernel:
+    """A freshly booted machine with one process, pid 1."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config if config is not None else Config()
+        self.mem = MemMap(self.config.ram >> PAGE_SHIFT)
+        # Frame 0 is the shared zero page (empty_zero_page).
+        self.zero_pfn = self.mem.folio_alloc(0)
+        self.mem.set(self.zero_pfn, PG.ZERO)
+        self.huge_zero_pfn: int | None = None
+        self.vmstat = VmStat()
+        self.swap_info: list[SwapInfo | None] = [None] * MAX_SWAPFILES
+        self.swap_prio_order: list[int] = []       # swap_avail_head: types by priority
+        self.least_priority = -1
+        self.folio_swap: dict[int, SwpEntry] = {}   # folio->swap of swap-cache folios
+        self.lru = Lru()
+        self.mms: dict[int, MmStruct] = {1: MmStruct(pid=1, parent=0)}
+        self.next_pid = 2
+        self.next_anon_vma = 1
+        self.zswap_ever_enabled = self.config.zswap
+        self.write_seq = 0
+        self.shadow = Shadow()
+        self.tracing = False
+        self.trace_log: list[str] = []
+
+    # -- helpers shared by every module ----------------------------------------------
+    def trace(self, name: str) -> None:
+        """Record that the step went through kernel function `name`."""
+        if self.tracing:
+            self.trace_log.append(name)
+
+    def mm(self, pid: int) -> MmStruct:
+        mm = self.mms.get(pid)
+        if mm is None:
+            raise MmError("ESRCH", "pid", f"no process {pid}")
+        return mm
+
+    def swap_device(self, name: str) -> SwapInfo:
+        for si in self.swap_info:
+            if si is not None and si.name == name:
+                return si
+        raise MmError("ENOENT", "swap", f"no swap device {name!r}")
+
+    def active_swap(self) -> list[SwapInfo]:
+        """Swap devices in allocation order (highest priority first, plist order)."""
+        return [si for t in self.swap_prio_order if (si := self.swap_info[t]) is not None]
+
+    def alloc_anon_vma(self) -> int:
+        self.next_anon_vma += 1
+        return self.next_anon_vma - 1
+
+    def next_write_values(self, nr: int) -> range:
+        """Fresh page values for nr page writes (never 0, never repeated)."""
+        start = self.write_seq + 1
+        self.write_seq += nr
+        return range(start, start + nr)
+
+    def nr_free_frames(self) -> int:
+        return self.mem.alloc.nr_free
+
+    def huge_zero_nr(self) -> int:
+        return HPAGE_PMD_NR if self.huge_zero_pfn is not None else 0

@@ -1,0 +1,340 @@
+"""Page faults and unmapping at PTE level (mm/memory.c).
+
+`handle_mm_fault` dispatches as __handle_mm_fault does: a none PMD in a
+THP-eligible VMA goes to do_huge_pmd_anonymous_page; a PMD swap entry (series)
+to do_huge_pmd_swap_page; a write to a read-only huge PMD to
+do_huge_pmd_wp_page; everything else to the PTE handlers: do_anonymous_page,
+do_swap_page, do_wp_page.  A handler that returns VM_FAULT_FALLBACK leaves the
+PMD split, and the PTE path runs.
+
+Left out: mTHP orders other than PMD order (only hugepages-2048kB is enabled,
+as on the measured machine), file and shared memory, NUMA, locks and retries.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from .errors import MmError
+from .folio import PG
+from .mm_types import MmStruct
+from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, SWP_KEPT,
+                      PmdKind, is_swap_pte, mk_pte, mk_table_pmd, pte_flags, pte_pfn, pte_present,
+                      pte_swp_offset, pte_swp_type, swp_entry_to_pte)
+from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap, folio_remove_rmap_ptes
+from .swapfile import free_swap_and_cache_nr
+from .swapops import SwpEntry
+from .vma import VM, VmArea
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+class Fault(Enum):
+    """vm_fault_t results that change what the caller does next."""
+
+    DONE = 0
+    MAJOR = 1       # VM_FAULT_MAJOR: I/O was needed
+    FALLBACK = 2    # VM_FAULT_FALLBACK: retry at PTE level
+
+
+#: Swap readahead window: 1 << page_cluster (page_cluster = 3).
+SWAP_RA_PAGES = 8
+
+
+# -- folio lifetime --------------------------------------------------------------------
+
+def free_folio(k: "Kernel", pfn: int) -> None:
+    """The last reference is gone: off the LRU, out of the deferred queue, back to the allocator."""
+    mem = k.mem
+    k.lru.delete(pfn)
+    k.vmstat.count("pgfree", mem.nr_pages(pfn))
+    if mem.order[pfn] == HPAGE_PMD_ORDER:
+        k.vmstat.mthp["nr_anon"] -= 1
+        if mem.test(pfn, PG.PARTIALLY_MAPPED):
+            k.vmstat.mthp["nr_anon_partially_mapped"] -= 1
+    mem.free_folio(pfn)
+
+
+def folio_put_if_unused(k: "Kernel", pfn: int) -> None:
+    """Drop a mapping's reference: free the folio if nothing maps or caches it."""
+    if not k.mem.folio_mapped(pfn) and not k.mem.test(pfn, PG.SWAPCACHE):
+        free_folio(k, pfn)
+
+
+def alloc_anon_folio(k: "Kernel", order: int, reclaim: bool = True) -> int | None:
+    """vma_alloc_folio(): a zeroed folio; on failure run direct reclaim and try again."""
+    from .vmscan import try_to_free_pages
+
+    pfn = k.mem.folio_alloc(order)
+    if pfn is None and reclaim:
+        try_to_free_pages(k, order)
+        pfn = k.mem.folio_alloc(order)
+    return pfn
+
+
+def alloc_order0_or_oom(k: "Kernel", what: str) -> int:
+    pfn = alloc_anon_folio(k, 0)
+    if pfn is None:
+        raise MmError("ENOMEM", what, "out of memory: no free frame and nothing left to reclaim "
+                      "(the kernel would OOM-kill)")
+    return pfn
+
+
+def lru_add(k: "Kernel", pfn: int) -> None:
+    """folio_add_lru_vma(): new anonymous folios start on the inactive list."""
+    k.mem.set(pfn, PG.LRU)
+    k.lru.add(pfn)
+
+
+# -- the fault dispatcher --------------------------------------------------------------------
+
+def anon_vma_prepare(k: "Kernel", vma: VmArea) -> None:
+    if not vma.anon_vma:
+        vma.link_anon_vma(k.alloc_anon_vma())
+
+
+def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
+    """__handle_mm_fault(): one page fault at addr (the access already checked against vm_flags)."""
+    from .huge_memory import (do_huge_pmd_anonymous_page, do_huge_pmd_swap_page, do_huge_pmd_wp_page,
+                              thp_vma_allowable)
+
+    k.vmstat.count("pgfault")
+    anon_vma_prepare(k, vma)
+    pmdi = addr >> PMD_SHIFT
+    pmd = mm.pmds.get(pmdi)
+    if pmd is None:
+        if thp_vma_allowable(k, vma, addr):
+            if do_huge_pmd_anonymous_page(k, mm, vma, addr, write) is not Fault.FALLBACK:
+                return Fault.DONE
+        pmd = mm.pmds.get(pmdi)
+        if pmd is None:
+            pmd = mm.pmds[pmdi] = mk_table_pmd()
+            mm.nr_ptes += 1
+    elif pmd.kind is PmdKind.SWAP:
+        ret = do_huge_pmd_swap_page(k, mm, vma, addr, write)
+        if ret is not Fault.FALLBACK:
+            return ret
+        pmd = mm.pmds[pmdi]
+    elif pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
+        if write and not pmd.flags & F_WRITE:
+            if do_huge_pmd_wp_page(k, mm, vma, addr) is not Fault.FALLBACK:
+                return Fault.DONE
+            pmd = mm.pmds[pmdi]
+        else:
+            pmd.flags |= F_YOUNG
+            return Fault.DONE
+    return handle_pte_fault(k, mm, vma, addr, write)
+
+
+def handle_pte_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
+    table = mm.pmds[addr >> PMD_SHIFT].table
+    pte = table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
+    if pte == 0:
+        return do_anonymous_page(k, mm, vma, addr, write)
+    if is_swap_pte(pte):
+        return do_swap_page(k, mm, vma, addr, write)
+    if write and not pte & F_WRITE:
+        return do_wp_page(k, mm, vma, addr)
+    table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)] = pte | F_YOUNG
+    return Fault.DONE
+
+
+def _set_pte(mm: MmStruct, addr: int, pte: int) -> None:
+    mm.pmds[addr >> PMD_SHIFT].table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)] = pte
+
+
+def do_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
+    """do_anonymous_page(): the zero page on a read, a fresh exclusive page on a write."""
+    if not write:
+        k.trace("do_anonymous_page(zero page)")
+        _set_pte(mm, addr, mk_pte(k.zero_pfn, F_SPECIAL | F_YOUNG))
+        return Fault.DONE
+    k.trace("do_anonymous_page")
+    pfn = alloc_order0_or_oom(k, "fault")
+    folio_add_new_anon_rmap(k, pfn, vma, addr, pmd=False)
+    lru_add(k, pfn)
+    mm.rss_anon += 1
+    _set_pte(mm, addr, mk_pte(pfn, F_WRITE | F_DIRTY | F_YOUNG))
+    return Fault.DONE
+
+
+def do_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
+    """do_wp_page(): reuse an exclusive anonymous page, otherwise copy it (wp_page_copy)."""
+    mem = k.mem
+    idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    table = mm.pmds[addr >> PMD_SHIFT].table
+    pte = table.ptes[idx]
+    page = pte_pfn(pte)
+    if not pte & F_SPECIAL:
+        head = mem.folio_of(page)
+        if mem.flags[page] & PG.ANON_EXCLUSIVE or _wp_can_reuse_anon_folio(k, head):
+            mem.flags[page] |= PG.ANON_EXCLUSIVE
+            table.ptes[idx] = pte | F_WRITE | F_DIRTY | F_YOUNG
+            k.vmstat.count("pgreuse")
+            k.trace("wp_page_reuse")
+            return Fault.DONE
+    k.trace("wp_page_copy")
+    new = alloc_order0_or_oom(k, "fault")
+    if mm.pmds.get(addr >> PMD_SHIFT) is None or mm.pmds[addr >> PMD_SHIFT].table is not table \
+            or table.ptes[idx] != pte:
+        free_folio(k, new)        # direct reclaim changed the PTE: !pte_same, retry the fault
+        return Fault.DONE
+    mem.data[new] = 0 if pte & F_SPECIAL else mem.data[pte_pfn(pte)]
+    folio_add_new_anon_rmap(k, new, vma, addr, pmd=False)
+    lru_add(k, new)
+    if pte & F_SPECIAL:
+        mm.rss_anon += 1
+    else:
+        old = pte_pfn(pte)
+        folio_remove_rmap_ptes(k, old, 1)
+        folio_put_if_unused(k, mem.folio_of(old))
+    table.ptes[idx] = mk_pte(new, (pte_flags(pte) & ~F_SPECIAL) | F_WRITE | F_DIRTY | F_YOUNG)
+    return Fault.DONE
+
+
+def _wp_can_reuse_anon_folio(k: "Kernel", head: int) -> bool:
+    """wp_can_reuse_anon_folio(): a small folio mapped once, maybe after leaving the swap cache."""
+    from .swap_state import folio_free_swap
+
+    mem = k.mem
+    if mem.order[head]:
+        return False
+    if mem.test(head, PG.SWAPCACHE):
+        folio_free_swap(k, head)
+    return mem.mapcount[head] == 1 and not mem.test(head, PG.SWAPCACHE)
+
+
+# -- swap-in ------------------------------------------------------------------------------------
+
+def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
+    """do_swap_page(): bring one PTE swap entry back (or the whole cached large folio)."""
+    from .page_io import swap_read_folio
+    from .swap_state import folio_free_swap, swap_cache_get_folio
+    from .swapfile import vm_swap_full
+
+    mem = k.mem
+    idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    table = mm.pmds[addr >> PMD_SHIFT].table
+    orig = table.ptes[idx]
+    entry = SwpEntry(pte_swp_type(orig), pte_swp_offset(orig))
+    si = k.swap_info[entry.type]
+    major = False
+    folio = swap_cache_get_folio(k, entry)
+    if folio is not None:
+        k.trace("do_swap_page(swapcache hit)")
+        if mem.test(folio, PG.WORKINGSET):      # PG_readahead: a readahead page is used
+            mem.clear(folio, PG.WORKINGSET)
+            k.vmstat.count("swap_ra_hit")
+    elif si.synchronous and si.swap_count(entry.offset) == 1:
+        # SWP_SYNCHRONOUS_IO and not shared: read straight into a new folio, skip the swap cache.
+        k.trace("do_swap_page(SWP_SYNCHRONOUS_IO)")
+        folio = alloc_order0_or_oom(k, "fault")
+        swap_read_folio(k, folio, entry)
+        folio_add_new_anon_rmap(k, folio, vma, addr, pmd=False, exclusive=bool(orig & F_SWP_EXCLUSIVE))
+        lru_add(k, folio)
+        _set_swapped_in_ptes(k, mm, vma, table, idx, folio, 1, orig, write)
+        free_swap_and_cache_nr(k, entry, 1)
+        k.vmstat.count("pgmajfault")
+        return _finish_write(k, mm, vma, addr, write, table.ptes[idx], Fault.MAJOR)
+    else:
+        k.trace("do_swap_page(swapin_readahead)")
+        folio = swapin_readahead(k, entry)
+        major = True
+    # Map from the swap cache: the whole large folio when every PTE still holds its entries.
+    nr = mem.nr_pages(folio)
+    base = k.folio_swap[folio]
+    first = addr - ((entry.offset - base.offset) << PAGE_SHIFT)
+    if nr > 1 and _swap_pte_batch(mm, vma, first, base, nr, orig):
+        page, n, at_idx, at_entry = folio, nr, (first >> PAGE_SHIFT) & (PTRS_PER_PTE - 1), base
+    else:
+        page, n, at_idx, at_entry = folio + (entry.offset - base.offset), 1, idx, entry
+    exclusive = bool(orig & F_SWP_EXCLUSIVE)
+    if not mem.test(folio, PG.ANON):
+        folio_add_new_anon_rmap(k, folio, vma, addr, pmd=False, exclusive=exclusive)
+    else:
+        folio_add_anon_rmap_ptes(k, page, n, exclusive)
+    _set_swapped_in_ptes(k, mm, vma, table, at_idx, page, n, orig, write)
+    free_swap_and_cache_nr(k, at_entry, n)
+    # should_try_to_free_swap(): swap is full, or a write fault on a folio we alone hold.
+    if mem.test(folio, PG.SWAPCACHE) and (vm_swap_full(k) or (
+            write and exclusive and mem.folio_mapcount(folio) == mem.nr_pages(folio))):
+        folio_free_swap(k, folio)
+    if major:
+        k.vmstat.count("pgmajfault")
+    return _finish_write(k, mm, vma, addr, write, table.ptes[idx], Fault.MAJOR if major else Fault.DONE)
+
+
+def _swap_pte_batch(mm: MmStruct, vma: VmArea, first: int, base: SwpEntry, nr: int, orig: int) -> bool:
+    """swap_pte_batch() == nr: the folio's whole range holds its consecutive entries, same bits."""
+    last = first + (nr << PAGE_SHIFT) - 1
+    if first < vma.start or last >= vma.end or first >> PMD_SHIFT != last >> PMD_SHIFT:
+        return False
+    pmd = mm.pmds.get(first >> PMD_SHIFT)
+    if pmd is None or pmd.kind is not PmdKind.TABLE:
+        return False
+    i0 = (first >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    want = [swp_entry_to_pte(base.type, base.offset + i, pte_flags(orig)) for i in range(nr)]
+    return pmd.table.ptes[i0:i0 + nr].tolist() == want
+
+
+def _set_swapped_in_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, table, idx: int, page: int, nr: int,
+                         orig: int, write: bool) -> None:
+    """Install nr present PTEs for pages from `page`; writable only if exclusive (no COW needed)."""
+    flags = (orig & SWP_KEPT) | F_YOUNG
+    if orig & F_SWP_EXCLUSIVE and vma.flags & VM.WRITE and not orig & F_UFFD_WP:
+        flags |= F_WRITE
+        if write:
+            flags |= F_DIRTY
+    ptes = table.ptes
+    for i in range(nr):
+        ptes[idx + i] = mk_pte(page + i, flags)
+    mm.rss_anon += nr
+    mm.rss_swapents -= nr
+
+
+def _finish_write(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool, pte: int,
+                  ret: Fault) -> Fault:
+    """A write fault that mapped the page read-only goes on to do_wp_page (COW)."""
+    if write and not pte & F_WRITE:
+        do_wp_page(k, mm, vma, addr)
+    return ret
+
+
+def swapin_readahead(k: "Kernel", entry: SwpEntry) -> int:
+    """swap_cluster_readahead(): read the aligned window of 8 slots into the swap cache.
+
+    Slots that are free, already cached or zero-referenced are skipped; every
+    extra page read counts swap_ra.  Returns the folio for `entry`.
+    """
+    from .page_io import swap_read_folio
+    from .swap_state import add_to_swap_cache
+
+    si = k.swap_info[entry.type]
+    start = entry.offset & ~(SWAP_RA_PAGES - 1)
+    target = None
+    read: list[int] = []
+    for off in [entry.offset] + [o for o in range(start, min(start + SWAP_RA_PAGES, si.pages))
+                                 if o != entry.offset]:
+        if off == 0 or si.swap_count(off) == 0 or si.has_cache(off):
+            continue
+        pfn = alloc_anon_folio(k, 0)
+        if pfn is None:
+            if off == entry.offset:
+                raise MmError("ENOMEM", "fault", "out of memory: no frame for swap-in")
+            break
+        k.mem.set(pfn, PG.SWAPBACKED)
+        add_to_swap_cache(k, pfn, SwpEntry(entry.type, off))
+        swap_read_folio(k, pfn, SwpEntry(entry.type, off))
+        read.append(pfn)
+        if off == entry.offset:
+            target = pfn
+        else:
+            k.mem.set(pfn, PG.WORKINGSET)
+            k.vmstat.count("swap_ra")
+    for pfn in read:            # on the LRU once the I/O is done (they were locked until then)
+        lru_add(k, pfn)
+    k.trace("swapin_readahead")
+    return target

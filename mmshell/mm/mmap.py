@@ -1,0 +1,216 @@
+"""Mappings (mm/mmap.c, mm/vma.c): mmap, munmap, VMA split and merge, unmap_page_range.
+
+Private anonymous mappings only.  get_unmapped_area works top-down from
+mmap_base as on x86-64; a mapping of 2 MiB or more is placed 2 MiB-aligned
+(thp_get_unmapped_area).  Adjacent VMAs with the same flags and a compatible
+anon_vma merge, as vma_merge does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE, PTRS_PER_PTE, TASK_SIZE
+from .errors import MmError
+from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
+from .memory import folio_put_if_unused
+from .mm_types import MmStruct
+from .pgtable import F_DIRTY, PmdKind, is_swap_pte, pte_pfn, pte_present, pte_swp_offset, pte_swp_type, F_SPECIAL
+from .folio import PG
+from .rmap import folio_remove_rmap_ptes
+from .swapops import SwpEntry
+from .vma import VM, VmArea
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+def page_aligned(op: str, addr: int, length: int) -> None:
+    """The checks every range system call makes first."""
+    if addr & (PAGE_SIZE - 1):
+        raise MmError("EINVAL", op, f"address {addr:#x} not page aligned")
+    if length <= 0:
+        raise MmError("EINVAL", op, "length must be positive")
+    if addr + length > TASK_SIZE:
+        raise MmError("EINVAL", op, "range beyond the user address space")
+
+
+def get_unmapped_area(mm: MmStruct, length: int, align: int) -> int:
+    """Top-down search below mmap_base for a gap of `length`, aligned to `align`."""
+    top = MMAP_BASE
+    for vma in sorted(mm.vmas, key=lambda v: v.start, reverse=True):
+        if vma.start >= top:
+            top = min(top, vma.start)
+            continue
+        start = (top - length) & ~(align - 1)
+        if start >= vma.end:
+            return start
+        top = vma.start
+    start = (top - length) & ~(align - 1)
+    if start < (1 << 32):
+        raise MmError("ENOMEM", "mmap", "no free address range of that size")
+    return start
+
+
+def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: str | None,
+             at: int | None) -> VmArea:
+    """mmap(MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED_NOREPLACE]) + the optional madvise."""
+    if length <= 0:
+        raise MmError("EINVAL", "mmap", "length must be positive")
+    length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    if at is None:
+        addr = get_unmapped_area(mm, length, PMD_SIZE if length >= PMD_SIZE else PAGE_SIZE)
+    else:
+        page_aligned("mmap", at, length)
+        if at < (1 << 16):
+            raise MmError("EPERM", "mmap", f"address {at:#x} is below mmap_min_addr")
+        if mm.vmas_in(at, at + length):
+            raise MmError("EEXIST", "mmap", f"{at:#x}+{length:#x} overlaps an existing mapping")
+        addr = at
+    flags = prot | VM.MAYREAD | VM.MAYWRITE | VM.SOFTDIRTY
+    if advice == "hugepage":
+        flags |= VM.HUGEPAGE
+    elif advice == "nohugepage":
+        flags |= VM.NOHUGEPAGE
+    vma = VmArea(start=addr, end=addr + length, flags=flags, pgoff=addr >> PAGE_SHIFT)
+    mm.insert_vma(vma)
+    k.trace("do_mmap")
+    return vma_merge_around(mm, vma)
+
+
+def _mergeable(a: VmArea, b: VmArea) -> bool:
+    """Adjacent a (lower) and b (upper) can become one VMA."""
+    return (a.end == b.start and a.flags == b.flags
+            and a.pgoff + ((a.end - a.start) >> PAGE_SHIFT) == b.pgoff
+            and (not a.anon_vma or not b.anon_vma or a.anon_vma == b.anon_vma)
+            and (not a.anon_vma_chain or not b.anon_vma_chain or a.anon_vma_chain == b.anon_vma_chain))
+
+
+def vma_merge_around(mm: MmStruct, vma: VmArea) -> VmArea:
+    """Merge vma with its neighbours where vma_merge would; return the surviving VMA."""
+    i = mm.vmas.index(vma)
+    if i + 1 < len(mm.vmas) and _mergeable(vma, mm.vmas[i + 1]):
+        nxt = mm.vmas.pop(i + 1)
+        vma.end = nxt.end
+        if not vma.anon_vma:
+            vma.anon_vma, vma.anon_vma_chain = nxt.anon_vma, nxt.anon_vma_chain
+    if i > 0 and _mergeable(mm.vmas[i - 1], vma):
+        prev = mm.vmas[i - 1]
+        prev.end = vma.end
+        if not prev.anon_vma:
+            prev.anon_vma, prev.anon_vma_chain = vma.anon_vma, vma.anon_vma_chain
+        mm.vmas.pop(i)
+        return prev
+    return vma
+
+
+def split_vma(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> VmArea:
+    """__split_vma(): cut vma at addr; returns the upper part.
+
+    A PMD-level entry straddling the cut is split first
+    (vma_adjust_trans_huge -> split_huge_pmd_if_needed).
+    """
+    if addr & ~PMD_MASK:
+        pmd = mm.pmds.get(addr >> PMD_SHIFT)
+        if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
+            split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
+    upper = VmArea(start=addr, end=vma.end, flags=vma.flags,
+                   pgoff=vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT),
+                   anon_vma=vma.anon_vma, anon_vma_chain=vma.anon_vma_chain)
+    vma.end = addr
+    mm.insert_vma(upper)
+    return upper
+
+
+def vma_range(k: "Kernel", mm: MmStruct, start: int, end: int) -> list[VmArea]:
+    """Split VMAs at start and end so that [start, end) is covered by whole VMAs."""
+    for vma in mm.vmas_in(start, end):
+        if vma.start < start:
+            split_vma(k, mm, vma, start)
+    for vma in mm.vmas_in(start, end):
+        if vma.end > end:
+            split_vma(k, mm, vma, end)
+    return mm.vmas_in(start, end)
+
+
+def sys_munmap(k: "Kernel", mm: MmStruct, start: int, length: int) -> None:
+    """munmap(): split VMAs at the edges, zap the page tables, remove the VMAs."""
+    page_aligned("munmap", start, length)
+    length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    end = start + length
+    k.trace("do_vmi_munmap")
+    for vma in vma_range(k, mm, start, end):
+        unmap_page_range(k, mm, vma, vma.start, vma.end)
+        mm.vmas.remove(vma)
+        free_pgtables(mm, vma.start, vma.end)
+    k.shadow.zero(mm.pid, start, end)
+
+
+def free_pgtables(mm: MmStruct, start: int, end: int) -> None:
+    """free_pgtables(): PTE tables no VMA covers any more are freed."""
+    first = start >> PMD_SHIFT
+    last = (end - 1) >> PMD_SHIFT
+    for pmdi in range(first, last + 1):
+        pmd = mm.pmds.get(pmdi)
+        if pmd is None or pmd.kind is not PmdKind.TABLE:
+            continue
+        lo, hi = pmdi << PMD_SHIFT, (pmdi + 1) << PMD_SHIFT
+        if not mm.vmas_in(lo, hi):
+            del mm.pmds[pmdi]
+            mm.nr_ptes -= 1
+
+
+def unmap_page_range(k: "Kernel", mm: MmStruct, vma: VmArea, start: int, end: int) -> None:
+    """zap_pmd_range(): whole PMD-level entries by zap_huge_pmd, partial ones split first."""
+    addr = start
+    while addr < end:
+        pmdi = addr >> PMD_SHIFT
+        nxt = min(end, (pmdi + 1) << PMD_SHIFT)
+        pmd = mm.pmds.get(pmdi)
+        if pmd is not None:
+            if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
+                if addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE:
+                    zap_huge_pmd(k, mm, addr)
+                    addr = nxt
+                    continue
+                split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
+                pmd = mm.pmds[pmdi]
+            if pmd.kind is PmdKind.TABLE:
+                zap_pte_range(k, mm, pmd.table.ptes, addr, nxt)
+        addr = nxt
+
+
+def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None:
+    """zap_pte_range(): drop present pages (rmap, rss) and swap entries (slot references)."""
+    from .swap_state import folio_free_swap
+    from .swapfile import free_swap_and_cache_nr
+
+    mem = k.mem
+    i0 = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    n = (end - start) >> PAGE_SHIFT
+    touched: list[int] = []
+    for i in range(i0, i0 + n):
+        pte = ptes[i]
+        if pte == 0:
+            continue
+        ptes[i] = 0
+        if pte_present(pte):
+            if pte & F_SPECIAL:
+                continue
+            page = pte_pfn(pte)
+            head = mem.folio_of(page)
+            if pte & F_DIRTY:
+                mem.set(head, PG.DIRTY)
+            folio_remove_rmap_ptes(k, page, 1)
+            mm.rss_anon -= 1
+            if not touched or touched[-1] != head:
+                touched.append(head)
+        elif is_swap_pte(pte):
+            free_swap_and_cache_nr(k, SwpEntry(pte_swp_type(pte), pte_swp_offset(pte)), 1)
+            mm.rss_swapents -= 1
+    for head in touched:
+        if mem.flags[head] & PG.USED and not mem.folio_mapped(head):
+            if mem.test(head, PG.SWAPCACHE):
+                folio_free_swap(k, head)
+            folio_put_if_unused(k, head)
+    k.trace("zap_pte_range")

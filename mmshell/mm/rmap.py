@@ -1,0 +1,248 @@
+"""Reverse mapping and mapcounts (mm/rmap.c).
+
+Anonymous folios are found from their anon_vma and index, as in the kernel:
+`rmap_walk_anon` visits every VMA linked to the folio's anon_vma whose range
+covers folio->index, and `page_vma_mapped_walk` checks the page table there.
+Mapcounts: `entire_mapcount` counts PMD mappings, `mapcount[pfn]` PTE mappings
+of each page; NR_ANON_MAPPED / NR_ANON_THPS move as __folio_add/remove_rmap
+moves them.
+
+`try_to_unmap_one` turns mappings into swap entries during reclaim; with the
+series, a PMD mapping becomes one PMD swap entry (`set_pmd_swap_entry`, patch 12).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from .folio import PG
+from .mm_types import MmStruct
+from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, SWP_KEPT, PmdKind, mk_swap_pmd, pte_flags, pte_pfn,
+                      pte_present, swp_entry_to_pte)
+from .vma import VmArea
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+# -- adding and removing mappings ------------------------------------------------------
+
+def folio_add_new_anon_rmap(k: "Kernel", pfn: int, vma: VmArea, addr: int, pmd: bool,
+                            exclusive: bool = True) -> None:
+    """folio_add_new_anon_rmap(): a fresh folio's first mapping (by PMD or by its PTEs)."""
+    mem = k.mem
+    nr = mem.nr_pages(pfn)
+    mem.set(pfn, PG.ANON | PG.SWAPBACKED)
+    mem.index[pfn] = vma.linear_page_index(addr)
+    mem.anon_vma[pfn] = vma.anon_vma
+    if pmd:
+        folio_add_anon_rmap_pmd(k, pfn, exclusive)
+    else:
+        folio_add_anon_rmap_ptes(k, pfn, nr, exclusive)
+    if nr == HPAGE_PMD_NR:
+        k.vmstat.count_mthp("nr_anon")
+
+
+def folio_add_anon_rmap_pmd(k: "Kernel", pfn: int, exclusive: bool) -> None:
+    """One more PMD mapping of a THP (entire_mapcount)."""
+    mem = k.mem
+    mem.entire_mapcount[pfn] += 1
+    if mem.entire_mapcount[pfn] == 1:
+        k.vmstat.nr_anon_thps += 1
+        # NR_ANON_MAPPED counts the pages that were not mapped by PTEs already.
+        k.vmstat.nr_anon_pages += sum(1 for p in range(pfn, pfn + HPAGE_PMD_NR) if not mem.mapcount[p])
+    if exclusive:
+        mem.set(pfn, PG.ANON_EXCLUSIVE)
+
+
+def folio_add_anon_rmap_ptes(k: "Kernel", page: int, nr: int, exclusive: bool) -> None:
+    """nr more PTE mappings, one for each page from `page` on."""
+    mem = k.mem
+    head = mem.folio_of(page)
+    entire = mem.entire_mapcount[head]
+    newly = 0
+    for p in range(page, page + nr):
+        mem.mapcount[p] += 1
+        if mem.mapcount[p] == 1 and not entire:
+            newly += 1
+        if exclusive:
+            mem.flags[p] |= PG.ANON_EXCLUSIVE
+    k.vmstat.nr_anon_pages += newly
+
+
+def folio_remove_rmap_pmd(k: "Kernel", pfn: int) -> None:
+    """folio_remove_rmap_pmd(): drop one PMD mapping."""
+    mem = k.mem
+    mem.entire_mapcount[pfn] -= 1
+    if mem.entire_mapcount[pfn] == 0:
+        k.vmstat.nr_anon_thps -= 1
+        k.vmstat.nr_anon_pages -= sum(1 for p in range(pfn, pfn + HPAGE_PMD_NR) if not mem.mapcount[p])
+        mem.clear(pfn, PG.ANON_EXCLUSIVE)
+        _maybe_deferred_split(k, pfn)
+
+
+def folio_remove_rmap_ptes(k: "Kernel", page: int, nr: int) -> None:
+    """folio_remove_rmap_ptes(): drop the PTE mappings of nr pages from `page` on."""
+    mem = k.mem
+    head = mem.folio_of(page)
+    entire = mem.entire_mapcount[head]
+    gone = 0
+    for p in range(page, page + nr):
+        mem.mapcount[p] -= 1
+        if mem.mapcount[p] == 0:
+            mem.flags[p] &= ~PG.ANON_EXCLUSIVE
+            if not entire:
+                gone += 1
+    k.vmstat.nr_anon_pages -= gone
+    if mem.order[head]:
+        _maybe_deferred_split(k, head)
+
+
+def _maybe_deferred_split(k: "Kernel", head: int) -> None:
+    """deferred_split_folio(partially_mapped=true) when some but not all pages stay mapped."""
+    mem = k.mem
+    # deferred_split_folio() leaves swap-cache folios alone: reclaim is handling them.
+    if mem.order[head] == 0 or mem.flags[head] & (PG.PARTIALLY_MAPPED | PG.SWAPCACHE) \
+            or mem.entire_mapcount[head]:
+        return
+    counts = mem.mapcount[head:head + HPAGE_PMD_NR]
+    if any(counts) and not all(counts):
+        mem.set(head, PG.PARTIALLY_MAPPED)
+        k.vmstat.count("thp_deferred_split_page")
+        k.vmstat.count_mthp("split_deferred")
+        k.vmstat.count_mthp("nr_anon_partially_mapped")
+
+
+# -- the rmap walk -----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """One place a folio is mapped: page_vma_mapped_walk's result."""
+
+    mm: MmStruct
+    vma: VmArea
+    addr: int           # address of the folio's first page in this VMA
+    pmd: bool           # mapped by a PMD (pmd_trans_huge) rather than PTEs
+
+
+def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
+    """Every mapping of the folio at head pfn, in pid and address order."""
+    mem = k.mem
+    av = mem.anon_vma[pfn]
+    index = mem.index[pfn]
+    nr = mem.nr_pages(pfn)
+    out = []
+    for pid in sorted(k.mms):
+        mm = k.mms[pid]
+        for vma in mm.vmas:
+            if vma.anon_vma != av and av not in vma.anon_vma_chain:
+                continue
+            first = vma.address_of(index)
+            if first + (nr << PAGE_SHIFT) <= vma.start or first >= vma.end:
+                continue
+            pmd = mm.pmds.get(first >> PMD_SHIFT)
+            if pmd is not None and pmd.kind is PmdKind.HUGE and pmd.pfn == pfn:
+                out.append(Mapping(mm, vma, first, True))
+                continue
+            if _ptes_map(mm, vma, first, pfn, nr):
+                out.append(Mapping(mm, vma, first, False))
+    return out
+
+
+def _ptes_map(mm: MmStruct, vma: VmArea, first: int, pfn: int, nr: int) -> bool:
+    for i in range(nr):
+        addr = first + (i << PAGE_SHIFT)
+        if not vma.contains(addr):
+            continue
+        pmd = mm.pmds.get(addr >> PMD_SHIFT)
+        if pmd is None or pmd.kind is not PmdKind.TABLE:
+            continue
+        pte = pmd.table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
+        if pte_present(pte) and pfn <= pte_pfn(pte) < pfn + nr:
+            return True
+    return False
+
+
+# -- unmapping for reclaim -------------------------------------------------------------------
+
+def try_to_unmap(k: "Kernel", pfn: int, split_huge_pmd: bool) -> bool:
+    """try_to_unmap(): unmap the folio everywhere; True when no mapping is left.
+
+    TTU_SPLIT_HUGE_PMD (`split_huge_pmd`) splits a PMD mapping to PTEs first
+    (mainline, and every fallback of the series); without it the series installs
+    a PMD swap entry.
+    """
+    from .huge_memory import split_huge_pmd_locked
+
+    k.trace("try_to_unmap")
+    for m in rmap_walk_anon(k, pfn):
+        if m.pmd:
+            if split_huge_pmd:
+                split_huge_pmd_locked(k, m.mm, m.vma, m.addr)
+                try_to_unmap_one_ptes(k, m.mm, m.vma, m.addr, pfn)
+            else:
+                set_pmd_swap_entry(k, m.mm, m.addr, pfn)
+        else:
+            try_to_unmap_one_ptes(k, m.mm, m.vma, m.addr, pfn)
+    return not k.mem.folio_mapped(pfn)
+
+
+def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pfn: int) -> None:
+    """try_to_unmap_one() at PTE level: each PTE mapping the folio becomes a swap PTE."""
+    mem = k.mem
+    entry = k.folio_swap[pfn]
+    si = k.swap_info[entry.type]
+    nr = mem.nr_pages(pfn)
+    k.trace("try_to_unmap_one")
+    for i in range(nr):
+        addr = first + (i << PAGE_SHIFT)
+        if not vma.contains(addr):
+            continue
+        pmd = mm.pmds.get(addr >> PMD_SHIFT)
+        if pmd is None or pmd.kind is not PmdKind.TABLE:
+            continue
+        ptes = pmd.table.ptes
+        idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+        pte = ptes[idx]
+        if not pte_present(pte) or pte_pfn(pte) != pfn + i:
+            continue
+        flags = pte_flags(pte)
+        if flags & F_DIRTY:
+            mem.set(pfn, PG.DIRTY)
+        swp_flags = flags & SWP_KEPT
+        if mem.flags[pfn + i] & PG.ANON_EXCLUSIVE:
+            swp_flags |= F_SWP_EXCLUSIVE
+        si.dup(entry.offset + i)
+        ptes[idx] = swp_entry_to_pte(entry.type, entry.offset + i, swp_flags)
+        folio_remove_rmap_ptes(k, pfn + i, 1)
+        mm.rss_anon -= 1
+        mm.rss_swapents += 1
+    mm.on_mmlist = True
+
+
+def set_pmd_swap_entry(k: "Kernel", mm: MmStruct, addr: int, pfn: int) -> None:
+    """patch 12: replace the present PMD by one PMD swap entry over the folio's 512 slots.
+
+    All 512 slot counts are raised in one call (folio_dup_swap); the exclusive
+    bit records PageAnonExclusive; soft-dirty and uffd-wp carry over; the
+    deposited PTE table stays with the entry.
+    """
+    mem = k.mem
+    entry = k.folio_swap[pfn]
+    si = k.swap_info[entry.type]
+    pmd = mm.pmds[addr >> PMD_SHIFT]
+    k.trace("set_pmd_swap_entry")
+    if pmd.flags & F_DIRTY:
+        mem.set(pfn, PG.DIRTY)
+    swp_flags = pmd.flags & SWP_KEPT
+    if mem.test(pfn, PG.ANON_EXCLUSIVE):
+        swp_flags |= F_SWP_EXCLUSIVE
+    si.dup(entry.offset, HPAGE_PMD_NR)
+    mm.pmds[addr >> PMD_SHIFT] = mk_swap_pmd(entry, swp_flags)
+    folio_remove_rmap_pmd(k, pfn)
+    mm.rss_anon -= HPAGE_PMD_NR
+    mm.rss_swapents += HPAGE_PMD_NR
+    mm.on_mmlist = True
+    k.vmstat.count("thp_swpout_pmd")

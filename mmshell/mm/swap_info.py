@@ -1,0 +1,231 @@
+"""Swap devices and their slots (mm/swapfile.c, include/linux/swap.h).
+
+One `SwapInfo` per device (struct swap_info_struct).  Per slot it keeps the 6.18
+`swap_map` byte (count | SWAP_HAS_CACHE | COUNT_CONTINUED), the count held in
+continuation pages past SWAP_MAP_MAX, the zeromap bit, whether zswap holds the
+page, and the page's contents.  Slots are grouped in clusters of 512; an order-9
+allocation takes one wholly free cluster (naturally aligned), an order-0 one
+fills the current order-0 cluster, then a non-full one, then a free one.
+
+Left out: discard, the per-cpu cluster caches (one CPU), swap table phase I
+(shadows), the memcg swap charge (modelled as the `memcg_charge` fault point).
+"""
+
+from __future__ import annotations
+
+import heapq
+from array import array
+from dataclasses import dataclass, field
+from enum import Enum, IntFlag
+
+from .constants import (COUNT_CONTINUED, PAGE_SIZE, SWAP_CONT_MAX, SWAP_COUNT_MASK, SWAP_HAS_CACHE,
+                        SWAP_MAP_BAD, SWAP_MAP_MAX, SWAPFILE_CLUSTER)
+
+#: One continuation page serves the slots of one page of swap_map.
+_CONT_SPAN = PAGE_SIZE
+
+
+class SwapKind(Enum):
+    """The three device kinds of the contract."""
+
+    ZRAM = "zram"   # synchronous, non-rotational block device
+    DISK = "disk"   # asynchronous block device (the folio stays in the swap cache)
+    FILE = "file"   # a swap file on a filesystem: no large allocations
+
+
+class SWP(IntFlag):
+    """si->flags."""
+
+    USED = 1 << 0
+    WRITEOK = 1 << 1
+    BLKDEV = 1 << 4
+    SOLIDSTATE = 1 << 6
+    STABLE_WRITES = 1 << 11
+    SYNCHRONOUS_IO = 1 << 12
+
+
+KIND_FLAGS = {
+    SwapKind.ZRAM: SWP.BLKDEV | SWP.SOLIDSTATE | SWP.SYNCHRONOUS_IO | SWP.STABLE_WRITES,
+    SwapKind.DISK: SWP.BLKDEV,
+    SwapKind.FILE: SWP(0),
+}
+
+
+@dataclass(slots=True)
+class SwapInfo:
+    """struct swap_info_struct for one device."""
+
+    type: int
+    name: str
+    kind: SwapKind
+    prio: int
+    pages: int                     # slots including the header slot 0
+    swap_map: bytearray = field(init=False)
+    cont: dict[int, int] = field(default_factory=dict)      # count held in continuation pages
+    cont_pages: set[int] = field(default_factory=set)       # swap_map pages with a continuation page
+    zeromap: bytearray = field(init=False)
+    zswap: bytearray = field(init=False)
+    data: array = field(init=False)
+    cache: dict[int, int] = field(default_factory=dict)     # slot -> head pfn of the cached folio
+    cluster_used: array = field(init=False)
+    cluster_order: bytearray = field(init=False)
+    free_clusters: list[int] = field(default_factory=list)
+    cur_order0: int = -1            # the cluster order-0 allocations fill next
+    inuse_pages: int = 0
+
+    def __post_init__(self) -> None:
+        self.swap_map = bytearray(self.pages)
+        self.zeromap = bytearray(self.pages)
+        self.zswap = bytearray(self.pages)
+        self.data = array("Q", bytes(8 * self.pages))
+        nclusters = (self.pages + SWAPFILE_CLUSTER - 1) // SWAPFILE_CLUSTER
+        self.cluster_used = array("H", bytes(2 * nclusters))
+        self.cluster_order = bytearray(nclusters)
+        # The header occupies slot 0 (SWAP_MAP_BAD); slots past the end of a partial
+        # last cluster do not exist, so that cluster can never hold a 2 MiB folio.
+        self.swap_map[0] = SWAP_MAP_BAD
+        self.cluster_used[0] = 1
+        tail = nclusters * SWAPFILE_CLUSTER - self.pages
+        if tail:
+            self.cluster_used[nclusters - 1] += tail
+        self.free_clusters = [c for c in range(nclusters) if self.cluster_used[c] == 0]
+        heapq.heapify(self.free_clusters)
+
+    @property
+    def flags(self) -> SWP:
+        return KIND_FLAGS[self.kind] | SWP.USED | SWP.WRITEOK
+
+    @property
+    def synchronous(self) -> bool:
+        return bool(self.flags & SWP.SYNCHRONOUS_IO)
+
+    @property
+    def nr_clusters(self) -> int:
+        return len(self.cluster_used)
+
+    # -- counts --------------------------------------------------------------------
+    def swap_count(self, off: int) -> int:
+        """swap_count() including continuation: the page-table references to the slot."""
+        low = self.swap_map[off] & SWAP_COUNT_MASK if self.swap_map[off] != SWAP_MAP_BAD else 0
+        return low + (SWAP_MAP_MAX + 1) * self.cont.get(off, 0) if off in self.cont else low
+
+    def has_cache(self, off: int) -> bool:
+        return bool(self.swap_map[off] & SWAP_HAS_CACHE) and self.swap_map[off] != SWAP_MAP_BAD
+
+    def slot_allocated(self, off: int) -> bool:
+        return off > 0 and self.swap_map[off] != 0
+
+    def need_continuation(self, off: int) -> bool:
+        """Whether one more reference to off needs a continuation page it does not have."""
+        low = self.swap_map[off] & SWAP_COUNT_MASK
+        return low == SWAP_MAP_MAX and (off // _CONT_SPAN) not in self.cont_pages
+
+    def add_swap_count_continuation(self, off: int) -> None:
+        """add_swap_count_continuation(): attach the continuation page for off's swap_map page."""
+        self.cont_pages.add(off // _CONT_SPAN)
+
+    def dup(self, off: int, nr: int = 1) -> None:
+        """__swap_duplicate(): +1 reference on each of nr slots (continuation checked by caller)."""
+        sm = self.swap_map
+        for s in range(off, off + nr):
+            b = sm[s]
+            low = b & SWAP_COUNT_MASK
+            if low < SWAP_MAP_MAX:
+                sm[s] = b + 1
+            else:
+                high = self.cont.get(s, 0) + 1
+                if high > SWAP_CONT_MAX * (SWAP_CONT_MAX + 1):
+                    raise OverflowError("swap count beyond the continuation range")
+                self.cont[s] = high
+                sm[s] = (b & SWAP_HAS_CACHE) | COUNT_CONTINUED
+
+    def put(self, off: int, nr: int = 1) -> list[int]:
+        """Drop one reference from each of nr slots; return the slots that became free."""
+        sm = self.swap_map
+        freed = []
+        for s in range(off, off + nr):
+            b = sm[s]
+            low = b & SWAP_COUNT_MASK
+            if low > 0:
+                low -= 1
+            else:
+                high = self.cont[s] - 1
+                low = SWAP_MAP_MAX
+                if high:
+                    self.cont[s] = high
+                else:
+                    del self.cont[s]
+            cache = b & SWAP_HAS_CACHE
+            cont = COUNT_CONTINUED if s in self.cont else 0
+            sm[s] = low | cache | cont if (low or cont) else cache
+            if sm[s] == 0:
+                freed.append(s)
+        return freed
+
+    # -- allocation ----------------------------------------------------------------
+    def _take(self, off: int, nr: int) -> None:
+        c = off // SWAPFILE_CLUSTER
+        self.cluster_used[c] += nr
+        self.inuse_pages += nr
+
+    def alloc_cluster(self) -> int | None:
+        """An order-9 allocation: a wholly free cluster's first slot, or None."""
+        while self.free_clusters:
+            c = heapq.heappop(self.free_clusters)
+            if self.cluster_used[c] == 0:
+                self.cluster_order[c] = 9
+                if c == self.cur_order0:
+                    self.cur_order0 = -1
+                off = c * SWAPFILE_CLUSTER
+                self._take(off, SWAPFILE_CLUSTER)
+                return off
+        return None
+
+    def alloc_slot(self) -> int | None:
+        """An order-0 allocation (lowest free slot of the current order-0 cluster first)."""
+        for c in self._order0_candidates():
+            base = c * SWAPFILE_CLUSTER
+            end = min(base + SWAPFILE_CLUSTER, self.pages)
+            pos = self.swap_map.find(0, max(base, 1), end)
+            if pos >= 0:
+                if self.cluster_used[c] == 0:
+                    self.cluster_order[c] = 0
+                self.cur_order0 = c
+                self._take(pos, 1)
+                return pos
+        return None
+
+    def _order0_candidates(self):
+        if self.cur_order0 >= 0 and self.cluster_used[self.cur_order0] < SWAPFILE_CLUSTER:
+            yield self.cur_order0
+        for c in range(self.nr_clusters):
+            if 0 < self.cluster_used[c] < SWAPFILE_CLUSTER and self.cluster_order[c] == 0:
+                yield c
+        while self.free_clusters:
+            c = self.free_clusters[0]
+            if self.cluster_used[c] == 0:
+                yield c
+                return
+            heapq.heappop(self.free_clusters)
+
+    def free_slots(self, slots: list[int]) -> None:
+        """swap_entries_free(): return slots whose count and cache bit are both 0."""
+        for s in slots:
+            self.zeromap[s] = 0
+            self.zswap[s] = 0
+            self.data[s] = 0
+            c = s // SWAPFILE_CLUSTER
+            self.cluster_used[c] -= 1
+            self.inuse_pages -= 1
+            if self.cluster_used[c] == 0:
+                self.cluster_order[c] = 0
+                heapq.heappush(self.free_clusters, c)
+                if self.cur_order0 == c:
+                    self.cur_order0 = -1
+
+    def free_cluster_count(self) -> int:
+        return sum(1 for u in self.cluster_used if u == 0)
+
+    def used_slots(self) -> int:
+        """/proc/swaps Used, in pages."""
+        return self.inuse_pages

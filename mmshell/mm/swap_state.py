@@ -1,0 +1,72 @@
+"""The swap cache (mm/swap_state.c): folios that own swap slots while in memory.
+
+A cached folio of nr pages covers the naturally aligned slots
+[folio->swap.offset, +nr); each of them has SWAP_HAS_CACHE set in swap_map and
+points back at the folio (the 6.18 swap table holds a folio pointer there).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import SWAP_HAS_CACHE
+from .folio import PG
+from .swapops import SwpEntry
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+def swap_cache_get_folio(k: "Kernel", entry: SwpEntry) -> int | None:
+    """swap_cache_get_folio(): the head pfn of the folio caching entry, or None."""
+    si = k.swap_info[entry.type]
+    return si.cache.get(entry.offset) if si is not None else None
+
+
+def add_to_swap_cache(k: "Kernel", pfn: int, entry: SwpEntry) -> None:
+    """swap_cache_add_folio(): the folio takes the SWAP_HAS_CACHE bit of its slots."""
+    si = k.swap_info[entry.type]
+    nr = k.mem.nr_pages(pfn)
+    sm = si.swap_map
+    for s in range(entry.offset, entry.offset + nr):
+        sm[s] |= SWAP_HAS_CACHE
+    si.cache.update(dict.fromkeys(range(entry.offset, entry.offset + nr), pfn))
+    k.mem.set(pfn, PG.SWAPCACHE)
+    k.folio_swap[pfn] = entry
+    k.vmstat.nr_swapcached += nr
+
+
+def delete_from_swap_cache(k: "Kernel", pfn: int) -> None:
+    """swap_cache_del_folio() + put_swap_folio(): drop the cache bit; free slots left at count 0."""
+    entry = k.folio_swap.pop(pfn)
+    si = k.swap_info[entry.type]
+    nr = k.mem.nr_pages(pfn)
+    sm = si.swap_map
+    freed = []
+    for s in range(entry.offset, entry.offset + nr):
+        sm[s] &= ~SWAP_HAS_CACHE
+        del si.cache[s]
+        if sm[s] == 0:
+            freed.append(s)
+    si.free_slots(freed)
+    k.mem.clear(pfn, PG.SWAPCACHE)
+    k.vmstat.nr_swapcached -= nr
+    k.trace("delete_from_swap_cache")
+
+
+def folio_free_swap(k: "Kernel", pfn: int) -> bool:
+    """folio_free_swap(): leave the swap cache when no page table references a slot.
+
+    The folio is marked dirty: its only copy of the data is now in memory.
+    """
+    entry = k.folio_swap.get(pfn)
+    if entry is None:
+        return False
+    si = k.swap_info[entry.type]
+    nr = k.mem.nr_pages(pfn)
+    if any(si.swap_count(s) for s in range(entry.offset, entry.offset + nr)):
+        return False
+    delete_from_swap_cache(k, pfn)
+    k.mem.set(pfn, PG.DIRTY)
+    k.trace("folio_free_swap")
+    return True

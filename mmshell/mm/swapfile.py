@@ -1,0 +1,154 @@
+"""Swap space management (mm/swapfile.c): allocation, references, freeing, swapon.
+
+Per-device slot state is `SwapInfo` (swap_info.py); this module holds the
+operations that involve the whole machine: choosing a device by priority,
+folio_alloc_swap, swap_duplicate with count continuation, and
+free_swap_and_cache_nr, which also reclaims a swap-cache folio whose slots
+just lost their last reference.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .config import FaultPoint
+from .constants import MAX_SWAP, PAGE_SHIFT, PAGE_SIZE, SWAP_HAS_CACHE, SWAPFILE_CLUSTER
+from .errors import MmError
+from .folio import PG
+from .swap_info import SWP, SwapInfo, SwapKind
+from .swap_state import add_to_swap_cache, delete_from_swap_cache
+from .swapops import SwpEntry
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
+    """folio_alloc_swap(): give the folio swap slots and put it in the swap cache.
+
+    A PMD-size folio needs one wholly free cluster on a block device (a swap
+    file cannot allocate large entries); devices are tried in priority order.
+    """
+    nr = k.mem.nr_pages(pfn)
+    if k.config.should_fail(FaultPoint.MEMCG_CHARGE):
+        k.trace("mem_cgroup_try_charge_swap failed")
+        return False
+    if nr > 1 and k.config.should_fail(FaultPoint.SWAP_CLUSTER):
+        k.trace(f"folio_alloc_swap(order=9) failed")
+        return False
+    for si in k.active_swap():
+        if nr > 1:
+            if not si.flags & SWP.BLKDEV:
+                continue
+            off = si.alloc_cluster()
+        else:
+            off = si.alloc_slot()
+        if off is None:
+            continue
+        _plist_requeue(k, si)
+        add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
+        k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]})")
+        return True
+    k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]}) failed")
+    return False
+
+
+def _plist_requeue(k: "Kernel", si: SwapInfo) -> None:
+    """Equal-priority devices take turns: the one just used goes last among its peers."""
+    order = k.swap_prio_order
+    order.remove(si.type)
+    i = 0
+    while i < len(order) and k.swap_info[order[i]].prio >= si.prio:
+        i += 1
+    order.insert(i, si.type)
+
+
+def swap_duplicate(k: "Kernel", entry: SwpEntry, nr: int = 1) -> None:
+    """swap_duplicate() / folio_dup_swap(): one more reference on nr slots.
+
+    Past SWAP_MAP_MAX the count continues in a continuation page, allocated on
+    first need (add_swap_count_continuation); the `swap_cont` fault point makes
+    that allocation fail with ENOMEM, as the kernel's GFP_ATOMIC attempt can.
+    """
+    si = k.swap_info[entry.type]
+    need = [s for s in range(entry.offset, entry.offset + nr) if si.need_continuation(s)]
+    if need:
+        if k.config.should_fail(FaultPoint.SWAP_CONT):
+            raise MmError("ENOMEM", "swap_duplicate", "no memory for a swap count continuation page")
+        for s in need:
+            si.add_swap_count_continuation(s)
+    si.dup(entry.offset, nr)
+
+
+def free_swap_and_cache_nr(k: "Kernel", entry: SwpEntry, nr: int) -> None:
+    """free_swap_and_cache_nr(): drop nr references; reclaim a now-unused cached folio."""
+    from .memory import free_folio
+
+    si = k.swap_info[entry.type]
+    freed = si.put(entry.offset, nr)
+    si.free_slots(freed)
+    sm = si.swap_map
+    seen: set[int] = set()
+    for s in range(entry.offset, entry.offset + nr):
+        if sm[s] != SWAP_HAS_CACHE:
+            continue
+        pfn = si.cache[s]
+        if pfn in seen:
+            continue
+        seen.add(pfn)
+        # __try_to_reclaim_swap(TTRS_UNMAPPED | TTRS_FULL)
+        if k.mem.folio_mapped(pfn) and not vm_swap_full(k):
+            continue
+        base = k.folio_swap[pfn].offset
+        if any(sm[t] != SWAP_HAS_CACHE for t in range(base, base + k.mem.nr_pages(pfn))):
+            continue
+        delete_from_swap_cache(k, pfn)
+        k.mem.set(pfn, PG.DIRTY)
+        if not k.mem.folio_mapped(pfn):
+            free_folio(k, pfn)
+
+
+def vm_swap_full(k: "Kernel") -> bool:
+    """vm_swap_full(): more than half of all swap space is in use."""
+    total = sum(si.pages - 1 for si in k.active_swap())
+    used = sum(si.inuse_pages for si in k.active_swap())
+    return total > 0 and used * 2 > total
+
+
+def sys_swapon(k: "Kernel", name: str, size: int, kind: SwapKind, prio: int | None) -> SwapInfo:
+    """swapon(2) of a device or file of `size` bytes (mkswap done: slot 0 is the header)."""
+    if any(si is not None and si.name == name for si in k.swap_info):
+        raise MmError("EBUSY", "swapon", f"swap device {name!r} is already active")
+    if size % PAGE_SIZE:
+        raise MmError("EINVAL", "swapon", f"size {size} is not a multiple of the page size")
+    pages = size >> PAGE_SHIFT
+    if pages < 10:
+        raise MmError("EINVAL", "swapon", "swap area needs at least 10 pages")
+    if size > MAX_SWAP:
+        raise MmError("EINVAL", "swapon", f"swap area larger than the simulation's limit of {MAX_SWAP >> 30}G")
+    if prio is not None and not -1 <= prio <= 32767:
+        raise MmError("EINVAL", "swapon", f"priority {prio} outside -1..32767")
+    try:
+        t = k.swap_info.index(None)
+    except ValueError:
+        raise MmError("EPERM", "swapon", "MAX_SWAPFILES devices are already active") from None
+    if prio is None:
+        k.least_priority -= 1
+        prio = k.least_priority
+    si = SwapInfo(type=t, name=name, kind=kind, prio=prio, pages=pages)
+    k.swap_info[t] = si
+    order = k.swap_prio_order
+    i = 0
+    while i < len(order) and k.swap_info[order[i]].prio >= prio:
+        i += 1
+    order.insert(i, t)
+    k.trace("sys_swapon")
+    return si
+
+
+def swap_clusters_free(si: SwapInfo) -> int:
+    """Clusters with no slot in use (2 MiB allocations possible on a block device)."""
+    return sum(1 for c in range(si.nr_clusters) if si.cluster_used[c] == 0
+               and (c + 1) * SWAPFILE_CLUSTER <= si.pages)
+
+

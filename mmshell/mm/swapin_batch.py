@@ -1,0 +1,84 @@
+"""Batched do_swap_page for the common synchronous case (an optimisation, same result).
+
+A read or write that walks a run of swap PTEs on a zram-like device takes one
+do_swap_page fault per page, each allocating an order-0 folio, reading the slot,
+mapping it and freeing the slot (the SWP_SYNCHRONOUS_IO bypass).  When every
+PTE of the run takes exactly that path, this does the whole run at once and
+moves every counter as the separate faults would (pgfault, pgmajfault, pswpin
+once per page).  Anything else is left to the per-fault path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from .folio import PG
+from .mm_types import MmStruct
+from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, KIND_MASK, KIND_SWAP,
+                      SWP_KEPT, SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind)
+from .vma import VM
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+def swapin_sync_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool) -> int:
+    pmd = mm.pmds.get(start >> PMD_SHIFT)
+    if pmd is None or pmd.kind is not PmdKind.TABLE:
+        return 0
+    vma = mm.find_vma(start)
+    end = min(end, vma.end)
+    ptes = pmd.table.ptes
+    i0 = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    first = ptes[i0]
+    if first & KIND_MASK != KIND_SWAP or not first & F_SWP_EXCLUSIVE or first & F_UFFD_WP:
+        return 0
+    type_ = (first >> SWP_TYPE_SHIFT) & SWP_TYPE_MASK
+    si = k.swap_info[type_]
+    if si is None or not si.synchronous or not vma.flags & VM.WRITE:
+        return 0
+    sm, zeromap, zswap = si.swap_map, si.zeromap, si.zswap
+    bits = first & (SWP_KEPT | F_SWP_EXCLUSIVE | KIND_MASK)
+    n_max = min((end - start) >> PAGE_SHIFT, PTRS_PER_PTE - i0, k.mem.alloc.nr_free)
+    offs = []
+    for j in range(i0, i0 + n_max):
+        pte = ptes[j]
+        off = pte >> SWP_OFFSET_SHIFT
+        if (pte & (SWP_KEPT | F_SWP_EXCLUSIVE | KIND_MASK | F_UFFD_WP)) != bits \
+                or (pte >> SWP_TYPE_SHIFT) & SWP_TYPE_MASK != type_ \
+                or sm[off] != 1 or zeromap[off] or zswap[off]:
+            break
+        offs.append(off)
+    n = len(offs)
+    if n < 2:
+        return 0
+    mem = k.mem
+    pfns = mem.folio_alloc_bulk(n)
+    flags, mapcount, index, anon_vma, data = mem.flags, mem.mapcount, mem.index, mem.anon_vma, mem.data
+    sdata = si.data
+    folio_flags = PG.USED | PG.UPTODATE | PG.ANON | PG.SWAPBACKED | PG.ANON_EXCLUSIVE | PG.LRU
+    pte_flags = (first & SWP_KEPT) | F_WRITE | F_YOUNG | (F_DIRTY if write else 0)
+    idx0 = vma.linear_page_index(start)
+    av = vma.anon_vma
+    inactive = k.lru.inactive
+    for j, (pfn, off) in enumerate(zip(pfns, offs)):
+        flags[pfn] = folio_flags
+        mapcount[pfn] = 1
+        index[pfn] = idx0 + j
+        anon_vma[pfn] = av
+        data[pfn] = sdata[off]
+        inactive[pfn] = None
+        ptes[i0 + j] = (pfn << 12) | pte_flags | 1
+        sm[off] = 0
+    si.free_slots(offs)
+    k.vmstat.nr_anon_pages += n
+    mm.rss_anon += n
+    mm.rss_swapents -= n
+    ev = k.vmstat.events
+    ev["pgfault"] += n
+    ev["pgmajfault"] += n
+    ev["pswpin"] += n
+    if k.tracing:
+        k.trace(f"do_swap_page(SWP_SYNCHRONOUS_IO) x{n}")
+    return n

@@ -1,0 +1,294 @@
+"""/proc/PID/smaps, /proc/PID/pagemap and /proc/meminfo as fs/proc reports them.
+
+smaps (smaps_pte_entry / smaps_pmd_entry / smaps_account): Rss and Pss of
+present anonymous pages (the huge and the small zero page count nothing),
+AnonHugePages for PMD-mapped THPs, Swap and SwapPss for swap entries (a PMD
+swap entry counts 512 slots, each divided by its swap count), LazyFree for
+MADV_FREE'd pages.  pagemap (pagemap_pte_range / pagemap_pmd_range): 64 bits a
+page; a PMD swap entry reports page i at offset base+i, as 512 swap PTEs would.
+CONFIG_MEM_SOFT_DIRTY is off on the reference machine, so bit 55 is always 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PTRS_PER_PTE
+from .folio import PG
+from .huge_memory import vma_thp_eligible
+from .mm_types import MmStruct
+from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_YOUNG, PmdKind, is_swap_pte, pte_pfn, pte_present,
+                      pte_swp_offset, pte_swp_type)
+from .vma import VmArea
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+PSS_SHIFT = 12
+
+PM_PFRAME_BITS = 55
+PM_SOFT_DIRTY = 1 << 55
+PM_MMAP_EXCLUSIVE = 1 << 56
+PM_UFFD_WP = 1 << 57
+PM_FILE = 1 << 61
+PM_SWAP = 1 << 62
+PM_PRESENT = 1 << 63
+PM_SWAP_TYPE_BITS = 5
+
+#: The smaps fields reported, in /proc/PID/smaps order (kB).
+SMAPS_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Pss", "Pss_Dirty", "Pss_Anon",
+                "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Referenced",
+                "Anonymous", "LazyFree", "AnonHugePages", "Swap", "SwapPss", "Locked", "THPeligible")
+
+
+@dataclass(slots=True)
+class _Mss:
+    """struct mem_size_stats, in bytes (pss values shifted by PSS_SHIFT)."""
+
+    resident: int = 0
+    pss: int = 0
+    pss_dirty: int = 0
+    pss_anon: int = 0
+    shared_clean: int = 0
+    shared_dirty: int = 0
+    private_clean: int = 0
+    private_dirty: int = 0
+    referenced: int = 0
+    anonymous: int = 0
+    lazyfree: int = 0
+    anonymous_thp: int = 0
+    swap: int = 0
+    swap_pss: int = 0
+
+    def account(self, k: "Kernel", page: int, size: int, young: bool, dirty: bool) -> None:
+        """smaps_account() for one page of `size` bytes."""
+        mem = k.mem
+        head = mem.folio_of(page)
+        self.resident += size
+        self.anonymous += size
+        if not mem.test(head, PG.SWAPBACKED) and not dirty and not mem.test(head, PG.DIRTY):
+            self.lazyfree += size
+        if young or mem.test(head, PG.REFERENCED):
+            self.referenced += size
+        dirty = dirty or mem.test(head, PG.DIRTY)
+        mapcount = mem.page_mapcount(page)
+        if mapcount >= 2:
+            pss = (size << PSS_SHIFT) // mapcount
+            if dirty:
+                self.shared_dirty += size
+                self.pss_dirty += pss
+            else:
+                self.shared_clean += size
+        else:
+            pss = size << PSS_SHIFT
+            if dirty:
+                self.private_dirty += size
+                self.pss_dirty += pss
+            else:
+                self.private_clean += size
+        self.pss += pss
+        self.pss_anon += pss
+
+    def account_swap(self, count: int) -> None:
+        self.swap += PAGE_SIZE
+        self.swap_pss += (PAGE_SIZE << PSS_SHIFT) // count if count >= 2 else PAGE_SIZE << PSS_SHIFT
+
+
+def smaps_vma(k: "Kernel", mm: MmStruct, vma: VmArea) -> dict[str, int]:
+    """One VMA's smaps fields in kB (THPeligible 0/1)."""
+    mss = _Mss()
+    for pmdi in range(vma.start >> PMD_SHIFT, ((vma.end - 1) >> PMD_SHIFT) + 1):
+        pmd = mm.pmds.get(pmdi)
+        if pmd is None:
+            continue
+        base = pmdi << PMD_SHIFT
+        if pmd.kind is PmdKind.HUGE:
+            if vma.contains(base):
+                young = bool(pmd.flags & F_YOUNG)
+                for i in range(HPAGE_PMD_NR):
+                    mss.account(k, pmd.pfn + i, PAGE_SIZE, young, bool(pmd.flags & F_DIRTY))
+                mss.anonymous_thp += HPAGE_PMD_NR * PAGE_SIZE
+        elif pmd.kind is PmdKind.SWAP:
+            if vma.contains(base):
+                si = k.swap_info[pmd.swp_type]
+                for i in range(HPAGE_PMD_NR):
+                    mss.account_swap(si.swap_count(pmd.swp_offset + i))
+        elif pmd.kind is PmdKind.TABLE:
+            ptes = pmd.table.ptes
+            lo = max(vma.start, base)
+            hi = min(vma.end, base + (PTRS_PER_PTE << PAGE_SHIFT))
+            for i in range((lo >> PAGE_SHIFT) & 511, ((hi - 1) >> PAGE_SHIFT & 511) + 1):
+                pte = ptes[i]
+                if pte_present(pte):
+                    if not pte & F_SPECIAL:
+                        mss.account(k, pte_pfn(pte), PAGE_SIZE, bool(pte & F_YOUNG), bool(pte & F_DIRTY))
+                elif is_swap_pte(pte):
+                    mss.account_swap(k.swap_info[pte_swp_type(pte)].swap_count(pte_swp_offset(pte)))
+    kb = 1024
+    return {
+        "Size": (vma.end - vma.start) // kb,
+        "KernelPageSize": 4,
+        "MMUPageSize": 4,
+        "Rss": mss.resident // kb,
+        "Pss": (mss.pss >> PSS_SHIFT) // kb,
+        "Pss_Dirty": (mss.pss_dirty >> PSS_SHIFT) // kb,
+        "Pss_Anon": (mss.pss_anon >> PSS_SHIFT) // kb,
+        "Shared_Clean": mss.shared_clean // kb,
+        "Shared_Dirty": mss.shared_dirty // kb,
+        "Private_Clean": mss.private_clean // kb,
+        "Private_Dirty": mss.private_dirty // kb,
+        "Referenced": mss.referenced // kb,
+        "Anonymous": mss.anonymous // kb,
+        "LazyFree": mss.lazyfree // kb,
+        "AnonHugePages": mss.anonymous_thp // kb,
+        "Swap": mss.swap // kb,
+        "SwapPss": (mss.swap_pss >> PSS_SHIFT) // kb,
+        "Locked": 0,
+        "THPeligible": int(vma_thp_eligible(k, vma)),
+    }
+
+
+def smaps_range(k: "Kernel", mm: MmStruct, start: int, end: int) -> dict[str, int]:
+    """smaps summed over the VMAs lying inside [start, end) (`smaps.NAME`)."""
+    total = dict.fromkeys(SMAPS_FIELDS, 0)
+    eligible = 0
+    for vma in mm.vmas:
+        if vma.start >= start and vma.end <= end:
+            one = smaps_vma(k, mm, vma)
+            for f in SMAPS_FIELDS:
+                total[f] += one[f]
+            eligible |= one["THPeligible"]
+    total["KernelPageSize"] = total["MMUPageSize"] = 4
+    total["THPeligible"] = eligible
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class PagemapEntry:
+    """One decoded /proc/PID/pagemap word."""
+
+    value: int
+
+    @property
+    def present(self) -> int:
+        return self.value >> 63 & 1
+
+    @property
+    def swapped(self) -> int:
+        return self.value >> 62 & 1
+
+    @property
+    def file(self) -> int:
+        return self.value >> 61 & 1
+
+    @property
+    def exclusive(self) -> int:
+        return self.value >> 56 & 1
+
+    @property
+    def uffd_wp(self) -> int:
+        return self.value >> 57 & 1
+
+    @property
+    def soft_dirty(self) -> int:
+        return self.value >> 55 & 1
+
+    @property
+    def pfn(self) -> int:
+        return self.value & ((1 << PM_PFRAME_BITS) - 1) if self.present else 0
+
+    @property
+    def swap_type(self) -> int:
+        return self.value & ((1 << PM_SWAP_TYPE_BITS) - 1) if self.swapped else 0
+
+    @property
+    def swap_offset(self) -> int:
+        return (self.value & ((1 << PM_PFRAME_BITS) - 1)) >> PM_SWAP_TYPE_BITS if self.swapped else 0
+
+
+def _swap_word(type_: int, offset: int, uffd_wp: bool) -> int:
+    return PM_SWAP | (type_ | (offset << PM_SWAP_TYPE_BITS)) | (PM_UFFD_WP if uffd_wp else 0)
+
+
+def pagemap_read(k: "Kernel", mm: MmStruct, start: int, end: int) -> list[int]:
+    """The pagemap words for [start, end), one per page (as root: PFNs and offsets visible)."""
+    mem = k.mem
+    out: list[int] = []
+    addr = start
+    while addr < end:
+        pmd = mm.pmds.get(addr >> PMD_SHIFT)
+        vma = mm.find_vma(addr)
+        i = (addr >> PAGE_SHIFT) & 511
+        if vma is None or pmd is None:
+            out.append(0)
+        elif pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
+            page = pmd.pfn + i
+            word = PM_PRESENT | page | (PM_UFFD_WP if pmd.flags & F_UFFD_WP else 0)
+            if pmd.kind is PmdKind.ZERO:
+                word |= PM_FILE
+            elif mem.page_mapcount(page) == 1:
+                word |= PM_MMAP_EXCLUSIVE
+            out.append(word)
+        elif pmd.kind is PmdKind.SWAP:
+            out.append(_swap_word(pmd.swp_type, pmd.swp_offset + i, bool(pmd.flags & F_UFFD_WP)))
+        elif pmd.kind is PmdKind.TABLE:
+            pte = pmd.table.ptes[i]
+            if pte_present(pte):
+                page = pte_pfn(pte)
+                word = PM_PRESENT | page | (PM_UFFD_WP if pte & F_UFFD_WP else 0)
+                if not pte & F_SPECIAL and mem.page_mapcount(page) == 1:
+                    word |= PM_MMAP_EXCLUSIVE
+                out.append(word)
+            elif is_swap_pte(pte):
+                out.append(_swap_word(pte_swp_type(pte), pte_swp_offset(pte), bool(pte & F_UFFD_WP)))
+            else:
+                out.append(0)
+        else:
+            out.append(0)
+        addr += PAGE_SIZE
+    return out
+
+
+def meminfo(k: "Kernel") -> dict[str, int]:
+    """The /proc/meminfo lines the simulation models, in kB."""
+    kb = 4
+    anon_thp = k.vmstat.nr_anon_thps * HPAGE_PMD_NR
+    swap_total = sum(si.pages - 1 for si in k.active_swap())
+    swap_used = sum(si.inuse_pages for si in k.active_swap())
+    return {
+        "MemTotal": k.mem.nr_frames * kb,
+        "MemFree": k.mem.alloc.nr_free * kb,
+        "AnonPages": k.vmstat.nr_anon_pages * kb,
+        "AnonHugePages": anon_thp * kb,
+        "SwapCached": k.vmstat.nr_swapcached * kb,
+        "SwapTotal": swap_total * kb,
+        "SwapFree": (swap_total - swap_used) * kb,
+        "PageTables": sum(mm.nr_ptes for mm in k.mms.values()) * kb,
+        "Active(anon)": sum(k.mem.nr_pages(p) for p in k.lru.active) * kb,
+        "Inactive(anon)": sum(k.mem.nr_pages(p) for p in k.lru.inactive) * kb,
+    }
+
+
+def vmstat_snapshot(k: "Kernel") -> dict[str, int]:
+    """/proc/vmstat as the simulation models it: gauges then events, kernel order."""
+    from .vmstat import EVENTS
+
+    inactive = sum(k.mem.nr_pages(p) for p in k.lru.inactive)
+    active = sum(k.mem.nr_pages(p) for p in k.lru.active)
+    out = {
+        "nr_free_pages": k.mem.alloc.nr_free,
+        "nr_zone_inactive_anon": inactive,
+        "nr_zone_active_anon": active,
+        "nr_inactive_anon": inactive,
+        "nr_active_anon": active,
+        "nr_anon_pages": k.vmstat.nr_anon_pages,
+        "nr_anon_transparent_hugepages": k.vmstat.nr_anon_thps,
+        "nr_page_table_pages": sum(mm.nr_ptes for mm in k.mms.values()),
+        "nr_swapcached": k.vmstat.nr_swapcached,
+    }
+    for name in EVENTS:
+        if name == "thp_swpout_pmd" and not k.config.pmd_swap:
+            continue
+        out[name] = k.vmstat.events[name]
+    return out

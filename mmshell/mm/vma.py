@@ -1,0 +1,77 @@
+"""struct vm_area_struct for private anonymous mappings (include/linux/mm_types.h)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntFlag
+
+from .constants import PAGE_SHIFT
+
+
+class VM(IntFlag):
+    """vm_flags the simulation models (include/linux/mm.h)."""
+
+    READ = 1 << 0
+    WRITE = 1 << 1
+    EXEC = 1 << 2
+    SHARED = 1 << 3
+    MAYREAD = 1 << 4
+    MAYWRITE = 1 << 5
+    UFFD_MISSING = 1 << 9
+    UFFD_WP = 1 << 12
+    LOCKED = 1 << 13
+    SOFTDIRTY = 1 << 27
+    HUGEPAGE = 1 << 29
+    NOHUGEPAGE = 1 << 30
+
+
+#: The `prot` words of the language and the vm_flags they set.
+PROT_FLAGS = {"rw": VM.READ | VM.WRITE, "r": VM.READ, "none": VM(0)}
+
+
+def prot_name(flags: VM) -> str:
+    """Inverse of PROT_FLAGS: 'rw', 'r' or 'none'."""
+    if flags & VM.WRITE:
+        return "rw"
+    return "r" if flags & VM.READ else "none"
+
+
+@dataclass(slots=True)
+class VmArea:
+    """One VMA: [start, end), flags, the file-page offset of start, and its anon_vma.
+
+    `anon_vma` is the id of the anon_vma tree the VMA's folios hang off (0: none yet;
+    assigned at the first fault, anon_vma_prepare()).  `pgoff` keeps folio->index
+    meaningful across mremap, as vm_pgoff does.
+    """
+
+    start: int
+    end: int
+    flags: VM
+    pgoff: int
+    anon_vma: int = 0
+    anon_vma_chain: tuple[int, ...] = ()
+
+    def link_anon_vma(self, anon_vma: int) -> None:
+        """anon_vma_prepare(): the VMA's own anon_vma, linked into its chain."""
+        self.anon_vma = anon_vma
+        self.anon_vma_chain = (*self.anon_vma_chain, anon_vma)
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def contains(self, addr: int) -> bool:
+        return self.start <= addr < self.end
+
+    def linear_page_index(self, addr: int) -> int:
+        """linear_page_index(): the folio->index a page at addr gets."""
+        return self.pgoff + ((addr - self.start) >> PAGE_SHIFT)
+
+    def address_of(self, index: int) -> int:
+        """vma_address(): where page index `index` is mapped in this VMA."""
+        return self.start + ((index - self.pgoff) << PAGE_SHIFT)
+
+    def flag_string(self) -> str:
+        """The /proc/PID/maps permission column ('rw-p')."""
+        return ("r" if self.flags & VM.READ else "-") + ("w" if self.flags & VM.WRITE else "-") + "-p"

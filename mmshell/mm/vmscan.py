@@ -1,0 +1,159 @@
+"""Reclaim (mm/vmscan.c): the LRU lists, shrink_folio_list and its entry points.
+
+The LRU holds folios by head pfn, oldest first (dict insertion order).  New
+anonymous folios go on the inactive list (lru_cache_add_inactive_or_unevictable).
+`shrink_folio_list` follows 6.18 for anonymous folios: lazyfree folios are
+dropped when clean; others get swap space (folio_alloc_swap: one whole cluster
+for a PMD-size folio, else split and THP_SWPOUT_FALLBACK), are unmapped
+(try_to_unmap: a PMD swap entry with the series, 512 PTE swap entries in
+mainline), written (pageout: zero-filled -> zeromap, zswap, or the device) and
+freed at once on a synchronous device, or left clean in the swap cache on an
+asynchronous one until a later pass frees it without I/O.
+
+Left out: references and the active/inactive balancing (every scan treats a folio
+as unreferenced, as MADV_PAGEOUT does), kswapd, writeback throttling, memcg.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import HPAGE_PMD_NR
+from .folio import PG
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+class Lru:
+    """The anon LRU lists of the one node: head pfn -> None, oldest first."""
+
+    __slots__ = ("inactive", "active")
+
+    def __init__(self) -> None:
+        self.inactive: dict[int, None] = {}
+        self.active: dict[int, None] = {}
+
+    def add(self, pfn: int) -> None:
+        self.inactive[pfn] = None
+
+    def delete(self, pfn: int) -> None:
+        self.inactive.pop(pfn, None)
+        self.active.pop(pfn, None)
+
+    def activate(self, pfn: int) -> None:
+        if pfn in self.inactive:
+            del self.inactive[pfn]
+            self.active[pfn] = None
+
+    def deactivate(self, pfn: int) -> bool:
+        if pfn in self.active:
+            del self.active[pfn]
+            self.inactive[pfn] = None
+            return True
+        return False
+
+    def oldest_first(self) -> list[int]:
+        return [*self.inactive, *self.active]
+
+    def __deepcopy__(self, memo: dict) -> "Lru":
+        new = Lru()
+        new.inactive = dict(self.inactive)
+        new.active = dict(self.active)
+        return new
+
+
+def lru_pages(k: "Kernel", lst: dict[int, None]) -> int:
+    return sum(k.mem.nr_pages(pfn) for pfn in lst)
+
+
+def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
+    """Try to reclaim each folio of the list; return the number of pages freed."""
+    from .huge_memory import split_folio
+    from .memory import free_folio
+    from .page_io import swap_writeout
+    from .rmap import try_to_unmap
+    from .swap_state import delete_from_swap_cache
+    from .swapfile import folio_alloc_swap
+
+    mem = k.mem
+    reclaimed = 0
+    todo = list(folios)
+    k.trace("shrink_folio_list")
+    while todo:
+        pfn = todo.pop(0)
+        nr = mem.nr_pages(pfn)
+        if not mem.test(pfn, PG.SWAPBACKED):
+            # Lazyfree (MADV_FREE): a clean folio is dropped without swap.
+            if not mem.test(pfn, PG.DIRTY) and try_to_unmap(k, pfn, split_huge_pmd=True, discard=True):
+                k.vmstat.count("pglazyfreed", nr)
+                free_folio(k, pfn)
+                reclaimed += nr
+                continue
+            mem.set(pfn, PG.SWAPBACKED)
+            _activate(k, pfn)
+            continue
+        if not mem.test(pfn, PG.SWAPCACHE):
+            if not folio_alloc_swap(k, pfn):
+                if nr == 1 or not k.active_swap():
+                    _activate(k, pfn)
+                    continue
+                # Fallback to swap normal pages: split, then retry the head at order 0.
+                new = split_folio(k, pfn)
+                k.vmstat.count("thp_swpout_fallback")
+                k.vmstat.count_mthp("swpout_fallback")
+                todo = new[1:] + todo
+                nr = 1
+                if not folio_alloc_swap(k, pfn):
+                    _activate(k, pfn)
+                    continue
+            mem.set(pfn, PG.DIRTY)
+        # patch 12/13: leave out TTU_SPLIT_HUGE_PMD when the whole PMD-size folio
+        # is in the swap cache and zswap was never enabled.
+        pmd_entry = k.config.pmd_swap and nr == HPAGE_PMD_NR and not k.zswap_ever_enabled
+        if not try_to_unmap(k, pfn, split_huge_pmd=not pmd_entry):
+            _activate(k, pfn)
+            continue
+        if mem.test(pfn, PG.DIRTY):
+            swap_writeout(k, pfn)
+            if not k.swap_info[k.folio_swap[pfn].type].synchronous:
+                continue  # under writeback: stays in the swap cache, clean, until a later pass
+        delete_from_swap_cache(k, pfn)
+        free_folio(k, pfn)
+        reclaimed += nr
+    return reclaimed
+
+
+def _activate(k: "Kernel", pfn: int) -> None:
+    k.lru.activate(pfn)
+    k.vmstat.count("pgactivate", k.mem.nr_pages(pfn))
+
+
+def reclaim_pages(k: "Kernel", folios: list[int]) -> int:
+    """reclaim_pages(): MADV_PAGEOUT's isolated folios, references ignored."""
+    return shrink_folio_list(k, folios)
+
+
+def shrink_lruvec(k: "Kernel", nr_to_reclaim: int | None) -> int:
+    """Global pressure (`reclaim [SIZE]`, direct reclaim): oldest folios first."""
+    reclaimed = 0
+    for pfn in k.lru.oldest_first():
+        if nr_to_reclaim is not None and reclaimed >= nr_to_reclaim:
+            break
+        if pfn not in k.lru.inactive and pfn not in k.lru.active:
+            continue
+        reclaimed += shrink_folio_list(k, [pfn])
+    return reclaimed
+
+
+def try_to_free_pages(k: "Kernel", order: int) -> int:
+    """Direct reclaim: free folios oldest-first until an order-`order` block can be had."""
+    k.trace("try_to_free_pages")
+    reclaimed = 0
+    for pfn in k.lru.oldest_first():
+        if k.mem.alloc.can_alloc(order):
+            break
+        if pfn in k.lru.inactive or pfn in k.lru.active:
+            reclaimed += shrink_folio_list(k, [pfn])
+    k.vmstat.count("pgsteal_direct", reclaimed)
+    return reclaimed
