@@ -58,7 +58,7 @@ def describe(kind: Kind, choices: tuple[str, ...]) -> str:
         if len(quoted) == 1:
             return quoted[0]
         return ", ".join(quoted[:-1]) + " or " + quoted[-1]
-    return kind.value
+    return str(kind.value)
 
 
 @dataclass(frozen=True)

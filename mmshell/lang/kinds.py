@@ -32,12 +32,12 @@ def _bounded(arg: Arg, value: int, text: str) -> int:
     lo, hi = arg.minimum, arg.maximum
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         fmt = format_size if arg.kind is Kind.SIZE else str
-        if hi is None:
-            hint = f"at least {fmt(lo)}"
-        elif lo is None:
-            hint = f"at most {fmt(hi)}"
-        else:
+        if lo is not None and hi is not None:
             hint = f"must be {fmt(lo)}..{fmt(hi)}"
+        elif lo is not None:
+            hint = f"at least {fmt(lo)}"
+        else:
+            hint = f"at most {fmt(hi or 0)}"
         raise BadValue(arg.describe(), text, hint)
     return value
 

@@ -59,6 +59,7 @@ class Command:
         spec = self.spec
         positionals = spec.grammar.positionals
         if spec.glued:
+            assert isinstance(positionals[0], Arg)
             head = spec.words[-1] + format_value(positionals[0], self.args[positionals[0].key])
             parts = [head]
             positionals = positionals[1:]
@@ -141,6 +142,7 @@ class _Parser:
         args = spec.grammar.defaults()
         positionals = spec.grammar.positionals
         if spec.glued:
+            assert isinstance(positionals[0], Arg)
             self.glued(spec, positionals[0], args, start)
             positionals = positionals[1:]
         self.grammar(Grammar(positionals, spec.grammar.options), args, start, depth)

@@ -265,12 +265,12 @@ def help_text(topic: str | None = None) -> str:
         if spec.name == "fail":
             lines += [""] + [f"  {p:<13} {FAULT_POINT_HELP[p]}" for p in FAULT_POINTS]
         return "\n".join(lines)
-    specs = [s for s in COMMANDS if " ".join(s.words) == topic] or \
-            [s for s in COMMANDS if s.words[0] == topic]
-    if not specs:
+    found = [s for s in COMMANDS if " ".join(s.words) == topic]
+    found = found or [s for s in COMMANDS if s.words[0] == topic]
+    if not found:
         raise KeyError(topic)
     out = []
-    for s in specs:
+    for s in found:
         out.append("\n".join([*s.usages(), "", s.summary, "", s.help]
                              + (["", "examples:"] + [f"  {e}" for e in s.examples] if s.examples else [])))
     return "\n\n".join(out)

@@ -28,11 +28,11 @@ def A(text: str) -> Addr:
     return Addr.parse(text)
 
 
-def show(view: str, range: Range | None = None, name: str | None = None, all: bool = False) -> dict:
+def show(view: str, range: Range | None = None, name: str | None = None, all: bool = False) -> dict[str, Any]:
     return {"view": view, "range": range, "name": name, "all": all}
 
 
-def mmap(name: str, size: int, prot: str = "rw", advice: str | None = None, at: Addr | None = None) -> dict:
+def mmap(name: str, size: int, prot: str = "rw", advice: str | None = None, at: Addr | None = None) -> dict[str, Any]:
     return {"name": name, "size": size, "prot": prot, "advice": advice, "at": at}
 
 

@@ -1,0 +1,352 @@
+"""One command -> one step: the handlers that turn parsed commands into kernel calls.
+
+`execute(session, command)` runs one command and returns its `StepOutput`.  A
+refused command raises `MmError` (or `ExpectError`) and leaves the machine as
+it was: handlers validate before they change anything, and commands whose
+failure can only show mid-way run on a snapshot that is restored on error.
+The one exception is a partial effect the kernel itself has (madvise over a
+hole), where the error says what was changed.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..mm.check import check_data, check_invariants
+from ..mm.config import FailMode, FaultPoint, ThpMode
+from ..mm.constants import MAX_RAM, PAGE_SHIFT, PAGE_SIZE
+from ..mm.errors import MmError, VmBug
+from ..mm.kernel import Kernel
+from ..mm.access import access_range
+from ..mm.madvise import sys_madvise
+from ..mm.mmap import sys_munmap, sys_mmap
+from ..mm.pgtable import PmdKind
+from ..mm.swap_info import SwapKind
+from ..mm.swapfile import sys_swapon
+from ..mm.vma import PROT_FLAGS
+from ..mm.vmscan import shrink_lruvec
+from . import registry
+from .expect import PathError, compare, evaluate, parse_expected
+from .parser import Command
+from .session import Session
+
+
+class ExpectError(Exception):
+    """An `expect` whose PATH or VALUE is itself wrong (not merely unmet)."""
+
+
+@dataclass(slots=True)
+class StepOutput:
+    """What one step produced: views to render, lines of text, an unmet expectation."""
+
+    views: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    failed_expect: str | None = None
+    changed: bool = True
+    trace: list[str] = field(default_factory=list)
+
+
+Handler = Callable[[Session, Command], StepOutput]
+HANDLERS: dict[str, Handler] = {}
+
+#: Commands that only look: no snapshot, no step summary.
+READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "check_all", "trace"})
+
+
+def handler(name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[name] = fn
+        return fn
+    return register
+
+
+def execute(session: Session, cmd: Command) -> StepOutput:
+    """Run one command; refuse it whole (state restored) when it fails."""
+    fn = HANDLERS.get(cmd.name)
+    if fn is None:
+        raise MmError("ENOSYS", _op(cmd), f"'{cmd.spec.words[0]}' is not simulated yet")
+    k = session.kernel
+    if cmd.name in READ_ONLY or (cmd.name == "check" and cmd.args.get("range") is None):
+        return fn(session, cmd)
+    saved = copy.deepcopy((session.kernel, session.pid, session.regions))
+    k.trace_log = []
+    try:
+        out = fn(session, cmd)
+    except MmError as e:
+        if e.partial is None:
+            session.kernel, session.pid, session.regions = saved
+        raise
+    except ExpectError:
+        session.kernel, session.pid, session.regions = saved
+        raise
+    out.trace = session.kernel.trace_log
+    session.kernel.trace_log = []
+    if session.debug_vm:
+        problems = check_invariants(session.kernel) + check_data(session.kernel)
+        if problems:
+            raise VmBug(f"after '{cmd.text or cmd}': " + "; ".join(problems[:5]))
+    return out
+
+
+def _op(cmd: Command) -> str:
+    return " ".join(cmd.spec.words)
+
+
+# -- machine set-up -----------------------------------------------------------------------------
+
+@handler("set")
+def do_set(s: Session, cmd: Command) -> StepOutput:
+    k = s.kernel
+    name, value = cmd.args["setting"], cmd.args["value"]
+    cfg = k.config
+    if name == "pmd_swap":
+        if value != cfg.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
+                                         for p in mm.pmds.values()):
+            raise MmError("EBUSY", "set", "PMD swap entries exist: switch pmd_swap before swapping out")
+        cfg.pmd_swap = value
+    elif name == "thp":
+        cfg.thp = ThpMode(value)
+    elif name == "zswap":
+        cfg.zswap = value
+        k.zswap_ever_enabled |= value
+    elif name == "ram":
+        _set_ram(s, value)
+    elif name == "fail":
+        cfg.fail[FaultPoint(cmd.args["point"])] = FailMode(value)
+    elif name == "use_zero_page":
+        cfg.use_zero_page = value
+    elif name in ("max_ptes_swap", "max_ptes_none", "max_ptes_shared"):
+        if not 0 <= value <= 511:
+            raise MmError("EINVAL", "set", f"{name} must be 0..511")
+        setattr(cfg, name, value)
+    else:
+        raise MmError("EINVAL", "set", f"unknown setting {name!r}")
+    return StepOutput(changed=False)
+
+
+def _set_ram(s: Session, size: int) -> None:
+    k = s.kernel
+    if size % (2 << 20) or size < (8 << 20):
+        raise MmError("EINVAL", "set", "ram must be a multiple of 2M and at least 8M")
+    if size > MAX_RAM:
+        raise MmError("EINVAL", "set", f"ram larger than the simulation's limit of {MAX_RAM >> 30}G")
+    in_use = k.mem.nr_frames - k.mem.alloc.nr_free - 1 - k.huge_zero_nr()
+    if in_use:
+        raise MmError("EBUSY", "set", f"{in_use} pages are in use: set ram before the first page is faulted in")
+    cfg = copy.deepcopy(k.config)
+    cfg.ram = size
+    new = Kernel(cfg)
+    new.mms, new.swap_info, new.swap_prio_order = k.mms, k.swap_info, k.swap_prio_order
+    new.least_priority, new.next_pid, new.next_anon_vma = k.least_priority, k.next_pid, k.next_anon_vma
+    new.vmstat, new.zswap_ever_enabled, new.tracing = k.vmstat, k.zswap_ever_enabled, k.tracing
+    if k.huge_zero_pfn is not None:
+        from ..mm.huge_memory import get_huge_zero_folio
+        new.vmstat.events["thp_zero_page_alloc"] -= 1
+        get_huge_zero_folio(new)
+        for mm in new.mms.values():
+            for pmd in mm.pmds.values():
+                if pmd.kind is PmdKind.ZERO:
+                    pmd.pfn = new.huge_zero_pfn
+    s.kernel = new
+
+
+@handler("swapon")
+def do_swapon(s: Session, cmd: Command) -> StepOutput:
+    a = cmd.args
+    sys_swapon(s.kernel, a["name"], a["size"], SwapKind(a["kind"] or "zram"), a["prio"])
+    return StepOutput()
+
+
+# -- processes ---------------------------------------------------------------------------------------
+
+@handler("at")
+def do_at(s: Session, cmd: Command) -> StepOutput:
+    pid = cmd.args["pid"]
+    s.kernel.mm(pid)
+    saved = s.pid
+    s.pid = pid
+    try:
+        return HANDLERS.get(cmd.args["command"].name, _unsupported)(s, cmd.args["command"])
+    finally:
+        s.pid = saved if s.pid == pid else s.pid
+
+
+def _unsupported(s: Session, cmd: Command) -> StepOutput:
+    raise MmError("ENOSYS", _op(cmd), f"'{cmd.spec.words[0]}' is not simulated yet")
+
+
+@handler("switch")
+def do_switch(s: Session, cmd: Command) -> StepOutput:
+    s.kernel.mm(cmd.args["pid"])
+    s.pid = cmd.args["pid"]
+    return StepOutput(changed=False, lines=[f"pid {s.pid}"])
+
+
+@handler("exit")
+def do_exit(s: Session, cmd: Command) -> StepOutput:
+    from ..mm.exit import exit_mmap
+
+    pid = cmd.args["pid"] if cmd.args["pid"] is not None else s.pid
+    if pid == 1:
+        raise MmError("EPERM", "exit", "pid 1 cannot exit")
+    mm = s.kernel.mm(pid)
+    exit_mmap(s.kernel, mm)
+    s.regions.pop(pid, None)
+    if s.pid == pid:
+        s.pid = mm.parent if mm.parent in s.kernel.mms else 1
+    return StepOutput(lines=[f"pid {pid} exited; current pid {s.pid}"])
+
+
+# -- memory ----------------------------------------------------------------------------------------------
+
+def _mm(s: Session):
+    return s.kernel.mm(s.pid)
+
+
+@handler("mmap")
+def do_mmap(s: Session, cmd: Command) -> StepOutput:
+    a = cmd.args
+    name = a["name"]
+    if name in s.names():
+        raise MmError("EEXIST", "mmap", f"region {name!r} already exists in pid {s.pid}")
+    at = s.resolve_addr(a["at"], "mmap") if a["at"] is not None else None
+    vma = sys_mmap(s.kernel, _mm(s), a["size"], PROT_FLAGS[a["prot"] or "rw"], a["advice"], at)
+    length = (a["size"] + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    start = at if at is not None else _new_start(s, vma, length)
+    s.names()[name] = (start, length)
+    return StepOutput(lines=[f"{name} = {start:#x}-{start + length:#x}"])
+
+
+def _new_start(s: Session, vma, length: int) -> int:
+    """Where the new mapping landed inside the (possibly merged) VMA."""
+    mm = _mm(s)
+    taken = [r for r in s.names().values()]
+    for start in (vma.start, vma.end - length):
+        if not any(st <= start < st + ln for st, ln in taken):
+            return start
+    return vma.start
+
+
+@handler("munmap")
+def do_munmap(s: Session, cmd: Command) -> StepOutput:
+    start, length = s.resolve_range(cmd.args["range"], "munmap")
+    sys_munmap(s.kernel, _mm(s), start, length)
+    return StepOutput()
+
+
+@handler("touch")
+def do_touch(s: Session, cmd: Command) -> StepOutput:
+    start, length = s.resolve_range(cmd.args["range"], "touch")
+    write = (cmd.args["access"] or "write") == "write"
+    res = access_range(s.kernel, _mm(s), start, start + length, write)
+    return StepOutput(lines=[f"{res.pages} pages {'written' if write else 'read'}"])
+
+
+@handler("check")
+def do_check(s: Session, cmd: Command) -> StepOutput:
+    k = s.kernel
+    if cmd.args.get("range") is None:
+        problems = check_invariants(k) + check_data(k)
+        if problems:
+            raise MmError("EFAULT", "check", f"{len(problems)} problem(s): " + "; ".join(problems[:10]))
+        pages = sum(len(mm.pmds) for mm in k.mms.values())
+        return StepOutput(changed=False, lines=["check: data and invariants hold"
+                                                 f" ({len(k.mms)} process(es), {pages} PMD slots)"])
+    start, length = s.resolve_range(cmd.args["range"], "check")
+    res = access_range(k, _mm(s), start, start + length, False, verify=True)
+    if res.mismatches:
+        m = res.mismatches[0]
+        raise MmError("EIO", "check", f"page {s.describe(m.addr)} reads {m.actual:#x}, last written "
+                      f"{m.expected:#x} ({len(res.mismatches)} bad page(s))")
+    return StepOutput(lines=[f"check: {res.pages} pages read back what was written"])
+
+
+@handler("madvise")
+def do_madvise(s: Session, cmd: Command) -> StepOutput:
+    start, length = s.resolve_range(cmd.args["range"], "madvise")
+    sys_madvise(s.kernel, _mm(s), start, length, cmd.args["advice"])
+    return StepOutput()
+
+
+@handler("reclaim")
+def do_reclaim(s: Session, cmd: Command) -> StepOutput:
+    size = cmd.args["size"]
+    freed = shrink_lruvec(s.kernel, None if size is None else (size + PAGE_SIZE - 1) >> PAGE_SHIFT)
+    return StepOutput(lines=[f"reclaimed {freed} pages ({freed * 4} kB)"])
+
+
+# -- views and scripts -----------------------------------------------------------------------------------
+
+@handler("show")
+def do_show(s: Session, cmd: Command) -> StepOutput:
+    a = cmd.args
+    view = a["view"]
+    opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name")}
+    if a.get("range") is not None:
+        opts["range"] = s.resolve_range(a["range"], "show")
+    if view == "smaps" and opts["name"] is not None and opts["name"] not in s.names():
+        raise MmError("EINVAL", "show", f"no region named {opts['name']!r} in pid {s.pid}")
+    return StepOutput(views=[(view, opts)], changed=False)
+
+
+@handler("trace")
+def do_trace(s: Session, cmd: Command) -> StepOutput:
+    s.kernel.tracing = cmd.args["on"]
+    return StepOutput(changed=False)
+
+
+@handler("if")
+def do_if(s: Session, cmd: Command) -> StepOutput:
+    if not _setting_is(s, cmd.args["setting"], cmd.args["value"], cmd.args.get("point")):
+        return StepOutput(changed=False)
+    inner = cmd.args["command"]
+    return HANDLERS.get(inner.name, _unsupported)(s, inner)
+
+
+def _setting_is(s: Session, name: str, value: Any, point: str | None) -> bool:
+    cfg = s.kernel.config
+    current = {"pmd_swap": cfg.pmd_swap, "thp": cfg.thp.value, "zswap": cfg.zswap, "ram": cfg.ram,
+               "use_zero_page": cfg.use_zero_page, "max_ptes_swap": cfg.max_ptes_swap,
+               "max_ptes_none": cfg.max_ptes_none, "max_ptes_shared": cfg.max_ptes_shared}
+    if name == "fail":
+        return cfg.fail.get(FaultPoint(point), FailMode.OFF).value == value
+    return current[name] == value
+
+
+@handler("expect")
+def do_expect(s: Session, cmd: Command) -> StepOutput:
+    a = cmd.args
+    try:
+        actual = evaluate(s, a["path"])
+        expected = parse_expected(str(a["value"]))
+        ok = compare(actual, a["op"], expected)
+    except PathError as e:
+        raise ExpectError(str(e)) from None
+    if ok:
+        return StepOutput(changed=False)
+    return StepOutput(changed=False, failed_expect=f"expected {a['path']} {a['op']} {a['value']}, "
+                                                   f"actual {actual}")
+
+
+@handler("expect_fails")
+def do_expect_fails(s: Session, cmd: Command) -> StepOutput:
+    inner = cmd.args["command"]
+    try:
+        out = execute(s, inner)
+    except (MmError, ExpectError) as e:
+        return StepOutput(changed=False, lines=[f"refused as expected: {e}"])
+    if out.failed_expect and inner.name != "expect":
+        return StepOutput(changed=False, failed_expect=out.failed_expect)
+    return StepOutput(changed=False, failed_expect=f"expected '{inner.text or inner}' to be refused, "
+                                                   "but it succeeded")
+
+
+@handler("help")
+def do_help(s: Session, cmd: Command) -> StepOutput:
+    try:
+        text = registry.help_text(cmd.args.get("topic"))
+    except (KeyError, ValueError) as e:
+        raise MmError("EINVAL", "help", str(e).strip("'\"")) from None
+    return StepOutput(changed=False, lines=text.splitlines())
