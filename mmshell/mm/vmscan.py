@@ -95,10 +95,11 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
             continue
         if not mem.test(pfn, PG.SWAPCACHE):
             if not folio_alloc_swap(k, pfn):
-                if nr == 1 or not k.active_swap():
+                if nr == 1:
                     _activate(k, pfn)
                     continue
                 # Fallback to swap normal pages: split, then retry the head at order 0.
+                # Measured on 6.18: this happens with no swap device at all, too.
                 new = split_folio(k, pfn)
                 k.vmstat.count("thp_swpout_fallback")
                 k.vmstat.count_mthp("swpout_fallback")
