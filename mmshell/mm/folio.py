@@ -16,14 +16,15 @@ memcg, NUMA, page locks (one CPU, no races).
 from __future__ import annotations
 
 from array import array
-from enum import IntFlag
-
 from .constants import HPAGE_PMD_NR
 from .page_alloc import PageAllocator
 
 
-class PG(IntFlag):
-    """Page flags (include/linux/page-flags.h) the simulation tracks."""
+class PG:
+    """Page flags (include/linux/page-flags.h) the simulation tracks.
+
+    Plain int bits, not an IntFlag: they are tested on hot paths.
+    """
 
     USED = 1 << 0           # allocated (not in the buddy allocator)
     HEAD = 1 << 1           # head of a large folio
@@ -130,6 +131,21 @@ class MemMap:
             return
         self.flags[pfn:pfn + nr] = array("I", [PG.USED | PG.TAIL]) * nr
         self.flags[pfn] = PG.USED | PG.HEAD | PG.UPTODATE
+
+    def free_order0_runs(self, pfns: list[int]) -> None:
+        """Free many unmapped, uncached order-0 folios (sorted pfns), a run of frames at a time."""
+        i = 0
+        while i < len(pfns):
+            j = i + 1
+            while j < len(pfns) and pfns[j] == pfns[j - 1] + 1:
+                j += 1
+            p, n = pfns[i], j - i
+            self.flags[p:p + n] = array("I", bytes(4 * n))
+            self.data[p:p + n] = array("Q", bytes(8 * n))
+            self.index[p:p + n] = array("q", bytes(8 * n))
+            self.anon_vma[p:p + n] = array("i", bytes(4 * n))
+            self.alloc.free_run(p, n)
+            i = j
 
     def free_folio(self, pfn: int) -> None:
         """free_unref_folios(): return an unmapped, uncached folio to the allocator."""

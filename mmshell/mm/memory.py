@@ -58,6 +58,23 @@ def free_folio(k: "Kernel", pfn: int) -> None:
     mem.free_folio(pfn)
 
 
+def free_order0_folios(k: "Kernel", pfns: list[int]) -> None:
+    """Free order-0 folios that just lost their last mapping (a swap-cache one leaves the cache)."""
+    from .swap_state import folio_free_swap
+
+    mem = k.mem
+    out = []
+    lru_in, lru_act = k.lru.inactive, k.lru.active
+    for pfn in pfns:
+        if mem.flags[pfn] & PG.SWAPCACHE and not folio_free_swap(k, pfn):
+            continue
+        lru_in.pop(pfn, None)
+        lru_act.pop(pfn, None)
+        out.append(pfn)
+    k.vmstat.count("pgfree", len(out))
+    mem.free_order0_runs(sorted(out))
+
+
 def folio_put_if_unused(k: "Kernel", pfn: int) -> None:
     """Drop a mapping's reference: free the folio if nothing maps or caches it."""
     if not k.mem.folio_mapped(pfn) and not k.mem.test(pfn, PG.SWAPCACHE):

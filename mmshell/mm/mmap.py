@@ -8,6 +8,7 @@ anon_vma merge, as vma_merge does.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 from .constants import MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE, PTRS_PER_PTE, TASK_SIZE
@@ -181,34 +182,53 @@ def unmap_page_range(k: "Kernel", mm: MmStruct, vma: VmArea, start: int, end: in
 
 
 def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None:
-    """zap_pte_range(): drop present pages (rmap, rss) and swap entries (slot references)."""
+    """zap_pte_range(): drop present pages (rmap, rss) and swap entries (slot references).
+
+    Swap entries go back in runs (free_swap_and_cache_nr); order-0 folios that
+    lose their last mapping are freed together, as the mmu_gather batch does.
+    """
+    from .memory import free_order0_folios
     from .swap_state import folio_free_swap
     from .swapfile import free_swap_and_cache_nr
 
     mem = k.mem
     i0 = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
     n = (end - start) >> PAGE_SHIFT
-    touched: list[int] = []
-    for i in range(i0, i0 + n):
-        pte = ptes[i]
-        if pte == 0:
-            continue
-        ptes[i] = 0
-        if pte_present(pte):
-            if pte & F_SPECIAL:
+    words = ptes[i0:i0 + n]
+    ptes[i0:i0 + n] = array("Q", bytes(8 * n))
+    flags, mapcount = mem.flags, mem.mapcount
+    small: list[int] = []
+    large: list[int] = []
+    run_type = run_off = run_n = 0
+    for w in words:
+        kind = w & 3
+        if kind == 2:
+            t, off = (w >> 12) & 0x1F, w >> 17
+            if run_n and t == run_type and off == run_off + run_n:
+                run_n += 1
                 continue
-            page = pte_pfn(pte)
-            head = mem.folio_of(page)
-            if pte & F_DIRTY:
-                mem.set(head, PG.DIRTY)
-            folio_remove_rmap_ptes(k, page, 1)
-            mm.rss_anon -= 1
-            if not touched or touched[-1] != head:
-                touched.append(head)
-        elif is_swap_pte(pte):
-            free_swap_and_cache_nr(k, SwpEntry(pte_swp_type(pte), pte_swp_offset(pte)), 1)
-            mm.rss_swapents -= 1
-    for head in touched:
+            if run_n:
+                free_swap_and_cache_nr(k, SwpEntry(run_type, run_off), run_n)
+            run_type, run_off, run_n = t, off, 1
+        elif kind == 1 and not w & F_SPECIAL:
+            page = w >> 12
+            f = flags[page]
+            if w & F_DIRTY:
+                flags[mem.folio_of(page)] |= PG.DIRTY
+            if not f & (PG.TAIL | PG.HEAD) and mapcount[page] == 1:
+                mapcount[page] = 0
+                flags[page] = f & ~PG.ANON_EXCLUSIVE
+                small.append(page)
+            else:
+                folio_remove_rmap_ptes(k, page, 1)
+                large.append(mem.folio_of(page))
+    if run_n:
+        free_swap_and_cache_nr(k, SwpEntry(run_type, run_off), run_n)
+    mm.rss_swapents -= sum(1 for w in words if w & 3 == 2)
+    mm.rss_anon -= len(small) + len(large)
+    k.vmstat.nr_anon_pages -= len(small)
+    free_order0_folios(k, small)
+    for head in dict.fromkeys(large):
         if mem.flags[head] & PG.USED and not mem.folio_mapped(head):
             if mem.test(head, PG.SWAPCACHE):
                 folio_free_swap(k, head)

@@ -111,6 +111,18 @@ class PageAllocator:
         elif before == 0:
             heapq.heappush(self._partial, b)
 
-    def free_pfns(self, pfns: list[int]) -> None:
-        for pfn in pfns:
-            self.free_pages(pfn, 0)
+    def free_run(self, pfn: int, nr: int) -> None:
+        """Return the nr consecutive order-0 frames from pfn."""
+        end = pfn + nr
+        self._free[pfn:end] = b"\x01" * nr
+        self.nr_free += nr
+        while pfn < end:
+            b = pfn // HPAGE_PMD_NR
+            n = min(end, (b + 1) * HPAGE_PMD_NR) - pfn
+            before = self._block_free[b]
+            self._block_free[b] = before + n
+            if before + n == HPAGE_PMD_NR:
+                heapq.heappush(self._whole, b)
+            elif before == 0:
+                heapq.heappush(self._partial, b)
+            pfn += n

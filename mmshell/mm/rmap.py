@@ -13,14 +13,14 @@ series, a PMD mapping becomes one PMD swap entry (`set_pmd_swap_entry`, patch 12
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from .folio import PG
 from .mm_types import MmStruct
-from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, SWP_KEPT, PmdKind, mk_swap_pmd, pte_flags, pte_pfn,
-                      pte_present, swp_entry_to_pte)
+from .pgtable import F_DIRTY, F_SWP_EXCLUSIVE, PFN_SHIFT, SWP_KEPT, PmdKind, mk_swap_pmd, pte_pfn, pte_present
 from .vma import VmArea
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def folio_add_anon_rmap_pmd(k: "Kernel", pfn: int, exclusive: bool) -> None:
     if mem.entire_mapcount[pfn] == 1:
         k.vmstat.nr_anon_thps += 1
         # NR_ANON_MAPPED counts the pages that were not mapped by PTEs already.
-        k.vmstat.nr_anon_pages += sum(1 for p in range(pfn, pfn + HPAGE_PMD_NR) if not mem.mapcount[p])
+        k.vmstat.nr_anon_pages += mem.mapcount[pfn:pfn + HPAGE_PMD_NR].count(0)
     if exclusive:
         mem.set(pfn, PG.ANON_EXCLUSIVE)
 
@@ -78,7 +78,7 @@ def folio_remove_rmap_pmd(k: "Kernel", pfn: int) -> None:
     mem.entire_mapcount[pfn] -= 1
     if mem.entire_mapcount[pfn] == 0:
         k.vmstat.nr_anon_thps -= 1
-        k.vmstat.nr_anon_pages -= sum(1 for p in range(pfn, pfn + HPAGE_PMD_NR) if not mem.mapcount[p])
+        k.vmstat.nr_anon_pages -= mem.mapcount[pfn:pfn + HPAGE_PMD_NR].count(0)
         mem.clear(pfn, PG.ANON_EXCLUSIVE)
         _maybe_deferred_split(k, pfn)
 
@@ -87,15 +87,16 @@ def folio_remove_rmap_ptes(k: "Kernel", page: int, nr: int) -> None:
     """folio_remove_rmap_ptes(): drop the PTE mappings of nr pages from `page` on."""
     mem = k.mem
     head = mem.folio_of(page)
-    entire = mem.entire_mapcount[head]
-    gone = 0
-    for p in range(page, page + nr):
-        mem.mapcount[p] -= 1
-        if mem.mapcount[p] == 0:
-            mem.flags[p] &= ~PG.ANON_EXCLUSIVE
-            if not entire:
-                gone += 1
-    k.vmstat.nr_anon_pages -= gone
+    seg = array("i", [m - 1 for m in mem.mapcount[page:page + nr]])
+    mem.mapcount[page:page + nr] = seg
+    gone = seg.count(0)
+    if gone:
+        flags = mem.flags
+        for j, m in enumerate(seg):
+            if m == 0:
+                flags[page + j] &= ~PG.ANON_EXCLUSIVE
+        if not mem.entire_mapcount[head]:
+            k.vmstat.nr_anon_pages -= gone
     if mem.order[head]:
         _maybe_deferred_split(k, head)
 
@@ -190,36 +191,52 @@ def try_to_unmap(k: "Kernel", pfn: int, split_huge_pmd: bool) -> bool:
 
 
 def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pfn: int) -> None:
-    """try_to_unmap_one() at PTE level: each PTE mapping the folio becomes a swap PTE."""
+    """try_to_unmap_one() at PTE level: each PTE mapping the folio becomes a swap PTE.
+
+    The entry is folio->swap + page index; it keeps soft-dirty and uffd-wp, and
+    gets the exclusive bit when the page was PageAnonExclusive; a dirty PTE
+    dirties the folio.  Done a PTE table at a time.
+    """
     mem = k.mem
     entry = k.folio_swap[pfn]
     si = k.swap_info[entry.type]
     nr = mem.nr_pages(pfn)
     k.trace("try_to_unmap_one")
-    for i in range(nr):
+    i = 0
+    while i < nr:
         addr = first + (i << PAGE_SHIFT)
-        if not vma.contains(addr):
-            continue
+        n = min(nr - i, PTRS_PER_PTE - ((addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)))
         pmd = mm.pmds.get(addr >> PMD_SHIFT)
-        if pmd is None or pmd.kind is not PmdKind.TABLE:
-            continue
-        ptes = pmd.table.ptes
-        idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
-        pte = ptes[idx]
-        if not pte_present(pte) or pte_pfn(pte) != pfn + i:
-            continue
-        flags = pte_flags(pte)
-        if flags & F_DIRTY:
-            mem.set(pfn, PG.DIRTY)
-        swp_flags = flags & SWP_KEPT
-        if mem.flags[pfn + i] & PG.ANON_EXCLUSIVE:
-            swp_flags |= F_SWP_EXCLUSIVE
-        si.dup(entry.offset + i)
-        ptes[idx] = swp_entry_to_pte(entry.type, entry.offset + i, swp_flags)
-        folio_remove_rmap_ptes(k, pfn + i, 1)
-        mm.rss_anon -= 1
-        mm.rss_swapents += 1
+        if vma.start <= addr and addr + (n << PAGE_SHIFT) <= vma.end and pmd is not None \
+                and pmd.kind is PmdKind.TABLE:
+            _unmap_table_run(k, mm, si, pmd.table.ptes, (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1),
+                             pfn + i, entry.offset + i, n)
+        i += n
     mm.on_mmlist = True
+
+
+def _unmap_table_run(k: "Kernel", mm: MmStruct, si, ptes, i0: int, page: int, off: int, n: int) -> None:
+    mem = k.mem
+    flags = mem.flags
+    type_bits = (si.type << 12) | 2
+    matched = [j for j in range(n) if ptes[i0 + j] & 3 == 1 and ptes[i0 + j] >> PFN_SHIFT == page + j]
+    dirty = False
+    for j in matched:
+        pte = ptes[i0 + j]
+        dirty |= bool(pte & F_DIRTY)
+        swp = (pte & SWP_KEPT) | (F_SWP_EXCLUSIVE if flags[page + j] & PG.ANON_EXCLUSIVE else 0)
+        ptes[i0 + j] = ((off + j) << 17) | type_bits | swp
+    if dirty:
+        mem.set(mem.folio_of(page), PG.DIRTY)
+    if len(matched) == n:
+        si.dup(off, n)
+        folio_remove_rmap_ptes(k, page, n)
+    else:
+        for j in matched:
+            si.dup(off + j)
+            folio_remove_rmap_ptes(k, page + j, 1)
+    mm.rss_anon -= len(matched)
+    mm.rss_swapents += len(matched)
 
 
 def set_pmd_swap_entry(k: "Kernel", mm: MmStruct, addr: int, pfn: int) -> None:

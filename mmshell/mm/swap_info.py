@@ -25,6 +25,18 @@ from .constants import (COUNT_CONTINUED, PAGE_SIZE, SWAP_CONT_MAX, SWAP_COUNT_MA
 _CONT_SPAN = PAGE_SIZE
 
 
+def _plain(b: int, lo: int) -> bool:
+    """A swap_map byte whose count can move by one without continuation."""
+    return b != SWAP_MAP_BAD and not b & COUNT_CONTINUED and lo <= (b & SWAP_COUNT_MASK) < SWAP_MAP_MAX + lo
+
+
+#: bytes.translate tables: whole runs of plain counts move in one C call.
+_DUP_SAFE = bytes(b for b in range(256) if _plain(b, 0))
+_DUP_TABLE = bytes(b + 1 if _plain(b, 0) else b for b in range(256))
+_PUT_SAFE = bytes(b for b in range(256) if _plain(b, 1))
+_PUT_TABLE = bytes(b - 1 if _plain(b, 1) else b for b in range(256))
+
+
 class SwapKind(Enum):
     """The three device kinds of the contract."""
 
@@ -127,6 +139,10 @@ class SwapInfo:
     def dup(self, off: int, nr: int = 1) -> None:
         """__swap_duplicate(): +1 reference on each of nr slots (continuation checked by caller)."""
         sm = self.swap_map
+        seg = sm[off:off + nr]
+        if not seg.translate(None, _DUP_SAFE):
+            sm[off:off + nr] = seg.translate(_DUP_TABLE)
+            return
         for s in range(off, off + nr):
             b = sm[s]
             low = b & SWAP_COUNT_MASK
@@ -142,6 +158,16 @@ class SwapInfo:
     def put(self, off: int, nr: int = 1) -> list[int]:
         """Drop one reference from each of nr slots; return the slots that became free."""
         sm = self.swap_map
+        seg = sm[off:off + nr]
+        if not seg.translate(None, _PUT_SAFE):
+            seg = seg.translate(_PUT_TABLE)
+            sm[off:off + nr] = seg
+            zeros = seg.count(0)
+            if zeros == 0:
+                return []
+            if zeros == nr:
+                return list(range(off, off + nr))
+            return [off + i for i, b in enumerate(seg) if b == 0]
         freed = []
         for s in range(off, off + nr):
             b = sm[s]
@@ -210,6 +236,9 @@ class SwapInfo:
 
     def free_slots(self, slots: list[int]) -> None:
         """swap_entries_free(): return slots whose count and cache bit are both 0."""
+        if len(slots) > 1 and slots[-1] - slots[0] == len(slots) - 1:
+            self._free_run(slots[0], len(slots))
+            return
         for s in slots:
             self.zeromap[s] = 0
             self.zswap[s] = 0
@@ -222,6 +251,25 @@ class SwapInfo:
                 heapq.heappush(self.free_clusters, c)
                 if self.cur_order0 == c:
                     self.cur_order0 = -1
+
+    def _free_run(self, off: int, nr: int) -> None:
+        """free_slots() for the consecutive slots [off, off + nr)."""
+        zeros = bytes(nr)
+        self.zeromap[off:off + nr] = zeros
+        self.zswap[off:off + nr] = zeros
+        self.data[off:off + nr] = array("Q", bytes(8 * nr))
+        self.inuse_pages -= nr
+        end = off + nr
+        while off < end:
+            c = off // SWAPFILE_CLUSTER
+            n = min(end, (c + 1) * SWAPFILE_CLUSTER) - off
+            self.cluster_used[c] -= n
+            if self.cluster_used[c] == 0:
+                self.cluster_order[c] = 0
+                heapq.heappush(self.free_clusters, c)
+                if self.cur_order0 == c:
+                    self.cur_order0 = -1
+            off += n
 
     def free_cluster_count(self) -> int:
         return sum(1 for u in self.cluster_used if u == 0)

@@ -88,6 +88,8 @@ def free_swap_and_cache_nr(k: "Kernel", entry: SwpEntry, nr: int) -> None:
     freed = si.put(entry.offset, nr)
     si.free_slots(freed)
     sm = si.swap_map
+    if sm.find(SWAP_HAS_CACHE, entry.offset, entry.offset + nr) < 0:
+        return
     seen: set[int] = set()
     for s in range(entry.offset, entry.offset + nr):
         if sm[s] != SWAP_HAS_CACHE:
