@@ -1,0 +1,155 @@
+"""Running sources and showing each step: the glue between the runner and the views.
+
+`run_sources` boots a fresh machine per source, runs it through the language
+runner and renders every step (rich text or JSON Lines).  `StepPrinter` is
+shared with the interactive shell.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from .lang.parser import Command
+from .lang.runner import Outcome, StepRecord, run_text
+from .lang.session import Session
+from .mm.task_mmu import vmstat_snapshot
+from .views.console import make_console
+from .views.step import StepView, digest
+from .views.render import render_view, view_json
+
+#: Commands after which no step summary is shown (they change nothing).
+QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "check", "if"})
+
+
+def read_sources(files: Iterable[str]) -> list[tuple[str, str]] | None:
+    """(name, text) of each file, or None after printing why one cannot be read."""
+    out = []
+    for f in files:
+        try:
+            out.append((f, Path(f).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as e:
+            print(f"mmshell: {f}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
+            return None
+    return out
+
+
+class StepPrinter:
+    """Render each StepRecord as it arrives: the command, its output, what it changed."""
+
+    def __init__(self, session: Session, json_mode: bool = False, quiet: bool = False,
+                 step: bool = False, echo: bool = True, stream=None) -> None:
+        self.session = session
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.step = step
+        self.echo = echo
+        self.stream = stream if stream is not None else sys.stdout
+        self.console = make_console(file=self.stream)
+        self._before = None
+        self._last_vmstat: dict[str, int] | None = None
+        self._prev_vmstat: dict[str, int] | None = None
+
+    def before(self, cmd: Command) -> None:
+        if self.step and not self.json_mode:
+            self.console.print(f"[dim]next:[/] {cmd.text or cmd}", markup=True, highlight=False)
+            try:
+                input("  press Enter to run it ")
+            except EOFError:
+                self.step = False
+        if self.quiet or cmd.name in QUIET_COMMANDS:
+            self._before = None
+            return
+        self._before = digest(self.session.kernel)
+
+    def __call__(self, rec: StepRecord) -> None:
+        if self.json_mode:
+            self._json(rec)
+            return
+        out = rec.output
+        if rec.error:
+            self.console.print(rec.error, markup=False, highlight=False)
+            return
+        if self.quiet:
+            return
+        if self.echo and rec.command is not None:
+            self.console.print(f"[bold]{rec.source}:{rec.line}[/]  {rec.text}", highlight=False)
+        for line in out.lines:
+            self.console.print("  " + line, markup=False, highlight=False)
+        for name, opts in out.views:
+            self.console.print(render_view(self.session, name, opts, self._prev_vmstat))
+        if out.trace:
+            self.console.print("  [dim]trace:[/] " + " > ".join(_fold_trace(out.trace)), highlight=False)
+        if self._before is not None and out.changed:
+            after = digest(self.session.kernel)
+            self.console.print(StepView(self._before, after, self.session.names()))
+            self._prev_vmstat = self._before.vmstat
+        self._before = None
+
+    def _json(self, rec: StepRecord) -> None:
+        obj: dict[str, Any] = {"source": rec.source, "line": rec.line,
+                               "command": rec.text if rec.command is not None else None,
+                               "status": rec.kind}
+        if rec.error:
+            obj["error"] = rec.error
+        out = rec.output
+        if out is not None:
+            if out.lines:
+                obj["output"] = out.lines
+            if out.views:
+                obj["views"] = {name: view_json(self.session, name, opts, self._prev_vmstat)
+                                for name, opts in out.views}
+            if out.trace:
+                obj["trace"] = out.trace
+            if self._before is not None and out.changed:
+                after = digest(self.session.kernel)
+                obj["changes"] = StepView(self._before, after, self.session.names()).to_json()
+                self._prev_vmstat = self._before.vmstat
+        self._before = None
+        print(json.dumps(obj), file=self.stream)
+
+    def final(self, source: str, outcome: Outcome) -> None:
+        k = self.session.kernel
+        if self.json_mode:
+            print(json.dumps({"final": True, "source": source, "exit": outcome.exit_status(),
+                              "steps": outcome.steps, "refused": outcome.refused,
+                              "expectations_failed": outcome.failed,
+                              "vmstat": vmstat_snapshot(k), "mthp": dict(k.vmstat.mthp),
+                              "pids": sorted(k.mms), "current_pid": self.session.pid}), file=self.stream)
+            return
+        status = {0: "ok", 1: "expectation failed", 2: "refused"}[outcome.exit_status()]
+        self.console.print(f"{source}: {outcome.steps} steps, {outcome.failed} failed expectation(s), "
+                           f"{outcome.refused} refused: {status}", highlight=False)
+
+
+def _fold_trace(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        if out and (out[-1] == n or out[-1].startswith(n + " x")):
+            last = out[-1]
+            count = int(last.rpartition(" x")[2]) + 1 if " x" in last and last.startswith(n + " x") else 2
+            out[-1] = f"{n} x{count}"
+        else:
+            out.append(n)
+    return out
+
+
+def run_sources(sources: list[tuple[str, str]], json_mode: bool = False, step: bool = False,
+                keep_going: bool = False, quiet: bool = False, debug_vm: bool = False) -> int:
+    """Run each source on a fresh machine; the contract's exit status over all of them."""
+    refused = failed = False
+    for name, text in sources:
+        session = Session.boot(debug_vm=debug_vm)
+        printer = StepPrinter(session, json_mode=json_mode, quiet=quiet, step=step)
+        base = Path(name).parent if name != "-c" else Path.cwd()
+        outcome = run_text(session, text, name, printer, keep_going=keep_going, base=base,
+                           before=printer.before)
+        if name != "-c" or json_mode:
+            printer.final(name, outcome)
+        refused |= outcome.refused > 0
+        failed |= outcome.failed > 0
+        if outcome.refused and not keep_going:
+            break
+    return 2 if refused else 1 if failed else 0

@@ -1,0 +1,74 @@
+"""The interactive shell: a prompt_toolkit prompt over the same language and step rendering.
+
+One line -> one or more steps (`;` separates), rendered as `mmshell run` renders
+them.  Ctrl-C clears the line, Ctrl-D leaves, any error prints one line and the
+prompt comes back.  History is kept in ~/.mmshell_history.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+from ..lang.errors import LangError
+from ..lang.parser import parse_line
+from ..lang.runner import Outcome, StepRecord, format_error, run_one
+from ..lang.session import Session
+from ..report import StepPrinter
+
+BANNER = ("mmshell: a simulated Linux mm for watching THPs swap.  `help` lists the commands; "
+          "Ctrl-D leaves.")
+
+
+def prompt_text(session: Session) -> str:
+    mode = "on" if session.kernel.config.pmd_swap else "off"
+    return f"mmsh[pid {session.pid} pmd_swap={mode}]> "
+
+
+def run_line(session: Session, printer: StepPrinter, text: str, lineno: int) -> Outcome:
+    """Parse and run one line of input; errors are printed, never raised."""
+    outcome = Outcome()
+    try:
+        commands = parse_line(text, lineno)
+    except LangError as e:
+        printer(StepRecord("<stdin>", lineno, None, error=format_error("<stdin>", lineno, "syntax", str(e)),
+                           kind="syntax"))
+        outcome.refused += 1
+        return outcome
+    for cmd in commands:
+        printer.before(cmd)
+        rec = run_one(session, cmd, "<stdin>", 0, Path.cwd(), printer, True, outcome)
+        if rec is not None:
+            printer(rec)
+    return outcome
+
+
+def history_path() -> Path:
+    return Path(os.environ.get("MMSHELL_HISTORY", Path.home() / ".mmshell_history"))
+
+
+def run_shell(debug_vm: bool = False, input=None, output=None) -> int:
+    """The read-eval-print loop; returns the exit status (0)."""
+    session = Session.boot(debug_vm=debug_vm)
+    printer = StepPrinter(session, echo=False)
+    try:
+        history = FileHistory(str(history_path()))
+    except OSError:
+        history = InMemoryHistory()
+    prompt = PromptSession(history=history, input=input, output=output)
+    printer.console.print(BANNER, highlight=False)
+    lineno = 0
+    while True:
+        try:
+            text = prompt.prompt(prompt_text(session))
+        except KeyboardInterrupt:
+            continue
+        except EOFError:
+            return 0
+        lineno += 1
+        if text.strip() in ("quit", "exit()"):
+            return 0
+        run_line(session, printer, text, lineno)

@@ -1,0 +1,38 @@
+"""Shared helpers: every test machine runs with the invariant checker on (debug_vm)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmshell.lang.runner import Outcome, StepRecord, run_text
+from mmshell.lang.session import Session
+from mmshell.mm.config import Config
+
+
+class Run:
+    """A script run in one mode: its session, records and outcome."""
+
+    def __init__(self, text: str, pmd_swap: bool, **config) -> None:
+        self.session = Session.boot(Config(pmd_swap=pmd_swap, **config), debug_vm=True)
+        self.records: list[StepRecord] = []
+        self.outcome: Outcome = run_text(self.session, text, "test.mmsh", self.records.append)
+
+    @property
+    def k(self):
+        return self.session.kernel
+
+    def errors(self) -> list[str]:
+        return [r.error for r in self.records if r.error]
+
+    def ok(self) -> "Run":
+        assert self.outcome.exit_status() == 0, self.errors()
+        return self
+
+
+@pytest.fixture(params=[True, False], ids=["series", "mainline"])
+def pmd_swap(request) -> bool:
+    return request.param
+
+
+def run(text: str, pmd_swap: bool = True, **config) -> Run:
+    return Run(text, pmd_swap, **config)
