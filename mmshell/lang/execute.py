@@ -177,6 +177,15 @@ def _unsupported(s: Session, cmd: Command) -> StepOutput:
     raise MmError("ENOSYS", _op(cmd), f"'{cmd.spec.words[0]}' is not simulated yet")
 
 
+@handler("fork")
+def do_fork(s: Session, cmd: Command) -> StepOutput:
+    from ..mm.fork import sys_fork
+
+    child = sys_fork(s.kernel, _mm(s))
+    s.regions[child.pid] = dict(s.names())
+    return StepOutput(lines=[f"child pid {child.pid}"])
+
+
 @handler("switch")
 def do_switch(s: Session, cmd: Command) -> StepOutput:
     s.kernel.mm(cmd.args["pid"])
@@ -268,6 +277,68 @@ def do_madvise(s: Session, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "madvise")
     sys_madvise(s.kernel, _mm(s), start, length, cmd.args["advice"])
     return StepOutput()
+
+
+@handler("mprotect")
+def do_mprotect(s: Session, cmd: Command) -> StepOutput:
+    from ..mm.mprotect import sys_mprotect
+
+    start, length = s.resolve_range(cmd.args["range"], "mprotect")
+    sys_mprotect(s.kernel, _mm(s), start, length, cmd.args["prot"])
+    return StepOutput()
+
+
+@handler("mremap")
+def do_mremap(s: Session, cmd: Command) -> StepOutput:
+    from ..mm.mremap import sys_mremap
+
+    a = cmd.args
+    name = a["newname"]
+    if name in s.names():
+        raise MmError("EEXIST", "mremap", f"region {name!r} already exists in pid {s.pid}")
+    start, length = s.resolve_range(a["range"], "mremap")
+    new_len = a["size"] if a["size"] is not None else length
+    at = s.resolve_addr(a["at"], "mremap") if a["at"] is not None else None
+    new = sys_mremap(s.kernel, _mm(s), start, length, new_len, at)
+    new_len = (new_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    s.names()[name] = (new, new_len)
+    return StepOutput(lines=[f"{name} = {new:#x}-{new + new_len:#x}"])
+
+
+@handler("uffd_register")
+def do_uffd_register(s: Session, cmd: Command) -> StepOutput:
+    from ..mm.userfaultfd import sys_uffd_register
+
+    start, length = s.resolve_range(cmd.args["range"], "uffd register")
+    sys_uffd_register(s.kernel, _mm(s), start, length)
+    return StepOutput()
+
+
+@handler("uffd_move")
+def do_uffd_move(s: Session, cmd: Command) -> StepOutput:
+    from ..mm.userfaultfd import sys_uffd_move
+
+    start, length = s.resolve_range(cmd.args["src"], "uffd move")
+    dst = s.resolve_addr(cmd.args["dst"], "uffd move")
+    moved = sys_uffd_move(s.kernel, _mm(s), start, dst, length)
+    return StepOutput(lines=[f"moved {moved} bytes"])
+
+
+@handler("swapoff")
+def do_swapoff(s: Session, cmd: Command) -> StepOutput:
+    from ..mm.swapoff import sys_swapoff
+
+    sys_swapoff(s.kernel, cmd.args["name"])
+    return StepOutput()
+
+
+@handler("khugepaged")
+def do_khugepaged(s: Session, cmd: Command) -> StepOutput:
+    from ..mm.khugepaged import khugepaged_scan
+
+    tally = khugepaged_scan(s.kernel)
+    summary = ", ".join(f"{n} {r}" for r, n in sorted(tally.items())) or "nothing to scan"
+    return StepOutput(lines=[f"khugepaged: {summary}"])
 
 
 @handler("reclaim")

@@ -17,7 +17,7 @@ from .folio import PG
 from .huge_memory import split_folio
 from .mm_types import MmStruct
 from .mmap import page_aligned, unmap_page_range, vma_merge_around, vma_range
-from .pgtable import F_SPECIAL, F_YOUNG, PmdKind, pte_pfn, pte_present
+from .pgtable import F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, pte_pfn, pte_present
 from .vma import VM
 from .vmscan import reclaim_pages
 
@@ -43,8 +43,6 @@ def sys_madvise(k: "Kernel", mm: MmStruct, start: int, length: int, advice: str)
     page_aligned("madvise", start, length)
     if advice not in ADVICES:
         raise MmError("EINVAL", "madvise", f"unknown advice {advice!r}")
-    if advice in ("free", "collapse"):
-        raise MmError("ENOSYS", "madvise", f"MADV_{advice.upper()} is not simulated yet")
     end = start + length
     if not mm.vmas_in(start, end):
         raise MmError("ENOMEM", "madvise", f"no mapping in {start:#x}-{end:#x}")
@@ -56,6 +54,11 @@ def sys_madvise(k: "Kernel", mm: MmStruct, start: int, length: int, advice: str)
         madvise_cold_or_pageout(k, mm, start, end, advice == "pageout")
     elif advice == "dontneed":
         madvise_dontneed(k, mm, start, end)
+    elif advice == "free":
+        madvise_free(k, mm, start, end)
+    elif advice == "collapse":
+        from .khugepaged import madvise_collapse
+        madvise_collapse(k, mm, start, end)
     if holes:
         lo, hi = holes[0]
         raise MmError("ENOMEM", "madvise", f"range has a hole at {lo:#x}-{hi:#x}",
@@ -143,3 +146,84 @@ def madvise_dontneed(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
                 del mm.pmds[pmdi]
                 mm.nr_ptes -= 1
     k.shadow.zero(mm.pid, start, end)
+
+
+def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
+    """MADV_FREE (madvise_free_single_vma): present pages become lazyfree, swap entries are dropped.
+
+    A wholly covered, unshared THP is marked lazyfree in place
+    (madvise_free_huge_pmd); a partly covered one is split first.  Swap
+    entries are freed and cleared (patch 9/13 for a PMD swap entry, which frees
+    its deposited table too).  Swapped pages read zero afterwards; lazyfree
+    pages keep their data until reclaim finds them clean.
+    """
+    from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
+    from .swapfile import free_swap_and_cache_nr
+    from .swapops import SwpEntry
+
+    mem = k.mem
+    for vma in mm.vmas_in(start, end):
+        lo, hi = max(start, vma.start), min(end, vma.end)
+        addr = lo
+        while addr < hi:
+            pmdi = addr >> PMD_SHIFT
+            nxt = min(hi, (pmdi + 1) << PMD_SHIFT)
+            pmd = mm.pmds.get(pmdi)
+            whole = addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE
+            if pmd is not None and pmd.kind is PmdKind.SWAP:
+                if whole:
+                    zap_huge_pmd(k, mm, addr)
+                    k.shadow.zero(mm.pid, addr, nxt)
+                    addr = nxt
+                    continue
+                split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
+                pmd = mm.pmds[pmdi]
+            if pmd is not None and pmd.kind is PmdKind.HUGE:
+                pfn = pmd.pfn
+                if mem.folio_mapcount(pfn) != 1:
+                    addr = nxt
+                    continue
+                if whole:
+                    pmd.flags &= ~(F_YOUNG | F_DIRTY)
+                    _mark_lazyfree(k, pfn)
+                    addr = nxt
+                    continue
+                split_folio(k, pfn)
+                pmd = mm.pmds.get(pmdi)
+            if pmd is not None and pmd.kind is PmdKind.TABLE:
+                ptes = pmd.table.ptes
+                for i in range((addr >> PAGE_SHIFT) & 511, ((nxt - 1) >> PAGE_SHIFT & 511) + 1):
+                    pte = ptes[i]
+                    if pte & 3 == 2:
+                        ptes[i] = 0
+                        free_swap_and_cache_nr(k, SwpEntry((pte >> 12) & 0x1F, pte >> 17), 1)
+                        mm.rss_swapents -= 1
+                        a = (pmdi << PMD_SHIFT) + (i << PAGE_SHIFT)
+                        k.shadow.zero(mm.pid, a, a + (1 << PAGE_SHIFT))
+                    elif pte & 3 == 1 and not pte & F_SPECIAL:
+                        head = mem.folio_of(pte >> 12)
+                        if mem.folio_maybe_mapped_shared(head):
+                            continue
+                        if mem.order[head] and not _covers_folio(mm, vma, lo, hi, head, k):
+                            split_folio(k, head)
+                            head = ptes[i] >> 12
+                        ptes[i] &= ~(F_YOUNG | F_DIRTY)
+                        _mark_lazyfree(k, head)
+            addr = nxt
+    k.trace("madvise_free")
+
+
+def _mark_lazyfree(k: "Kernel", pfn: int) -> None:
+    """folio_mark_lazyfree(): clean, not swap-backed, at the tail of the inactive list."""
+    from .swap_state import folio_free_swap
+
+    mem = k.mem
+    if not mem.test(pfn, PG.SWAPBACKED):
+        return
+    if mem.test(pfn, PG.SWAPCACHE) and not folio_free_swap(k, pfn):
+        return
+    mem.clear(pfn, PG.DIRTY)
+    mem.clear(pfn, PG.SWAPBACKED)
+    k.lru.delete(pfn)
+    k.lru.inactive[pfn] = None
+    k.vmstat.count("pglazyfree", mem.nr_pages(pfn))

@@ -168,16 +168,20 @@ def _ptes_map(mm: MmStruct, vma: VmArea, first: int, pfn: int, nr: int) -> bool:
 
 # -- unmapping for reclaim -------------------------------------------------------------------
 
-def try_to_unmap(k: "Kernel", pfn: int, split_huge_pmd: bool) -> bool:
+def try_to_unmap(k: "Kernel", pfn: int, split_huge_pmd: bool, discard: bool = False) -> bool:
     """try_to_unmap(): unmap the folio everywhere; True when no mapping is left.
 
     TTU_SPLIT_HUGE_PMD (`split_huge_pmd`) splits a PMD mapping to PTEs first
     (mainline, and every fallback of the series); without it the series installs
-    a PMD swap entry.
+    a PMD swap entry.  `discard`: a lazyfree (MADV_FREE) folio is dropped from
+    every mapping without swap, unless a mapping was written since (then it is
+    swap-backed again and stays).
     """
     from .huge_memory import split_huge_pmd_locked
 
     k.trace("try_to_unmap")
+    if discard:
+        return _discard_lazyfree(k, pfn)
     for m in rmap_walk_anon(k, pfn):
         if m.pmd:
             if split_huge_pmd:
@@ -188,6 +192,56 @@ def try_to_unmap(k: "Kernel", pfn: int, split_huge_pmd: bool) -> bool:
         else:
             try_to_unmap_one_ptes(k, m.mm, m.vma, m.addr, pfn)
     return not k.mem.folio_mapped(pfn)
+
+
+def _discard_lazyfree(k: "Kernel", pfn: int) -> bool:
+    """try_to_unmap_one() for a clean lazyfree folio: clear the mappings, the data is gone."""
+    mem = k.mem
+    maps = rmap_walk_anon(k, pfn)
+    nr = mem.nr_pages(pfn)
+    dirty = mem.test(pfn, PG.DIRTY)
+    for m in maps:
+        if m.pmd:
+            dirty |= bool(m.mm.pmds[m.addr >> PMD_SHIFT].flags & F_DIRTY)
+        else:
+            dirty |= any(pte & F_DIRTY for _, _, pte in _folio_ptes(m, pfn, nr))
+    if dirty:
+        mem.set(pfn, PG.SWAPBACKED)
+        return False
+    for m in maps:
+        if m.pmd:
+            # __discard_anon_folio_pmd_locked(): the PMD and its deposit go
+            del m.mm.pmds[m.addr >> PMD_SHIFT]
+            m.mm.nr_ptes -= 1
+            folio_remove_rmap_pmd(k, pfn)
+            m.mm.rss_anon -= HPAGE_PMD_NR
+            k.shadow.zero(m.mm.pid, m.addr, m.addr + (HPAGE_PMD_NR << PAGE_SHIFT))
+            continue
+        for ptes, idx, pte in _folio_ptes(m, pfn, nr):
+            ptes[idx] = 0
+            folio_remove_rmap_ptes(k, pte >> PFN_SHIFT, 1)
+            m.mm.rss_anon -= 1
+            addr = m.vma.address_of(mem.index[pfn] + (pte >> PFN_SHIFT) - pfn)
+            k.shadow.zero(m.mm.pid, addr, addr + (1 << PAGE_SHIFT))
+    k.trace("discard lazyfree folio")
+    return True
+
+
+def _folio_ptes(m: "Mapping", pfn: int, nr: int) -> list[tuple]:
+    """(table, index, pte) of every PTE in this mapping that maps a page of the folio."""
+    out = []
+    for i in range(nr):
+        addr = m.addr + (i << PAGE_SHIFT)
+        if not m.vma.contains(addr):
+            continue
+        pmd = m.mm.pmds.get(addr >> PMD_SHIFT)
+        if pmd is None or pmd.kind is not PmdKind.TABLE:
+            continue
+        idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+        pte = pmd.table.ptes[idx]
+        if pte & 3 == 1 and pte >> PFN_SHIFT == pfn + i:
+            out.append((pmd.table.ptes, idx, pte))
+    return out
 
 
 def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pfn: int) -> None:

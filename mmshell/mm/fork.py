@@ -1,0 +1,152 @@
+"""fork(2) (kernel/fork.c dup_mmap -> mm/memory.c copy_page_range, mm/huge_memory.c copy_huge_pmd).
+
+The child gets a copy of every VMA (linked to the parent's anon_vma and its
+own, anon_vma_fork) and of every page-table entry:
+- a present THP PMD is shared: entire mapcount +1, PageAnonExclusive cleared,
+  both PMDs write-protected, a new deposited table for the child;
+- present PTEs likewise per page (folio_try_dup_anon_rmap_pte);
+- PTE swap entries take one more slot reference each (swap_duplicate, with a
+  count continuation past SWAP_MAP_MAX) and lose the exclusive bit on both sides;
+- patch 7/13 (series): a PMD swap entry is duplicated in one call over its 512
+  slots; when that needs memory that cannot be had (`thp_alloc` or `swap_cont`
+  fault points: decision 4, F4) the parent's entry is split and copied per PTE.
+The child's VMAs lose their userfaultfd registration (no UFFD_FEATURE_EVENT_FORK),
+and with it the uffd-wp bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .config import FaultPoint
+from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT
+from .errors import MmError
+from .folio import PG
+from .huge_memory import split_huge_pmd_locked
+from .mm_types import MmStruct
+from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable)
+from .swapops import SwpEntry
+from .vma import VM, VmArea
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+_UFFD = VM.UFFD_MISSING | VM.UFFD_WP
+
+
+def sys_fork(k: "Kernel", parent: MmStruct) -> MmStruct:
+    """dup_mmap(): a new process with a copy of parent's address space; returns the child."""
+    pid = k.next_pid
+    child = MmStruct(pid=pid, parent=parent.pid)
+    k.trace("dup_mmap")
+    for vma in parent.vmas:
+        cvma = replace(vma, flags=vma.flags & ~_UFFD)
+        if vma.anon_vma:
+            # anon_vma_fork(): the child's own anon_vma, chained after the parent's
+            cvma.anon_vma = k.alloc_anon_vma()
+            cvma.anon_vma_chain = (*vma.anon_vma_chain, cvma.anon_vma)
+            copy_page_range(k, child, cvma, parent, vma)
+        child.vmas.append(cvma)
+    k.next_pid += 1
+    k.mms[pid] = child
+    k.shadow.copy_process(parent.pid, pid)
+    return child
+
+
+def copy_page_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma: VmArea) -> None:
+    for pmdi in range(svma.start >> PMD_SHIFT, ((svma.end - 1) >> PMD_SHIFT) + 1):
+        pmd = src.pmds.get(pmdi)
+        if pmd is None:
+            continue
+        addr = pmdi << PMD_SHIFT
+        if pmd.kind is PmdKind.SWAP and not _copy_swap_pmd(k, dst, dvma, src, pmd, addr):
+            split_huge_pmd_locked(k, src, svma, addr)      # F4: fall back to PTEs
+            pmd = src.pmds[pmdi]
+        if pmd.kind is PmdKind.HUGE:
+            copy_huge_pmd(k, dst, src, pmd, addr)
+        elif pmd.kind is PmdKind.ZERO:
+            dst.pmds[pmdi] = Pmd(PmdKind.ZERO, flags=pmd.flags & ~F_WRITE, pfn=pmd.pfn, deposited=True)
+            dst.nr_ptes += 1
+        elif pmd.kind is PmdKind.TABLE:
+            copy_pte_range(k, dst, dvma, src, svma, pmd, addr)
+
+
+def copy_huge_pmd(k: "Kernel", dst: MmStruct, src: MmStruct, pmd: Pmd, addr: int) -> None:
+    """copy_huge_pmd(): share the THP, write-protect both PMDs, deposit a table for the child."""
+    mem = k.mem
+    k.trace("copy_huge_pmd")
+    mem.entire_mapcount[pmd.pfn] += 1
+    mem.clear(pmd.pfn, PG.ANON_EXCLUSIVE)
+    pmd.flags &= ~F_WRITE
+    dst.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.HUGE, flags=pmd.flags, pfn=pmd.pfn, deposited=True)
+    dst.nr_ptes += 1
+    dst.rss_anon += HPAGE_PMD_NR
+
+
+def _copy_swap_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, pmd: Pmd, addr: int) -> bool:
+    """patch 7/13: copy_huge_non_present_pmd() for a PMD swap entry; False means fall back."""
+    from .swapfile import swap_duplicate
+
+    if k.config.should_fail(FaultPoint.THP_ALLOC):
+        k.trace("copy_huge_non_present_pmd(no memory): split")
+        return False
+    try:
+        swap_duplicate(k, pmd.entry, HPAGE_PMD_NR)
+    except MmError:
+        k.trace("copy_huge_non_present_pmd(no count continuation): split")
+        return False
+    k.trace("copy_huge_non_present_pmd")
+    pmd.flags &= ~F_SWP_EXCLUSIVE
+    flags = pmd.flags & ~(F_UFFD_WP if not dvma.flags & VM.UFFD_WP else 0)
+    dst.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.SWAP, flags=flags, swp_type=pmd.swp_type,
+                                      swp_offset=pmd.swp_offset, deposited=True)
+    dst.nr_ptes += 1
+    dst.rss_swapents += HPAGE_PMD_NR
+    dst.on_mmlist = True
+    return True
+
+
+def copy_pte_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma: VmArea, pmd: Pmd,
+                   addr: int) -> None:
+    """copy_pte_range(): present pages shared and write-protected, swap entries duplicated.
+
+    Only the PTEs inside the VMA are copied (a table may serve two VMAs).
+    """
+    from .swapfile import swap_duplicate
+
+    mem = k.mem
+    sptes = pmd.table.ptes
+    dpmd = dst.pmds.get(addr >> PMD_SHIFT)
+    if dpmd is None:
+        dpmd = dst.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.TABLE, table=PteTable())
+        dst.nr_ptes += 1
+    dptes = dpmd.table.ptes
+    keep_uffd = bool(dvma.flags & VM.UFFD_WP)
+    lo = max(svma.start, addr)
+    hi = min(svma.end, addr + (1 << PMD_SHIFT))
+    for i in range((lo >> PAGE_SHIFT) & 511, ((hi - 1) >> PAGE_SHIFT & 511) + 1):
+        pte = sptes[i]
+        if pte & 3 == 1:
+            if not pte & F_SPECIAL:
+                page = pte >> 12
+                mem.mapcount[page] += 1
+                mem.flags[page] &= ~PG.ANON_EXCLUSIVE
+                pte &= ~F_WRITE
+                sptes[i] = pte
+                dst.rss_anon += 1
+        elif pte & 3 == 2:
+            entry = SwpEntry((pte >> 12) & 0x1F, pte >> 17)
+            try:
+                swap_duplicate(k, entry)
+            except MmError:
+                # copy_pte_range() drops its locks, allocates with GFP_KERNEL and retries once
+                swap_duplicate(k, entry)
+            pte &= ~F_SWP_EXCLUSIVE
+            sptes[i] = pte
+            dst.rss_swapents += 1
+            dst.on_mmlist = True
+        else:
+            continue
+        dptes[i] = pte if keep_uffd else pte & ~F_UFFD_WP
+    k.trace("copy_pte_range")

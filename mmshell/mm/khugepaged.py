@@ -1,0 +1,180 @@
+"""khugepaged and MADV_COLLAPSE (mm/khugepaged.c).
+
+`hpage_collapse_scan_pmd` looks at one 2 MiB range: check_pmd_state() skips a
+none PMD, a PMD-mapped THP and any non-present PMD (with the series that is a
+PMD swap entry: decision 8, not a collapse candidate, no counter); a PTE
+table is acceptable when its none/zero PTEs, swap PTEs and shared pages stay
+within max_ptes_none / max_ptes_swap / max_ptes_shared (khugepaged only;
+MADV_COLLAPSE ignores the limits), at least one PTE is writable, and for
+khugepaged at least one page was referenced.  collapse_huge_page() swaps the
+swap PTEs in (one major fault each), allocates a THP (thp_collapse_alloc),
+copies, and installs the PMD over the old PTE table, which becomes the deposit.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from .config import FaultPoint
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .errors import MmError
+from .folio import PG
+from .memory import alloc_anon_folio, do_swap_page, free_order0_folios, folio_put_if_unused, lru_add
+from .mm_types import MmStruct
+from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, Pmd, PmdKind
+from .rmap import folio_add_new_anon_rmap, folio_remove_rmap_ptes
+from .vma import VM, VmArea
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+class Scan(Enum):
+    """enum scan_result (the ones the simulation can produce)."""
+
+    SUCCEED = "succeed"
+    PMD_NULL = "pmd_null"
+    PMD_MAPPED = "pmd_mapped"
+    EXCEED_NONE_PTE = "exceed_none_pte"
+    EXCEED_SWAP_PTE = "exceed_swap_pte"
+    EXCEED_SHARED_PTE = "exceed_shared_pte"
+    PAGE_RO = "page_ro"
+    LACK_REFERENCED_PAGE = "lack_referenced_page"
+    ALLOC_HUGE_PAGE_FAIL = "alloc_huge_page_fail"
+    VMA_CHECK = "vma_check"
+
+
+def hugepage_vma_check(k: "Kernel", vma: VmArea, khugepaged: bool) -> bool:
+    """thp_vma_allowable_order(TVA_KHUGEPAGED / TVA_FORCED_COLLAPSE) for PMD order."""
+    if vma.flags & VM.NOHUGEPAGE:
+        return False
+    if not khugepaged:
+        return True
+    from .config import ThpMode
+    return k.config.thp is ThpMode.ALWAYS or (k.config.thp is ThpMode.MADVISE and bool(vma.flags & VM.HUGEPAGE))
+
+
+def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, khugepaged: bool) -> Scan:
+    pmd = mm.pmds.get(haddr >> PMD_SHIFT)
+    if pmd is None or pmd.kind in (PmdKind.SWAP, PmdKind.MIGRATION):
+        return Scan.PMD_NULL
+    if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
+        return Scan.PMD_MAPPED
+    cfg = k.config
+    mem = k.mem
+    none = swap = shared = 0
+    writable = referenced = False
+    for pte in pmd.table.ptes:
+        kind = pte & 3
+        if kind == 0 or (kind == 1 and pte & F_SPECIAL):
+            none += 1
+            if khugepaged and none > cfg.max_ptes_none:
+                k.vmstat.count("thp_scan_exceed_none_pte")
+                return Scan.EXCEED_NONE_PTE
+        elif kind == 2:
+            swap += 1
+            if khugepaged and swap > cfg.max_ptes_swap:
+                k.vmstat.count("thp_scan_exceed_swap_pte")
+                return Scan.EXCEED_SWAP_PTE
+        else:
+            page = pte >> 12
+            writable |= bool(pte & F_WRITE)
+            referenced |= bool(pte & F_YOUNG)
+            if mem.page_mapcount(page) > 1:
+                shared += 1
+                if khugepaged and shared > cfg.max_ptes_shared:
+                    k.vmstat.count("thp_scan_exceed_share_pte")
+                    return Scan.EXCEED_SHARED_PTE
+    if not writable:
+        return Scan.PAGE_RO
+    if khugepaged and not referenced:
+        return Scan.LACK_REFERENCED_PAGE
+    return collapse_huge_page(k, mm, vma, haddr)
+
+
+def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Scan:
+    """Swap in, allocate, copy, replace the PTE table by a PMD (the table becomes the deposit)."""
+    mem = k.mem
+    pmd = mm.pmds[haddr >> PMD_SHIFT]
+    # __collapse_huge_page_swapin(): a do_swap_page for each swap PTE
+    for i in range(HPAGE_PMD_NR):
+        if pmd.table.ptes[i] & 3 == 2:
+            do_swap_page(k, mm, vma, haddr + (i << PAGE_SHIFT), False)
+    if k.config.should_fail(FaultPoint.THP_ALLOC):
+        new = None
+    else:
+        new = alloc_anon_folio(k, HPAGE_PMD_ORDER)
+    if new is None:
+        k.vmstat.count("thp_collapse_alloc_failed")
+        return Scan.ALLOC_HUGE_PAGE_FAIL
+    k.vmstat.count("thp_collapse_alloc")
+    k.trace("collapse_huge_page")
+    ptes = pmd.table.ptes
+    small: list[int] = []
+    large: list[int] = []
+    present = 0
+    for i in range(HPAGE_PMD_NR):
+        pte = ptes[i]
+        if pte & 3 == 1 and not pte & F_SPECIAL:
+            page = pte >> 12
+            mem.data[new + i] = mem.data[page]
+            if pte & F_DIRTY:
+                mem.set(mem.folio_of(page), PG.DIRTY)
+            folio_remove_rmap_ptes(k, page, 1)
+            present += 1
+            head = mem.folio_of(page)
+            (large if mem.order[head] else small).append(head)
+        ptes[i] = 0
+    mm.rss_anon -= present
+    for head in small:
+        if not mem.folio_mapped(head):
+            free_order0_folios(k, [head])
+    for head in dict.fromkeys(large):
+        if mem.flags[head] & PG.USED and not mem.folio_mapped(head):
+            from .swap_state import folio_free_swap
+            if mem.test(head, PG.SWAPCACHE):
+                folio_free_swap(k, head)
+            folio_put_if_unused(k, head)
+    folio_add_new_anon_rmap(k, new, vma, haddr, pmd=True)
+    lru_add(k, new)
+    mm.rss_anon += HPAGE_PMD_NR
+    mm.pmds[haddr >> PMD_SHIFT] = Pmd(PmdKind.HUGE, flags=F_WRITE | F_DIRTY | F_YOUNG, pfn=new, deposited=True)
+    return Scan.SUCCEED
+
+
+def madvise_collapse(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
+    """MADV_COLLAPSE: collapse every aligned 2 MiB block of the range, ignoring the limits."""
+    results = []
+    for vma in mm.vmas_in(start, end):
+        if not hugepage_vma_check(k, vma, khugepaged=False):
+            results.append(Scan.VMA_CHECK)
+            continue
+        haddr = max(start, vma.start)
+        haddr = (haddr + PMD_SIZE - 1) & PMD_MASK
+        while haddr + PMD_SIZE <= min(end, vma.end):
+            results.append(hpage_collapse_scan_pmd(k, mm, vma, haddr, khugepaged=False))
+            haddr += PMD_SIZE
+    bad = [r for r in results if r not in (Scan.SUCCEED, Scan.PMD_MAPPED)]
+    if bad:
+        errno = "ENOMEM" if Scan.ALLOC_HUGE_PAGE_FAIL in bad else "EINVAL"
+        raise MmError(errno, "madvise", f"MADV_COLLAPSE failed: {bad[0].value}",
+                      partial="blocks before the failure were collapsed, as the kernel does"
+                      if Scan.SUCCEED in results else None)
+
+
+def khugepaged_scan(k: "Kernel") -> dict[str, int]:
+    """One full khugepaged pass over every process; the scan results counted by kind."""
+    tally: dict[str, int] = {}
+    k.trace("khugepaged_scan_mm_slot")
+    for pid in sorted(k.mms):
+        mm = k.mms[pid]
+        for vma in list(mm.vmas):
+            if vma not in mm.vmas or not hugepage_vma_check(k, vma, khugepaged=True):
+                continue
+            haddr = (vma.start + PMD_SIZE - 1) & PMD_MASK
+            while haddr + PMD_SIZE <= vma.end:
+                r = hpage_collapse_scan_pmd(k, mm, vma, haddr, khugepaged=True)
+                tally[r.value] = tally.get(r.value, 0) + 1
+                haddr += PMD_SIZE
+    return tally

@@ -1,0 +1,115 @@
+"""mremap(2) with MREMAP_MAYMOVE (and MREMAP_FIXED) (mm/mremap.c move_page_tables).
+
+The moved part becomes a new VMA with the same vm_pgoff and anon_vma, so
+folio->index and the rmap stay valid.  move_page_tables moves a whole,
+aligned PMD-level entry with its deposited table (move_huge_pmd: a present
+THP, the huge zero page, and with the series a PMD swap entry) or a whole PTE
+table (move_normal_pmd); anything else is split (thp_split_pmd) and moved PTE
+by PTE (move_ptes).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .errors import MmError
+from .huge_memory import split_huge_pmd_locked
+from .mm_types import MmStruct
+from .mmap import get_unmapped_area, page_aligned, sys_munmap, unmap_page_range, vma_merge_around, vma_range
+from .pgtable import Pmd, PmdKind, PteTable
+from .vma import VmArea
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int,
+               fixed: int | None) -> int:
+    """Move [start, start+old_len) to a new place of new_len bytes; returns the new address."""
+    page_aligned("mremap", start, old_len)
+    old_len = (old_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    new_len = (new_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    if new_len <= 0:
+        raise MmError("EINVAL", "mremap", "new size must be positive")
+    vma = mm.find_vma(start)
+    if vma is None:
+        raise MmError("EFAULT", "mremap", f"no mapping at {start:#x}")
+    if start + old_len > vma.end:
+        raise MmError("EFAULT", "mremap", "the range spans more than one VMA")
+    if fixed is not None:
+        page_aligned("mremap", fixed, new_len)
+        if fixed < start + old_len and start < fixed + new_len:
+            raise MmError("EINVAL", "mremap", "old and new ranges overlap")
+        new = fixed
+    else:
+        new = get_unmapped_area(mm, new_len, PMD_SIZE if new_len >= PMD_SIZE else PAGE_SIZE)
+    k.trace("move_vma")
+    if fixed is not None and mm.vmas_in(new, new + new_len):
+        sys_munmap(k, mm, new, new_len)
+    vma = vma_range(k, mm, start, start + old_len)[0]
+    moved = min(old_len, new_len)
+    nvma = VmArea(start=new, end=new + new_len, flags=vma.flags,
+                  pgoff=vma.pgoff, anon_vma=vma.anon_vma, anon_vma_chain=vma.anon_vma_chain)
+    mm.insert_vma(nvma)
+    move_page_tables(k, mm, vma, start, nvma, new, moved)
+    if new_len < old_len:
+        unmap_page_range(k, mm, vma, start + moved, start + old_len)
+    mm.vmas.remove(vma)
+    from .mmap import free_pgtables
+    free_pgtables(mm, start, start + old_len)
+    k.shadow.move(mm.pid, start, mm.pid, new, moved)
+    k.shadow.zero(mm.pid, start, start + old_len)
+    vma_merge_around(mm, nvma)
+    return new
+
+
+def move_page_tables(k: "Kernel", mm: MmStruct, ovma: VmArea, old: int, nvma: VmArea, new: int,
+                     length: int) -> None:
+    done = 0
+    while done < length:
+        src = old + done
+        dst = new + done
+        extent = min(length - done, PMD_SIZE - (src & ~PMD_MASK), PMD_SIZE - (dst & ~PMD_MASK))
+        pmd = mm.pmds.get(src >> PMD_SHIFT)
+        whole = extent == PMD_SIZE
+        if pmd is None:
+            done += extent
+            continue
+        if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
+            if whole and dst >> PMD_SHIFT not in mm.pmds:
+                # move_huge_pmd(): the entry and its deposited table move as one
+                k.trace("move_huge_pmd")
+                mm.pmds[dst >> PMD_SHIFT] = mm.pmds.pop(src >> PMD_SHIFT)
+                done += extent
+                continue
+            split_huge_pmd_locked(k, mm, ovma, src & PMD_MASK)
+            pmd = mm.pmds[src >> PMD_SHIFT]
+        if whole and dst >> PMD_SHIFT not in mm.pmds and _table_only_for(mm, src):
+            k.trace("move_normal_pmd")
+            mm.pmds[dst >> PMD_SHIFT] = mm.pmds.pop(src >> PMD_SHIFT)
+            done += extent
+            continue
+        move_ptes(k, mm, pmd, src, dst, extent >> PAGE_SHIFT)
+        done += extent
+
+
+def _table_only_for(mm: MmStruct, src: int) -> bool:
+    """A PTE table can move whole only if no other VMA uses part of it."""
+    base = src & PMD_MASK
+    return len(mm.vmas_in(base, base + PMD_SIZE)) == 1
+
+
+def move_ptes(k: "Kernel", mm: MmStruct, pmd: Pmd, src: int, dst: int, nr: int) -> None:
+    """move_ptes(): each PTE moves as it is (swap PTEs and present ones alike)."""
+    dpmd = mm.pmds.get(dst >> PMD_SHIFT)
+    if dpmd is None:
+        dpmd = mm.pmds[dst >> PMD_SHIFT] = Pmd(PmdKind.TABLE, table=PteTable())
+        mm.nr_ptes += 1
+    si = (src >> PAGE_SHIFT) & 511
+    di = (dst >> PAGE_SHIFT) & 511
+    sp, dp = pmd.table.ptes, dpmd.table.ptes
+    for j in range(nr):
+        dp[di + j] = sp[si + j]
+        sp[si + j] = 0
+    k.trace("move_ptes")

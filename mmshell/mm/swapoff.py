@@ -1,0 +1,143 @@
+"""swapoff(2) (mm/swapfile.c try_to_unuse, unuse_mm ... unuse_pte_range).
+
+Every process (in pid order: the mmlist) is walked.  A PTE swap entry on the
+device is brought back from the swap cache, or read in with readahead, and
+mapped as unuse_pte does: old, read-only, exclusive if the swap entry said so.
+patch 8/13 (series): a PMD swap entry on the device goes to unuse_pmd(), which
+takes the PMD-size folio from the swap cache or reads all 512 slots into a new
+one, and maps the whole PMD; if the folio cannot be had (`thp_alloc`), or the
+cached folio is no longer PMD-size, the entry is split and unuse_pte_range
+handles the 512 PTEs (F7).  Finally folios left in the swap cache leave it,
+and the device is removed.  Running out of memory refuses the swapoff (the
+kernel returns ENOMEM after a partial effect; the simulation undoes it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT
+from .errors import MmError, VmBug
+from .folio import PG
+from .huge_memory import split_huge_pmd_locked, vma_alloc_anon_folio_pmd
+from .memory import anon_vma_prepare, free_folio, lru_add, swapin_readahead
+from .mm_types import MmStruct
+from .page_io import swap_read_folio
+from .pgtable import F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, Pmd, PmdKind, mk_pte
+from .rmap import folio_add_anon_rmap_pmd, folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
+from .swap_info import SwapInfo
+from .swap_state import add_to_swap_cache, delete_from_swap_cache, swap_cache_get_folio
+from .swapfile import free_swap_and_cache_nr
+from .swapops import SwpEntry
+from .vma import VmArea
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+def sys_swapoff(k: "Kernel", name: str) -> None:
+    si = k.swap_device(name)
+    swapoff_needs(k, si)
+    k.trace("try_to_unuse")
+    for pid in sorted(k.mms):
+        mm = k.mms[pid]
+        for vma in list(mm.vmas):
+            unuse_vma(k, mm, vma, si)
+    # Whatever is left in the swap cache now has no page-table reference.
+    for pfn in sorted(set(si.cache.values())):
+        delete_from_swap_cache(k, pfn)
+        k.mem.set(pfn, PG.DIRTY)
+        if not k.mem.folio_mapped(pfn):
+            free_folio(k, pfn)
+    if si.inuse_pages:
+        raise VmBug(f"swapoff {name}: {si.inuse_pages} slots still in use")
+    k.swap_info[si.type] = None
+    k.swap_prio_order.remove(si.type)
+
+
+def unuse_vma(k: "Kernel", mm: MmStruct, vma: VmArea, si: SwapInfo) -> None:
+    for pmdi in range(vma.start >> PMD_SHIFT, ((vma.end - 1) >> PMD_SHIFT) + 1):
+        pmd = mm.pmds.get(pmdi)
+        if pmd is None:
+            continue
+        addr = pmdi << PMD_SHIFT
+        if pmd.kind is PmdKind.SWAP and pmd.swp_type == si.type:
+            if unuse_pmd(k, mm, vma, addr, pmd, si):
+                continue
+            split_huge_pmd_locked(k, mm, vma, addr)
+            pmd = mm.pmds[pmdi]
+        if pmd.kind is PmdKind.TABLE:
+            unuse_pte_range(k, mm, vma, pmd, addr, si)
+
+
+def unuse_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, pmd: Pmd, si: SwapInfo) -> bool:
+    """patch 8/13: map a PMD swap entry back as a whole THP; False means split and fall back."""
+    entry = pmd.entry
+    mem = k.mem
+    folio = swap_cache_get_folio(k, entry)
+    if folio is not None and mem.order[folio] != HPAGE_PMD_ORDER:
+        k.trace("unuse_pmd(cached folio not PMD-size): split")
+        return False
+    if folio is None:
+        folio = vma_alloc_anon_folio_pmd(k, vma)
+        if folio is None:
+            k.trace("swapin_alloc_pmd_folio(failed): split")
+            return False
+        mem.set(folio, PG.SWAPBACKED)
+        add_to_swap_cache(k, folio, entry)
+        swap_read_folio(k, folio, entry)
+        lru_add(k, folio)
+    k.trace("unuse_pmd")
+    exclusive = pmd.pmd_swp_exclusive()
+    flags = pmd.flags & (F_SOFT_DIRTY | F_UFFD_WP)
+    if not mem.test(folio, PG.ANON):
+        anon_vma_prepare(k, vma)
+        folio_add_new_anon_rmap(k, folio, vma, addr, pmd=True, exclusive=exclusive)
+    else:
+        folio_add_anon_rmap_pmd(k, folio, exclusive)
+    mm.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.HUGE, flags=flags, pfn=folio, deposited=True)
+    mm.rss_anon += HPAGE_PMD_NR
+    mm.rss_swapents -= HPAGE_PMD_NR
+    free_swap_and_cache_nr(k, entry, HPAGE_PMD_NR)
+    return True
+
+
+def unuse_pte_range(k: "Kernel", mm: MmStruct, vma: VmArea, pmd: Pmd, addr: int, si: SwapInfo) -> None:
+    """unuse_pte_range(): every swap PTE of this device is mapped back (unuse_pte)."""
+    mem = k.mem
+    ptes = pmd.table.ptes
+    lo = max(vma.start, addr)
+    hi = min(vma.end, addr + (1 << PMD_SHIFT))
+    for i in range((lo >> PAGE_SHIFT) & 511, ((hi - 1) >> PAGE_SHIFT & 511) + 1):
+        pte = ptes[i]
+        if pte & 3 != 2 or (pte >> 12) & 0x1F != si.type:
+            continue
+        entry = SwpEntry(si.type, pte >> 17)
+        folio = swap_cache_get_folio(k, entry)
+        if folio is None:
+            folio = swapin_readahead(k, entry)
+        elif mem.test(folio, PG.WORKINGSET):
+            mem.clear(folio, PG.WORKINGSET)
+            k.vmstat.count("swap_ra_hit")
+        base = k.folio_swap[folio]
+        page = folio + (entry.offset - base.offset)
+        exclusive = bool(pte & F_SWP_EXCLUSIVE)
+        if not mem.test(folio, PG.ANON):
+            folio_add_new_anon_rmap(k, folio, vma, addr + (i << PAGE_SHIFT), pmd=False, exclusive=exclusive)
+        else:
+            folio_add_anon_rmap_ptes(k, page, 1, exclusive)
+        ptes[i] = mk_pte(page, pte & (F_SOFT_DIRTY | F_UFFD_WP))
+        mm.rss_anon += 1
+        mm.rss_swapents -= 1
+        free_swap_and_cache_nr(k, entry, 1)
+    k.trace("unuse_pte_range")
+
+
+def swapoff_needs(k: "Kernel", si: SwapInfo) -> None:
+    """Refuse up front when the swapped-out pages cannot fit in free memory."""
+    need = si.inuse_pages - len(si.cache)
+    if need > k.mem.alloc.nr_free:
+        raise MmError("ENOMEM", "swapoff", f"{need} pages to bring back but only "
+                      f"{k.mem.alloc.nr_free} free frames")
+
+

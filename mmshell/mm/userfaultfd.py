@@ -1,0 +1,171 @@
+"""userfaultfd registration and UFFDIO_MOVE (mm/userfaultfd.c move_pages).
+
+UFFDIO_MOVE moves pages from a source range to an unpopulated, registered
+destination.  A whole aligned PMD moves as one (move_pages_huge_pmd: the THP
+must be exclusive to this process, else EBUSY; patch 10/13: a PMD swap entry
+moves through move_swap_pmd, exclusive required, a PMD-size swap-cache folio
+moving with it: decision 5).  Anything else goes PTE by PTE (move_pages_pte):
+a large folio is split first; a present page must be PageAnonExclusive, a swap
+entry must carry the exclusive bit and its swap-cache folio, if any, must be
+small, else EBUSY.  The folio's anon_vma and index follow the move
+(folio_move_anon_rmap).  The simulation checks every refusal before moving
+anything, so a refused move moves nothing (the kernel may stop part-way).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .errors import MmError
+from .folio import PG
+from .huge_memory import split_folio, split_huge_pmd_locked
+from .memory import anon_vma_prepare
+from .mm_types import MmStruct
+from .mmap import page_aligned, vma_merge_around, vma_range
+from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, Pmd, PmdKind, PteTable
+from .vma import VM, VmArea
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+def sys_uffd_register(k: "Kernel", mm: MmStruct, start: int, length: int) -> None:
+    """UFFDIO_REGISTER (MISSING mode) over whole VMAs of the range."""
+    page_aligned("uffd register", start, length)
+    end = start + length
+    addr = start
+    for vma in mm.vmas_in(start, end):
+        if vma.start > addr:
+            break
+        addr = vma.end
+    if addr < end:
+        raise MmError("EINVAL", "uffd register", f"range has a hole at {max(addr, start):#x}")
+    for vma in vma_range(k, mm, start, end):
+        vma.flags |= VM.UFFD_MISSING
+    for vma in list(mm.vmas_in(start - 1, end + 1)):
+        if vma in mm.vmas:
+            vma_merge_around(mm, vma)
+    k.trace("userfaultfd_register")
+
+
+def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> int:
+    """UFFDIO_MOVE of [src, src+length) to dst; returns the bytes moved (all of them)."""
+    page_aligned("uffd move", src, length)
+    page_aligned("uffd move", dst, length)
+    if src < dst + length and dst < src + length:
+        raise MmError("EINVAL", "uffd move", "source and destination overlap")
+    svma = mm.find_vma(src)
+    dvma = mm.find_vma(dst)
+    if svma is None or src + length > svma.end:
+        raise MmError("ENOENT", "uffd move", f"source {src:#x}+{length:#x} is not one mapped VMA")
+    if dvma is None or dst + length > dvma.end:
+        raise MmError("ENOENT", "uffd move", f"destination {dst:#x}+{length:#x} is not one mapped VMA")
+    if not dvma.flags & VM.UFFD_MISSING:
+        raise MmError("EINVAL", "uffd move", "destination is not registered with userfaultfd")
+    _validate(k, mm, src, dst, length)
+    anon_vma_prepare(k, dvma)
+    k.trace("move_pages")
+    done = 0
+    while done < length:
+        s, d = src + done, dst + done
+        extent = min(length - done, PMD_SIZE - (s & ~PMD_MASK))
+        pmd = mm.pmds.get(s >> PMD_SHIFT)
+        whole = extent == PMD_SIZE and not d & ~PMD_MASK and (d >> PMD_SHIFT) not in mm.pmds
+        if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.SWAP) and whole:
+            _move_huge_pmd(k, mm, dvma, pmd, s, d)
+        elif pmd is not None:
+            if pmd.kind in (PmdKind.HUGE, PmdKind.SWAP, PmdKind.ZERO):
+                split_huge_pmd_locked(k, mm, svma, s & PMD_MASK)
+            _move_ptes(k, mm, dvma, s, d, extent >> PAGE_SHIFT)
+        done += extent
+    k.shadow.move(mm.pid, src, mm.pid, dst, length)
+    return length
+
+
+def _page_entry(mm: MmStruct, addr: int) -> tuple[Pmd | None, int]:
+    pmd = mm.pmds.get(addr >> PMD_SHIFT)
+    if pmd is None:
+        return None, 0
+    if pmd.kind is PmdKind.TABLE:
+        return pmd, pmd.table.ptes[(addr >> PAGE_SHIFT) & 511]
+    return pmd, -1
+
+
+def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> None:
+    """Every refusal move_pages could meet, found before anything moves."""
+    mem = k.mem
+    for off in range(0, length, PAGE_SIZE):
+        dpmd, dpte = _page_entry(mm, dst + off)
+        if dpmd is not None and (dpmd.kind is not PmdKind.TABLE or dpte):
+            raise MmError("EEXIST", "uffd move", f"destination {dst + off:#x} is already populated")
+        pmd, pte = _page_entry(mm, src + off)
+        where = f"{src + off:#x}"
+        if pmd is None or (pmd.kind is PmdKind.TABLE and pte == 0):
+            raise MmError("ENOENT", "uffd move", f"source page {where} is not populated")
+        if pmd.kind is PmdKind.HUGE:
+            if mem.folio_mapcount(pmd.pfn) != 1 or not mem.test(pmd.pfn, PG.ANON_EXCLUSIVE):
+                raise MmError("EBUSY", "uffd move", f"THP at {where} is shared (not anon-exclusive)")
+        elif pmd.kind is PmdKind.SWAP:
+            if not pmd.flags & F_SWP_EXCLUSIVE:
+                raise MmError("EBUSY", "uffd move", f"PMD swap entry at {where} is not exclusive")
+        elif pmd.kind is PmdKind.ZERO:
+            raise MmError("EBUSY", "uffd move", f"huge zero page at {where}")
+        elif pte & 3 == 1 and not pte & F_SPECIAL:
+            page = pte >> 12
+            head = mem.folio_of(page)
+            if mem.folio_maybe_mapped_shared(head) or not mem.flags[page] & PG.ANON_EXCLUSIVE:
+                raise MmError("EBUSY", "uffd move", f"page at {where} is not exclusive to this process")
+        elif pte & 3 == 2:
+            if not pte & F_SWP_EXCLUSIVE:
+                raise MmError("EBUSY", "uffd move", f"swap entry at {where} is not exclusive")
+            si = k.swap_info[(pte >> 12) & 0x1F]
+            cached = si.cache.get(pte >> 17)
+            if cached is not None and mem.order[cached]:
+                raise MmError("EBUSY", "uffd move", f"swap entry at {where} is cached in a large folio")
+
+
+def _move_folio_rmap(k: "Kernel", pfn: int, dvma: VmArea, dst: int) -> None:
+    """folio_move_anon_rmap() + the new index."""
+    k.mem.anon_vma[pfn] = dvma.anon_vma
+    k.mem.index[pfn] = dvma.linear_page_index(dst)
+
+
+def _move_huge_pmd(k: "Kernel", mm: MmStruct, dvma: VmArea, pmd: Pmd, src: int, dst: int) -> None:
+    if pmd.kind is PmdKind.HUGE:
+        k.trace("move_pages_huge_pmd")
+        _move_folio_rmap(k, pmd.pfn, dvma, dst)
+    else:
+        k.trace("move_swap_pmd")
+        si = k.swap_info[pmd.swp_type]
+        cached = si.cache.get(pmd.swp_offset)
+        if cached is not None:
+            _move_folio_rmap(k, cached, dvma, dst)
+    mm.pmds[dst >> PMD_SHIFT] = mm.pmds.pop(src >> PMD_SHIFT)
+
+
+def _move_ptes(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int, nr: int) -> None:
+    mem = k.mem
+    for j in range(nr):
+        s, d = src + (j << PAGE_SHIFT), dst + (j << PAGE_SHIFT)
+        spmd = mm.pmds[s >> PMD_SHIFT]
+        si_ = (s >> PAGE_SHIFT) & 511
+        pte = spmd.table.ptes[si_]
+        if pte & 3 == 1 and not pte & F_SPECIAL:
+            head = mem.folio_of(pte >> 12)
+            if mem.order[head]:
+                split_folio(k, head)
+                pte = spmd.table.ptes[si_]
+            _move_folio_rmap(k, pte >> 12, dvma, d)
+        elif pte & 3 == 2:
+            si = k.swap_info[(pte >> 12) & 0x1F]
+            cached = si.cache.get(pte >> 17)
+            if cached is not None:
+                _move_folio_rmap(k, cached, dvma, d)
+        dpmd = mm.pmds.get(d >> PMD_SHIFT)
+        if dpmd is None:
+            dpmd = mm.pmds[d >> PMD_SHIFT] = Pmd(PmdKind.TABLE, table=PteTable())
+            mm.nr_ptes += 1
+        dpmd.table.ptes[(d >> PAGE_SHIFT) & 511] = pte
+        spmd.table.ptes[si_] = 0
+    k.trace("move_pages_pte")
