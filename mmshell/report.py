@@ -49,8 +49,7 @@ class StepPrinter:
         self.stream = stream if stream is not None else sys.stdout
         self.console = make_console(file=self.stream)
         self._before = None
-        self._last_vmstat: dict[str, int] | None = None
-        self._prev_vmstat: dict[str, int] | None = None
+        self._prev = None
 
     def before(self, cmd: Command) -> None:
         if self.step and not self.json_mode:
@@ -79,13 +78,13 @@ class StepPrinter:
         for line in out.lines:
             self.console.print("  " + line, markup=False, highlight=False)
         for name, opts in out.views:
-            self.console.print(render_view(self.session, name, opts, self._prev_vmstat))
+            self.console.print(render_view(self.session, name, opts, self._prev))
         if out.trace:
             self.console.print("  [dim]trace:[/] " + " > ".join(_fold_trace(out.trace)), highlight=False)
         if self._before is not None and out.changed:
             after = digest(self.session.kernel)
-            self.console.print(StepView(self._before, after, self.session.names()))
-            self._prev_vmstat = self._before.vmstat
+            self.console.print(StepView(self._before, after, self.session.names(), names_by_pid=_newest_first(self.session.regions)))
+            self._prev = self._before
         self._before = None
 
     def _json(self, rec: StepRecord) -> None:
@@ -99,14 +98,14 @@ class StepPrinter:
             if out.lines:
                 obj["output"] = out.lines
             if out.views:
-                obj["views"] = {name: view_json(self.session, name, opts, self._prev_vmstat)
+                obj["views"] = {name: view_json(self.session, name, opts, self._prev)
                                 for name, opts in out.views}
             if out.trace:
                 obj["trace"] = out.trace
             if self._before is not None and out.changed:
                 after = digest(self.session.kernel)
-                obj["changes"] = StepView(self._before, after, self.session.names()).to_json()
-                self._prev_vmstat = self._before.vmstat
+                obj["changes"] = StepView(self._before, after, self.session.names(), names_by_pid=_newest_first(self.session.regions)).to_json()
+                self._prev = self._before
         self._before = None
         print(json.dumps(obj), file=self.stream)
 
@@ -122,6 +121,11 @@ class StepPrinter:
         status = {0: "ok", 1: "expectation failed", 2: "refused"}[outcome.exit_status()]
         self.console.print(f"{source}: {outcome.steps} steps, {outcome.failed} failed expectation(s), "
                            f"{outcome.refused} refused: {status}", highlight=False)
+
+
+def _newest_first(regions: dict[int, dict[str, tuple[int, int]]]) -> dict[int, dict[str, tuple[int, int]]]:
+    """Region names, the latest binding first: it labels a reused address range."""
+    return {pid: dict(reversed(list(names.items()))) for pid, names in regions.items()}
 
 
 def _fold_trace(names: list[str]) -> list[str]:

@@ -292,8 +292,10 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
     si = k.swap_info[entry.type]
     folio = swap_cache_get_folio(k, entry)
     major = False
-    if folio is not None and (mem.order[folio] != HPAGE_PMD_ORDER
-                              or k.config.should_fail(FaultPoint.SPLIT_RACE)):
+    if folio is not None and mem.order[folio] == HPAGE_PMD_ORDER \
+            and k.config.should_fail(FaultPoint.SPLIT_RACE):
+        split_folio(k, folio)       # F5: deferred_split_scan / memory_failure got there first
+    if folio is not None and mem.order[folio] != HPAGE_PMD_ORDER:
         k.trace("do_huge_pmd_swap_page(cached folio not PMD-size: split)")
         split_huge_pmd_locked(k, mm, vma, haddr)
         return Fault.FALLBACK

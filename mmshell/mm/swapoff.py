@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .config import FaultPoint
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT
 from .errors import MmError, VmBug
 from .folio import PG
-from .huge_memory import split_huge_pmd_locked, vma_alloc_anon_folio_pmd
+from .huge_memory import split_folio, split_huge_pmd_locked, vma_alloc_anon_folio_pmd
 from .memory import anon_vma_prepare, free_folio, lru_add, swapin_readahead
 from .mm_types import MmStruct
 from .page_io import swap_read_folio
@@ -75,6 +76,9 @@ def unuse_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, pmd: Pmd, si: S
     entry = pmd.entry
     mem = k.mem
     folio = swap_cache_get_folio(k, entry)
+    if folio is not None and mem.order[folio] == HPAGE_PMD_ORDER \
+            and k.config.should_fail(FaultPoint.SPLIT_RACE):
+        split_folio(k, folio)       # F5/F7: the cached folio was split under us
     if folio is not None and mem.order[folio] != HPAGE_PMD_ORDER:
         k.trace("unuse_pmd(cached folio not PMD-size): split")
         return False

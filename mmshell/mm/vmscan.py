@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .config import FaultPoint
 from .constants import HPAGE_PMD_NR
 from .folio import PG
 
@@ -112,6 +113,18 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
         # patch 12/13: leave out TTU_SPLIT_HUGE_PMD when the whole PMD-size folio
         # is in the swap cache and zswap was never enabled.
         pmd_entry = k.config.pmd_swap and nr == HPAGE_PMD_NR and not k.zswap_ever_enabled
+        if pmd_entry and k.config.should_fail(FaultPoint.ZSWAP):
+            # F1 as zswap_never_enabled() sees it: zswap was enabled once (its store
+            # was then rejected, so the pages still go to the device).
+            pmd_entry = False
+        if pmd_entry and k.config.should_fail(FaultPoint.RMAP_SPLIT):
+            # F6: an rmap walker (migration, a folio split attempt) split the PMD
+            # mapping of the swap-cache folio first; reclaim then sees PTEs.
+            from .huge_memory import split_huge_pmd_locked
+            from .rmap import rmap_walk_anon
+            for m in rmap_walk_anon(k, pfn):
+                if m.pmd:
+                    split_huge_pmd_locked(k, m.mm, m.vma, m.addr)
         if not try_to_unmap(k, pfn, split_huge_pmd=not pmd_entry):
             _activate(k, pfn)
             continue

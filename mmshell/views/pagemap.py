@@ -1,0 +1,102 @@
+"""`show pagemap RANGE`: /proc/PID/pagemap words decoded and folded into runs.
+
+A run continues while every bit but the pfn / swap offset is equal and those
+advance by one page (the small zero page repeats one pfn, so a run of it keeps
+the same word): `a+0x0-a+0x1ff000 (512) swapped s0 off 0x200..0x3ff excl=0`.
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import TYPE_CHECKING
+
+from rich.console import Group
+from rich.text import Text
+
+from mmshell.mm.constants import PAGE_SHIFT
+from mmshell.mm.mm_types import MmStruct
+from mmshell.mm.task_mmu import PM_PRESENT, PM_SWAP, PM_SWAP_TYPE_BITS, PagemapEntry, pagemap_read
+
+from .fmt import AddrNamer, Names, device_name, fold_words, hex_range
+from .widgets import KIND_STYLE, Trimmed, cell, view_table
+
+if TYPE_CHECKING:
+    from mmshell.mm.kernel import Kernel
+
+#: Runs shown before the rest are summarised.
+MAX_ROWS = 64
+
+
+def _steps(word: int) -> tuple[int, ...]:
+    if word & PM_PRESENT:
+        return (1, 0)
+    if word & PM_SWAP:
+        return (1 << PM_SWAP_TYPE_BITS,)
+    return (0,)
+
+
+def pagemap_runs(k: "Kernel", words: list[int], start: int) -> list[dict]:
+    """Fold pagemap words (one per page from `start`) into runs of plain data."""
+    arr = array("Q", words)
+    out = []
+    for lo, hi, step in fold_words(arr, _steps):
+        e = PagemapEntry(arr[lo])
+        kind = "present" if e.present else "swapped" if e.swapped else "none"
+        run = {"start": start + (lo << PAGE_SHIFT), "end": start + ((hi - 1) << PAGE_SHIFT), "pages": hi - lo,
+               "kind": kind, "present": e.present, "swapped": e.swapped, "file": e.file,
+               "exclusive": e.exclusive, "uffd_wp": e.uffd_wp, "soft_dirty": e.soft_dirty}
+        if e.present:
+            run["pfn"] = e.pfn
+            run["pfn_last"] = e.pfn + (hi - lo - 1 if step else 0)
+        elif e.swapped:
+            run["swap_type"] = e.swap_type
+            run["device"] = device_name(k, e.swap_type)
+            run["swap_offset"] = e.swap_offset
+            run["swap_offset_last"] = e.swap_offset + hi - lo - 1
+        out.append(run)
+    return out
+
+
+def run_entry_text(run: dict) -> str:
+    """`swapped s0 off 0x200..0x3ff excl=0`, `present pfn 0x200..0x3ff excl=1`, `none`."""
+    if run["kind"] == "present":
+        text = f"present pfn {hex_range(run['pfn'], run['pfn_last'])} excl={run['exclusive']}"
+    elif run["kind"] == "swapped":
+        text = (f"swapped {run['device']} off {hex_range(run['swap_offset'], run['swap_offset_last'])}"
+                f" excl={run['exclusive']}")
+    else:
+        return "none"
+    for bit in ("file", "uffd_wp", "soft_dirty"):
+        if run[bit]:
+            text += f" {bit}=1"
+    return text
+
+
+class PagemapView:
+    """The pagemap entries of [start, end) in one process, folded.
+
+    to_json(): {"pid", "start", "end", "runs": [{"start", "end" (last page), "pages", "kind",
+    "present", "swapped", "file", "exclusive", "uffd_wp", "soft_dirty", and "pfn", "pfn_last"
+    or "swap_type", "device", "swap_offset", "swap_offset_last"}]}.
+    """
+
+    def __init__(self, k: "Kernel", mm: MmStruct, start: int, end: int, names: Names | None = None) -> None:
+        self.pid = mm.pid
+        self.start, self.end = start, end
+        self.namer = AddrNamer(names)
+        self.runs = pagemap_runs(k, pagemap_read(k, mm, start, end), start)
+
+    def __rich__(self) -> Trimmed:
+        table = view_table(f"pagemap of pid {self.pid}", "pages", "n", "entry", right=("n",))
+        rows = self.runs if len(self.runs) <= MAX_ROWS else self.runs[:MAX_ROWS - 1]
+        for r in rows:
+            a, b = self.namer.addr(r["start"]), self.namer.addr(r["end"])
+            table.add_row(cell(a if r["pages"] == 1 else f"{a}-{b}"), cell(f"({r['pages']})"),
+                          cell(run_entry_text(r), KIND_STYLE.get(r["kind"], "")))
+        parts: list = [table]
+        if len(rows) < len(self.runs):
+            parts.append(Text(f"… {len(self.runs) - len(rows)} more runs", style="dim"))
+        return Trimmed(Group(*parts))
+
+    def to_json(self) -> dict:
+        return {"pid": self.pid, "start": self.start, "end": self.end, "runs": self.runs}

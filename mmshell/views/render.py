@@ -1,0 +1,79 @@
+"""`show VIEW`: build the named view from a session, for the script runner and the shell.
+
+The session is used duck-typed (`.kernel`, `.pid`, `.names(pid)`) so views do
+not import the language layer.  `opts` is what the `show` handler produced:
+{"all": bool, "name": str | None, "range": (start, length) | absent}.
+`previous` is what "the last step" was for `show vmstat`: the vmstat snapshot
+taken before it, or the whole `Digest` (which also marks mthp changes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from mmshell.mm.task_mmu import vmstat_snapshot
+
+from .meminfo import MeminfoView
+from .pagemap import PagemapView
+from .pt import PageTableView
+from .smaps import SmapsView
+from .step import Digest
+from .swap import SwapView
+from .swapcache import SwapCacheView
+from .vmas import VmasView
+from .vmstat import VmstatView
+
+#: The contract's view names, in the order `show` lists them.
+VIEW_NAMES = ("vmas", "pt", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
+
+
+class SessionLike(Protocol):
+    kernel: Any
+    pid: int
+
+    def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]: ...
+
+
+def build_view(session: SessionLike, name: str, opts: Mapping[str, Any] | None = None,
+               previous: Mapping[str, int] | Digest | None = None) -> Any:
+    """The view object for `show NAME` in the session's current process."""
+    opts = opts or {}
+    k = session.kernel
+    mm = k.mm(session.pid)
+    names = session.names()
+    rng = opts.get("range")
+    start, end = (rng[0], rng[0] + rng[1]) if rng is not None else (None, None)
+    match name:
+        case "vmas":
+            return VmasView(k, mm, names)
+        case "pt":
+            return PageTableView(k, mm, start, end, names)
+        case "swap":
+            return SwapView(k)
+        case "swapcache":
+            return SwapCacheView(k)
+        case "vmstat":
+            prev, prev_mthp = (previous.vmstat, previous.mthp) if isinstance(previous, Digest) else (previous, None)
+            return VmstatView(vmstat_snapshot(k), dict(k.vmstat.mthp), prev, bool(opts.get("all")), prev_mthp)
+        case "smaps":
+            return SmapsView(k, mm, names, opts.get("name"))
+        case "pagemap":
+            if start is None or end is None:
+                raise ValueError("show pagemap needs a range")
+            return PagemapView(k, mm, start, end, names)
+        case "meminfo":
+            return MeminfoView(k)
+    raise ValueError(f"no view named {name!r} (views: {', '.join(VIEW_NAMES)})")
+
+
+def render_view(session: SessionLike, name: str, opts: Mapping[str, Any] | None = None,
+                previous: Mapping[str, int] | Digest | None = None) -> Any:
+    """The rich renderable for `show NAME`."""
+    return build_view(session, name, opts, previous)
+
+
+def view_json(session: SessionLike, name: str, opts: Mapping[str, Any] | None = None,
+              previous: Mapping[str, int] | Digest | None = None) -> Any:
+    """The JSON form (plain dicts and lists) of `show NAME`."""
+    return build_view(session, name, opts, previous).to_json()

@@ -1,0 +1,214 @@
+"""What one step changed: a `Digest` of the machine before and after, and the view of their difference.
+
+`digest(k)` records, per process, every non-none PMD slot as the `PmdDesc`
+`show pt` prints (PTE tables folded into runs with C-level slice work, so a
+GiB of 512 tables digests in milliseconds), per swap device the used count
+and swap_map runs, and the counters.  `StepView(before, after)` shows the PMD
+slots whose description changed (old -> new, neighbours folded as in `show pt`),
+swap use per device, and the counter deltas (`thp_swpout +1`, `pswpout +512`,
+mthp `swpout +1`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.text import Text
+
+from mmshell.mm.constants import PMD_SHIFT
+from mmshell.mm.task_mmu import vmstat_snapshot
+
+from .describe import NONE, PmdDesc, describe_pmd
+from .fold import PmdGroup
+from .fmt import AddrNamer, Names, fmt_size
+from .swap import run_text, swap_map_runs
+from .widgets import Packed, Trimmed, cell, view_table
+
+if TYPE_CHECKING:
+    from mmshell.mm.kernel import Kernel
+
+#: swap_map run changes listed per device before the rest are summarised.
+MAX_SWAP_LINES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDigest:
+    """One swap device: slots in use and its swap_map runs as (first, last, count, cache)."""
+
+    used: int
+    runs: tuple[tuple[int, int, int, bool], ...]
+
+
+@dataclass(slots=True)
+class Digest:
+    """The observable state a step can change, compact enough to take before and after every step."""
+
+    pmds: dict[int, dict[int, PmdDesc]] = field(default_factory=dict)
+    swap: dict[str, DeviceDigest] = field(default_factory=dict)
+    vmstat: dict[str, int] = field(default_factory=dict)
+    mthp: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "pmds": {str(pid): {str(i): d.text() for i, d in pmds.items()} for pid, pmds in self.pmds.items()},
+            "swap": {n: {"used": d.used, "runs": [list(r) for r in d.runs]} for n, d in self.swap.items()},
+            "vmstat": dict(self.vmstat),
+            "mthp": dict(self.mthp),
+        }
+
+
+def digest(k: "Kernel") -> Digest:
+    """Capture the machine's page tables, swap devices and counters."""
+    pmds: dict[int, dict[int, PmdDesc]] = {}
+    for pid in sorted(k.mms):
+        mm = k.mms[pid]
+        per: dict[int, PmdDesc] = {}
+        for idx in sorted(mm.pmds):
+            desc = describe_pmd(k, mm.pmds[idx])
+            if desc.kind != "none":
+                per[idx] = desc
+        pmds[pid] = per
+    swap = {}
+    for si in k.swap_info:
+        if si is not None:
+            runs = tuple((r["first"], r["last"], r["count"], r["cache"]) for r in swap_map_runs(si))
+            swap[si.name] = DeviceDigest(si.inuse_pages, runs)
+    return Digest(pmds, swap, vmstat_snapshot(k), dict(k.vmstat.mthp))
+
+
+def deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """Counters that changed, in `after`'s order (then ones only `before` has)."""
+    out = {}
+    for name in [*after, *(n for n in before if n not in after)]:
+        d = after.get(name, 0) - before.get(name, 0)
+        if d:
+            out[name] = d
+    return out
+
+
+@dataclass(slots=True)
+class PmdChange:
+    """Adjacent PMD slots first..last of one process that changed alike."""
+
+    pid: int
+    first: int
+    last: int
+    old: PmdGroup
+    new: PmdGroup
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+
+def pmd_changes(pid: int, before: Mapping[int, PmdDesc], after: Mapping[int, PmdDesc],
+                namer: AddrNamer) -> list[PmdChange]:
+    """The slots whose description differs, folded where old and new both keep one shape."""
+    out: list[PmdChange] = []
+    key_prev = None
+    for idx in sorted(set(before) | set(after)):
+        old, new = before.get(idx, NONE), after.get(idx, NONE)
+        if old == new:
+            continue
+        hit = namer.region(idx << PMD_SHIFT)
+        key = (old.shape, new.shape, hit[0] if hit else None)
+        last = out[-1] if out else None
+        if last is not None and last.last == idx - 1 and key == key_prev:
+            last.last = idx
+            last.old.last = last.new.last = idx
+            last.old.descs.append(old)
+            last.new.descs.append(new)
+        else:
+            out.append(PmdChange(pid, idx, idx, PmdGroup(idx, idx, [old]), PmdGroup(idx, idx, [new])))
+        key_prev = key
+    return out
+
+
+class StepView:
+    """The difference between two digests.
+
+    `names` labels addresses of every process; `names_by_pid` overrides it per pid.
+    to_json(): {"processes": {"new": [pid], "gone": [pid]}, "pmds": [{"pid", "start", "end"
+    (last byte), "count", "old", "new"}], "swap": [{"name", "before", "after", "delta",
+    "added": [run], "removed": [run]}], "vmstat": {name: delta}, "mthp": {name: delta}}.
+    """
+
+    def __init__(self, before: Digest, after: Digest, names: Names | None = None,
+                 names_by_pid: Mapping[int, Names] | None = None) -> None:
+        self.new_pids = [p for p in after.pmds if p not in before.pmds]
+        self.gone_pids = [p for p in before.pmds if p not in after.pmds]
+        self.namers: dict[int, AddrNamer] = {}
+        self.changes: list[PmdChange] = []
+        for pid in sorted(set(before.pmds) | set(after.pmds)):
+            pid_names = names_by_pid.get(pid, names) if names_by_pid else names
+            self.namers[pid] = namer = AddrNamer(pid_names)
+            self.changes += pmd_changes(pid, before.pmds.get(pid, {}), after.pmds.get(pid, {}), namer)
+        self.swap: list[dict[str, Any]] = []
+        for name in [*after.swap, *(n for n in before.swap if n not in after.swap)]:
+            b, a = before.swap.get(name), after.swap.get(name)
+            if a == b:
+                continue
+            b_runs, a_runs = (b.runs if b else ()), (a.runs if a else ())
+            b_set, a_set = set(b_runs), set(a_runs)
+            self.swap.append({
+                "name": name, "before": b.used if b else None, "after": a.used if a else None,
+                "delta": (a.used if a else 0) - (b.used if b else 0),
+                "added": [_run_dict(r) for r in a_runs if r not in b_set],
+                "removed": [_run_dict(r) for r in b_runs if r not in a_set],
+            })
+        self.vmstat = deltas(before.vmstat, after.vmstat)
+        self.mthp = deltas(before.mthp, after.mthp)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.changes or self.swap or self.vmstat or self.mthp or self.new_pids or self.gone_pids)
+
+    def _where(self, c: PmdChange) -> str:
+        start, end = c.first << PMD_SHIFT, (c.last + 1) << PMD_SHIFT
+        label = self.namers[c.pid].label(start)
+        if c.count == 1:
+            return label or f"{start:#x}"
+        return f"{label}:{fmt_size(end - start)}" if label else f"{start:#x}-{end - 1:#x}"
+
+    def __rich__(self) -> Trimmed:
+        if self.empty:
+            return Trimmed(Group(Text("no change", style="dim")))
+        parts: list = []
+        for what, pids in (("new process", self.new_pids), ("process gone", self.gone_pids)):
+            for pid in pids:
+                parts.append(Text(f"{what}: {pid}"))
+        if self.changes:
+            table = view_table("page tables", "pid", "where", "PMDs", "change", right=("PMDs",))
+            for c in self.changes:
+                table.add_row(cell(c.pid), cell(self._where(c)), cell(c.count),
+                              cell(f"{c.old.text()}\n→ {c.new.text()}"))
+            parts.append(table)
+        for s in self.swap:
+            if s["before"] is None:
+                lines = [f"swap {s['name']}: swapon, used {s['after']}"]
+            elif s["after"] is None:
+                lines = [f"swap {s['name']}: swapoff, was used {s['before']}"]
+            else:
+                lines = [f"swap {s['name']}: used {s['before']} → {s['after']} ({s['delta']:+d})"]
+            runs = [f"  - {run_text(r)}" for r in s["removed"]] + [f"  + {run_text(r)}" for r in s["added"]]
+            if len(runs) > MAX_SWAP_LINES:
+                runs = runs[:MAX_SWAP_LINES - 1] + [f"  … {len(runs) - MAX_SWAP_LINES + 1} more"]
+            parts.append(Text("\n".join(lines + runs)))
+        if self.vmstat:
+            parts.append(Packed("vmstat: ", [f"{n} {d:+d}" for n, d in self.vmstat.items()]))
+        if self.mthp:
+            parts.append(Packed("mthp: ", [f"{n} {d:+d}" for n, d in self.mthp.items()]))
+        return Trimmed(Group(*parts))
+
+    def to_json(self) -> dict:
+        pmds = [{"pid": c.pid, "start": c.first << PMD_SHIFT, "end": ((c.last + 1) << PMD_SHIFT) - 1,
+                 "count": c.count, "old": c.old.text(), "new": c.new.text()} for c in self.changes]
+        return {"processes": {"new": self.new_pids, "gone": self.gone_pids}, "pmds": pmds, "swap": self.swap,
+                "vmstat": self.vmstat, "mthp": self.mthp}
+
+
+def _run_dict(r: tuple[int, int, int, bool]) -> dict:
+    return {"first": r[0], "last": r[1], "count": r[2], "cache": r[3]}
