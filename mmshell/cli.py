@@ -1,96 +1,27 @@
-"""The command line: `mmshell`, `mmshell -c`, `mmshell run`, `mmshell compare`, `mmshell kernel`.
+"""The command line entry point.
 
-Heavy modules (rich, the views, prompt_toolkit) are imported only by the verbs
-that need them, so `mmshell -c 'show vmstat'` starts fast.
+`mmshell -c 'CMDS'` goes straight to the runner; everything else is parsed by
+the click commands in `mmshell.commands`.  Heavy modules (click, rich, the
+views, prompt_toolkit) are imported only by the paths that need them, so
+`mmshell -c 'show vmstat'` starts fast.
 """
 
 from __future__ import annotations
 
 import sys
 
-import click
 
-from . import __version__
-
-
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "commands", metavar="'CMD; CMD'", help="Run these commands and exit.")
-@click.option("--json", "json_mode", is_flag=True, help="With -c: JSON Lines output.")
-@click.option("--quiet", is_flag=True, help="With -c: print only errors and failed expectations.")
-@click.option("--debug-vm", is_flag=True, help="Check every invariant after every step.")
-@click.version_option(__version__, prog_name="mmshell")
-@click.pass_context
-def main(ctx: click.Context, commands: str | None, json_mode: bool, quiet: bool, debug_vm: bool) -> None:
-    """An interactive shell over a simulated Linux mm: how anonymous THPs are swapped,
-    in mainline (`set pmd_swap off`) and with the PMD swap entry series (`on`)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if commands is not None:
+def entry() -> None:
+    """The console script.  `mmshell -c 'CMDS'` alone skips click: start-up time is most of its cost."""
+    argv = sys.argv[1:]
+    if len(argv) == 2 and argv[0] == "-c":
         from .report import run_sources
 
-        sys.exit(run_sources([("-c", commands)], json_mode=json_mode, quiet=quiet, debug_vm=debug_vm))
-    from .shell.repl import run_shell
+        sys.exit(run_sources([("-c", argv[1])]))
+    from .commands import main
 
-    sys.exit(run_shell(debug_vm=debug_vm))
-
-
-@main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "json_mode", is_flag=True, help="JSON Lines: one object per step, then the final state.")
-@click.option("--step", is_flag=True, help="Pause before each step (teaching demos).")
-@click.option("--keep-going", is_flag=True, help="Go on after a refused command.")
-@click.option("--quiet", is_flag=True, help="Print only errors, failed expectations and the summary.")
-@click.option("--debug-vm", is_flag=True, help="Check every invariant after every step.")
-def run(files: tuple[str, ...], json_mode: bool, step: bool, keep_going: bool, quiet: bool,
-        debug_vm: bool) -> None:
-    """Replay .mmsh scripts, each on a freshly booted machine."""
-    from .report import read_sources, run_sources
-
-    sources = read_sources(files)
-    if sources is None:
-        sys.exit(2)
-    sys.exit(run_sources(sources, json_mode=json_mode, step=step, keep_going=keep_going, quiet=quiet,
-                         debug_vm=debug_vm))
-
-
-@main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--json", "json_mode", is_flag=True, help="Both runs as JSON Lines, each object tagged with its mode.")
-def compare(file: str, json_mode: bool) -> None:
-    """Run FILE with pmd_swap off and on, and show both side by side."""
-    from .compare import run_compare
-    from .report import read_sources
-
-    sources = read_sources([file])
-    if sources is None:
-        sys.exit(2)
-    sys.exit(run_compare(sources[0], json_mode=json_mode))
-
-
-@main.group()
-def kernel() -> None:
-    """Run scripts on the live kernel (not available yet)."""
-
-
-def _no_live_kernel(verb: str) -> None:
-    click.echo(f"mmshell kernel {verb}: running scripts on the live kernel is not implemented yet "
-               "in this version of mmshell", err=True)
-    sys.exit(2)
-
-
-@kernel.command("run")
-@click.argument("files", nargs=-1)
-def kernel_run(files: tuple[str, ...]) -> None:
-    """Run FILE's supported subset on the running kernel."""
-    _no_live_kernel("run")
-
-
-@kernel.command("diff")
-@click.argument("files", nargs=-1)
-def kernel_diff(files: tuple[str, ...]) -> None:
-    """Run FILE on the live kernel and in the simulator; show differences."""
-    _no_live_kernel("diff")
+    main()
 
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -17,7 +17,6 @@ from .lang.runner import Outcome, StepRecord, run_text
 from .lang.session import Session
 from .mm.task_mmu import vmstat_snapshot
 from .views.console import make_console
-from .views.step import StepView, digest
 from .views.render import render_view, view_json
 
 #: Commands after which no step summary is shown (they change nothing).
@@ -61,6 +60,7 @@ class StepPrinter:
         if self.quiet or cmd.name in QUIET_COMMANDS:
             self._before = None
             return
+        from .views.step import digest
         self._before = digest(self.session.kernel)
 
     def __call__(self, rec: StepRecord) -> None:
@@ -82,6 +82,7 @@ class StepPrinter:
         if out.trace:
             self.console.print("  [dim]trace:[/] " + " > ".join(_fold_trace(out.trace)), highlight=False)
         if self._before is not None and out.changed:
+            from .views.step import StepView, digest
             after = digest(self.session.kernel)
             self.console.print(StepView(self._before, after, self.session.names(), names_by_pid=_newest_first(self.session.regions)))
             self._prev = self._before
@@ -103,6 +104,7 @@ class StepPrinter:
             if out.trace:
                 obj["trace"] = out.trace
             if self._before is not None and out.changed:
+                from .views.step import StepView, digest
                 after = digest(self.session.kernel)
                 obj["changes"] = StepView(self._before, after, self.session.names(), names_by_pid=_newest_first(self.session.regions)).to_json()
                 self._prev = self._before

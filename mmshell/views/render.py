@@ -14,15 +14,7 @@ from typing import Any, Protocol
 
 from mmshell.mm.task_mmu import vmstat_snapshot
 
-from .meminfo import MeminfoView
-from .pagemap import PagemapView
-from .pt import PageTableView
-from .smaps import SmapsView
-from .step import Digest
-from .swap import SwapView
-from .swapcache import SwapCacheView
-from .vmas import VmasView
-from .vmstat import VmstatView
+from importlib import import_module
 
 #: The contract's view names, in the order `show` lists them.
 VIEW_NAMES = ("vmas", "pt", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
@@ -36,7 +28,7 @@ class SessionLike(Protocol):
 
 
 def build_view(session: SessionLike, name: str, opts: Mapping[str, Any] | None = None,
-               previous: Mapping[str, int] | Digest | None = None) -> Any:
+               previous: Any = None) -> Any:
     """The view object for `show NAME` in the session's current process."""
     opts = opts or {}
     k = session.kernel
@@ -44,36 +36,40 @@ def build_view(session: SessionLike, name: str, opts: Mapping[str, Any] | None =
     names = session.names()
     rng = opts.get("range")
     start, end = (rng[0], rng[0] + rng[1]) if rng is not None else (None, None)
+    if name not in VIEW_NAMES:
+        raise ValueError(f"no view named {name!r} (views: {', '.join(VIEW_NAMES)})")
+    mod = import_module(f".{name}", __package__)      # one view module per view, loaded on use
     match name:
         case "vmas":
-            return VmasView(k, mm, names)
+            return mod.VmasView(k, mm, names)
         case "pt":
-            return PageTableView(k, mm, start, end, names)
+            return mod.PageTableView(k, mm, start, end, names)
         case "swap":
-            return SwapView(k)
+            return mod.SwapView(k)
         case "swapcache":
-            return SwapCacheView(k)
+            return mod.SwapCacheView(k)
         case "vmstat":
-            prev, prev_mthp = (previous.vmstat, previous.mthp) if isinstance(previous, Digest) else (previous, None)
-            return VmstatView(vmstat_snapshot(k), dict(k.vmstat.mthp), prev, bool(opts.get("all")), prev_mthp)
+            # `previous` is a vmstat dict or a step Digest (which has the mthp stats too)
+            prev, prev_mthp = (previous.vmstat, previous.mthp) if hasattr(previous, "mthp") else (previous, None)
+            return mod.VmstatView(vmstat_snapshot(k), dict(k.vmstat.mthp), prev, bool(opts.get("all")), prev_mthp)
         case "smaps":
-            return SmapsView(k, mm, names, opts.get("name"))
+            return mod.SmapsView(k, mm, names, opts.get("name"))
         case "pagemap":
             if start is None or end is None:
                 raise ValueError("show pagemap needs a range")
-            return PagemapView(k, mm, start, end, names)
+            return mod.PagemapView(k, mm, start, end, names)
         case "meminfo":
-            return MeminfoView(k)
+            return mod.MeminfoView(k)
     raise ValueError(f"no view named {name!r} (views: {', '.join(VIEW_NAMES)})")
 
 
 def render_view(session: SessionLike, name: str, opts: Mapping[str, Any] | None = None,
-                previous: Mapping[str, int] | Digest | None = None) -> Any:
+                previous: Any = None) -> Any:
     """The rich renderable for `show NAME`."""
     return build_view(session, name, opts, previous)
 
 
 def view_json(session: SessionLike, name: str, opts: Mapping[str, Any] | None = None,
-              previous: Mapping[str, int] | Digest | None = None) -> Any:
+              previous: Any = None) -> Any:
     """The JSON form (plain dicts and lists) of `show NAME`."""
     return build_view(session, name, opts, previous).to_json()
