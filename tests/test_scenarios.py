@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run
+from mmsh_helpers import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted([*ROOT.glob("examples/*.mmsh"), *ROOT.glob("tests/scenarios/**/*.mmsh")])

@@ -63,8 +63,8 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
         return Scan.PMD_MAPPED
     cfg = k.config
     mem = k.mem
-    none = swap = shared = 0
-    writable = referenced = False
+    none = swap = shared = referenced = 0
+    writable = False
     for pte in pmd.table.ptes:
         kind = pte & 3
         if kind == 0 or (kind == 1 and pte & F_SPECIAL):
@@ -80,15 +80,18 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
         else:
             page = pte >> 12
             writable |= bool(pte & F_WRITE)
-            referenced |= bool(pte & F_YOUNG)
+            if pte & F_YOUNG or mem.test(mem.folio_of(page), PG.REFERENCED):
+                referenced += 1
             if mem.page_mapcount(page) > 1:
                 shared += 1
                 if khugepaged and shared > cfg.max_ptes_shared:
                     k.vmstat.count("thp_scan_exceed_share_pte")
                     return Scan.EXCEED_SHARED_PTE
-    if not writable:
+    # SCAN_PAGE_RO needs a present page: on 6.18 MADV_COLLAPSE of a wholly swapped
+    # range succeeds (measured, semantics #22).
+    if not writable and swap < HPAGE_PMD_NR - none:
         return Scan.PAGE_RO
-    if khugepaged and not referenced:
+    if khugepaged and (not referenced or (swap and referenced < HPAGE_PMD_NR // 2)):
         return Scan.LACK_REFERENCED_PAGE
     return collapse_huge_page(k, mm, vma, haddr)
 

@@ -95,30 +95,36 @@ class _Mss:
         self.swap_pss += (PAGE_SIZE << PSS_SHIFT) // count if count >= 2 else PAGE_SIZE << PSS_SHIFT
 
 
-def smaps_vma(k: "Kernel", mm: MmStruct, vma: VmArea) -> dict[str, int]:
-    """One VMA's smaps fields in kB (THPeligible 0/1)."""
+def smaps_vma(k: "Kernel", mm: MmStruct, vma: VmArea, lo: int | None = None,
+              hi: int | None = None) -> dict[str, int]:
+    """One VMA's smaps fields in kB (THPeligible 0/1), optionally only its part in [lo, hi).
+
+    A PMD-level entry is counted where its first page lies.
+    """
     mss = _Mss()
-    for pmdi in range(vma.start >> PMD_SHIFT, ((vma.end - 1) >> PMD_SHIFT) + 1):
+    lo = vma.start if lo is None else max(lo, vma.start)
+    hi = vma.end if hi is None else min(hi, vma.end)
+    for pmdi in range(lo >> PMD_SHIFT, ((hi - 1) >> PMD_SHIFT) + 1):
         pmd = mm.pmds.get(pmdi)
         if pmd is None:
             continue
         base = pmdi << PMD_SHIFT
         if pmd.kind is PmdKind.HUGE:
-            if vma.contains(base):
+            if lo <= base < hi:
                 young = bool(pmd.flags & F_YOUNG)
                 for i in range(HPAGE_PMD_NR):
                     mss.account(k, pmd.pfn + i, PAGE_SIZE, young, bool(pmd.flags & F_DIRTY))
                 mss.anonymous_thp += HPAGE_PMD_NR * PAGE_SIZE
         elif pmd.kind is PmdKind.SWAP:
-            if vma.contains(base):
+            if lo <= base < hi:
                 si = k.swap_info[pmd.swp_type]
                 for i in range(HPAGE_PMD_NR):
                     mss.account_swap(si.swap_count(pmd.swp_offset + i))
         elif pmd.kind is PmdKind.TABLE:
             ptes = pmd.table.ptes
-            lo = max(vma.start, base)
-            hi = min(vma.end, base + (PTRS_PER_PTE << PAGE_SHIFT))
-            for i in range((lo >> PAGE_SHIFT) & 511, ((hi - 1) >> PAGE_SHIFT & 511) + 1):
+            t_lo = max(lo, base)
+            t_hi = min(hi, base + (PTRS_PER_PTE << PAGE_SHIFT))
+            for i in range((t_lo >> PAGE_SHIFT) & 511, ((t_hi - 1) >> PAGE_SHIFT & 511) + 1):
                 pte = ptes[i]
                 if pte_present(pte):
                     if not pte & F_SPECIAL:
@@ -127,7 +133,7 @@ def smaps_vma(k: "Kernel", mm: MmStruct, vma: VmArea) -> dict[str, int]:
                     mss.account_swap(k.swap_info[pte_swp_type(pte)].swap_count(pte_swp_offset(pte)))
     kb = 1024
     return {
-        "Size": (vma.end - vma.start) // kb,
+        "Size": (hi - lo) // kb,
         "KernelPageSize": 4,
         "MMUPageSize": 4,
         "Rss": mss.resident // kb,
@@ -150,15 +156,15 @@ def smaps_vma(k: "Kernel", mm: MmStruct, vma: VmArea) -> dict[str, int]:
 
 
 def smaps_range(k: "Kernel", mm: MmStruct, start: int, end: int) -> dict[str, int]:
-    """smaps summed over the VMAs lying inside [start, end) (`smaps.NAME`)."""
+    """smaps of [start, end) (`smaps.NAME`): the VMAs inside it summed, and of a VMA
+    that reaches beyond it (adjacent mappings merge into one VMA) only the part inside."""
     total = dict.fromkeys(SMAPS_FIELDS, 0)
     eligible = 0
-    for vma in mm.vmas:
-        if vma.start >= start and vma.end <= end:
-            one = smaps_vma(k, mm, vma)
-            for f in SMAPS_FIELDS:
-                total[f] += one[f]
-            eligible |= one["THPeligible"]
+    for vma in mm.vmas_in(start, end):
+        one = smaps_vma(k, mm, vma, start, end)
+        for f in SMAPS_FIELDS:
+            total[f] += one[f]
+        eligible |= one["THPeligible"]
     total["KernelPageSize"] = total["MMUPageSize"] = 4
     total["THPeligible"] = eligible
     return total

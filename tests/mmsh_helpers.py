@@ -1,8 +1,6 @@
-"""Shared helpers: every test machine runs with the invariant checker on (debug_vm)."""
+"""Shared test helpers: every test machine runs with the invariant checker on (debug_vm)."""
 
 from __future__ import annotations
-
-import pytest
 
 from mmshell.lang.runner import Outcome, StepRecord, run_text
 from mmshell.lang.session import Session
@@ -27,11 +25,6 @@ class Run:
     def ok(self) -> "Run":
         assert self.outcome.exit_status() == 0, self.errors()
         return self
-
-
-@pytest.fixture(params=[True, False], ids=["series", "mainline"])
-def pmd_swap(request) -> bool:
-    return request.param
 
 
 def run(text: str, pmd_swap: bool = True, **config) -> Run:
