@@ -76,7 +76,7 @@ class StepPrinter:
         if self.echo and rec.command is not None:
             self.console.print(f"[bold]{rec.source}:{rec.line}[/]  {rec.text}", highlight=False)
         for line in out.lines:
-            self.console.print("  " + line, markup=False, highlight=False)
+            self.console.print("  " + line, markup=False, highlight=False, soft_wrap=True)
         for name, opts in out.views:
             self.console.print(render_view(self.session, name, opts, self._prev))
         if out.trace:
