@@ -20,7 +20,7 @@ from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PTRS_PER_
 from .errors import MmError, VmBug
 from .memory import handle_mm_fault
 from .mm_types import MmStruct
-from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, PmdKind, pte_pfn, pte_present
+from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, KIND_PRESENT, PmdKind, pte_present
 from .vma import VM
 
 if TYPE_CHECKING:
@@ -132,10 +132,11 @@ def _present_run(k: "Kernel", mm: MmStruct, ptes: array, start: int, end: int, w
     """Access the leading run of PTEs that need no fault; return its length in pages."""
     i0 = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
     n_max = (end - start) >> PAGE_SHIFT
+    words = ptes[i0:i0 + n_max]
+    need = F_WRITE | KIND_PRESENT if write else KIND_PRESENT
     n = 0
-    while n < n_max:
-        pte = ptes[i0 + n]
-        if not pte_present(pte) or (write and not pte & F_WRITE):
+    for w in words:
+        if w & 3 != 1 or w & need != need:
             break
         n += 1
     if not n:
@@ -143,16 +144,14 @@ def _present_run(k: "Kernel", mm: MmStruct, ptes: array, start: int, end: int, w
     data = k.mem.data
     if write:
         values = k.next_write_values(n)
-        for j, v in zip(range(i0, i0 + n), values):
-            pte = ptes[j]
-            data[pte >> 12] = v
-            ptes[j] = pte | F_DIRTY | F_YOUNG
+        for j, v in zip(range(n), values):
+            data[words[j] >> 12] = v
+        ptes[i0:i0 + n] = array("Q", [w | F_DIRTY | F_YOUNG for w in words[:n]])
         k.shadow.set_run(mm.pid, start, array("Q", values))
     else:
-        for j in range(i0, i0 + n):
-            ptes[j] |= F_YOUNG
+        ptes[i0:i0 + n] = array("Q", [w | F_YOUNG for w in words[:n]])
         if verify:
-            got = array("Q", (0 if ptes[j] & F_SPECIAL else data[pte_pfn(ptes[j])] for j in range(i0, i0 + n)))
+            got = array("Q", (0 if w & F_SPECIAL else data[w >> 12] for w in words[:n]))
             _verify_run(k, mm.pid, start, got, result)
     result.pages += n
     return n

@@ -101,7 +101,7 @@ class MemMap:
             return True
         if nr == 1:
             return self.mapcount[pfn] > 1
-        return any(self.mapcount[p] + self.entire_mapcount[pfn] > 1 for p in range(pfn, pfn + nr))
+        return max(self.mapcount[pfn:pfn + nr]) + self.entire_mapcount[pfn] > 1
 
     # -- allocation --------------------------------------------------------------
     def folio_alloc(self, order: int) -> int | None:

@@ -184,11 +184,10 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
         first = (pfn << PFN_SHIFT) | flags | KIND_PRESENT
         step = 1 << PFN_SHIFT
         table.ptes = array("Q", range(first, first + HPAGE_PMD_NR * step, step))
-        exclusive = mem.test(pfn, PG.ANON_EXCLUSIVE)
-        for p in range(pfn, pfn + HPAGE_PMD_NR):
-            mem.mapcount[p] += 1
-            if exclusive:
-                mem.flags[p] |= PG.ANON_EXCLUSIVE
+        end = pfn + HPAGE_PMD_NR
+        mem.mapcount[pfn:end] = array("i", [m + 1 for m in mem.mapcount[pfn:end]])
+        if mem.test(pfn, PG.ANON_EXCLUSIVE):
+            mem.flags[pfn:end] = array("I", [f | PG.ANON_EXCLUSIVE for f in mem.flags[pfn:end]])
         mem.entire_mapcount[pfn] -= 1
         if mem.entire_mapcount[pfn] == 0:
             k.vmstat.nr_anon_thps -= 1

@@ -84,16 +84,26 @@ class PageAllocator:
             start = b * HPAGE_PMD_NR
             end = min(start + HPAGE_PMD_NR, self.nr_frames)
             want = nr - len(out)
+            if self._block_free[b] == end - start:
+                # a wholly free block: take a run from its start in one go
+                taken = min(want, end - start)
+                free[start:start + taken] = bytes(taken)
+                out.extend(range(start, start + taken))
+                self._block_free[b] -= taken
+                self.nr_free -= taken
+                continue
             pos = start
             taken = 0
             while taken < want:
                 pos = free.find(1, pos, end)
                 if pos < 0:
                     break
-                free[pos] = 0
-                out.append(pos)
-                taken += 1
-                pos += 1
+                stop = free.find(0, pos, end)
+                stop = min(end if stop < 0 else stop, pos + want - taken)
+                free[pos:stop] = bytes(stop - pos)
+                out.extend(range(pos, stop))
+                taken += stop - pos
+                pos = stop
             self._block_free[b] -= taken
             self.nr_free -= taken
         return out

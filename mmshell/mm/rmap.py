@@ -271,24 +271,34 @@ def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pf
 
 def _unmap_table_run(k: "Kernel", mm: MmStruct, si, ptes, i0: int, page: int, off: int, n: int) -> None:
     mem = k.mem
-    flags = mem.flags
     type_bits = (si.type << 12) | 2
-    matched = [j for j in range(n) if ptes[i0 + j] & 3 == 1 and ptes[i0 + j] >> PFN_SHIFT == page + j]
+    words = ptes[i0:i0 + n]
+    excl = mem.flags[page:page + n]
+    if [w >> PFN_SHIFT if w & 3 == 1 else -1 for w in words] == list(range(page, page + n)):
+        # the whole run maps the folio's pages in order: one pass builds the swap PTEs
+        ptes[i0:i0 + n] = array("Q", [((off + j) << 17) | type_bits | (w & SWP_KEPT)
+                                      | (F_SWP_EXCLUSIVE if e & PG.ANON_EXCLUSIVE else 0)
+                                      for j, (w, e) in enumerate(zip(words, excl))])
+        if any(w & F_DIRTY for w in words):
+            mem.set(mem.folio_of(page), PG.DIRTY)
+        si.dup(off, n)
+        folio_remove_rmap_ptes(k, page, n)
+        mm.rss_anon -= n
+        mm.rss_swapents += n
+        return
+    # Some PTEs of the run map other pages (a COW copy, a hole): one at a time.
+    matched = [j for j in range(n) if words[j] & 3 == 1 and words[j] >> PFN_SHIFT == page + j]
     dirty = False
     for j in matched:
-        pte = ptes[i0 + j]
-        dirty |= bool(pte & F_DIRTY)
-        swp = (pte & SWP_KEPT) | (F_SWP_EXCLUSIVE if flags[page + j] & PG.ANON_EXCLUSIVE else 0)
+        w = words[j]
+        dirty |= bool(w & F_DIRTY)
+        swp = (w & SWP_KEPT) | (F_SWP_EXCLUSIVE if excl[j] & PG.ANON_EXCLUSIVE else 0)
         ptes[i0 + j] = ((off + j) << 17) | type_bits | swp
     if dirty:
         mem.set(mem.folio_of(page), PG.DIRTY)
-    if len(matched) == n:
-        si.dup(off, n)
-        folio_remove_rmap_ptes(k, page, n)
-    else:
-        for j in matched:
-            si.dup(off + j)
-            folio_remove_rmap_ptes(k, page + j, 1)
+    for j in matched:
+        si.dup(off + j)
+        folio_remove_rmap_ptes(k, page + j, 1)
     mm.rss_anon -= len(matched)
     mm.rss_swapents += len(matched)
 

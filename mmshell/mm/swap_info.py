@@ -35,6 +35,7 @@ _DUP_SAFE = bytes(b for b in range(256) if _plain(b, 0))
 _DUP_TABLE = bytes(b + 1 if _plain(b, 0) else b for b in range(256))
 _PUT_SAFE = bytes(b for b in range(256) if _plain(b, 1))
 _PUT_TABLE = bytes(b - 1 if _plain(b, 1) else b for b in range(256))
+_CACHE_ONLY = bytes((0, SWAP_HAS_CACHE))
 
 
 class SwapKind(Enum):
@@ -120,6 +121,10 @@ class SwapInfo:
         """swap_count() including continuation: the page-table references to the slot."""
         low = self.swap_map[off] & SWAP_COUNT_MASK if self.swap_map[off] != SWAP_MAP_BAD else 0
         return low + (SWAP_MAP_MAX + 1) * self.cont.get(off, 0) if off in self.cont else low
+
+    def any_count(self, off: int, nr: int) -> bool:
+        """Whether any of nr slots from off is referenced by a page-table entry."""
+        return bool(self.swap_map[off:off + nr].translate(None, _CACHE_ONLY))
 
     def has_cache(self, off: int) -> bool:
         return bool(self.swap_map[off] & SWAP_HAS_CACHE) and self.swap_map[off] != SWAP_MAP_BAD

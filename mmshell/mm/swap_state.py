@@ -16,6 +16,9 @@ from .swapops import SwpEntry
 if TYPE_CHECKING:
     from .kernel import Kernel
 
+#: bytes.translate table that clears SWAP_HAS_CACHE.
+_CLEAR_CACHE = bytes(b & ~SWAP_HAS_CACHE for b in range(256))
+
 
 def swap_cache_get_folio(k: "Kernel", entry: SwpEntry) -> int | None:
     """swap_cache_get_folio(): the head pfn of the folio caching entry, or None."""
@@ -42,13 +45,17 @@ def delete_from_swap_cache(k: "Kernel", pfn: int) -> None:
     si = k.swap_info[entry.type]
     nr = k.mem.nr_pages(pfn)
     sm = si.swap_map
-    freed = []
-    for s in range(entry.offset, entry.offset + nr):
-        sm[s] &= ~SWAP_HAS_CACHE
-        del si.cache[s]
-        if sm[s] == 0:
-            freed.append(s)
-    si.free_slots(freed)
+    off = entry.offset
+    seg = sm[off:off + nr].translate(_CLEAR_CACHE)
+    sm[off:off + nr] = seg
+    cache = si.cache
+    for s in range(off, off + nr):
+        del cache[s]
+    zeros = seg.count(0)
+    if zeros == nr:
+        si.free_slots(list(range(off, off + nr)))
+    elif zeros:
+        si.free_slots([off + i for i, b in enumerate(seg) if b == 0])
     k.mem.clear(pfn, PG.SWAPCACHE)
     k.vmstat.nr_swapcached -= nr
     k.trace("delete_from_swap_cache")
@@ -64,7 +71,7 @@ def folio_free_swap(k: "Kernel", pfn: int) -> bool:
         return False
     si = k.swap_info[entry.type]
     nr = k.mem.nr_pages(pfn)
-    if any(si.swap_count(s) for s in range(entry.offset, entry.offset + nr)):
+    if si.any_count(entry.offset, nr):
         return False
     delete_from_swap_cache(k, pfn)
     k.mem.set(pfn, PG.DIRTY)

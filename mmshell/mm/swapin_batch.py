@@ -10,13 +10,14 @@ once per page).  Anything else is left to the per-fault path.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from .folio import PG
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, KIND_MASK, KIND_SWAP,
-                      SWP_KEPT, SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind)
+                      PFN_SHIFT, SWP_KEPT, SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind)
 from .vma import VM
 
 if TYPE_CHECKING:
@@ -41,37 +42,25 @@ def swapin_sync_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool
     sm, zeromap, zswap = si.swap_map, si.zeromap, si.zswap
     bits = first & (SWP_KEPT | F_SWP_EXCLUSIVE | KIND_MASK)
     n_max = min((end - start) >> PAGE_SHIFT, PTRS_PER_PTE - i0, k.mem.alloc.nr_free)
-    offs = []
-    for j in range(i0, i0 + n_max):
-        pte = ptes[j]
-        off = pte >> SWP_OFFSET_SHIFT
-        if (pte & (SWP_KEPT | F_SWP_EXCLUSIVE | KIND_MASK | F_UFFD_WP)) != bits \
-                or (pte >> SWP_TYPE_SHIFT) & SWP_TYPE_MASK != type_ \
-                or sm[off] != 1 or zeromap[off] or zswap[off]:
-            break
-        offs.append(off)
+    o0 = first >> SWP_OFFSET_SHIFT
+    if n_max >= 2 and _contiguous_run(ptes, i0, n_max, first) and sm.count(1, o0, o0 + n_max) == n_max \
+            and zeromap.count(0, o0, o0 + n_max) == n_max and zswap.count(0, o0, o0 + n_max) == n_max:
+        offs = range(o0, o0 + n_max)
+    else:
+        offs = _matching_offsets(ptes, i0, n_max, bits, type_, sm, zeromap, zswap)
     n = len(offs)
     if n < 2:
         return 0
     mem = k.mem
     pfns = mem.folio_alloc_bulk(n)
-    flags, mapcount, index, anon_vma, data = mem.flags, mem.mapcount, mem.index, mem.anon_vma, mem.data
-    sdata = si.data
-    folio_flags = PG.USED | PG.UPTODATE | PG.ANON | PG.SWAPBACKED | PG.ANON_EXCLUSIVE | PG.LRU
     pte_flags = (first & SWP_KEPT) | F_WRITE | F_YOUNG | (F_DIRTY if write else 0)
+    folio_flags = PG.USED | PG.UPTODATE | PG.ANON | PG.SWAPBACKED | PG.ANON_EXCLUSIVE | PG.LRU
     idx0 = vma.linear_page_index(start)
-    av = vma.anon_vma
-    inactive = k.lru.inactive
-    for j, (pfn, off) in enumerate(zip(pfns, offs)):
-        flags[pfn] = folio_flags
-        mapcount[pfn] = 1
-        index[pfn] = idx0 + j
-        anon_vma[pfn] = av
-        data[pfn] = sdata[off]
-        inactive[pfn] = None
-        ptes[i0 + j] = (pfn << 12) | pte_flags | 1
-        sm[off] = 0
-    si.free_slots(offs)
+    if isinstance(offs, range) and pfns[-1] - pfns[0] == n - 1:
+        _map_run_contiguous(k, si, ptes, i0, pfns[0], offs.start, n, folio_flags, pte_flags, idx0, vma.anon_vma)
+    else:
+        _map_run(k, si, ptes, i0, pfns, list(offs), folio_flags, pte_flags, idx0, vma.anon_vma)
+    si.free_slots(list(offs))
     k.vmstat.nr_anon_pages += n
     mm.rss_anon += n
     mm.rss_swapents -= n
@@ -82,3 +71,54 @@ def swapin_sync_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool
     if k.tracing:
         k.trace(f"do_swap_page(SWP_SYNCHRONOUS_IO) x{n}")
     return n
+
+
+def _contiguous_run(ptes, i0: int, n: int, first: int) -> bool:
+    """The n PTEs from i0 are `first` with consecutive offsets (same type and bits)."""
+    step = 1 << SWP_OFFSET_SHIFT
+    return ptes[i0:i0 + n].tolist() == list(range(first, first + n * step, step))
+
+
+def _matching_offsets(ptes, i0: int, n_max: int, bits: int, type_: int, sm, zeromap, zswap) -> list[int]:
+    offs = []
+    for j in range(i0, i0 + n_max):
+        pte = ptes[j]
+        off = pte >> SWP_OFFSET_SHIFT
+        if (pte & (SWP_KEPT | F_SWP_EXCLUSIVE | KIND_MASK | F_UFFD_WP)) != bits \
+                or (pte >> SWP_TYPE_SHIFT) & SWP_TYPE_MASK != type_ \
+                or sm[off] != 1 or zeromap[off] or zswap[off]:
+            break
+        offs.append(off)
+    return offs
+
+
+def _map_run(k: "Kernel", si, ptes, i0: int, pfns: list[int], offs: list[int], folio_flags: int,
+             pte_flags: int, idx0: int, av: int) -> None:
+    mem = k.mem
+    flags, mapcount, index, anon_vma, data = mem.flags, mem.mapcount, mem.index, mem.anon_vma, mem.data
+    sdata, sm = si.data, si.swap_map
+    inactive = k.lru.inactive
+    for j, (pfn, off) in enumerate(zip(pfns, offs)):
+        flags[pfn] = folio_flags
+        mapcount[pfn] = 1
+        index[pfn] = idx0 + j
+        anon_vma[pfn] = av
+        data[pfn] = sdata[off]
+        inactive[pfn] = None
+        ptes[i0 + j] = (pfn << 12) | pte_flags | 1
+        sm[off] = 0
+
+
+def _map_run_contiguous(k: "Kernel", si, ptes, i0: int, p0: int, o0: int, n: int, folio_flags: int,
+                        pte_flags: int, idx0: int, av: int) -> None:
+    """_map_run() for consecutive frames and slots: slice assignments."""
+    mem = k.mem
+    mem.flags[p0:p0 + n] = array("I", [folio_flags]) * n
+    mem.mapcount[p0:p0 + n] = array("i", [1]) * n
+    mem.index[p0:p0 + n] = array("q", range(idx0, idx0 + n))
+    mem.anon_vma[p0:p0 + n] = array("i", [av]) * n
+    mem.data[p0:p0 + n] = si.data[o0:o0 + n]
+    k.lru.inactive.update(dict.fromkeys(range(p0, p0 + n)))
+    first = (p0 << PFN_SHIFT) | pte_flags | 1
+    ptes[i0:i0 + n] = array("Q", range(first, first + (n << PFN_SHIFT), 1 << PFN_SHIFT))
+    si.swap_map[o0:o0 + n] = bytes(n)
