@@ -69,12 +69,12 @@ class StepPrinter:
             return
         out = rec.output
         if rec.error:
-            self.console.print(rec.error, markup=False, highlight=False)
+            self.console.print(rec.error, markup=False, highlight=False, soft_wrap=True)
             return
         if self.quiet:
             return
         if self.echo and rec.command is not None:
-            self.console.print(f"[bold]{rec.source}:{rec.line}[/]  {rec.text}", highlight=False)
+            self.console.print(f"[bold]{rec.source}:{rec.line}[/]  {rec.text}", highlight=False, soft_wrap=True)
         for line in out.lines:
             self.console.print("  " + line, markup=False, highlight=False, soft_wrap=True)
         for name, opts in out.views:
