@@ -80,7 +80,8 @@ class StepPrinter:
         for name, opts in out.views:
             self.console.print(render_view(self.session, name, opts, self._prev))
         if out.trace:
-            self.console.print("  [dim]trace:[/] " + " > ".join(_fold_trace(out.trace)), highlight=False)
+            self.console.print("  [dim]trace:[/] " + " > ".join(_fold_trace(out.trace)), highlight=False,
+                               soft_wrap=True)
         if self._before is not None and out.changed:
             from .views.step import StepView, digest
             after = digest(self.session.kernel)

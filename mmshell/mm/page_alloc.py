@@ -34,6 +34,10 @@ class PageAllocator:
     def is_free(self, pfn: int) -> bool:
         return bool(self._free[pfn])
 
+    def free_map(self) -> bytearray:
+        """One byte a frame, 1 where free (read-only use: the invariant checker)."""
+        return self._free
+
     def _pop_whole(self) -> int | None:
         while self._whole:
             b = heapq.heappop(self._whole)
