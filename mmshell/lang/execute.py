@@ -414,6 +414,13 @@ def do_expect_fails(s: Session, cmd: Command) -> StepOutput:
                                                    "but it succeeded")
 
 
+@handler("source")
+def do_source(s: Session, cmd: Command) -> StepOutput:
+    # The runner reads files; a `source` reached here is nested in @PID, if or expect fails.
+    raise MmError("EINVAL", "source", "source runs a file at the top level only, "
+                  "not inside @PID, if or expect fails")
+
+
 @handler("help")
 def do_help(s: Session, cmd: Command) -> StepOutput:
     try:
