@@ -221,21 +221,10 @@ def do_mmap(s: Session, cmd: Command) -> StepOutput:
     if name in s.names():
         raise MmError("EEXIST", "mmap", f"region {name!r} already exists in pid {s.pid}")
     at = s.resolve_addr(a["at"], "mmap") if a["at"] is not None else None
-    vma = sys_mmap(s.kernel, _mm(s), a["size"], PROT_FLAGS[a["prot"] or "rw"], a["advice"], at)
+    start = sys_mmap(s.kernel, _mm(s), a["size"], PROT_FLAGS[a["prot"] or "rw"], a["advice"], at)
     length = (a["size"] + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-    start = at if at is not None else _new_start(s, vma, length)
     s.names()[name] = (start, length)
     return StepOutput(lines=[f"{name} = {start:#x}-{start + length:#x}"])
-
-
-def _new_start(s: Session, vma, length: int) -> int:
-    """Where the new mapping landed inside the (possibly merged) VMA."""
-    mm = _mm(s)
-    taken = [r for r in s.names().values()]
-    for start in (vma.start, vma.end - length):
-        if not any(st <= start < st + ln for st, ln in taken):
-            return start
-    return vma.start
 
 
 @handler("munmap")

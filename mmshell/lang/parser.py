@@ -14,7 +14,7 @@ the ``check`` runs whatever the setting.  A command nests at most
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NoReturn, Sequence
+from typing import Any, Mapping, NoReturn
 
 from . import registry
 from .errors import LangError

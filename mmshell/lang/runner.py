@@ -9,7 +9,7 @@ Exit statuses follow the contract: 0 all expectations held, 1 one failed,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 

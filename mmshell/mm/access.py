@@ -16,7 +16,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PTRS_PER_PTE
+from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from .errors import MmError, VmBug
 from .memory import handle_mm_fault
 from .mm_types import MmStruct

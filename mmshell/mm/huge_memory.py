@@ -13,7 +13,7 @@ from array import array
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint, ThpMode
-from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_MASK, PMD_SHIFT, PMD_SIZE
 from .folio import PG
 from .memory import Fault, alloc_anon_folio, free_folio, folio_put_if_unused, lru_add
 from .mm_types import MmStruct
@@ -280,9 +280,8 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
     only if the entry was exclusive, the VMA is writable and uffd-wp is not armed;
     a write fault on a non-exclusive entry continues into do_huge_pmd_wp_page.
     """
-    from .page_io import swap_read_folio
-    from .swap_state import add_to_swap_cache, folio_free_swap, swap_cache_get_folio
-    from .swapfile import free_swap_and_cache_nr, vm_swap_full
+    from .swap_state import folio_free_swap, swap_cache_get_folio
+    from .swapfile import vm_swap_full
 
     mem = k.mem
     haddr = addr & PMD_MASK
@@ -304,17 +303,11 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
             k.trace("swapin_alloc_pmd_folio(charge failed): split")
             split_huge_pmd_locked(k, mm, vma, haddr)
             return Fault.FALLBACK
-        folio = vma_alloc_anon_folio_pmd(k, vma)
+        folio = swapin_alloc_pmd_folio(k, vma, entry)
         if folio is None:
             k.vmstat.count_mthp("swpin_fallback")
-            k.trace("swapin_alloc_pmd_folio(failed): split")
             split_huge_pmd_locked(k, mm, vma, haddr)
             return Fault.FALLBACK
-        k.trace("swapin_alloc_pmd_folio")
-        mem.set(folio, PG.SWAPBACKED)
-        add_to_swap_cache(k, folio, entry)
-        swap_read_folio(k, folio, entry)
-        lru_add(k, folio)
         major = True
     else:
         k.trace("do_huge_pmd_swap_page(swapcache hit)")
@@ -324,14 +317,7 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
         flags |= F_WRITE
         if write:
             flags |= F_DIRTY
-    if not mem.test(folio, PG.ANON):
-        folio_add_new_anon_rmap(k, folio, vma, haddr, pmd=True, exclusive=exclusive)
-    else:
-        folio_add_anon_rmap_pmd(k, folio, exclusive)
-    mm.pmds[haddr >> PMD_SHIFT] = Pmd(PmdKind.HUGE, flags=flags, pfn=folio, deposited=True)
-    mm.rss_anon += HPAGE_PMD_NR
-    mm.rss_swapents -= HPAGE_PMD_NR
-    free_swap_and_cache_nr(k, entry, HPAGE_PMD_NR)
+    map_swapped_pmd(k, mm, vma, haddr, entry, folio, flags, exclusive)
     # Decision 2: on a synchronous device the slots are released at once (as
     # mainline's bypass does); otherwise the do_swap_page rules apply.
     if mem.test(folio, PG.SWAPCACHE) and ((major and si.synchronous) or vm_swap_full(k) or (
@@ -344,3 +330,39 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
         if do_huge_pmd_wp_page(k, mm, vma, addr) is Fault.FALLBACK:
             return Fault.FALLBACK
     return Fault.MAJOR if major else Fault.DONE
+
+
+def swapin_alloc_pmd_folio(k: "Kernel", vma: VmArea, entry: SwpEntry) -> int | None:
+    """patch 8/13 swapin_alloc_pmd_folio(): a new PMD-order folio in the swap cache over the
+    entry's 512 slots, read from the device; None when the folio cannot be had."""
+    from .page_io import swap_read_folio
+    from .swap_state import add_to_swap_cache
+
+    folio = vma_alloc_anon_folio_pmd(k, vma)
+    if folio is None:
+        k.trace("swapin_alloc_pmd_folio(failed)")
+        return None
+    k.trace("swapin_alloc_pmd_folio")
+    k.mem.set(folio, PG.SWAPBACKED)
+    add_to_swap_cache(k, folio, entry)
+    swap_read_folio(k, folio, entry)
+    lru_add(k, folio)
+    return folio
+
+
+def map_swapped_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, entry: SwpEntry, folio: int,
+                    flags: int, exclusive: bool) -> None:
+    """Map a PMD swap entry's folio by a PMD and drop the entry's 512 slot references
+    (the common tail of do_huge_pmd_swap_page and unuse_pmd)."""
+    from .memory import anon_vma_prepare
+    from .swapfile import free_swap_and_cache_nr
+
+    if not k.mem.test(folio, PG.ANON):
+        anon_vma_prepare(k, vma)
+        folio_add_new_anon_rmap(k, folio, vma, haddr, pmd=True, exclusive=exclusive)
+    else:
+        folio_add_anon_rmap_pmd(k, folio, exclusive)
+    mm.pmds[haddr >> PMD_SHIFT] = Pmd(PmdKind.HUGE, flags=flags, pfn=folio, deposited=True)
+    mm.rss_anon += HPAGE_PMD_NR
+    mm.rss_swapents -= HPAGE_PMD_NR
+    free_swap_and_cache_nr(k, entry, HPAGE_PMD_NR)

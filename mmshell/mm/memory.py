@@ -16,13 +16,12 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from .constants import HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from .errors import MmError
 from .folio import PG
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, SWP_KEPT,
-                      PmdKind, is_swap_pte, mk_pte, mk_table_pmd, pte_flags, pte_pfn, pte_present,
-                      pte_swp_offset, pte_swp_type, swp_entry_to_pte)
+                      PmdKind, is_swap_pte, mk_pte, mk_table_pmd, pte_flags, pte_pfn, pte_swp_offset, pte_swp_type, swp_entry_to_pte)
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap, folio_remove_rmap_ptes
 from .swapfile import free_swap_and_cache_nr
 from .swapops import SwpEntry

@@ -16,7 +16,7 @@ from .errors import MmError
 from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
 from .memory import folio_put_if_unused
 from .mm_types import MmStruct
-from .pgtable import F_DIRTY, PmdKind, is_swap_pte, pte_pfn, pte_present, pte_swp_offset, pte_swp_type, F_SPECIAL
+from .pgtable import F_DIRTY, PmdKind, F_SPECIAL
 from .folio import PG
 from .rmap import folio_remove_rmap_ptes
 from .swapops import SwpEntry
@@ -54,8 +54,11 @@ def get_unmapped_area(mm: MmStruct, length: int, align: int) -> int:
 
 
 def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: str | None,
-             at: int | None) -> VmArea:
-    """mmap(MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED_NOREPLACE]) + the optional madvise."""
+             at: int | None) -> int:
+    """mmap(MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED_NOREPLACE]) + the optional madvise.
+
+    Returns the address mapped, as mmap(2) does (the VMA may have merged with a neighbour).
+    """
     if length <= 0:
         raise MmError("EINVAL", "mmap", "length must be positive")
     length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
@@ -76,7 +79,8 @@ def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: str | Non
     vma = VmArea(start=addr, end=addr + length, flags=flags, pgoff=addr >> PAGE_SHIFT)
     mm.insert_vma(vma)
     k.trace("do_mmap")
-    return vma_merge_around(mm, vma)
+    vma_merge_around(mm, vma)
+    return addr
 
 
 def _mergeable(a: VmArea, b: VmArea) -> bool:

@@ -34,7 +34,7 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
         k.trace("mem_cgroup_try_charge_swap failed")
         return False
     if nr > 1 and k.config.should_fail(FaultPoint.SWAP_CLUSTER):
-        k.trace(f"folio_alloc_swap(order=9) failed")
+        k.trace("folio_alloc_swap(order=9) failed")
         return False
     for si in k.active_swap():
         if nr > 1:

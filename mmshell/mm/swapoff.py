@@ -17,17 +17,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint
-from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT
+from .constants import HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT
 from .errors import MmError, VmBug
 from .folio import PG
-from .huge_memory import split_folio, split_huge_pmd_locked, vma_alloc_anon_folio_pmd
-from .memory import anon_vma_prepare, free_folio, lru_add, swapin_readahead
+from .huge_memory import map_swapped_pmd, split_folio, split_huge_pmd_locked, swapin_alloc_pmd_folio
+from .memory import free_folio, swapin_readahead
 from .mm_types import MmStruct
-from .page_io import swap_read_folio
 from .pgtable import F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, Pmd, PmdKind, mk_pte
-from .rmap import folio_add_anon_rmap_pmd, folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
+from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
 from .swap_info import SwapInfo
-from .swap_state import add_to_swap_cache, delete_from_swap_cache, swap_cache_get_folio
+from .swap_state import delete_from_swap_cache, swap_cache_get_folio
 from .swapfile import free_swap_and_cache_nr
 from .swapops import SwpEntry
 from .vma import VmArea
@@ -83,26 +82,13 @@ def unuse_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, pmd: Pmd, si: S
         k.trace("unuse_pmd(cached folio not PMD-size): split")
         return False
     if folio is None:
-        folio = vma_alloc_anon_folio_pmd(k, vma)
+        folio = swapin_alloc_pmd_folio(k, vma, entry)
         if folio is None:
-            k.trace("swapin_alloc_pmd_folio(failed): split")
             return False
-        mem.set(folio, PG.SWAPBACKED)
-        add_to_swap_cache(k, folio, entry)
-        swap_read_folio(k, folio, entry)
-        lru_add(k, folio)
     k.trace("unuse_pmd")
-    exclusive = pmd.pmd_swp_exclusive()
-    flags = pmd.flags & (F_SOFT_DIRTY | F_UFFD_WP)
-    if not mem.test(folio, PG.ANON):
-        anon_vma_prepare(k, vma)
-        folio_add_new_anon_rmap(k, folio, vma, addr, pmd=True, exclusive=exclusive)
-    else:
-        folio_add_anon_rmap_pmd(k, folio, exclusive)
-    mm.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.HUGE, flags=flags, pfn=folio, deposited=True)
-    mm.rss_anon += HPAGE_PMD_NR
-    mm.rss_swapents -= HPAGE_PMD_NR
-    free_swap_and_cache_nr(k, entry, HPAGE_PMD_NR)
+    # unuse_pte's rules at PMD level: mapped old and read-only, exclusive as the entry says
+    map_swapped_pmd(k, mm, vma, addr, entry, folio, pmd.flags & (F_SOFT_DIRTY | F_UFFD_WP),
+                    pmd.pmd_swp_exclusive())
     return True
 
 

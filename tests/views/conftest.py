@@ -30,9 +30,9 @@ class Machine:
             sys_swapon(self.k, "s0", swap, kind, None)
 
     def mmap(self, name: str, size: int, advice: str | None = "hugepage") -> int:
-        vma = sys_mmap(self.k, self.mm, size, VM.READ | VM.WRITE, advice, None)
-        self.names[name] = (vma.start, size)
-        return vma.start
+        start = sys_mmap(self.k, self.mm, size, VM.READ | VM.WRITE, advice, None)
+        self.names[name] = (start, size)
+        return start
 
     def span(self, name: str, off: int = 0, length: int | None = None) -> tuple[int, int]:
         start, size = self.names[name]
