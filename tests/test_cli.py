@@ -89,3 +89,15 @@ def test_dash_c_fast_path_and_status() -> None:
     assert "exists only with the PMD swap entry series" in r.stdout
     assert "Traceback" not in r.stderr
     assert "click" not in mmshell("-c", "show meminfo").stderr
+
+
+def test_plain_text_off_a_terminal_and_step_mode(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "mmshell.cli", "-c", "mmap a 2M hugepage; touch a; show pt"],
+                       capture_output=True, text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1"})
+    assert r.returncode == 0
+    assert "\x1b[" not in r.stdout
+    assert "huge" in r.stdout
+    f = _write(tmp_path, "s.mmsh", "mmap a 2M\ntouch a\n")
+    res = CliRunner().invoke(main, ["run", "--step", f], input="\n\n")
+    assert res.exit_code == 0
+    assert res.output.count("next:") == 2
