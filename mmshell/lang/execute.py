@@ -10,7 +10,6 @@ hole), where the error says what was changed.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -18,7 +17,6 @@ from ..mm.check import check_data, check_invariants
 from ..mm.config import FailMode, FaultPoint, ThpMode
 from ..mm.constants import MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from ..mm.errors import MmError, VmBug
-from ..mm.kernel import Kernel
 from ..mm.access import access_range
 from ..mm.madvise import sys_madvise
 from ..mm.mmap import sys_munmap, sys_mmap
@@ -31,6 +29,7 @@ from . import registry
 from .expect import PathError, compare, evaluate, parse_expected
 from .parser import Command
 from .session import Session
+from .snapshot import snapshot
 
 
 class ExpectError(Exception):
@@ -70,7 +69,7 @@ def execute(session: Session, cmd: Command) -> StepOutput:
     k = session.kernel
     if cmd.name in READ_ONLY or (cmd.name == "check" and cmd.args.get("range") is None):
         return fn(session, cmd)
-    saved = copy.deepcopy((session.kernel, session.pid, session.regions))
+    saved = snapshot((session.kernel, session.pid, session.regions))
     k.trace_log = []
     try:
         out = fn(session, cmd)
@@ -135,21 +134,24 @@ def _set_ram(s: Session, size: int) -> None:
     in_use = k.mem.nr_frames - k.mem.alloc.nr_free - 1 - k.huge_zero_nr()
     if in_use:
         raise MmError("EBUSY", "set", f"{in_use} pages are in use: set ram before the first page is faulted in")
-    cfg = copy.deepcopy(k.config)
-    cfg.ram = size
-    new = Kernel(cfg)
-    new.mms, new.swap_info, new.swap_prio_order = k.mms, k.swap_info, k.swap_prio_order
-    new.least_priority, new.next_pid, new.next_anon_vma = k.least_priority, k.next_pid, k.next_anon_vma
-    new.vmstat, new.zswap_ever_enabled, new.tracing = k.vmstat, k.zswap_ever_enabled, k.tracing
+    # Only physical memory is replaced: nothing but the zero pages is in it.  Everything
+    # else (processes with their swapped-out pages, swap devices, counters, the shadow
+    # of page contents, the write sequence) stays as it is.
+    from ..mm.folio import PG, MemMap
+    from ..mm.huge_memory import get_huge_zero_folio
+
+    k.config.ram = size
+    k.mem = MemMap(size >> PAGE_SHIFT)
+    k.zero_pfn = k.mem.folio_alloc(0)
+    k.mem.set(k.zero_pfn, PG.ZERO)
     if k.huge_zero_pfn is not None:
-        from ..mm.huge_memory import get_huge_zero_folio
-        new.vmstat.events["thp_zero_page_alloc"] -= 1
-        get_huge_zero_folio(new)
-        for mm in new.mms.values():
-            for pmd in mm.pmds.values():
-                if pmd.kind is PmdKind.ZERO:
-                    pmd.pfn = new.huge_zero_pfn
-    s.kernel = new
+        k.huge_zero_pfn = None
+        k.vmstat.events["thp_zero_page_alloc"] -= 1
+        get_huge_zero_folio(k)
+    for mm in k.mms.values():
+        for pmd in mm.pmds.values():
+            if pmd.kind is PmdKind.ZERO:
+                pmd.pfn = k.huge_zero_pfn
 
 
 @handler("swapon")

@@ -203,6 +203,16 @@ def split_folio(k: "Kernel", pfn: int) -> list[int]:
     """
     mem = k.mem
     k.trace("split_folio")
+    # unmap_folio(): try_to_migrate() replaces PTE mappings one PTE at a time, so a folio
+    # mapped by PTEs only is partly mapped for a moment and deferred_split_folio() queues
+    # (and counts) it; the split then takes it off the queue.  PMD mappings are frozen whole,
+    # swap-cache folios are never queued.  Measured on 6.18.44: UFFDIO_MOVE of one page of a
+    # THP, tests/kernel/63_uffd_move_partial.mmsh (thp_deferred_split_page +1).
+    if (not mem.entire_mapcount[pfn] and mem.test(pfn, PG.ANON)
+            and not mem.flags[pfn] & (PG.SWAPCACHE | PG.PARTIALLY_MAPPED)
+            and sum(mem.mapcount[pfn:pfn + HPAGE_PMD_NR]) >= 2):
+        k.vmstat.count("thp_deferred_split_page")
+        k.vmstat.count_mthp("split_deferred")
     for m in rmap_walk_anon(k, pfn):
         if m.pmd:
             split_huge_pmd_locked(k, m.mm, m.vma, m.addr)

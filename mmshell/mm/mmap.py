@@ -16,7 +16,7 @@ from .errors import MmError
 from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
 from .memory import folio_put_if_unused
 from .mm_types import MmStruct
-from .pgtable import F_DIRTY, PmdKind, F_SPECIAL
+from .pgtable import F_DIRTY, F_SPECIAL, F_UFFD_WP, PmdKind
 from .folio import PG
 from .rmap import folio_remove_rmap_ptes
 from .swapops import SwpEntry
@@ -204,8 +204,18 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     small: list[int] = []
     large: list[int] = []
     run_type = run_off = run_n = 0
+    # zap_present_ptes(): the PTEs mapping consecutive pages of one large folio go in one
+    # batch (folio_pte_batch), so a folio whose every mapping goes at once is never seen
+    # partially mapped (no deferred split).
+    batch_page = batch_n = batch_wp = present = 0
     for w in words:
         kind = w & 3
+        if batch_n and not (kind == 1 and not w & F_SPECIAL and w >> 12 == batch_page + batch_n
+                            and mem.folio_of(w >> 12) == mem.folio_of(batch_page)
+                            and w & F_UFFD_WP == batch_wp):
+            folio_remove_rmap_ptes(k, batch_page, batch_n)
+            large.append(mem.folio_of(batch_page))
+            batch_n = 0
         if kind == 2:
             t, off = (w >> 12) & 0x1F, w >> 17
             if run_n and t == run_type and off == run_off + run_n:
@@ -215,6 +225,7 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
                 free_swap_and_cache_nr(k, SwpEntry(run_type, run_off), run_n)
             run_type, run_off, run_n = t, off, 1
         elif kind == 1 and not w & F_SPECIAL:
+            present += 1
             page = w >> 12
             f = flags[page]
             if w & F_DIRTY:
@@ -223,13 +234,20 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
                 mapcount[page] = 0
                 flags[page] = f & ~PG.ANON_EXCLUSIVE
                 small.append(page)
+            elif batch_n:
+                batch_n += 1
+            elif f & (PG.TAIL | PG.HEAD):
+                batch_page, batch_n, batch_wp = page, 1, w & F_UFFD_WP
             else:
                 folio_remove_rmap_ptes(k, page, 1)
                 large.append(mem.folio_of(page))
+    if batch_n:
+        folio_remove_rmap_ptes(k, batch_page, batch_n)
+        large.append(mem.folio_of(batch_page))
     if run_n:
         free_swap_and_cache_nr(k, SwpEntry(run_type, run_off), run_n)
     mm.rss_swapents -= sum(1 for w in words if w & 3 == 2)
-    mm.rss_anon -= len(small) + len(large)
+    mm.rss_anon -= present
     k.vmstat.nr_anon_pages -= len(small)
     free_order0_folios(k, small)
     for head in dict.fromkeys(large):

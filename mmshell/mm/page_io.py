@@ -18,8 +18,13 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 
-def swap_writeout(k: "Kernel", pfn: int) -> None:
-    """swap_writeout(): write the swap-cache folio at pfn to its slots; it ends clean."""
+def swap_writeout(k: "Kernel", pfn: int) -> bool:
+    """swap_writeout(): write the swap-cache folio at pfn to its slots; it ends clean.
+
+    True when the folio went to the device (__swap_writepage: under writeback
+    until the I/O completes); False when no I/O was needed (zero-filled:
+    zeromap; zswap_store), so reclaim can free it at once, on any device.
+    """
     mem = k.mem
     entry = k.folio_swap[pfn]
     si = k.swap_info[entry.type]
@@ -34,7 +39,7 @@ def swap_writeout(k: "Kernel", pfn: int) -> None:
         si.zswap[off:off + nr] = bytes(nr)
         k.vmstat.count("swpout_zero", nr)
         k.trace("swap_zeromap_folio_set")
-        return
+        return False
     si.zeromap[off:off + nr] = bytes(nr)
     if k.config.zswap:
         si.zswap[off:off + nr] = b"\x01" * nr
@@ -42,13 +47,14 @@ def swap_writeout(k: "Kernel", pfn: int) -> None:
         if nr > 1:
             k.vmstat.count_mthp("zswpout")
         k.trace("zswap_store")
-        return
+        return False
     si.zswap[off:off + nr] = bytes(nr)
     k.vmstat.count("pswpout", nr)
     if nr == HPAGE_PMD_NR:
         k.vmstat.count("thp_swpout")
         k.vmstat.count_mthp("swpout")
     k.trace("__swap_writepage")
+    return True
 
 
 def swap_read_folio(k: "Kernel", pfn: int, entry: SwpEntry) -> None:

@@ -107,8 +107,9 @@ def unuse_pte_range(k: "Kernel", mm: MmStruct, vma: VmArea, pmd: Pmd, addr: int,
         if folio is None:
             folio = swapin_readahead(k, entry)
         elif mem.test(folio, PG.WORKINGSET):
+            # 6.18's unuse_pte_range() looks the cache up without swap_update_readahead():
+            # a readahead page found here is no swap_ra_hit (measured: +0 over a swapoff)
             mem.clear(folio, PG.WORKINGSET)
-            k.vmstat.count("swap_ra_hit")
         base = k.folio_swap[folio]
         page = folio + (entry.offset - base.offset)
         exclusive = bool(pte & F_SWP_EXCLUSIVE)

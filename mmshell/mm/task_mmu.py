@@ -36,8 +36,9 @@ PM_SWAP = 1 << 62
 PM_PRESENT = 1 << 63
 PM_SWAP_TYPE_BITS = 5
 
-#: The smaps fields reported, in /proc/PID/smaps order (kB).
-SMAPS_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Pss", "Pss_Dirty", "Pss_Anon",
+#: The smaps fields reported, in /proc/PID/smaps order (kB).  (Pss_Anon is only in
+#: smaps_rollup: a VMA's entry in /proc/PID/smaps has no such line on 6.18.44.)
+SMAPS_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Pss", "Pss_Dirty",
                 "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Referenced",
                 "Anonymous", "LazyFree", "AnonHugePages", "Swap", "SwapPss", "Locked", "THPeligible")
 
@@ -139,7 +140,6 @@ def smaps_vma(k: "Kernel", mm: MmStruct, vma: VmArea, lo: int | None = None,
         "Rss": mss.resident // kb,
         "Pss": (mss.pss >> PSS_SHIFT) // kb,
         "Pss_Dirty": (mss.pss_dirty >> PSS_SHIFT) // kb,
-        "Pss_Anon": (mss.pss_anon >> PSS_SHIFT) // kb,
         "Shared_Clean": mss.shared_clean // kb,
         "Shared_Dirty": mss.shared_dirty // kb,
         "Private_Clean": mss.private_clean // kb,

@@ -129,9 +129,10 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
             _activate(k, pfn)
             continue
         if mem.test(pfn, PG.DIRTY):
-            swap_writeout(k, pfn)
-            if not k.swap_info[k.folio_swap[pfn].type].synchronous:
+            written = swap_writeout(k, pfn)
+            if written and not k.swap_info[k.folio_swap[pfn].type].synchronous:
                 continue  # under writeback: stays in the swap cache, clean, until a later pass
+            # zero-filled or stored in zswap: no writeback, freed now even on a disk
         delete_from_swap_cache(k, pfn)
         free_folio(k, pfn)
         reclaimed += nr
