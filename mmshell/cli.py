@@ -17,7 +17,11 @@ def entry() -> None:
     if len(argv) == 2 and argv[0] == "-c":
         from .report import run_sources
 
-        sys.exit(run_sources([("-c", argv[1])]))
+        try:
+            sys.exit(run_sources([("-c", argv[1])]))
+        except KeyboardInterrupt:
+            print("mmshell: interrupted", file=sys.stderr)
+            sys.exit(130)
     from .commands import main
 
     main()

@@ -66,24 +66,34 @@ def compare(file: str, json_mode: bool) -> None:
 
 @main.group()
 def kernel() -> None:
-    """Run scripts on the live kernel (not available yet)."""
-
-
-def _no_live_kernel(verb: str) -> None:
-    click.echo(f"mmshell kernel {verb}: running scripts on the live kernel is not implemented yet "
-               "in this version of mmshell", err=True)
-    sys.exit(2)
+    """Run scripts on the live, running Linux kernel (needs root and zram)."""
 
 
 @kernel.command("run")
-@click.argument("files", nargs=-1)
-def kernel_run(files: tuple[str, ...]) -> None:
-    """Run FILE's supported subset on the running kernel."""
-    _no_live_kernel("run")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "json_mode", is_flag=True, help="JSON Lines: one object per step, then the final state.")
+@click.option("--keep-going", is_flag=True, help="Go on after a refused command.")
+@click.option("--quiet", is_flag=True, help="Print only errors, failed expectations and the summary.")
+def kernel_run(files: tuple[str, ...], json_mode: bool, keep_going: bool, quiet: bool) -> None:
+    """Run FILE's commands on the running kernel through real system calls."""
+    from .kernel.report import run_live
+    from .report import read_sources
+
+    sources = read_sources(files)
+    if sources is None:
+        sys.exit(2)
+    sys.exit(run_live(sources, json_mode=json_mode, keep_going=keep_going, quiet=quiet))
 
 
 @kernel.command("diff")
-@click.argument("files", nargs=-1)
-def kernel_diff(files: tuple[str, ...]) -> None:
-    """Run FILE on the live kernel and in the simulator; show differences."""
-    _no_live_kernel("diff")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--quiet", is_flag=True, help="Print only the differences and one line per file.")
+def kernel_diff(files: tuple[str, ...], quiet: bool) -> None:
+    """Run FILE on the live kernel and in the simulator (mainline); show what differs."""
+    from .kernel.diff import run_diff
+    from .report import read_sources
+
+    sources = read_sources(files)
+    if sources is None:
+        sys.exit(2)
+    sys.exit(run_diff(sources, quiet=quiet))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .lang.parser import Command
-from .lang.runner import Outcome, StepRecord, run_text
+from .lang.runner import Outcome, StepRecord, read_script, run_text
 from .lang.session import Session
 from .mm.task_mmu import vmstat_snapshot
 from .views.console import make_console
@@ -28,8 +28,8 @@ def read_sources(files: Iterable[str]) -> list[tuple[str, str]] | None:
     out = []
     for f in files:
         try:
-            out.append((f, Path(f).read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as e:
+            out.append((f, read_script(Path(f))))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
             print(f"mmshell: {f}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
             return None
     return out

@@ -15,8 +15,9 @@ from typing import Any, Callable
 
 from ..mm.check import check_data, check_invariants
 from ..mm.config import FailMode, FaultPoint, ThpMode
-from ..mm.constants import MAX_RAM, PAGE_SHIFT, PAGE_SIZE
+from ..mm.constants import MAX_ACCESS, MAX_MAP_COUNT, MAX_PAGE_TABLES, MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from ..mm.errors import MmError, VmBug
+from ..mm.kernel import Kernel
 from ..mm.access import access_range
 from ..mm.madvise import sys_madvise
 from ..mm.mmap import sys_munmap, sys_mmap
@@ -62,17 +63,31 @@ def handler(name: str) -> Callable[[Handler], Handler]:
 
 
 def execute(session: Session, cmd: Command) -> StepOutput:
-    """Run one command; refuse it whole (state restored) when it fails."""
+    """Run one command; refuse it whole (state restored) when it fails.
+
+    Besides the kernel's own refusals: Ctrl-C during a command refuses it (EINTR,
+    nothing changed), a command that would pass a limit of the simulation
+    (page tables, VMAs per process) is refused ENOMEM, and an exception the
+    simulator did not expect is reported as a VmBug, with the machine as it was.
+    """
     fn = HANDLERS.get(cmd.name)
     if fn is None:
         raise MmError("ENOSYS", _op(cmd), f"'{cmd.spec.words[0]}' is not simulated yet")
     k = session.kernel
     if cmd.name in READ_ONLY or (cmd.name == "check" and cmd.args.get("range") is None):
-        return fn(session, cmd)
+        try:
+            return fn(session, cmd)
+        except KeyboardInterrupt:
+            raise MmError("EINTR", _op(cmd), "interrupted") from None
+        except (MmError, ExpectError, VmBug):
+            raise
+        except Exception as e:
+            raise VmBug(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e}") from e
     saved = snapshot((session.kernel, session.pid, session.regions))
     k.trace_log = []
     try:
         out = fn(session, cmd)
+        _check_limits(session.kernel, cmd)
     except MmError as e:
         if e.partial is None:
             session.kernel, session.pid, session.regions = saved
@@ -80,6 +95,16 @@ def execute(session: Session, cmd: Command) -> StepOutput:
     except ExpectError:
         session.kernel, session.pid, session.regions = saved
         raise
+    except KeyboardInterrupt:
+        session.kernel, session.pid, session.regions = saved
+        raise MmError("EINTR", _op(cmd), "interrupted: the machine is as it was before the command") from None
+    except VmBug as e:
+        session.kernel, session.pid, session.regions = saved
+        raise VmBug(f"{e} (the machine is as it was before '{cmd.text or cmd}')") from e
+    except Exception as e:
+        session.kernel, session.pid, session.regions = saved
+        raise VmBug(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e} "
+                    "(the machine is as it was before the command)") from e
     out.trace = session.kernel.trace_log
     session.kernel.trace_log = []
     if session.debug_vm:
@@ -91,6 +116,25 @@ def execute(session: Session, cmd: Command) -> StepOutput:
 
 def _op(cmd: Command) -> str:
     return " ".join(cmd.spec.words)
+
+
+def _check_limits(k: Kernel, cmd: Command) -> None:
+    """Limits of the simulation that no single system call checks (docs/limits.md)."""
+    tables = sum(mm.nr_ptes for mm in k.mms.values())
+    if tables > MAX_PAGE_TABLES:
+        raise MmError("ENOMEM", _op(cmd), f"{tables} page tables would exist: beyond the simulation's limit "
+                      f"of {MAX_PAGE_TABLES} ({MAX_PAGE_TABLES * 2 >> 10}G of populated address space)")
+    for mm in k.mms.values():
+        if len(mm.vmas) > MAX_MAP_COUNT:
+            raise MmError("ENOMEM", _op(cmd), f"pid {mm.pid} would have {len(mm.vmas)} VMAs: more than "
+                          f"vm.max_map_count ({MAX_MAP_COUNT})")
+
+
+def _walk_limit(op: str, length: int) -> None:
+    """A command that walks a range page by page takes at most MAX_ACCESS of it."""
+    if length > MAX_ACCESS:
+        raise MmError("EINVAL", op, f"a range of {length >> 20}M: beyond the simulation's limit of "
+                      f"{MAX_ACCESS >> 30}G per {op}")
 
 
 # -- machine set-up -----------------------------------------------------------------------------
@@ -239,6 +283,7 @@ def do_munmap(s: Session, cmd: Command) -> StepOutput:
 @handler("touch")
 def do_touch(s: Session, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "touch")
+    _walk_limit("touch", length)
     write = (cmd.args["access"] or "write") == "write"
     res = access_range(s.kernel, _mm(s), start, start + length, write)
     return StepOutput(lines=[f"{res.pages} pages {'written' if write else 'read'}"])
@@ -250,11 +295,15 @@ def do_check(s: Session, cmd: Command) -> StepOutput:
     if cmd.args.get("range") is None:
         problems = check_invariants(k) + check_data(k)
         if problems:
-            raise MmError("EFAULT", "check", f"{len(problems)} problem(s): " + "; ".join(problems[:10]))
+            # Every problem, one to a line under the error line: this is the simulator
+            # reporting on itself, not a refusal of what the user typed.
+            raise MmError("EFAULT", "check", f"{len(problems)} problem(s) found by the invariant checker "
+                          "(a simulator bug):\n" + "\n".join(f"  {p}" for p in problems))
         pages = sum(len(mm.pmds) for mm in k.mms.values())
         return StepOutput(changed=False, lines=["check: data and invariants hold"
                                                  f" ({len(k.mms)} process(es), {pages} PMD slots)"])
     start, length = s.resolve_range(cmd.args["range"], "check")
+    _walk_limit("check", length)
     res = access_range(k, _mm(s), start, start + length, False, verify=True)
     if res.mismatches:
         m = res.mismatches[0]
@@ -310,6 +359,7 @@ def do_uffd_move(s: Session, cmd: Command) -> StepOutput:
     from ..mm.userfaultfd import sys_uffd_move
 
     start, length = s.resolve_range(cmd.args["src"], "uffd move")
+    _walk_limit("uffd move", length)
     dst = s.resolve_addr(cmd.args["dst"], "uffd move")
     moved = sys_uffd_move(s.kernel, _mm(s), start, dst, length)
     return StepOutput(lines=[f"moved {moved} bytes"])
@@ -348,6 +398,8 @@ def do_show(s: Session, cmd: Command) -> StepOutput:
     opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name")}
     if a.get("range") is not None:
         opts["range"] = s.resolve_range(a["range"], "show")
+        if view == "pagemap":
+            _walk_limit("show pagemap", opts["range"][1])
     if view == "smaps" and opts["name"] is not None and opts["name"] not in s.names():
         raise MmError("EINVAL", "show", f"no region named {opts['name']!r} in pid {s.pid}")
     return StepOutput(views=[(view, opts)], changed=False)

@@ -20,6 +20,10 @@ from .parser import Command, parse_script
 from .session import Session
 
 MAX_SOURCE_DEPTH = 8
+#: Files sourced in one run, at any depth (a file that sources itself twice per level
+#: would otherwise run 2**8 times), and the largest script read.
+MAX_SOURCES = 256
+MAX_SCRIPT_BYTES = 16 << 20
 
 
 @dataclass(slots=True)
@@ -44,6 +48,7 @@ class Outcome:
     failed: int = 0
     steps: int = 0
     stopped: bool = False
+    sourced: int = 0
 
     def exit_status(self) -> int:
         if self.refused:
@@ -116,6 +121,24 @@ def run_one(session: Session, cmd: Command, source: str, depth: int, base: Path 
     return rec
 
 
+def read_script(path: Path) -> str:
+    """The text of a script file: a regular file of at most MAX_SCRIPT_BYTES, in UTF-8.
+
+    A device, FIFO or directory is refused (reading /dev/zero would never end), as is
+    a file too large to be a script.
+    """
+    import stat
+
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError("not a regular file")
+    with path.open("rb") as f:
+        data = f.read(MAX_SCRIPT_BYTES + 1)
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise ValueError(f"larger than {MAX_SCRIPT_BYTES >> 20} MiB")
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")   # as Path.read_text
+
+
 def _run_source(session: Session, cmd: Command, source: str, depth: int, base: Path | None,
                 observer: Observer | None, keep_going: bool, outcome: Outcome) -> StepRecord | None:
     path = Path(cmd.args["path"])
@@ -124,11 +147,15 @@ def _run_source(session: Session, cmd: Command, source: str, depth: int, base: P
     why = None
     if depth >= MAX_SOURCE_DEPTH:
         why = f"ELOOP: sources nested more than {MAX_SOURCE_DEPTH} deep"
+    elif outcome.sourced >= MAX_SOURCES:
+        why = f"E2BIG: more than {MAX_SOURCES} files sourced in one run"
     else:
+        outcome.sourced += 1
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            why = f"ENOENT: cannot read {path}: {getattr(e, 'strerror', None) or e}"
+            text = read_script(path)
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            errno = "EINVAL" if isinstance(e, (ValueError, UnicodeDecodeError)) else "ENOENT"
+            why = f"{errno}: cannot read {path}: {getattr(e, 'strerror', None) or e}"
     if why is not None:
         outcome.refused += 1
         outcome.stopped = not keep_going

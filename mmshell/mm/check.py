@@ -479,8 +479,8 @@ def check_data(k: "Kernel") -> list[str]:
                 want = chunk[i] if chunk is not None else 0
                 got = _read_entry(k, pmd, i)
                 if got == _UNREADABLE:
-                    problems.append(f"pid {pid} page {base + (i << PAGE_SHIFT):#x}: swap entry on a slot "
-                                    "no active device or cached folio holds")
+                    problems.append(f"pid {pid} page {base + (i << PAGE_SHIFT):#x}: maps a frame or swap "
+                                    "slot that does not exist")
                     continue
                 if got is None:
                     if want:
@@ -519,8 +519,10 @@ def _pmd_reads_shadow(k: "Kernel", pmd, chunk: array) -> bool:
     anon, special, swap = _pte_masks(raw)
     if any(compress(chunk, special)):
         return False
-    if list(map(mem.data.__getitem__, map(rshift, compress(ptes, anon), repeat(12)))) \
-            != list(compress(chunk, anon)):
+    pfns = list(map(rshift, compress(ptes, anon), repeat(12)))
+    if pfns and max(pfns) >= mem.nr_frames:
+        return False
+    if list(map(mem.data.__getitem__, pfns)) != list(compress(chunk, anon)):
         return False
     if any(compress(chunk, raw[0::8].translate(_KIND_NONE))):
         return False
@@ -549,7 +551,7 @@ _UNREADABLE = -1
 def _read_entry(k: "Kernel", pmd, i: int) -> int | None:
     """The value page i of this PMD reads without faulting; None if not mapped."""
     if pmd.kind is PmdKind.HUGE:
-        return k.mem.data[pmd.pfn + i]
+        return _read_frame(k, pmd.pfn + i)
     if pmd.kind is PmdKind.ZERO:
         return 0
     if pmd.kind is PmdKind.SWAP:
@@ -558,10 +560,14 @@ def _read_entry(k: "Kernel", pmd, i: int) -> int | None:
         pte = pmd.table.ptes[i]
         kind = pte & KIND_MASK
         if kind == KIND_PRESENT:
-            return 0 if pte & F_SPECIAL else k.mem.data[pte_pfn(pte)]
+            return 0 if pte & F_SPECIAL else _read_frame(k, pte_pfn(pte))
         if kind == KIND_SWAP:
             return _read_slot(k, (pte >> 12) & 0x1F, pte >> 17)
     return None
+
+
+def _read_frame(k: "Kernel", pfn: int) -> int:
+    return k.mem.data[pfn] if 0 <= pfn < k.mem.nr_frames else _UNREADABLE
 
 
 def _read_slot(k: "Kernel", type_: int, off: int) -> int:
@@ -573,4 +579,4 @@ def _read_slot(k: "Kernel", type_: int, off: int) -> int:
     if folio is None:
         return si.data[off]
     entry = k.folio_swap.get(folio)
-    return k.mem.data[folio + (off - entry.offset)] if entry is not None else _UNREADABLE
+    return _read_frame(k, folio + (off - entry.offset)) if entry is not None else _UNREADABLE

@@ -27,6 +27,19 @@ MAX_SWAPFILES = 32  # MAX_SWAPFILES_SHIFT = 5
 #: Largest machine the simulation accepts (`set ram`), and the largest swap device.
 MAX_RAM = 64 << 30
 MAX_SWAP = 64 << 30
+#: All active swap devices together (each device's swap_map, zeromap and contents live in
+#: host memory, and every command snapshots them).
+MAX_SWAP_TOTAL = 64 << 30
+#: Mapped address space per process (the RLIMIT_AS of the simulation: mmap and mremap beyond
+#: it fail ENOMEM).  Whole-VMA operations walk a VMA 2 MiB at a time, so this bounds them.
+MAX_MAPPED = 4 << 40
+#: The longest range one command walks page by page (touch, check RANGE, uffd move, show pagemap).
+MAX_ACCESS = 64 << 30
+#: Page tables (PTE tables and THP deposits) over all processes: 512 GiB of populated
+#: address space.  The kernel charges page tables to RAM; the simulation caps them instead.
+MAX_PAGE_TABLES = 1 << 18
+#: vm.max_map_count: VMAs per process.
+MAX_MAP_COUNT = 65530
 
 
 def pmd_index(addr: int) -> int:

@@ -42,6 +42,7 @@ class Scan(Enum):
     PAGE_RO = "page_ro"
     LACK_REFERENCED_PAGE = "lack_referenced_page"
     ALLOC_HUGE_PAGE_FAIL = "alloc_huge_page_fail"
+    PTE_NON_PRESENT = "pte_non_present"
     VMA_CHECK = "vma_check"
 
 
@@ -112,6 +113,14 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
         k.vmstat.count("thp_collapse_alloc_failed")
         return Scan.ALLOC_HUGE_PAGE_FAIL
     k.vmstat.count("thp_collapse_alloc")
+    # __collapse_huge_page_isolate(): the allocation may have run direct reclaim, which may
+    # have swapped out pages of this very table; a PTE that is not present (or a PMD that
+    # changed) fails the collapse, and the new folio is freed.
+    if mm.pmds.get(haddr >> PMD_SHIFT) is not pmd or any(p & 3 == 2 for p in pmd.table.ptes):
+        k.trace("collapse_huge_page(pte not present): fail")
+        k.vmstat.count("pgfree", HPAGE_PMD_NR)
+        mem.free_folio(new)
+        return Scan.PTE_NON_PRESENT
     k.trace("collapse_huge_page")
     ptes = pmd.table.ptes
     small: list[int] = []

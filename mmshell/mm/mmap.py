@@ -11,7 +11,8 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from .constants import MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE, PTRS_PER_PTE, TASK_SIZE
+from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE, PTRS_PER_PTE,
+                        TASK_SIZE)
 from .errors import MmError
 from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
 from .memory import folio_put_if_unused
@@ -34,6 +35,18 @@ def page_aligned(op: str, addr: int, length: int) -> None:
         raise MmError("EINVAL", op, "length must be positive")
     if addr + length > TASK_SIZE:
         raise MmError("EINVAL", op, "range beyond the user address space")
+
+
+def may_expand_vm(mm: MmStruct, op: str, grow: int) -> None:
+    """may_expand_vm(): mapping `grow` more bytes must stay within the address-space limit.
+
+    The simulation's RLIMIT_AS is MAX_MAPPED per process; past it the call fails
+    ENOMEM, as mmap and mremap do when RLIMIT_AS is exceeded.
+    """
+    total = sum(v.end - v.start for v in mm.vmas) + grow
+    if total > MAX_MAPPED:
+        raise MmError("ENOMEM", op, f"{total >> 30}G would be mapped in pid {mm.pid}: beyond the simulation's "
+                      f"limit of {MAX_MAPPED >> 40}T of address space per process")
 
 
 def get_unmapped_area(mm: MmStruct, length: int, align: int) -> int:
@@ -62,6 +75,7 @@ def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: str | Non
     if length <= 0:
         raise MmError("EINVAL", "mmap", "length must be positive")
     length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    may_expand_vm(mm, "mmap", length)
     if at is None:
         addr = get_unmapped_area(mm, length, PMD_SIZE if length >= PMD_SIZE else PAGE_SIZE)
     else:

@@ -16,7 +16,8 @@ from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE
 from .errors import MmError
 from .huge_memory import split_huge_pmd_locked
 from .mm_types import MmStruct
-from .mmap import get_unmapped_area, page_aligned, sys_munmap, unmap_page_range, vma_merge_around, vma_range
+from .mmap import (get_unmapped_area, may_expand_vm, page_aligned, sys_munmap, unmap_page_range, vma_merge_around,
+                   vma_range)
 from .pgtable import Pmd, PmdKind, PteTable
 from .vma import VmArea
 
@@ -44,6 +45,9 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
         new = fixed
     else:
         new = get_unmapped_area(mm, new_len, PMD_SIZE if new_len >= PMD_SIZE else PAGE_SIZE)
+    replaced = 0 if fixed is None else sum(min(v.end, new + new_len) - max(v.start, new)
+                                           for v in mm.vmas_in(new, new + new_len))
+    may_expand_vm(mm, "mremap", new_len - old_len - replaced)
     k.trace("move_vma")
     if fixed is not None and mm.vmas_in(new, new + new_len):
         sys_munmap(k, mm, new, new_len)

@@ -45,37 +45,57 @@ class Shadow:
         i = (addr >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
         return chunk[i:i + nr] if chunk is not None else array("Q", bytes(8 * nr))
 
+    def _chunks_in(self, pid: int, start: int, end: int) -> list[int]:
+        """The pmd indices of pid's chunks that [start, end) touches, in order.
+
+        Only chunks that exist are visited, so a range of a terabyte costs no more
+        than the pages that were ever written in it.
+        """
+        chunks = self.procs.get(pid)
+        if not chunks or end <= start:
+            return []
+        first, last = start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT
+        if last - first + 1 <= len(chunks):
+            return [i for i in range(first, last + 1) if i in chunks]
+        return sorted(i for i in chunks if first <= i <= last)
+
     def zero(self, pid: int, start: int, end: int) -> None:
         """The range reads zeros from now on (munmap, DONTNEED, FREE of swapped pages)."""
         chunks = self.procs.get(pid)
-        if not chunks:
-            return
-        addr = start
-        while addr < end:
-            pmdi = addr >> PMD_SHIFT
-            nxt = min(end, (pmdi + 1) << PMD_SHIFT)
-            chunk = chunks.get(pmdi)
-            if chunk is not None:
-                i = (addr >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
-                n = (nxt - addr) >> PAGE_SHIFT
-                if n == HPAGE_PMD_NR:
-                    del chunks[pmdi]
-                else:
-                    chunk[i:i + n] = array("Q", bytes(8 * n))
-            addr = nxt
+        for pmdi in self._chunks_in(pid, start, end):
+            base = pmdi << PMD_SHIFT
+            lo, hi = max(start, base), min(end, base + (HPAGE_PMD_NR << PAGE_SHIFT))
+            i = (lo >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
+            n = (hi - lo) >> PAGE_SHIFT
+            if n == HPAGE_PMD_NR:
+                del chunks[pmdi]
+            else:
+                chunks[pmdi][i:i + n] = array("Q", bytes(8 * n))
 
     def copy_process(self, parent: int, child: int) -> None:
         self.procs[child] = {k: array("Q", v) for k, v in self.procs.get(parent, {}).items()}
 
     def move(self, src_pid: int, src: int, dst_pid: int, dst: int, length: int) -> None:
-        """Contents follow pages moved by mremap / UFFDIO_MOVE."""
-        npages = length >> PAGE_SHIFT
-        values = [self.get(src_pid, src + (i << PAGE_SHIFT)) for i in range(npages)]
-        self.zero(src_pid, src, src + length)
+        """Contents follow pages moved by mremap / UFFDIO_MOVE (only written chunks are visited)."""
+        end = src + length
+        runs = []
+        for pmdi in self._chunks_in(src_pid, src, end):
+            base = pmdi << PMD_SHIFT
+            lo, hi = max(src, base), min(end, base + (HPAGE_PMD_NR << PAGE_SHIFT))
+            i = (lo >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
+            values = self.procs[src_pid][pmdi][i:i + ((hi - lo) >> PAGE_SHIFT)]
+            if any(values):
+                runs.append((dst + (lo - src), values))
+        self.zero(src_pid, src, end)
         self.zero(dst_pid, dst, dst + length)
-        for i, v in enumerate(values):
-            if v:
-                self.set_run(dst_pid, dst + (i << PAGE_SHIFT), array("Q", [v]))
+        for addr, values in runs:
+            # the destination may be aligned differently: split the run at its PMD boundaries
+            while values:
+                n = min(len(values), HPAGE_PMD_NR - ((addr >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)))
+                if any(values[:n]):
+                    self.set_run(dst_pid, addr, values[:n])
+                addr += n << PAGE_SHIFT
+                values = values[n:]
 
     def drop_process(self, pid: int) -> None:
         self.procs.pop(pid, None)

@@ -241,7 +241,8 @@ class SwapInfo:
 
     def free_slots(self, slots: list[int]) -> None:
         """swap_entries_free(): return slots whose count and cache bit are both 0."""
-        if len(slots) > 1 and slots[-1] - slots[0] == len(slots) - 1:
+        if len(slots) > 1 and slots[-1] - slots[0] == len(slots) - 1 \
+                and list(slots) == list(range(slots[0], slots[-1] + 1)):   # a run, not just its ends
             self._free_run(slots[0], len(slots))
             return
         for s in slots:

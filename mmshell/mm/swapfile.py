@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint
-from .constants import MAX_SWAP, PAGE_SHIFT, PAGE_SIZE, SWAP_HAS_CACHE, SWAPFILE_CLUSTER
+from .constants import MAX_SWAP, MAX_SWAP_TOTAL, PAGE_SHIFT, PAGE_SIZE, SWAP_HAS_CACHE, SWAPFILE_CLUSTER
 from .errors import MmError
 from .folio import PG
 from .swap_info import SWP, SwapInfo, SwapKind
@@ -128,6 +128,10 @@ def sys_swapon(k: "Kernel", name: str, size: int, kind: SwapKind, prio: int | No
         raise MmError("EINVAL", "swapon", "swap area needs at least 10 pages")
     if size > MAX_SWAP:
         raise MmError("EINVAL", "swapon", f"swap area larger than the simulation's limit of {MAX_SWAP >> 30}G")
+    active = sum(si.pages for si in k.swap_info if si is not None) << PAGE_SHIFT
+    if active + size > MAX_SWAP_TOTAL:
+        raise MmError("EINVAL", "swapon", f"{(active + size) >> 20}M of swap in all: beyond the simulation's "
+                      f"limit of {MAX_SWAP_TOTAL >> 30}G over every device")
     if prio is not None and not -1 <= prio <= 32767:
         raise MmError("EINVAL", "swapon", f"priority {prio} outside -1..32767")
     try:

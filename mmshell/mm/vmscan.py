@@ -104,6 +104,12 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
                 new = split_folio(k, pfn)
                 k.vmstat.count("thp_swpout_fallback")
                 k.vmstat.count_mthp("swpout_fallback")
+                if not mem.flags[pfn] & PG.USED:
+                    # The split freed the head page: it was no longer mapped (the THP
+                    # was partly unmapped), so there is nothing left to swap out for it.
+                    todo = new + todo
+                    reclaimed += 1
+                    continue
                 todo = new[1:] + todo
                 nr = 1
                 if not folio_alloc_swap(k, pfn):

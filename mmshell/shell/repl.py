@@ -71,4 +71,8 @@ def run_shell(debug_vm: bool = False, input=None, output=None) -> int:
         lineno += 1
         if text.strip() in ("quit", "exit()"):
             return 0
-        run_line(session, printer, text, lineno)
+        try:
+            run_line(session, printer, text, lineno)
+        except KeyboardInterrupt:
+            # Ctrl-C outside a command (a command itself is refused EINTR, nothing changed)
+            printer.console.print("interrupted", highlight=False)

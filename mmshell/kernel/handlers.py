@@ -1,0 +1,518 @@
+"""The live-kernel handler of each .mmsh command (the counterpart of lang/execute.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..lang import registry
+from ..lang.parser import Command
+from . import procfs, syscalls as sc, tunables as tun
+from .devices import DeviceError
+from .observe import NotObservable, PathError, compare, evaluate, parse_expected
+from .process import WorkerError
+from .runner import (HANDLERS, HPAGE, MMAP_BASE, PAGE, ExpectError, LiveOutput, LiveSession, Refused,
+                     Unsupported, handler)
+from .views import show_view
+
+_TUNE_FILES = {
+    "use_zero_page": tun.THP / "use_zero_page",
+    "max_ptes_swap": tun.KHUGEPAGED / "max_ptes_swap",
+    "max_ptes_none": tun.KHUGEPAGED / "max_ptes_none",
+    "max_ptes_shared": tun.KHUGEPAGED / "max_ptes_shared",
+}
+
+
+# -- machine set-up ---------------------------------------------------------------------------------
+
+@handler("set")
+def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
+    name, value = cmd.args["setting"], cmd.args["value"]
+    t = s.machine.tunables
+    out = LiveOutput(changed=False)
+    if name == "pmd_swap":
+        if value and not s.machine.has_series:
+            raise Refused(f"EOPNOTSUPP: this kernel ({s.release}) lacks the PMD swap entry series "
+                          "(/proc/vmstat has no thp_swpout_pmd), so pmd_swap cannot be on")
+        if not value and s.machine.has_series:
+            raise Unsupported("the running kernel has the PMD swap entry series built in; "
+                              "it cannot be switched off")
+    elif name == "thp":
+        was_running = tun.khugepaged_running()
+        before = tun.full_scans()
+        try:
+            t.set(tun.THP / "enabled", value)
+        except tun.TunableError as e:
+            raise Refused(f"EIO: {e}") from None
+        if not was_running and tun.khugepaged_running():
+            # start_stop_khugepaged() starts the khugepaged thread again, and a new thread
+            # scans at once (a running one is only woken, and goes back to its parked sleep)
+            if not _wait_scans(before):
+                out.notes.append(f"warning: the khugepaged pass did not end within "
+                                 f"{tun.PASS_TIMEOUT:.0f} s; it may still act on the script's memory")
+            out.notes.append("turning THP on again started khugepaged, which scanned at once "
+                             "(start_stop_khugepaged)")
+            out.changed = True
+    elif name == "zswap":
+        if not tun.ZSWAP_ENABLED.exists():
+            raise Unsupported("this kernel has no zswap (CONFIG_ZSWAP=n)")
+        t.set(tun.ZSWAP_ENABLED, "Y" if value else "N")
+        if value:
+            out.notes.append("zswap was enabled: zswap_never_enabled() is false on this machine "
+                             "until it reboots")
+    elif name == "ram":
+        raise Unsupported("'set ram' sizes the simulated machine; the live machine has the memory it has")
+    elif name == "fail":
+        raise Unsupported("fault injection ('set fail') exists only in the simulator")
+    elif name in _TUNE_FILES:
+        text = ("1" if value else "0") if name == "use_zero_page" else str(value)
+        if name != "use_zero_page" and not 0 <= value <= 511:
+            raise Refused(f"EINVAL: {name} must be 0..511")
+        t.set(_TUNE_FILES[name], text)
+    else:
+        raise Refused(f"EINVAL: unknown setting {name!r}")
+    return out
+
+
+def _wait_scans(before: int) -> bool:
+    deadline = time.monotonic() + tun.PASS_TIMEOUT
+    while time.monotonic() < deadline:
+        if tun.full_scans() > before:
+            return True
+        time.sleep(0.001)
+    return False
+
+
+@handler("swapon")
+def do_swapon(s: LiveSession, cmd: Command) -> LiveOutput:
+    a = cmd.args
+    kind = a["kind"] or "zram"
+    if a["prio"] is not None and not -1 <= a["prio"] <= 32767:
+        raise Refused(f"EINVAL: priority {a['prio']} outside -1..32767")
+    script_prio = a["prio"] if a["prio"] is not None else s.next_default_prio()
+    top = s.devices.top_foreign_priority()
+    prio = s.prios.get(script_prio)
+    if prio is None or (top is not None and prio <= top):
+        prio = max([top if top is not None else -1] + [d.prio for d in s.devices.devices.values()
+                                                          if d.active]) + 1
+        s.warnings.append(f"swapon {a['name']}: priority {script_prio} not planned; live priority {prio}")
+    if prio > sc.SWAP_FLAG_PRIO_MASK:
+        raise Refused("EINVAL: no swap priority left above the active devices")
+    try:
+        dev = s.devices.swapon(a["name"], a["size"], kind, prio)
+    except DeviceError as e:
+        raise Refused(f"{e.errno_name}: {e}") from None
+    except OSError as e:
+        raise Refused(f"{sc.errno_name(e.errno or 0)}: swapon {a['name']}: {e.strerror or e}") from None
+    return LiveOutput(lines=[f"swap {dev.name}: {kind} {dev.path}, {dev.size >> 10} kB, priority "
+                             f"{prio} (script {script_prio}), swap type {dev.type}"])
+
+
+@handler("swapoff")
+def do_swapoff(s: LiveSession, cmd: Command) -> LiveOutput:
+    name = cmd.args["name"]
+    if s.devices.get(name) is None:
+        raise Refused(f"ENOENT: no swap device {name!r}")
+    try:
+        s.devices.swapoff(name)
+    except DeviceError as e:
+        raise Refused(f"{e.errno_name}: {e}") from None
+    except OSError as e:
+        raise Refused(f"{sc.errno_name(e.errno or 0)}: swapoff {name}: {e.strerror or e}") from None
+    return LiveOutput()
+
+
+# -- processes ------------------------------------------------------------------------------------------
+
+def _check_pid(s: LiveSession, pid: int) -> None:
+    try:
+        s.machine.procs.get(pid)
+    except KeyError:
+        raise Refused(f"ESRCH: no process {pid}") from None
+
+
+@handler("at")
+def do_at(s: LiveSession, cmd: Command) -> LiveOutput:
+    pid = cmd.args["pid"]
+    _check_pid(s, pid)
+    saved = s.pid
+    s.pid = pid
+    try:
+        return _dispatch(s, cmd.args["command"])
+    finally:
+        s.pid = saved if s.pid == pid else s.pid
+
+
+def _dispatch(s: LiveSession, inner: Command) -> LiveOutput:
+    fn = HANDLERS.get(inner.name)
+    if fn is None:
+        raise Unsupported(f"'{' '.join(inner.spec.words)}' has no live-kernel counterpart")
+    return fn(s, inner)
+
+
+@handler("fork")
+def do_fork(s: LiveSession, cmd: Command) -> LiveOutput:
+    child = s.machine.procs.fork(s.pid)
+    s.regions[child.spid] = dict(s.names())
+    s.shadow.copy_process(s.pid, child.spid)
+    return LiveOutput(lines=[f"child pid {child.spid}"])
+
+
+@handler("switch")
+def do_switch(s: LiveSession, cmd: Command) -> LiveOutput:
+    _check_pid(s, cmd.args["pid"])
+    s.pid = cmd.args["pid"]
+    return LiveOutput(changed=False, lines=[f"pid {s.pid}"])
+
+
+@handler("exit")
+def do_exit(s: LiveSession, cmd: Command) -> LiveOutput:
+    pid = cmd.args["pid"] if cmd.args["pid"] is not None else s.pid
+    if pid == 1:
+        raise Refused("EPERM: pid 1 cannot exit")
+    _check_pid(s, pid)
+    parent = s.machine.procs.get(pid).parent
+    s.machine.procs.exit(pid)
+    s.regions.pop(pid, None)
+    s.shadow.drop_process(pid)
+    if s.pid == pid:
+        alive = parent is not None and parent in {p for p, _ in s.live_pids()}
+        s.pid = parent if alive else 1
+    return LiveOutput(lines=[f"pid {pid} exited; current pid {s.pid}"])
+
+
+# -- memory ------------------------------------------------------------------------------------------------
+
+def get_unmapped_area(s: LiveSession, length: int) -> int:
+    """The simulator's placement (mm/mmap.py get_unmapped_area) over this process's VMAs."""
+    align = HPAGE if length >= HPAGE else PAGE
+    top = MMAP_BASE
+    for lo, hi, _p, _n in sorted(procfs.maps(s.kpid()), key=lambda v: v[0], reverse=True):
+        if lo >= top:
+            top = min(top, lo)
+            continue
+        start = (top - length) & ~(align - 1)
+        if start >= hi:
+            return start
+        top = lo
+    start = (top - length) & ~(align - 1)
+    if start < (1 << 32):
+        raise Refused("ENOMEM: no free address range of that size")
+    return start
+
+
+@handler("mmap")
+def do_mmap(s: LiveSession, cmd: Command) -> LiveOutput:
+    a = cmd.args
+    name = a["name"]
+    if name in s.names():
+        raise Refused(f"EEXIST: region {name!r} already exists in pid {s.pid}")
+    if a["size"] <= 0:
+        raise Refused("EINVAL: length must be positive")
+    length = (a["size"] + PAGE - 1) & ~(PAGE - 1)
+    if a["at"] is not None:
+        addr = s.resolve_addr(a["at"], "mmap")
+        if addr % PAGE:
+            raise Refused(f"EINVAL: address {addr:#x} not page aligned")
+        if addr < (1 << 16):
+            raise Refused(f"EPERM: address {addr:#x} is below mmap_min_addr")
+    else:
+        addr = get_unmapped_area(s, length)
+    advice = {"hugepage": sc.MADV_HUGEPAGE, "nohugepage": sc.MADV_NOHUGEPAGE}.get(a["advice"])
+    try:
+        s.machine.procs.call(s.pid, "mmap", addr, length, sc.PROTS[a["prot"] or "rw"], advice)
+    except WorkerError as e:
+        if e.errno_name == "EEXIST":
+            raise Refused(f"EEXIST: {addr:#x}+{length:#x} overlaps an existing mapping") from None
+        raise Refused(f"{e.errno_name}: {e.message}") from None
+    s.names()[name] = (addr, length)
+    return LiveOutput(lines=[f"{name} = {addr:#x}-{addr + length:#x}"])
+
+
+@handler("munmap")
+def do_munmap(s: LiveSession, cmd: Command) -> LiveOutput:
+    start, length = s.resolve_range(cmd.args["range"], "munmap")
+    s.call("munmap", start, length)
+    s.shadow.zero(s.pid, start, start + _pages(length) * PAGE)
+    return LiveOutput()
+
+
+def _pages(length: int) -> int:
+    return (length + PAGE - 1) // PAGE
+
+
+def _check_access(s: LiveSession, start: int, end: int, write: bool) -> None:
+    """Refuse before touching anything if some page would raise SIGSEGV, or a userfault."""
+    vmas = sorted(procfs.maps(s.kpid()))
+    addr = start
+    for lo, hi, perms, _path in vmas:
+        if hi <= addr:
+            continue
+        if lo > addr:
+            break
+        need = "w" if write else "r"
+        if need not in perms:
+            kind = "write to read-only" if write else "read of inaccessible"
+            raise Refused(f"SIGSEGV: {kind} mapping at {addr:#x}")
+        addr = hi
+        if addr >= end:
+            break
+    if addr < end:
+        raise Refused(f"SIGSEGV: no mapping at {addr:#x}")
+    for v in procfs.smaps(s.kpid()):
+        if "um" in v.flags and v.start < end and v.end > start:
+            lo, hi = max(start, v.start), min(end, v.end)
+            words = procfs.pagemap(s.kpid(), lo, (hi - lo) // PAGE)
+            for i, w in enumerate(words):
+                if not w >> 62:
+                    raise Unsupported(f"page {s.describe(lo + i * PAGE)} lies in a userfaultfd-registered "
+                                      "range and is missing: the access would raise a userfault that no "
+                                      "thread handles (the simulator does not model missing-page userfaults)")
+
+
+@handler("touch")
+def do_touch(s: LiveSession, cmd: Command) -> LiveOutput:
+    start, length = s.resolve_range(cmd.args["range"], "touch")
+    n = _pages(length)
+    write = (cmd.args["access"] or "write") == "write"
+    _check_access(s, start, start + n * PAGE, write)
+    if write:
+        first = s.fresh_values(n)
+        s.call("write", [(start, n, first)])
+        s.shadow.write(s.pid, start, n, first)
+    else:
+        s.call("read", [(start, n)])
+    return LiveOutput(lines=[f"{n} pages {'written' if write else 'read'}"])
+
+
+@handler("check")
+def do_check(s: LiveSession, cmd: Command) -> LiveOutput:
+    if cmd.args.get("range") is None:
+        return _check_all(s)
+    start, length = s.resolve_range(cmd.args["range"], "check")
+    n = _pages(length)
+    _check_access(s, start, start + n * PAGE, False)
+    values = s.call("read", [(start, n)])
+    bad = [(start + i * PAGE, v) for i, v in enumerate(values)
+           if v not in s.shadow.expected(s.pid, start + i * PAGE)]
+    if bad:
+        addr, actual = bad[0]
+        raise Refused(f"EIO: page {s.describe(addr)} reads {actual:#x}, last written "
+                      f"{s.shadow.expected(s.pid, addr)[0]:#x} ({len(bad)} bad page(s))")
+    return LiveOutput(lines=[f"check: {n} pages read back what was written"])
+
+
+def _check_all(s: LiveSession) -> LiveOutput:
+    """Every present page of every process reads what was written; swapped pages are not faulted in."""
+    present = swapped = unreadable = 0
+    problems: list[str] = []
+    for spid, kpid in s.live_pids():
+        readable = [(lo, hi) for lo, hi, perms, _ in procfs.maps(kpid) if "r" in perms]
+        for lo, hi in s.scan_ranges(spid):
+            words = procfs.pagemap(kpid, lo, (hi - lo) // PAGE)
+            if not any(a <= lo and hi <= b for a, b in readable):      # PROT_NONE: a load would fault
+                unreadable += sum(1 for w in words if w >> 63)
+                continue
+            pages = [lo + i * PAGE for i, w in enumerate(words) if w >> 63]
+            swapped += sum(1 for w in words if w >> 62 == 1)
+            if not pages:
+                continue
+            vals = s.machine.procs.call(spid, "read", [(p, 1) for p in pages])
+            present += len(pages)
+            for p, v in zip(pages, vals):
+                if v not in s.shadow.expected(spid, p):
+                    problems.append(f"pid {spid} page {s.describe(p, spid)} reads {v:#x}, last written "
+                                    f"{s.shadow.expected(spid, p)[0]:#x}")
+    if problems:
+        raise Refused(f"EFAULT: {len(problems)} problem(s): " + "; ".join(problems[:10]))
+    return LiveOutput(changed=False, lines=[
+        f"check: {present} present pages read back what was written; {swapped} swapped-out pages "
+        "not read (that would fault them in)" + (f", {unreadable} in PROT_NONE mappings not read"
+                                                  if unreadable else "")
+        + "; the simulator's invariant checker has no live counterpart"])
+
+
+@handler("madvise")
+def do_madvise(s: LiveSession, cmd: Command) -> LiveOutput:
+    start, length = s.resolve_range(cmd.args["range"], "madvise")
+    advice = cmd.args["advice"]
+    n = _pages(length)
+    words = procfs.pagemap(s.kpid(), start, n) if advice == "free" else []
+    out = LiveOutput()
+    try:
+        s.call("madvise", start, length, sc.ADVICE[advice])
+    finally:
+        if advice == "dontneed":
+            s.shadow.zero(s.pid, start, start + n * PAGE)
+        elif advice == "free":
+            for i, w in enumerate(words):
+                p = start + i * PAGE
+                if w >> 63:
+                    s.shadow.lazyfree(s.pid, p)
+                else:
+                    s.shadow.zero(s.pid, p, p + PAGE)
+    if advice in ("pageout", "cold"):
+        out.notes += _foreign_swap(s, start, n)
+    return out
+
+
+def _foreign_swap(s: LiveSession, start: int, n: int) -> list[str]:
+    """Warn when pages went to a swap device the script did not create (§0.4)."""
+    types = {w & 0x1F for w in procfs.pagemap(s.kpid(), start, n) if w >> 62 == 1}
+    foreign = sorted(t for t in types if s.devices.by_type(t) is None)
+    if foreign:
+        return [f"warning: pages went to swap type(s) {foreign}, not a device this script created"]
+    return []
+
+
+@handler("mprotect")
+def do_mprotect(s: LiveSession, cmd: Command) -> LiveOutput:
+    start, length = s.resolve_range(cmd.args["range"], "mprotect")
+    s.call("mprotect", start, length, sc.PROTS[cmd.args["prot"]])
+    return LiveOutput()
+
+
+@handler("mremap")
+def do_mremap(s: LiveSession, cmd: Command) -> LiveOutput:
+    a = cmd.args
+    name = a["newname"]
+    if name in s.names():
+        raise Refused(f"EEXIST: region {name!r} already exists in pid {s.pid}")
+    start, length = s.resolve_range(a["range"], "mremap")
+    new_len = a["size"] if a["size"] is not None else length
+    if new_len <= 0:
+        raise Refused("EINVAL: new size must be positive")
+    old_len = _pages(length) * PAGE
+    new_len = _pages(new_len) * PAGE
+    if a["at"] is not None:
+        new = s.resolve_addr(a["at"], "mremap")
+        if new < start + old_len and start < new + new_len:
+            raise Refused("EINVAL: old and new ranges overlap")
+    else:
+        new = get_unmapped_area(s, new_len)
+    got = s.call("mremap", start, old_len, new_len, new)
+    moved = min(old_len, new_len)
+    s.shadow.zero(s.pid, got, got + new_len)
+    s.shadow.move(s.pid, start, got, moved)
+    s.shadow.zero(s.pid, start, start + old_len)
+    s.names()[name] = (got, new_len)
+    return LiveOutput(lines=[f"{name} = {got:#x}-{got + new_len:#x}"])
+
+
+@handler("uffd_register")
+def do_uffd_register(s: LiveSession, cmd: Command) -> LiveOutput:
+    start, length = s.resolve_range(cmd.args["range"], "uffd register")
+    s.call("uffd_register", start, length)
+    return LiveOutput()
+
+
+@handler("uffd_move")
+def do_uffd_move(s: LiveSession, cmd: Command) -> LiveOutput:
+    start, length = s.resolve_range(cmd.args["src"], "uffd move")
+    dst = s.resolve_addr(cmd.args["dst"], "uffd move")
+    try:
+        moved = s.machine.procs.call(s.pid, "uffd_move", start, dst, length)
+    except WorkerError as e:
+        done = e.detail if isinstance(e.detail, int) and e.detail > 0 else 0
+        if done:
+            s.shadow.move(s.pid, start, dst, done)
+        raise Refused(f"{e.errno_name}: {e.message} (moved {done} of {length} bytes)") from None
+    s.shadow.move(s.pid, start, dst, moved)
+    return LiveOutput(lines=[f"moved {moved} bytes"])
+
+
+@handler("khugepaged")
+def do_khugepaged(s: LiveSession, cmd: Command) -> LiveOutput:
+    if not tun.khugepaged_running():
+        return LiveOutput(lines=["khugepaged: not running (PMD-size THP is disabled): nothing scanned"])
+    s.machine.tunables.khugepaged_pass()
+    return LiveOutput(lines=["khugepaged: one full pass over every registered process"])
+
+
+@handler("reclaim")
+def do_reclaim(s: LiveSession, cmd: Command) -> LiveOutput:
+    raise Unsupported("global reclaim would reclaim the whole machine, this runner included; "
+                      "use 'madvise RANGE pageout' (MADV_PAGEOUT)")
+
+
+# -- views and scripts ---------------------------------------------------------------------------------
+
+@handler("show")
+def do_show(s: LiveSession, cmd: Command) -> LiveOutput:
+    a = cmd.args
+    rng = s.resolve_range(a["range"], "show") if a.get("range") is not None else None
+    if a["view"] == "smaps" and a.get("name") is not None and a["name"] not in s.names():
+        raise Refused(f"EINVAL: no region named {a['name']!r} in pid {s.pid}")
+    return LiveOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))
+
+
+@handler("trace")
+def do_trace(s: LiveSession, cmd: Command) -> LiveOutput:
+    raise Unsupported("tracing the kernel functions a step goes through needs ftrace, which the live "
+                      "runner does not drive")
+
+
+@handler("if")
+def do_if(s: LiveSession, cmd: Command) -> LiveOutput:
+    if not _setting_is(s, cmd.args["setting"], cmd.args["value"]):
+        return LiveOutput(changed=False)
+    return _dispatch(s, cmd.args["command"])
+
+
+def _setting_is(s: LiveSession, name: str, value: Any) -> bool:
+    if name == "pmd_swap":
+        return s.machine.has_series == value
+    if name == "thp":
+        return tun.read_knob(tun.THP / "enabled") == value
+    if name == "zswap":
+        return tun.ZSWAP_ENABLED.exists() and (tun.read_knob(tun.ZSWAP_ENABLED) == "Y") == value
+    if name == "use_zero_page":
+        return (tun.read_knob(_TUNE_FILES[name]) == "1") == value
+    if name in _TUNE_FILES:
+        return int(tun.read_knob(_TUNE_FILES[name])) == value
+    if name == "ram":
+        return procfs.meminfo()["MemTotal"] * 1024 == value
+    return False
+
+
+@handler("expect")
+def do_expect(s: LiveSession, cmd: Command) -> LiveOutput:
+    a = cmd.args
+    try:
+        reading = evaluate(s, a["path"])
+        expected = parse_expected(str(a["value"]))
+        ok = compare(reading.value, a["op"], expected)
+    except PathError as e:
+        raise ExpectError(str(e)) from None
+    except NotObservable as e:
+        return LiveOutput(changed=False, not_observable=str(e))
+    out = LiveOutput(changed=False, value=reading.value)
+    if reading.proxy:
+        out.notes.append(f"{a['path']} read through a proxy: {reading.proxy}")
+    if not ok:
+        out.failed_expect = f"expected {a['path']} {a['op']} {a['value']}, actual {reading.value}"
+    return out
+
+
+@handler("expect_fails")
+def do_expect_fails(s: LiveSession, cmd: Command) -> LiveOutput:
+    inner = cmd.args["command"]
+    try:
+        out = s.execute(inner)
+    except (Refused, ExpectError) as e:
+        return LiveOutput(changed=False, lines=[f"refused as expected: {e}"])
+    if out.not_observable:
+        return LiveOutput(changed=False, not_observable=out.not_observable)
+    if out.failed_expect and inner.name != "expect":
+        return LiveOutput(changed=False, failed_expect=out.failed_expect)
+    return LiveOutput(changed=False, failed_expect=f"expected '{inner.text or inner}' to be refused, "
+                                                   "but it succeeded")
+
+
+@handler("help")
+def do_help(s: LiveSession, cmd: Command) -> LiveOutput:
+    try:
+        text = registry.help_text(cmd.args.get("topic"))
+    except (KeyError, ValueError) as e:
+        raise Refused(f"EINVAL: {str(e).strip(chr(39) + chr(34))}") from None
+    return LiveOutput(changed=False, lines=text.splitlines())

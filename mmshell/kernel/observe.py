@@ -1,0 +1,300 @@
+"""`expect PATH` on the live kernel: each path of the contract, read from what the kernel exports.
+
+| path | read from |
+|---|---|
+| `vmstat.NAME` | /proc/vmstat (after vm.stat_refresh), minus its value at the script's start |
+| `mthp.NAME` | hugepages-2048kB/stats/NAME, minus its value at the start |
+| `smaps.NAME.FIELD` | /proc/PID/smaps: the VMAs inside the region summed.  A VMA that reaches |
+|   | beyond the region (adjacent mappings merged) contributes its part inside, computed |
+|   | from PAGEMAP_SCAN and pagemap (Size, Rss, Anonymous, AnonHugePages, Swap, SwapPss); |
+|   | the other fields of part of a VMA are not observable |
+| `pmd.ADDR` | PAGEMAP_SCAN of the 2 MiB block: a PMD-level mapping reports PAGE_IS_HUGE; a PTE |
+|   | table reports every entry (an empty one as written); no table reports nothing |
+| `pte.ADDR` | pagemap bits 63/62 when the PMD is a table, else `none` |
+| `pagemap.ADDR.FIELD` | /proc/PID/pagemap (as root: PFNs and swap offsets visible) |
+| `swap.NAME.used` | /proc/swaps Used / 4 kB |
+| `swapmap.NAME.OFF` | PROXY: the number of page-table entries of the script's processes that hold |
+|   | the slot (a pagemap scan of every region).  swap_map itself is not exported; the |
+|   | proxy equals it when only this script's page tables reference the device |
+| `swapcache.NAME.OFF` | mincore() in a process whose page table holds the slot (for a swap |
+|   | entry mincore reports whether the swap cache has it); with no such entry: not observable |
+| `meminfo.FIELD` | /proc/meminfo minus its value at the start (MemTotal: as is) |
+| `pid` | the script's current pid |
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING, Callable
+
+from ..lang.parser import split_path
+from ..lang.values import Addr, BadValue, parse_size
+from . import procfs
+from .procfs import PagemapEntry
+from .syscalls import PAGE_IS_HUGE, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED
+
+if TYPE_CHECKING:
+    from .runner import LiveSession
+
+PAGE = 4096
+HPAGE = 2 << 20
+
+OPS: dict[str, Callable[[object, object], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+
+#: The smaps fields the simulator reports (mm/task_mmu.py SMAPS_FIELDS).
+SMAPS_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Pss", "Pss_Dirty",
+                "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Referenced",
+                "Anonymous", "LazyFree", "AnonHugePages", "Swap", "SwapPss", "Locked", "THPeligible")
+#: Fields that can be computed for part of a VMA from pagemap.
+PARTIAL_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Anonymous", "AnonHugePages",
+                  "Swap", "SwapPss", "Locked", "THPeligible")
+PAGEMAP_FIELDS = ("present", "swapped", "file", "exclusive", "soft_dirty", "uffd_wp", "swap_type",
+                  "swap_offset", "pfn")
+#: Values that depend on the machine, not on what the script did (never compared by `diff`).
+MACHINE_SPECIFIC = ("meminfo.MemTotal", "meminfo.MemFree", "vmstat.nr_free_pages")
+
+
+class PathError(Exception):
+    """The PATH itself is wrong (unknown counter, region, field): the expectation is an error."""
+
+
+class NotObservable(Exception):
+    """Userspace cannot see this on a live kernel (the message says why)."""
+
+
+class Reading:
+    """An observed value and, when a proxy was used, which one."""
+
+    __slots__ = ("value", "proxy")
+
+    def __init__(self, value: int | str, proxy: str | None = None) -> None:
+        self.value = value
+        self.proxy = proxy
+
+
+def parse_expected(text: str) -> int | str:
+    try:
+        return parse_size(text[:-2] if text.endswith("kB") else text)
+    except BadValue:
+        return text
+
+
+def compare(actual: int | str, op: str, expected: int | str) -> bool:
+    if isinstance(actual, int) != isinstance(expected, int):
+        raise PathError(f"cannot compare {actual!r} with {expected!r}")
+    if isinstance(actual, str) and op not in ("==", "!="):
+        raise PathError(f"{op} needs numbers, not {actual!r}")
+    return OPS[op](actual, expected)
+
+
+def evaluate(s: "LiveSession", path: str) -> Reading:
+    try:
+        parts = split_path(path)
+    except ValueError as e:
+        raise PathError(str(e)) from None
+    head, rest = parts[0], parts[1:]
+    base = s.machine.baseline
+    assert base is not None
+    if head == "pid" and not rest:
+        return Reading(s.pid)
+    if head == "vmstat" and len(rest) == 1:
+        name = rest[0]
+        now = procfs.vmstat()
+        if name not in now:
+            if name == "thp_swpout_pmd":
+                raise PathError("vmstat counter 'thp_swpout_pmd' exists only with the PMD swap entry "
+                                f"series: this kernel ({s.release}) does not have it")
+            raise PathError(f"no vmstat counter {name!r} in this kernel's /proc/vmstat")
+        if name == "nr_free_pages":
+            return Reading(now[name])
+        return Reading(now[name] - base.vmstat.get(name, 0))
+    if head == "mthp" and len(rest) == 1:
+        now = procfs.mthp_stats()
+        if rest[0] not in now:
+            raise PathError(f"no hugepages-2048kB stat {rest[0]!r} ({', '.join(now)})")
+        return Reading(now[rest[0]] - base.mthp.get(rest[0], 0))
+    if head == "smaps" and len(rest) == 2:
+        name, fld = rest
+        region = s.names().get(name)
+        if region is None:
+            raise PathError(f"no region named {name!r} in pid {s.pid}")
+        if fld not in SMAPS_FIELDS:
+            raise PathError(f"no smaps field {fld!r} ({', '.join(SMAPS_FIELDS)})")
+        return smaps_field(s, s.kpid(), region[0], region[0] + region[1], name, fld)
+    if head in ("pmd", "pte") and len(rest) == 1:
+        addr = _addr(s, rest[0])
+        kind = pmd_kind(s.kpid(), addr)
+        if head == "pmd":
+            return Reading(kind)
+        if kind != "table":
+            return Reading("none")
+        e = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
+        return Reading("present" if e.present else "swap" if e.swapped else "none")
+    if head == "pagemap" and len(rest) == 2:
+        addr = _addr(s, rest[0])
+        if rest[1] not in PAGEMAP_FIELDS:
+            raise PathError(f"no pagemap field {rest[1]!r} ({', '.join(PAGEMAP_FIELDS)})")
+        e = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
+        return Reading(getattr(e, rest[1]))
+    if head in ("swap", "swapmap", "swapcache") and len(rest) == 2:
+        dev = s.machine.devices.get(rest[0]) if s.machine.devices else None
+        if dev is None:
+            raise PathError(f"no swap device {rest[0]!r}")
+        if head == "swap":
+            if rest[1] != "used":
+                raise PathError(f"no swap field {rest[1]!r} (used)")
+            return Reading(s.machine.devices.used_pages(rest[0]))
+        try:
+            off = parse_size(rest[1])
+        except BadValue as e:
+            raise PathError(str(e)) from None
+        pages = dev.size // PAGE
+        if not 0 < off < pages:
+            raise PathError(f"offset {off:#x} outside swap device {dev.name} (1..{pages - 1:#x})")
+        holders = slot_holders(s, dev.type, off)
+        if head == "swapmap":
+            return Reading(len(holders), proxy=f"swap_map is not exported: counted the page-table entries "
+                           f"of the script's processes that hold slot {dev.name}:{off:#x} (pagemap)")
+        if not holders:
+            raise NotObservable(f"swapcache.{dev.name}.{off:#x}: no page table of the script holds that "
+                                "slot, and mincore() can only ask about a slot through a mapping of it")
+        spid, addr = holders[0]
+        vec = s.machine.procs.call(spid, "mincore", addr, PAGE)
+        return Reading(vec[0] & 1, proxy=f"mincore() of pid {spid} page {s.describe(addr, spid)}, "
+                       "whose swap entry holds the slot")
+    if head == "meminfo" and len(rest) == 1:
+        now = procfs.meminfo()
+        if rest[0] not in now:
+            raise PathError(f"no meminfo field {rest[0]!r} in /proc/meminfo")
+        if rest[0] == "MemTotal":
+            return Reading(now[rest[0]])
+        return Reading(now[rest[0]] - base.meminfo.get(rest[0], 0))
+    raise PathError(f"unknown path {path!r} (vmstat.NAME, mthp.NAME, smaps.NAME.FIELD, pmd.ADDR, "
+                    "pte.ADDR, pagemap.ADDR.FIELD, swap.NAME.used, swapmap.NAME.OFF, "
+                    "swapcache.NAME.OFF, meminfo.FIELD, pid)")
+
+
+def _addr(s: "LiveSession", text: str) -> int:
+    try:
+        addr = Addr.parse(text)
+    except BadValue as e:
+        raise PathError(str(e)) from None
+    if addr.name is None:
+        return addr.offset
+    region = s.names().get(addr.name)
+    if region is None:
+        raise PathError(f"no region named {addr.name!r} in pid {s.pid}")
+    return region[0] + addr.offset
+
+
+# -- page-table kinds -----------------------------------------------------------------------------------
+
+def pmd_kind(kpid: int, addr: int) -> str:
+    """none / table / huge for the PMD that maps addr, from PAGEMAP_SCAN of its 2 MiB block."""
+    lo = addr & ~(HPAGE - 1)
+    runs = procfs.pagemap_scan(kpid, lo, lo + HPAGE)
+    if not runs:
+        return "none"
+    if any(c & PAGE_IS_HUGE for _, _, c in runs):
+        return "huge"
+    return "table"
+
+
+# -- swap slots -------------------------------------------------------------------------------------------
+
+def slot_holders(s: "LiveSession", swp_type: int, off: int) -> list[tuple[int, int]]:
+    """(script pid, address) of every page-table entry of the script's processes holding the slot."""
+    want = (1 << 62) | swp_type | (off << 5)
+    mask = (1 << 63) | (1 << 62) | ((1 << 55) - 1)
+    out = []
+    for spid, kpid in s.live_pids():
+        for lo, hi in s.scan_ranges(spid):
+            words = procfs.pagemap(kpid, lo, (hi - lo) // PAGE)
+            out += [(spid, lo + i * PAGE) for i, w in enumerate(words) if w & mask == want]
+    return out
+
+
+def slot_counts(s: "LiveSession") -> dict[tuple[int, int], int]:
+    """(type, offset) -> number of swap PTEs of the script's processes holding it."""
+    counts: dict[tuple[int, int], int] = {}
+    for spid, kpid in s.live_pids():
+        for lo, hi in s.scan_ranges(spid):
+            for w in procfs.pagemap(kpid, lo, (hi - lo) // PAGE):
+                if w >> 62 == 1:
+                    key = (w & 0x1F, (w & ((1 << 55) - 1)) >> 5)
+                    counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+# -- smaps of a region ---------------------------------------------------------------------------------------
+
+def smaps_field(s: "LiveSession", kpid: int, start: int, end: int, name: str, fld: str) -> Reading:
+    vmas = [v for v in procfs.smaps(kpid) if v.start < end and v.end > start]
+    whole = [v for v in vmas if start <= v.start and v.end <= end]
+    parts = [v for v in vmas if v not in whole]
+    if fld in ("KernelPageSize", "MMUPageSize"):
+        return Reading(4)
+    if fld == "THPeligible":
+        return Reading(int(any(v.fields.get("THPeligible", 0) for v in vmas)))
+    if parts and fld not in PARTIAL_FIELDS:
+        v = parts[0]
+        raise NotObservable(f"smaps.{name}.{fld}: region {name} shares the VMA {v.start:#x}-{v.end:#x} "
+                            "with a neighbouring mapping (they merged); smaps reports whole VMAs and "
+                            f"{fld} of part of one cannot be computed from pagemap")
+    if fld not in ("Size",) and any(fld not in v.fields for v in whole):
+        raise PathError(f"smaps field {fld!r} is not in this kernel's /proc/PID/smaps")
+    total = sum(v.fields.get(fld, 0) for v in whole)
+    proxy = None
+    for v in parts:
+        lo, hi = max(start, v.start), min(end, v.end)
+        total += _partial(s, kpid, lo, hi, fld, v)
+        proxy = (f"region {name} is part of the VMA {v.start:#x}-{v.end:#x}: {fld} of its part computed "
+                 "from PAGEMAP_SCAN and pagemap" + (" (swap counts: page-table entries of the script "
+                                                    "holding each slot)" if fld == "SwapPss" else ""))
+    return Reading(total, proxy=proxy)
+
+
+def _partial(s: "LiveSession", kpid: int, lo: int, hi: int, fld: str, vma: procfs.Vma) -> int:
+    if fld == "Size":
+        return (hi - lo) // 1024
+    if fld == "Locked":
+        return 0 if "lo" not in vma.flags else (hi - lo) // 1024
+    # A PMD-level mapping counts where its first page lies (as the simulator's smaps_range does).
+    rss = huge = swap = 0
+    swapped_pages: list[int] = []
+    for a, b, cat in procfs.pagemap_scan(kpid, lo & ~(HPAGE - 1), hi):
+        a, b = max(a, lo & ~(HPAGE - 1)), min(b, hi)
+        if cat & PAGE_IS_PRESENT and not cat & PAGE_IS_PFNZERO:
+            if cat & PAGE_IS_HUGE:
+                for blk in range(a & ~(HPAGE - 1), b, HPAGE):
+                    if lo <= blk < hi and blk >= a:
+                        rss += 512
+                        huge += 512
+            else:
+                a2 = max(a, lo)
+                if b > a2:
+                    rss += (b - a2) // PAGE
+        elif cat & PAGE_IS_SWAPPED:
+            a2 = max(a, lo)
+            if b > a2:
+                swap += (b - a2) // PAGE
+                swapped_pages.append((a2, b))   # type: ignore[arg-type]
+    if fld in ("Rss", "Anonymous"):
+        return rss * 4
+    if fld == "AnonHugePages":
+        return huge * 4
+    if fld == "Swap":
+        return swap * 4
+    if fld == "SwapPss":
+        counts = slot_counts(s)
+        pss = 0
+        for a, b in swapped_pages:          # type: ignore[misc]
+            for w in procfs.pagemap(kpid, a, (b - a) // PAGE):
+                if w >> 62 == 1:
+                    c = counts.get((w & 0x1F, (w & ((1 << 55) - 1)) >> 5), 1)
+                    pss += (PAGE << 12) // c if c >= 2 else PAGE << 12
+        return (pss >> 12) // 1024
+    raise AssertionError(fld)

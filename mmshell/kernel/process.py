@@ -1,0 +1,370 @@
+"""The script's processes on the live kernel: forked workers driven over sockets.
+
+pid 1 of a script is a process forked from the runner; every memory command
+of a script process runs *in* that process (its mm is the one the kernel
+acts on), sent as a small request over a UNIX socket pair.  `fork` asks the
+current worker to fork itself: the child keeps a fresh socket of its own and
+the parent passes the other end back to the runner (SCM_RIGHTS), so a child
+can fork again.  Workers ignore SIGCHLD (the kernel reaps their children) and
+leave when their socket closes; pid 1 also dies with the runner
+(PR_SET_PDEATHSIG).
+
+Accesses follow kernel-semantics §0.4: a write is a plain ``memmove`` of a
+fresh 8-byte value to the start of each page (one write fault, no read
+first); a read is a load of those 8 bytes.  The runner, not the worker, keeps
+what each page should hold.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import syscalls as sc
+
+PAGE = 4096
+_HDR = struct.Struct("<I")
+
+
+class WorkerError(Exception):
+    """A request failed in the worker: ``errno_name`` and a message in the kernel's terms."""
+
+    def __init__(self, errno_name: str, message: str, detail: Any = None) -> None:
+        super().__init__(f"{errno_name}: {message}")
+        self.errno_name = errno_name
+        self.message = message
+        self.detail = detail
+
+
+class WorkerDied(Exception):
+    """The worker process went away (a signal, or an internal error)."""
+
+
+# -- framing -----------------------------------------------------------------------------------------
+
+def _send(sock: socket.socket, obj: Any, fds: list[int] | None = None) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    msg = _HDR.pack(len(data)) + data
+    if fds:
+        socket.send_fds(sock, [msg[:1]], fds)
+        sock.sendall(msg[1:])
+    else:
+        sock.sendall(msg)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return bytes(buf)
+
+
+def _recv(sock: socket.socket, want_fds: bool = False) -> tuple[Any, list[int]]:
+    fds: list[int] = []
+    if want_fds:
+        first, fds, _flags, _addr = socket.recv_fds(sock, 1, 4)
+        if not first:
+            raise EOFError
+        head = first + _recv_exact(sock, _HDR.size - 1)
+    else:
+        head = _recv_exact(sock, _HDR.size)
+    (n,) = _HDR.unpack(head)
+    return pickle.loads(_recv_exact(sock, n)), fds
+
+
+# -- the worker side -----------------------------------------------------------------------------------
+
+class _Worker:
+    """State of one worker process (runs in the forked child)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.uffd: int | None = None
+
+    def serve(self) -> None:
+        while True:
+            try:
+                req, _ = _recv(self.sock)
+            except (EOFError, OSError):
+                os._exit(0)
+            op, args = req[0], req[1:]
+            try:
+                result = getattr(self, "op_" + op)(*args)
+                reply: tuple = ("ok", result)
+            except sc.SysError as e:
+                reply = ("err", e.name, e.strerror, getattr(e, "moved", None))
+            except _Forked as f:
+                # in the child: serve on the new socket from here on
+                self.sock = f.sock
+                continue
+            except Exception as e:  # a bug in the worker: report it, do not die silently
+                reply = ("bug", f"{type(e).__name__}: {e}")
+            handoff = reply[1].pop("handoff") if op == "fork" and reply[0] == "ok" else None
+            _send(self.sock, reply, [handoff.fileno()] if handoff is not None else None)
+            if handoff is not None:
+                handoff.close()
+            if op == "exit":
+                os._exit(0)
+
+    # memory
+    def op_mmap(self, addr: int, length: int, prot: int, advice: int | None) -> int:
+        got = sc.mmap(addr, length, prot, sc.MAP_PRIVATE | (sc.MAP_FIXED_NOREPLACE if addr else 0))
+        if addr and got != addr:            # an old kernel ignoring MAP_FIXED_NOREPLACE
+            sc.munmap(got, length)
+            raise sc.SysError(17, f"mmap({addr:#x}) placed elsewhere")
+        if advice is not None:
+            sc.madvise(got, length, advice)
+        return got
+
+    def op_munmap(self, addr: int, length: int) -> None:
+        sc.munmap(addr, length)
+
+    def op_mprotect(self, addr: int, length: int, prot: int) -> None:
+        sc.mprotect(addr, length, prot)
+
+    def op_madvise(self, addr: int, length: int, advice: int) -> None:
+        sc.madvise(addr, length, advice)
+
+    def op_mremap(self, old: int, old_len: int, new_len: int, new_addr: int) -> int:
+        return sc.mremap(old, old_len, new_len, sc.MREMAP_MAYMOVE | sc.MREMAP_FIXED, new_addr)
+
+    def op_write(self, runs: list[tuple[int, int, int]]) -> int:
+        """Store value first+i at the start of page i of each (addr, npages, first) run."""
+        n = 0
+        pack = struct.Struct("<Q").pack
+        for addr, npages, first in runs:
+            for i in range(npages):
+                sc.store(addr + i * PAGE, pack(first + i))
+            n += npages
+        return n
+
+    def op_read(self, runs: list[tuple[int, int]]) -> list[int]:
+        """Load the first 8 bytes of each page of each (addr, npages) run."""
+        out: list[int] = []
+        unpack = struct.Struct("<Q").unpack
+        for addr, npages in runs:
+            for i in range(npages):
+                out.append(unpack(sc.load(addr + i * PAGE, 8))[0])
+        return out
+
+    def op_mincore(self, addr: int, length: int) -> bytes:
+        return sc.mincore(addr, length)
+
+    # userfaultfd
+    def op_uffd_register(self, addr: int, length: int) -> None:
+        if self.uffd is None:
+            self.uffd = sc.userfaultfd(sc.UFFD_FEATURE_MOVE | sc.UFFD_FEATURE_SIGBUS)
+        sc.uffdio_register(self.uffd, addr, length)
+
+    def op_uffd_move(self, src: int, dst: int, length: int) -> int:
+        if self.uffd is None:
+            raise sc.SysError(22, "UFFDIO_MOVE: no userfaultfd in this process (nothing registered)")
+        return sc.uffdio_move(self.uffd, dst, src, length)
+
+    # processes
+    def op_fork(self) -> dict:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            theirs.close()
+            self.sock.close()
+            if self.uffd is not None:      # the context belongs to the parent's mm
+                os.close(self.uffd)
+                self.uffd = None
+            raise _Forked(mine)
+        mine.close()
+        return {"pid": pid, "handoff": theirs}
+
+    def op_exit(self) -> None:
+        return None
+
+    def op_ping(self) -> int:
+        return os.getpid()
+
+    def op_drain(self) -> None:
+        """lru_add_drain() on this CPU: MADV_COLD runs it first (madvise_cold), here on a page
+        that was never touched, so nothing else happens.  It flushes the per-CPU folio batches,
+        whose lazyfree batch is where pglazyfree is counted (31 folios at a time)."""
+        global _DRAIN_PAGE
+        if _DRAIN_PAGE is None:
+            _DRAIN_PAGE = sc.mmap(0, PAGE, sc.PROT_READ | sc.PROT_WRITE, sc.MAP_PRIVATE)
+        sc.madvise(_DRAIN_PAGE, PAGE, sc.MADV_COLD)
+
+
+_DRAIN_PAGE: int | None = None
+
+
+class _Forked(Exception):
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+
+def _worker_main(sock: socket.socket, close: list[int], cpu: int | None) -> None:
+    for fd in close:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the runner's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)       # children are reaped by the kernel
+    try:
+        sc.prctl(sc.PR_SET_THP_DISABLE, 0)               # the runner disables THP for itself only
+    except sc.SysError:
+        pass
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})                   # one CPU: one set of per-CPU batches
+    try:
+        _Worker(sock).serve()
+    finally:
+        os._exit(0)
+
+
+# -- the runner side -------------------------------------------------------------------------------------
+
+@dataclass
+class Proc:
+    """A script process: its script pid, kernel pid, socket and parent."""
+
+    spid: int
+    pid: int
+    sock: socket.socket
+    pidfd: int
+    parent: int | None
+    alive: bool = True
+
+
+class Processes:
+    """Every worker of one run, by script pid (1, 2, ... in fork order, never reused)."""
+
+    def __init__(self) -> None:
+        self.procs: dict[int, Proc] = {}
+        self.next_spid = 1
+
+    def start(self) -> Proc:
+        """Fork pid 1."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+                mine.close()
+                _worker_main(theirs, [], min(os.sched_getaffinity(0)))
+            finally:
+                os._exit(0)
+        theirs.close()
+        proc = Proc(self.next_spid, pid, mine, sc.pidfd_open(pid), None)
+        self.procs[proc.spid] = proc
+        self.next_spid += 1
+        self.call(proc.spid, "ping")
+        return proc
+
+    def get(self, spid: int) -> Proc:
+        proc = self.procs.get(spid)
+        if proc is None or not proc.alive:
+            raise KeyError(spid)
+        return proc
+
+    def call(self, spid: int, op: str, *args: Any) -> Any:
+        proc = self.get(spid)
+        try:
+            _send(proc.sock, (op, *args))
+            reply, fds = _recv(proc.sock, want_fds=(op == "fork"))
+        except (EOFError, OSError, BrokenPipeError):
+            raise WorkerDied(self._death(proc)) from None
+        if reply[0] == "ok":
+            if fds:
+                reply[1]["fds"] = fds
+            return reply[1]
+        if reply[0] == "err":
+            raise WorkerError(reply[1], reply[2], reply[3])
+        raise WorkerDied(f"worker of pid {spid} failed: {reply[1]}")
+
+    def _death(self, proc: Proc) -> str:
+        proc.alive = False
+        st = None
+        for _ in range(100):
+            r, _, _ = select.select([proc.pidfd], [], [], 0.01)
+            if r:
+                break
+        try:
+            if proc.parent is None:
+                _, status = os.waitpid(proc.pid, os.WNOHANG)
+                st = status
+        except ChildProcessError:
+            pass
+        if st is not None and os.WIFSIGNALED(st):
+            return f"process {proc.spid} (kernel pid {proc.pid}) was killed by signal {os.WTERMSIG(st)}"
+        return f"process {proc.spid} (kernel pid {proc.pid}) died"
+
+    def fork(self, parent: int) -> Proc:
+        res = self.call(parent, "fork")
+        sock = socket.socket(fileno=res["fds"][0])
+        child = Proc(self.next_spid, res["pid"], sock, sc.pidfd_open(res["pid"]), parent)
+        self.procs[child.spid] = child
+        self.next_spid += 1
+        self.call(child.spid, "ping")
+        return child
+
+    def exit(self, spid: int, timeout: float = 10.0) -> None:
+        """The process exits; returns once its address space is gone (the pidfd polls readable)."""
+        proc = self.get(spid)
+        try:
+            _send(proc.sock, ("exit",))
+            _recv(proc.sock)
+        except (EOFError, OSError):
+            pass
+        self._wait_gone(proc, timeout)
+
+    def _wait_gone(self, proc: Proc, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([proc.pidfd], [], [], 0.05)
+            if r:
+                break
+        proc.alive = False
+        proc.sock.close()
+        os.close(proc.pidfd)
+        if proc.parent is None:
+            try:
+                os.waitpid(proc.pid, 0)
+            except ChildProcessError:
+                pass
+
+    def close_all(self) -> None:
+        """End every worker, children first (their exits tear their address spaces down)."""
+        for proc in sorted(self.procs.values(), key=lambda p: -p.spid):
+            if proc.alive:
+                try:
+                    proc.sock.close()
+                finally:
+                    self._wait_killed(proc)
+
+    def _wait_killed(self, proc: Proc) -> None:
+        r, _, _ = select.select([proc.pidfd], [], [], 5.0)
+        if not r:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)     # only our own worker, by its pid
+            except ProcessLookupError:
+                pass
+            select.select([proc.pidfd], [], [], 5.0)
+        proc.alive = False
+        os.close(proc.pidfd)
+        if proc.parent is None:
+            try:
+                os.waitpid(proc.pid, 0)
+            except ChildProcessError:
+                pass

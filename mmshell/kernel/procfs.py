@@ -1,0 +1,202 @@
+"""Readers of what the kernel exports: /proc/vmstat, the 2 MiB mTHP stats, /proc/meminfo,
+/proc/PID/smaps, /proc/PID/maps, /proc/PID/pagemap (words and PAGEMAP_SCAN).
+
+Only reading; no state.  pagemap is decoded as Documentation/admin-guide/mm/
+pagemap.rst says: bit 63 present, 62 swapped, 61 file-page or shared-anon
+(also the huge zero page), 58 guard region, 57 uffd-wp, 56 exclusively
+mapped, 55 soft-dirty; bits 0-54 the PFN when present, or for a swap entry
+the type (bits 0-4) and offset (bits 5-54).  Reading PFNs and offsets needs
+CAP_SYS_ADMIN, which a live run has.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import syscalls
+
+MTHP_STATS_DIR = Path("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats")
+STAT_REFRESH = Path("/proc/sys/vm/stat_refresh")
+PAGE = 4096
+
+
+def refresh_vmstat() -> None:
+    """Fold the per-CPU vmstat deltas into the global counters (vm.stat_refresh).
+
+    Without this the gauges (nr_swapcached, nr_anon_pages, ...) can lag by up
+    to the per-CPU threshold; the event counters are always summed exactly.
+    """
+    try:
+        STAT_REFRESH.write_text("1")
+    except OSError:
+        pass     # older kernels return EINVAL when a counter is transiently negative
+
+
+def vmstat(refresh: bool = True) -> dict[str, int]:
+    if refresh:
+        refresh_vmstat()
+    out = {}
+    for line in Path("/proc/vmstat").read_text().splitlines():
+        name, _, value = line.partition(" ")
+        out[name] = int(value)
+    return out
+
+
+def mthp_stats() -> dict[str, int]:
+    out = {}
+    for f in sorted(MTHP_STATS_DIR.iterdir()):
+        try:
+            out[f.name] = int(f.read_text())
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def meminfo() -> dict[str, int]:
+    out = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        out[name.strip()] = int(rest.split()[0])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Vma:
+    """One VMA of /proc/PID/smaps: its range, permissions, kB fields and VmFlags."""
+
+    start: int
+    end: int
+    perms: str
+    path: str
+    fields: dict[str, int]
+    flags: frozenset[str]
+
+
+_VMA_HEAD = re.compile(r"[0-9a-f]+-[0-9a-f]+ ")
+
+
+def smaps(pid: int) -> list[Vma]:
+    text = Path(f"/proc/{pid}/smaps").read_text()
+    out: list[Vma] = []
+    head: tuple[int, int, str, str] | None = None
+    fields: dict[str, int] = {}
+    flags: frozenset[str] = frozenset()
+
+    def flush() -> None:
+        if head is not None:
+            out.append(Vma(head[0], head[1], head[2], head[3], fields, flags))
+
+    for line in text.splitlines():
+        if not _VMA_HEAD.match(line):
+            key, _, rest = line.partition(":")
+            if key == "VmFlags":
+                flags = frozenset(rest.split())
+            else:
+                words = rest.split()
+                if words:
+                    try:
+                        fields[key] = int(words[0])
+                    except ValueError:
+                        pass
+            continue
+        flush()
+        parts = line.split(None, 5)
+        lo, _, hi = parts[0].partition("-")
+        head = (int(lo, 16), int(hi, 16), parts[1], parts[5] if len(parts) > 5 else "")
+        fields, flags = {}, frozenset()
+    flush()
+    return out
+
+
+def maps(pid: int) -> list[tuple[int, int, str, str]]:
+    """(start, end, perms, path) of each VMA, from /proc/PID/maps."""
+    out = []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        parts = line.split(None, 5)
+        lo, _, hi = parts[0].partition("-")
+        out.append((int(lo, 16), int(hi, 16), parts[1], parts[5] if len(parts) > 5 else ""))
+    return out
+
+
+# -- pagemap ----------------------------------------------------------------------------------------
+
+PM_PFRAME_MASK = (1 << 55) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class PagemapEntry:
+    """One /proc/PID/pagemap word, decoded."""
+
+    value: int
+
+    @property
+    def present(self) -> int:
+        return self.value >> 63 & 1
+
+    @property
+    def swapped(self) -> int:
+        return self.value >> 62 & 1
+
+    @property
+    def file(self) -> int:
+        return self.value >> 61 & 1
+
+    @property
+    def guard(self) -> int:
+        return self.value >> 58 & 1
+
+    @property
+    def uffd_wp(self) -> int:
+        return self.value >> 57 & 1
+
+    @property
+    def exclusive(self) -> int:
+        return self.value >> 56 & 1
+
+    @property
+    def soft_dirty(self) -> int:
+        return self.value >> 55 & 1
+
+    @property
+    def pfn(self) -> int:
+        return self.value & PM_PFRAME_MASK if self.present else 0
+
+    @property
+    def swap_type(self) -> int:
+        return self.value & 0x1F if self.swapped and not self.present else 0
+
+    @property
+    def swap_offset(self) -> int:
+        return (self.value & PM_PFRAME_MASK) >> 5 if self.swapped and not self.present else 0
+
+
+def pagemap(pid: int, start: int, npages: int) -> list[int]:
+    """The pagemap words of npages pages from start."""
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    try:
+        data = os.pread(fd, 8 * npages, (start // PAGE) * 8)
+    finally:
+        os.close(fd)
+    return list(struct.unpack(f"<{len(data) // 8}Q", data))
+
+
+def pagemap_scan(pid: int, start: int, end: int) -> list[tuple[int, int, int]]:
+    """PAGEMAP_SCAN runs (start, end, PAGE_IS_* categories) of [start, end) in pid."""
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    try:
+        return syscalls.pagemap_scan(fd, start, end)
+    finally:
+        os.close(fd)
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of /proc/PID/stat (R, S, Z ...), or None when the pid is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()[0]

@@ -1,0 +1,384 @@
+"""Running .mmsh commands on the live kernel: one command -> one step, as `mmshell run` does.
+
+`LiveSession.execute(cmd)` runs one parsed command in the script's current
+process (or the process `@PID` names) through real system calls and returns
+a `LiveOutput`; a refused command raises `Refused` with the one-line reason
+in the kernel's terms.  `run_live_text` parses a script whole, runs it step
+by step, and tallies the outcome with the exit statuses of `mmshell run`.
+
+What the live kernel cannot do is refused by name (`set fail`, `set ram`,
+`trace`, `reclaim`, `set pmd_swap on` on a kernel without the series).  An
+expectation whose path userspace cannot see is *not observable*: it never
+passes, and counts as a failed expectation.  Where a proxy is used (see
+observe.py), the step says which.
+
+Placement: a mapping is put where the simulator would put it (its top-down
+get_unmapped_area below MMAP_BASE, 2 MiB-aligned from 2 MiB up), with
+MAP_FIXED_NOREPLACE, and `mremap` without `at` moves to the simulator's
+choice with MREMAP_FIXED; so region addresses, and which VMAs merge, are the
+same in both, and a same-size mremap really moves (plain MREMAP_MAYMOVE
+would leave it where it is).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..lang.errors import LangError
+from ..lang.parser import Command, parse_script
+from ..lang.values import Addr, Range
+from . import procfs, tunables as tun
+from .devices import DeviceError, SwapDevices
+from .machine import LiveMachine
+from .process import WorkerDied, WorkerError
+from .shadow import Shadow
+
+PAGE = 4096
+HPAGE = 2 << 20
+#: The simulator's MMAP_BASE (mm/constants.py): where top-down placement starts.
+MMAP_BASE = 0x7F00_0000_0000 - (1 << 40)
+MAX_SOURCE_DEPTH = 8
+#: Commands that only look (no counter snapshot around them).
+READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch"})
+
+
+class Refused(Exception):
+    """A refused command: `ERRNO: why` (or `not supported on the live kernel: why`)."""
+
+
+class ExpectError(Exception):
+    """An expectation whose PATH or VALUE is wrong."""
+
+
+class Unsupported(Refused):
+    def __init__(self, why: str) -> None:
+        super().__init__(f"not supported on the live kernel: {why}")
+
+
+@dataclass(slots=True)
+class LiveOutput:
+    lines: list[str] = field(default_factory=list)
+    failed_expect: str | None = None
+    not_observable: str | None = None
+    notes: list[str] = field(default_factory=list)
+    changed: bool = True
+    changes: dict[str, Any] | None = None
+    value: Any = None                  # an expect's observed value (for `kernel diff`)
+
+
+@dataclass(slots=True)
+class LiveStep:
+    """One executed (or refused) command: the fields of lang.runner.StepRecord."""
+
+    source: str
+    line: int
+    command: Command | None
+    output: LiveOutput | None = None
+    error: str | None = None
+    kind: str = "ok"                   # ok | refused | expect-failed | not-observable | syntax | bug
+
+    @property
+    def text(self) -> str:
+        return self.command.text if self.command is not None and self.command.text else str(self.command)
+
+
+@dataclass(slots=True)
+class Outcome:
+    refused: int = 0
+    failed: int = 0
+    steps: int = 0
+    stopped: bool = False
+
+    def exit_status(self) -> int:
+        if self.refused:
+            return 2
+        return 1 if self.failed else 0
+
+
+def format_error(source: str, line: int, op: str, why: str) -> str:
+    return f"{source}:{line}: {op}: {why}"
+
+
+def _op_name(cmd: Command) -> str:
+    inner = cmd
+    while inner.name in ("at", "if", "expect_fails") and "command" in inner.args:
+        inner = inner.args["command"]
+    return " ".join(inner.spec.words)
+
+
+Handler = Callable[["LiveSession", Command], LiveOutput]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[name] = fn
+        return fn
+    return register
+
+
+class LiveSession:
+    """One script's state on the live machine: current pid, region names, page contents."""
+
+    def __init__(self, machine: LiveMachine, prios: dict[int, int] | None = None) -> None:
+        self.machine = machine
+        self.pid = 1
+        self.regions: dict[int, dict[str, tuple[int, int]]] = {1: {}}
+        self.shadow = Shadow()
+        self.next_value = (os.getpid() << 32) | 1
+        self.release = os.uname().release
+        self.prios = prios or {}
+        self.warnings: list[str] = []
+        self._least_priority = -1
+
+    def next_default_prio(self) -> int:
+        """The priority the kernel gives a swapon without one: -2, -3, ... (--least_priority)."""
+        self._least_priority -= 1
+        return self._least_priority
+
+    # -- names and pids ------------------------------------------------------------------------
+    @property
+    def devices(self) -> SwapDevices:
+        assert self.machine.devices is not None
+        return self.machine.devices
+
+    def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
+        return self.regions.setdefault(self.pid if pid is None else pid, {})
+
+    def kpid(self, spid: int | None = None) -> int:
+        return self.machine.procs.get(self.pid if spid is None else spid).pid
+
+    def live_pids(self) -> list[tuple[int, int]]:
+        return [(p.spid, p.pid) for p in self.machine.procs.procs.values() if p.alive]
+
+    def scan_ranges(self, spid: int) -> list[tuple[int, int]]:
+        """The VMAs of spid that overlap one of its regions (where its script pages live)."""
+        regions = list(self.names(spid).values())
+        out = []
+        for lo, hi, _perms, _path in procfs.maps(self.kpid(spid)):
+            if any(lo < s + n and s < hi for s, n in regions):
+                out.append((lo, hi))
+        return out
+
+    def resolve_addr(self, addr: Addr, op: str) -> int:
+        if addr.name is None:
+            return addr.offset
+        region = self.names().get(addr.name)
+        if region is None:
+            raise Refused(f"EINVAL: no region named {addr.name!r} in pid {self.pid}")
+        return region[0] + addr.offset
+
+    def resolve_range(self, rng: Range, op: str) -> tuple[int, int]:
+        start = self.resolve_addr(rng.start, op)
+        if rng.length is not None:
+            if start % PAGE:
+                raise Refused(f"EINVAL: start {start:#x} not page aligned")
+            if rng.length == 0:
+                raise Refused("EINVAL: length 0")
+            return start, rng.length
+        if rng.start.name is not None and rng.start.offset == 0:
+            return self.names()[rng.start.name]
+        return start - start % PAGE, PAGE
+
+    def describe(self, addr: int, pid: int | None = None) -> str:
+        for name, (start, length) in self.names(pid).items():
+            if start <= addr < start + length:
+                off = addr - start
+                return name if off == 0 else f"{name}+{off:#x}"
+        return f"{addr:#x}"
+
+    def call(self, op: str, *args: Any) -> Any:
+        try:
+            return self.machine.procs.call(self.pid, op, *args)
+        except WorkerError as e:
+            raise Refused(f"{e.errno_name}: {e.message}") from None
+
+    # -- executing -----------------------------------------------------------------------------------
+    def execute(self, cmd: Command) -> LiveOutput:
+        fn = HANDLERS.get(cmd.name)
+        if fn is None:
+            raise Unsupported(f"'{' '.join(cmd.spec.words)}' has no live-kernel counterpart")
+        inner = cmd
+        while inner.name in ("at", "if") and isinstance(inner.args.get("command"), Command):
+            inner = inner.args["command"]
+        if inner.name in READ_ONLY or (inner.name == "check" and inner.args.get("range") is None):
+            return fn(self, cmd)
+        before = Counters.take(self)
+        out = fn(self, cmd)
+        if out.changed:
+            self.drain()
+            out.changes = Counters.take(self).delta(before)
+            if out.changes["vmstat"].get("pswpin", 0) > 0 and any(
+                    d.active and d.kind in ("disk", "file") for d in self.devices.devices.values()):
+                # Reads from an asynchronous device: a fault that finds a readahead page still
+                # under I/O waits and is retried (one more pgmajfault, one fewer swap_ra_hit),
+                # so those counts depend on I/O timing.
+                out.changes["async_swapin"] = True
+        return out
+
+    def drain(self) -> None:
+        """Flush the workers' per-CPU folio batches (they all run on one CPU), so that counters
+        the kernel counts at a batch flush (pglazyfree) are counted by the step that caused them."""
+        spid = self.pid if self.pid in {p for p, _ in self.live_pids()} else 1
+        self.machine.procs.call(spid, "drain")
+
+    def fresh_values(self, n: int) -> int:
+        first = self.next_value
+        self.next_value += n
+        return first
+
+
+#: The /proc/vmstat counters a step reports as changed: the anon-THP and swap events and the
+#: gauges the simulator models.  The rest (pgfault, pgfree, nr_free_pages, nr_anon_pages ...)
+#: move with every process on the machine, the runner's own included; `expect vmstat.NAME`
+#: still reads any of them.
+STEP_VMSTAT = (
+    "nr_anon_transparent_hugepages", "nr_swapcached",
+    "pswpin", "pswpout", "pglazyfree", "pgmajfault", "pglazyfreed",
+    "thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge", "thp_collapse_alloc",
+    "thp_collapse_alloc_failed", "thp_split_page", "thp_split_page_failed", "thp_deferred_split_page",
+    "thp_underused_split_page", "thp_split_pmd", "thp_scan_exceed_none_pte", "thp_scan_exceed_swap_pte",
+    "thp_scan_exceed_share_pte", "thp_zero_page_alloc", "thp_zero_page_alloc_failed", "thp_swpout",
+    "thp_swpout_fallback", "thp_swpout_pmd", "swap_ra", "swap_ra_hit", "swpin_zero", "swpout_zero",
+    "zswpin", "zswpout", "zswpwb",
+)
+
+
+class Counters:
+    """The counters a step shows as changed: /proc/vmstat, the mTHP stats, swap Used."""
+
+    def __init__(self, vmstat: dict[str, int], mthp: dict[str, int], swap: dict[str, int]) -> None:
+        self.vmstat, self.mthp, self.swap = vmstat, mthp, swap
+
+    @classmethod
+    def take(cls, s: LiveSession) -> "Counters":
+        swap = {}
+        for name, dev in s.devices.devices.items():
+            if dev.active:
+                try:
+                    swap[name] = s.devices.used_pages(name)
+                except DeviceError:
+                    pass
+        vm = procfs.vmstat()
+        return cls({k: vm[k] for k in STEP_VMSTAT if k in vm}, procfs.mthp_stats(), swap)
+
+    def delta(self, before: "Counters") -> dict[str, Any]:
+        vm = {k: v - before.vmstat.get(k, 0) for k, v in self.vmstat.items() if v != before.vmstat.get(k, 0)}
+        mthp = {k: v - before.mthp.get(k, 0) for k, v in self.mthp.items() if v != before.mthp.get(k, 0)}
+        swap = [{"name": n, "before": before.swap.get(n), "after": u,
+                 "delta": u - (before.swap.get(n) or 0)}
+                for n, u in self.swap.items() if before.swap.get(n) != u]
+        return {"vmstat": vm, "mthp": mthp, "swap": swap}
+
+
+# -- running text ---------------------------------------------------------------------------------------
+
+Observer = Callable[[LiveStep], None]
+
+
+def run_live_text(s: LiveSession, text: str, source: str, observer: Observer | None = None,
+                  keep_going: bool = False, outcome: Outcome | None = None, depth: int = 0,
+                  base: Path | None = None) -> Outcome:
+    outcome = outcome if outcome is not None else Outcome()
+    try:
+        commands = parse_script(text)
+    except LangError as e:
+        outcome.refused += 1
+        outcome.stopped = True
+        if observer:
+            observer(LiveStep(source, e.line, None, error=format_error(source, e.line, "syntax", str(e)),
+                              kind="syntax"))
+        return outcome
+    for cmd in commands:
+        rec = _run_one(s, cmd, source, depth, base, observer, keep_going, outcome)
+        outcome.steps += 1
+        if rec is not None and observer:
+            observer(rec)
+        if outcome.stopped:
+            break
+    return outcome
+
+
+def _run_one(s: LiveSession, cmd: Command, source: str, depth: int, base: Path | None,
+             observer: Observer | None, keep_going: bool, outcome: Outcome) -> LiveStep | None:
+    if cmd.name == "source":
+        return _run_source(s, cmd, source, depth, base, observer, keep_going, outcome)
+    rec = LiveStep(source, cmd.line, cmd)
+    try:
+        rec.output = s.execute(cmd)
+    except Refused as e:
+        rec.kind, rec.error = "refused", format_error(source, cmd.line, _op_name(cmd), str(e))
+    except ExpectError as e:
+        rec.kind, rec.error = "refused", format_error(source, cmd.line, "expect", str(e))
+    except (WorkerDied, DeviceError, tun.TunableError, OSError) as e:
+        rec.kind, rec.error = "bug", format_error(source, cmd.line, _op_name(cmd), f"live run failed: {e}")
+    if rec.kind in ("refused", "bug"):
+        outcome.refused += 1
+        outcome.stopped = not keep_going or rec.kind == "bug"
+    elif rec.output is not None and rec.output.not_observable:
+        rec.kind = "not-observable"
+        rec.error = format_error(source, cmd.line, "expect", "not observable on the live kernel: "
+                                 + rec.output.not_observable)
+        outcome.failed += 1
+    elif rec.output is not None and rec.output.failed_expect:
+        rec.kind = "expect-failed"
+        rec.error = format_error(source, cmd.line, "expect", rec.output.failed_expect)
+        outcome.failed += 1
+    return rec
+
+
+def _run_source(s: LiveSession, cmd: Command, source: str, depth: int, base: Path | None,
+                observer: Observer | None, keep_going: bool, outcome: Outcome) -> LiveStep | None:
+    path = Path(cmd.args["path"])
+    if base is not None and not path.is_absolute():
+        path = base / path
+    why = None
+    if depth >= MAX_SOURCE_DEPTH:
+        why = f"ELOOP: sources nested more than {MAX_SOURCE_DEPTH} deep"
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = f"ENOENT: cannot read {path}: {getattr(e, 'strerror', None) or e}"
+    if why is not None:
+        outcome.refused += 1
+        outcome.stopped = not keep_going
+        return LiveStep(source, cmd.line, cmd, error=format_error(source, cmd.line, "source", why),
+                        kind="refused")
+    run_live_text(s, text, str(path), observer, keep_going, outcome, depth + 1, path.parent)
+    return None
+
+
+# -- swap priorities -----------------------------------------------------------------------------------
+
+def script_priorities(commands: list[Command]) -> list[int]:
+    """The priority each `swapon` of the script asks for, in order (defaults as the kernel: -2, -3 ...)."""
+    out: list[int] = []
+    least = -1
+
+    def walk(c: Command) -> None:
+        nonlocal least
+        if c.name == "swapon":
+            if c.args["prio"] is not None:
+                out.append(c.args["prio"])
+            else:
+                least -= 1
+                out.append(least)
+        inner = c.args.get("command") if c.name in ("at", "if", "expect_fails") else None
+        if isinstance(inner, Command):
+            walk(inner)
+    for c in commands:
+        walk(c)
+    return out
+
+
+def live_priorities(script_prios: list[int], floor: int) -> dict[int, int]:
+    """Script priority -> live priority: the same order, all above `floor` (every other device)."""
+    distinct = sorted(set(script_prios))
+    return {p: floor + 1 + i for i, p in enumerate(distinct)}
+
+
+from . import handlers  # noqa: E402,F401  (registers the command handlers)

@@ -1,0 +1,116 @@
+"""`show VIEW` on the live kernel: the same facts as the simulator's views, as plain lines,
+read from /proc.  `show swapcache` is not observable (the swap cache is not exported)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import procfs
+from .observe import pmd_kind
+from .procfs import PagemapEntry
+
+if TYPE_CHECKING:
+    from .runner import LiveSession
+
+PAGE = 4096
+HPAGE = 2 << 20
+_SMAPS_SHOWN = ("Rss", "AnonHugePages", "Swap", "SwapPss", "Private_Dirty", "LazyFree", "THPeligible")
+_MEMINFO = ("AnonPages", "AnonHugePages", "SwapCached", "SwapTotal", "SwapFree", "PageTables",
+            "Active(anon)", "Inactive(anon)")
+
+
+def show_view(s: "LiveSession", view: str, rng: tuple[int, int] | None, name: str | None,
+              all_: bool) -> list[str]:
+    kpid = s.kpid()
+    if view == "vmas":
+        return [f"{lo:#x}-{hi:#x} {perms} {s.describe(lo)}" for lo, hi, perms, path in procfs.maps(kpid)
+                if _in_regions(s, lo, hi)] or ["no mappings in the script's regions"]
+    if view == "smaps":
+        lines = []
+        for v in procfs.smaps(kpid):
+            if name is not None:
+                start, length = s.names()[name]
+                if not (v.start < start + length and v.end > start):
+                    continue
+            elif not _in_regions(s, v.start, v.end):
+                continue
+            fields = "  ".join(f"{f} {v.fields.get(f, 0)}" for f in _SMAPS_SHOWN)
+            lines.append(f"{v.start:#x}-{v.end:#x} {s.describe(v.start)}  {fields}  "
+                         f"VmFlags {' '.join(sorted(v.flags))}")
+        return lines or ["no VMA"]
+    if view == "pagemap":
+        assert rng is not None
+        return _pagemap_runs(s, kpid, rng[0], rng[0] + rng[1])
+    if view == "pt":
+        ranges = [rng] if rng is not None else sorted(s.names().values())
+        lines = []
+        for start, length in ranges:
+            blk = start & ~(HPAGE - 1)
+            while blk < start + length:
+                kind = pmd_kind(kpid, blk)
+                lines.append(f"PMD {s.describe(blk)} ({blk:#x}): {kind}")
+                if kind == "table":
+                    lines += ["  " + r for r in _pagemap_runs(s, kpid, blk, blk + HPAGE)]
+                blk += HPAGE
+        return lines
+    if view == "swap":
+        lines = []
+        for dev in s.devices.devices.values():
+            if dev.active:
+                lines.append(f"{dev.name}: {dev.kind} {dev.path} type {dev.type} priority {dev.prio} "
+                             f"size {dev.size >> 10} kB used {s.devices.used_pages(dev.name)} pages")
+        lines.append("(swap_map counts are not exported; swapmap.NAME.OFF counts the page-table "
+                     "entries holding a slot)")
+        return lines
+    if view == "swapcache":
+        return ["swap cache: not observable on the live kernel (not exported); swapcache.NAME.OFF "
+                "asks mincore() about one slot through a mapping of it"]
+    if view == "vmstat":
+        base = s.machine.baseline
+        assert base is not None
+        from .runner import STEP_VMSTAT
+        now = procfs.vmstat()
+        items = [(k, v - base.vmstat.get(k, 0)) for k, v in now.items() if k != "nr_free_pages"
+                 and (all_ or k in STEP_VMSTAT)]
+        items = [(k, d) for k, d in items if all_ or d]
+        title = ("every counter" if all_ else "the THP and swap counters") + " since the script's start"
+        return [f"vmstat, {title}: " + ("  ".join(f"{k} {d:+d}" for k, d in items) or "no change")]
+    if view == "meminfo":
+        base = s.machine.baseline
+        assert base is not None
+        now = procfs.meminfo()
+        return ["meminfo (kB, change since the script's start): "
+                + "  ".join(f"{k} {now[k] - base.meminfo.get(k, 0):+d}" for k in _MEMINFO if k in now)]
+    return [f"show {view}: no live view"]
+
+
+def _in_regions(s: "LiveSession", lo: int, hi: int) -> bool:
+    return any(lo < st + n and st < hi for st, n in s.names().values())
+
+
+def _describe_word(w: int) -> str:
+    e = PagemapEntry(w)
+    if e.present:
+        return "present" + (" excl" if e.exclusive else "") + (" file/zero" if e.file else "")
+    if e.swapped:
+        return f"swap type {e.swap_type}"
+    return "none"
+
+
+def _pagemap_runs(s: "LiveSession", kpid: int, start: int, end: int) -> list[str]:
+    words = procfs.pagemap(kpid, start, (end - start) // PAGE)
+    lines: list[str] = []
+    i = 0
+    while i < len(words):
+        kind = _describe_word(words[i])
+        j = i + 1
+        while j < len(words) and _describe_word(words[j]) == kind:
+            j += 1
+        text = f"{s.describe(start + i * PAGE)}..+{(j - i) * 4}K {kind}"
+        if words[i] >> 62 == 1:
+            first = PagemapEntry(words[i]).swap_offset
+            last = PagemapEntry(words[j - 1]).swap_offset
+            text += f" off {first}..{last}"
+        lines.append(text)
+        i = j
+    return lines

@@ -1,0 +1,230 @@
+"""`check` at the prompt never fails silently: a machine corrupted on purpose, every problem printed.
+
+Each corruption breaks one thing the checker knows about (a swap count, a
+mapcount, a gauge, a page's contents, a PTE outside its VMA...); `check`
+must be refused with one error line followed by every problem, one per line,
+naming what is wrong.  A random corruption of any array never makes the
+checker itself crash.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mmsh_fuzz import session
+from mmshell.lang.runner import run_text
+from mmshell.mm.check import check_data, check_invariants
+from mmshell.mm.constants import PMD_SHIFT
+from mmshell.mm.folio import PG
+from mmshell.mm.pgtable import PmdKind
+
+
+def _first_table(k):
+    for mm in k.mms.values():
+        for pmdi, pmd in sorted(mm.pmds.items()):
+            if pmd.kind is PmdKind.TABLE and any(p & 3 == 1 and not p & 0x100 for p in pmd.table.ptes):
+                return mm, pmdi, pmd
+    raise AssertionError("no PTE table")
+
+
+def _a_swapped_slot(k):
+    for si in k.swap_info:
+        if si is not None:
+            for off in range(1, si.pages):
+                if si.swap_count(off):
+                    return si, off
+    raise AssertionError("no swap slot in use")
+
+
+def _present_pte(k):
+    mm, pmdi, pmd = _first_table(k)
+    i = next(i for i, p in enumerate(pmd.table.ptes) if p & 3 == 1 and not p & 0x100)
+    return mm, pmdi, pmd, i
+
+
+def c_swap_count(k):
+    si, off = _a_swapped_slot(k)
+    si.swap_map[off] += 1
+    return f"slot {off:#x}: count"
+
+
+def c_cache_bit(k):
+    si, off = _a_swapped_slot(k)
+    si.swap_map[off] ^= 0x40
+    return "cache bit"
+
+
+def c_inuse(k):
+    si, _ = _a_swapped_slot(k)
+    si.inuse_pages += 3
+    return "inuse_pages"
+
+
+def c_mapcount(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    k.mem.mapcount[pmd.table.ptes[i] >> 12] += 1
+    return "mapcount"
+
+
+def c_rss(k):
+    k.mms[1].rss_anon -= 1
+    return "MM_ANONPAGES"
+
+
+def c_swapents(k):
+    k.mms[1].rss_swapents += 2
+    return "MM_SWAPENTS"
+
+
+def c_gauge(k):
+    k.vmstat.nr_anon_pages += 1
+    return "nr_anon_pages"
+
+
+def c_swapcached(k):
+    k.vmstat.nr_swapcached += 1
+    return "nr_swapcached"
+
+
+def c_page_contents(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    k.mem.data[pmd.table.ptes[i] >> 12] ^= 0xDEAD
+    return "last written"
+
+
+def c_lost_pte(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    page = pmd.table.ptes[i] >> 12
+    pmd.table.ptes[i] = 0
+    k.mem.mapcount[page] -= 1
+    mm.rss_anon -= 1
+    k.vmstat.nr_anon_pages -= 1
+    return "not mapped (reads zero)"
+
+
+def c_frame_free_and_used(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    k.mem.alloc._free[pmd.table.ptes[i] >> 12] = 1
+    return "in use and free"
+
+
+def c_lru(k):
+    pfn = next(iter(k.lru.inactive))
+    del k.lru.inactive[pfn]
+    return "not on the LRU"
+
+
+def c_leak(k):
+    pfn = k.mem.folio_alloc(0)
+    k.mem.set(pfn, PG.ANON)
+    k.lru.add(pfn)
+    return "leaked"
+
+
+def c_pte_outside_vma(k):
+    mm = k.mms[1]
+    mm.vmas.sort(key=lambda v: v.start)
+    v = mm.vmas[0]
+    mm, pmdi, pmd, i = _present_pte(k)
+    # a stray swap PTE at the page below the lowest VMA, in a table of its own
+    addr = v.start - 4096
+    from mmshell.mm.pgtable import PteTable, mk_table_pmd
+
+    t = mm.pmds.setdefault(addr >> PMD_SHIFT, mk_table_pmd(PteTable()))
+    if t.table is not None:
+        t.table.ptes[(addr >> 12) & 511] = (7 << 17) | 2
+    return "outside every VMA"
+
+
+def c_exclusive_shared(k):
+    mm2 = k.mms[2]
+    for pmd in mm2.pmds.values():
+        if pmd.kind is PmdKind.TABLE:
+            for i, p in enumerate(pmd.table.ptes):
+                if p & 3 == 2:
+                    pmd.table.ptes[i] = p | 0x80
+                    return "exclusive swap entry"
+    raise AssertionError("no shared swap PTE")
+
+
+def c_pmd_swap_in_mainline(k):
+    k.config.pmd_swap = False
+    return "PMD swap entry in mainline mode"
+
+
+def c_shadow(k):
+    k.shadow.procs[1][next(iter(k.shadow.procs[1]))][0] ^= 1
+    return "last written"
+
+
+CORRUPTIONS = [c_swap_count, c_cache_bit, c_inuse, c_mapcount, c_rss, c_swapents, c_gauge, c_swapcached,
+               c_page_contents, c_lost_pte, c_frame_free_and_used, c_lru, c_leak, c_pte_outside_vma,
+               c_exclusive_shared, c_pmd_swap_in_mainline, c_shadow]
+
+
+@pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=[c.__name__[2:] for c in CORRUPTIONS])
+def test_check_prints_every_problem(corrupt) -> None:
+    s = session()
+    assert run_text(s, "check", "-c").exit_status() == 0
+    want = corrupt(s.kernel)
+    problems = check_invariants(s.kernel) + check_data(s.kernel)
+    assert problems and any(want in p for p in problems), problems
+    records = []
+    outcome = run_text(s, "check", "-c", records.append)
+    assert outcome.exit_status() == 2
+    (rec,) = records
+    head, *lines = rec.error.split("\n")
+    assert head.startswith("-c:1: check: EFAULT: ") and f"{len(problems)} problem(s)" in head, head
+    assert lines == [f"  {p}" for p in problems]
+
+
+def test_check_prints_through_the_command_line(capsys) -> None:
+    """The shell's printer shows the problems too (mmshell -c, mmshell run, the prompt)."""
+    from mmshell.report import StepPrinter
+
+    s = session()
+    c_rss(s.kernel)
+    c_gauge(s.kernel)
+    stream = io.StringIO()
+    printer = StepPrinter(s, stream=stream)
+    run_text(s, "check", "-c", printer)
+    text = stream.getvalue()
+    assert "EFAULT: 2 problem(s)" in text and "MM_ANONPAGES" in text and "nr_anon_pages" in text, text
+
+
+ARRAYS = ("flags", "order", "mapcount", "entire_mapcount", "data")
+
+
+@settings(max_examples=int(os.environ.get("MMSHELL_CORRUPT_EXAMPLES", 300)), deadline=None, database=None,
+          derandomize=True, suppress_health_check=list(HealthCheck))
+@given(st.integers(0, 2**32 - 1), st.sampled_from(ARRAYS + ("swap_map", "pte", "cache", "lru")))
+def test_checker_survives_any_corruption(seed: int, where: str) -> None:
+    """Random damage is reported as problems (or is harmless); the checker never raises."""
+    rng = random.Random(seed)
+    k = session().kernel
+    if where in ARRAYS:
+        arr = getattr(k.mem, where)
+        i = rng.randrange(len(arr))
+        value = rng.choice([0, 1, 2, 0x1FF, rng.randrange(256), -1])
+        if isinstance(arr, bytearray) or getattr(arr, "typecode", "") in "BIHLQ":
+            value &= 0xFF if isinstance(arr, bytearray) else 0xFFFF
+        arr[i] = value
+    elif where == "swap_map":
+        si, _ = _a_swapped_slot(k)
+        si.swap_map[rng.randrange(si.pages)] = rng.randrange(256)
+    elif where == "pte":
+        mm, pmdi, pmd = _first_table(k)
+        pmd.table.ptes[rng.randrange(512)] = rng.choice([0, rng.randrange(1 << 40), (99999 << 12) | 1,
+                                                         (31 << 12) | 2, (1 << 60) | 2])
+    elif where == "cache":
+        si, off = _a_swapped_slot(k)
+        si.cache[off] = rng.randrange(k.mem.nr_frames)
+    else:
+        k.lru.inactive[rng.randrange(k.mem.nr_frames + 10)] = None
+    check_invariants(k)
+    check_data(k)

@@ -1,0 +1,109 @@
+"""mmshell cannot be caught lying: random command sequences in both modes, checked after every step.
+
+The rules are the .mmsh commands (see mmsh_machine.py); after every step the
+invariant checker and the shadow of page contents must agree with the
+machine, and a refused command must leave the whole state as it was.  The
+profile (`HYPOTHESIS_PROFILE`, default `ci`; see mmsh_profiles.py) sets how many
+steps: at least 10**5 rule steps per mode in CI, about 1.2 million with
+`HYPOTHESIS_PROFILE=long python3 -m pytest tests/reliability/test_stateful.py`.
+
+The two modes run at the same time on a machine with two CPUs: the mainline run
+goes to a forked child when the first test starts, and its test waits for it
+(set MMSHELL_STATEFUL_PARALLEL=0 to run them one after the other).  The child's
+Hypothesis report (the falsifying example, if any) is printed by that test.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from collections import Counter
+from contextlib import redirect_stdout
+
+import pytest
+from hypothesis.stateful import run_state_machine_as_test
+
+import mmsh_machine as machine
+from mmsh_profiles import PROFILE, stateful_settings
+
+MIN_STEPS_CI = 10 ** 5
+
+
+class SeriesMachine(machine.MmshMachine):
+    PMD_SWAP = True
+
+
+class MainlineMachine(machine.MmshMachine):
+    PMD_SWAP = False
+
+
+MACHINES = {"series": SeriesMachine, "mainline": MainlineMachine}
+
+
+def run_mode(mode: str) -> tuple[str | None, Counter, str]:
+    """Run one mode's state machine; (failure text or None, its stats, Hypothesis output)."""
+    machine.STATS.pop(mode, None)
+    out = io.StringIO()
+    t = time.perf_counter()
+    failure = None
+    try:
+        with redirect_stdout(out):
+            run_state_machine_as_test(MACHINES[mode], settings=stateful_settings())
+    except BaseException as e:      # noqa: BLE001 -- reported in full by the test
+        failure = "".join(traceback.format_exception(e))
+    stats = machine.STATS.get(mode, Counter())
+    stats["wall"] = time.perf_counter() - t
+    return failure, stats, out.getvalue()
+
+
+def _child(mode: str, conn) -> None:
+    try:
+        conn.send(run_mode(mode))
+    finally:
+        conn.close()
+
+
+class _Background:
+    """One mode run in a forked child, started once, joined by its test."""
+
+    def __init__(self, mode: str) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.mode = mode
+        self.recv, send = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_child, args=(mode, send), daemon=True)
+        self.proc.start()
+        send.close()
+
+    def result(self) -> tuple[str | None, Counter, str]:
+        try:
+            res = self.recv.recv()
+        except EOFError:
+            res = (f"the {self.mode} child died (exit code {self.proc.exitcode})", Counter(), "")
+        self.proc.join()
+        return res
+
+
+def _parallel() -> bool:
+    return os.environ.get("MMSHELL_STATEFUL_PARALLEL", "1") != "0" and (os.cpu_count() or 1) >= 2 \
+        and sys.platform.startswith("linux")
+
+
+@pytest.fixture(scope="module")
+def background() -> dict[str, _Background]:
+    return {"mainline": _Background("mainline")} if _parallel() else {}
+
+
+@pytest.mark.parametrize("mode", ["series", "mainline"])
+def test_stateful(mode: str, background: dict[str, _Background]) -> None:
+    job = background.get(mode)
+    failure, stats, report = job.result() if job is not None else run_mode(mode)
+    machine.STATS[mode] = stats
+    if report:
+        print(report)
+    assert failure is None, failure
+    if PROFILE == "ci" and not os.environ.get("MMSHELL_STATEFUL_EXAMPLES"):
+        assert stats["rules"] >= MIN_STEPS_CI, f"only {stats['rules']} rule steps in {mode}"
