@@ -100,6 +100,8 @@ def execute(session: Session, cmd: Command) -> StepOutput:
         raise MmError("EINTR", _op(cmd), "interrupted: the machine is as it was before the command") from None
     except VmBug as e:
         session.kernel, session.pid, session.regions = saved
+        if "the machine is as it was" in str(e):     # said already by a nested command
+            raise
         raise VmBug(f"{e} (the machine is as it was before '{cmd.text or cmd}')") from e
     except Exception as e:
         session.kernel, session.pid, session.regions = saved

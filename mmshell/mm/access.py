@@ -91,10 +91,17 @@ def _access_pmd_span(k: "Kernel", mm: MmStruct, start: int, end: int, write: boo
 
 def _fault_page(k: "Kernel", mm: MmStruct, addr: int, write: bool) -> None:
     vma = mm.find_vma(addr)
+    stolen = k.vmstat.events["pgsteal_direct"]
     for _ in range(4):
         handle_mm_fault(k, mm, vma, addr, write)
         if _accessible(mm, addr, write):
             return
+    if k.vmstat.events["pgsteal_direct"] != stolen:
+        # Each retry's allocation ran direct reclaim, which took back the very page being
+        # faulted in (the simulation does not pin it, nor age it by its young bit): nothing
+        # else is reclaimable, which in the kernel ends in the OOM killer.
+        raise MmError("ENOMEM", "fault", f"out of memory at {addr:#x}: reclaim keeps evicting the page "
+                      "being faulted in (the kernel would OOM-kill)")
     raise VmBug(f"fault at {addr:#x} did not make the page accessible")
 
 

@@ -36,7 +36,10 @@ def folio_add_new_anon_rmap(k: "Kernel", pfn: int, vma: VmArea, addr: int, pmd: 
     nr = mem.nr_pages(pfn)
     mem.set(pfn, PG.ANON | PG.SWAPBACKED)
     mem.index[pfn] = vma.linear_page_index(addr)
-    mem.anon_vma[pfn] = vma.anon_vma
+    # __folio_set_anon(): a folio that may be shared (a non-exclusive swap entry brought
+    # back) takes the oldest anon_vma, the root, which every related VMA's chain holds;
+    # otherwise the rmap walk would miss the mappings of processes not descended from vma's.
+    mem.anon_vma[pfn] = vma.anon_vma if exclusive or not vma.anon_vma_chain else vma.anon_vma_chain[0]
     if pmd:
         folio_add_anon_rmap_pmd(k, pfn, exclusive)
     else:
