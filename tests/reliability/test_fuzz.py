@@ -26,6 +26,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from mmsh_fuzz import VOCAB, run_checked
 from mmshell.lang import registry
 
+# The subprocesses import this checkout, wherever the package was installed from.
+SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
 FUZZED: Counter = Counter()
 FUZZ = settings(max_examples=int(os.environ.get("MMSHELL_FUZZ_EXAMPLES", 600)), deadline=None,
                 database=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -161,7 +164,7 @@ def test_sources_nested_looping_and_unreadable(tmp_path: Path) -> None:
         path = name if name.startswith("/") else str(tmp_path / name)
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "mmshell.cli", "-c", f"source {path}"], capture_output=True,
-                             text=True, timeout=60, cwd=tmp_path)
+                             text=True, timeout=60, cwd=tmp_path, env=SUBPROCESS_ENV)
         assert time.perf_counter() - t < 30
         text = out.stdout + out.stderr
         assert out.returncode == 2 and "Traceback" not in text, text
@@ -207,7 +210,7 @@ def test_mmshell_c(text: str) -> None:
     FUZZED["mmshell -c"] += 1
     out = subprocess.run([sys.executable, "-m", "mmshell.cli", "-c", f"mmap a 2M; {text}"],
                          capture_output=True, text=True, timeout=60, preexec_fn=_limit_memory,
-                         env={**os.environ, "COLUMNS": "100"})
+                         env={**SUBPROCESS_ENV, "COLUMNS": "100"})
     text_out = out.stdout + out.stderr
     assert out.returncode in (0, 1, 2), text_out
     assert "Traceback" not in text_out and "simulator bug" not in text_out, text_out
