@@ -101,3 +101,13 @@ def test_plain_text_off_a_terminal_and_step_mode(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["run", "--step", f], input="\n\n")
     assert res.exit_code == 0
     assert res.output.count("next:") == 2
+
+
+def test_sourced_commands_get_their_own_step_summary(tmp_path: Path) -> None:
+    _write(tmp_path, "inner.mmsh", "mmap a 2M hugepage\ntouch a\n")
+    outer = _write(tmp_path, "outer.mmsh", "source inner.mmsh\nmadvise a pageout\n")
+    res = CliRunner().invoke(main, ["run", outer])
+    assert res.exit_code == 0, res.output
+    assert "inner.mmsh:2  touch a" in res.output
+    touch_part = res.output.split("inner.mmsh:2  touch a")[1].split("outer.mmsh:2")[0]
+    assert "thp_fault_alloc +1" in touch_part            # what the sourced touch changed

@@ -88,7 +88,7 @@ def run_text(session: Session, text: str, source: str, observer: Observer | None
     for cmd in commands:
         if before is not None:
             before(cmd)
-        rec = run_one(session, cmd, source, depth, base, observer, keep_going, outcome)
+        rec = run_one(session, cmd, source, depth, base, observer, keep_going, outcome, before)
         outcome.steps += 1
         if rec is not None and observer:
             observer(rec)
@@ -98,9 +98,12 @@ def run_text(session: Session, text: str, source: str, observer: Observer | None
 
 
 def run_one(session: Session, cmd: Command, source: str, depth: int, base: Path | None,
-            observer: Observer | None, keep_going: bool, outcome: Outcome) -> StepRecord | None:
+            observer: Observer | None, keep_going: bool, outcome: Outcome,
+            before: Callable[[Command], None] | None = None) -> StepRecord | None:
+    """Run one command; a `source` runs its file's commands (each seen by `before` and
+    `observer` as its own step) and returns None."""
     if cmd.name == "source":
-        return _run_source(session, cmd, source, depth, base, observer, keep_going, outcome)
+        return _run_source(session, cmd, source, depth, base, observer, keep_going, outcome, before)
     rec = StepRecord(source, cmd.line, cmd)
     try:
         rec.output = execute(session, cmd)
@@ -140,7 +143,8 @@ def read_script(path: Path) -> str:
 
 
 def _run_source(session: Session, cmd: Command, source: str, depth: int, base: Path | None,
-                observer: Observer | None, keep_going: bool, outcome: Outcome) -> StepRecord | None:
+                observer: Observer | None, keep_going: bool, outcome: Outcome,
+                before: Callable[[Command], None] | None) -> StepRecord | None:
     path = Path(cmd.args["path"])
     if base is not None and not path.is_absolute():
         path = base / path
@@ -161,5 +165,5 @@ def _run_source(session: Session, cmd: Command, source: str, depth: int, base: P
         outcome.stopped = not keep_going
         return StepRecord(source, cmd.line, cmd, error=format_error(source, cmd.line, "source", why),
                           kind="refused")
-    run_text(session, text, str(path), observer, keep_going, outcome, depth + 1, path.parent)
+    run_text(session, text, str(path), observer, keep_going, outcome, depth + 1, path.parent, before)
     return None

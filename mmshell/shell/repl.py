@@ -40,7 +40,7 @@ def run_line(session: Session, printer: StepPrinter, text: str, lineno: int) -> 
         return outcome
     for cmd in commands:
         printer.before(cmd)
-        rec = run_one(session, cmd, "<stdin>", 0, Path.cwd(), printer, True, outcome)
+        rec = run_one(session, cmd, "<stdin>", 0, Path.cwd(), printer, True, outcome, printer.before)
         if rec is not None:
             printer(rec)
     return outcome
