@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..lang import registry
+from ..lang.errors import not_refused
 from ..lang.parser import Command
 from . import procfs, syscalls as sc, tunables as tun
 from .devices import DeviceError
@@ -505,8 +506,7 @@ def do_expect_fails(s: LiveSession, cmd: Command) -> LiveOutput:
         return LiveOutput(changed=False, not_observable=out.not_observable)
     if out.failed_expect and inner.name != "expect":
         return LiveOutput(changed=False, failed_expect=out.failed_expect)
-    return LiveOutput(changed=False, failed_expect=f"expected '{inner.text or inner}' to be refused, "
-                                                   "but it succeeded")
+    return LiveOutput(changed=False, failed_expect=not_refused(inner.text or str(inner), out.failed_expect))
 
 
 @handler("help")

@@ -1,6 +1,8 @@
 """Errors of the .mmsh language front end.
 
-Only :class:`LangError` lives here: the text could not be parsed.  The
+:class:`LangError` lives here (the text could not be parsed), and the message
+of an `expect fails` whose command was not refused, shared by the simulator's
+and the live kernel's runners.  The
 kernel's own refusals (``MmError``) and simulator bugs (``VmBug``) belong to
 ``mmshell.mm``; one formatter elsewhere renders all three as
 ``demo.mmsh:12: madvise: EINVAL: ...``.
@@ -8,7 +10,7 @@ kernel's own refusals (``MmError``) and simulator bugs (``VmBug``) belong to
 
 from __future__ import annotations
 
-__all__ = ["LangError"]
+__all__ = ["LangError", "not_refused"]
 
 
 class LangError(Exception):
@@ -34,3 +36,12 @@ class LangError(Exception):
 
     def __repr__(self) -> str:
         return f"LangError(line={self.line}, column={self.column}, message={self.message!r})"
+
+
+def not_refused(command_text: str, failed_expect: str | None) -> str:
+    """Why `expect fails COMMAND` failed: COMMAND ran.  An inner `expect` whose
+    comparison merely did not hold ran too (`failed_expect` says how): only an error
+    is a refusal."""
+    how = (f"but it ran: the comparison merely did not hold ({failed_expect})" if failed_expect
+           else "but it succeeded")
+    return f"expected '{command_text}' to be refused, {how}"

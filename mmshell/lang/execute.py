@@ -27,6 +27,7 @@ from ..mm.swapfile import sys_swapon
 from ..mm.vma import PROT_FLAGS
 from ..mm.vmscan import shrink_lruvec
 from . import registry
+from .errors import not_refused
 from .expect import PathError, compare, evaluate, parse_expected
 from .parser import Command
 from .session import Session
@@ -455,8 +456,7 @@ def do_expect_fails(s: Session, cmd: Command) -> StepOutput:
         return StepOutput(changed=False, lines=[f"refused as expected: {e}"])
     if out.failed_expect and inner.name != "expect":
         return StepOutput(changed=False, failed_expect=out.failed_expect)
-    return StepOutput(changed=False, failed_expect=f"expected '{inner.text or inner}' to be refused, "
-                                                   "but it succeeded")
+    return StepOutput(changed=False, failed_expect=not_refused(inner.text or str(inner), out.failed_expect))
 
 
 @handler("source")
