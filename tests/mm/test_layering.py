@@ -37,16 +37,3 @@ def test_mm_does_no_io() -> None:
         for word in ("print(", "open(", "input("):
             assert word not in text, f"{path.name} uses {word}"
 
-
-def test_the_live_kernel_runner_uses_the_simulator_only_to_diff() -> None:
-    """mmshell/kernel/ talks to the real kernel; only diff.py runs the simulator too."""
-    import subprocess
-
-    kernel = MM.parent / "kernel"
-    modules = [p.stem for p in sorted(kernel.glob("*.py")) if p.stem not in ("__init__", "diff")]
-    code = ("import importlib, sys\n"
-            f"for m in {modules!r}: importlib.import_module('mmshell.kernel.' + m)\n"
-            "print(sorted(n for n in sys.modules if n.startswith('mmshell.mm')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=MM.parents[1], check=True)
-    assert out.stdout.strip() == "[]", out.stdout
