@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..mm.check import check_data, check_invariants
+from ..mm.check import check_invariants
+from ..mm.check_data import check_data
 from ..mm.config import FailMode, FaultPoint, ThpMode
 from ..mm.constants import MAX_ACCESS, MAX_MAP_COUNT, MAX_PAGE_TABLES, MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from ..mm.errors import MmError, VmBug

@@ -7,10 +7,8 @@ the cache bit against the swap cache, Used slots and clusters, PMD swap entry
 shape and exclusivity, MM_ANONPAGES / MM_SWAPENTS, folio mapcounts and the
 NR_ANON_MAPPED / NR_ANON_THPS / mTHP nr_anon gauges, deposited tables against
 nr_ptes, free + used frames against RAM, leaked folios, the LRU, VMA shape and
-entries outside every VMA.  `check_data(k)` compares every page of every
-process, and every swap slot it references, with the shadow record of what it
-should read: a page that was written must still be mapped (present or swap).
-Both return readable problems; an empty list means all is well.
+entries outside every VMA.  It returns readable problems; an empty list means
+all is well.  (`check_data.check_data(k)` checks the pages' contents.)
 
 The checks run after every step of a debug_vm session, so each compares whole
 arrays at once (bytes.translate, itertools.compress, array equality) and walks
@@ -25,67 +23,13 @@ from itertools import compress, repeat
 from operator import rshift
 from typing import TYPE_CHECKING
 
-from .constants import (HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, SWAP_COUNT_MASK, SWAP_HAS_CACHE,
-                        SWAP_MAP_BAD, TASK_SIZE)
+from . import pte_masks as bm
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, SWAP_COUNT_MASK, SWAP_MAP_BAD, TASK_SIZE
 from .folio import PG
-from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, KIND_SWAP, PmdKind, pte_pfn
+from .pgtable import F_SWP_EXCLUSIVE, PmdKind
 
 if TYPE_CHECKING:
     from .kernel import Kernel
-
-# Per-byte tables over the low byte (bits 0-7) and the second byte (bits 8-15) of a
-# PTE word, a page-flags word, or a swap_map byte: 1 where the property holds.
-_PRESENT = bytes(int(b & KIND_MASK == KIND_PRESENT) for b in range(256))
-_SWAP = bytes(int(b & KIND_MASK == KIND_SWAP) for b in range(256))
-_BAD_KIND = bytes(int(b & KIND_MASK == 3) for b in range(256))
-_SWP_EXCL = bytes(int(b & KIND_MASK == KIND_SWAP and bool(b & F_SWP_EXCLUSIVE)) for b in range(256))
-_SPECIAL = bytes(int(bool(b & (F_SPECIAL >> 8))) for b in range(256))
-_NOT_SPECIAL = bytes(int(not b & (F_SPECIAL >> 8)) for b in range(256))
-_COUNT = bytes(0 if b == SWAP_MAP_BAD else b & SWAP_COUNT_MASK for b in range(256))
-_CACHE_BIT = bytes(int(b != SWAP_MAP_BAD and bool(b & SWAP_HAS_CACHE)) for b in range(256))
-_IS_ZERO = bytes(int(b == 0) for b in range(256))
-_NONZERO = bytes(int(b != 0) for b in range(256))
-
-
-def _bit(flag: int, byte: int) -> bytes:
-    """Translate table for one page flag, as seen in byte `byte` of the flags word."""
-    return bytes(int(bool(b & (flag >> (8 * byte)))) for b in range(256))
-
-
-_USED, _HEAD, _TAIL, _SWAPCACHE = (_bit(f, 0) for f in (PG.USED, PG.HEAD, PG.TAIL, PG.SWAPCACHE))
-_ZERO = _bit(PG.ZERO, 1)
-_ANON_EXCLUSIVE = _bit(PG.ANON_EXCLUSIVE, 1)
-_ZEROS_Q = array("Q", bytes(8 * HPAGE_PMD_NR))
-_EMPTY_TABLE = bytes(8 * HPAGE_PMD_NR)
-
-
-def _and(*masks: bytes) -> bytes:
-    """Byte-wise AND of 0/1 masks of equal length."""
-    n = len(masks[0])
-    acc = int.from_bytes(masks[0], "little")
-    for m in masks[1:]:
-        acc &= int.from_bytes(m, "little")
-    return acc.to_bytes(n, "little")
-
-
-def _not(mask: bytes) -> bytes:
-    return mask.translate(_IS_ZERO)
-
-
-def _nonzero_bits(raw: bytes, width: int) -> int:
-    """An int with a non-zero byte i exactly where element i of `raw` (`width` bytes each) is non-zero."""
-    acc = 0
-    for lane in range(width):
-        acc |= int.from_bytes(raw[lane::width], "little")
-    return acc
-
-
-def _pte_masks(raw: bytes) -> tuple[bytes, bytes, bytes]:
-    """(present anon, present special, swap) masks over the 512 PTEs of a table (its bytes)."""
-    low, second = raw[0::8], raw[1::8]
-    present = low.translate(_PRESENT)
-    return (_and(present, second.translate(_NOT_SPECIAL)), _and(present, second.translate(_SPECIAL)),
-            low.translate(_SWAP))
 
 
 def _swap_key(type_: int, offset: int) -> int:
@@ -114,9 +58,9 @@ def check_invariants(k: "Kernel") -> list[str]:
                     problems.append(f"{where}: PTE table of {len(ptes)} entries")
                     continue
                 raw = ptes.tobytes()
-                if raw == _EMPTY_TABLE:
+                if raw == bm.EMPTY_TABLE:
                     continue
-                anon_mask, special_mask, swap_mask = _pte_masks(raw)
+                anon_mask, special_mask, swap_mask = bm.pte_masks(raw)
                 problems += _check_table_shape(k, mm, pmdi, where, ptes, raw, special_mask)
                 pfns = list(map(rshift, compress(ptes, anon_mask), repeat(12)))
                 anon += len(pfns)
@@ -125,7 +69,7 @@ def check_invariants(k: "Kernel") -> list[str]:
                 if keys:
                     swapents += len(keys)
                     slot_refs.update(keys)
-                    excl = list(compress(range(HPAGE_PMD_NR), raw[0::8].translate(_SWP_EXCL)))
+                    excl = list(compress(range(HPAGE_PMD_NR), raw[0::8].translate(bm.SWP_EXCL)))
                     for i in excl:
                         exclusive_slots.append((ptes[i] >> 12, 1, f"{where} pte {i}"))
                         exclusive_keys.append(ptes[i] >> 12)
@@ -188,8 +132,8 @@ def _check_table_shape(k: "Kernel", mm, pmdi: int, where: str, ptes: array, raw:
     """No malformed entries, the zero page only as special, nothing outside the VMAs."""
     problems = []
     low = raw[0::8]
-    nonzero_none = low.translate(_PRESENT).count(0) - low.translate(_SWAP).count(1) - ptes.count(0)
-    if low.translate(_BAD_KIND).count(1) or nonzero_none:
+    nonzero_none = low.translate(bm.PRESENT).count(0) - low.translate(bm.SWAP).count(1) - ptes.count(0)
+    if low.translate(bm.BAD_KIND).count(1) or nonzero_none:
         problems.append(f"{where}: PTE table holds malformed entries")
     if set(map(rshift, compress(ptes, special), repeat(12))) - {k.zero_pfn}:
         problems.append(f"{where}: a special PTE maps something other than the zero page")
@@ -259,7 +203,7 @@ def _check_device(k: "Kernel", si, refs: list[tuple[int, int]]) -> list[str]:
                 want[off] = n
             else:
                 odd[off] = n
-    have = bytearray(sm.translate(_COUNT))
+    have = bytearray(sm.translate(bm.COUNT))
     for off in set(odd) | set(si.cont):
         if 0 <= off < pages:
             refs_here = odd.get(off, want[off])
@@ -273,7 +217,7 @@ def _check_device(k: "Kernel", si, refs: list[tuple[int, int]]) -> list[str]:
                 problems.append(f"swap {si.name} slot {off:#x}: count {have[off]} but {want[off]} entries "
                                 "reference it")
     # the cache bit against the swap cache
-    cache_bits = sm.translate(_CACHE_BIT)
+    cache_bits = sm.translate(bm.CACHE_BIT)
     cached = bytearray(pages)
     for off in si.cache:
         if 0 <= off < pages:
@@ -300,12 +244,12 @@ def _check_device(k: "Kernel", si, refs: list[tuple[int, int]]) -> list[str]:
     if sm[0] != SWAP_MAP_BAD:
         problems.append(f"swap {si.name}: header slot overwritten")
     # a free slot keeps nothing
-    free = sm.translate(_IS_ZERO)
+    free = sm.translate(bm.IS_ZERO)
     free_bits = int.from_bytes(free, "little")
-    if free_bits & (int.from_bytes(si.zeromap.translate(_NONZERO), "little")
-                    | int.from_bytes(si.zswap.translate(_NONZERO), "little")) \
-            or free_bits & int.from_bytes(_nonzero_bits(si.data.tobytes(), 8).to_bytes(pages, "little")
-                                          .translate(_NONZERO), "little"):
+    if free_bits & (int.from_bytes(si.zeromap.translate(bm.NONZERO), "little")
+                    | int.from_bytes(si.zswap.translate(bm.NONZERO), "little")) \
+            or free_bits & int.from_bytes(bm.nonzero_bits(si.data.tobytes(), 8).to_bytes(pages, "little")
+                                          .translate(bm.NONZERO), "little"):
         for off in compress(range(pages), free):
             if off and (si.zeromap[off] or si.zswap[off] or si.data[off]):
                 problems.append(f"swap {si.name} slot {off:#x}: free slot keeps data")
@@ -323,7 +267,7 @@ def _check_folios(k: "Kernel", pte_maps: Counter, pmd_maps: Counter) -> list[str
     n = mem.nr_frames
     raw = mem.flags.tobytes()
     b0, b1 = raw[0::4], raw[1::4]
-    used = b0.translate(_USED)
+    used = b0.translate(bm.USED)
     free = bytes(mem.alloc._free)
     # every frame is either in use or free, never both, never neither
     u, f = int.from_bytes(used, "little"), int.from_bytes(free, "little")
@@ -333,9 +277,9 @@ def _check_folios(k: "Kernel", pte_maps: Counter, pmd_maps: Counter) -> list[str
                 problems.append(f"frame {pfn:#x}: neither free nor in use")
             elif used[pfn] and free[pfn]:
                 problems.append(f"frame {pfn:#x}: in use and free at once")
-    tail_mask = b0.translate(_TAIL)
-    head_bits = b0.translate(_HEAD)
-    small_mask = _and(used, _not(tail_mask), _not(head_bits))
+    tail_mask = b0.translate(bm.TAIL)
+    head_bits = b0.translate(bm.HEAD)
+    small_mask = bm.and_masks(used, bm.not_mask(tail_mask), bm.not_mask(head_bits))
     # folio shape: 512-aligned order-9 heads with 511 tails, order-0 frames elsewhere
     large = [p for p in range(0, n, HPAGE_PMD_NR) if head_bits[p] and used[p]]
     if head_bits.count(1) != len(large):
@@ -344,15 +288,15 @@ def _check_folios(k: "Kernel", pte_maps: Counter, pmd_maps: Counter) -> list[str
         seg = b0[pfn + 1:pfn + HPAGE_PMD_NR]
         if mem.order[pfn] != HPAGE_PMD_ORDER:
             problems.append(f"folio {pfn:#x}: large folio of order {mem.order[pfn]}")
-        elif _and(seg.translate(_TAIL), seg.translate(_USED)).count(1) != HPAGE_PMD_NR - 1 \
-                or seg.translate(_HEAD).count(1):
+        elif bm.and_masks(seg.translate(bm.TAIL), seg.translate(bm.USED)).count(1) != HPAGE_PMD_NR - 1 \
+                or seg.translate(bm.HEAD).count(1):
             problems.append(f"folio {pfn:#x}: tail pages out of shape")
     if tail_mask.count(1) != (HPAGE_PMD_NR - 1) * len(large):
         problems.append(f"{tail_mask.count(1) - (HPAGE_PMD_NR - 1) * len(large)} tail pages belong to no "
                         "large folio")
-    if _and(mem.order.translate(_NONZERO), small_mask).count(1):
+    if bm.and_masks(mem.order.translate(bm.NONZERO), small_mask).count(1):
         problems.append("an order-0 frame records a non-zero order")
-    zero_mask = b1.translate(_ZERO)
+    zero_mask = b1.translate(bm.ZERO)
     zero = {k.zero_pfn} | ({k.huge_zero_pfn} if k.huge_zero_pfn is not None else set())
     if zero_mask.count(1) != len(zero) or not all(zero_mask[p] and used[p] for p in zero):
         problems.append("the zero pages are not the frames marked PG_zero")
@@ -381,7 +325,7 @@ def _check_folios(k: "Kernel", pte_maps: Counter, pmd_maps: Counter) -> list[str
             if mem.entire_mapcount[p] != want:
                 problems.append(f"folio {p:#x}: entire_mapcount {mem.entire_mapcount[p]} but {want} PMDs map it")
     # PageAnonExclusive only on pages mapped once
-    ae = b1.translate(_ANON_EXCLUSIVE)
+    ae = b1.translate(bm.ANON_EXCLUSIVE)
     if len(mapped) != sum(mapped.values()):
         for p, c in mapped.items():
             if c > 1 and ae[p] and mem.folio_of(p) not in pmd_maps:
@@ -395,9 +339,9 @@ def _check_folios(k: "Kernel", pte_maps: Counter, pmd_maps: Counter) -> list[str
             if total > 1 and ae[p]:
                 problems.append(f"page {p:#x}: PageAnonExclusive but mapped {total} times")
     # nothing leaked: an order-0 folio is mapped or in the swap cache (a large one below)
-    swapcache = b0.translate(_SWAPCACHE)
-    mapped_mask = _nonzero_bits(mem.mapcount.tobytes(), 4).to_bytes(n, "little").translate(_NONZERO)
-    leaked = _and(small_mask, _not(zero_mask), _not(swapcache), _not(mapped_mask))
+    swapcache = b0.translate(bm.SWAPCACHE)
+    mapped_mask = bm.nonzero_bits(mem.mapcount.tobytes(), 4).to_bytes(n, "little").translate(bm.NONZERO)
+    leaked = bm.and_masks(small_mask, bm.not_mask(zero_mask), bm.not_mask(swapcache), bm.not_mask(mapped_mask))
     if leaked.count(1):
         for pfn in compress(range(n), leaked):
             problems.append(f"folio {pfn:#x}: leaked (not mapped, not in the swap cache)")
@@ -406,7 +350,7 @@ def _check_folios(k: "Kernel", pte_maps: Counter, pmd_maps: Counter) -> list[str
             problems.append(f"folio {pfn:#x}: leaked (not mapped, not in the swap cache)")
     # the LRU holds every folio once, and nothing else
     inactive, active = k.lru.inactive, k.lru.active
-    folios = _and(small_mask, _not(zero_mask))
+    folios = bm.and_masks(small_mask, bm.not_mask(zero_mask))
     nr_folios = folios.count(1) + len(large_set)
     try:
         in_lru = sum(map(folios.__getitem__, inactive)) + sum(map(folios.__getitem__, active)) \
@@ -450,133 +394,3 @@ def _check_folios(k: "Kernel", pte_maps: Counter, pmd_maps: Counter) -> list[str
         problems.append(f"mthp nr_anon_partially_mapped {k.vmstat.mthp['nr_anon_partially_mapped']} "
                         f"but {partially} folios are queued")
     return problems
-
-
-def check_data(k: "Kernel") -> list[str]:
-    """Every page of every process reads what the shadow says it should.
-
-    A present or swapped page is read without faulting; a page that is not
-    mapped at all (none PMD or PTE) reads zeros when faulted, so its shadow
-    value must be 0: anything else was written and then lost.
-    """
-    problems: list[str] = []
-    for pid in sorted(k.shadow.procs.keys() - k.mms.keys()):
-        problems.append(f"the shadow still records pages of pid {pid}, which has exited")
-    for pid, mm in sorted(k.mms.items()):
-        shadow = k.shadow.procs.get(pid, {})
-        for pmdi in sorted(shadow.keys() - mm.pmds.keys()):
-            chunk = shadow[pmdi]
-            if any(chunk):
-                i = next(j for j, v in enumerate(chunk) if v)
-                problems.append(f"pid {pid} page {(pmdi << PMD_SHIFT) + (i << PAGE_SHIFT):#x}: last written "
-                                f"{chunk[i]:#x} but not mapped (reads zero)")
-        for pmdi, pmd in sorted(mm.pmds.items()):
-            chunk = shadow.get(pmdi)
-            if _pmd_reads_shadow(k, pmd, chunk if chunk is not None else _ZEROS_Q):
-                continue
-            base = pmdi << PMD_SHIFT
-            for i in range(HPAGE_PMD_NR):
-                want = chunk[i] if chunk is not None else 0
-                got = _read_entry(k, pmd, i)
-                if got == _UNREADABLE:
-                    problems.append(f"pid {pid} page {base + (i << PAGE_SHIFT):#x}: maps a frame or swap "
-                                    "slot that does not exist")
-                    continue
-                if got is None:
-                    if want:
-                        problems.append(f"pid {pid} page {base + (i << PAGE_SHIFT):#x}: last written {want:#x} "
-                                        "but not mapped (reads zero)")
-                    continue
-                if got != want:
-                    problems.append(f"pid {pid} page {base + (i << PAGE_SHIFT):#x}: reads {got:#x}, "
-                                    f"last written {want:#x}")
-                if len(problems) > 20:
-                    return problems
-    return problems
-
-
-def _pmd_reads_shadow(k: "Kernel", pmd, chunk: array) -> bool:
-    """Fast path of check_data for one PMD: True when every page surely reads its shadow value."""
-    mem = k.mem
-    if pmd.kind is PmdKind.HUGE:
-        return mem.data[pmd.pfn:pmd.pfn + HPAGE_PMD_NR] == chunk
-    if pmd.kind is PmdKind.ZERO:
-        return chunk == _ZEROS_Q
-    if pmd.kind is PmdKind.SWAP:
-        si = k.swap_info[pmd.swp_type]
-        off = pmd.swp_offset
-        if si is None or off + HPAGE_PMD_NR > si.pages:
-            return False
-        if not si.cache or si.cache.keys().isdisjoint(range(off, off + HPAGE_PMD_NR)):
-            return si.data[off:off + HPAGE_PMD_NR] == chunk
-        folio = si.cache.get(off)
-        return folio is not None and mem.order[folio] == HPAGE_PMD_ORDER \
-            and k.folio_swap[folio].offset == off and mem.data[folio:folio + HPAGE_PMD_NR] == chunk
-    if pmd.kind is not PmdKind.TABLE:
-        return False
-    ptes = pmd.table.ptes
-    raw = ptes.tobytes()
-    anon, special, swap = _pte_masks(raw)
-    if any(compress(chunk, special)):
-        return False
-    pfns = list(map(rshift, compress(ptes, anon), repeat(12)))
-    if pfns and max(pfns) >= mem.nr_frames:
-        return False
-    if list(map(mem.data.__getitem__, pfns)) != list(compress(chunk, anon)):
-        return False
-    if any(compress(chunk, raw[0::8].translate(_KIND_NONE))):
-        return False
-    words = list(compress(ptes, swap))
-    if not words:
-        return True
-    types = {(w >> 12) & 0x1F for w in words}
-    if len(types) != 1:
-        return False
-    si = k.swap_info[types.pop()]
-    if si is None:
-        return False
-    offs = list(map(rshift, words, repeat(17)))
-    if max(offs) >= si.pages or (si.cache and not si.cache.keys().isdisjoint(offs)):
-        return False
-    return list(map(si.data.__getitem__, offs)) == list(compress(chunk, swap))
-
-
-_KIND_NONE = bytes(int(b & KIND_MASK == 0) for b in range(256))
-
-
-#: What _read_entry gives for a swap entry whose slot nothing holds (a dangling entry).
-_UNREADABLE = -1
-
-
-def _read_entry(k: "Kernel", pmd, i: int) -> int | None:
-    """The value page i of this PMD reads without faulting; None if not mapped."""
-    if pmd.kind is PmdKind.HUGE:
-        return _read_frame(k, pmd.pfn + i)
-    if pmd.kind is PmdKind.ZERO:
-        return 0
-    if pmd.kind is PmdKind.SWAP:
-        return _read_slot(k, pmd.swp_type, pmd.swp_offset + i)
-    if pmd.kind is PmdKind.TABLE:
-        pte = pmd.table.ptes[i]
-        kind = pte & KIND_MASK
-        if kind == KIND_PRESENT:
-            return 0 if pte & F_SPECIAL else _read_frame(k, pte_pfn(pte))
-        if kind == KIND_SWAP:
-            return _read_slot(k, (pte >> 12) & 0x1F, pte >> 17)
-    return None
-
-
-def _read_frame(k: "Kernel", pfn: int) -> int:
-    return k.mem.data[pfn] if 0 <= pfn < k.mem.nr_frames else _UNREADABLE
-
-
-def _read_slot(k: "Kernel", type_: int, off: int) -> int:
-    """What a swap slot reads: its swap-cache folio's page, else the device's copy."""
-    si = k.swap_info[type_]
-    if si is None or not 0 <= off < si.pages:
-        return _UNREADABLE
-    folio = si.cache.get(off)
-    if folio is None:
-        return si.data[off]
-    entry = k.folio_swap.get(folio)
-    return _read_frame(k, folio + (off - entry.offset)) if entry is not None else _UNREADABLE

@@ -38,7 +38,8 @@ from mmshell.lang.errors import LangError
 from mmshell.lang.execute import READ_ONLY, ExpectError, execute
 from mmshell.lang.parser import Command, parse_line
 from mmshell.lang.session import Session
-from mmshell.mm.check import check_data, check_invariants
+from mmshell.mm.check import check_invariants
+from mmshell.mm.check_data import check_data
 from mmshell.mm.config import Config
 from mmshell.mm.errors import MmError
 

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mmsh_fuzz import session
 from mmshell.lang.runner import run_text
-from mmshell.mm.check import check_data, check_invariants
+from mmshell.mm.check import check_invariants
+from mmshell.mm.check_data import check_data
 from mmshell.mm.constants import PMD_SHIFT
 from mmshell.mm.folio import PG
 from mmshell.mm.pgtable import PmdKind

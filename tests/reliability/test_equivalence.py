@@ -29,7 +29,8 @@ from mmshell.lang.errors import LangError
 from mmshell.lang.execute import ExpectError, execute
 from mmshell.lang.parser import parse_line
 from mmshell.lang.session import Session
-from mmshell.mm.check import _read_entry, check_data, check_invariants
+from mmshell.mm.check import check_invariants
+from mmshell.mm.check_data import _read_entry, check_data
 from mmshell.mm.config import Config
 from mmshell.mm.constants import HPAGE_PMD_NR
 from mmshell.mm.errors import MmError

@@ -17,7 +17,8 @@ from mmsh_state import diff_dumps, state_dump
 from mmshell.lang.execute import ExpectError, execute
 from mmshell.lang.parser import parse_line
 from mmshell.lang.session import Session
-from mmshell.mm.check import check_data, check_invariants
+from mmshell.mm.check import check_invariants
+from mmshell.mm.check_data import check_data
 from mmshell.mm.config import Config
 from mmshell.mm.errors import MmError, VmBug
 

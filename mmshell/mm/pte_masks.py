@@ -1,0 +1,73 @@
+"""Byte masks for checking whole arrays at once: PTE tables, page-flags words, swap_map.
+
+Each table maps one byte of an entry (the low byte, bits 0-7, or the second,
+bits 8-15, of a PTE word or a page-flags word; or a swap_map byte) to 1 where a
+property holds and 0 elsewhere, so `bytes.translate` over a strided slice of a
+table's bytes gives a 0/1 mask of 512 entries, and `itertools.compress` picks
+the entries where it holds.  Used by the invariant checker (check.py) and the
+data checker (check_data.py), which run after every step of a debug_vm session.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+from .constants import HPAGE_PMD_NR, SWAP_COUNT_MASK, SWAP_HAS_CACHE, SWAP_MAP_BAD
+from .folio import PG
+from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, KIND_SWAP
+
+# Per-byte tables over the low byte (bits 0-7) and the second byte (bits 8-15) of a
+# PTE word, a page-flags word, or a swap_map byte: 1 where the property holds.
+PRESENT = bytes(int(b & KIND_MASK == KIND_PRESENT) for b in range(256))
+SWAP = bytes(int(b & KIND_MASK == KIND_SWAP) for b in range(256))
+KIND_NONE = bytes(int(b & KIND_MASK == 0) for b in range(256))
+BAD_KIND = bytes(int(b & KIND_MASK == 3) for b in range(256))
+SWP_EXCL = bytes(int(b & KIND_MASK == KIND_SWAP and bool(b & F_SWP_EXCLUSIVE)) for b in range(256))
+SPECIAL = bytes(int(bool(b & (F_SPECIAL >> 8))) for b in range(256))
+NOT_SPECIAL = bytes(int(not b & (F_SPECIAL >> 8)) for b in range(256))
+COUNT = bytes(0 if b == SWAP_MAP_BAD else b & SWAP_COUNT_MASK for b in range(256))
+CACHE_BIT = bytes(int(b != SWAP_MAP_BAD and bool(b & SWAP_HAS_CACHE)) for b in range(256))
+IS_ZERO = bytes(int(b == 0) for b in range(256))
+NONZERO = bytes(int(b != 0) for b in range(256))
+
+
+def flag_mask(flag: int, byte: int) -> bytes:
+    """Translate table for one page flag, as seen in byte `byte` of the flags word."""
+    return bytes(int(bool(b & (flag >> (8 * byte)))) for b in range(256))
+
+
+USED, HEAD, TAIL, SWAPCACHE = (flag_mask(f, 0) for f in (PG.USED, PG.HEAD, PG.TAIL, PG.SWAPCACHE))
+ZERO = flag_mask(PG.ZERO, 1)
+ANON_EXCLUSIVE = flag_mask(PG.ANON_EXCLUSIVE, 1)
+ZEROS_Q = array("Q", bytes(8 * HPAGE_PMD_NR))
+EMPTY_TABLE = bytes(8 * HPAGE_PMD_NR)
+
+
+def and_masks(*masks: bytes) -> bytes:
+    """Byte-wise AND of 0/1 masks of equal length."""
+    n = len(masks[0])
+    acc = int.from_bytes(masks[0], "little")
+    for m in masks[1:]:
+        acc &= int.from_bytes(m, "little")
+    return acc.to_bytes(n, "little")
+
+
+def not_mask(mask: bytes) -> bytes:
+    """1 where `mask` is 0, 0 where it is 1."""
+    return mask.translate(IS_ZERO)
+
+
+def nonzero_bits(raw: bytes, width: int) -> int:
+    """An int with a non-zero byte i exactly where element i of `raw` (`width` bytes each) is non-zero."""
+    acc = 0
+    for lane in range(width):
+        acc |= int.from_bytes(raw[lane::width], "little")
+    return acc
+
+
+def pte_masks(raw: bytes) -> tuple[bytes, bytes, bytes]:
+    """(present anon, present special, swap) masks over the 512 PTEs of a table (its bytes)."""
+    low, second = raw[0::8], raw[1::8]
+    present = low.translate(PRESENT)
+    return (and_masks(present, second.translate(NOT_SPECIAL)), and_masks(present, second.translate(SPECIAL)),
+            low.translate(SWAP))
