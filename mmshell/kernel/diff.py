@@ -50,7 +50,7 @@ from ..mm.vmstat import MTHP_STATS
 from .machine import MissingRequirement, SetupError
 from .observe import MACHINE_SPECIFIC
 from .report import run_script_live
-from .runner import STEP_VMSTAT, LiveStep
+from .runner import STEP_VMSTAT
 
 def thp_wide(key: str) -> bool:
     """A THP counter: while THP is `always`, every process on the machine moves it."""
@@ -149,8 +149,7 @@ def _sim_value(s: Session, cmd: Command) -> tuple[Any, str | None]:
 def run_sim(name: str, text: str) -> list[Side]:
     session = Session.boot(Config(pmd_swap=False), debug_vm=True)
     sides: list[Side] = []
-    # The state after one step is the state before the next (commands of a sourced file
-    # included, which lang.runner's `before` hook does not see).
+    # The state after one step is the state before the next (a sourced file's steps too).
     pending: dict[str, Any] = {"counters": _sim_counters(session), "always": False}
 
     def observer(rec: StepRecord) -> None:
@@ -177,7 +176,7 @@ def run_sim(name: str, text: str) -> list[Side]:
 def run_kernel(name: str, text: str) -> list[Side]:
     sides: list[Side] = []
 
-    def observer(rec: LiveStep) -> None:
+    def observer(rec: StepRecord) -> None:
         side = Side(rec.kind, rec.error, text=rec.text if rec.command else "", line=rec.line,
                     source=rec.source)
         if rec.command is not None:

@@ -19,7 +19,8 @@ from ..lang.errors import LangError
 from ..lang.parser import parse_script
 from . import procfs
 from .machine import LiveMachine, MissingRequirement, SetupError, raise_on_sigterm, restore_signals
-from .runner import LiveSession, LiveStep, Outcome, live_priorities, run_live_text, script_priorities
+from ..lang.steps import Outcome, StepRecord
+from .runner import LiveSession, live_priorities, run_live_text, script_priorities
 
 #: Commands whose steps show no counter changes.
 QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "check", "if"})
@@ -34,7 +35,7 @@ class LivePrinter:
     def _p(self, text: str) -> None:
         print(text, file=self.stream)
 
-    def __call__(self, rec: LiveStep) -> None:
+    def __call__(self, rec: StepRecord) -> None:
         if self.json_mode:
             self._json(rec)
             return
@@ -55,7 +56,7 @@ class LivePrinter:
             for line in format_changes(out.changes):
                 self._p("  " + line)
 
-    def _json(self, rec: LiveStep) -> None:
+    def _json(self, rec: StepRecord) -> None:
         obj: dict[str, Any] = {"source": rec.source, "line": rec.line,
                                "command": rec.text if rec.command is not None else None,
                                "status": rec.kind}
@@ -119,7 +120,7 @@ def final_state(s: LiveSession) -> dict[str, Any]:
             "pids": sorted(p for p, _ in s.live_pids()), "current_pid": s.pid}
 
 
-def run_script_live(name: str, text: str, observer: Callable[[LiveStep], None] | None,
+def run_script_live(name: str, text: str, observer: Callable[[StepRecord], None] | None,
                     keep_going: bool = False,
                     after: Callable[[LiveSession, Outcome], None] | None = None,
                     ) -> tuple[Outcome, dict[str, Any], list[str]]:
@@ -159,7 +160,7 @@ def run_live(sources: list[tuple[str, str]], json_mode: bool = False, keep_going
         printer = LivePrinter(json_mode=json_mode, quiet=quiet)
         counts = {"not_observable": 0}
 
-        def observer(rec: LiveStep, printer: LivePrinter = printer) -> None:
+        def observer(rec: StepRecord, printer: LivePrinter = printer) -> None:
             if rec.kind == "not-observable":
                 counts["not_observable"] += 1
             printer(rec)

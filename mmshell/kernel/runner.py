@@ -23,12 +23,13 @@ would leave it where it is).
 from __future__ import annotations
 
 import os
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..lang.errors import LangError
-from ..lang.parser import Command, parse_script
+from ..lang.parser import Command
+from ..lang.steps import Observer, Outcome, StepRecord, format_error, op_name, run_commands
 from ..lang.values import Addr, Range
 from . import procfs, tunables as tun
 from .devices import DeviceError, SwapDevices
@@ -40,7 +41,6 @@ PAGE = 4096
 HPAGE = 2 << 20
 #: The simulator's MMAP_BASE (mm/constants.py): where top-down placement starts.
 MMAP_BASE = 0x7F00_0000_0000 - (1 << 40)
-MAX_SOURCE_DEPTH = 8
 #: Commands that only look (no counter snapshot around them).
 READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch"})
 
@@ -67,46 +67,6 @@ class LiveOutput:
     changed: bool = True
     changes: dict[str, Any] | None = None
     value: Any = None                  # an expect's observed value (for `kernel diff`)
-
-
-@dataclass(slots=True)
-class LiveStep:
-    """One executed (or refused) command: the fields of lang.runner.StepRecord."""
-
-    source: str
-    line: int
-    command: Command | None
-    output: LiveOutput | None = None
-    error: str | None = None
-    kind: str = "ok"                   # ok | refused | expect-failed | not-observable | syntax | bug
-
-    @property
-    def text(self) -> str:
-        return self.command.text if self.command is not None and self.command.text else str(self.command)
-
-
-@dataclass(slots=True)
-class Outcome:
-    refused: int = 0
-    failed: int = 0
-    steps: int = 0
-    stopped: bool = False
-
-    def exit_status(self) -> int:
-        if self.refused:
-            return 2
-        return 1 if self.failed else 0
-
-
-def format_error(source: str, line: int, op: str, why: str) -> str:
-    return f"{source}:{line}: {op}: {why}"
-
-
-def _op_name(cmd: Command) -> str:
-    inner = cmd
-    while inner.name in ("at", "if", "expect_fails") and "command" in inner.args:
-        inner = inner.args["command"]
-    return " ".join(inner.spec.words)
 
 
 Handler = Callable[["LiveSession", Command], LiveOutput]
@@ -276,80 +236,35 @@ class Counters:
 
 # -- running text ---------------------------------------------------------------------------------------
 
-Observer = Callable[[LiveStep], None]
-
-
 def run_live_text(s: LiveSession, text: str, source: str, observer: Observer | None = None,
                   keep_going: bool = False, outcome: Outcome | None = None, depth: int = 0,
                   base: Path | None = None) -> Outcome:
-    outcome = outcome if outcome is not None else Outcome()
-    try:
-        commands = parse_script(text)
-    except LangError as e:
-        outcome.refused += 1
-        outcome.stopped = True
-        if observer:
-            observer(LiveStep(source, e.line, None, error=format_error(source, e.line, "syntax", str(e)),
-                              kind="syntax"))
-        return outcome
-    for cmd in commands:
-        rec = _run_one(s, cmd, source, depth, base, observer, keep_going, outcome)
-        outcome.steps += 1
-        if rec is not None and observer:
-            observer(rec)
-        if outcome.stopped:
-            break
-    return outcome
+    """Parse all of `text` first, then run it step by step on the live kernel (steps.py's loop)."""
+    return run_commands(text, source, partial(_live_step, s), observer, keep_going, outcome, depth, base)
 
 
-def _run_one(s: LiveSession, cmd: Command, source: str, depth: int, base: Path | None,
-             observer: Observer | None, keep_going: bool, outcome: Outcome) -> LiveStep | None:
-    if cmd.name == "source":
-        return _run_source(s, cmd, source, depth, base, observer, keep_going, outcome)
-    rec = LiveStep(source, cmd.line, cmd)
+def _live_step(s: LiveSession, cmd: Command, source: str) -> StepRecord:
+    """One command on the live kernel: a refusal, a failed live run (the workers, a device,
+    a tunable) or an expectation userspace cannot see becomes the record's one error line."""
+    rec = StepRecord(source, cmd.line, cmd)
     try:
         rec.output = s.execute(cmd)
     except Refused as e:
-        rec.kind, rec.error = "refused", format_error(source, cmd.line, _op_name(cmd), str(e))
+        rec.kind, rec.error = "refused", format_error(source, cmd.line, op_name(cmd), str(e))
     except ExpectError as e:
         rec.kind, rec.error = "refused", format_error(source, cmd.line, "expect", str(e))
     except (WorkerDied, DeviceError, tun.TunableError, OSError) as e:
-        rec.kind, rec.error = "bug", format_error(source, cmd.line, _op_name(cmd), f"live run failed: {e}")
-    if rec.kind in ("refused", "bug"):
-        outcome.refused += 1
-        outcome.stopped = not keep_going or rec.kind == "bug"
-    elif rec.output is not None and rec.output.not_observable:
+        rec.kind, rec.error = "bug", format_error(source, cmd.line, op_name(cmd), f"live run failed: {e}")
+    if rec.kind != "ok" or rec.output is None:
+        return rec
+    if rec.output.not_observable:
         rec.kind = "not-observable"
         rec.error = format_error(source, cmd.line, "expect", "not observable on the live kernel: "
                                  + rec.output.not_observable)
-        outcome.failed += 1
-    elif rec.output is not None and rec.output.failed_expect:
+    elif rec.output.failed_expect:
         rec.kind = "expect-failed"
         rec.error = format_error(source, cmd.line, "expect", rec.output.failed_expect)
-        outcome.failed += 1
     return rec
-
-
-def _run_source(s: LiveSession, cmd: Command, source: str, depth: int, base: Path | None,
-                observer: Observer | None, keep_going: bool, outcome: Outcome) -> LiveStep | None:
-    path = Path(cmd.args["path"])
-    if base is not None and not path.is_absolute():
-        path = base / path
-    why = None
-    if depth >= MAX_SOURCE_DEPTH:
-        why = f"ELOOP: sources nested more than {MAX_SOURCE_DEPTH} deep"
-    else:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            why = f"ENOENT: cannot read {path}: {getattr(e, 'strerror', None) or e}"
-    if why is not None:
-        outcome.refused += 1
-        outcome.stopped = not keep_going
-        return LiveStep(source, cmd.line, cmd, error=format_error(source, cmd.line, "source", why),
-                        kind="refused")
-    run_live_text(s, text, str(path), observer, keep_going, outcome, depth + 1, path.parent)
-    return None
 
 
 # -- swap priorities -----------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ import pytest
 from mmshell.kernel import syscalls as sc
 from mmshell.kernel.devices import write_swap_header
 from mmshell.kernel.diff import SKIPPED, Side, compare_runs, known_differences
-from mmshell.kernel.observe import NotObservable, PathError, compare, parse_expected
+from mmshell.kernel.observe import NotObservable
+from mmshell.lang.expectation import PathError, compare, parse_expected
 from mmshell.kernel.procfs import PagemapEntry, smaps
 from mmshell.kernel.runner import (LiveSession, Refused, Unsupported, live_priorities,
                                    script_priorities)
@@ -161,6 +162,17 @@ def test_pmd_swap_on_is_refused_without_the_series() -> None:
     assert "lacks the PMD swap entry series" in str(e.value)
     assert "thp_swpout_pmd" in str(e.value)
     _dispatch(s, "set pmd_swap off")             # mainline: nothing to do
+
+
+def test_sources_are_bounded_as_in_the_simulator(tmp_path: Path) -> None:
+    """`source` of a device, a directory or a loop is refused before anything runs."""
+    from mmshell.kernel.runner import run_live_text
+    (tmp_path / "self.mmsh").write_text("source self.mmsh\n")
+    for text, errno in [("source /dev/zero", "EINVAL"), ("source .", "EINVAL"), ("source self.mmsh", "ELOOP"),
+                        ("source missing.mmsh", "ENOENT")]:
+        seen = []
+        out = run_live_text(_session(), text + "\n", "t.mmsh", seen.append, base=tmp_path)
+        assert out.exit_status() == 2 and f"source: {errno}: " in seen[-1].error, (text, seen[-1].error)
 
 
 def test_missing_requirements_exit_2(monkeypatch, capsys) -> None:

@@ -1,0 +1,174 @@
+"""Running .mmsh text step by step, whatever runs the commands.
+
+The simulator (lang/runner.py) and the live kernel (kernel/runner.py) run the
+same language the same way: the whole text is parsed first (a syntax error
+runs nothing), each command is one step reported to an observer as a
+`StepRecord`, `source FILE` runs FILE's commands in place (bounded in depth,
+count and size), and the outcome gives the exit status of `mmshell run`:
+0 all expectations held, 1 one failed, 2 a command was refused (the run stops
+there unless keep_going).  What differs is only how one command runs: a
+`StepFn` that returns its classified record.
+
+This module imports nothing of the simulator, so the live runner can use it.
+"""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import LangError
+from .parser import Command, parse_script
+
+__all__ = ["MAX_SOURCE_DEPTH", "MAX_SOURCES", "MAX_SCRIPT_BYTES", "StepRecord", "Outcome", "Observer",
+           "StepFn", "format_error", "op_name", "read_script", "run_commands", "run_step"]
+
+MAX_SOURCE_DEPTH = 8
+#: Files sourced in one run, at any depth (a file that sources itself twice per level
+#: would otherwise run 2**8 times), and the largest script read.
+MAX_SOURCES = 256
+MAX_SCRIPT_BYTES = 16 << 20
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """One executed (or refused) command.
+
+    `output` is what the command produced: a `StepOutput` in the simulator, a
+    `LiveOutput` on the live kernel.  `kind` is ok, refused, expect-failed,
+    not-observable (live kernel only), syntax or bug.
+    """
+
+    source: str
+    line: int
+    command: Command | None
+    output: Any = None
+    error: str | None = None          # the one formatted error line
+    kind: str = "ok"
+
+    @property
+    def text(self) -> str:
+        return self.command.text if self.command is not None and self.command.text else str(self.command)
+
+
+@dataclass(slots=True)
+class Outcome:
+    refused: int = 0
+    failed: int = 0
+    steps: int = 0
+    stopped: bool = False
+    sourced: int = 0
+
+    def exit_status(self) -> int:
+        if self.refused:
+            return 2
+        return 1 if self.failed else 0
+
+
+Observer = Callable[[StepRecord], None]
+#: Runs one command (never `source`) read from `source`; returns its classified record.
+StepFn = Callable[[Command, str], StepRecord]
+
+
+def format_error(source: str, line: int, op: str, why: str) -> str:
+    """The one error line: `FILE:LINE: command: ERRNO: why`."""
+    return f"{source}:{line}: {op}: {why}"
+
+
+def op_name(cmd: Command) -> str:
+    """The command an error line names: the innermost of `@PID`, `if` and `expect fails`."""
+    inner = cmd
+    while inner.name in ("at", "if", "expect_fails") and "command" in inner.args:
+        inner = inner.args["command"]
+    return " ".join(inner.spec.words)
+
+
+def read_script(path: Path) -> str:
+    """The text of a script file: a regular file of at most MAX_SCRIPT_BYTES, in UTF-8.
+
+    A device, FIFO or directory is refused (reading /dev/zero would never end), as is
+    a file too large to be a script.
+    """
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError("not a regular file")
+    with path.open("rb") as f:
+        data = f.read(MAX_SCRIPT_BYTES + 1)
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise ValueError(f"larger than {MAX_SCRIPT_BYTES >> 20} MiB")
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")   # as Path.read_text
+
+
+def run_commands(text: str, source: str, step: StepFn, observer: Observer | None = None,
+                 keep_going: bool = False, outcome: Outcome | None = None, depth: int = 0,
+                 base: Path | None = None, before: Callable[[Command], None] | None = None) -> Outcome:
+    """Parse all of `text` first (a syntax error runs nothing), then run it step by step.
+
+    `before` sees each command just before it runs (a sourced file's too), `observer`
+    each record just after; a relative `source` path is taken from `base`.
+    """
+    outcome = outcome if outcome is not None else Outcome()
+    try:
+        commands = parse_script(text)
+    except LangError as e:
+        outcome.refused += 1
+        outcome.stopped = True
+        if observer:
+            observer(StepRecord(source, e.line, None, error=format_error(source, e.line, "syntax", str(e)),
+                                kind="syntax"))
+        return outcome
+    for cmd in commands:
+        if before is not None:
+            before(cmd)
+        rec = run_step(cmd, source, step, observer, keep_going, outcome, depth, base, before)
+        outcome.steps += 1
+        if rec is not None and observer:
+            observer(rec)
+        if outcome.stopped:
+            break
+    return outcome
+
+
+def run_step(cmd: Command, source: str, step: StepFn, observer: Observer | None, keep_going: bool,
+             outcome: Outcome, depth: int = 0, base: Path | None = None,
+             before: Callable[[Command], None] | None = None) -> StepRecord | None:
+    """Run one command and tally it; a `source` runs its file's commands (each seen by
+    `before` and `observer` as its own step) and returns None."""
+    if cmd.name == "source":
+        return _run_source(cmd, source, step, observer, keep_going, outcome, depth, base, before)
+    rec = step(cmd, source)
+    if rec.kind in ("refused", "bug"):
+        outcome.refused += 1
+        outcome.stopped = not keep_going or rec.kind == "bug"
+    elif rec.kind in ("expect-failed", "not-observable"):
+        outcome.failed += 1
+    return rec
+
+
+def _run_source(cmd: Command, source: str, step: StepFn, observer: Observer | None, keep_going: bool,
+                outcome: Outcome, depth: int, base: Path | None,
+                before: Callable[[Command], None] | None) -> StepRecord | None:
+    path = Path(cmd.args["path"])
+    if base is not None and not path.is_absolute():
+        path = base / path
+    why = None
+    if depth >= MAX_SOURCE_DEPTH:
+        why = f"ELOOP: sources nested more than {MAX_SOURCE_DEPTH} deep"
+    elif outcome.sourced >= MAX_SOURCES:
+        why = f"E2BIG: more than {MAX_SOURCES} files sourced in one run"
+    else:
+        outcome.sourced += 1
+        try:
+            text = read_script(path)
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            errno = "EINVAL" if isinstance(e, (ValueError, UnicodeDecodeError)) else "ENOENT"
+            why = f"{errno}: cannot read {path}: {getattr(e, 'strerror', None) or e}"
+    if why is not None:
+        outcome.refused += 1
+        outcome.stopped = not keep_going
+        return StepRecord(source, cmd.line, cmd, error=format_error(source, cmd.line, "source", why),
+                          kind="refused")
+    run_commands(text, str(path), step, observer, keep_going, outcome, depth + 1, path.parent, before)
+    return None
