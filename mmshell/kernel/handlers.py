@@ -10,7 +10,8 @@ from ..lang.errors import not_refused
 from ..lang.parser import Command
 from . import procfs, syscalls as sc, tunables as tun
 from .devices import DeviceError
-from .observe import NotObservable, PathError, compare, evaluate, parse_expected
+from ..lang.expectation import PathError, compare, parse_expected
+from .observe import NotObservable, evaluate
 from .process import WorkerError
 from .runner import (HANDLERS, HPAGE, MMAP_BASE, PAGE, ExpectError, LiveOutput, LiveSession, Refused,
                      Unsupported, handler)

@@ -24,9 +24,9 @@
 
 from __future__ import annotations
 
-import operator
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
+from ..lang.expectation import PAGEMAP_FIELDS, PathError
 from ..lang.parser import split_path
 from ..lang.values import Addr, BadValue, parse_size
 from . import procfs
@@ -39,11 +39,6 @@ if TYPE_CHECKING:
 PAGE = 4096
 HPAGE = 2 << 20
 
-OPS: dict[str, Callable[[object, object], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
-    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}
-
 #: The smaps fields the simulator reports (mm/task_mmu.py SMAPS_FIELDS).
 SMAPS_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Pss", "Pss_Dirty",
                 "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Referenced",
@@ -51,14 +46,8 @@ SMAPS_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Pss", "Pss_Dirt
 #: Fields that can be computed for part of a VMA from pagemap.
 PARTIAL_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Anonymous", "AnonHugePages",
                   "Swap", "SwapPss", "Locked", "THPeligible")
-PAGEMAP_FIELDS = ("present", "swapped", "file", "exclusive", "soft_dirty", "uffd_wp", "swap_type",
-                  "swap_offset", "pfn")
 #: Values that depend on the machine, not on what the script did (never compared by `diff`).
 MACHINE_SPECIFIC = ("meminfo.MemTotal", "meminfo.MemFree", "vmstat.nr_free_pages")
-
-
-class PathError(Exception):
-    """The PATH itself is wrong (unknown counter, region, field): the expectation is an error."""
 
 
 class NotObservable(Exception):
@@ -73,21 +62,6 @@ class Reading:
     def __init__(self, value: int | str, proxy: str | None = None) -> None:
         self.value = value
         self.proxy = proxy
-
-
-def parse_expected(text: str) -> int | str:
-    try:
-        return parse_size(text[:-2] if text.endswith("kB") else text)
-    except BadValue:
-        return text
-
-
-def compare(actual: int | str, op: str, expected: int | str) -> bool:
-    if isinstance(actual, int) != isinstance(expected, int):
-        raise PathError(f"cannot compare {actual!r} with {expected!r}")
-    if isinstance(actual, str) and op not in ("==", "!="):
-        raise PathError(f"{op} needs numbers, not {actual!r}")
-    return OPS[op](actual, expected)
 
 
 def evaluate(s: "LiveSession", path: str) -> Reading:

@@ -29,7 +29,8 @@ from ..mm.vma import PROT_FLAGS
 from ..mm.vmscan import shrink_lruvec
 from . import registry
 from .errors import not_refused
-from .expect import PathError, compare, evaluate, parse_expected
+from .expect import evaluate
+from .expectation import PathError, compare, parse_expected
 from .parser import Command
 from .session import Session
 from .snapshot import snapshot

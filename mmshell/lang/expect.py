@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import operator
-from typing import Callable
-
 from ..mm.errors import MmError
 from ..mm.pgtable import PmdKind, is_swap_pte, pte_present
 from ..mm.constants import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from ..mm.task_mmu import SMAPS_FIELDS, PagemapEntry, meminfo, pagemap_read, smaps_range, vmstat_snapshot
 from ..mm.vmstat import MTHP_STATS, SERIES_ONLY
+from .expectation import PAGEMAP_FIELDS, PathError
 from .parser import split_path
 from .session import Session
 from .values import Addr, BadValue, parse_size
-
-OPS: dict[str, Callable[[object, object], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
-    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}
-
-PAGEMAP_FIELDS = ("present", "swapped", "file", "exclusive", "soft_dirty", "uffd_wp", "swap_type",
-                  "swap_offset", "pfn")
-
-
-class PathError(Exception):
-    """The PATH itself is wrong (unknown counter, region, field): the expectation is an error."""
-
 
 def _addr(session: Session, text: str) -> int:
     try:
@@ -114,19 +99,3 @@ def _entry_kind(session: Session, level: str, addr: int) -> str:
     if pte_present(pte):
         return "present"
     return "swap" if is_swap_pte(pte) else "none"
-
-
-def parse_expected(text: str) -> int | str:
-    """The VALUE of an expectation: a number (sizes and `kB` allowed) or a word."""
-    try:
-        return parse_size(text[:-2] if text.endswith("kB") else text)
-    except BadValue:
-        return text
-
-
-def compare(actual: int | str, op: str, expected: int | str) -> bool:
-    if isinstance(actual, int) != isinstance(expected, int):
-        raise PathError(f"cannot compare {actual!r} with {expected!r}")
-    if isinstance(actual, str) and op not in ("==", "!="):
-        raise PathError(f"{op} needs numbers, not {actual!r}")
-    return OPS[op](actual, expected)
