@@ -23,14 +23,14 @@ would leave it where it is).
 from __future__ import annotations
 
 import os
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 from ..lang.parser import Command
 from ..lang.steps import Observer, Outcome, StepRecord, format_error, op_name, run_commands
-from ..lang.values import Addr, Range
+from ..lang.regions import RegionNames
 from . import procfs, tunables as tun
 from .devices import DeviceError, SwapDevices
 from .machine import LiveMachine
@@ -80,7 +80,7 @@ def handler(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-class LiveSession:
+class LiveSession(RegionNames):
     """One script's state on the live machine: current pid, region names, page contents."""
 
     def __init__(self, machine: LiveMachine, prios: dict[int, int] | None = None) -> None:
@@ -105,9 +105,6 @@ class LiveSession:
         assert self.machine.devices is not None
         return self.machine.devices
 
-    def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
-        return self.regions.setdefault(self.pid if pid is None else pid, {})
-
     def kpid(self, spid: int | None = None) -> int:
         return self.machine.procs.get(self.pid if spid is None else spid).pid
 
@@ -123,32 +120,8 @@ class LiveSession:
                 out.append((lo, hi))
         return out
 
-    def resolve_addr(self, addr: Addr, op: str) -> int:
-        if addr.name is None:
-            return addr.offset
-        region = self.names().get(addr.name)
-        if region is None:
-            raise Refused(f"EINVAL: no region named {addr.name!r} in pid {self.pid}")
-        return region[0] + addr.offset
-
-    def resolve_range(self, rng: Range, op: str) -> tuple[int, int]:
-        start = self.resolve_addr(rng.start, op)
-        if rng.length is not None:
-            if start % PAGE:
-                raise Refused(f"EINVAL: start {start:#x} not page aligned")
-            if rng.length == 0:
-                raise Refused("EINVAL: length 0")
-            return start, rng.length
-        if rng.start.name is not None and rng.start.offset == 0:
-            return self.names()[rng.start.name]
-        return start - start % PAGE, PAGE
-
-    def describe(self, addr: int, pid: int | None = None) -> str:
-        for name, (start, length) in self.names(pid).items():
-            if start <= addr < start + length:
-                off = addr - start
-                return name if off == 0 else f"{name}+{off:#x}"
-        return f"{addr:#x}"
+    def refuse(self, errno: str, op: str, why: str) -> Exception:
+        return Refused(f"{errno}: {why}")
 
     def call(self, op: str, *args: Any) -> Any:
         try:

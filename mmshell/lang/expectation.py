@@ -8,13 +8,13 @@ script means the same on both.  Imports nothing of the simulator.
 from __future__ import annotations
 
 import operator
-from typing import Callable
+from typing import Any, Callable
 
 from .values import BadValue, parse_size
 
 __all__ = ["OPS", "PAGEMAP_FIELDS", "PathError", "parse_expected", "compare"]
 
-OPS: dict[str, Callable[[object, object], bool]] = {
+OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt,
     "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }

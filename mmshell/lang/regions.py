@@ -1,0 +1,58 @@
+"""Region names: how the language turns `a+2M:4K`, `a` and `0x1000` into address ranges.
+
+A region name is bound per process to the range `mmap` (or `mremap`) gave it
+and stays bound after parts of it are unmapped or moved (the contract).  The
+simulator's session and the live kernel's both mix this in, so a range means
+the same on both; each says how it refuses (`refuse`).  Imports nothing of the
+simulator.
+"""
+
+from __future__ import annotations
+
+from .values import PAGE_SIZE, Addr, Range
+
+__all__ = ["RegionNames"]
+
+
+class RegionNames:
+    """Needs `pid` (the current process) and `regions` (pid -> name -> (start, length))."""
+
+    __slots__ = ()
+    pid: int
+    regions: dict[int, dict[str, tuple[int, int]]]
+
+    def refuse(self, errno: str, op: str, why: str) -> Exception:
+        """The exception a refused command raises (MmError in the simulator)."""
+        raise NotImplementedError
+
+    def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
+        return self.regions.setdefault(self.pid if pid is None else pid, {})
+
+    def resolve_addr(self, addr: Addr, op: str) -> int:
+        if addr.name is None:
+            return addr.offset
+        region = self.names().get(addr.name)
+        if region is None:
+            raise self.refuse("EINVAL", op, f"no region named {addr.name!r} in pid {self.pid}")
+        return region[0] + addr.offset
+
+    def resolve_range(self, rng: Range, op: str) -> tuple[int, int]:
+        """(start, length) of a range: ADDR:LEN, a whole region, or the page holding ADDR."""
+        start = self.resolve_addr(rng.start, op)
+        if rng.length is not None:
+            if start % PAGE_SIZE:
+                raise self.refuse("EINVAL", op, f"start {start:#x} not page aligned")
+            if rng.length == 0:
+                raise self.refuse("EINVAL", op, "length 0")
+            return start, rng.length
+        if rng.start.name is not None and rng.start.offset == 0:
+            return self.names()[rng.start.name]
+        return start - start % PAGE_SIZE, PAGE_SIZE
+
+    def describe(self, addr: int, pid: int | None = None) -> str:
+        """addr as NAME+OFF when it lies in a named region, else hex."""
+        for name, (start, length) in self.names(pid).items():
+            if start <= addr < start + length:
+                off = addr - start
+                return name if off == 0 else f"{name}+{off:#x}"
+        return f"{addr:#x}"
