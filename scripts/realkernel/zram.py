@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# /proc/swaps and signal deferral as the live-kernel runner has them (mmshell/kernel/devices.py).
+from mmshell.kernel.devices import ActiveSwap as SwapDevice, active_swaps, signals_deferred  # noqa: E402
 
 ZRAM_CONTROL = Path("/sys/class/zram-control")
 PROC_SWAPS = Path("/proc/swaps")
@@ -37,17 +40,6 @@ _SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 class ZramError(RuntimeError):
     """Setting up or tearing down the zram swap device failed (one-line message)."""
-
-
-@dataclass(frozen=True)
-class SwapDevice:
-    """One active line of ``/proc/swaps``."""
-
-    filename: str
-    type: str
-    size_kib: int
-    used_kib: int
-    priority: int
 
 
 @dataclass
@@ -71,20 +63,6 @@ class ZramSwap:
 
     def __str__(self) -> str:
         return str(self.path)
-
-
-def active_swaps() -> list[SwapDevice]:
-    """Parse ``/proc/swaps`` into the list of active swap devices."""
-    devices: list[SwapDevice] = []
-    lines = PROC_SWAPS.read_text().splitlines()[1:]
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 5:
-            continue
-        devices.append(
-            SwapDevice(parts[0], parts[1], int(parts[2]), int(parts[3]), int(parts[4]))
-        )
-    return devices
 
 
 def _find_tool(name: str) -> str:
@@ -116,25 +94,6 @@ def _write(path: Path, value: str) -> None:
         path.write_text(value)
     except OSError as exc:
         raise ZramError(f"write {value!r} to {path}: {exc.strerror or exc}") from None
-
-
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Block SIGINT/SIGTERM/SIGHUP for the duration (delivered afterwards).
-
-    Used around teardown so a second Ctrl-C cannot leave a half-removed
-    device behind.  A no-op outside the main thread.
-    """
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    except (ValueError, OSError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def preflight() -> tuple[str, str, str]:
