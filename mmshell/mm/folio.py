@@ -23,7 +23,8 @@ from .page_alloc import PageAllocator
 class PG:
     """Page flags (include/linux/page-flags.h) the simulation tracks.
 
-    Plain int bits, not an IntFlag: they are tested on hot paths.
+    Plain int bits, not an IntFlag: they are tested on hot paths and stored in
+    the `flags` array('I'), so code (and the MemMap accessors) takes them as `int`.
     """
 
     USED = 1 << 0           # allocated (not in the buddy allocator)
@@ -64,13 +65,13 @@ class MemMap:
     def nr_pages(self, pfn: int) -> int:
         return 1 << self.order[pfn]
 
-    def test(self, pfn: int, flag: PG) -> bool:
+    def test(self, pfn: int, flag: int) -> bool:
         return bool(self.flags[pfn] & flag)
 
-    def set(self, pfn: int, flag: PG) -> None:
+    def set(self, pfn: int, flag: int) -> None:
         self.flags[pfn] |= flag
 
-    def clear(self, pfn: int, flag: PG) -> None:
+    def clear(self, pfn: int, flag: int) -> None:
         self.flags[pfn] &= ~flag
 
     def folio_of(self, pfn: int) -> int:
