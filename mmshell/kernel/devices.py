@@ -38,9 +38,10 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from . import syscalls
+from .journal import Journal, Step
 
 ZRAM_CONTROL = Path("/sys/class/zram-control")
 PROC_SWAPS = Path("/proc/swaps")
@@ -146,19 +147,21 @@ class SwapDevice:
     path: str
     prio: int
     type: int
-    undo: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    undo: list[Step] = field(default_factory=list)       # how to undo it, oldest first
     active: bool = True
 
 
 class SwapDevices:
     """The devices of one run, by script name; only these are ever swapped off or removed."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
+        self.journal = journal if journal is not None else Journal(None)
         self.devices: dict[str, SwapDevice] = {}
         self.others = [s.filename for s in active_swaps()]
         self.types_in_use = set(range(len(self.others)))
         self.warnings: list[str] = []
         self._dir: Path | None = None
+        self._dir_step: Step | None = None
 
     # -- queries -------------------------------------------------------------------------------
     def get(self, name: str) -> SwapDevice | None:
@@ -193,8 +196,8 @@ class SwapDevices:
             {"zram": self._zram, "disk": self._disk, "file": self._file}[kind](dev)
             write_swap_header(dev.path, dev.size)
             with signals_deferred():
+                self._record(dev, Step("swapoff", (dev.path,)))
                 syscalls.swapon(dev.path, prio)
-                dev.undo.append(("swapoff", lambda p=dev.path: syscalls.swapoff(p)))
         except BaseException:
             errors = self._undo(dev)
             if errors:
@@ -211,7 +214,9 @@ class SwapDevices:
             raise DeviceError(f"no swap device named {name!r}", "ENOENT")
         with signals_deferred():
             syscalls.swapoff(dev.path)
-            dev.undo = [u for u in dev.undo if u[0] != "swapoff"]
+            for step in [u for u in dev.undo if u.what == "swapoff"]:
+                dev.undo.remove(step)
+                self.journal.drop(step)
         errors = self._undo(dev)
         dev.active = False
         self.types_in_use.discard(dev.type)
@@ -230,21 +235,28 @@ class SwapDevices:
                 self._dir.rmdir()
             except OSError:
                 pass
-            self._dir = None
+            if self._dir_step is not None:
+                self.journal.drop(self._dir_step)
+            self._dir = self._dir_step = None
         return errors
+
+    def _record(self, dev: SwapDevice, step: Step) -> None:
+        """Note how to undo what is about to be made: in the device and in the run's journal."""
+        dev.undo.append(self.journal.add(step))
 
     def _undo(self, dev: SwapDevice) -> list[str]:
         errors: list[str] = []
         with signals_deferred():
             while dev.undo:
-                what, fn = dev.undo.pop()
+                step = dev.undo.pop()
                 try:
-                    fn()
+                    undo_step(step)
                 except (OSError, DeviceError) as e:
-                    errors.append(f"{dev.name}: {what}: {e}")
-                    if what == "swapoff":   # still in use: removing it would fail or be unsafe
-                        dev.undo.clear()
+                    errors.append(f"{dev.name}: {step.what}: {e}")
+                    if step.what == "swapoff":   # still in use: removing it would fail or be unsafe
+                        dev.undo.clear()         # (left in the journal: the next run tries again)
                         break
+                self.journal.drop(step)
         return errors
 
     # -- kinds ---------------------------------------------------------------------------------
@@ -255,9 +267,9 @@ class SwapDevices:
                 num = int((ZRAM_CONTROL / "hot_add").read_text().strip())
             except (OSError, ValueError) as e:
                 raise DeviceError(f"zram hot_add failed: {e}") from None
-            dev.undo.append(("hot_remove", lambda n=num: _zram_remove(n)))
+            self._record(dev, Step("zram remove", (num, dev.size)))
         block = Path(f"/sys/block/zram{num}")
-        dev.undo.append(("reset", lambda b=block: _write(b / "reset", "1") if b.exists() else None))
+        self._record(dev, Step("zram reset", (num, dev.size)))
         _write(block / "disksize", str(dev.size))
         dev.path = f"/dev/zram{num}"
         _wait_for(Path(dev.path))
@@ -268,7 +280,9 @@ class SwapDevices:
             if base is None:
                 raise DeviceError("no writable directory on a disk filesystem (ext4/xfs) for the swap "
                                   "file; set MMSHELL_SWAP_DIR", "ENOENT")
-            self._dir = Path(tempfile.mkdtemp(prefix="mmshell-swap-", dir=base))
+            with signals_deferred():
+                self._dir = Path(tempfile.mkdtemp(prefix="mmshell-swap-", dir=base))
+                self._dir_step = self.journal.add(Step("rmdir", (str(self._dir),)))
         return self._dir
 
     def _disk(self, dev: SwapDevice) -> None:
@@ -277,13 +291,13 @@ class SwapDevices:
                               "'kind disk'", "ENODEV")
         backing = self._workdir() / f"{dev.name}.disk"
         with signals_deferred():
+            self._record(dev, Step("unlink", (str(backing),)))
             fd = os.open(backing, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-            dev.undo.append(("unlink", lambda p=backing: p.unlink(missing_ok=True)))
         try:
             os.ftruncate(fd, dev.size)
             with signals_deferred():
                 loop = _loop_attach(fd)
-                dev.undo.append(("detach loop", lambda l=loop: _loop_detach(l)))
+                self._record(dev, Step("loop detach", (loop, str(backing))))
         finally:
             os.close(fd)
         dev.path = loop
@@ -292,8 +306,8 @@ class SwapDevices:
     def _file(self, dev: SwapDevice) -> None:
         path = self._workdir() / f"{dev.name}.swap"
         with signals_deferred():
+            self._record(dev, Step("unlink", (str(path),)))
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            dev.undo.append(("unlink", lambda p=path: p.unlink(missing_ok=True)))
         try:
             chunk = bytes(1 << 20)
             left = dev.size
@@ -303,6 +317,66 @@ class SwapDevices:
         finally:
             os.close(fd)
         dev.path = str(path)
+
+
+def undo_step(step: Step) -> str | None:
+    """Undo one step of setting up a device; what was done, or None if nothing was left to do.
+
+    Each checks first that the thing is still what the run made and is no longer an
+    active swap area, so a journal replayed by a later run never touches anything else.
+    """
+    match step.what, step.args:
+        case "swapoff", (path,):
+            if not _swap_active(path):
+                return None
+            syscalls.swapoff(path)
+            return f"swapoff {path}"
+        case "zram reset", (num, size):
+            block = Path(f"/sys/block/zram{num}")
+            if not block.exists() or _swap_active(f"/dev/zram{num}") or _zram_disksize(block) != size:
+                return None
+            _write(block / "reset", "1")
+            return f"reset /dev/zram{num}"
+        case "zram remove", (num, size):
+            block = Path(f"/sys/block/zram{num}")
+            if not block.exists() or _swap_active(f"/dev/zram{num}") or _zram_disksize(block) not in (0, size):
+                return None
+            _zram_remove(num)
+            return f"removed /dev/zram{num}"
+        case "loop detach", (loop, backing):
+            if _loop_backing(loop) != backing or _swap_active(loop):
+                return None
+            _loop_detach(loop)
+            return f"detached {loop}"
+        case "unlink", (path,):
+            if not os.path.exists(path) or _swap_active(path):
+                return None
+            os.unlink(path)
+            return f"removed {path}"
+        case "rmdir", (path,):
+            if not os.path.isdir(path):
+                return None
+            os.rmdir(path)
+            return f"removed {path}"
+    raise DeviceError(f"unknown undo step {step.what!r}")
+
+
+def _swap_active(path: str) -> bool:
+    return any(s.filename.removesuffix(" (deleted)") == path for s in active_swaps())
+
+
+def _zram_disksize(block: Path) -> int | None:
+    try:
+        return int((block / "disksize").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _loop_backing(loop: str) -> str | None:
+    try:
+        return (Path("/sys/block") / Path(loop).name / "loop" / "backing_file").read_text().strip()
+    except OSError:
+        return None
 
 
 LOOP_CONTROL = Path("/dev/loop-control")

@@ -16,7 +16,9 @@ Set-up, in order (each step's undo is registered before the next runs):
 6. snapshot the counters: every counter a script reads is a delta from here.
 
 Tear-down: the workers exit (their address spaces go), the swap devices the
-run created are swapped off and removed, every knob is restored.
+run created are swapped off and removed, every knob is restored.  Each undo
+step is also in a journal on disk (journal.py) until it is done: a run killed
+before its tear-down (SIGKILL, the OOM killer) is undone by the next run.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from . import procfs, syscalls as sc
-from .devices import SwapDevices, missing_requirements
+from .devices import SwapDevices, missing_requirements, undo_step
+from .journal import Journal, Step
 from .process import Processes
-from .tunables import Tunables
+from .tunables import Tunables, undo_knob
 
 PR_GET_THP_DISABLE = 42
 HPAGE = 2 << 20
@@ -57,7 +60,8 @@ class Snapshot:
 
 class LiveMachine:
     def __init__(self) -> None:
-        self.tunables = Tunables()
+        self.journal = Journal()
+        self.tunables = Tunables(self.journal)
         self.devices: SwapDevices | None = None
         self.procs = Processes()
         self.baseline: Snapshot | None = None
@@ -72,6 +76,7 @@ class LiveMachine:
             raise MissingRequirement("; ".join(missing))
         self._lock = run_lock()
         try:
+            self._recover()
             self._setup()
         except BaseException as e:
             errors = self.close()
@@ -83,11 +88,28 @@ class LiveMachine:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def _recover(self) -> None:
+        """Undo what a run killed before its tear-down left behind (journal.py), then start
+        this run's journal; steps that still fail are carried into it, to be tried again."""
+        left = Journal.left_behind(self.journal.path)
+        if left is None:
+            return
+        pid, steps = left
+        done, errors, failed = Journal.replay(steps, undo_any)
+        for step in failed:
+            self.journal.add(step)
+        if not failed:
+            self.journal.close()
+        what = "; ".join(done) if done else "nothing was left to undo"
+        self.warnings.append(f"a live run (pid {pid}) ended without tearing down (killed?); its journal "
+                             f"{self.journal.path} was replayed: {what}"
+                             + (f"; could not undo, will retry: {'; '.join(errors)}" if errors else ""))
+
     def _setup(self) -> None:
         self.has_series = "thp_swpout_pmd" in procfs.vmstat(refresh=False)
         self._thp_disable = sc.prctl(PR_GET_THP_DISABLE)
         sc.prctl(sc.PR_SET_THP_DISABLE, 1)
-        self.devices = SwapDevices()
+        self.devices = SwapDevices(self.journal)
         if self.devices.others:
             self.warnings.append("swap devices active before the run (never touched; the run's own "
                                  "devices get higher priorities): " + ", ".join(self.devices.others))
@@ -122,9 +144,18 @@ class LiveMachine:
                 errors.append(f"restoring PR_SET_THP_DISABLE: {e}")
             self._thp_disable = None
         if self._lock is not None:
+            if self.journal.steps:      # what could not be undone: the next run tries again
+                errors.append(f"left in {self.journal.path} for the next live run to undo")
+            else:
+                self.journal.close()
             os.close(self._lock)        # releases the flock
             self._lock = None
         return errors
+
+
+def undo_any(step: Step) -> str | None:
+    """Undo one journal step of either kind: a knob, or a piece of a swap device."""
+    return undo_knob(step) if step.what == "knob" else undo_step(step)
 
 
 LOCK_PATHS = ("/run/lock/mmshell-kernel.lock", "/tmp/mmshell-kernel.lock")

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from .devices import signals_deferred
+from .journal import Journal, Step
 
 THP = Path("/sys/kernel/mm/transparent_hugepage")
 KHUGEPAGED = THP / "khugepaged"
@@ -44,17 +45,27 @@ def read_knob(path: Path) -> str:
     return text
 
 
+def undo_knob(step: Step) -> str | None:
+    """Write a knob back to the value a `knob` step saved; what was done, or None if it had it."""
+    path, value = Path(step.args[0]), step.args[1]
+    if read_knob(path) == value:
+        return None
+    path.write_text(value)
+    return f"{path} = {value}"
+
+
 class Tunables:
-    def __init__(self) -> None:
-        self.saved: list[tuple[Path, str]] = []
+    def __init__(self, journal: Journal | None = None) -> None:
+        self.saved: list[tuple[Path, str, Step]] = []
         self._known: set[Path] = set()
+        self.journal = journal if journal is not None else Journal(None)
 
     def set(self, path: Path, value: str) -> None:
         if not path.exists():
             raise TunableError(f"{path} does not exist on this kernel")
         old = read_knob(path)
         if path not in self._known:
-            self.saved.append((path, old))
+            self.saved.append((path, old, self.journal.add(Step("knob", (str(path), old)))))
             self._known.add(path)
         if old == value:
             return
@@ -65,14 +76,16 @@ class Tunables:
                 raise TunableError(f"write {value!r} to {path}: {e.strerror or e}") from None
 
     def restore(self) -> list[str]:
+        """Every knob written back, newest first; the errors (those stay in the journal)."""
         errors = []
         with signals_deferred():
-            for path, value in reversed(self.saved):
+            for path, value, step in reversed(self.saved):
                 try:
-                    if read_knob(path) != value:
-                        path.write_text(value)
+                    undo_knob(step)
                 except OSError as e:
                     errors.append(f"restore {path} to {value!r}: {e.strerror or e}")
+                    continue
+                self.journal.drop(step)
         self.saved.clear()
         self._known.clear()
         return errors
