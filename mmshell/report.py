@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from .lang.parser import Command
 from .lang.runner import Outcome, StepRecord, read_script, run_text
@@ -90,15 +90,9 @@ class StepPrinter:
         self._before = None
 
     def _json(self, rec: StepRecord) -> None:
-        obj: dict[str, Any] = {"source": rec.source, "line": rec.line,
-                               "command": rec.text if rec.command is not None else None,
-                               "status": rec.kind}
-        if rec.error:
-            obj["error"] = rec.error
+        obj = rec.json_head()
         out = rec.output
         if out is not None:
-            if out.lines:
-                obj["output"] = out.lines
             if out.views:
                 obj["views"] = {name: view_json(self.session, name, opts, self._prev)
                                 for name, opts in out.views}

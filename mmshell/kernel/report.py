@@ -57,15 +57,9 @@ class LivePrinter:
                 self._p("  " + line)
 
     def _json(self, rec: StepRecord) -> None:
-        obj: dict[str, Any] = {"source": rec.source, "line": rec.line,
-                               "command": rec.text if rec.command is not None else None,
-                               "status": rec.kind}
-        if rec.error:
-            obj["error"] = rec.error
+        obj = rec.json_head()
         out = rec.output
         if out is not None:
-            if out.lines:
-                obj["output"] = out.lines
             if out.notes:
                 obj["notes"] = out.notes
             if out.changes is not None:

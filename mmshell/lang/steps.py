@@ -52,6 +52,18 @@ class StepRecord:
     def text(self) -> str:
         return self.command.text if self.command is not None and self.command.text else str(self.command)
 
+    def json_head(self) -> dict[str, Any]:
+        """The fields every JSON Lines step object starts with, in `mmshell run --json` and
+        `kernel run --json` alike: source, line, command, status, and error and output
+        where there are some."""
+        obj: dict[str, Any] = {"source": self.source, "line": self.line,
+                               "command": self.text if self.command is not None else None, "status": self.kind}
+        if self.error:
+            obj["error"] = self.error
+        if self.output is not None and self.output.lines:
+            obj["output"] = self.output.lines
+        return obj
+
 
 @dataclass(slots=True)
 class Outcome:
