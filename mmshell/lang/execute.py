@@ -186,21 +186,20 @@ def _set_ram(s: Session, size: int) -> None:
     # Only physical memory is replaced: nothing but the zero pages is in it.  Everything
     # else (processes with their swapped-out pages, swap devices, counters, the shadow
     # of page contents, the write sequence) stays as it is.
-    from ..mm.folio import PG, MemMap
     from ..mm.huge_memory import get_huge_zero_folio
 
     k.config.ram = size
-    k.mem = MemMap(size >> PAGE_SHIFT)
-    k.zero_pfn = k.mem.folio_alloc(0)
-    k.mem.set(k.zero_pfn, PG.ZERO)
+    k.boot_mem()
     if k.huge_zero_pfn is not None:
         k.huge_zero_pfn = None
         k.vmstat.events["thp_zero_page_alloc"] -= 1
-        get_huge_zero_folio(k)
-    for mm in k.mms.values():
-        for pmd in mm.pmds.values():
-            if pmd.kind is PmdKind.ZERO:
-                pmd.pfn = k.huge_zero_pfn
+        huge_zero = get_huge_zero_folio(k)
+        if huge_zero is None:       # 8M at least, and nothing but the zero page in it yet
+            raise VmBug("no frame for the huge zero folio in a fresh mem_map")
+        for mm in k.mms.values():
+            for pmd in mm.pmds.values():
+                if pmd.kind is PmdKind.ZERO:
+                    pmd.pfn = huge_zero
 
 
 @handler("swapon")

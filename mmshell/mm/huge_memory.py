@@ -62,9 +62,10 @@ def do_huge_pmd_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int
     """do_huge_pmd_anonymous_page(): huge zero page on a read, a new THP on a write."""
     haddr = addr & PMD_MASK
     if not write and k.config.use_zero_page:
-        if get_huge_zero_folio(k):
+        zero_pfn = get_huge_zero_folio(k)
+        if zero_pfn is not None:
             k.trace("set_huge_zero_folio")
-            mm.pmds[haddr >> PMD_SHIFT] = Pmd(PmdKind.ZERO, flags=F_YOUNG, pfn=k.huge_zero_pfn, deposited=True)
+            mm.pmds[haddr >> PMD_SHIFT] = Pmd(PmdKind.ZERO, flags=F_YOUNG, pfn=zero_pfn, deposited=True)
             mm.nr_ptes += 1
             return Fault.DONE
         return Fault.FALLBACK
@@ -96,18 +97,20 @@ def map_anon_folio_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, pfn: 
     mm.pmds[haddr >> PMD_SHIFT] = mk_huge_pmd(pfn, F_WRITE | F_DIRTY | F_YOUNG)
 
 
-def get_huge_zero_folio(k: "Kernel") -> bool:
-    """The huge zero folio is allocated on first use (thp_zero_page_alloc) and then kept."""
+def get_huge_zero_folio(k: "Kernel") -> int | None:
+    """mm_get_huge_zero_folio(): the huge zero folio's head pfn, or None if it cannot be had.
+
+    It is allocated on first use (thp_zero_page_alloc) and then kept."""
     if k.huge_zero_pfn is not None:
-        return True
+        return k.huge_zero_pfn
     pfn = k.mem.folio_alloc(HPAGE_PMD_ORDER)
     if pfn is None:
         k.vmstat.count("thp_zero_page_alloc_failed")
-        return False
+        return None
     k.mem.set(pfn, PG.ZERO)
     k.huge_zero_pfn = pfn
     k.vmstat.count("thp_zero_page_alloc")
-    return True
+    return pfn
 
 
 def do_huge_pmd_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:

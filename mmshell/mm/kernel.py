@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .config import Config
 from .constants import HPAGE_PMD_NR, MAX_SWAPFILES, PAGE_SHIFT
-from .errors import MmError
+from .errors import MmError, VmBug
 from .folio import PG, MemMap
 from .mm_types import MmStruct
 from .shadow import Shadow
@@ -27,10 +27,9 @@ class Kernel:
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config if config is not None else Config()
-        self.mem = MemMap(self.config.ram >> PAGE_SHIFT)
-        # Frame 0 is the shared zero page (empty_zero_page).
-        self.zero_pfn = self.mem.folio_alloc(0)
-        self.mem.set(self.zero_pfn, PG.ZERO)
+        self.mem: MemMap
+        self.zero_pfn: int
+        self.boot_mem()
         self.huge_zero_pfn: int | None = None
         self.vmstat = VmStat()
         self.swap_info: list[SwapInfo | None] = [None] * MAX_SWAPFILES
@@ -46,6 +45,15 @@ class Kernel:
         self.shadow = Shadow()
         self.tracing = False
         self.trace_log: list[str] = []
+
+    def boot_mem(self) -> None:
+        """A fresh mem_map of config.ram, frame 0 the shared zero page (empty_zero_page)."""
+        self.mem = MemMap(self.config.ram >> PAGE_SHIFT)
+        zero_pfn = self.mem.folio_alloc(0)
+        if zero_pfn is None:
+            raise VmBug("no frame for the zero page")
+        self.zero_pfn = zero_pfn
+        self.mem.set(zero_pfn, PG.ZERO)
 
     # -- helpers shared by every module ----------------------------------------------
     def trace(self, name: str) -> None:
