@@ -20,7 +20,7 @@ from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from .errors import MmError, VmBug
 from .memory import handle_mm_fault
 from .mm_types import MmStruct
-from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, KIND_PRESENT, PmdKind, pte_present
+from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, KIND_PRESENT, Pmd, PmdKind, pmd_pgtable, pte_present
 from .vma import VM
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def _access_pmd_span(k: "Kernel", mm: MmStruct, start: int, end: int, write: boo
             _huge_run(k, mm, pmd, addr, end, write, verify, result)
             return
         if pmd is not None and pmd.kind is PmdKind.TABLE:
-            n = _present_run(k, mm, pmd.table.ptes, addr, end, write, verify, result)
+            n = _present_run(k, mm, pmd_pgtable(pmd).ptes, addr, end, write, verify, result)
             if n:
                 addr += n << PAGE_SHIFT
                 continue
@@ -91,6 +91,8 @@ def _access_pmd_span(k: "Kernel", mm: MmStruct, start: int, end: int, write: boo
 
 def _fault_page(k: "Kernel", mm: MmStruct, addr: int, write: bool) -> None:
     vma = mm.find_vma(addr)
+    if vma is None:
+        raise VmBug(f"fault at {addr:#x}: no VMA, though check_access passed the range")
     stolen = k.vmstat.events["pgsteal_direct"]
     for _ in range(4):
         handle_mm_fault(k, mm, vma, addr, write)
@@ -113,11 +115,11 @@ def _accessible(mm: MmStruct, addr: int, write: bool) -> bool:
         return not write or bool(pmd.flags & F_WRITE)
     if pmd.kind is not PmdKind.TABLE:
         return False
-    pte = pmd.table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
+    pte = pmd_pgtable(pmd).ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
     return pte_present(pte) and (not write or bool(pte & F_WRITE))
 
 
-def _huge_run(k: "Kernel", mm: MmStruct, pmd, start: int, end: int, write: bool, verify: bool,
+def _huge_run(k: "Kernel", mm: MmStruct, pmd: Pmd, start: int, end: int, write: bool, verify: bool,
               result: AccessResult) -> None:
     i = (start >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
     n = (end - start) >> PAGE_SHIFT

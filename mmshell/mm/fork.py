@@ -25,7 +25,7 @@ from .errors import MmError
 from .folio import PG
 from .huge_memory import split_huge_pmd_locked
 from .mm_types import MmStruct
-from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable)
+from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable, pmd_pgtable
 from .swapops import SwpEntry
 from .vma import VM, VmArea
 
@@ -116,12 +116,12 @@ def copy_pte_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma
     from .swapfile import swap_duplicate
 
     mem = k.mem
-    sptes = pmd.table.ptes
+    sptes = pmd_pgtable(pmd).ptes
     dpmd = dst.pmds.get(addr >> PMD_SHIFT)
     if dpmd is None:
         dpmd = dst.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.TABLE, table=PteTable())
         dst.nr_ptes += 1
-    dptes = dpmd.table.ptes
+    dptes = pmd_pgtable(dpmd).ptes
     keep_uffd = bool(dvma.flags & VM.UFFD_WP)
     lo = max(svma.start, addr)
     hi = min(svma.end, addr + (1 << PMD_SHIFT))

@@ -226,7 +226,6 @@ def split_folio(k: "Kernel", pfn: int) -> list[int]:
     if mem.test(pfn, PG.PARTIALLY_MAPPED):
         k.vmstat.mthp["nr_anon_partially_mapped"] -= 1
     entry = k.folio_swap.get(pfn)
-    si = k.swap_info[entry.type] if entry is not None else None
     new = list(range(pfn, pfn + HPAGE_PMD_NR))
     active = pfn in k.lru.active
     k.lru.delete(pfn)
@@ -235,10 +234,13 @@ def split_folio(k: "Kernel", pfn: int) -> list[int]:
         mem.order[p] = 0
         mem.index[p] = index + i
         mem.anon_vma[p] = av
-        if si is not None:
-            k.folio_swap[p] = SwpEntry(entry.type, entry.offset + i)
-            si.cache[entry.offset + i] = p
         (k.lru.active if active else k.lru.inactive)[p] = None
+    if entry is not None:
+        # A swap-cache folio: each new folio caches its own slot.
+        cache = k.swp_info(entry.type).cache
+        for i, p in enumerate(new):
+            k.folio_swap[p] = SwpEntry(entry.type, entry.offset + i)
+            cache[entry.offset + i] = p
     mem.entire_mapcount[pfn] = 0
     k.vmstat.count("thp_split_page")
     k.vmstat.count_mthp("split")
@@ -300,7 +302,7 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
     haddr = addr & PMD_MASK
     pmd = mm.pmds[haddr >> PMD_SHIFT]
     entry = pmd.entry
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     folio = swap_cache_get_folio(k, entry)
     major = False
     if folio is not None and mem.order[folio] == HPAGE_PMD_ORDER \

@@ -67,6 +67,19 @@ class Kernel:
             raise MmError("ESRCH", "pid", f"no process {pid}")
         return mm
 
+    def swp_info(self, type_: int) -> SwapInfo:
+        """__swap_type_to_info() (swp_swap_info()): the device of a swap type in use.
+
+        For callers holding an entry, which pins its device: a type with no
+        device is a broken invariant.  Where no device is a real possibility,
+        read `swap_info[type_]` and test for None.  Hot paths call this once
+        per run, into a local, not once per page.
+        """
+        si = self.swap_info[type_]
+        if si is None:
+            raise VmBug(f"swap type {type_} has no device")
+        return si
+
     def swap_device(self, name: str) -> SwapInfo:
         for si in self.swap_info:
             if si is not None and si.name == name:

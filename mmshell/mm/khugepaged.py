@@ -22,7 +22,7 @@ from .errors import MmError
 from .folio import PG
 from .memory import alloc_anon_folio, do_swap_page, free_order0_folios, folio_put_if_unused, lru_add
 from .mm_types import MmStruct
-from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, Pmd, PmdKind
+from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, Pmd, PmdKind, pmd_pgtable
 from .rmap import folio_add_new_anon_rmap, folio_remove_rmap_ptes
 from .vma import VM, VmArea
 
@@ -66,7 +66,7 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
     mem = k.mem
     none = swap = shared = referenced = 0
     writable = False
-    for pte in pmd.table.ptes:
+    for pte in pmd_pgtable(pmd).ptes:
         kind = pte & 3
         if kind == 0 or (kind == 1 and pte & F_SPECIAL):
             none += 1
@@ -101,9 +101,10 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     """Swap in, allocate, copy, replace the PTE table by a PMD (the table becomes the deposit)."""
     mem = k.mem
     pmd = mm.pmds[haddr >> PMD_SHIFT]
+    table = pmd_pgtable(pmd)
     # __collapse_huge_page_swapin(): a do_swap_page for each swap PTE
     for i in range(HPAGE_PMD_NR):
-        if pmd.table.ptes[i] & 3 == 2:
+        if table.ptes[i] & 3 == 2:
             do_swap_page(k, mm, vma, haddr + (i << PAGE_SHIFT), False)
     if k.config.should_fail(FaultPoint.THP_ALLOC):
         new = None
@@ -116,13 +117,13 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     # __collapse_huge_page_isolate(): the allocation may have run direct reclaim, which may
     # have swapped out pages of this very table; a PTE that is not present (or a PMD that
     # changed) fails the collapse, and the new folio is freed.
-    if mm.pmds.get(haddr >> PMD_SHIFT) is not pmd or any(p & 3 == 2 for p in pmd.table.ptes):
+    if mm.pmds.get(haddr >> PMD_SHIFT) is not pmd or any(p & 3 == 2 for p in table.ptes):
         k.trace("collapse_huge_page(pte not present): fail")
         k.vmstat.count("pgfree", HPAGE_PMD_NR)
         mem.free_folio(new)
         return Scan.PTE_NON_PRESENT
     k.trace("collapse_huge_page")
-    ptes = pmd.table.ptes
+    ptes = table.ptes
     small: list[int] = []
     large: list[int] = []
     present = 0

@@ -17,7 +17,7 @@ from .folio import PG
 from .huge_memory import split_folio
 from .mm_types import MmStruct
 from .mmap import page_aligned, unmap_page_range, vma_merge_around, vma_range
-from .pgtable import F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, pte_pfn, pte_present
+from .pgtable import F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, pmd_pgtable, pte_pfn, pte_present
 from .vma import VM
 from .vmscan import reclaim_pages
 
@@ -103,7 +103,7 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
                 split_folio(k, pfn)
                 pmd = mm.pmds.get(pmdi)
             if pmd is not None and pmd.kind is PmdKind.TABLE:
-                ptes = pmd.table.ptes
+                ptes = pmd_pgtable(pmd).ptes
                 for i in range((addr >> PAGE_SHIFT) & 511, ((nxt - 1) >> PAGE_SHIFT & 511) + 1):
                     pte = ptes[i]
                     if not pte_present(pte) or pte & F_SPECIAL:
@@ -142,7 +142,7 @@ def madvise_dontneed(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
         unmap_page_range(k, mm, vma, lo, hi)
         for pmdi in range(lo >> PMD_SHIFT, ((hi - 1) >> PMD_SHIFT) + 1):
             pmd = mm.pmds.get(pmdi)
-            if pmd is not None and pmd.kind is PmdKind.TABLE and pmd.table.is_empty():
+            if pmd is not None and pmd.kind is PmdKind.TABLE and pmd_pgtable(pmd).is_empty():
                 del mm.pmds[pmdi]
                 mm.nr_ptes -= 1
     k.shadow.zero(mm.pid, start, end)
@@ -191,7 +191,7 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
                 split_folio(k, pfn)
                 pmd = mm.pmds.get(pmdi)
             if pmd is not None and pmd.kind is PmdKind.TABLE:
-                ptes = pmd.table.ptes
+                ptes = pmd_pgtable(pmd).ptes
                 for i in range((addr >> PAGE_SHIFT) & 511, ((nxt - 1) >> PAGE_SHIFT & 511) + 1):
                     pte = ptes[i]
                     if pte & 3 == 2:

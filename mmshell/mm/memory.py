@@ -17,11 +17,12 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from .constants import HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
-from .errors import MmError
+from .errors import MmError, VmBug
 from .folio import PG
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, SWP_KEPT,
-                      PmdKind, is_swap_pte, mk_pte, mk_table_pmd, pte_flags, pte_pfn, pte_swp_offset, pte_swp_type, swp_entry_to_pte)
+                      PmdKind, PteTable, is_swap_pte, mk_pte, mk_table_pmd, pmd_pgtable, pte_flags, pte_pfn,
+                      pte_swp_offset, pte_swp_type, swp_entry_to_pte)
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap, folio_remove_rmap_ptes
 from .swapfile import free_swap_and_cache_nr
 from .swapops import SwpEntry
@@ -146,7 +147,7 @@ def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bo
 
 
 def handle_pte_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
-    table = mm.pmds[addr >> PMD_SHIFT].table
+    table = pmd_pgtable(mm.pmds[addr >> PMD_SHIFT])
     pte = table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
     if pte == 0:
         return do_anonymous_page(k, mm, vma, addr, write)
@@ -159,7 +160,7 @@ def handle_pte_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: b
 
 
 def _set_pte(mm: MmStruct, addr: int, pte: int) -> None:
-    mm.pmds[addr >> PMD_SHIFT].table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)] = pte
+    pmd_pgtable(mm.pmds[addr >> PMD_SHIFT]).ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)] = pte
 
 
 def do_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
@@ -181,7 +182,7 @@ def do_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
     """do_wp_page(): reuse an exclusive anonymous page, otherwise copy it (wp_page_copy)."""
     mem = k.mem
     idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
-    table = mm.pmds[addr >> PMD_SHIFT].table
+    table = pmd_pgtable(mm.pmds[addr >> PMD_SHIFT])
     pte = table.ptes[idx]
     page = pte_pfn(pte)
     if not pte & F_SPECIAL:
@@ -238,10 +239,10 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
 
     mem = k.mem
     idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
-    table = mm.pmds[addr >> PMD_SHIFT].table
+    table = pmd_pgtable(mm.pmds[addr >> PMD_SHIFT])
     orig = table.ptes[idx]
     entry = SwpEntry(pte_swp_type(orig), pte_swp_offset(orig))
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     major = False
     folio = swap_cache_get_folio(k, entry)
     if folio is not None:
@@ -298,10 +299,10 @@ def _swap_pte_batch(mm: MmStruct, vma: VmArea, first: int, base: SwpEntry, nr: i
         return False
     i0 = (first >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
     want = [swp_entry_to_pte(base.type, base.offset + i, pte_flags(orig)) for i in range(nr)]
-    return pmd.table.ptes[i0:i0 + nr].tolist() == want
+    return pmd_pgtable(pmd).ptes[i0:i0 + nr].tolist() == want
 
 
-def _set_swapped_in_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, table, idx: int, page: int, nr: int,
+def _set_swapped_in_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, table: PteTable, idx: int, page: int, nr: int,
                          orig: int, write: bool) -> None:
     """Install nr present PTEs for pages from `page`; writable only if exclusive (no COW needed)."""
     flags = (orig & SWP_KEPT) | F_YOUNG
@@ -333,7 +334,7 @@ def swapin_readahead(k: "Kernel", entry: SwpEntry) -> int:
     from .page_io import swap_read_folio
     from .swap_state import add_to_swap_cache
 
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     start = entry.offset & ~(SWAP_RA_PAGES - 1)
     target = None
     read: list[int] = []
@@ -358,4 +359,7 @@ def swapin_readahead(k: "Kernel", entry: SwpEntry) -> int:
     for pfn in read:            # on the LRU once the I/O is done (they were locked until then)
         lru_add(k, pfn)
     k.trace("swapin_readahead")
+    if target is None:
+        # The caller found entry referenced and not cached, so its slot was read first.
+        raise VmBug(f"swapin_readahead: {entry} was not read")
     return target

@@ -17,7 +17,7 @@ from .errors import MmError
 from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
 from .memory import folio_put_if_unused
 from .mm_types import MmStruct
-from .pgtable import F_DIRTY, F_SPECIAL, F_UFFD_WP, PmdKind
+from .pgtable import F_DIRTY, F_SPECIAL, F_UFFD_WP, PmdKind, pmd_pgtable
 from .folio import PG
 from .rmap import folio_remove_rmap_ptes
 from .swapops import SwpEntry
@@ -195,7 +195,7 @@ def unmap_page_range(k: "Kernel", mm: MmStruct, vma: VmArea, start: int, end: in
                 split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
                 pmd = mm.pmds[pmdi]
             if pmd.kind is PmdKind.TABLE:
-                zap_pte_range(k, mm, pmd.table.ptes, addr, nxt)
+                zap_pte_range(k, mm, pmd_pgtable(pmd).ptes, addr, nxt)
         addr = nxt
 
 

@@ -18,7 +18,7 @@ from .errors import MmError
 from .folio import PG
 from .mm_types import MmStruct
 from .mmap import page_aligned, vma_merge_around, vma_range
-from .pgtable import F_SPECIAL, F_WRITE, PmdKind
+from .pgtable import F_SPECIAL, F_WRITE, PmdKind, pmd_pgtable
 from .vma import VM, PROT_FLAGS, VmArea
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def change_protection(k: "Kernel", mm: MmStruct, vma: VmArea) -> None:
         elif pmd.kind is PmdKind.ZERO:
             pmd.flags &= ~F_WRITE
         elif pmd.kind is PmdKind.TABLE:
-            ptes = pmd.table.ptes
+            ptes = pmd_pgtable(pmd).ptes
             base = pmdi << PMD_SHIFT
             lo, hi = max(vma.start, base), min(vma.end, base + (1 << PMD_SHIFT))
             for i in range((lo >> PAGE_SHIFT) & 511, ((hi - 1) >> PAGE_SHIFT & 511) + 1):

@@ -18,7 +18,7 @@ from .huge_memory import split_huge_pmd_locked
 from .mm_types import MmStruct
 from .mmap import (get_unmapped_area, may_expand_vm, page_aligned, sys_munmap, unmap_page_range, vma_merge_around,
                    vma_range)
-from .pgtable import Pmd, PmdKind, PteTable
+from .pgtable import Pmd, PmdKind, PteTable, pmd_pgtable
 from .vma import VmArea
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def move_ptes(k: "Kernel", mm: MmStruct, pmd: Pmd, src: int, dst: int, nr: int) 
         mm.nr_ptes += 1
     si = (src >> PAGE_SHIFT) & 511
     di = (dst >> PAGE_SHIFT) & 511
-    sp, dp = pmd.table.ptes, dpmd.table.ptes
+    sp, dp = pmd_pgtable(pmd).ptes, pmd_pgtable(dpmd).ptes
     for j in range(nr):
         dp[di + j] = sp[si + j]
         sp[si + j] = 0

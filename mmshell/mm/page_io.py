@@ -27,7 +27,7 @@ def swap_writeout(k: "Kernel", pfn: int) -> bool:
     """
     mem = k.mem
     entry = k.folio_swap[pfn]
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     nr = mem.nr_pages(pfn)
     off = entry.offset
     values = mem.data[pfn:pfn + nr]
@@ -60,7 +60,7 @@ def swap_writeout(k: "Kernel", pfn: int) -> bool:
 def swap_read_folio(k: "Kernel", pfn: int, entry: SwpEntry) -> None:
     """swap_read_folio(): fill the folio at pfn from the slots starting at entry."""
     mem = k.mem
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     nr = mem.nr_pages(pfn)
     off = entry.offset
     mem.data[pfn:pfn + nr] = si.data[off:off + nr]

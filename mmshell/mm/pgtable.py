@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .constants import PTRS_PER_PTE
+from .errors import VmBug
 from .swapops import SwpEntry
 
 PTE_NONE = 0
@@ -142,6 +143,18 @@ class Pmd:
 
     def pmd_swp_exclusive(self) -> bool:
         return bool(self.flags & F_SWP_EXCLUSIVE)
+
+
+def pmd_pgtable(pmd: Pmd) -> PteTable:
+    """pmd_pgtable(): the PTE table a TABLE PMD points to.
+
+    For callers that know the PMD is a table (pmd.kind is PmdKind.TABLE); any
+    other PMD has none, and asking for it is a broken invariant.
+    """
+    table = pmd.table
+    if table is None:
+        raise VmBug(f"{pmd.kind.value} PMD has no PTE table")
+    return table
 
 
 def mk_table_pmd(table: PteTable | None = None) -> Pmd:

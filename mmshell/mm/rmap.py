@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from .folio import PG
 from .mm_types import MmStruct
-from .pgtable import F_DIRTY, F_SWP_EXCLUSIVE, PFN_SHIFT, SWP_KEPT, PmdKind, mk_swap_pmd, pte_pfn, pte_present
+from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, PFN_SHIFT, SWP_KEPT, PmdKind, mk_swap_pmd, pmd_pgtable, pte_pfn,
+                      pte_present)
+from .swap_info import SwapInfo
 from .vma import VmArea
 
 if TYPE_CHECKING:
@@ -163,7 +165,7 @@ def _ptes_map(mm: MmStruct, vma: VmArea, first: int, pfn: int, nr: int) -> bool:
         pmd = mm.pmds.get(addr >> PMD_SHIFT)
         if pmd is None or pmd.kind is not PmdKind.TABLE:
             continue
-        pte = pmd.table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
+        pte = pmd_pgtable(pmd).ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
         if pte_present(pte) and pfn <= pte_pfn(pte) < pfn + nr:
             return True
     return False
@@ -224,7 +226,7 @@ def _discard_lazyfree(k: "Kernel", pfn: int) -> bool:
         return False
     for m in maps:
         if (m.mm.pid, m.addr) in split:
-            ptes = m.mm.pmds[m.addr >> PMD_SHIFT].table.ptes
+            ptes = pmd_pgtable(m.mm.pmds[m.addr >> PMD_SHIFT]).ptes
             ptes[0:HPAGE_PMD_NR] = array("Q", bytes(8 * HPAGE_PMD_NR))
             folio_remove_rmap_ptes(k, pfn, HPAGE_PMD_NR)
             m.mm.rss_anon -= HPAGE_PMD_NR
@@ -251,9 +253,10 @@ def _folio_ptes(m: "Mapping", pfn: int, nr: int) -> list[tuple]:
         if pmd is None or pmd.kind is not PmdKind.TABLE:
             continue
         idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
-        pte = pmd.table.ptes[idx]
+        ptes = pmd_pgtable(pmd).ptes
+        pte = ptes[idx]
         if pte & 3 == 1 and pte >> PFN_SHIFT == pfn + i:
-            out.append((pmd.table.ptes, idx, pte))
+            out.append((ptes, idx, pte))
     return out
 
 
@@ -266,7 +269,7 @@ def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pf
     """
     mem = k.mem
     entry = k.folio_swap[pfn]
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     nr = mem.nr_pages(pfn)
     k.trace("try_to_unmap_one")
     i = 0
@@ -276,13 +279,14 @@ def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pf
         pmd = mm.pmds.get(addr >> PMD_SHIFT)
         if vma.start <= addr and addr + (n << PAGE_SHIFT) <= vma.end and pmd is not None \
                 and pmd.kind is PmdKind.TABLE:
-            _unmap_table_run(k, mm, si, pmd.table.ptes, (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1),
+            _unmap_table_run(k, mm, si, pmd_pgtable(pmd).ptes, (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1),
                              pfn + i, entry.offset + i, n)
         i += n
     mm.on_mmlist = True
 
 
-def _unmap_table_run(k: "Kernel", mm: MmStruct, si, ptes, i0: int, page: int, off: int, n: int) -> None:
+def _unmap_table_run(k: "Kernel", mm: MmStruct, si: SwapInfo, ptes: array, i0: int, page: int, off: int,
+                     n: int) -> None:
     mem = k.mem
     type_bits = (si.type << 12) | 2
     words = ptes[i0:i0 + n]
@@ -325,7 +329,7 @@ def set_pmd_swap_entry(k: "Kernel", mm: MmStruct, addr: int, pfn: int) -> None:
     """
     mem = k.mem
     entry = k.folio_swap[pfn]
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     pmd = mm.pmds[addr >> PMD_SHIFT]
     k.trace("set_pmd_swap_entry")
     if pmd.flags & F_DIRTY:

@@ -28,7 +28,7 @@ def swap_cache_get_folio(k: "Kernel", entry: SwpEntry) -> int | None:
 
 def add_to_swap_cache(k: "Kernel", pfn: int, entry: SwpEntry) -> None:
     """swap_cache_add_folio(): the folio takes the SWAP_HAS_CACHE bit of its slots."""
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     nr = k.mem.nr_pages(pfn)
     sm = si.swap_map
     for s in range(entry.offset, entry.offset + nr):
@@ -42,7 +42,7 @@ def add_to_swap_cache(k: "Kernel", pfn: int, entry: SwpEntry) -> None:
 def delete_from_swap_cache(k: "Kernel", pfn: int) -> None:
     """swap_cache_del_folio() + put_swap_folio(): drop the cache bit; free slots left at count 0."""
     entry = k.folio_swap.pop(pfn)
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     nr = k.mem.nr_pages(pfn)
     sm = si.swap_map
     off = entry.offset
@@ -69,7 +69,7 @@ def folio_free_swap(k: "Kernel", pfn: int) -> bool:
     entry = k.folio_swap.get(pfn)
     if entry is None:
         return False
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     nr = k.mem.nr_pages(pfn)
     if si.any_count(entry.offset, nr):
         return False

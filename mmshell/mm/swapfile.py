@@ -58,7 +58,7 @@ def _plist_requeue(k: "Kernel", si: SwapInfo) -> None:
     order = k.swap_prio_order
     order.remove(si.type)
     i = 0
-    while i < len(order) and k.swap_info[order[i]].prio >= si.prio:
+    while i < len(order) and k.swp_info(order[i]).prio >= si.prio:
         i += 1
     order.insert(i, si.type)
 
@@ -70,7 +70,7 @@ def swap_duplicate(k: "Kernel", entry: SwpEntry, nr: int = 1) -> None:
     first need (add_swap_count_continuation); the `swap_cont` fault point makes
     that allocation fail with ENOMEM, as the kernel's GFP_ATOMIC attempt can.
     """
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     need = [s for s in range(entry.offset, entry.offset + nr) if si.need_continuation(s)]
     if need:
         if k.config.should_fail(FaultPoint.SWAP_CONT):
@@ -84,7 +84,7 @@ def free_swap_and_cache_nr(k: "Kernel", entry: SwpEntry, nr: int) -> None:
     """free_swap_and_cache_nr(): drop nr references; reclaim a now-unused cached folio."""
     from .memory import free_folio
 
-    si = k.swap_info[entry.type]
+    si = k.swp_info(entry.type)
     freed = si.put(entry.offset, nr)
     si.free_slots(freed)
     sm = si.swap_map
@@ -145,7 +145,7 @@ def sys_swapon(k: "Kernel", name: str, size: int, kind: SwapKind, prio: int | No
     k.swap_info[t] = si
     order = k.swap_prio_order
     i = 0
-    while i < len(order) and k.swap_info[order[i]].prio >= prio:
+    while i < len(order) and k.swp_info(order[i]).prio >= prio:
         i += 1
     order.insert(i, t)
     k.trace("sys_swapon")

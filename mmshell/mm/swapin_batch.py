@@ -17,7 +17,8 @@ from .constants import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from .folio import PG
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, KIND_MASK, KIND_SWAP,
-                      PFN_SHIFT, SWP_KEPT, SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind)
+                      PFN_SHIFT, SWP_KEPT, SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind, pmd_pgtable)
+from .swap_info import SwapInfo
 from .vma import VM
 
 if TYPE_CHECKING:
@@ -29,8 +30,10 @@ def swapin_sync_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool
     if pmd is None or pmd.kind is not PmdKind.TABLE:
         return 0
     vma = mm.find_vma(start)
+    if vma is None:
+        return 0        # not mapped: the per-fault path refuses it
     end = min(end, vma.end)
-    ptes = pmd.table.ptes
+    ptes = pmd_pgtable(pmd).ptes
     i0 = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
     first = ptes[i0]
     if first & KIND_MASK != KIND_SWAP or not first & F_SWP_EXCLUSIVE or first & F_UFFD_WP:
@@ -43,6 +46,7 @@ def swapin_sync_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool
     bits = first & (SWP_KEPT | F_SWP_EXCLUSIVE | KIND_MASK)
     n_max = min((end - start) >> PAGE_SHIFT, PTRS_PER_PTE - i0, k.mem.alloc.nr_free)
     o0 = first >> SWP_OFFSET_SHIFT
+    offs: range | list[int]
     if n_max >= 2 and _contiguous_run(ptes, i0, n_max, first) and sm.count(1, o0, o0 + n_max) == n_max \
             and zeromap.count(0, o0, o0 + n_max) == n_max and zswap.count(0, o0, o0 + n_max) == n_max:
         offs = range(o0, o0 + n_max)
@@ -73,13 +77,14 @@ def swapin_sync_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool
     return n
 
 
-def _contiguous_run(ptes, i0: int, n: int, first: int) -> bool:
+def _contiguous_run(ptes: array, i0: int, n: int, first: int) -> bool:
     """The n PTEs from i0 are `first` with consecutive offsets (same type and bits)."""
     step = 1 << SWP_OFFSET_SHIFT
     return ptes[i0:i0 + n].tolist() == list(range(first, first + n * step, step))
 
 
-def _matching_offsets(ptes, i0: int, n_max: int, bits: int, type_: int, sm, zeromap, zswap) -> list[int]:
+def _matching_offsets(ptes: array, i0: int, n_max: int, bits: int, type_: int, sm: bytearray, zeromap: bytearray,
+                      zswap: bytearray) -> list[int]:
     offs = []
     for j in range(i0, i0 + n_max):
         pte = ptes[j]
@@ -92,7 +97,7 @@ def _matching_offsets(ptes, i0: int, n_max: int, bits: int, type_: int, sm, zero
     return offs
 
 
-def _map_run(k: "Kernel", si, ptes, i0: int, pfns: list[int], offs: list[int], folio_flags: int,
+def _map_run(k: "Kernel", si: SwapInfo, ptes: array, i0: int, pfns: list[int], offs: list[int], folio_flags: int,
              pte_flags: int, idx0: int, av: int) -> None:
     mem = k.mem
     flags, mapcount, index, anon_vma, data = mem.flags, mem.mapcount, mem.index, mem.anon_vma, mem.data
@@ -109,7 +114,7 @@ def _map_run(k: "Kernel", si, ptes, i0: int, pfns: list[int], offs: list[int], f
         sm[off] = 0
 
 
-def _map_run_contiguous(k: "Kernel", si, ptes, i0: int, p0: int, o0: int, n: int, folio_flags: int,
+def _map_run_contiguous(k: "Kernel", si: SwapInfo, ptes: array, i0: int, p0: int, o0: int, n: int, folio_flags: int,
                         pte_flags: int, idx0: int, av: int) -> None:
     """_map_run() for consecutive frames and slots: slice assignments."""
     mem = k.mem

@@ -23,7 +23,7 @@ from .folio import PG
 from .huge_memory import map_swapped_pmd, split_folio, split_huge_pmd_locked, swapin_alloc_pmd_folio
 from .memory import free_folio, swapin_readahead
 from .mm_types import MmStruct
-from .pgtable import F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, Pmd, PmdKind, mk_pte
+from .pgtable import F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, Pmd, PmdKind, mk_pte, pmd_pgtable
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
 from .swap_info import SwapInfo
 from .swap_state import delete_from_swap_cache, swap_cache_get_folio
@@ -95,7 +95,7 @@ def unuse_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, pmd: Pmd, si: S
 def unuse_pte_range(k: "Kernel", mm: MmStruct, vma: VmArea, pmd: Pmd, addr: int, si: SwapInfo) -> None:
     """unuse_pte_range(): every swap PTE of this device is mapped back (unuse_pte)."""
     mem = k.mem
-    ptes = pmd.table.ptes
+    ptes = pmd_pgtable(pmd).ptes
     lo = max(vma.start, addr)
     hi = min(vma.end, addr + (1 << PMD_SHIFT))
     for i in range((lo >> PAGE_SHIFT) & 511, ((hi - 1) >> PAGE_SHIFT & 511) + 1):

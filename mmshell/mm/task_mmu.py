@@ -18,8 +18,8 @@ from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PTRS_PER_
 from .folio import PG
 from .huge_memory import vma_thp_eligible
 from .mm_types import MmStruct
-from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_YOUNG, PmdKind, is_swap_pte, pte_pfn, pte_present,
-                      pte_swp_offset, pte_swp_type)
+from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_YOUNG, PmdKind, is_swap_pte, pmd_pgtable, pte_pfn,
+                      pte_present, pte_swp_offset, pte_swp_type)
 from .vma import VmArea
 
 if TYPE_CHECKING:
@@ -118,11 +118,11 @@ def smaps_vma(k: "Kernel", mm: MmStruct, vma: VmArea, lo: int | None = None,
                 mss.anonymous_thp += HPAGE_PMD_NR * PAGE_SIZE
         elif pmd.kind is PmdKind.SWAP:
             if lo <= base < hi:
-                si = k.swap_info[pmd.swp_type]
+                si = k.swp_info(pmd.swp_type)
                 for i in range(HPAGE_PMD_NR):
                     mss.account_swap(si.swap_count(pmd.swp_offset + i))
         elif pmd.kind is PmdKind.TABLE:
-            ptes = pmd.table.ptes
+            ptes = pmd_pgtable(pmd).ptes
             t_lo = max(lo, base)
             t_hi = min(hi, base + (PTRS_PER_PTE << PAGE_SHIFT))
             for i in range((t_lo >> PAGE_SHIFT) & 511, ((t_hi - 1) >> PAGE_SHIFT & 511) + 1):
@@ -131,7 +131,7 @@ def smaps_vma(k: "Kernel", mm: MmStruct, vma: VmArea, lo: int | None = None,
                     if not pte & F_SPECIAL:
                         mss.account(k, pte_pfn(pte), PAGE_SIZE, bool(pte & F_YOUNG), bool(pte & F_DIRTY))
                 elif is_swap_pte(pte):
-                    mss.account_swap(k.swap_info[pte_swp_type(pte)].swap_count(pte_swp_offset(pte)))
+                    mss.account_swap(k.swp_info(pte_swp_type(pte)).swap_count(pte_swp_offset(pte)))
     kb = 1024
     return {
         "Size": (hi - lo) // kb,
@@ -239,7 +239,7 @@ def pagemap_read(k: "Kernel", mm: MmStruct, start: int, end: int) -> list[int]:
         elif pmd.kind is PmdKind.SWAP:
             out.append(_swap_word(pmd.swp_type, pmd.swp_offset + i, bool(pmd.flags & F_UFFD_WP)))
         elif pmd.kind is PmdKind.TABLE:
-            pte = pmd.table.ptes[i]
+            pte = pmd_pgtable(pmd).ptes[i]
             if pte_present(pte):
                 page = pte_pfn(pte)
                 word = PM_PRESENT | page | (PM_UFFD_WP if pte & F_UFFD_WP else 0)

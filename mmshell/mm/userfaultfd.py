@@ -23,7 +23,7 @@ from .huge_memory import split_folio, split_huge_pmd_locked
 from .memory import anon_vma_prepare
 from .mm_types import MmStruct
 from .mmap import page_aligned, vma_merge_around, vma_range
-from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, Pmd, PmdKind, PteTable
+from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, Pmd, PmdKind, PteTable, pmd_pgtable
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def _page_entry(mm: MmStruct, addr: int) -> tuple[Pmd | None, int]:
     if pmd is None:
         return None, 0
     if pmd.kind is PmdKind.TABLE:
-        return pmd, pmd.table.ptes[(addr >> PAGE_SHIFT) & 511]
+        return pmd, pmd_pgtable(pmd).ptes[(addr >> PAGE_SHIFT) & 511]
     return pmd, -1
 
 
@@ -119,7 +119,7 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
         elif pte & 3 == 2:
             if not pte & F_SWP_EXCLUSIVE:
                 raise MmError("EBUSY", "uffd move", f"swap entry at {where} is not exclusive")
-            si = k.swap_info[(pte >> 12) & 0x1F]
+            si = k.swp_info((pte >> 12) & 0x1F)
             cached = si.cache.get(pte >> 17)
             if cached is not None and mem.order[cached]:
                 raise MmError("EBUSY", "uffd move", f"swap entry at {where} is cached in a large folio")
@@ -137,7 +137,7 @@ def _move_huge_pmd(k: "Kernel", mm: MmStruct, dvma: VmArea, pmd: Pmd, src: int, 
         _move_folio_rmap(k, pmd.pfn, dvma, dst)
     else:
         k.trace("move_swap_pmd")
-        si = k.swap_info[pmd.swp_type]
+        si = k.swp_info(pmd.swp_type)
         cached = si.cache.get(pmd.swp_offset)
         if cached is not None:
             _move_folio_rmap(k, cached, dvma, dst)
@@ -148,17 +148,17 @@ def _move_ptes(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int, nr: 
     mem = k.mem
     for j in range(nr):
         s, d = src + (j << PAGE_SHIFT), dst + (j << PAGE_SHIFT)
-        spmd = mm.pmds[s >> PMD_SHIFT]
+        stable = pmd_pgtable(mm.pmds[s >> PMD_SHIFT])
         si_ = (s >> PAGE_SHIFT) & 511
-        pte = spmd.table.ptes[si_]
+        pte = stable.ptes[si_]
         if pte & 3 == 1 and not pte & F_SPECIAL:
             head = mem.folio_of(pte >> 12)
             if mem.order[head]:
                 split_folio(k, head)
-                pte = spmd.table.ptes[si_]
+                pte = stable.ptes[si_]
             _move_folio_rmap(k, pte >> 12, dvma, d)
         elif pte & 3 == 2:
-            si = k.swap_info[(pte >> 12) & 0x1F]
+            si = k.swp_info((pte >> 12) & 0x1F)
             cached = si.cache.get(pte >> 17)
             if cached is not None:
                 _move_folio_rmap(k, cached, dvma, d)
@@ -166,6 +166,6 @@ def _move_ptes(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int, nr: 
         if dpmd is None:
             dpmd = mm.pmds[d >> PMD_SHIFT] = Pmd(PmdKind.TABLE, table=PteTable())
             mm.nr_ptes += 1
-        dpmd.table.ptes[(d >> PAGE_SHIFT) & 511] = pte
-        spmd.table.ptes[si_] = 0
+        pmd_pgtable(dpmd).ptes[(d >> PAGE_SHIFT) & 511] = pte
+        stable.ptes[si_] = 0
     k.trace("move_pages_pte")

@@ -136,7 +136,7 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
             continue
         if mem.test(pfn, PG.DIRTY):
             written = swap_writeout(k, pfn)
-            if written and not k.swap_info[k.folio_swap[pfn].type].synchronous:
+            if written and not k.swp_info(k.folio_swap[pfn].type).synchronous:
                 continue  # under writeback: stays in the swap cache, clean, until a later pass
             # zero-filled or stored in zswap: no writeback, freed now even on a disk
         delete_from_swap_cache(k, pfn)
