@@ -53,6 +53,9 @@ def check_invariants(k: "Kernel") -> list[str]:
                 tables += 1
                 if pmd.deposited:
                     problems.append(f"{where}: a PTE table PMD has a deposit")
+                if pmd.table is None:
+                    problems.append(f"{where}: a PTE table PMD has no table")
+                    continue
                 ptes = pmd.table.ptes
                 if len(ptes) != HPAGE_PMD_NR:
                     problems.append(f"{where}: PTE table of {len(ptes)} entries")
@@ -96,11 +99,11 @@ def check_invariants(k: "Kernel") -> list[str]:
                 if pmd.swp_offset % HPAGE_PMD_NR:
                     problems.append(f"{where}: PMD swap entry offset {pmd.swp_offset:#x} not 512-aligned")
                 first = _swap_key(pmd.swp_type, pmd.swp_offset)
-                keys = range(first, first + (HPAGE_PMD_NR << 5), 1 << 5)
-                slot_refs.update(keys)
+                pmd_keys = range(first, first + (HPAGE_PMD_NR << 5), 1 << 5)
+                slot_refs.update(pmd_keys)
                 if pmd.flags & F_SWP_EXCLUSIVE:
                     exclusive_slots.append((first, HPAGE_PMD_NR, where))
-                    exclusive_keys.extend(keys)
+                    exclusive_keys.extend(pmd_keys)
             else:
                 problems.append(f"{where}: unexpected PMD kind {pmd.kind.value}")
         if anon != mm.rss_anon:

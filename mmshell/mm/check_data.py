@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT
-from .pgtable import F_SPECIAL, KIND_MASK, KIND_PRESENT, KIND_SWAP, PmdKind, pte_pfn
+from .pgtable import F_SPECIAL, KIND_MASK, KIND_PRESENT, KIND_SWAP, Pmd, PmdKind, pte_pfn
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -43,12 +43,12 @@ def check_data(k: "Kernel") -> list[str]:
                 problems.append(f"pid {pid} page {(pmdi << PMD_SHIFT) + (i << PAGE_SHIFT):#x}: last written "
                                 f"{chunk[i]:#x} but not mapped (reads zero)")
         for pmdi, pmd in sorted(mm.pmds.items()):
-            chunk = shadow.get(pmdi)
-            if _pmd_reads_shadow(k, pmd, chunk if chunk is not None else bm.ZEROS_Q):
+            written = shadow.get(pmdi)
+            if _pmd_reads_shadow(k, pmd, written if written is not None else bm.ZEROS_Q):
                 continue
             base = pmdi << PMD_SHIFT
             for i in range(HPAGE_PMD_NR):
-                want = chunk[i] if chunk is not None else 0
+                want = written[i] if written is not None else 0
                 got = _read_entry(k, pmd, i)
                 if got == _UNREADABLE:
                     problems.append(f"pid {pid} page {base + (i << PAGE_SHIFT):#x}: maps a frame or swap "
@@ -67,7 +67,7 @@ def check_data(k: "Kernel") -> list[str]:
     return problems
 
 
-def _pmd_reads_shadow(k: "Kernel", pmd, chunk: array) -> bool:
+def _pmd_reads_shadow(k: "Kernel", pmd: Pmd, chunk: array) -> bool:
     """Fast path of check_data for one PMD: True when every page surely reads its shadow value."""
     mem = k.mem
     if pmd.kind is PmdKind.HUGE:
@@ -84,7 +84,7 @@ def _pmd_reads_shadow(k: "Kernel", pmd, chunk: array) -> bool:
         folio = si.cache.get(off)
         return folio is not None and mem.order[folio] == HPAGE_PMD_ORDER \
             and k.folio_swap[folio].offset == off and mem.data[folio:folio + HPAGE_PMD_NR] == chunk
-    if pmd.kind is not PmdKind.TABLE:
+    if pmd.kind is not PmdKind.TABLE or pmd.table is None:
         return False
     ptes = pmd.table.ptes
     raw = ptes.tobytes()
@@ -117,7 +117,7 @@ def _pmd_reads_shadow(k: "Kernel", pmd, chunk: array) -> bool:
 _UNREADABLE = -1
 
 
-def _read_entry(k: "Kernel", pmd, i: int) -> int | None:
+def _read_entry(k: "Kernel", pmd: Pmd, i: int) -> int | None:
     """The value page i of this PMD reads without faulting; None if not mapped."""
     if pmd.kind is PmdKind.HUGE:
         return _read_frame(k, pmd.pfn + i)
@@ -126,6 +126,8 @@ def _read_entry(k: "Kernel", pmd, i: int) -> int | None:
     if pmd.kind is PmdKind.SWAP:
         return _read_slot(k, pmd.swp_type, pmd.swp_offset + i)
     if pmd.kind is PmdKind.TABLE:
+        if pmd.table is None:
+            return _UNREADABLE
         pte = pmd.table.ptes[i]
         kind = pte & KIND_MASK
         if kind == KIND_PRESENT:

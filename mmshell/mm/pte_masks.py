@@ -43,7 +43,7 @@ ZEROS_Q = array("Q", bytes(8 * HPAGE_PMD_NR))
 EMPTY_TABLE = bytes(8 * HPAGE_PMD_NR)
 
 
-def and_masks(*masks: bytes) -> bytes:
+def and_masks(*masks: bytes | bytearray) -> bytes:
     """Byte-wise AND of 0/1 masks of equal length."""
     n = len(masks[0])
     acc = int.from_bytes(masks[0], "little")

@@ -62,6 +62,8 @@ class Shadow:
     def zero(self, pid: int, start: int, end: int) -> None:
         """The range reads zeros from now on (munmap, DONTNEED, FREE of swapped pages)."""
         chunks = self.procs.get(pid)
+        if not chunks:
+            return
         for pmdi in self._chunks_in(pid, start, end):
             base = pmdi << PMD_SHIFT
             lo, hi = max(start, base), min(end, base + (HPAGE_PMD_NR << PAGE_SHIFT))
