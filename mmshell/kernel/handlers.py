@@ -178,8 +178,7 @@ def do_exit(s: LiveSession, cmd: Command) -> LiveOutput:
     s.regions.pop(pid, None)
     s.shadow.drop_process(pid)
     if s.pid == pid:
-        alive = parent is not None and parent in {p for p, _ in s.live_pids()}
-        s.pid = parent if alive else 1
+        s.pid = parent if parent is not None and parent in {p for p, _ in s.live_pids()} else 1
     return LiveOutput(lines=[f"pid {pid} exited; current pid {s.pid}"])
 
 

@@ -105,22 +105,23 @@ def evaluate(s: "LiveSession", path: str) -> Reading:
             return Reading(kind)
         if kind != "table":
             return Reading("none")
-        e = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
-        return Reading("present" if e.present else "swap" if e.swapped else "none")
+        entry = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
+        return Reading("present" if entry.present else "swap" if entry.swapped else "none")
     if head == "pagemap" and len(rest) == 2:
         addr = _addr(s, rest[0])
         if rest[1] not in PAGEMAP_FIELDS:
             raise PathError(f"no pagemap field {rest[1]!r} ({', '.join(PAGEMAP_FIELDS)})")
-        e = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
-        return Reading(getattr(e, rest[1]))
+        entry = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
+        return Reading(getattr(entry, rest[1]))
     if head in ("swap", "swapmap", "swapcache") and len(rest) == 2:
-        dev = s.machine.devices.get(rest[0]) if s.machine.devices else None
-        if dev is None:
+        devices = s.machine.devices
+        dev = devices.get(rest[0]) if devices else None
+        if devices is None or dev is None:
             raise PathError(f"no swap device {rest[0]!r}")
         if head == "swap":
             if rest[1] != "used":
                 raise PathError(f"no swap field {rest[1]!r} (used)")
-            return Reading(s.machine.devices.used_pages(rest[0]))
+            return Reading(devices.used_pages(rest[0]))
         try:
             off = parse_size(rest[1])
         except BadValue as e:

@@ -143,6 +143,8 @@ _libc.prctl.argtypes = [_c.c_int, _c.c_ulong, _c.c_ulong, _c.c_ulong, _c.c_ulong
 class SysError(OSError):
     """A failed system call: ``errno``, the errno name and what was called."""
 
+    errno: int      # always set (OSError's is int | None): __init__ passes err
+
     def __init__(self, err: int, call: str) -> None:
         super().__init__(err, f"{call}: {os.strerror(err)}")
         self.call = call
