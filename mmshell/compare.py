@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
@@ -36,13 +36,13 @@ class _Step:
 
 @dataclass
 class _Run:
-    steps: list[_Step] = field(default_factory=list)
-    outcome: Outcome | None = None
+    steps: list[_Step]
+    outcome: Outcome
 
 
 def _record(text: str, source: str, pmd_swap: bool) -> _Run:
     session = Session.boot(Config(pmd_swap=pmd_swap))
-    out = _Run()
+    steps: list[_Step] = []
     pending: list[Any] = [None]
 
     def before(cmd: Command) -> None:
@@ -53,10 +53,10 @@ def _record(text: str, source: str, pmd_swap: bool) -> _Run:
         if rec.output is not None and pending[0] is not None:
             view = StepView(pending[0], digest(session.kernel), session.names(), names_by_pid=session.regions)
             step.changes = None if view.empty else view
-        out.steps.append(step)
+        steps.append(step)
 
-    out.outcome = run_text(session, text, source, observe, keep_going=True, before=before)
-    return out
+    outcome = run_text(session, text, source, observe, keep_going=True, before=before)
+    return _Run(steps, outcome)
 
 
 def _cell(step: _Step | None) -> Text:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from .lang.parser import Command
 from .lang.runner import Outcome, StepRecord, read_script, run_text
@@ -18,6 +18,9 @@ from .lang.session import Session
 from .mm.task_mmu import vmstat_snapshot
 from .views.console import make_console
 from .views.render import render_view, view_json
+
+if TYPE_CHECKING:
+    from .views.step import Digest
 
 #: Commands after which no step summary is shown (they change nothing).
 QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "check", "if"})
@@ -47,8 +50,8 @@ class StepPrinter:
         self.echo = echo
         self.stream = stream if stream is not None else sys.stdout
         self.console = make_console(file=self.stream)
-        self._before = None
-        self._prev = None
+        self._before: Digest | None = None
+        self._prev: Digest | None = None
 
     def before(self, cmd: Command) -> None:
         if self.step and not self.json_mode:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..mm.errors import MmError
-from ..mm.pgtable import PmdKind, is_swap_pte, pte_present
+from ..mm.pgtable import PmdKind, is_swap_pte, pmd_pgtable, pte_present
 from ..mm.constants import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from ..mm.task_mmu import SMAPS_FIELDS, PagemapEntry, meminfo, pagemap_read, smaps_range, vmstat_snapshot
 from ..mm.vmstat import MTHP_STATS, SERIES_ONLY
@@ -95,7 +95,7 @@ def _entry_kind(session: Session, level: str, addr: int) -> str:
         return "none" if pmd is None else pmd.kind.report
     if pmd is None or pmd.kind is not PmdKind.TABLE:
         return "none"
-    pte = pmd.table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
+    pte = pmd_pgtable(pmd).ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
     if pte_present(pte):
         return "present"
     return "swap" if is_swap_pte(pte) else "none"

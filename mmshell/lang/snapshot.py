@@ -31,7 +31,8 @@ _PLAIN: set[type] = {int, bool, str, bytes, float, type(None), range}
 def _is_plain_type(t: type) -> bool:
     if t in _PLAIN:
         return True
-    if issubclass(t, Enum) or (is_dataclass(t) and t.__dataclass_params__.frozen):
+    # __dataclass_params__ is set by @dataclass but not declared by typeshed's DataclassInstance.
+    if issubclass(t, Enum) or (is_dataclass(t) and getattr(t, "__dataclass_params__").frozen):
         _PLAIN.add(t)
         return True
     return False
@@ -59,7 +60,7 @@ def snapshot(obj: Any, memo: dict[int, Any] | None = None) -> Any:
     """A deep copy of obj (see the module doc)."""
     if memo is None:
         memo = {}
-    t = type(obj)
+    t: type[object] = type(obj)     # not type[Any], whose __new__ mypy takes for type.__new__
     if t in _PLAIN:
         return obj
     key = id(obj)
