@@ -2,7 +2,10 @@
 
 One line -> one or more steps (`;` separates), rendered as `mmshell run` renders
 them.  Ctrl-C clears the line, Ctrl-D leaves, any error prints one line and the
-prompt comes back.  History is kept in ~/.mmshell_history.
+prompt comes back.  History is kept in ~/.mmshell_history (suggested as you
+type, from history: the right arrow takes it).  The prompt completes by the
+grammar (:mod:`.completer`), colours by the grammar (:mod:`.highlight`), and
+shows the machine and what comes next in a bottom toolbar (:mod:`.toolbar`).
 """
 
 from __future__ import annotations
@@ -11,19 +14,27 @@ import os
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.output import Output
+from prompt_toolkit.styles import merge_styles
 
 from ..lang.errors import LangError
 from ..lang.parser import parse_line
 from ..lang.runner import Outcome, StepRecord, format_error, run_one
 from ..lang.session import Session
 from ..report import StepPrinter
+from .completer import MmshCompleter
+from .highlight import LEXER_STYLE, MmshLexer
+from .toolbar import TOOLBAR_STYLE, Toolbar
 
 BANNER = ("mmshell: a simulated Linux mm for watching THPs swap.  `help` lists the commands; "
           "Ctrl-D leaves.")
 
 
 def prompt_text(session: Session) -> str:
+    """The prompt: the current pid and whether the PMD swap entry series is on."""
     mode = "on" if session.kernel.config.pmd_swap else "off"
     return f"mmsh[pid {session.pid} pmd_swap={mode}]> "
 
@@ -47,21 +58,31 @@ def run_line(session: Session, printer: StepPrinter, text: str, lineno: int) -> 
 
 
 def history_path() -> Path:
+    """Where history is kept: $MMSHELL_HISTORY, else ~/.mmshell_history."""
     return Path(os.environ.get("MMSHELL_HISTORY", Path.home() / ".mmshell_history"))
 
 
-def run_shell(debug_vm: bool = False, input=None, output=None) -> int:
+def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output | None = None) -> int:
     """The read-eval-print loop; returns the exit status (0)."""
     session = Session.boot(debug_vm=debug_vm)
     printer = StepPrinter(session, echo=False)
+    history: History
     try:
         history = FileHistory(str(history_path()))
     except OSError:
         history = InMemoryHistory()
-    prompt = PromptSession(history=history, input=input, output=output)
+    toolbar = Toolbar(session)
+    prompt: PromptSession[str] = PromptSession(
+        history=history, input=input, output=output,
+        completer=MmshCompleter(session), complete_while_typing=True,
+        lexer=MmshLexer(lambda: session.regions.get(session.pid, {}).keys()),
+        style=merge_styles([LEXER_STYLE, TOOLBAR_STYLE]),
+        bottom_toolbar=toolbar, auto_suggest=AutoSuggestFromHistory(),
+    )
     printer.console.print(BANNER, highlight=False)
     lineno = 0
     while True:
+        toolbar.refresh()
         try:
             text = prompt.prompt(prompt_text(session))
         except KeyboardInterrupt:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from mmshell.shell.repl import prompt_text, run_shell
 from mmshell.lang.session import Session
+from mmshell.shell.completer import MmshCompleter
+from mmshell.shell.repl import prompt_text, run_shell
 
 
 def _run(keys: str, capsys, monkeypatch, tmp_path) -> str:
@@ -48,3 +52,78 @@ def test_ctrl_c_clears_the_line(capsys, monkeypatch, tmp_path) -> None:
 def test_prompt_shows_pid_and_mode() -> None:
     s = Session.boot()
     assert prompt_text(s) == "mmsh[pid 1 pmd_swap=on]> "
+
+
+def _run_typed(chunks: list[str], capsys, monkeypatch, tmp_path) -> str:
+    """Like _run, but typed in chunks, each Tab only once its completions are loaded.
+
+    Completion runs asynchronously in prompt_toolkit's event loop: completing
+    while typing starts on the keys before a Tab, and a Tab that arrives in the
+    same read finds those completions not loaded yet.  A person's Tab comes in a
+    read of its own, after the menu showed; so here a Tab is sent only after the
+    completer has answered for the line typed so far.
+    """
+    monkeypatch.setenv("MMSHELL_HISTORY", str(tmp_path / "history"))
+    seen: list[str] = []
+    answered = threading.Condition()
+    real = MmshCompleter.completions
+
+    def spy(self, text: str):
+        out = real(self, text)
+        with answered:
+            seen.append(text)
+            answered.notify_all()
+        return out
+
+    monkeypatch.setattr(MmshCompleter, "completions", spy)
+    with create_pipe_input() as inp:
+        def typist() -> None:
+            typed, since = "", 0
+            for chunk in chunks:
+                if chunk == "\t":
+                    with answered:   # the completer has answered for the keys just typed
+                        answered.wait_for(lambda t=typed, i=since: any(s.endswith(t) for s in seen[i:]), timeout=5)
+                    time.sleep(0.05)
+                with answered:
+                    since = len(seen)
+                inp.send_text(chunk)
+                typed = chunk.rsplit("\r", 1)[-1]
+                if chunk == "\t":
+                    time.sleep(0.05)
+
+        thread = threading.Thread(target=typist, daemon=True)
+        thread.start()
+        status = run_shell(debug_vm=True, input=inp, output=DummyOutput())
+        thread.join(timeout=10)
+    assert status == 0
+    return capsys.readouterr().out
+
+
+def test_tab_completes_command_words_region_names_and_paths(capsys, monkeypatch, tmp_path) -> None:
+    out = _run_typed(["swapon s0 64M\rmmap alpha 2M hugepage\rtou", "\t", " al", "\t", "\rmadv", "\t",
+                      " alpha pageo", "\t", "\rexpect vmstat.thp_swpout_p", "\t", " == 1\r\x04"],
+                     capsys, monkeypatch, tmp_path)
+    assert "alpha = 0x" in out
+    assert "thp_fault_alloc +1" in out             # `touch alpha` ran
+    assert "thp_swpout_pmd +1" in out              # `madvise alpha pageout` ran
+    assert "<stdin>:" not in out                   # and the completed expectation held
+    history = (tmp_path / "history").read_text()
+    assert "+touch alpha\n" in history and "+expect vmstat.thp_swpout_pmd == 1\n" in history
+
+
+def test_the_toolbar_status_is_read_once_per_prompt(capsys, monkeypatch, tmp_path) -> None:
+    from mmshell.shell import toolbar
+
+    calls = []
+    real = toolbar.Status.of
+
+    def counting(session):
+        calls.append(session.pid)
+        return real(session)
+
+    monkeypatch.setattr(toolbar.Status, "of", counting)
+    out = _run("fork\rswitch 2\rmmap a 2M\rtouch a read\r\x04", capsys, monkeypatch, tmp_path)
+    assert "a = 0x" in out
+    # one read when the shell starts, then one before each of the five prompts,
+    # however many keystrokes (and toolbar renders) there were
+    assert calls == [1, 1, 1, 2, 2, 2]
