@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..lang import registry
-from ..lang.expect import PAGEMAP_FIELDS
+from ..lang.expectation import PAGEMAP_FIELDS
 from ..lang.session import Session
 from ..mm.constants import PAGE_SIZE
 from ..mm.kernel import Kernel
