@@ -239,7 +239,7 @@ def _partial(s: "LiveSession", kpid: int, lo: int, hi: int, fld: str, vma: procf
         return 0 if "lo" not in vma.flags else (hi - lo) // 1024
     # A PMD-level mapping counts where its first page lies (as the simulator's smaps_range does).
     rss = huge = swap = 0
-    swapped_pages: list[int] = []
+    swapped_pages: list[tuple[int, int]] = []
     for a, b, cat in procfs.pagemap_scan(kpid, lo & ~(HPAGE - 1), hi):
         a, b = max(a, lo & ~(HPAGE - 1)), min(b, hi)
         if cat & PAGE_IS_PRESENT and not cat & PAGE_IS_PFNZERO:
@@ -256,7 +256,7 @@ def _partial(s: "LiveSession", kpid: int, lo: int, hi: int, fld: str, vma: procf
             a2 = max(a, lo)
             if b > a2:
                 swap += (b - a2) // PAGE
-                swapped_pages.append((a2, b))   # type: ignore[arg-type]
+                swapped_pages.append((a2, b))
     if fld in ("Rss", "Anonymous"):
         return rss * 4
     if fld == "AnonHugePages":
@@ -266,7 +266,7 @@ def _partial(s: "LiveSession", kpid: int, lo: int, hi: int, fld: str, vma: procf
     if fld == "SwapPss":
         counts = slot_counts(s)
         pss = 0
-        for a, b in swapped_pages:          # type: ignore[misc]
+        for a, b in swapped_pages:
             for w in procfs.pagemap(kpid, a, (b - a) // PAGE):
                 if w >> 62 == 1:
                     c = counts.get((w & 0x1F, (w & ((1 << 55) - 1)) >> 5), 1)

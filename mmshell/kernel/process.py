@@ -103,7 +103,7 @@ class _Worker:
                 result = getattr(self, "op_" + op)(*args)
                 reply: tuple = ("ok", result)
             except sc.SysError as e:
-                reply = ("err", e.name, e.strerror, getattr(e, "moved", None))
+                reply = ("err", e.name, e.strerror, e.moved)
             except _Forked as f:
                 # in the child: serve on the new socket from here on
                 self.sock = f.sock

@@ -144,6 +144,7 @@ class SysError(OSError):
     """A failed system call: ``errno``, the errno name and what was called."""
 
     errno: int      # always set (OSError's is int | None): __init__ passes err
+    moved: int | None = None    # bytes a call got done before it failed (UFFDIO_MOVE)
 
     def __init__(self, err: int, call: str) -> None:
         super().__init__(err, f"{call}: {os.strerror(err)}")
@@ -240,7 +241,7 @@ def uffdio_move(fd: int, dst: int, src: int, length: int, mode: int = 0) -> int:
     ret = _libc.ioctl(fd, UFFDIO_MOVE, ctypes.byref(mv))
     if ret == -1:
         err = SysError(ctypes.get_errno(), f"ioctl(UFFDIO_MOVE, {src:#x} -> {dst:#x})")
-        err.moved = mv.move  # type: ignore[attr-defined]
+        err.moved = mv.move
         raise err
     return mv.move
 
