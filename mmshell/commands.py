@@ -26,13 +26,21 @@ def main(ctx: click.Context, commands: str | None, json_mode: bool, quiet: bool,
         from .report import run_sources
 
         sys.exit(run_sources([("-c", commands)], json_mode=json_mode, quiet=quiet, debug_vm=debug_vm))
+    if not sys.stdin.isatty():
+        # commands piped in: run them as a script (as `mmshell run -`), not a prompt per line
+        from .report import read_sources, run_sources
+
+        sources = read_sources(["-"])
+        if sources is None:
+            sys.exit(2)
+        sys.exit(run_sources(sources, json_mode=json_mode, quiet=quiet, debug_vm=debug_vm))
     from .shell.repl import run_shell
 
     sys.exit(run_shell(debug_vm=debug_vm))
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--json", "json_mode", is_flag=True, help="JSON Lines: one object per step, then the final state.")
 @click.option("--step", is_flag=True, help="Pause before each step (teaching demos).")
 @click.option("--keep-going", is_flag=True, help="Go on after a refused command.")

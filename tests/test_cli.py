@@ -111,3 +111,17 @@ def test_sourced_commands_get_their_own_step_summary(tmp_path: Path) -> None:
     assert "inner.mmsh:2  touch a" in res.output
     touch_part = res.output.split("inner.mmsh:2  touch a")[1].split("outer.mmsh:2")[0]
     assert "thp_fault_alloc +1" in touch_part            # what the sourced touch changed
+
+
+def test_commands_piped_in_run_as_a_script() -> None:
+    def mmshell(*args: str, stdin: bytes) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mmshell.cli", *args], input=stdin, capture_output=True,
+                              cwd=ROOT)
+    r = mmshell("--quiet", stdin=b"swapon s 8M\nmmap a 2M hugepage\ntouch a\nmadvise a pageout\nexpect pmd.a == swap\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert b"mmsh[" not in r.stdout                      # no prompt: it is not a terminal
+    r = mmshell("run", "--quiet", "-", stdin=b"mmap a 2M\nmunmap a+1:4K\n")
+    assert r.returncode == 2
+    assert b"<stdin>:2: munmap: EINVAL: start 0x" in r.stdout
+    r = mmshell(stdin=b"mmap a 2M\nab\xff\n")
+    assert r.returncode == 2 and r.stderr == b"mmshell: <stdin>: not UTF-8 text (byte 0xff at offset 12)\n"
