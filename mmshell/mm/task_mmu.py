@@ -21,6 +21,7 @@ from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_YOUNG, PmdKind, is_swap_pte, pmd_pgtable, pte_pfn,
                       pte_present, pte_swp_offset, pte_swp_type)
 from .vma import VmArea
+from .vmscan import lru_pages
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -271,8 +272,8 @@ def meminfo(k: "Kernel") -> dict[str, int]:
         "SwapTotal": swap_total * kb,
         "SwapFree": (swap_total - swap_used) * kb,
         "PageTables": sum(mm.nr_ptes for mm in k.mms.values()) * kb,
-        "Active(anon)": sum(k.mem.nr_pages(p) for p in k.lru.active) * kb,
-        "Inactive(anon)": sum(k.mem.nr_pages(p) for p in k.lru.inactive) * kb,
+        "Active(anon)": lru_pages(k, k.lru.active) * kb,
+        "Inactive(anon)": lru_pages(k, k.lru.inactive) * kb,
     }
 
 
@@ -280,8 +281,8 @@ def vmstat_snapshot(k: "Kernel") -> dict[str, int]:
     """/proc/vmstat as the simulation models it: gauges then events, kernel order."""
     from .vmstat import EVENTS
 
-    inactive = sum(k.mem.nr_pages(p) for p in k.lru.inactive)
-    active = sum(k.mem.nr_pages(p) for p in k.lru.active)
+    inactive = lru_pages(k, k.lru.inactive)
+    active = lru_pages(k, k.lru.active)
     out = {
         "nr_free_pages": k.mem.alloc.nr_free,
         "nr_zone_inactive_anon": inactive,

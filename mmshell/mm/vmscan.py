@@ -16,6 +16,7 @@ as unreferenced, as MADV_PAGEOUT does), kswapd, writeback throttling, memcg.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint
@@ -65,7 +66,10 @@ class Lru:
 
 
 def lru_pages(k: "Kernel", lst: dict[int, None]) -> int:
-    return sum(k.mem.nr_pages(pfn) for pfn in lst)
+    """The pages of the folios on one LRU list (the kernel keeps this as NR_INACTIVE_ANON /
+    NR_ACTIVE_ANON; here it is counted when asked): folios counted by order, at C speed."""
+    by_order = Counter(map(k.mem.order.__getitem__, lst))
+    return sum(n << order for order, n in by_order.items())
 
 
 def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
