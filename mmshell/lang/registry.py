@@ -40,6 +40,25 @@ def _pid(optional: bool = False) -> Arg:
     return Arg("pid", Kind.PID, "PID", optional=optional, minimum=1, maximum=PID_MAX)
 
 
+#: The PATH forms of `expect` (the contract's table), upper-case parts placeholders:
+#: `help expect` lists them and the shell completes them part by part.
+EXPECT_PATHS = ("vmstat.NAME", "mthp.NAME", "smaps.NAME.FIELD", "pmd.ADDR", "pte.ADDR", "pagemap.ADDR.FIELD",
+                "swap.NAME.used", "swapmap.NAME.OFFSET", "swapcache.NAME.OFFSET", "meminfo.FIELD", "pid")
+
+
+def _wrap_paths(width: int = 80) -> str:
+    """EXPECT_PATHS as help text, wrapped before `width` columns."""
+    lines, line = [], "PATH:"
+    for i, p in enumerate(EXPECT_PATHS):
+        word = p + ("," if i + 1 < len(EXPECT_PATHS) else "")
+        if len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line += " " + word
+    return "\n".join(lines + [line]).removeprefix("PATH: ")
+
+
 def _spec(name: str, words: str, group: Group, summary: str, help: str,
           *positionals: Arg | Switch, options: tuple[Option | Flags, ...] = (),
           synopsis: str | None = None, examples: tuple[str, ...] = (), glued: bool = False,
@@ -169,9 +188,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
           _NESTED, synopsis="if SETTING VALUE: COMMAND",
           examples=("if pmd_swap on: expect pmd.a == swap", "if thp never : show vmas")),
     _spec("expect", "expect", _X, "check PATH OP VALUE; a failure is reported, not refused",
-          "PATH: vmstat.NAME, mthp.NAME, smaps.NAME.FIELD, pmd.ADDR, pte.ADDR,\n"
-          "pagemap.ADDR.FIELD, swap.NAME.used, swapmap.NAME.OFFSET, swapcache.NAME.OFFSET,\n"
-          "meminfo.FIELD, pid. OP: == != < <= > >=. VALUE is one word (2048, 2048kB, swap).",
+          f"PATH: {_wrap_paths()}. OP: == != < <= > >=. VALUE is one word (2048, 2048kB, swap).",
           Arg("path", Kind.PATH, "PATH"), Arg("op", Kind.ENUM, "OP", choices=OPS),
           Arg("value", Kind.WORD, "VALUE"),
           examples=("expect vmstat.thp_swpout == 1", "expect smaps.a.AnonHugePages == 2048kB",

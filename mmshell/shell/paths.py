@@ -1,9 +1,8 @@
 """Completing an ``expect`` PATH one ``.``-separated part at a time.
 
 The path shapes (``vmstat.NAME``, ``smaps.NAME.FIELD``, ``swap.NAME.used``,
-``pid`` ...) are read from the ``expect`` command's help in the registry,
-the one place the language lists them, so a new path documented there is
-completed without touching this file.  Each placeholder of a shape is filled
+``pid`` ...) are the registry's ``EXPECT_PATHS``, which ``help expect`` lists
+too, so a new path added there is completed without touching this file.  Each placeholder of a shape is filled
 from the live session (:mod:`.vocab`): ``vmstat.NAME`` from the counters this
 kernel has, ``smaps.NAME`` from region names, ``swap.NAME`` from swap
 devices, ``.FIELD`` from the smaps, pagemap or meminfo fields.  ``OFFSET``
@@ -12,7 +11,6 @@ devices, ``.FIELD`` from the smaps, pagemap or meminfo fields.  ``OFFSET``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -23,9 +21,6 @@ from . import vocab
 from .vocab import Word
 
 __all__ = ["PathShape", "path_candidates", "path_shapes"]
-
-_PATH_LIST_RE = re.compile(r"PATH:(.*?)\bOP:", re.DOTALL)
-_SHAPE_RE = re.compile(r"[a-z_]+(?:\.[A-Za-z_]+)*")
 
 
 @dataclass(frozen=True)
@@ -48,16 +43,8 @@ class PathShape:
 
 @cache
 def path_shapes() -> tuple[PathShape, ...]:
-    """The PATH forms listed in ``help expect``, in the order listed."""
-    found = _PATH_LIST_RE.search(registry.command("expect").help)
-    if found is None:
-        return ()
-    shapes = []
-    for item in found.group(1).replace("\n", " ").split(","):
-        text = item.strip().rstrip(".")
-        if _SHAPE_RE.fullmatch(text):
-            shapes.append(PathShape(tuple(text.split("."))))
-    return tuple(shapes)
+    """The PATH forms of `expect` (registry.EXPECT_PATHS, which `help expect` lists), in order."""
+    return tuple(PathShape(tuple(p.split("."))) for p in registry.EXPECT_PATHS)
 
 
 def _fill(session: Session, head: str, placeholder: str) -> list[Word]:
