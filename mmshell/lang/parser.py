@@ -211,7 +211,8 @@ class _Parser:
                     choices = registry.first_words() if p.kind is Kind.COMMAND else p.choices
                     self.missing(start, p.describe(), Slot(p.kind, p.meta, p.key, choices))
                 if tok is None and self.complete:
-                    self.slots.append(Slot(p.kind, p.meta, p.key, p.choices, True))
+                    choices = _topic_words(()) if p.kind is Kind.TOPIC else p.choices
+                    self.slots.append(Slot(p.kind, p.meta, p.key, choices, True))
                 continue
             if p.kind is Kind.COMMAND:
                 args[p.key] = self.command(depth + 1)
@@ -281,9 +282,14 @@ class _Parser:
 
     def topic(self, start: int) -> str:
         first = self.toks[self.i]
-        topic = " ".join(t.text for t in self.toks[self.i:])
+        typed = tuple(t.text for t in self.toks[self.i:])
+        topic = " ".join(typed)
         self.i = len(self.toks)
         topics = registry.help_topics()
+        if self.complete and (nexts := _topic_words(typed)):
+            # a topic of several words (`help uffd move`): what may come next
+            self.slots.append(Slot(Kind.TOPIC, "TOPIC", "topic", nexts, topic in topics))
+            raise _Incomplete
         if topic not in topics:
             guess = suggest(topic, topics)
             hint = f"did you mean '{guess}'?" if guess else "help lists the commands"
@@ -357,6 +363,13 @@ def expected_next(text: str) -> tuple[Slot, ...]:
     except LangError:
         return ()
     return tuple(dict.fromkeys(parser.slots))
+
+
+def _topic_words(typed: tuple[str, ...]) -> tuple[str, ...]:
+    """The words that can follow `typed` in a help topic (the first words when none is typed)."""
+    n = len(typed)
+    return tuple(dict.fromkeys(words[n] for words in (t.split() for t in registry.help_topics())
+                               if len(words) > n and tuple(words[:n]) == typed))
 
 
 def split_path(path: str) -> list[str]:

@@ -114,9 +114,6 @@ class MmshCompleter(Completer):
         word = current_word(line)
         statement = line[: len(line) - len(word)].rsplit(";", 1)[-1]
         before = [w for w in _SPACE_RE.split(statement) if w]
-        if not slots and "#" not in line and command_of(before) == "help":
-            # a TOPIC takes the rest of the line; the parser reports no slot after its first word
-            slots = (Slot(Kind.TOPIC, "TOPIC", "topic"),)
         out: dict[str, Completion] = {}
         for slot in slots:
             if slot.kind is Kind.PATH:
@@ -181,12 +178,9 @@ class MmshCompleter(Completer):
         return vocab.pid_words(self.session)
 
     def _topics(self, slot: Slot, before: list[str], word: str) -> Iterable[Word]:
-        if "help" not in before:
-            return ()
-        typed = tuple(before[len(before) - before[::-1].index("help"):])
-        n = len(typed)
-        return [Word(t[n], self._summary.get(" ".join(t[: n + 1]), "help topic"))
-                for t in vocab.topic_words() if len(t) > n and t[:n] == typed]
+        """The next word of a help topic (the parser gives the choices), with what it is."""
+        typed = before[len(before) - before[::-1].index("help"):] if "help" in before else []
+        return [Word(w, self._summary.get(" ".join([*typed, w]), "help topic")) for w in slot.choices]
 
     def _values(self, slot: Slot, before: list[str], word: str) -> Iterable[Word]:
         """An expectation's VALUE: the value its PATH has now (and, for pmd., every kind)."""

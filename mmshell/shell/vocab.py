@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..lang import registry
 from ..lang.expectation import PAGEMAP_FIELDS
 from ..lang.session import Session
 from ..mm.constants import PAGE_SIZE
@@ -32,7 +31,6 @@ __all__ = [
     "region_words",
     "short_size",
     "smaps_field_words",
-    "topic_words",
     "vmstat_words",
 ]
 
@@ -134,7 +132,3 @@ def pmd_kind_words() -> list[Word]:
     """The values ``pmd.ADDR`` can take, in PmdKind order (``zero`` reports as ``huge``)."""
     return [Word(w, "pmd kind") for w in dict.fromkeys(kind.report for kind in PmdKind)]
 
-
-def topic_words() -> list[tuple[str, ...]]:
-    """Every ``help`` topic, as its words (``uffd move`` is two)."""
-    return [tuple(topic.split()) for topic in registry.help_topics()]

@@ -394,6 +394,16 @@ def test_expected_next() -> None:
     assert (slot.key, slot.meta) == ("advice", "ADVICE")
 
 
+def test_expected_next_in_help_topics_word_by_word() -> None:
+    topics = registry.help_topics()
+    first = _slots("help ")[0]
+    assert first[0] is Kind.TOPIC and first[2] and {"uffd", "mmap", "pmd_swap", "sizes"} <= set(first[1])
+    assert _slots("help uffd ") == [(Kind.TOPIC, ("register", "move"), "uffd" in topics)]
+    assert _slots("help uffd mo") == _slots("help uffd ")      # the word being typed
+    assert _slots("help mmap ") == []                           # a whole topic: nothing follows
+    assert _slots("help nosuch ") == []
+
+
 # ---------------------------------------------------------------------------
 # Fuzzing: only LangError escapes, quickly; what parses prints back equal.
 
