@@ -1,0 +1,175 @@
+"""struct swap_info_struct (mmshell/mm/swap_info.py; mm/swapfile.c, include/linux/swap.h).
+
+kernel-semantics.md §1.6-1.7: per slot a 6.18 swap_map byte, the reference
+count in its low bits (1..SWAP_MAP_MAX = 0x3e) with SWAP_HAS_CACHE (0x40) for
+the swap cache, and past SWAP_MAP_MAX a count continued in continuation pages
+(COUNT_CONTINUED 0x80).  Slots come in 512-slot clusters; cluster 0 holds the
+header (slot 0, SWAP_MAP_BAD), so a PMD-size allocation on a fresh device
+starts at slot 512.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mmshell.mm.constants import (COUNT_CONTINUED, PAGE_SIZE, SWAP_HAS_CACHE, SWAP_MAP_BAD, SWAP_MAP_MAX,
+                                  SWAPFILE_CLUSTER)
+from mmshell.mm.swap_info import SWP, SwapInfo, SwapKind
+
+
+def device(pages: int = 4 * SWAPFILE_CLUSTER, kind: SwapKind = SwapKind.ZRAM) -> SwapInfo:
+    return SwapInfo(type=0, name="dev", kind=kind, prio=-2, pages=pages)
+
+
+def test_swap_map_byte_layout_constants() -> None:
+    """include/linux/swap.h (6.18): the count bits, the cache bit, the bad marker, continuation."""
+    assert (SWAP_MAP_MAX, SWAP_MAP_BAD, SWAP_HAS_CACHE, COUNT_CONTINUED) == (0x3E, 0x3F, 0x40, 0x80)
+    assert SWAPFILE_CLUSTER == 512
+
+
+def test_fresh_device_has_the_header_in_slot_0_of_cluster_0() -> None:
+    """mkswap's header is slot 0: SWAP_MAP_BAD, never allocated, cluster 0 never wholly free."""
+    si = device()
+    assert si.swap_map[0] == SWAP_MAP_BAD
+    assert si.swap_count(0) == 0 and not si.has_cache(0) and not si.slot_allocated(0)
+    assert list(si.cluster_used) == [1, 0, 0, 0]
+    assert si.free_cluster_count() == 3
+    assert si.inuse_pages == 0 and si.used_slots() == 0
+
+
+def test_partial_last_cluster_counts_its_missing_slots_as_used() -> None:
+    """A device of 1026 slots has a third cluster of only 2 slots: it can never hold 2 MiB."""
+    si = device(pages=2 * SWAPFILE_CLUSTER + 2)
+    assert list(si.cluster_used) == [1, 0, SWAPFILE_CLUSTER - 2]
+    assert si.alloc_cluster() == SWAPFILE_CLUSTER
+    assert si.alloc_cluster() is None
+
+
+@pytest.mark.parametrize("kind, flags, synchronous", [
+    (SwapKind.ZRAM, SWP.BLKDEV | SWP.SOLIDSTATE | SWP.SYNCHRONOUS_IO | SWP.STABLE_WRITES, True),
+    (SwapKind.DISK, SWP.BLKDEV, False),
+    (SwapKind.FILE, SWP(0), False),
+])
+def test_device_kind_flags(kind: SwapKind, flags: SWP, synchronous: bool) -> None:
+    """§1.6/1.8: zram is a synchronous, stable-writes block device; a disk is an asynchronous
+    block device; a swap file is no block device (SWP_BLKDEV clear: no large allocations)."""
+    si = device(kind=kind)
+    assert si.flags == flags | SWP.USED | SWP.WRITEOK
+    assert si.synchronous is synchronous
+
+
+def test_alloc_cluster_takes_whole_free_clusters_lowest_first() -> None:
+    """An order-9 allocation takes one entirely free cluster, naturally aligned: 512, 1024, 1536,
+    then nothing (cluster 0 holds the header)."""
+    si = device()
+    assert [si.alloc_cluster() for _ in range(4)] == [512, 1024, 1536, None]
+    assert list(si.cluster_used) == [1, 512, 512, 512]
+    assert list(si.cluster_order) == [0, 9, 9, 9]
+    assert si.inuse_pages == 3 * SWAPFILE_CLUSTER
+
+
+def test_freed_cluster_is_allocated_again() -> None:
+    """swap_entries_free(): a cluster whose last slot is freed goes back on the free list."""
+    si = device()
+    assert si.alloc_cluster() == 512
+    si.free_slots(list(range(512, 1024)))
+    assert si.inuse_pages == 0 and si.cluster_used[1] == 0
+    assert si.alloc_cluster() == 512
+
+
+def test_dup_and_put_keep_the_cache_bit() -> None:
+    """A cached slot (SWAP_HAS_CACHE only) gains and loses references without losing the bit;
+    at count 0 it is still allocated (cache only), so put() does not report it free."""
+    si = device()
+    si.swap_map[5] = SWAP_HAS_CACHE
+    si.dup(5)
+    assert si.swap_map[5] == SWAP_HAS_CACHE | 1 and si.swap_count(5) == 1 and si.has_cache(5)
+    assert si.put(5) == []
+    assert si.swap_map[5] == SWAP_HAS_CACHE and si.slot_allocated(5)
+    assert si.any_count(5, 1) is False
+
+
+def test_put_reports_the_slots_that_became_free() -> None:
+    """Dropping the last reference of an uncached slot frees it; a run reports each such slot."""
+    si = device()
+    si.swap_map[10:14] = bytes([1, 2, SWAP_HAS_CACHE | 1, 1])
+    assert si.put(10, 4) == [10, 13]
+    assert list(si.swap_map[10:14]) == [0, 1, SWAP_HAS_CACHE, 0]
+
+
+def test_dup_of_a_whole_cluster_raises_each_of_the_512_counts() -> None:
+    """folio_dup_swap() of a PMD swap entry: +1 on each of its 512 slots (§1.6 'S')."""
+    si = device()
+    off = si.alloc_cluster()
+    assert off is not None
+    si.swap_map[off:off + 512] = bytes([SWAP_HAS_CACHE]) * 512
+    si.dup(off, 512)
+    si.dup(off, 512)
+    assert set(si.swap_map[off:off + 512]) == {SWAP_HAS_CACHE | 2}
+    assert {si.swap_count(s) for s in range(off, off + 512)} == {2}
+
+
+def test_count_continues_past_swap_map_max() -> None:
+    """__swap_duplicate(): 1..0x3e in the byte; the 63rd reference sets COUNT_CONTINUED with the
+    byte's own count back at 0 and one unit (SWAP_MAP_MAX + 1) in the continuation page."""
+    si = device()
+    si.swap_map[1] = SWAP_HAS_CACHE
+    si.add_swap_count_continuation(1)
+    seen = {}
+    for n in range(1, 127):
+        si.dup(1)
+        seen[n] = (si.swap_count(1), si.swap_map[1], si.cont.get(1, 0))
+    assert seen[SWAP_MAP_MAX] == (62, SWAP_HAS_CACHE | 0x3E, 0)
+    assert seen[63] == (63, SWAP_HAS_CACHE | COUNT_CONTINUED, 1)
+    assert seen[64] == (64, SWAP_HAS_CACHE | COUNT_CONTINUED | 1, 1)
+    assert seen[125] == (125, SWAP_HAS_CACHE | COUNT_CONTINUED | 0x3E, 1)
+    assert seen[126] == (126, SWAP_HAS_CACHE | COUNT_CONTINUED, 2)
+    assert all(count == n for n, (count, _, _) in seen.items())
+
+
+def test_count_continuation_unwinds_to_a_plain_count() -> None:
+    """swap_count_continued(SWAP_MAP_MAX... down): dropping back below 63 leaves a plain byte
+    and no continuation; the last put frees the uncached slot."""
+    si = device()
+    si.add_swap_count_continuation(1)
+    for _ in range(126):
+        si.dup(1)
+    counts = []
+    for _ in range(126):
+        freed = si.put(1)
+        counts.append(si.swap_count(1))
+    assert counts == list(range(125, -1, -1))
+    assert freed == [1]
+    assert si.swap_map[1] == 0 and si.cont == {}
+
+
+def test_need_continuation_only_at_swap_map_max_without_a_page() -> None:
+    """add_swap_count_continuation() attaches one page per page of swap_map (4096 slots)."""
+    si = device(pages=2 * PAGE_SIZE)
+    si.swap_map[1] = 0x3D
+    assert not si.need_continuation(1)
+    si.swap_map[1] = SWAP_MAP_MAX
+    si.swap_map[PAGE_SIZE + 1] = SWAP_MAP_MAX
+    assert si.need_continuation(1) and si.need_continuation(PAGE_SIZE + 1)
+    si.add_swap_count_continuation(1)
+    si.swap_map[2] = SWAP_MAP_MAX
+    assert not si.need_continuation(1) and not si.need_continuation(2)
+    assert si.need_continuation(PAGE_SIZE + 1)
+
+
+def test_free_slots_forgets_the_slot_contents() -> None:
+    """A freed slot keeps no data, zeromap or zswap bit (the invariant checker demands it)."""
+    si = device()
+    slots = []
+    for _ in range(3):
+        s = si.alloc_slot()
+        assert s is not None
+        si.swap_map[s] = 1
+        si.data[s], si.zeromap[s], si.zswap[s] = 0xABC, 1, 1
+        slots.append(s)
+    assert slots == [1, 2, 3] and si.inuse_pages == 3
+    for s in slots:
+        assert si.put(s) == [s]
+    si.free_slots(slots)
+    assert [(si.data[s], si.zeromap[s], si.zswap[s]) for s in slots] == [(0, 0, 0)] * 3
+    assert si.inuse_pages == 0 and si.cluster_used[0] == 1
