@@ -1,0 +1,94 @@
+"""UFFDIO_MOVE (mmshell/mm/userfaultfd.py; mm/userfaultfd.c move_pages, the series' patch 10).
+
+kernel-semantics.md §3.11 and decision 5: an aligned 2 MiB PMD swap entry moves
+whole through move_swap_pmd(), the exclusive bit required (else EBUSY); a
+PMD-size folio still in the swap cache moves with it (rmap and index); after
+the read fault the destination is a PMD-mapped THP (v1 uffdio_move test).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mm_unit import RW, THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon
+from mmshell.mm.constants import SWAP_HAS_CACHE
+from mmshell.mm.errors import MmError
+from mmshell.mm.fork import sys_fork
+from mmshell.mm.memory import handle_mm_fault
+from mmshell.mm.mmap import sys_mmap
+from mmshell.mm.pgtable import F_SWP_EXCLUSIVE, PmdKind
+from mmshell.mm.swap_info import SwapKind
+from mmshell.mm.swapops import SwpEntry
+from mmshell.mm.userfaultfd import sys_uffd_move, sys_uffd_register
+
+
+def swapped_with_destination(kind: SwapKind = SwapKind.ZRAM):
+    """A THP paged out, and a registered, unpopulated 2 MiB destination: (k, si, src, dst)."""
+    k = boot(True)
+    si = swapon(k, kind=kind)
+    a = mmap_thp(k)
+    pageout(k, a)
+    mm = k.mm(1)
+    d = sys_mmap(k, mm, THP, RW, "hugepage", None)
+    sys_uffd_register(k, mm, d, THP)
+    return k, si, a, d
+
+
+@pytest.mark.parametrize("kind", [SwapKind.ZRAM, SwapKind.DISK])
+def test_uffd_move_moves_a_pmd_swap_entry_whole(kind: SwapKind) -> None:
+    """move_swap_pmd(): moved == 2 MiB; the destination holds the same entry (0:0x200, exclusive),
+    the source nothing; no counter moves; the read fault at the destination maps a THP."""
+    k, si, a, d = swapped_with_destination(kind)
+    mm = k.mm(1)
+    k.tracing = True
+    c = Counters(k)
+    assert sys_uffd_move(k, mm, a, d, THP) == THP
+    assert "move_swap_pmd" in k.trace_log and c.moved() == {}
+    pmd = pmd_at(k, d)
+    assert (pmd.kind, pmd.entry, pmd.flags) == (PmdKind.SWAP, SwpEntry(0, 512), F_SWP_EXCLUSIVE)
+    cached = SWAP_HAS_CACHE if kind is SwapKind.DISK else 0
+    assert a >> 21 not in mm.pmds and set(si.swap_map[512:1024]) == {cached | 1}
+    assert_consistent(k)
+    vma = mm.find_vma(d)
+    assert vma is not None
+    handle_mm_fault(k, mm, vma, d, False)
+    assert pmd_at(k, d).kind is PmdKind.HUGE
+    assert_consistent(k)
+
+
+def test_uffd_move_takes_the_cached_thp_along() -> None:
+    """Decision 5: the PMD-size folio in the swap cache gets the destination's anon_vma and index
+    (folio_move_anon_rmap), so the rmap walk finds it at its new place."""
+    k, si, a, d = swapped_with_destination(SwapKind.DISK)
+    mm = k.mm(1)
+    folio = si.cache[512]
+    sys_uffd_move(k, mm, a, d, THP)
+    dvma = mm.find_vma(d)
+    assert dvma is not None
+    assert (k.mem.anon_vma[folio], k.mem.index[folio]) == (dvma.anon_vma, dvma.linear_page_index(d))
+    assert_consistent(k)
+
+
+def test_uffd_move_of_a_non_exclusive_pmd_swap_entry_is_ebusy_and_moves_nothing() -> None:
+    """§3.11 (verified for PTEs after fork; decision 5 for the PMD entry): EBUSY, nothing moved."""
+    k, si, a, d = swapped_with_destination()
+    mm = k.mm(1)
+    sys_fork(k, mm)
+    with pytest.raises(MmError) as e:
+        sys_uffd_move(k, mm, a, d, THP)
+    assert e.value.errno == "EBUSY"
+    assert pmd_at(k, a).kind is PmdKind.SWAP and d >> 21 not in mm.pmds
+    assert_consistent(k)
+
+
+def test_uffd_move_needs_a_registered_destination() -> None:
+    k = boot(True)
+    swapon(k)
+    a = mmap_thp(k)
+    mm = k.mm(1)
+    d = sys_mmap(k, mm, THP, RW, "nohugepage", None)
+    with pytest.raises(MmError) as e:
+        sys_uffd_move(k, mm, a, d, THP)
+    assert e.value.errno == "EINVAL"
+    assert pmd_at(k, a).kind is PmdKind.HUGE
+    assert_consistent(k)
