@@ -206,6 +206,17 @@ def test_pmd_swap_fault_frees_the_cache_when_swap_is_full() -> None:
     assert_consistent(k)
 
 
+def test_pmd_swap_fault_keeps_uffd_wp_and_maps_read_only() -> None:
+    """§3.16 series: do_huge_pmd_swap_page restores uffd-wp (and soft-dirty) from the swap PMD and
+    maps the THP read-only while uffd-wp is armed, exclusive or not."""
+    k, _, a = swapped_thp()
+    pmd_at(k, a).flags |= F_UFFD_WP | F_SOFT_DIRTY
+    fault(k, a, False)
+    assert (pmd_at(k, a).kind, pmd_at(k, a).flags) == (PmdKind.HUGE, F_UFFD_WP | F_SOFT_DIRTY | F_YOUNG)
+    assert k.mem.test(pmd_at(k, a).pfn, PG.ANON_EXCLUSIVE)
+    assert_consistent(k)
+
+
 @pytest.mark.parametrize("point, stat", [
     (FaultPoint.THP_ALLOC, "mthp.swpin_fallback"),
     (FaultPoint.MEMCG_CHARGE, "mthp.swpin_fallback_charge"),
