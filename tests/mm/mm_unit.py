@@ -18,7 +18,7 @@ from mmshell.mm.mmap import sys_mmap
 from mmshell.mm.pgtable import Pmd, pmd_pgtable
 from mmshell.mm.swap_info import SwapInfo, SwapKind
 from mmshell.mm.swapfile import sys_swapon
-from mmshell.mm.vma import VM
+from mmshell.mm.vma import VM, VmArea
 
 K = 1 << 10
 M = 1 << 20
@@ -51,6 +51,13 @@ def pageout(k: Kernel, addr: int, size: int = THP, pid: int = 1) -> None:
 
 def pmd_at(k: Kernel, addr: int, pid: int = 1) -> Pmd:
     return k.mm(pid).pmds[addr >> PMD_SHIFT]
+
+
+def vma_at(k: Kernel, addr: int, pid: int = 1) -> VmArea:
+    """The VMA that holds addr (vma_lookup), which must exist."""
+    vma = k.mm(pid).find_vma(addr)
+    assert vma is not None, f"no VMA at {addr:#x} in pid {pid}"
+    return vma
 
 
 def pte_at(k: Kernel, addr: int, pid: int = 1) -> int:

@@ -84,9 +84,9 @@ def test_folio_maybe_mapped_shared() -> None:
     """Two PMD maps, or one page mapped twice, or PMD-mapped plus any PTE map: maybe shared
     (MADV_PAGEOUT and MADV_COLD skip such a folio, §3.2)."""
     mem = MemMap(HPAGE_PMD_NR + 1)
-    head = mem.folio_alloc(HPAGE_PMD_ORDER)
-    small = mem.folio_alloc(0)
+    head, small = mem.folio_alloc(HPAGE_PMD_ORDER), mem.folio_alloc(0)
     assert (head, small) == (0, HPAGE_PMD_NR)
+    head, small = 0, HPAGE_PMD_NR
     mem.entire_mapcount[head] = 1
     assert not mem.folio_maybe_mapped_shared(head)
     mem.mapcount[9] = 1

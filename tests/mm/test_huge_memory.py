@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import (THP, RW, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, pte_at, swapon)
+from mm_unit import THP, RW, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, pte_at, swapon, vma_at
 from mmshell.mm.config import FailMode, FaultPoint, ThpMode
 from mmshell.mm.constants import HPAGE_PMD_NR, SWAP_HAS_CACHE
 from mmshell.mm.folio import PG
@@ -25,10 +25,7 @@ from mmshell.mm.swap_info import SwapKind
 
 def fault(k, addr: int, write: bool, pid: int = 1) -> Fault:
     """handle_mm_fault() at addr in pid, in the VMA that holds it."""
-    mm = k.mm(pid)
-    vma = mm.find_vma(addr)
-    assert vma is not None
-    return handle_mm_fault(k, mm, vma, addr, write)
+    return handle_mm_fault(k, k.mm(pid), vma_at(k, addr, pid), addr, write)
 
 
 def swapped_thp(pmd_swap: bool = True, kind: SwapKind = SwapKind.ZRAM):
@@ -113,8 +110,7 @@ def test_ineligible_vma_takes_the_pte_path_without_a_fallback_count() -> None:
     k = boot(thp=ThpMode.MADVISE)
     mm = k.mm(1)
     a = sys_mmap(k, mm, THP, RW, None, None)
-    vma = mm.find_vma(a)
-    assert vma is not None and not thp_vma_allowable(k, vma, a)
+    assert not thp_vma_allowable(k, vma_at(k, a), a)
     c = Counters(k)
     fault(k, a, True)
     assert c.moved() == {"pgfault": 1}
@@ -295,7 +291,7 @@ def test_split_of_a_pmd_swap_entry_gives_512_pte_swap_entries() -> None:
     pmd_at(k, a).flags |= F_SOFT_DIRTY | F_UFFD_WP
     before = bytes(si.swap_map)
     c = Counters(k)
-    split_huge_pmd_locked(k, mm, mm.find_vma(a), a)
+    split_huge_pmd_locked(k, mm, vma_at(k, a), a)
     pmd = pmd_at(k, a)
     assert (pmd.kind, pmd.deposited) == (PmdKind.TABLE, False)
     bits = F_SWP_EXCLUSIVE | F_SOFT_DIRTY | F_UFFD_WP
@@ -314,7 +310,7 @@ def test_split_of_a_present_thp_pmd_gives_512_ptes_of_the_same_folio() -> None:
     a = mmap_thp(k)
     mm = k.mm(1)
     c = Counters(k)
-    split_huge_pmd_locked(k, mm, mm.find_vma(a), a)
+    split_huge_pmd_locked(k, mm, vma_at(k, a), a)
     ptes = pmd_pgtable(pmd_at(k, a)).ptes
     assert ptes.tolist() == [mk_pte(0x200 + i, F_WRITE | F_DIRTY | F_YOUNG) for i in range(HPAGE_PMD_NR)]
     mem = k.mem
@@ -331,7 +327,7 @@ def test_split_of_the_huge_zero_pmd_maps_the_small_zero_page() -> None:
     mm = k.mm(1)
     a = sys_mmap(k, mm, THP, RW, "hugepage", None)
     fault(k, a, False)
-    split_huge_pmd_locked(k, mm, mm.find_vma(a), a)
+    split_huge_pmd_locked(k, mm, vma_at(k, a), a)
     assert set(pmd_pgtable(pmd_at(k, a)).ptes) == {mk_pte(k.zero_pfn, F_SPECIAL | F_YOUNG)}
     assert mm.nr_ptes == 1 and mm.rss_anon == 0
     assert_consistent(k)
