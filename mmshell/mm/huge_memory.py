@@ -310,6 +310,7 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
         split_folio(k, folio)       # F5: deferred_split_scan / memory_failure got there first
     if folio is not None and mem.order[folio] != HPAGE_PMD_ORDER:
         k.trace("do_huge_pmd_swap_page(cached folio not PMD-size: split)")
+        k.vmstat.count_mthp("swpin_fallback")       # decision 3: F5 counts as F3 does
         split_huge_pmd_locked(k, mm, vma, haddr)
         return Fault.FALLBACK
     if folio is None:

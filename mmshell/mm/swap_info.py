@@ -5,7 +5,8 @@ One `SwapInfo` per device (struct swap_info_struct).  Per slot it keeps the 6.18
 continuation pages past SWAP_MAP_MAX, the zeromap bit, whether zswap holds the
 page, and the page's contents.  Slots are grouped in clusters of 512; an order-9
 allocation takes one wholly free cluster (naturally aligned), an order-0 one
-fills the current order-0 cluster, then a non-full one, then a free one.
+fills the current order-0 cluster, then a non-full one, then a free one, and
+last steals a free slot of a partly freed order-9 cluster (6.12+).
 
 Left out: discard, the per-cpu cluster caches (one CPU), swap table phase I
 (shadows), the memcg swap charge (modelled as the `memcg_charge` fault point).
@@ -236,8 +237,13 @@ class SwapInfo:
             c = self.free_clusters[0]
             if self.cluster_used[c] == 0:
                 yield c
-                return
+                break
             heapq.heappop(self.free_clusters)
+        # cluster_alloc_swap_entry(): "Order 0 stealing from higher order" -- any free slot of
+        # a THP's cluster that was partly freed can hold one page (the cluster keeps its order)
+        for c in range(self.nr_clusters):
+            if 0 < self.cluster_used[c] < SWAPFILE_CLUSTER and self.cluster_order[c] != 0:
+                yield c
 
     def free_slots(self, slots: list[int]) -> None:
         """swap_entries_free(): return slots whose count and cache bit are both 0."""

@@ -252,8 +252,6 @@ def test_pmd_swap_fault_splits_when_the_cached_folio_is_no_longer_pmd_size() -> 
     assert_consistent(k)
 
 
-@pytest.mark.xfail(strict=True, reason="simulator bug: the F5 fallback of do_huge_pmd_swap_page (cached folio no "
-                   "longer PMD-size) does not count mthp swpin_fallback, which decision 3 requires for F3 and F5")
 def test_pmd_swap_fault_split_race_counts_mthp_swpin_fallback() -> None:
     """Decision 3 (kernel-semantics.md, 'PMD swap-in fallback (F3, F5)'): mthp swpin_fallback +1."""
     k, _, a = swapped_thp(kind=SwapKind.DISK)

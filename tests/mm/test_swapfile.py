@@ -67,9 +67,6 @@ def test_folio_alloc_swap_fails_a_thp_when_no_cluster_is_free() -> None:
     assert_consistent(k)
 
 
-@pytest.mark.xfail(strict=True, reason="simulator bug: SwapInfo.alloc_slot() only considers order-0 clusters "
-                   "(and free ones), so an order-0 allocation fails while a partly freed order-9 cluster has "
-                   "free slots; 6.12+ cluster_alloc_swap_entry() steals them ('Order 0 stealing from higher order')")
 def test_small_folio_takes_a_free_slot_of_a_partly_freed_thp_cluster() -> None:
     """cluster_alloc_swap_entry(order 0): after the order-0 and free clusters, the nonfull and
     frag clusters of every higher order (SWAP_NR_ORDERS) are scanned, since any of their free
