@@ -191,11 +191,13 @@ def try_to_unmap(k: "Kernel", pfn: int, split_huge_pmd: bool, discard: bool = Fa
         if m.pmd:
             if split_huge_pmd:
                 split_huge_pmd_locked(k, m.mm, m.vma, m.addr)
-                try_to_unmap_one_ptes(k, m.mm, m.vma, m.addr, pfn)
+                done = try_to_unmap_one_ptes(k, m.mm, m.vma, m.addr, pfn)
             else:
-                set_pmd_swap_entry(k, m.mm, m.addr, pfn)
+                done = set_pmd_swap_entry(k, m.mm, m.addr, pfn)
         else:
-            try_to_unmap_one_ptes(k, m.mm, m.vma, m.addr, pfn)
+            done = try_to_unmap_one_ptes(k, m.mm, m.vma, m.addr, pfn)
+        if not done:
+            break           # walk_abort: the mappings not yet unmapped keep the folio
     return not k.mem.folio_mapped(pfn)
 
 
@@ -260,13 +262,17 @@ def _folio_ptes(m: "Mapping", pfn: int, nr: int) -> list[tuple]:
     return out
 
 
-def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pfn: int) -> None:
+def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pfn: int) -> bool:
     """try_to_unmap_one() at PTE level: each PTE mapping the folio becomes a swap PTE.
 
     The entry is folio->swap + page index; it keeps soft-dirty and uffd-wp, and
     gets the exclusive bit when the page was PageAnonExclusive; a dirty PTE
-    dirties the folio.  Done a PTE table at a time.
+    dirties the folio.  Done a PTE table at a time.  False when a slot's count
+    could not be raised (no continuation page: the `swap_cont` fault point): the
+    PTEs before it are unmapped, it and the rest stay (walk_abort).
     """
+    from .swapfile import swap_dup_prepare
+
     mem = k.mem
     entry = k.folio_swap[pfn]
     si = k.swp_info(entry.type)
@@ -279,10 +285,17 @@ def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pf
         pmd = mm.pmds.get(addr >> PMD_SHIFT)
         if vma.start <= addr and addr + (n << PAGE_SHIFT) <= vma.end and pmd is not None \
                 and pmd.kind is PmdKind.TABLE:
-            _unmap_table_run(k, mm, si, pmd_pgtable(pmd).ptes, (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1),
-                             pfn + i, entry.offset + i, n)
+            ok = swap_dup_prepare(k, si, entry.offset + i, n)
+            if ok:
+                _unmap_table_run(k, mm, si, pmd_pgtable(pmd).ptes, (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1),
+                                 pfn + i, entry.offset + i, ok)
+            if ok < n:
+                k.trace("try_to_unmap_one(swap_duplicate failed: walk_abort)")
+                mm.on_mmlist = True
+                return False
         i += n
     mm.on_mmlist = True
+    return True
 
 
 def _unmap_table_run(k: "Kernel", mm: MmStruct, si: SwapInfo, ptes: array, i0: int, page: int, off: int,
@@ -320,18 +333,25 @@ def _unmap_table_run(k: "Kernel", mm: MmStruct, si: SwapInfo, ptes: array, i0: i
     mm.rss_swapents += len(matched)
 
 
-def set_pmd_swap_entry(k: "Kernel", mm: MmStruct, addr: int, pfn: int) -> None:
+def set_pmd_swap_entry(k: "Kernel", mm: MmStruct, addr: int, pfn: int) -> bool:
     """patch 12: replace the present PMD by one PMD swap entry over the folio's 512 slots.
 
     All 512 slot counts are raised in one call (folio_dup_swap); the exclusive
     bit records PageAnonExclusive; soft-dirty and uffd-wp carry over; the
-    deposited PTE table stays with the entry.
+    deposited PTE table stays with the entry.  F8: when the counts cannot be
+    raised (a continuation page cannot be had: the `swap_cont` fault point),
+    nothing changes, the present PMD stays, and False tells try_to_unmap to stop.
     """
+    from .swapfile import swap_dup_prepare
+
     mem = k.mem
     entry = k.folio_swap[pfn]
     si = k.swp_info(entry.type)
     pmd = mm.pmds[addr >> PMD_SHIFT]
     k.trace("set_pmd_swap_entry")
+    if swap_dup_prepare(k, si, entry.offset, HPAGE_PMD_NR) < HPAGE_PMD_NR:
+        k.trace("set_pmd_swap_entry(folio_dup_swap failed: PMD restored)")
+        return False
     if pmd.flags & F_DIRTY:
         mem.set(pfn, PG.DIRTY)
     swp_flags = pmd.flags & SWP_KEPT
@@ -344,3 +364,4 @@ def set_pmd_swap_entry(k: "Kernel", mm: MmStruct, addr: int, pfn: int) -> None:
     mm.rss_swapents += HPAGE_PMD_NR
     mm.on_mmlist = True
     k.vmstat.count("thp_swpout_pmd")
+    return True

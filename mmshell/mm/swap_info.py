@@ -138,6 +138,13 @@ class SwapInfo:
         low = self.swap_map[off] & SWAP_COUNT_MASK
         return low == SWAP_MAP_MAX and (off // _CONT_SPAN) not in self.cont_pages
 
+    def first_needing_continuation(self, off: int, nr: int) -> int | None:
+        """The first of nr slots from off whose next reference needs a continuation page it
+        does not have, or None (whole-run check first: most runs are far below SWAP_MAP_MAX)."""
+        if not self.swap_map[off:off + nr].translate(None, _DUP_SAFE):
+            return None
+        return next((s for s in range(off, off + nr) if self.need_continuation(s)), None)
+
     def add_swap_count_continuation(self, off: int) -> None:
         """add_swap_count_continuation(): attach the continuation page for off's swap_map page."""
         self.cont_pages.add(off // _CONT_SPAN)

@@ -63,6 +63,23 @@ def _plist_requeue(k: "Kernel", si: SwapInfo) -> None:
     order.insert(i, si.type)
 
 
+def swap_dup_prepare(k: "Kernel", si: SwapInfo, off: int, nr: int) -> int:
+    """Make room for one more reference on nr slots from off; how many of them got it.
+
+    try_to_unmap_one()'s swap_duplicate() loop: a slot at SWAP_MAP_MAX needs a
+    continuation page, allocated GFP_ATOMIC (add_swap_count_continuation); the
+    `swap_cont` fault point makes that fail, and the unmap stops at that slot
+    (nr when every slot can take its reference).
+    """
+    s = si.first_needing_continuation(off, nr)
+    while s is not None:
+        if k.config.should_fail(FaultPoint.SWAP_CONT):
+            return s - off
+        si.add_swap_count_continuation(s)
+        s = si.first_needing_continuation(s + 1, off + nr - s - 1)
+    return nr
+
+
 def swap_duplicate(k: "Kernel", entry: SwpEntry, nr: int = 1) -> None:
     """swap_duplicate() / folio_dup_swap(): one more reference on nr slots.
 

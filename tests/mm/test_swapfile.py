@@ -265,3 +265,18 @@ def test_vm_swap_full_is_more_than_half_of_all_swap_in_use() -> None:
     sys_madvise(k, mm, a + 511 * 4096, 4096, "pageout")
     assert k.active_swap()[0].inuse_pages == 512 and vm_swap_full(k)
     assert_consistent(k)
+
+
+def test_swap_dup_prepare_stops_at_the_slot_whose_continuation_cannot_be_had() -> None:
+    """try_to_unmap_one()'s swap_duplicate() loop: a slot at SWAP_MAP_MAX needs a continuation
+    page (GFP_ATOMIC); when that fails (`swap_cont`), the unmap stops at that slot (F8 for a
+    PMD swap entry).  Room made for the slots before it is kept; with the page, all pass."""
+    from mmshell.mm.swapfile import swap_dup_prepare
+
+    k = boot()
+    si = swapon(k)
+    si.swap_map[700] = SWAP_MAP_MAX                 # slot 700: one more reference needs the page
+    assert swap_dup_prepare(k, si, 600, 10) == 10 and not si.cont_pages      # far below the max
+    k.config.fail[FaultPoint.SWAP_CONT] = FailMode.ONCE
+    assert swap_dup_prepare(k, si, 650, 100) == 50 and not si.cont_pages     # stops at 700
+    assert swap_dup_prepare(k, si, 650, 100) == 100 and si.cont_pages == {0}  # "once" is spent
