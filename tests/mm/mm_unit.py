@@ -49,6 +49,15 @@ def pageout(k: Kernel, addr: int, size: int = THP, pid: int = 1) -> None:
     sys_madvise(k, k.mm(pid), addr, size, "pageout")
 
 
+def swapped_thp(pmd_swap: bool = True, kind: SwapKind = SwapKind.ZRAM) -> tuple[Kernel, SwapInfo, int]:
+    """A machine with one THP written and paged out: (kernel, swap device, address)."""
+    k = boot(pmd_swap)
+    si = swapon(k, kind=kind)
+    a = mmap_thp(k)
+    pageout(k, a)
+    return k, si, a
+
+
 def pmd_at(k: Kernel, addr: int, pid: int = 1) -> Pmd:
     return k.mm(pid).pmds[addr >> PMD_SHIFT]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon
+from mm_unit import Counters, assert_consistent, boot, mmap_thp, pmd_at, swapped_thp
 from mmshell.mm.config import FailMode, FaultPoint
 from mmshell.mm.constants import COUNT_CONTINUED, HPAGE_PMD_NR, SWAP_MAP_MAX
 from mmshell.mm.folio import PG
@@ -21,14 +21,6 @@ from mmshell.mm.fork import sys_fork
 from mmshell.mm.pgtable import F_UFFD_WP, PmdKind, pmd_pgtable, swp_entry_to_pte
 from mmshell.mm.swapops import SwpEntry
 from mmshell.mm.vma import VM
-
-
-def swapped(pmd_swap: bool):
-    k = boot(pmd_swap)
-    si = swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
-    return k, si, a
 
 
 def test_fork_shares_a_present_thp_write_protected() -> None:
@@ -51,7 +43,7 @@ def test_fork_duplicates_a_pmd_swap_entry_as_one_unit() -> None:
     """Patch 7: one folio_dup_swap() over the 512 slots (count 2 each); parent and child entries
     both non-exclusive (decision 4 mirrors copy_nonpresent_pte); the child gets MM_SWAPENTS
     +512, a deposited table, and goes on the swapoff mmlist.  No split."""
-    k, si, a = swapped(True)
+    k, si, a = swapped_thp(True)
     k.tracing = True
     c = Counters(k)
     child = sys_fork(k, k.mm(1))
@@ -67,7 +59,7 @@ def test_fork_duplicates_a_pmd_swap_entry_as_one_unit() -> None:
 def test_fork_duplicates_pte_swap_entries_and_clears_exclusive_both_sides() -> None:
     """copy_nonpresent_pte() (mainline, §3.5 verified): slot count +1 each, the exclusive bit
     cleared in the parent's PTE and left clear in the child's; offsets identical."""
-    k, si, a = swapped(False)
+    k, si, a = swapped_thp(False)
     child = sys_fork(k, k.mm(1))
     want = [swp_entry_to_pte(0, 512 + i) for i in range(HPAGE_PMD_NR)]
     assert pmd_pgtable(pmd_at(k, a, 1)).ptes.tolist() == want
@@ -80,7 +72,7 @@ def test_fork_duplicates_pte_swap_entries_and_clears_exclusive_both_sides() -> N
 def test_fork_without_pmd_order_memory_splits_the_pmd_swap_entry() -> None:
     """F4 / decision 4 (`thp_alloc`): the parent's PMD swap entry is split (thp_split_pmd +1) and
     copied per PTE; both sides end with 512 non-exclusive swap PTEs at count 2."""
-    k, si, a = swapped(True)
+    k, si, a = swapped_thp(True)
     k.config.fail[FaultPoint.THP_ALLOC] = FailMode.ONCE
     c = Counters(k)
     sys_fork(k, k.mm(1))
@@ -96,7 +88,7 @@ def test_fork_without_a_count_continuation_page_splits_the_pmd_swap_entry() -> N
     """F4 / decision 4 (`swap_cont`): 62 processes share the entry (slots at SWAP_MAP_MAX); the
     63rd copy cannot get its continuation page in one go, so the parent's entry is split and
     the per-PTE copy (which may sleep for the page) continues each count: 63, COUNT_CONTINUED."""
-    k, si, a = swapped(True)
+    k, si, a = swapped_thp(True)
     for _ in range(SWAP_MAP_MAX - 1):
         sys_fork(k, k.mm(1))
     assert set(si.swap_map[512:1024]) == {SWAP_MAP_MAX}
@@ -114,7 +106,7 @@ def test_fork_without_a_count_continuation_page_splits_the_pmd_swap_entry() -> N
 def test_fork_retries_a_pte_swap_duplicate_once_after_allocating_the_continuation() -> None:
     """copy_pte_range(): swap_duplicate() -ENOMEM -> drop the locks, add_swap_count_continuation
     (GFP_KERNEL) and retry once; the fork goes through with the count continued."""
-    k, si, a = swapped(False)
+    k, si, a = swapped_thp(False)
     for _ in range(SWAP_MAP_MAX - 1):
         sys_fork(k, k.mm(1))
     k.config.fail[FaultPoint.SWAP_CONT] = FailMode.ONCE
@@ -128,7 +120,7 @@ def test_fork_retries_a_pte_swap_duplicate_once_after_allocating_the_continuatio
 def test_child_loses_uffd_registration_and_the_uffd_wp_bits(pmd_swap: bool) -> None:
     """§3.5: uffd-wp is kept in the child only if its VMA is uffd-wp registered; without
     UFFD_FEATURE_EVENT_FORK the child's VMA is not, so its swap entries lose the bit."""
-    k, _, a = swapped(pmd_swap)
+    k, _, a = swapped_thp(pmd_swap)
     vma = k.mm(1).find_vma(a)
     assert vma is not None
     vma.flags |= VM.UFFD_WP

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import THP, RW, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, pte_at, swapon, vma_at
+from mm_unit import THP, RW, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, pte_at, swapon, vma_at, swapped_thp
 from mmshell.mm.config import FailMode, FaultPoint, ThpMode
 from mmshell.mm.constants import HPAGE_PMD_NR, SWAP_HAS_CACHE
 from mmshell.mm.folio import PG
@@ -26,15 +26,6 @@ from mmshell.mm.swap_info import SwapKind
 def fault(k, addr: int, write: bool, pid: int = 1) -> Fault:
     """handle_mm_fault() at addr in pid, in the VMA that holds it."""
     return handle_mm_fault(k, k.mm(pid), vma_at(k, addr, pid), addr, write)
-
-
-def swapped_thp(pmd_swap: bool = True, kind: SwapKind = SwapKind.ZRAM):
-    """A machine with one THP written and paged out: (kernel, swap device, address)."""
-    k = boot(pmd_swap)
-    si = swapon(k, kind=kind)
-    a = mmap_thp(k)
-    pageout(k, a)
-    return k, si, a
 
 
 # -- do_huge_pmd_anonymous_page / huge zero page / do_huge_pmd_wp_page --------------------------------

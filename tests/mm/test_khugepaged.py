@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon
+from mm_unit import THP, Counters, assert_consistent, pmd_at, swapped_thp
 from mmshell.mm.errors import MmError
 from mmshell.mm.khugepaged import khugepaged_scan, madvise_collapse
 from mmshell.mm.pgtable import PmdKind
 
 
-def swapped(pmd_swap: bool):
-    k = boot(pmd_swap)
-    si = swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
-    return k, si, a
-
-
 def test_khugepaged_skips_a_pmd_swap_entry_without_counting() -> None:
-    k, _, a = swapped(True)
+    k, _, a = swapped_thp(True)
     c = Counters(k)
     assert khugepaged_scan(k) == {"pmd_null": 1}
     assert c.moved() == {} and pmd_at(k, a).kind is PmdKind.SWAP
@@ -34,7 +26,7 @@ def test_khugepaged_skips_a_pmd_swap_entry_without_counting() -> None:
 
 
 def test_madvise_collapse_of_a_pmd_swap_entry_is_einval() -> None:
-    k, _, a = swapped(True)
+    k, _, a = swapped_thp(True)
     c = Counters(k)
     with pytest.raises(MmError) as e:
         madvise_collapse(k, k.mm(1), a, a + THP)
@@ -45,7 +37,7 @@ def test_madvise_collapse_of_a_pmd_swap_entry_is_einval() -> None:
 
 def test_khugepaged_refuses_512_swap_ptes_past_max_ptes_swap() -> None:
     """§3.13 (verified): thp_scan_exceed_swap_pte +1 per scan, no collapse."""
-    k, _, a = swapped(False)
+    k, _, a = swapped_thp(False)
     c = Counters(k)
     assert khugepaged_scan(k) == {"exceed_swap_pte": 1}
     assert khugepaged_scan(k) == {"exceed_swap_pte": 1}
@@ -57,7 +49,7 @@ def test_khugepaged_refuses_512_swap_ptes_past_max_ptes_swap() -> None:
 def test_madvise_collapse_swaps_in_512_ptes_and_installs_a_thp() -> None:
     """§3.13 (verified, zram): pswpin +512, pgmajfault +512, thp_collapse_alloc +1, swap freed,
     a PMD-mapped THP."""
-    k, si, a = swapped(False)
+    k, si, a = swapped_thp(False)
     c = Counters(k)
     madvise_collapse(k, k.mm(1), a, a + THP)
     moved = c.moved()

@@ -9,7 +9,7 @@ cache (a disk) is mapped by all 512 PTEs in one fault with no I/O.
 
 from __future__ import annotations
 
-from mm_unit import Counters, assert_consistent, boot, mmap_thp, pageout, pte_at, swapon
+from mm_unit import Counters, assert_consistent, pte_at, swapped_thp
 from mmshell.mm.folio import PG
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.memory import Fault, handle_mm_fault
@@ -24,20 +24,11 @@ def fault(k, addr: int, write: bool, pid: int = 1) -> Fault:
     return handle_mm_fault(k, mm, vma, addr, write)
 
 
-def swapped(kind: SwapKind = SwapKind.ZRAM):
-    """Mainline: one THP paged out as 512 swap PTEs (type 0, offsets 512..1023)."""
-    k = boot(False)
-    si = swapon(k, kind=kind)
-    a = mmap_thp(k)
-    pageout(k, a)
-    return k, si, a
-
-
 def test_do_swap_page_on_zram_brings_back_one_page_and_frees_its_slot() -> None:
     """§3.3 (verified): SWP_SYNCHRONOUS_IO and count 1: read straight into a new order-0 folio
     (pswpin +1, pgmajfault +1), map it writable (the entry was exclusive) but clean on a read,
     free the slot (Used -4 kB); the other 511 stay swapped; no THP comes back."""
-    k, si, a = swapped()
+    k, si, a = swapped_thp(False)
     mm = k.mm(1)
     c = Counters(k)
     assert fault(k, a + 0x5000, False) is Fault.MAJOR
@@ -55,7 +46,7 @@ def test_do_swap_page_of_a_shared_slot_reads_ahead_into_the_swap_cache() -> None
     pgmajfault +1; the page is mapped read-only (not exclusive) and stays in the swap cache;
     the other process then maps it from the cache with no I/O; a neighbour read ahead is a
     swap_ra_hit."""
-    k, si, a = swapped()
+    k, si, a = swapped_thp(False)
     sys_fork(k, k.mm(1))
     c = Counters(k)
     assert fault(k, a + 0x5000, False) is Fault.MAJOR
@@ -76,7 +67,7 @@ def test_do_swap_page_maps_a_cached_large_folio_with_all_512_ptes_in_one_fault()
     consecutive entries with the same bits: one fault maps the whole folio (contiguous pfns), no
     I/O; the slots stay allocated (cache only) until the folio leaves the cache; AnonHugePages 0
     (PTE-mapped)."""
-    k, si, a = swapped(SwapKind.DISK)
+    k, si, a = swapped_thp(False, SwapKind.DISK)
     folio = si.cache[512]
     mm = k.mm(1)
     c = Counters(k)
@@ -91,7 +82,7 @@ def test_do_swap_page_maps_a_cached_large_folio_with_all_512_ptes_in_one_fault()
 
 def test_write_fault_on_a_swapped_page_maps_it_dirty() -> None:
     """do_swap_page() for a write on an exclusive entry: writable and dirty at once, no COW."""
-    k, _, a = swapped()
+    k, _, a = swapped_thp(False)
     c = Counters(k)
     fault(k, a, True)
     assert pte_at(k, a) & (F_WRITE | F_DIRTY) == F_WRITE | F_DIRTY

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon
+from mm_unit import Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon, swapped_thp
 from mmshell.mm.config import FailMode, FaultPoint
 from mmshell.mm.constants import HPAGE_PMD_NR
 from mmshell.mm.errors import MmError
@@ -24,19 +24,11 @@ from mmshell.mm.swap_info import SwapKind
 from mmshell.mm.swapoff import sys_swapoff
 
 
-def swapped(kind: SwapKind = SwapKind.ZRAM, pmd_swap: bool = True):
-    k = boot(pmd_swap)
-    si = swapon(k, kind=kind)
-    a = mmap_thp(k)
-    pageout(k, a)
-    return k, si, a
-
-
 def test_unuse_pmd_reads_the_thp_back_whole_and_maps_it_by_pmd() -> None:
     """Patch 8: pswpin +512 and mthp swpin +1 in one read, no fault counted; the PMD is mapped
     old and read-only, the folio exclusive as the entry was; MM_SWAPENTS -512,
     MM_ANONPAGES +512; the device goes away."""
-    k, si, a = swapped()
+    k, si, a = swapped_thp()
     mm = k.mm(1)
     c = Counters(k)
     sys_swapoff(k, si.name)
@@ -51,7 +43,7 @@ def test_unuse_pmd_reads_the_thp_back_whole_and_maps_it_by_pmd() -> None:
 
 def test_unuse_pmd_maps_the_cached_thp_without_io() -> None:
     """On a disk the THP is still in the swap cache: mapped as it is, no I/O; it leaves the cache."""
-    k, si, a = swapped(SwapKind.DISK)
+    k, si, a = swapped_thp(kind=SwapKind.DISK)
     folio = si.cache[512]
     c = Counters(k)
     sys_swapoff(k, si.name)
@@ -64,7 +56,7 @@ def test_unuse_pmd_maps_the_cached_thp_without_io() -> None:
 def test_unuse_pmd_without_pmd_order_memory_falls_back_to_ptes() -> None:
     """F7 (`thp_alloc`): the entry is split (thp_split_pmd +1) and unuse_pte_range() reads the 512
     pages at order 0 with readahead (8-slot windows: swap_ra +7 a window); AnonHugePages 0."""
-    k, si, a = swapped()
+    k, si, a = swapped_thp()
     k.config.fail[FaultPoint.THP_ALLOC] = FailMode.ONCE
     c = Counters(k)
     sys_swapoff(k, si.name)
@@ -79,7 +71,7 @@ def test_unuse_pmd_without_pmd_order_memory_falls_back_to_ptes() -> None:
 def test_unuse_pmd_falls_back_when_the_cached_folio_is_no_longer_pmd_size() -> None:
     """F5/F7 (`split_race`): the cached THP was split; the entry is split too and each PTE maps
     its own small folio from the cache (no I/O)."""
-    k, si, a = swapped(SwapKind.DISK)
+    k, si, a = swapped_thp(kind=SwapKind.DISK)
     k.config.fail[FaultPoint.SPLIT_RACE] = FailMode.ONCE
     c = Counters(k)
     sys_swapoff(k, si.name)
@@ -94,7 +86,7 @@ def test_unuse_pmd_falls_back_when_the_cached_folio_is_no_longer_pmd_size() -> N
 def test_swapoff_brings_back_entries_shared_with_a_child(pmd_swap: bool) -> None:
     """try_to_unuse walks every mm on the mmlist; entries shared after fork come back
     non-exclusive in both processes and the device ends with no slot in use."""
-    k, si, a = swapped(pmd_swap=pmd_swap)
+    k, si, a = swapped_thp(pmd_swap)
     sys_fork(k, k.mm(1))
     sys_swapoff(k, si.name)
     assert k.mm(1).rss_swapents == k.mm(2).rss_swapents == 0
