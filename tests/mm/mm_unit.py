@@ -49,9 +49,11 @@ def pageout(k: Kernel, addr: int, size: int = THP, pid: int = 1) -> None:
     sys_madvise(k, k.mm(pid), addr, size, "pageout")
 
 
-def swapped_thp(pmd_swap: bool = True, kind: SwapKind = SwapKind.ZRAM) -> tuple[Kernel, SwapInfo, int]:
-    """A machine with one THP written and paged out: (kernel, swap device, address)."""
-    k = boot(pmd_swap)
+def swapped_thp(pmd_swap: bool = True, kind: SwapKind = SwapKind.ZRAM,
+                **config: object) -> tuple[Kernel, SwapInfo, int]:
+    """A machine (`boot(pmd_swap, **config)`) with one THP written and paged out:
+    (kernel, swap device, address)."""
+    k = boot(pmd_swap, **config)
     si = swapon(k, kind=kind)
     a = mmap_thp(k)
     pageout(k, a)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import RW, THP, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon
+from mm_unit import RW, THP, assert_consistent, boot, mmap_thp, pmd_at, swapped_thp
 from mmshell.mm.errors import MmError
 from mmshell.mm.exit import exit_mmap
 from mmshell.mm.fork import sys_fork
@@ -21,10 +21,7 @@ from mmshell.mm.userfaultfd import sys_uffd_move, sys_uffd_register
 
 @pytest.mark.parametrize("pmd_swap", [True, False], ids=["series", "mainline"])
 def test_exit_of_a_child_drops_its_references_but_not_the_parents(pmd_swap: bool) -> None:
-    k = boot(pmd_swap)
-    si = swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, si, a = swapped_thp(pmd_swap)
     child = sys_fork(k, k.mm(1))
     assert set(si.swap_map[512:1024]) == {2}
     exit_mmap(k, child)
@@ -36,10 +33,7 @@ def test_exit_of_a_child_drops_its_references_but_not_the_parents(pmd_swap: bool
 
 def test_exclusive_is_not_restored_when_the_child_exits() -> None:
     """The parent's PMD swap entry stays non-exclusive: UFFDIO_MOVE is still EBUSY."""
-    k = boot(True)
-    swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, _, a = swapped_thp(True)
     exit_mmap(k, sys_fork(k, k.mm(1)))
     mm = k.mm(1)
     assert not pmd_at(k, a).pmd_swp_exclusive()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import M, THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon
+from mm_unit import M, THP, Counters, assert_consistent, boot, mmap_thp, pmd_at, swapon, swapped_thp
 from mmshell.mm.errors import MmError
 from mmshell.mm.madvise import sys_madvise
 from mmshell.mm.memory import handle_mm_fault
@@ -57,10 +57,7 @@ def test_cold_deactivates_a_whole_thp_without_splitting_and_splits_a_partial_one
 
 def test_pageout_and_cold_skip_a_pmd_swap_entry() -> None:
     """Patch 9 lists madvise_cold_or_pageout_pte_range among the walkers that skip a swap PMD."""
-    k = boot()
-    swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, _, a = swapped_thp()
     c = Counters(k)
     sys_madvise(k, k.mm(1), a, THP, "pageout")
     sys_madvise(k, k.mm(1), a, THP, "cold")
@@ -71,10 +68,7 @@ def test_pageout_and_cold_skip_a_pmd_swap_entry() -> None:
 def test_free_of_a_whole_pmd_swap_entry_clears_it_and_the_next_read_maps_the_huge_zero_page() -> None:
     """§3.10 series (patch 9, v1 madvise_free test): the 512 slots are released, the PMD and its
     deposit go; the next read maps the huge zero page."""
-    k = boot(True)
-    si = swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, si, a = swapped_thp(True)
     mm = k.mm(1)
     c = Counters(k)
     sys_madvise(k, mm, a, THP, "free")
@@ -88,10 +82,7 @@ def test_free_of_a_whole_pmd_swap_entry_clears_it_and_the_next_read_maps_the_hug
 def test_free_of_pte_swap_entries_keeps_the_table_and_reads_4k_zero_pages() -> None:
     """§3.10 mainline (verified): slots released, PTEs cleared, the PTE table stays, so the next
     read maps the 4 KiB zero page, not the huge zero page."""
-    k = boot(False)
-    si = swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, si, a = swapped_thp(False)
     mm = k.mm(1)
     sys_madvise(k, mm, a, THP, "free")
     assert (si.inuse_pages, mm.nr_ptes) == (0, 1) and pmd_pgtable(pmd_at(k, a)).is_empty()
@@ -104,10 +95,7 @@ def test_free_of_pte_swap_entries_keeps_the_table_and_reads_4k_zero_pages() -> N
 def test_dontneed_of_a_swapped_thp_frees_the_slots_and_the_table(pmd_swap: bool) -> None:
     """§3.9 + CONFIG_PT_RECLAIM (verified): the slots are freed and the emptied PTE table too, so
     the PMD is none and the next read maps the huge zero page."""
-    k = boot(pmd_swap)
-    si = swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, si, a = swapped_thp(pmd_swap)
     mm = k.mm(1)
     sys_madvise(k, mm, a, THP, "dontneed")
     assert (a >> 21 in mm.pmds, si.inuse_pages, mm.nr_ptes) == (False, 0, 0)

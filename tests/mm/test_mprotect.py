@@ -10,7 +10,7 @@ in place (change_huge_pmd); an exclusive one becomes writable at once.
 
 from __future__ import annotations
 
-from mm_unit import M, THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon
+from mm_unit import M, THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon, swapped_thp
 from mmshell.mm.memory import handle_mm_fault
 from mmshell.mm.mprotect import sys_mprotect
 from mmshell.mm.pgtable import F_SWP_EXCLUSIVE, F_WRITE, F_YOUNG, PmdKind, is_swap_pte, pmd_pgtable
@@ -41,10 +41,7 @@ def test_mprotect_over_a_whole_pmd_swap_entry_leaves_it_alone() -> None:
 def test_read_fault_after_mprotect_read_maps_a_read_only_pmd() -> None:
     """§3.7 series: the PMD swap entry comes back whole (exclusive) but read-only, as the VMA says;
     mprotect(rw) then makes the exclusive THP writable at once (change_huge_pmd)."""
-    k = boot()
-    swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, _, a = swapped_thp()
     mm = k.mm(1)
     sys_mprotect(k, mm, a, THP, "r")
     vma = mm.find_vma(a)
@@ -59,10 +56,7 @@ def test_read_fault_after_mprotect_read_maps_a_read_only_pmd() -> None:
 def test_partial_mprotect_splits_the_pmd_swap_entry_and_every_page_stays_swapped() -> None:
     """v2+ split_mprotect test: an edge inside the entry splits it (thp_split_pmd +1, decision 6)
     into 512 swap PTEs, exclusive bits kept, counts unchanged; two VMAs."""
-    k = boot()
-    si = swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, si, a = swapped_thp()
     mm = k.mm(1)
     c = Counters(k)
     sys_mprotect(k, mm, a, M, "r")
@@ -76,10 +70,7 @@ def test_partial_mprotect_splits_the_pmd_swap_entry_and_every_page_stays_swapped
 
 def test_mprotect_over_pte_swap_entries_changes_nothing() -> None:
     """§3.7 (verified, mainline): mprotect RO over swapped PTEs changes no counter and no entry."""
-    k = boot(False)
-    swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, _, a = swapped_thp(False)
     before = pmd_pgtable(pmd_at(k, a)).ptes.tolist()
     c = Counters(k)
     sys_mprotect(k, k.mm(1), a, THP, "r")

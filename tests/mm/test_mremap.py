@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon
+from mm_unit import THP, Counters, assert_consistent, boot, mmap_thp, pmd_at, swapped_thp
 from mmshell.mm.memory import handle_mm_fault
 from mmshell.mm.mremap import sys_mremap
 from mmshell.mm.pgtable import F_SWP_EXCLUSIVE, PmdKind, pmd_pgtable, swp_entry_to_pte
@@ -20,10 +20,7 @@ MISALIGNED = 0x6000_0000_1000
 
 
 def swapped():
-    k = boot()
-    si = swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, si, a = swapped_thp()
     return k, si, a
 
 

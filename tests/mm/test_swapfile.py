@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import M, THP, Counters, assert_consistent, boot, mmap_small, mmap_thp, pageout, pmd_at, pte_at, swapon
+from mm_unit import M, THP, Counters, assert_consistent, boot, mmap_small, mmap_thp, pageout, pmd_at, pte_at, swapon, swapped_thp
 from mmshell.mm.config import FailMode, FaultPoint
 from mmshell.mm.constants import COUNT_CONTINUED, SWAP_HAS_CACHE, SWAP_MAP_MAX
 from mmshell.mm.errors import MmError
@@ -202,10 +202,7 @@ def test_swap_duplicate_without_a_continuation_page_is_enomem_and_changes_nothin
     """`swap_cont` fault point: add_swap_count_continuation(GFP_ATOMIC) fails and
     swap_duplicate() returns -ENOMEM before raising any of the 512 counts of a PMD swap entry
     whose slots are at SWAP_MAP_MAX (62 processes share it)."""
-    k = boot()
-    si = swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, si, a = swapped_thp()
     entry = pmd_at(k, a).entry
     for _ in range(SWAP_MAP_MAX - 1):
         sys_fork(k, k.mm(1))
@@ -222,10 +219,7 @@ def test_swap_duplicate_without_a_continuation_page_is_enomem_and_changes_nothin
 def test_free_swap_and_cache_nr_frees_uncached_slots_and_their_cluster() -> None:
     """zap of a PMD swap entry on zram (§3.6 series): 512 references dropped, the slots and the
     cluster free again, Used back to 0."""
-    k = boot()
-    si = swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, si, a = swapped_thp()
     assert si.inuse_pages == 512 and si.cluster_used[1] == 512
     sys_madvise(k, k.mm(1), a, THP, "dontneed")
     assert si.inuse_pages == 0 and si.cluster_used[1] == 0 and not any(si.swap_map[1:])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import M, THP, assert_consistent, boot, mmap_thp, pageout, swapon
+from mm_unit import M, THP, assert_consistent, mmap_thp, swapped_thp
 from mmshell.mm.access import access_range
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.kernel import Kernel
@@ -22,10 +22,7 @@ from mmshell.mm.memory import handle_mm_fault
 
 def machine(case: str) -> tuple[Kernel, int]:
     """Mainline: a THP paged out to zram as 512 swap PTEs, in the state the case names."""
-    k = boot(False, ram=8 * M if case == "tight memory" else 64 * M)
-    swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, _, a = swapped_thp(False, ram=8 * M if case == "tight memory" else 64 * M)
     if case == "tight memory":
         mmap_thp(k, 6 * M)                      # 511 frames left: the last page needs reclaim
     elif case == "shared after fork":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon, swapped_thp
+from mm_unit import Counters, assert_consistent, mmap_thp, pmd_at, swapped_thp
 from mmshell.mm.config import FailMode, FaultPoint
 from mmshell.mm.constants import HPAGE_PMD_NR
 from mmshell.mm.errors import MmError
@@ -97,10 +97,7 @@ def test_swapoff_brings_back_entries_shared_with_a_child(pmd_swap: bool) -> None
 def test_swapoff_without_room_for_the_pages_is_refused() -> None:
     """swapoff_needs(): the swapped-out pages must fit in free memory, else ENOMEM before any
     change (the kernel returns ENOMEM after a partial effect; the simulation refuses first)."""
-    k = boot(ram=8 << 20)
-    si = swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, si, a = swapped_thp(ram=8 << 20)
     b = mmap_thp(k, 6 << 20)                    # three THPs: 511 frames stay free
     assert k.nr_free_frames() < HPAGE_PMD_NR
     with pytest.raises(MmError) as e:

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import THP, assert_consistent, boot, mmap_thp, pageout, swapon
+from mm_unit import THP, assert_consistent, swapped_thp
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.task_mmu import PagemapEntry, pagemap_read, smaps_range
 
 
 def swapped_pagemap(pmd_swap: bool) -> list[int]:
-    k = boot(pmd_swap)
-    swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, _, a = swapped_thp(pmd_swap)
     assert_consistent(k)
     return pagemap_read(k, k.mm(1), a, a + THP)
 
@@ -38,10 +35,7 @@ def test_pagemap_of_a_pmd_swap_entry_equals_mainlines_512_swap_ptes() -> None:
 def test_smaps_swap_pss_of_a_shared_swapped_thp_is_halved(pmd_swap: bool) -> None:
     """§3.5 (verified for PTEs) and decision 7: after fork each process has Swap 2048 kB,
     SwapPss 1024 kB, Rss 0 and AnonHugePages 0."""
-    k = boot(pmd_swap)
-    swapon(k)
-    a = mmap_thp(k)
-    pageout(k, a)
+    k, _, a = swapped_thp(pmd_swap)
     before = smaps_range(k, k.mm(1), a, a + THP)
     assert (before["Swap"], before["SwapPss"]) == (2048, 2048)
     sys_fork(k, k.mm(1))
