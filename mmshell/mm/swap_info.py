@@ -208,7 +208,10 @@ class SwapInfo:
         self.inuse_pages += nr
 
     def alloc_cluster(self) -> int | None:
-        """An order-9 allocation: a wholly free cluster's first slot, or None."""
+        """An order-9 allocation: a wholly free cluster's first slot, or None.
+
+        The slots are taken at once with the cache bit (cluster_alloc_range() writes
+        `usage`, SWAP_HAS_CACHE, into swap_map), so a second allocation cannot return them."""
         while self.free_clusters:
             c = heapq.heappop(self.free_clusters)
             if self.cluster_used[c] == 0:
@@ -217,11 +220,13 @@ class SwapInfo:
                     self.cur_order0 = -1
                 off = c * SWAPFILE_CLUSTER
                 self._take(off, SWAPFILE_CLUSTER)
+                self.swap_map[off:off + SWAPFILE_CLUSTER] = bytes((SWAP_HAS_CACHE,)) * SWAPFILE_CLUSTER
                 return off
         return None
 
     def alloc_slot(self) -> int | None:
-        """An order-0 allocation (lowest free slot of the current order-0 cluster first)."""
+        """An order-0 allocation (lowest free slot of the current order-0 cluster first),
+        taken at once with the cache bit, as alloc_cluster() takes its slots."""
         for c in self._order0_candidates():
             base = c * SWAPFILE_CLUSTER
             end = min(base + SWAPFILE_CLUSTER, self.pages)
@@ -231,6 +236,7 @@ class SwapInfo:
                     self.cluster_order[c] = 0
                 self.cur_order0 = c
                 self._take(pos, 1)
+                self.swap_map[pos] = SWAP_HAS_CACHE
                 return pos
         return None
 

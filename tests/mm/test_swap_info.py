@@ -173,3 +173,14 @@ def test_free_slots_forgets_the_slot_contents() -> None:
     si.free_slots(slots)
     assert [(si.data[s], si.zeromap[s], si.zswap[s]) for s in slots] == [(0, 0, 0)] * 3
     assert si.inuse_pages == 0 and si.cluster_used[0] == 1
+
+
+def test_allocated_slots_are_taken_with_the_cache_bit_at_once() -> None:
+    """cluster_alloc_range() writes `usage` (SWAP_HAS_CACHE) into swap_map as it allocates, so
+    the next allocation cannot hand out the same slot before the folio enters the swap cache."""
+    si = device()
+    assert [si.alloc_slot(), si.alloc_slot()] == [1, 2]
+    assert si.swap_map[1:3] == bytes((SWAP_HAS_CACHE, SWAP_HAS_CACHE))
+    off = si.alloc_cluster()
+    assert off == SWAPFILE_CLUSTER and set(si.swap_map[off:off + SWAPFILE_CLUSTER]) == {SWAP_HAS_CACHE}
+    assert si.inuse_pages == 2 + SWAPFILE_CLUSTER
