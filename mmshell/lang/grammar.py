@@ -68,7 +68,8 @@ class Arg:
     ``meta`` is its placeholder in the synopsis (``RANGE``, ``NEWNAME``).
     ``minimum``/``maximum`` bound INT and PID values.  ``then`` is
     punctuation that must follow the word, glued or as its own word (the
-    ``:`` of ``if SETTING VALUE: COMMAND``).
+    ``:`` of ``if SETTING VALUE: COMMAND``).  ``refers`` says what an existing
+    NAME names (``region`` or ``device``); empty for a name being given.
     """
 
     key: str
@@ -81,6 +82,7 @@ class Arg:
     maximum: int | None = None
     then: str | None = None
     help: str = ""
+    refers: str = ""
 
     def __post_init__(self) -> None:
         if not self.meta:
@@ -242,7 +244,8 @@ class Slot:
     ``kind`` is what kind of word; ``choices`` the literal words allowed
     (keywords, enum values, command words), empty when any word of the kind
     will do; ``key`` the ``Command.args`` key it fills (None for keywords
-    that start a command or an option); ``meta`` the synopsis placeholder.
+    that start a command or an option); ``meta`` the synopsis placeholder;
+    ``refers`` what an existing NAME names (``Arg.refers``).
     """
 
     kind: Kind
@@ -250,3 +253,4 @@ class Slot:
     key: str | None = None
     choices: tuple[str, ...] = ()
     optional: bool = False
+    refers: str = ""

@@ -209,10 +209,10 @@ class _Parser:
             if tok is None or (p.optional and tok.text in options):
                 if not p.optional:
                     choices = registry.first_words() if p.kind is Kind.COMMAND else p.choices
-                    self.missing(start, p.describe(), Slot(p.kind, p.meta, p.key, choices))
+                    self.missing(start, p.describe(), Slot(p.kind, p.meta, p.key, choices, refers=p.refers))
                 if tok is None and self.complete:
                     choices = _topic_words(()) if p.kind is Kind.TOPIC else p.choices
-                    self.slots.append(Slot(p.kind, p.meta, p.key, choices, True))
+                    self.slots.append(Slot(p.kind, p.meta, p.key, choices, True, p.refers))
                 continue
             if p.kind is Kind.COMMAND:
                 args[p.key] = self.command(depth + 1)
@@ -271,7 +271,7 @@ class _Parser:
             value = self.peek()
             if value is None:
                 arg = opt.value
-                self.missing(start, arg.describe(), Slot(arg.kind, arg.meta, arg.key, arg.choices))
+                self.missing(start, arg.describe(), Slot(arg.kind, arg.meta, arg.key, arg.choices, refers=arg.refers))
             args[opt.key] = self.value(opt.value, value.text, value.column, start)
             self.i += 1
         if self.complete and self.peek() is None:

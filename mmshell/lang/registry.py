@@ -92,7 +92,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     _spec("swapoff", "swapoff", _S, "bring every page on a device back in and remove it",
           "sys_swapoff > try_to_unuse > unuse_mm > unuse_pmd / unuse_pte_range: every swap\n"
           "entry that points at the device is swapped in, then the device goes away.",
-          Arg("name", Kind.NAME, "NAME"), examples=("swapoff s0",)),
+          Arg("name", Kind.NAME, "NAME", refers="device"), examples=("swapoff s0",)),
     _spec("fork", "fork", _P, "fork the current process; the parent stays current",
           "copy_page_range > copy_huge_pmd / copy_nonpresent_pte: present pages become\n"
           "COW-shared, swap entries are duplicated (swap_duplicate). Prints the child's pid.",
@@ -171,7 +171,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
               ("vmas", Grammar()), ("pt", Grammar((_OPT_RANGE,))), ("swap", Grammar()),
               ("swapcache", Grammar()),
               ("vmstat", Grammar(options=(Flags("all", ("all",), boolean=True),))),
-              ("smaps", Grammar((Arg("name", Kind.NAME, "NAME", optional=True),))),
+              ("smaps", Grammar((Arg("name", Kind.NAME, "NAME", optional=True, refers="region"),))),
               ("pagemap", Grammar((_RANGE,))), ("meminfo", Grammar())), "view"),
           synopsis="show VIEW [ARGS]",
           examples=("show vmas", "show pt", "show pt a+2M:2M", "show swap", "show swapcache",

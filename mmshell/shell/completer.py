@@ -44,33 +44,15 @@ from . import vocab
 from .paths import path_candidates
 from .vocab import Word
 
-__all__ = ["MmshCompleter", "command_of", "current_word"]
+__all__ = ["MmshCompleter", "current_word"]
 
 _WORD_RE = re.compile(r"[^ \t\r\f\v;#]*\Z")
 _SPACE_RE = re.compile(r"[ \t\r\f\v]+")
-
-#: Commands whose NAME argument refers to something that exists, and what it names.
-_NAME_REFERS_TO = {"swapoff": "device", "show": "region"}
-
 
 def current_word(text: str) -> str:
     """The word the cursor is in (or ``""`` right after a space): what a candidate replaces."""
     match = _WORD_RE.search(text)
     return match.group() if match else ""
-
-
-def command_of(words: list[str]) -> str | None:
-    """The registry name of the innermost command the words before the cursor belong to.
-
-    ``["@2", "swapoff"]`` -> ``swapoff``; ``["show", "smaps"]`` -> ``show``.
-    """
-    starts = set(registry.first_words())
-    for i in range(len(words) - 1, -1, -1):
-        if words[i] in starts:
-            spec, _ = registry.match(words[i:])
-            if spec is not None:
-                return spec.name
-    return None
 
 
 def _summaries() -> dict[str, str]:
@@ -167,12 +149,11 @@ class MmshCompleter(Completer):
         return vocab.region_words(self.session)
 
     def _names(self, slot: Slot, before: list[str], word: str) -> Iterable[Word]:
-        refers = _NAME_REFERS_TO.get(command_of(before) or "")
-        if refers == "device":
+        if slot.refers == "device":
             return vocab.device_words(self.session)
-        if refers == "region":
+        if slot.refers == "region":
             return vocab.region_words(self.session)
-        return ()
+        return ()                   # a name being given: nothing to offer
 
     def _pids(self, slot: Slot, before: list[str], word: str) -> Iterable[Word]:
         return vocab.pid_words(self.session)

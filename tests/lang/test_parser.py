@@ -485,3 +485,11 @@ def test_fuzz_joined_lines_round_trip(lines: list[str]) -> None:
 def test_fuzz_expected_next(text: str) -> None:
     for slot in expected_next(text):
         assert isinstance(slot.kind, Kind)
+
+
+def test_expected_next_says_what_an_existing_name_names() -> None:
+    """A NAME that must exist says what it names (the shell completes those); a new one does not."""
+    assert [s.refers for s in expected_next("swapoff ")] == ["device"]
+    assert [s.refers for s in expected_next("@2 show smaps ")] == ["region"]
+    assert [s.refers for s in expected_next("mmap ")] == [""]
+    assert [s.refers for s in expected_next("mremap a ")] == [""]

@@ -13,7 +13,7 @@ from prompt_toolkit.document import Document
 
 from mmshell.lang import registry
 from mmshell.lang.registry import ADVICES
-from mmshell.shell.completer import MmshCompleter, command_of, current_word
+from mmshell.shell.completer import MmshCompleter, current_word
 
 SETUP = """\
 swapon s0 64M
@@ -210,9 +210,6 @@ def test_helpers() -> None:
     assert current_word("touch a+0x10") == "a+0x10"
     assert current_word("touch ") == ""
     assert current_word("fork;ma") == "ma"
-    assert command_of(["@2", "swapoff"]) == "swapoff"
-    assert command_of(["expect", "fails", "uffd", "move"]) == "uffd_move"
-    assert command_of([]) is None
 
 
 _LANG_CHARS = st.sampled_from(list("abmtsx@.:+;#=!<> \t0123456789MKGx_") + ["\x00", "\u200b", "é"])
