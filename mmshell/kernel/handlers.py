@@ -8,6 +8,7 @@ from typing import Any
 from ..lang import registry
 from ..lang.errors import not_refused
 from ..lang.parser import Command
+from ..lang.values import pages
 from . import procfs, syscalls as sc, tunables as tun
 from .devices import DeviceError
 from ..lang.expectation import PathError, compare, parse_expected
@@ -283,7 +284,7 @@ def do_touch(s: LiveSession, cmd: Command) -> LiveOutput:
         s.shadow.write(s.pid, start, n, first)
     else:
         s.call("read", [(start, n)])
-    return LiveOutput(lines=[f"{n} pages {'written' if write else 'read'}"])
+    return LiveOutput(lines=[f"{pages(n)} {'written' if write else 'read'}"])
 
 
 @handler("check")
@@ -300,7 +301,7 @@ def do_check(s: LiveSession, cmd: Command) -> LiveOutput:
         addr, actual = bad[0]
         raise Refused(f"EIO: page {s.describe(addr)} reads {actual:#x}, last written "
                       f"{s.shadow.expected(s.pid, addr)[0]:#x} ({len(bad)} bad page(s))")
-    return LiveOutput(lines=[f"check: {n} pages read back what was written"])
+    return LiveOutput(lines=[f"check: {pages(n)} read back what was written"])
 
 
 def _check_all(s: LiveSession) -> LiveOutput:

@@ -34,6 +34,7 @@ from .expectation import PathError, compare, parse_expected
 from .parser import Command
 from .session import Session
 from .snapshot import snapshot
+from .values import pages
 
 
 class ExpectError(Exception):
@@ -290,7 +291,7 @@ def do_touch(s: Session, cmd: Command) -> StepOutput:
     _walk_limit("touch", length)
     write = (cmd.args["access"] or "write") == "write"
     res = access_range(s.kernel, _mm(s), start, start + length, write)
-    return StepOutput(lines=[f"{res.pages} pages {'written' if write else 'read'}"])
+    return StepOutput(lines=[f"{pages(res.pages)} {'written' if write else 'read'}"])
 
 
 @handler("check")
@@ -303,9 +304,9 @@ def do_check(s: Session, cmd: Command) -> StepOutput:
             # reporting on itself, not a refusal of what the user typed.
             raise MmError("EFAULT", "check", f"{len(problems)} problem(s) found by the invariant checker "
                           "(a simulator bug):\n" + "\n".join(f"  {p}" for p in problems))
-        pages = sum(len(mm.pmds) for mm in k.mms.values())
+        nr_pmds = sum(len(mm.pmds) for mm in k.mms.values())
         return StepOutput(changed=False, lines=["check: data and invariants hold"
-                                                 f" ({len(k.mms)} process(es), {pages} PMD slots)"])
+                                                 f" ({len(k.mms)} process(es), {nr_pmds} PMD slots)"])
     start, length = s.resolve_range(cmd.args["range"], "check")
     _walk_limit("check", length)
     res = access_range(k, _mm(s), start, start + length, False, verify=True)
@@ -313,7 +314,7 @@ def do_check(s: Session, cmd: Command) -> StepOutput:
         m = res.mismatches[0]
         raise MmError("EIO", "check", f"page {s.describe(m.addr)} reads {m.actual:#x}, last written "
                       f"{m.expected:#x} ({len(res.mismatches)} bad page(s))")
-    return StepOutput(lines=[f"check: {res.pages} pages read back what was written"])
+    return StepOutput(lines=[f"check: {pages(res.pages)} read back what was written"])
 
 
 @handler("madvise")
@@ -390,7 +391,7 @@ def do_khugepaged(s: Session, cmd: Command) -> StepOutput:
 def do_reclaim(s: Session, cmd: Command) -> StepOutput:
     size = cmd.args["size"]
     freed = shrink_lruvec(s.kernel, None if size is None else (size + PAGE_SIZE - 1) >> PAGE_SHIFT)
-    return StepOutput(lines=[f"reclaimed {freed} pages ({freed * 4} kB)"])
+    return StepOutput(lines=[f"reclaimed {pages(freed)} ({freed * 4} kB)"])
 
 
 # -- views and scripts -----------------------------------------------------------------------------------

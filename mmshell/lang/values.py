@@ -123,6 +123,11 @@ def parse_size(text: str) -> int:
     return _number(text, "a size", units=True)
 
 
+def pages(n: int) -> str:
+    """`1 page`, `512 pages`: a count of pages in an output line."""
+    return f"{n} page" if n == 1 else f"{n} pages"
+
+
 def format_size(n: int) -> str:
     """The shortest exact text for ``n`` bytes: ``2M``, ``4K``, ``1G``, ``4097``."""
     if not 0 <= n < _LIMIT:

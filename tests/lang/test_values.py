@@ -231,3 +231,9 @@ def test_values_raise_only_value_error(text: str) -> None:
             parse(text)
         except BadValue:
             pass
+
+
+def test_pages_counts_in_words() -> None:
+    from mmshell.lang.values import pages
+
+    assert (pages(0), pages(1), pages(512)) == ("0 pages", "1 page", "512 pages")
