@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from .lang.parser import Command
-from .lang.runner import MAX_SCRIPT_BYTES, Outcome, StepRecord, read_script, run_text
+from .lang.runner import Outcome, StepRecord, read_script, run_text
+from .lang.steps import read_script_stream
 from .lang.session import Session
 from .mm.task_mmu import vmstat_snapshot
 from .views.console import make_console
@@ -26,21 +27,14 @@ if TYPE_CHECKING:
 QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "check", "if"})
 
 
-def read_stdin() -> str:
-    """A script piped in on standard input (at most MAX_SCRIPT_BYTES, UTF-8)."""
-    data = sys.stdin.buffer.read(MAX_SCRIPT_BYTES + 1)
-    if len(data) > MAX_SCRIPT_BYTES:
-        raise ValueError(f"larger than {MAX_SCRIPT_BYTES >> 20} MiB")
-    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-
-
 def read_sources(files: Iterable[str]) -> list[tuple[str, str]] | None:
     """(name, text) of each file (`-` is standard input, named <stdin>), or None after
     printing why one cannot be read."""
     out = []
     for f in files:
         try:
-            out.append(("<stdin>", read_stdin()) if f == "-" else (f, read_script(Path(f))))
+            out.append(("<stdin>", read_script_stream(sys.stdin.buffer)) if f == "-"
+                       else (f, read_script(Path(f))))
         except (OSError, UnicodeDecodeError, ValueError) as e:
             why = (f"not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
                    if isinstance(e, UnicodeDecodeError) else getattr(e, "strerror", None) or e)

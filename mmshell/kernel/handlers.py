@@ -7,11 +7,11 @@ from typing import Any
 
 from ..lang import registry
 from ..lang.errors import not_refused
+from ..lang.expectation import PathError, compare, parse_expected
 from ..lang.parser import Command
 from ..lang.values import pages
 from . import procfs, syscalls as sc, tunables as tun
 from .devices import DeviceError
-from ..lang.expectation import PathError, compare, parse_expected
 from .observe import NotObservable, evaluate
 from .process import WorkerError
 from .runner import (HANDLERS, HPAGE, MMAP_BASE, PAGE, ExpectError, LiveOutput, LiveSession, Refused,

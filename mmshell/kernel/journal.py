@@ -23,14 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["JOURNAL_PATHS", "Journal", "Step", "journal_path"]
+__all__ = ["JOURNAL_PATHS", "Journal", "Step", "journal_path", "runtime_path"]
 
 JOURNAL_PATHS = ("/run/mmshell-kernel.journal", "/tmp/mmshell-kernel.journal")
 
 
+def runtime_path(candidates: tuple[str, ...]) -> Path:
+    """The first of candidates whose directory exists (/run before /tmp), else the last."""
+    return Path(next((p for p in candidates if os.path.isdir(os.path.dirname(p))), candidates[-1]))
+
+
 def journal_path() -> Path:
     """Next to the run lock: /run if it is there, else /tmp."""
-    return Path(next((p for p in JOURNAL_PATHS if os.path.isdir(os.path.dirname(p))), JOURNAL_PATHS[-1]))
+    return runtime_path(JOURNAL_PATHS)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Any
 
 from . import procfs, syscalls as sc
 from .devices import SwapDevices, missing_requirements, undo_step
-from .journal import Journal, Step
+from .journal import Journal, Step, runtime_path
 from .process import Processes
 from .tunables import Tunables, undo_knob
 
@@ -167,7 +167,7 @@ def run_lock() -> int:
 
     An flock on a lock file, waited for (with a note on stderr) up to LOCK_WAIT seconds.
     """
-    path = next((p for p in LOCK_PATHS if os.path.isdir(os.path.dirname(p))), LOCK_PATHS[-1])
+    path = str(runtime_path(LOCK_PATHS))
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     deadline = time.monotonic() + LOCK_WAIT
     told = False

@@ -66,6 +66,10 @@ def handler(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
+class _Restored(VmBug):
+    """A simulator bug after which the machine was put back as it was (the message says so once)."""
+
+
 def execute(session: Session, cmd: Command) -> StepOutput:
     """Run one command; refuse it whole (state restored) when it fails.
 
@@ -102,15 +106,16 @@ def execute(session: Session, cmd: Command) -> StepOutput:
     except KeyboardInterrupt:
         session.kernel, session.pid, session.regions = saved
         raise MmError("EINTR", _op(cmd), "interrupted: the machine is as it was before the command") from None
+    except _Restored:
+        session.kernel, session.pid, session.regions = saved
+        raise                       # a nested command has said so already
     except VmBug as e:
         session.kernel, session.pid, session.regions = saved
-        if "the machine is as it was" in str(e):     # said already by a nested command
-            raise
-        raise VmBug(f"{e} (the machine is as it was before '{cmd.text or cmd}')") from e
+        raise _Restored(f"{e} (the machine is as it was before '{cmd.text or cmd}')") from e
     except Exception as e:
         session.kernel, session.pid, session.regions = saved
-        raise VmBug(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e} "
-                    "(the machine is as it was before the command)") from e
+        raise _Restored(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e} "
+                        "(the machine is as it was before the command)") from e
     out.trace = session.kernel.trace_log
     session.kernel.trace_log = []
     if session.debug_vm:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 from .errors import LangError
 from .parser import Command, parse_script
 
 __all__ = ["MAX_SOURCE_DEPTH", "MAX_SOURCES", "MAX_SCRIPT_BYTES", "StepRecord", "Outcome", "Observer",
-           "StepFn", "format_error", "op_name", "read_script", "run_commands", "run_step"]
+           "StepFn", "format_error", "op_name", "read_script", "read_script_stream", "run_commands", "run_step"]
 
 MAX_SOURCE_DEPTH = 8
 #: Files sourced in one run, at any depth (a file that sources itself twice per level
@@ -107,10 +107,16 @@ def read_script(path: Path) -> str:
     if not stat.S_ISREG(st.st_mode):
         raise ValueError("not a regular file")
     with path.open("rb") as f:
-        data = f.read(MAX_SCRIPT_BYTES + 1)
+        return read_script_stream(f)
+
+
+def read_script_stream(f: BinaryIO) -> str:
+    """A script from an open binary stream (a file, standard input): at most
+    MAX_SCRIPT_BYTES, UTF-8, newlines as Path.read_text gives them."""
+    data = f.read(MAX_SCRIPT_BYTES + 1)
     if len(data) > MAX_SCRIPT_BYTES:
         raise ValueError(f"larger than {MAX_SCRIPT_BYTES >> 20} MiB")
-    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")   # as Path.read_text
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def run_commands(text: str, source: str, step: StepFn, observer: Observer | None = None,

@@ -23,6 +23,7 @@ from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, PFN_SHIFT, SWP_KEPT, PmdKind, mk_swap_pmd, pmd_pgtable, pte_pfn,
                       pte_present)
 from .swap_info import SwapInfo
+from .swapfile import swap_dup_prepare
 from .vma import VmArea
 
 if TYPE_CHECKING:
@@ -271,8 +272,6 @@ def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pf
     could not be raised (no continuation page: the `swap_cont` fault point): the
     PTEs before it are unmapped, it and the rest stay (walk_abort).
     """
-    from .swapfile import swap_dup_prepare
-
     mem = k.mem
     entry = k.folio_swap[pfn]
     si = k.swp_info(entry.type)
@@ -342,8 +341,6 @@ def set_pmd_swap_entry(k: "Kernel", mm: MmStruct, addr: int, pfn: int) -> bool:
     raised (a continuation page cannot be had: the `swap_cont` fault point),
     nothing changes, the present PMD stays, and False tells try_to_unmap to stop.
     """
-    from .swapfile import swap_dup_prepare
-
     mem = k.mem
     entry = k.folio_swap[pfn]
     si = k.swp_info(entry.type)

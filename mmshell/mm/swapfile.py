@@ -88,12 +88,8 @@ def swap_duplicate(k: "Kernel", entry: SwpEntry, nr: int = 1) -> None:
     that allocation fail with ENOMEM, as the kernel's GFP_ATOMIC attempt can.
     """
     si = k.swp_info(entry.type)
-    need = [s for s in range(entry.offset, entry.offset + nr) if si.need_continuation(s)]
-    if need:
-        if k.config.should_fail(FaultPoint.SWAP_CONT):
-            raise MmError("ENOMEM", "swap_duplicate", "no memory for a swap count continuation page")
-        for s in need:
-            si.add_swap_count_continuation(s)
+    if swap_dup_prepare(k, si, entry.offset, nr) < nr:
+        raise MmError("ENOMEM", "swap_duplicate", "no memory for a swap count continuation page")
     si.dup(entry.offset, nr)
 
 
