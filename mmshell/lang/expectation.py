@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from .values import BadValue, parse_size
 
-__all__ = ["OPS", "PAGEMAP_FIELDS", "PathError", "parse_expected", "compare"]
+__all__ = ["OPS", "PAGEMAP_FIELDS", "PathError", "pagemap_count", "pagemap_span", "parse_expected", "compare"]
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt,
@@ -22,6 +22,32 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {
 #: The FIELDs of `pagemap.ADDR.FIELD`.
 PAGEMAP_FIELDS = ("present", "swapped", "file", "exclusive", "soft_dirty", "uffd_wp", "swap_type",
                   "swap_offset", "pfn")
+#: The 0/1 FIELDs: over a range, `pagemap.ADDR:LEN.FIELD` counts the pages that have the bit.
+PAGEMAP_FLAGS = PAGEMAP_FIELDS[:6]
+#: The longest range a pagemap path reads (MAX_ACCESS, as `show pagemap`).
+_SPAN_LIMIT = 64 << 30
+
+
+def pagemap_span(text: str, field: str) -> tuple[str, int] | None:
+    """The ADDR part of a pagemap path: (ADDR, pages) for `ADDR:LEN`, None for one address."""
+    addr, colon, length = text.partition(":")
+    if not colon:
+        return None
+    if field not in PAGEMAP_FLAGS:
+        raise PathError(f"pagemap field {field!r} is one page's: over a range only the 0/1 fields count "
+                        f"pages ({', '.join(PAGEMAP_FLAGS)})")
+    try:
+        size = parse_size(length)
+    except BadValue as e:
+        raise PathError(str(e)) from None
+    if size <= 0 or size % 4096 or size > _SPAN_LIMIT:
+        raise PathError(f"pagemap range length {length!r} must be a positive multiple of 4K up to 64G")
+    return addr, size >> 12
+
+
+def pagemap_count(entries: list[Any], field: str) -> int:
+    """How many of the pagemap entries (PagemapEntry-like) have the 0/1 FIELD set."""
+    return sum(1 for e in entries if getattr(e, field))
 
 
 class PathError(Exception):
