@@ -55,7 +55,7 @@ def _page_indexes(k: "Kernel", pfns: list[int]) -> tuple[list[int], list[int]]:
     if not any(f & _LARGE for f in set(get(flags))):
         return pfns, list(get(index))
     h = pfns[0] & _HEAD_MASK
-    if pfns[-1] - pfns[0] == len(pfns) - 1 and pfns[-1] & _HEAD_MASK == h and flags[h] & PG.HEAD:
+    if pfns[-1] & _HEAD_MASK == h and flags[h] & PG.HEAD and pfns == list(range(pfns[0], pfns[0] + len(pfns))):
         start = index[h] + pfns[0] - h
         return [h] * len(pfns), list(range(start, start + len(pfns)))
     heads = [p & _HEAD_MASK if flags[p] & _LARGE else p for p in pfns]
@@ -83,15 +83,15 @@ def check_rmap_table(k: "Kernel", mm: MmStruct, pmdi: int, where: str, anon_mask
     reported: set[int] = set()
     for i, p, h, pidx in zip(positions, pfns, heads, got):
         addr = base + (i << PAGE_SHIFT)
-        vma = mm.find_vma(addr)
-        if vma is None or h in reported:
+        at = mm.find_vma(addr)
+        if at is None or h in reported:
             continue        # an entry outside every VMA is check.py's to report
-        want = vma.linear_page_index(addr)
-        if pidx != want or anon_vma[h] not in _allowed(vma):
+        want = at.linear_page_index(addr)
+        if pidx != want or anon_vma[h] not in _allowed(at):
             reported.add(h)
             problems.append(f"{where} pte {i}: page {p:#x} of folio {h:#x} is not found there by the rmap walk "
                             f"(anon_vma {anon_vma[h]}, page index {pidx:#x}; the VMA maps index {want:#x} "
-                            f"with anon_vmas {sorted(_allowed(vma))})")
+                            f"with anon_vmas {sorted(_allowed(at))})")
     return problems
 
 
