@@ -2,7 +2,7 @@
 
 The simulator (lang/expect.py) and the live kernel (kernel/observe.py) each
 read PATH their own way; both parse VALUE and compare with these, so one
-script means the same on both.  Imports nothing of the simulator.
+script means the same on both.  Imports nothing of the simulator but its limits.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable
 
-from .values import BadValue, parse_size
+from ..mm.constants import MAX_ACCESS
+from .values import PAGE_SIZE, BadValue, parse_size
 
 __all__ = ["OPS", "PAGEMAP_FIELDS", "PathError", "pagemap_count", "pagemap_span", "parse_expected", "compare"]
 
@@ -24,8 +25,6 @@ PAGEMAP_FIELDS = ("present", "swapped", "file", "exclusive", "soft_dirty", "uffd
                   "swap_offset", "pfn")
 #: The 0/1 FIELDs: over a range, `pagemap.ADDR:LEN.FIELD` counts the pages that have the bit.
 PAGEMAP_FLAGS = PAGEMAP_FIELDS[:6]
-#: The longest range a pagemap path reads (MAX_ACCESS, as `show pagemap`).
-_SPAN_LIMIT = 64 << 30
 
 
 def pagemap_span(text: str, field: str) -> tuple[str, int] | None:
@@ -40,9 +39,10 @@ def pagemap_span(text: str, field: str) -> tuple[str, int] | None:
         size = parse_size(length)
     except BadValue as e:
         raise PathError(str(e)) from None
-    if size <= 0 or size % 4096 or size > _SPAN_LIMIT:
-        raise PathError(f"pagemap range length {length!r} must be a positive multiple of 4K up to 64G")
-    return addr, size >> 12
+    if size <= 0 or size % PAGE_SIZE or size > MAX_ACCESS:
+        raise PathError(f"pagemap range length {length!r} must be a positive multiple of 4K, at most "
+                        f"{MAX_ACCESS >> 30}G (the longest range one step walks)")
+    return addr, size // PAGE_SIZE
 
 
 def pagemap_count(entries: list[Any], field: str) -> int:

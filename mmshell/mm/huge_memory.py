@@ -357,8 +357,9 @@ def _swapin_fallback(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, why: st
 
 
 def pmd_swapin_fallback(k: "Kernel", vma: VmArea, haddr: int, entry: SwpEntry) -> str | None:
-    """Why the PMD swap entry at haddr, not in the swap cache, may not be read into a new PMD-size folio
-    (the fault and swapoff then take the PTE path), or None when it may.
+    """Why the PMD swap entry at haddr, not in the swap cache, may not be read into a new
+    PMD-size folio (the fault, patch 11, and swapoff's unuse_pmd, patch 8, then take the PTE
+    path), or None when it may.
 
     As mainline's alloc_swap_folio() checks before it allocates a large swap-in folio:
     - decision 11: the VMA's THP policy no longer allows a THP there (MADV_NOHUGEPAGE,

@@ -8,8 +8,8 @@ moving with it: decision 5).  Anything else goes PTE by PTE (move_pages_pte):
 a large folio is split first, a PMD swap entry too; a present page must be
 PageAnonExclusive, a swap entry must carry the exclusive bit and its
 swap-cache folio, if any, must be small, else EBUSY (so a PMD swap entry whose
-PMD-size folio is still cached cannot move split: EBUSY, as in mainline).  The folio's anon_vma and index follow the move
-(folio_move_anon_rmap).  The simulation checks every refusal before moving
+PMD-size folio is still cached cannot move split: EBUSY, as in mainline).  The
+folio's anon_vma and index follow the move (folio_move_anon_rmap).  The simulation checks every refusal before moving
 anything, so a refused move moves nothing (the kernel may stop part-way).
 """
 
@@ -113,6 +113,7 @@ def _page_entry(mm: MmStruct, addr: int) -> tuple[Pmd | None, int]:
 def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> None:
     """Every refusal move_pages could meet, found before anything moves."""
     mem = k.mem
+    whole: dict[int, bool] = {}     # source PMD index -> it moves whole (_moves_whole)
     for off in range(0, length, PAGE_SIZE):
         dpmd, dpte = _page_entry(mm, dst + off)
         if dpmd is not None and (dpmd.kind is not PmdKind.TABLE or dpte):
@@ -128,9 +129,11 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
             if not pmd.flags & F_SWP_EXCLUSIVE:
                 raise MmError("EBUSY", "uffd move", f"PMD swap entry at {where} is not exclusive")
             base = (src + off) & PMD_MASK
-            first = max(src, base)
-            extent = min(src + length, base + PMD_SIZE) - first
-            if not _moves_whole(k, mm, pmd, first, dst + (first - src), extent):
+            if base not in whole:
+                first = max(src, base)
+                extent = min(src + length, base + PMD_SIZE) - first
+                whole[base] = _moves_whole(k, mm, pmd, first, dst + (first - src), extent)
+            if not whole[base]:
                 # split and moved PTE by PTE: move_swap_pte() refuses a slot cached in a large folio
                 cached = k.swp_info(pmd.swp_type).cache.get(pmd.swp_offset + ((src + off - base) >> PAGE_SHIFT))
                 if cached is not None and mem.order[cached]:
