@@ -11,7 +11,7 @@
 | `pmd.ADDR` | PAGEMAP_SCAN of the 2 MiB block: a PMD-level mapping reports PAGE_IS_HUGE; a PTE |
 |   | table reports every entry (an empty one as written); no table reports nothing |
 | `pte.ADDR` | pagemap bits 63/62 when the PMD is a table, else `none` |
-| `pagemap.ADDR.FIELD` | /proc/PID/pagemap (as root: PFNs and swap offsets visible) |
+| `pagemap.ADDR.FIELD` | /proc/PID/pagemap (as root: PFNs and swap offsets visible); over `ADDR:LEN`, the pages with a 0/1 FIELD set |
 | `swap.NAME.used` | /proc/swaps Used / 4 kB |
 | `swapmap.NAME.OFF` | PROXY: the number of page-table entries of the script's processes that hold |
 |   | the slot (a pagemap scan of every region).  swap_map itself is not exported; the |
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..lang.expectation import PAGEMAP_FIELDS, PathError
+from ..lang.expectation import PAGEMAP_FIELDS, PathError, pagemap_count, pagemap_span
 from ..lang.parser import split_path
 from ..lang.values import Addr, BadValue, parse_size
 from . import procfs
@@ -108,9 +108,13 @@ def evaluate(s: "LiveSession", path: str) -> Reading:
         entry = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
         return Reading("present" if entry.present else "swap" if entry.swapped else "none")
     if head == "pagemap" and len(rest) == 2:
-        addr = _addr(s, rest[0])
         if rest[1] not in PAGEMAP_FIELDS:
             raise PathError(f"no pagemap field {rest[1]!r} ({', '.join(PAGEMAP_FIELDS)})")
+        span = pagemap_span(rest[0], rest[1])
+        addr = _addr(s, rest[0] if span is None else span[0])
+        if span is not None:
+            entries = procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), span[1])
+            return Reading(pagemap_count([PagemapEntry(e) for e in entries], rest[1]))
         entry = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
         return Reading(getattr(entry, rest[1]))
     if head in ("swap", "swapmap", "swapcache") and len(rest) == 2:

@@ -7,7 +7,7 @@ from ..mm.pgtable import PmdKind, is_swap_pte, pmd_pgtable, pte_present
 from ..mm.constants import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from ..mm.task_mmu import SMAPS_FIELDS, PagemapEntry, meminfo, pagemap_read, smaps_range, vmstat_snapshot
 from ..mm.vmstat import MTHP_STATS, SERIES_ONLY
-from .expectation import PAGEMAP_FIELDS, PathError
+from .expectation import PAGEMAP_FIELDS, PathError, pagemap_count, pagemap_span
 from .parser import split_path
 from .session import Session
 from .values import Addr, BadValue, parse_size
@@ -57,10 +57,14 @@ def evaluate(session: Session, path: str) -> int | str:
     if head in ("pmd", "pte") and len(rest) == 1:
         return _entry_kind(session, head, _addr(session, rest[0]))
     if head == "pagemap" and len(rest) == 2:
-        addr = _addr(session, rest[0])
         if rest[1] not in PAGEMAP_FIELDS:
             raise PathError(f"no pagemap field {rest[1]!r} ({', '.join(PAGEMAP_FIELDS)})")
+        span = pagemap_span(rest[0], rest[1])
+        addr = _addr(session, rest[0] if span is None else span[0])
         page = addr & ~((1 << PAGE_SHIFT) - 1)
+        if span is not None:
+            entries = pagemap_read(k, k.mm(session.pid), page, page + (span[1] << PAGE_SHIFT))
+            return pagemap_count([PagemapEntry(e) for e in entries], rest[1])
         return getattr(PagemapEntry(pagemap_read(k, k.mm(session.pid), page, page + 4096)[0]), rest[1])
     if head in ("swap", "swapmap", "swapcache") and len(rest) == 2:
         try:

@@ -2,7 +2,7 @@
 
 The simulator (lang/expect.py) and the live kernel (kernel/observe.py) each
 read PATH their own way; both parse VALUE and compare with these, so one
-script means the same on both.  Imports nothing of the simulator.
+script means the same on both.  Imports nothing of the simulator but its limits.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable
 
-from .values import BadValue, parse_size
+from ..mm.constants import MAX_ACCESS
+from .values import PAGE_SIZE, BadValue, parse_size
 
-__all__ = ["OPS", "PAGEMAP_FIELDS", "PathError", "parse_expected", "compare"]
+__all__ = ["OPS", "PAGEMAP_FIELDS", "PathError", "pagemap_count", "pagemap_span", "parse_expected", "compare"]
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt,
@@ -22,6 +23,31 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {
 #: The FIELDs of `pagemap.ADDR.FIELD`.
 PAGEMAP_FIELDS = ("present", "swapped", "file", "exclusive", "soft_dirty", "uffd_wp", "swap_type",
                   "swap_offset", "pfn")
+#: The 0/1 FIELDs: over a range, `pagemap.ADDR:LEN.FIELD` counts the pages that have the bit.
+PAGEMAP_FLAGS = PAGEMAP_FIELDS[:6]
+
+
+def pagemap_span(text: str, field: str) -> tuple[str, int] | None:
+    """The ADDR part of a pagemap path: (ADDR, pages) for `ADDR:LEN`, None for one address."""
+    addr, colon, length = text.partition(":")
+    if not colon:
+        return None
+    if field not in PAGEMAP_FLAGS:
+        raise PathError(f"pagemap field {field!r} is one page's: over a range only the 0/1 fields count "
+                        f"pages ({', '.join(PAGEMAP_FLAGS)})")
+    try:
+        size = parse_size(length)
+    except BadValue as e:
+        raise PathError(str(e)) from None
+    if size <= 0 or size % PAGE_SIZE or size > MAX_ACCESS:
+        raise PathError(f"pagemap range length {length!r} must be a positive multiple of 4K, at most "
+                        f"{MAX_ACCESS >> 30}G (the longest range one step walks)")
+    return addr, size // PAGE_SIZE
+
+
+def pagemap_count(entries: list[Any], field: str) -> int:
+    """How many of the pagemap entries (PagemapEntry-like) have the 0/1 FIELD set."""
+    return sum(1 for e in entries if getattr(e, field))
 
 
 class PathError(Exception):

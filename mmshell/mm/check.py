@@ -7,7 +7,9 @@ the cache bit against the swap cache, Used slots and clusters, PMD swap entry
 shape and exclusivity, MM_ANONPAGES / MM_SWAPENTS, folio mapcounts and the
 NR_ANON_MAPPED / NR_ANON_THPS / mTHP nr_anon gauges, deposited tables against
 nr_ptes, free + used frames against RAM, leaked folios, the LRU, VMA shape and
-entries outside every VMA.  It returns readable problems; an empty list means
+entries outside every VMA, and (check_rmap.py) that reclaim can reach every
+folio: the rmap walk finds each mapping, no two folios cache one slot, PG_lru
+marks the folios on the LRU.  It returns readable problems; an empty list means
 all is well.  (`check_data.check_data(k)` checks the pages' contents.)
 
 The checks run after every step of a debug_vm session, so each compares whole
@@ -24,6 +26,7 @@ from operator import rshift
 from typing import TYPE_CHECKING
 
 from . import pte_masks as bm
+from .check_rmap import check_lru_flags, check_rmap_pmd, check_rmap_table, check_swap_cache_overlap
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, SWAP_COUNT_MASK, SWAP_MAP_BAD, TASK_SIZE
 from .folio import PG
 from .pgtable import F_SWP_EXCLUSIVE, PmdKind
@@ -68,6 +71,7 @@ def check_invariants(k: "Kernel") -> list[str]:
                 pfns = list(map(rshift, compress(ptes, anon_mask), repeat(12)))
                 anon += len(pfns)
                 pte_maps.update(pfns)
+                problems += check_rmap_table(k, mm, pmdi, where, anon_mask, pfns)
                 keys = list(map(rshift, compress(ptes, swap_mask), repeat(12)))
                 if keys:
                     swapents += len(keys)
@@ -89,6 +93,8 @@ def check_invariants(k: "Kernel") -> list[str]:
                 if not 0 <= pmd.pfn < k.mem.nr_frames or k.mem.order[pmd.pfn] != HPAGE_PMD_ORDER:
                     order = k.mem.order[pmd.pfn] if 0 <= pmd.pfn < k.mem.nr_frames else None
                     problems.append(f"{where}: huge PMD maps a folio of order {order}")
+                else:
+                    problems += check_rmap_pmd(k, mm, pmdi, where, pmd.pfn)
             elif pmd.kind is PmdKind.ZERO:
                 if pmd.pfn != k.huge_zero_pfn:
                     problems.append(f"{where}: huge zero PMD maps {pmd.pfn:#x}, not the huge zero folio")
@@ -178,6 +184,7 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
             for s in range(off, off + nr):
                 if si is not None and s < si.pages and si.swap_count(s) != 1:
                     problems.append(f"{where}: exclusive swap entry {type_}:{s:#x} has count {si.swap_count(s)}")
+    problems += check_swap_cache_overlap(k, cached_pages)
     for pfn, entry in k.folio_swap.items():
         nr = k.mem.nr_pages(pfn)
         if entry.offset % nr:
@@ -376,6 +383,7 @@ def _check_folios(k: "Kernel", pte_maps: Counter, pmd_maps: Counter) -> list[str
         both = inactive.keys() & active.keys()
         if both:
             problems.append(f"folio {min(both):#x}: on both the active and the inactive LRU")
+    problems += check_lru_flags(k, b0.translate(bm.LRU))
     # frames and gauges
     free_count = mem.alloc.nr_free
     if used_frames + free_count != n:

@@ -8,8 +8,9 @@ own, anon_vma_fork) and of every page-table entry:
 - PTE swap entries take one more slot reference each (swap_duplicate, with a
   count continuation past SWAP_MAP_MAX) and lose the exclusive bit on both sides;
 - patch 7/13 (series): a PMD swap entry is duplicated in one call over its 512
-  slots; when that needs memory that cannot be had (`thp_alloc` or `swap_cont`
-  fault points: decision 4, F4) the parent's entry is split and copied per PTE.
+  slots, a failed count continuation retried once with GFP_KERNEL as for PTEs;
+  when the copy needs PMD-order memory that cannot be had (`thp_alloc`:
+  decision 4, F4) the parent's entry is split and copied per PTE.
 The child's VMAs lose their userfaultfd registration (no UFFD_FEATURE_EVENT_FORK),
 and with it the uffd-wp bits.
 """
@@ -85,7 +86,14 @@ def copy_huge_pmd(k: "Kernel", dst: MmStruct, src: MmStruct, pmd: Pmd, addr: int
 
 
 def _copy_swap_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, pmd: Pmd, addr: int) -> bool:
-    """patch 7/13: copy_huge_non_present_pmd() for a PMD swap entry; False means fall back."""
+    """patch 7/13: copy_huge_non_present_pmd() for a PMD swap entry; False means fall back (F4).
+
+    One folio_dup_swap() over the 512 slots.  When a slot needs a count continuation page
+    that the first (atomic) attempt cannot have, the locks are dropped, the page is
+    allocated with GFP_KERNEL and the copy retried once, "mirroring copy_pte_range()"
+    (decision 4): `set fail swap_cont once` keeps the PMD swap entry.  A failure that
+    persists is what it is on the PTE path: fork fails with ENOMEM.
+    """
     from .swapfile import swap_duplicate
 
     if k.config.should_fail(FaultPoint.THP_ALLOC):
@@ -94,8 +102,8 @@ def _copy_swap_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, pmd:
     try:
         swap_duplicate(k, pmd.entry, HPAGE_PMD_NR)
     except MmError:
-        k.trace("copy_huge_non_present_pmd(no count continuation): split")
-        return False
+        k.trace("copy_huge_non_present_pmd(no count continuation): GFP_KERNEL retry")
+        swap_duplicate(k, pmd.entry, HPAGE_PMD_NR)
     k.trace("copy_huge_non_present_pmd")
     pmd.flags &= ~F_SWP_EXCLUSIVE
     flags = pmd.flags & ~(F_UFFD_WP if not dvma.flags & VM.UFFD_WP else 0)

@@ -290,10 +290,12 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
 
     The folio comes from the swap cache, or swapin_alloc_pmd_folio() allocates
     an order-9 folio and reads all 512 slots.  Any PMD-order resource missing
-    (allocation or charge failure, a cached folio that is no longer PMD-size)
-    splits the entry and falls back to the PTE path (F3, F5).  Mapped writable
-    only if the entry was exclusive, the VMA is writable and uffd-wp is not armed;
-    a write fault on a non-exclusive entry continues into do_huge_pmd_wp_page.
+    (allocation or charge failure, a cached folio that is no longer PMD-size, a
+    read the PMD path may not do: pmd_swapin_fallback()) splits the entry and
+    falls back to the PTE path (decision 3: F3, F5, decisions 11-13).  Mapped
+    writable only if the entry was exclusive, the VMA is writable and uffd-wp is
+    not armed; a write fault on a non-exclusive entry continues into
+    do_huge_pmd_wp_page.
     """
     from .swap_state import folio_free_swap, swap_cache_get_folio
     from .swapfile import vm_swap_full
@@ -309,21 +311,18 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
             and k.config.should_fail(FaultPoint.SPLIT_RACE):
         split_folio(k, folio)       # F5: deferred_split_scan / memory_failure got there first
     if folio is not None and mem.order[folio] != HPAGE_PMD_ORDER:
-        k.trace("do_huge_pmd_swap_page(cached folio not PMD-size: split)")
-        k.vmstat.count_mthp("swpin_fallback")       # decision 3: F5 counts as F3 does
-        split_huge_pmd_locked(k, mm, vma, haddr)
-        return Fault.FALLBACK
+        return _swapin_fallback(k, mm, vma, haddr, "cached folio not PMD-size")     # F5
     if folio is None:
-        if k.config.should_fail(FaultPoint.MEMCG_CHARGE):
+        why = pmd_swapin_fallback(k, vma, haddr, entry)
+        if why is None and k.config.should_fail(FaultPoint.MEMCG_CHARGE):
+            # decision 3 (revised): a charge failure counts swpin_fallback_charge and
+            # swpin_fallback, as mainline's alloc_swap_folio() counts both
             k.vmstat.count_mthp("swpin_fallback_charge")
-            k.trace("swapin_alloc_pmd_folio(charge failed): split")
-            split_huge_pmd_locked(k, mm, vma, haddr)
-            return Fault.FALLBACK
-        folio = swapin_alloc_pmd_folio(k, vma, entry)
+            why = "charge failed"
+        if why is None:
+            folio = swapin_alloc_pmd_folio(k, vma, entry)
         if folio is None:
-            k.vmstat.count_mthp("swpin_fallback")
-            split_huge_pmd_locked(k, mm, vma, haddr)
-            return Fault.FALLBACK
+            return _swapin_fallback(k, mm, vma, haddr, why or "no PMD-order folio")     # F3
         major = True
     else:
         k.trace("do_huge_pmd_swap_page(swapcache hit)")
@@ -346,6 +345,40 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
         if do_huge_pmd_wp_page(k, mm, vma, addr) is Fault.FALLBACK:
             return Fault.FALLBACK
     return Fault.MAJOR if major else Fault.DONE
+
+
+def _swapin_fallback(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, why: str) -> Fault:
+    """Decision 3: split the PMD swap entry (thp_split_pmd +1), count mthp swpin_fallback;
+    the PTE path then swaps in the faulting page."""
+    k.trace(f"do_huge_pmd_swap_page({why}): split")
+    k.vmstat.count_mthp("swpin_fallback")
+    split_huge_pmd_locked(k, mm, vma, haddr)
+    return Fault.FALLBACK
+
+
+def pmd_swapin_fallback(k: "Kernel", vma: VmArea, haddr: int, entry: SwpEntry) -> str | None:
+    """Why the PMD swap entry at haddr, not in the swap cache, may not be read into a new
+    PMD-size folio (the fault, patch 11, and swapoff's unuse_pmd, patch 8, then take the PTE
+    path), or None when it may.
+
+    As mainline's alloc_swap_folio() checks before it allocates a large swap-in folio:
+    - decision 11: the VMA's THP policy no longer allows a THP there (MADV_NOHUGEPAGE,
+      `thp never`, set after the swap-out): thp_vma_allowable_orders();
+    - decision 12: zswap has been enabled since boot (zswap_never_enabled() is false):
+      zswap_load() cannot fill a large folio, and any slot may be in zswap;
+    - decision 13: some of the entry's slots are cached as smaller folios (a split copy
+      of the entry read them, with readahead): a second folio may not cache them
+      (non_swapcache_batch() in mainline).
+    A PMD-size folio already in the swap cache needs no read, and is mapped as it is.
+    """
+    if not thp_vma_allowable(k, vma, haddr):
+        return "THP not allowed in the VMA"
+    if k.zswap_ever_enabled:
+        return "zswap was enabled"
+    si = k.swp_info(entry.type)
+    if si.cache and not si.cache.keys().isdisjoint(range(entry.offset, entry.offset + HPAGE_PMD_NR)):
+        return "slots cached as smaller folios"
+    return None
 
 
 def swapin_alloc_pmd_folio(k: "Kernel", vma: VmArea, entry: SwpEntry) -> int | None:

@@ -36,7 +36,7 @@ def flag_mask(flag: int, byte: int) -> bytes:
     return bytes(int(bool(b & (flag >> (8 * byte)))) for b in range(256))
 
 
-USED, HEAD, TAIL, SWAPCACHE = (flag_mask(f, 0) for f in (PG.USED, PG.HEAD, PG.TAIL, PG.SWAPCACHE))
+USED, HEAD, TAIL, SWAPCACHE, LRU = (flag_mask(f, 0) for f in (PG.USED, PG.HEAD, PG.TAIL, PG.SWAPCACHE, PG.LRU))
 ZERO = flag_mask(PG.ZERO, 1)
 ANON_EXCLUSIVE = flag_mask(PG.ANON_EXCLUSIVE, 1)
 ZEROS_Q = array("Q", bytes(8 * HPAGE_PMD_NR))

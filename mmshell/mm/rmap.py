@@ -264,7 +264,7 @@ def _folio_ptes(m: "Mapping", pfn: int, nr: int) -> list[tuple]:
 
 
 def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pfn: int) -> bool:
-    """try_to_unmap_one() at PTE level: each PTE mapping the folio becomes a swap PTE.
+    """try_to_unmap_one() at PTE level: each PTE of this VMA mapping the folio becomes a swap PTE.
 
     The entry is folio->swap + page index; it keeps soft-dirty and uffd-wp, and
     gets the exclusive bit when the page was PageAnonExclusive; a dirty PTE
@@ -277,13 +277,15 @@ def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pf
     si = k.swp_info(entry.type)
     nr = mem.nr_pages(pfn)
     k.trace("try_to_unmap_one")
-    i = 0
-    while i < nr:
+    # page_vma_mapped_walk() visits only this VMA's part of the folio: a folio mapped across
+    # a VMA edge (half of it mremapped away, or munmapped) is unmapped a part per VMA.
+    i = max(0, (vma.start - first) >> PAGE_SHIFT)
+    end = min(nr, (vma.end - first) >> PAGE_SHIFT)
+    while i < end:
         addr = first + (i << PAGE_SHIFT)
-        n = min(nr - i, PTRS_PER_PTE - ((addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)))
+        n = min(end - i, PTRS_PER_PTE - ((addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)))
         pmd = mm.pmds.get(addr >> PMD_SHIFT)
-        if vma.start <= addr and addr + (n << PAGE_SHIFT) <= vma.end and pmd is not None \
-                and pmd.kind is PmdKind.TABLE:
+        if pmd is not None and pmd.kind is PmdKind.TABLE:
             ok = swap_dup_prepare(k, si, entry.offset + i, n)
             if ok:
                 _unmap_table_run(k, mm, si, pmd_pgtable(pmd).ptes, (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1),

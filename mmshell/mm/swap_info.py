@@ -86,6 +86,7 @@ class SwapInfo:
     free_clusters: list[int] = field(default_factory=list)
     cur_order0: int = -1            # the cluster order-0 allocations fill next
     inuse_pages: int = 0
+    writeok: bool = True            # SWP_WRITEOK: cleared by swapoff before try_to_unuse
 
     def __post_init__(self) -> None:
         self.swap_map = bytearray(self.pages)
@@ -107,7 +108,7 @@ class SwapInfo:
 
     @property
     def flags(self) -> SWP:
-        return KIND_FLAGS[self.kind] | SWP.USED | SWP.WRITEOK
+        return KIND_FLAGS[self.kind] | SWP.USED | (SWP.WRITEOK if self.writeok else SWP(0))
 
     @property
     def synchronous(self) -> bool:

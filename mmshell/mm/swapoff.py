@@ -5,8 +5,10 @@ device is brought back from the swap cache, or read in with readahead, and
 mapped as unuse_pte does: old, read-only, exclusive if the swap entry said so.
 patch 8/13 (series): a PMD swap entry on the device goes to unuse_pmd(), which
 takes the PMD-size folio from the swap cache or reads all 512 slots into a new
-one, and maps the whole PMD; if the folio cannot be had (`thp_alloc`), or the
-cached folio is no longer PMD-size, the entry is split and unuse_pte_range
+one, and maps the whole PMD; if the folio cannot be had (`thp_alloc`), the
+cached folio is no longer PMD-size, or the entry may not be read whole
+(pmd_swapin_fallback: THP no longer allowed in the VMA, zswap once enabled,
+slots cached as smaller folios), the entry is split and unuse_pte_range
 handles the 512 PTEs (F7).  Finally folios left in the swap cache leave it,
 and the device is removed.  Running out of memory refuses the swapoff (the
 kernel returns ENOMEM after a partial effect; the simulation undoes it).
@@ -20,13 +22,14 @@ from .config import FaultPoint
 from .constants import HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT
 from .errors import MmError, VmBug
 from .folio import PG
-from .huge_memory import map_swapped_pmd, split_folio, split_huge_pmd_locked, swapin_alloc_pmd_folio
+from .huge_memory import (map_swapped_pmd, pmd_swapin_fallback, split_folio, split_huge_pmd_locked,
+                          swapin_alloc_pmd_folio)
 from .memory import free_folio, swapin_readahead
 from .mm_types import MmStruct
 from .pgtable import F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, Pmd, PmdKind, mk_pte, pmd_pgtable
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
 from .swap_info import SwapInfo
-from .swap_state import delete_from_swap_cache, swap_cache_get_folio
+from .swap_state import folio_free_swap, swap_cache_get_folio
 from .swapfile import free_swap_and_cache_nr
 from .swapops import SwpEntry
 from .vma import VmArea
@@ -36,23 +39,37 @@ if TYPE_CHECKING:
 
 
 def sys_swapoff(k: "Kernel", name: str) -> None:
+    """swapoff(2): take the device off the allocation list, bring every page back, remove it.
+
+    As the kernel does before try_to_unuse(), the device leaves the avail list and loses
+    SWP_WRITEOK (del_from_avail_list; total_swap_pages no longer counts it): no new slot is
+    taken from it, so direct reclaim inside try_to_unuse (unuse_pmd's 2 MiB folio, a
+    readahead page) swaps to the other devices or keeps the page, never to this one."""
     si = k.swap_device(name)
     swapoff_needs(k, si)
-    k.trace("try_to_unuse")
-    for pid in sorted(k.mms):
-        mm = k.mms[pid]
-        for vma in list(mm.vmas):
-            unuse_vma(k, mm, vma, si)
-    # Whatever is left in the swap cache now has no page-table reference.
-    for pfn in sorted(set(si.cache.values())):
-        delete_from_swap_cache(k, pfn)
-        k.mem.set(pfn, PG.DIRTY)
-        if not k.mem.folio_mapped(pfn):
-            free_folio(k, pfn)
-    if si.inuse_pages:
-        raise VmBug(f"swapoff {name}: {si.inuse_pages} slots still in use")
-    k.swap_info[si.type] = None
     k.swap_prio_order.remove(si.type)
+    si.writeok = False
+    try_to_unuse(k, si)
+    k.swap_info[si.type] = None
+
+
+def try_to_unuse(k: "Kernel", si: SwapInfo) -> None:
+    """try_to_unuse(): walk the mmlist (every process, pid order), then release the folios left
+    in the swap cache; again while slots are in use and the last pass freed some (a reclaim
+    during the walk may have unmapped into this device's cached folios again)."""
+    k.trace("try_to_unuse")
+    while si.inuse_pages:
+        before = si.inuse_pages
+        for pid in sorted(k.mms):
+            mm = k.mms[pid]
+            for vma in list(mm.vmas):
+                unuse_vma(k, mm, vma, si)
+        # Whatever is left in the swap cache has no page-table reference now: folio_free_swap().
+        for pfn in sorted(set(si.cache.values())):
+            if folio_free_swap(k, pfn) and not k.mem.folio_mapped(pfn):
+                free_folio(k, pfn)
+        if si.inuse_pages >= before:
+            raise VmBug(f"swapoff {si.name}: {si.inuse_pages} slots still in use")
 
 
 def unuse_vma(k: "Kernel", mm: MmStruct, vma: VmArea, si: SwapInfo) -> None:
@@ -82,6 +99,10 @@ def unuse_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, pmd: Pmd, si: S
         k.trace("unuse_pmd(cached folio not PMD-size): split")
         return False
     if folio is None:
+        why = pmd_swapin_fallback(k, vma, addr, entry)      # decisions 11-13: F7
+        if why is not None:
+            k.trace(f"unuse_pmd({why}): split")
+            return False
         folio = swapin_alloc_pmd_folio(k, vma, entry)
         if folio is None:
             return False
@@ -121,6 +142,7 @@ def unuse_pte_range(k: "Kernel", mm: MmStruct, vma: VmArea, pmd: Pmd, addr: int,
         mm.rss_anon += 1
         mm.rss_swapents -= 1
         free_swap_and_cache_nr(k, entry, 1)
+        folio_free_swap(k, folio)       # 6.18 unuse_pte_range(): the folio leaves the cache at once
     k.trace("unuse_pte_range")
 
 

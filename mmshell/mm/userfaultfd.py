@@ -5,10 +5,11 @@ destination.  A whole aligned PMD moves as one (move_pages_huge_pmd: the THP
 must be exclusive to this process, else EBUSY; patch 10/13: a PMD swap entry
 moves through move_swap_pmd, exclusive required, a PMD-size swap-cache folio
 moving with it: decision 5).  Anything else goes PTE by PTE (move_pages_pte):
-a large folio is split first; a present page must be PageAnonExclusive, a swap
-entry must carry the exclusive bit and its swap-cache folio, if any, must be
-small, else EBUSY.  The folio's anon_vma and index follow the move
-(folio_move_anon_rmap).  The simulation checks every refusal before moving
+a large folio is split first, a PMD swap entry too; a present page must be
+PageAnonExclusive, a swap entry must carry the exclusive bit and its
+swap-cache folio, if any, must be small, else EBUSY (so a PMD swap entry whose
+PMD-size folio is still cached cannot move split: EBUSY, as in mainline).  The
+folio's anon_vma and index follow the move (folio_move_anon_rmap).  The simulation checks every refusal before moving
 anything, so a refused move moves nothing (the kernel may stop part-way).
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE
 from .errors import MmError
 from .folio import PG
 from .huge_memory import split_folio, split_huge_pmd_locked
@@ -71,8 +72,7 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
         s, d = src + done, dst + done
         extent = min(length - done, PMD_SIZE - (s & ~PMD_MASK))
         pmd = mm.pmds.get(s >> PMD_SHIFT)
-        whole = extent == PMD_SIZE and not d & ~PMD_MASK and (d >> PMD_SHIFT) not in mm.pmds
-        if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.SWAP) and whole:
+        if pmd is not None and _moves_whole(k, mm, pmd, s, d, extent):
             _move_huge_pmd(k, mm, dvma, pmd, s, d)
         elif pmd is not None:
             if pmd.kind in (PmdKind.HUGE, PmdKind.SWAP, PmdKind.ZERO):
@@ -81,6 +81,24 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
         done += extent
     k.shadow.move(mm.pid, src, mm.pid, dst, length)
     return length
+
+
+def _moves_whole(k: "Kernel", mm: MmStruct, pmd: Pmd, src: int, dst: int, extent: int) -> bool:
+    """move_pages(): the PMD-level entry at src moves as one (move_pages_huge_pmd), not split.
+
+    The extent must be a whole aligned PMD going to an aligned, unpopulated destination PMD
+    (!move_splits_huge_pmd() and pmd_none(dst)).  patch 10/13: a PMD swap entry moves whole
+    unless some of its slots are cached as smaller folios (which move_swap_pte moves one by one).
+    """
+    if pmd.kind not in (PmdKind.HUGE, PmdKind.SWAP) or extent != PMD_SIZE or dst & ~PMD_MASK \
+            or (dst >> PMD_SHIFT) in mm.pmds:
+        return False
+    if pmd.kind is PmdKind.SWAP:
+        cache = k.swp_info(pmd.swp_type).cache
+        if cache and not cache.keys().isdisjoint(range(pmd.swp_offset, pmd.swp_offset + HPAGE_PMD_NR)):
+            cached = cache.get(pmd.swp_offset)
+            return cached is not None and k.mem.order[cached] == HPAGE_PMD_ORDER
+    return True
 
 
 def _page_entry(mm: MmStruct, addr: int) -> tuple[Pmd | None, int]:
@@ -95,6 +113,7 @@ def _page_entry(mm: MmStruct, addr: int) -> tuple[Pmd | None, int]:
 def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> None:
     """Every refusal move_pages could meet, found before anything moves."""
     mem = k.mem
+    whole: dict[int, bool] = {}     # source PMD index -> it moves whole (_moves_whole)
     for off in range(0, length, PAGE_SIZE):
         dpmd, dpte = _page_entry(mm, dst + off)
         if dpmd is not None and (dpmd.kind is not PmdKind.TABLE or dpte):
@@ -109,6 +128,16 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
         elif pmd.kind is PmdKind.SWAP:
             if not pmd.flags & F_SWP_EXCLUSIVE:
                 raise MmError("EBUSY", "uffd move", f"PMD swap entry at {where} is not exclusive")
+            base = (src + off) & PMD_MASK
+            if base not in whole:
+                first = max(src, base)
+                extent = min(src + length, base + PMD_SIZE) - first
+                whole[base] = _moves_whole(k, mm, pmd, first, dst + (first - src), extent)
+            if not whole[base]:
+                # split and moved PTE by PTE: move_swap_pte() refuses a slot cached in a large folio
+                cached = k.swp_info(pmd.swp_type).cache.get(pmd.swp_offset + ((src + off - base) >> PAGE_SHIFT))
+                if cached is not None and mem.order[cached]:
+                    raise MmError("EBUSY", "uffd move", f"swap entry at {where} is cached in a large folio")
         elif pmd.kind is PmdKind.ZERO:
             raise MmError("EBUSY", "uffd move", f"huge zero page at {where}")
         elif pte & 3 == 1 and not pte & F_SPECIAL:

@@ -3,7 +3,8 @@
 The LRU holds folios by head pfn, oldest first (dict insertion order).  New
 anonymous folios go on the inactive list (lru_cache_add_inactive_or_unevictable).
 `shrink_folio_list` follows 6.18 for anonymous folios: lazyfree folios are
-dropped when clean; others get swap space (folio_alloc_swap: one whole cluster
+dropped when clean; a partially mapped THP is split first (its unmapped pages
+freed without I/O); others get swap space (folio_alloc_swap: one whole cluster
 for a PMD-size folio, else split and THP_SWPOUT_FALLBACK), are unmapped
 (try_to_unmap: a PMD swap entry with the series, 512 PTE swap entries in
 mainline), written (pageout: zero-filled -> zeromap, zswap, or the device) and
@@ -99,6 +100,12 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
             _activate(k, pfn)
             continue
         if not mem.test(pfn, PG.SWAPCACHE):
+            if nr > 1 and mem.test(pfn, PG.PARTIALLY_MAPPED):
+                # 6.12+: "Split partially mapped folios right away.  We can free the unmapped
+                # pages without IO." (on the deferred split queue as partially mapped); the
+                # mapped pages come round as order-0 folios, the head first if it is one.
+                todo = split_folio(k, pfn) + todo
+                continue
             if not folio_alloc_swap(k, pfn):
                 if nr == 1:
                     _activate(k, pfn)

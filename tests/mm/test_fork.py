@@ -5,8 +5,9 @@ kernel-semantics.md §3.5 and §4 F4 / decision 4: a present THP is shared
 (write-protected both sides, PageAnonExclusive cleared, a deposit for the
 child); PTE swap entries are duplicated per slot and lose the exclusive bit in
 parent and child; with the series a PMD swap entry is duplicated as one unit
-(+1 on each of its 512 slots) and, when that needs memory it cannot have, the
-parent's entry is split and copied per PTE.
+(+1 on each of its 512 slots, a failed count continuation retried once with
+GFP_KERNEL) and, when that needs PMD-order memory it cannot have, the parent's
+entry is split and copied per PTE.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from mm_unit import Counters, assert_consistent, boot, mmap_thp, pmd_at, swapped_thp
 from mmshell.mm.config import FailMode, FaultPoint
 from mmshell.mm.constants import COUNT_CONTINUED, HPAGE_PMD_NR, SWAP_MAP_MAX
+from mmshell.mm.errors import MmError
 from mmshell.mm.folio import PG
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.pgtable import F_UFFD_WP, PmdKind, pmd_pgtable, swp_entry_to_pte
@@ -84,23 +86,38 @@ def test_fork_without_pmd_order_memory_splits_the_pmd_swap_entry() -> None:
     assert_consistent(k)
 
 
-def test_fork_without_a_count_continuation_page_splits_the_pmd_swap_entry() -> None:
-    """F4 / decision 4 (`swap_cont`): 62 processes share the entry (slots at SWAP_MAP_MAX); the
-    63rd copy cannot get its continuation page in one go, so the parent's entry is split and
-    the per-PTE copy (which may sleep for the page) continues each count: 63, COUNT_CONTINUED."""
+def test_fork_retries_a_failed_count_continuation_and_keeps_the_pmd_swap_entry() -> None:
+    """Decision 4 (revised; issue 9, defect 5): 62 processes share the entry (slots at
+    SWAP_MAP_MAX); the 63rd copy's continuation page cannot be had atomically, so patch 7
+    drops the locks, allocates it with GFP_KERNEL and retries, "mirroring copy_pte_range()":
+    no split, both sides keep a PMD swap entry, each count continued (63, COUNT_CONTINUED)."""
     k, si, a = swapped_thp(True)
     for _ in range(SWAP_MAP_MAX - 1):
         sys_fork(k, k.mm(1))
     assert set(si.swap_map[512:1024]) == {SWAP_MAP_MAX}
     k.config.fail[FaultPoint.SWAP_CONT] = FailMode.ONCE
+    k.tracing = True
     c = Counters(k)
     child = sys_fork(k, k.mm(1))
-    assert c.moved() == {"thp_split_pmd": 1}
-    assert pmd_at(k, a, 1).kind is pmd_at(k, a, child.pid).kind is PmdKind.TABLE
-    assert pmd_at(k, a, 2).kind is PmdKind.SWAP
+    assert c.moved() == {}
+    assert "copy_huge_non_present_pmd(no count continuation): GFP_KERNEL retry" in k.trace_log
+    assert pmd_at(k, a, 1).kind is pmd_at(k, a, child.pid).kind is PmdKind.SWAP
     assert {si.swap_count(s) for s in range(512, 1024)} == {63}
     assert set(si.swap_map[512:1024]) == {COUNT_CONTINUED}
     assert_consistent(k)
+
+
+@pytest.mark.parametrize("pmd_swap", [True, False], ids=["series", "mainline"])
+def test_fork_fails_enomem_when_the_count_continuation_cannot_be_had_at_all(pmd_swap: bool) -> None:
+    """A continuation page that the GFP_KERNEL retry cannot have either: copy_pte_range() and
+    (decision 4) copy_huge_non_present_pmd() alike give up, and fork fails with ENOMEM."""
+    k, si, a = swapped_thp(pmd_swap)
+    for _ in range(SWAP_MAP_MAX - 1):
+        sys_fork(k, k.mm(1))
+    k.config.fail[FaultPoint.SWAP_CONT] = FailMode.ON
+    with pytest.raises(MmError) as e:
+        sys_fork(k, k.mm(1))
+    assert e.value.errno == "ENOMEM"
 
 
 def test_fork_retries_a_pte_swap_duplicate_once_after_allocating_the_continuation() -> None:

@@ -2,7 +2,7 @@
 
 kernel-semantics.md §3.1 (THP fault, huge zero page), §3.3 (the series'
 do_huge_pmd_swap_page, patch 11), §3.4 (do_huge_pmd_wp_page), §3.15 (splitting
-a PMD swap entry, patch 6), §4 F3/F5/F9 and decisions 2, 3 and 6.
+a PMD swap entry, patch 6), §4 F3/F5/F9 and decisions 2, 3, 6 and 11-13.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from mmshell.mm.mmap import sys_mmap, sys_munmap
 from mmshell.mm.pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG,
                                 PmdKind, mk_pte, pmd_pgtable, pte_present, swp_entry_to_pte)
 from mmshell.mm.swap_info import SwapKind
+from mmshell.mm.vma import VM
 
 
 def fault(k, addr: int, write: bool, pid: int = 1) -> Fault:
@@ -204,20 +205,22 @@ def test_pmd_swap_fault_keeps_uffd_wp_and_maps_read_only() -> None:
     assert_consistent(k)
 
 
-@pytest.mark.parametrize("point, stat", [
-    (FaultPoint.THP_ALLOC, "mthp.swpin_fallback"),
-    (FaultPoint.MEMCG_CHARGE, "mthp.swpin_fallback_charge"),
+@pytest.mark.parametrize("point, stats", [
+    (FaultPoint.THP_ALLOC, {"mthp.swpin_fallback": 1}),
+    (FaultPoint.MEMCG_CHARGE, {"mthp.swpin_fallback": 1, "mthp.swpin_fallback_charge": 1}),
 ])
-def test_pmd_swap_fault_falls_back_to_ptes_when_the_pmd_folio_cannot_be_had(point: FaultPoint, stat: str) -> None:
-    """F3 + decisions 3 and 6: the PMD-order folio (or its charge) fails: the entry is split into
-    512 exclusive swap PTEs (thp_split_pmd +1, mthp swpin_fallback or swpin_fallback_charge +1),
-    then do_swap_page brings back only the faulting page (zram bypass: pswpin +1)."""
+def test_pmd_swap_fault_falls_back_to_ptes_when_the_pmd_folio_cannot_be_had(point: FaultPoint,
+                                                                             stats: dict[str, int]) -> None:
+    """F3 + decisions 3 (revised) and 6: the PMD-order folio (or its charge) fails: the entry is
+    split into 512 exclusive swap PTEs (thp_split_pmd +1, mthp swpin_fallback +1, and for a
+    charge failure swpin_fallback_charge +1 as well, as mainline's alloc_swap_folio() counts
+    both), then do_swap_page brings back only the faulting page (zram bypass: pswpin +1)."""
     k, si, a = swapped_thp()
     mm = k.mm(1)
     k.config.fail[point] = FailMode.ONCE
     c = Counters(k)
     assert fault(k, a + 0x5000, False) is Fault.MAJOR
-    assert c.moved() == {"pgfault": 1, "pgmajfault": 1, "pswpin": 1, "thp_split_pmd": 1, stat: 1}
+    assert c.moved() == {"pgfault": 1, "pgmajfault": 1, "pswpin": 1, "thp_split_pmd": 1, **stats}
     ptes = pmd_pgtable(pmd_at(k, a)).ptes
     assert pte_present(ptes[5])
     assert [ptes[i] for i in range(HPAGE_PMD_NR) if i != 5] == \
@@ -250,6 +253,68 @@ def test_pmd_swap_fault_split_race_counts_mthp_swpin_fallback() -> None:
     c = Counters(k)
     fault(k, a + 0x5000, False)
     assert c.moved().get("mthp.swpin_fallback") == 1
+
+
+def _takes_the_pte_path(k, a: int) -> None:
+    """Decision 3's fallback seen from one read fault at a+0x5000 on zram: the entry split
+    (thp_split_pmd +1), mthp swpin_fallback +1, one 4 KiB swap-in; 511 swap PTEs stay."""
+    c = Counters(k)
+    assert fault(k, a + 0x5000, False) is Fault.MAJOR
+    assert c.moved() == {"pgfault": 1, "pgmajfault": 1, "pswpin": 1, "thp_split_pmd": 1, "mthp.swpin_fallback": 1}
+    assert pmd_at(k, a).kind is PmdKind.TABLE and pte_present(pte_at(k, a + 0x5000))
+    assert k.mm(1).rss_swapents == HPAGE_PMD_NR - 1
+    assert_consistent(k)
+
+
+@pytest.mark.parametrize("policy", ["nohugepage", "never"])
+def test_pmd_swap_fault_where_a_thp_is_no_longer_allowed_falls_back(policy: str) -> None:
+    """Decision 11: MADV_NOHUGEPAGE (or `thp never`) after the swap-out: the kernel allocates no
+    THP where its policy forbids one (thp_vma_allowable_orders() before a large swap-in folio)."""
+    k, _, a = swapped_thp()
+    if policy == "never":
+        k.config.thp = ThpMode.NEVER
+    else:
+        vma_at(k, a).flags = (vma_at(k, a).flags | VM.NOHUGEPAGE) & ~VM.HUGEPAGE
+    _takes_the_pte_path(k, a)
+
+
+def test_pmd_swap_fault_maps_a_cached_thp_whatever_the_policy() -> None:
+    """Decisions 11 and 12 stop only a new PMD-size folio: a THP still in the swap cache (disk)
+    needs no allocation and no read, and is mapped by the PMD as it is."""
+    k, _, a = swapped_thp(kind=SwapKind.DISK)
+    k.config.thp = ThpMode.NEVER
+    k.zswap_ever_enabled = True
+    c = Counters(k)
+    fault(k, a + 0x5000, False)
+    assert c.moved() == {"pgfault": 1}
+    assert pmd_at(k, a).kind is PmdKind.HUGE
+    assert_consistent(k)
+
+
+def test_pmd_swap_fault_after_zswap_was_enabled_falls_back() -> None:
+    """Decision 12 (issue 9, defect 4): zswap enabled after the entry was installed makes
+    zswap_never_enabled() false; zswap_load() cannot fill a large folio: split, one 4 KiB read."""
+    k, _, a = swapped_thp()
+    k.config.zswap = k.zswap_ever_enabled = True
+    _takes_the_pte_path(k, a)
+
+
+def test_pmd_swap_fault_with_slots_cached_as_small_folios_falls_back() -> None:
+    """Decision 13 (issue 9, defect 1): a child's split copy read a page of the entry, and
+    readahead cached 8 of its slots as order-0 folios; the parent's fault must not cache a
+    PMD-size folio over them (it did, with only the first slot looked up): split, PTE path,
+    which finds its page in the cache (no I/O, swap_ra_hit when readahead brought it)."""
+    k, si, a = swapped_thp()
+    sys_fork(k, k.mm(1))
+    sys_munmap(k, k.mm(2), a + (1 << 20), 1 << 20)
+    fault(k, a + 0x10000, False, pid=2)            # slot 0x210: readahead caches 0x210..0x217
+    assert sorted(si.cache) == list(range(0x210, 0x218))
+    c = Counters(k)
+    fault(k, a + 0x11000, False)                     # the parent's page at slot 0x211
+    assert c.moved() == {"pgfault": 1, "thp_split_pmd": 1, "mthp.swpin_fallback": 1, "swap_ra_hit": 1}
+    assert pmd_at(k, a).kind is PmdKind.TABLE and k.mem.order[pte_at(k, a + 0x11000) >> 12] == 0
+    assert k.vmstat.nr_swapcached == 8
+    assert_consistent(k)
 
 
 def test_write_fault_on_a_shared_pmd_swap_entry_splits_and_copies_4k() -> None:

@@ -20,6 +20,7 @@ from mmshell.mm.fork import sys_fork
 from mmshell.mm.madvise import sys_madvise
 from mmshell.mm.memory import free_folio
 from mmshell.mm.mmap import sys_munmap
+from mmshell.mm.mremap import sys_mremap
 from mmshell.mm.pgtable import (F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, PmdKind, pmd_pgtable,
                                 swp_entry_to_pte)
 from mmshell.mm.rmap import Mapping, rmap_walk_anon, try_to_unmap
@@ -135,6 +136,29 @@ def test_partial_unmap_of_a_thp_queues_it_for_deferred_split() -> None:
                          "mthp.nr_anon_partially_mapped": 1}
     assert pmd_at(k, a).kind is PmdKind.TABLE
     assert k.mem.test(0x200, PG.PARTIALLY_MAPPED) and k.vmstat.nr_anon_thps == 0
+    assert_consistent(k)
+
+
+@pytest.mark.parametrize("pmd_swap", [True, False], ids=["series", "mainline"])
+def test_try_to_unmap_reaches_a_thp_mapped_across_a_vma_edge(pmd_swap: bool) -> None:
+    """Issue 9, defect 6: half of a THP mremapped away leaves one folio PTE-mapped in two VMAs;
+    the rmap walk visits both and try_to_unmap_one() unmaps each VMA's part (it skipped a PTE
+    run not wholly inside one VMA, so the folio stayed mapped): 256 swap PTEs in each, the
+    folio's slots in order."""
+    k = boot(pmd_swap)
+    swapon(k)
+    a = mmap_thp(k)
+    mm = k.mm(1)
+    b = sys_mremap(k, mm, a + M, M, M, None)
+    assert folio_alloc_swap(k, 0x200)
+    assert [(m.vma.start, m.pmd) for m in rmap_walk_anon(k, 0x200)] == [(b, False), (a, False)]
+    assert try_to_unmap(k, 0x200, split_huge_pmd=True)
+    assert pmd_pgtable(pmd_at(k, a)).ptes[:256].tolist() == \
+        [swp_entry_to_pte(0, 512 + i, F_SWP_EXCLUSIVE) for i in range(256)]
+    first = (b >> 12) & 511
+    assert pmd_pgtable(pmd_at(k, b)).ptes[first:first + 256].tolist() == \
+        [swp_entry_to_pte(0, 768 + i, F_SWP_EXCLUSIVE) for i in range(256)]
+    assert not k.mem.folio_mapped(0x200) and mm.rss_swapents == HPAGE_PMD_NR
     assert_consistent(k)
 
 

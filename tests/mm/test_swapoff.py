@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import Counters, assert_consistent, mmap_thp, pmd_at, swapped_thp
+from mm_unit import RW, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon, swapped_thp
+from mmshell.mm.access import access_range
 from mmshell.mm.config import FailMode, FaultPoint
 from mmshell.mm.constants import HPAGE_PMD_NR
 from mmshell.mm.errors import MmError
 from mmshell.mm.folio import PG
 from mmshell.mm.fork import sys_fork
+from mmshell.mm.mmap import sys_mmap, sys_munmap
 from mmshell.mm.pgtable import PmdKind, pmd_pgtable, pte_present
-from mmshell.mm.swap_info import SwapKind
+from mmshell.mm.swap_info import SWP, SwapKind
 from mmshell.mm.swapoff import sys_swapoff
 
 
@@ -105,4 +107,66 @@ def test_swapoff_without_room_for_the_pages_is_refused() -> None:
     assert e.value.errno == "ENOMEM"
     assert pmd_at(k, a).kind is PmdKind.SWAP and k.active_swap() == [si]
     assert pmd_at(k, b).kind is PmdKind.HUGE
+    assert_consistent(k)
+
+
+def fragmented_with_a_swapped_thp(second_device: bool):
+    """8 MiB of RAM: a THP paged out to s0, then 6 MiB of small pages below it, one freed, so
+    512 frames are free but no 2 MiB block is: (kernel, s0, the THP's address)."""
+    k = boot(True, ram=8 << 20)
+    si = swapon(k, "s0")
+    if second_device:
+        swapon(k, "s1")                  # a lower priority than s0
+    a = mmap_thp(k)
+    pageout(k, a)
+    mm = k.mm(1)
+    b = sys_mmap(k, mm, 6 << 20, RW, "nohugepage", None)
+    access_range(k, mm, b, b + (6 << 20), True)
+    sys_munmap(k, mm, b, 4096)
+    assert k.nr_free_frames() == HPAGE_PMD_NR and not k.mem.alloc.can_alloc(9)
+    return k, si, a
+
+
+def test_swapoff_never_swaps_out_to_the_device_it_removes() -> None:
+    """Issue 9, defect 3: unuse_pmd()'s 2 MiB folio needs direct reclaim, which swapped the small
+    pages (already walked past) out to s0 itself: "511 slots still in use".  s0 has lost
+    SWP_WRITEOK and left the avail list first, so reclaim finds no swap, the allocation fails
+    and the entry falls back to F7 (split, 512 order-0 pages read)."""
+    k, si, a = fragmented_with_a_swapped_thp(second_device=False)
+    c = Counters(k)
+    sys_swapoff(k, si.name)
+    moved = c.moved()
+    assert (moved["thp_split_pmd"], moved["pswpin"]) == (1, 512) and "pswpout" not in moved
+    assert not si.flags & SWP.WRITEOK and k.swap_info[si.type] is None
+    assert pmd_at(k, a).kind is PmdKind.TABLE
+    assert_consistent(k)
+
+
+def test_reclaim_during_swapoff_swaps_to_the_other_devices() -> None:
+    """With a second device, the reclaim inside unuse_pmd's allocation swaps the small pages out
+    to s1 (never to s0, whatever the priorities), a 2 MiB block comes free and the THP is read
+    back whole."""
+    k, si, a = fragmented_with_a_swapped_thp(second_device=True)
+    s1 = k.swap_device("s1")
+    c = Counters(k)
+    sys_swapoff(k, si.name)
+    moved = c.moved()
+    assert moved["pswpout"] == s1.inuse_pages > 0 and moved["mthp.swpin"] == 1
+    assert pmd_at(k, a).kind is PmdKind.HUGE and k.active_swap() == [s1]
+    assert_consistent(k)
+
+
+def test_unuse_pmd_with_slots_cached_as_small_folios_falls_back() -> None:
+    """Decision 13: a child's split copy read a page, readahead cached 8 of the entry's slots as
+    order-0 folios: unuse_pmd() must not cache a PMD-size folio over them: F7, each PTE maps
+    its page (the cached ones without I/O)."""
+    k, si, a = swapped_thp()
+    sys_fork(k, k.mm(1))
+    sys_munmap(k, k.mm(2), a + (1 << 20), 1 << 20)
+    access_range(k, k.mm(2), a + 0x10000, a + 0x11000, False)
+    c = Counters(k)
+    sys_swapoff(k, si.name)
+    moved = c.moved()
+    assert moved["thp_split_pmd"] == 1 and "mthp.swpin" not in moved
+    assert pmd_at(k, a).kind is PmdKind.TABLE and k.vmstat.nr_swapcached == 0
     assert_consistent(k)

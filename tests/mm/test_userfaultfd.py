@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import RW, THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon
+from mm_unit import RW, THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon, vma_at
 from mmshell.mm.constants import SWAP_HAS_CACHE
 from mmshell.mm.errors import MmError
 from mmshell.mm.fork import sys_fork
@@ -78,6 +78,41 @@ def test_uffd_move_of_a_non_exclusive_pmd_swap_entry_is_ebusy_and_moves_nothing(
         sys_uffd_move(k, mm, a, d, THP)
     assert e.value.errno == "EBUSY"
     assert pmd_at(k, a).kind is PmdKind.SWAP and d >> 21 not in mm.pmds
+    assert_consistent(k)
+
+
+@pytest.mark.parametrize("where", ["unaligned", "part"])
+def test_uffd_move_of_a_split_pmd_swap_entry_with_its_thp_cached_is_ebusy(where: str) -> None:
+    """Issue 9, defect 2: a PMD swap entry whose PMD-size folio is still in the swap cache (disk)
+    cannot move whole to an unaligned destination, nor in part: it would be split and moved PTE
+    by PTE, and move_swap_pte() refuses a slot cached in a large folio (EBUSY, as mainline's
+    swap PTEs of the same folio).  It used to move and rewrite the folio's index page by page,
+    so the rmap walk no longer found its pages.  Nothing moves."""
+    k, si, a, _ = swapped_with_destination(SwapKind.DISK)
+    mm = k.mm(1)
+    d = sys_mmap(k, mm, 2 * THP, RW, "nohugepage", None)
+    sys_uffd_register(k, mm, d, 2 * THP)
+    src, dst, length = (a, d + 0x1000, THP) if where == "unaligned" else (a, d, THP // 2)
+    with pytest.raises(MmError) as e:
+        sys_uffd_move(k, mm, src, dst, length)
+    assert e.value.errno == "EBUSY" and "cached in a large folio" in e.value.detail
+    assert pmd_at(k, a).kind is PmdKind.SWAP and not mm.vmas_in(d, d + 2 * THP)[0].anon_vma
+    assert all(d >> 21 not in mm.pmds for d in (d, d + THP))
+    assert_consistent(k)
+
+
+def test_uffd_move_splits_a_pmd_swap_entry_without_a_cached_folio() -> None:
+    """Without a cached folio (zram) an unaligned move splits the entry (thp_split_pmd +1) and
+    moves the 512 swap PTEs as they are; the data follows."""
+    k, si, a, _ = swapped_with_destination()
+    mm = k.mm(1)
+    d = sys_mmap(k, mm, 2 * THP, RW, "nohugepage", None)
+    sys_uffd_register(k, mm, d, 2 * THP)
+    c = Counters(k)
+    sys_uffd_move(k, mm, a, d + 0x1000, THP)
+    assert c.moved() == {"thp_split_pmd": 1}
+    assert pmd_at(k, d).kind is pmd_at(k, d + THP).kind is PmdKind.TABLE
+    handle_mm_fault(k, mm, vma_at(k, d + 0x1000), d + 0x1000, False)
     assert_consistent(k)
 
 

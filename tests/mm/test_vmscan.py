@@ -20,7 +20,8 @@ from mmshell.mm.constants import HPAGE_PMD_NR, SWAP_HAS_CACHE
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.madvise import sys_madvise
 from mmshell.mm.memory import handle_mm_fault
-from mmshell.mm.mmap import sys_mmap
+from mmshell.mm.mmap import sys_mmap, sys_munmap
+from mmshell.mm.mremap import sys_mremap
 from mmshell.mm.pgtable import F_SWP_EXCLUSIVE, PmdKind, pmd_pgtable, pte_present, swp_entry_to_pte
 from mmshell.mm.swap_info import SwapKind
 from mmshell.mm.swapops import SwpEntry
@@ -107,6 +108,40 @@ def test_thp_swpout_fallback_splits_the_folio_and_swaps_512_small_pages(how: str
     assert offsets[511] == {"no free cluster": 1024}.get(how, 512)
     assert pmd_at(k, a).kind is PmdKind.TABLE
     assert si.inuse_pages == (1024 if how == "no free cluster" else 512)
+    assert_consistent(k)
+
+
+@pytest.mark.parametrize("pmd_swap", [True, False], ids=["series", "mainline"])
+def test_reclaim_of_a_thp_mapped_across_a_vma_edge_swaps_it_out_whole(pmd_swap: bool) -> None:
+    """Issue 9, defect 6: global reclaim of a THP whose second half was mremapped away (one folio
+    PTE-mapped in two VMAs, not partially mapped) gets one swap cluster and unmaps both parts:
+    thp_swpout +1, pswpout +512, the folio freed (it stayed mapped and activated)."""
+    k = boot(pmd_swap)
+    swapon(k)
+    a = mmap_thp(k)
+    sys_mremap(k, k.mm(1), a + THP // 2, THP // 2, THP // 2, None)
+    c = Counters(k)
+    assert shrink_lruvec(k, None) == HPAGE_PMD_NR
+    assert c.moved() == {"pswpout": 512, "thp_swpout": 1, "mthp.swpout": 1, "pgfree": 512, "mthp.nr_anon": -1}
+    assert pte_offsets(k, a)[:256] == list(range(512, 768))
+    assert_consistent(k)
+
+
+@pytest.mark.parametrize("pmd_swap", [True, False], ids=["series", "mainline"])
+def test_reclaim_splits_a_partially_mapped_thp_first(pmd_swap: bool) -> None:
+    """Issue 9, defect 6, 6.12+ shrink_folio_list(): "Split partially mapped folios right away.
+    We can free the unmapped pages without IO."  Half a THP munmapped (queued as partially
+    mapped): the split frees the 256 unmapped pages (no I/O, no THP_SWPOUT_FALLBACK), the 256
+    mapped ones go out as order-0 folios."""
+    k = boot(pmd_swap)
+    si = swapon(k)
+    a = mmap_thp(k)
+    sys_munmap(k, k.mm(1), a + THP // 2, THP // 2)
+    c = Counters(k)
+    assert shrink_lruvec(k, None) == 256
+    assert c.moved() == {"thp_split_page": 1, "mthp.split": 1, "mthp.nr_anon": -1,
+                         "mthp.nr_anon_partially_mapped": -1, "pswpout": 256, "pgfree": 512}
+    assert pte_offsets(k, a)[:256] == list(range(1, 257)) and si.inuse_pages == 256
     assert_consistent(k)
 
 

@@ -158,6 +158,29 @@ def c_pmd_swap_in_mainline(k):
     return "PMD swap entry in mainline mode"
 
 
+def c_rmap_index(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    k.mem.index[k.mem.folio_of(pmd.table.ptes[i] >> 12)] += 1
+    return "not found there by the rmap walk"
+
+
+def c_two_folios_one_slot(k):
+    from mmshell.mm.swap_state import add_to_swap_cache
+    from mmshell.mm.swapops import SwpEntry
+
+    si, off = _a_swapped_slot(k)
+    small = [p >> 12 for pmd in k.mms[1].pmds.values() if pmd.kind is PmdKind.TABLE for p in pmd.table.ptes
+             if p & 3 == 1 and not p & 0x100 and not k.mem.order[k.mem.folio_of(p >> 12)]]
+    for pfn in small[:2]:
+        add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
+    return "cached by two folios"
+
+
+def c_lru_flag(k):
+    k.mem.clear(next(iter(k.lru.inactive)), PG.LRU)
+    return "without PG_lru"
+
+
 def c_shadow(k):
     k.shadow.procs[1][next(iter(k.shadow.procs[1]))][0] ^= 1
     return "last written"
@@ -165,7 +188,8 @@ def c_shadow(k):
 
 CORRUPTIONS = [c_swap_count, c_cache_bit, c_inuse, c_mapcount, c_rss, c_swapents, c_gauge, c_swapcached,
                c_page_contents, c_lost_pte, c_frame_free_and_used, c_lru, c_leak, c_pte_outside_vma,
-               c_exclusive_shared, c_pmd_swap_in_mainline, c_shadow]
+               c_exclusive_shared, c_pmd_swap_in_mainline, c_shadow, c_rmap_index, c_two_folios_one_slot,
+               c_lru_flag]
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=[c.__name__[2:] for c in CORRUPTIONS])
@@ -198,7 +222,7 @@ def test_check_prints_through_the_command_line(capsys) -> None:
     assert "EFAULT: 2 problem(s)" in text and "MM_ANONPAGES" in text and "nr_anon_pages" in text, text
 
 
-ARRAYS = ("flags", "order", "mapcount", "entire_mapcount", "data")
+ARRAYS = ("flags", "order", "mapcount", "entire_mapcount", "data", "index", "anon_vma")
 
 
 @settings(max_examples=int(os.environ.get("MMSHELL_CORRUPT_EXAMPLES", 300)), deadline=None, database=None,
