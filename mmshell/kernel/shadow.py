@@ -51,6 +51,18 @@ class Shadow:
         if page in v:
             self._l(pid)[page] = v.pop(page)
 
+    def madv_free(self, pid: int, start: int, end: int, present: list[tuple[int, int]]) -> None:
+        """MADV_FREE of [start, end): pages present before it (the `present` runs) may keep their
+        value; the rest (swapped or empty) read zero."""
+        v = self._v(pid)
+        for p in [p for p in v if start <= p < end]:
+            if any(a <= p < b for a, b in present):
+                self.lazyfree(pid, p)
+        lazy = self._l(pid)
+        keep = {p: x for p, x in lazy.items() if start <= p < end and any(a <= p < b for a, b in present)}
+        self.zero(pid, start, end)
+        lazy.update(keep)
+
     def copy_process(self, parent: int, child: int) -> None:
         self.values[child] = dict(self.values.get(parent, {}))
         self.lazy[child] = dict(self.lazy.get(parent, {}))
