@@ -125,6 +125,90 @@ def test_shadow_fork_move_and_zero() -> None:
     assert sh.pages(1) == [0x3000]
 
 
+class _DictShadow:
+    """The shadow page by page: the model the run-length Shadow must agree with."""
+
+    def __init__(self) -> None:
+        self.v: dict[int, dict[int, int]] = {}
+        self.lz: dict[int, dict[int, int]] = {}
+
+    def write(self, pid: int, start: int, n: int, first: int) -> None:
+        for i in range(n):
+            self.v.setdefault(pid, {})[start + i * 4096] = first + i
+            self.lz.setdefault(pid, {}).pop(start + i * 4096, None)
+
+    def zero(self, pid: int, start: int, end: int) -> None:
+        for d in (self.v.setdefault(pid, {}), self.lz.setdefault(pid, {})):
+            for p in [p for p in d if start <= p < end]:
+                del d[p]
+
+    def madv_free(self, pid: int, start: int, end: int, present: list[tuple[int, int]]) -> None:
+        for p in range(start, end, 4096):
+            if any(a <= p < b for a, b in present):
+                if p in self.v.get(pid, {}):
+                    self.lz.setdefault(pid, {})[p] = self.v[pid].pop(p)
+            else:
+                self.zero(pid, p, p + 4096)
+
+    def move(self, pid: int, src: int, dst: int, length: int) -> None:
+        mv = {p - src + dst: x for p, x in self.v.get(pid, {}).items() if src <= p < src + length}
+        ml = {p - src + dst: x for p, x in self.lz.get(pid, {}).items() if src <= p < src + length}
+        self.zero(pid, src, src + length)
+        self.zero(pid, dst, dst + length)
+        self.v[pid].update(mv)
+        self.lz[pid].update(ml)
+
+    def copy_process(self, parent: int, child: int) -> None:
+        self.v[child] = dict(self.v.get(parent, {}))
+        self.lz[child] = dict(self.lz.get(parent, {}))
+
+    def expected(self, pid: int, page: int) -> tuple[int, ...]:
+        if page in self.lz.get(pid, {}):
+            return (self.lz[pid][page], 0)
+        return (self.v.get(pid, {}).get(page, 0),)
+
+
+def test_the_run_length_shadow_agrees_with_a_page_by_page_one() -> None:
+    import random
+
+    rng = random.Random(14)
+    for _ in range(200):
+        sh, model = Shadow(), _DictShadow()
+        for _ in range(12):
+            pid = rng.choice((1, 2))
+            a, b = sorted(rng.sample(range(0, 40), 2))
+            lo, hi = a * 4096, b * 4096
+            op = rng.choice(("write", "zero", "free", "move", "fork"))
+            if op == "write":
+                for x in (sh, model):
+                    x.write(pid, lo, b - a, 1000 * (a + 1))
+            elif op == "zero":
+                for x in (sh, model):
+                    x.zero(pid, lo, hi)
+            elif op == "free":
+                c, d = sorted(rng.sample(range(a, b + 1), 2)) if b - a >= 1 else (a, a)
+                for x in (sh, model):
+                    x.madv_free(pid, lo, hi, [(c * 4096, d * 4096)])
+            elif op == "move":
+                dst = rng.randrange(0, 40) * 4096
+                for x in (sh, model):
+                    x.move(pid, lo, dst, hi - lo)
+            else:
+                for x in (sh, model):
+                    x.copy_process(1, 2)
+            for p in (1, 2):
+                assert [sh.expected(p, q * 4096) for q in range(90)] == \
+                    [model.expected(p, q * 4096) for q in range(90)], (op, a, b)
+
+
+def test_a_touch_of_64g_is_one_run() -> None:
+    sh = Shadow()
+    sh.write(1, 1 << 32, 16 << 20, 5)
+    sh.madv_free(1, 1 << 32, (1 << 32) + (64 << 30), [((1 << 32) + (1 << 30), (1 << 32) + (2 << 30))])
+    assert len(sh.values[1].runs) == 0 and len(sh.lazy[1].runs) == 1      # the rest was not present: zero
+    assert sh.expected(1, (1 << 32) + (1 << 30)) == (5 + (1 << 18), 0)
+
+
 # -- refusals -------------------------------------------------------------------------------------------------
 
 def _session() -> LiveSession:
