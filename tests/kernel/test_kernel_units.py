@@ -401,3 +401,80 @@ def test_copies_of_simulator_constants_agree() -> None:
 
     assert runner.MMAP_BASE == MMAP_BASE
     assert observe.SMAPS_FIELDS == SMAPS_FIELDS
+
+
+# -- the workers' memory cgroup, on a stand-in hierarchy ----------------------------------------------------------
+
+def _fake_hierarchy(tmp_path: Path, monkeypatch, version: int, own_busy: bool = False) -> Path:
+    """A directory standing in for a cgroup mount with this process in /runner.  With own_busy,
+    enabling the memory controller below /runner fails as it does (EBUSY) when /runner has
+    processes of its own (cgroup v2's "no internal processes" rule)."""
+    import errno
+    import shutil
+    from mmshell.kernel import cgroup
+
+    mount = tmp_path / "cg"
+    own = mount / "runner"
+    own.mkdir(parents=True)
+    (mount / "cgroup.controllers").write_text("cpu memory io\n")
+    (mount / "cgroup.subtree_control").write_text("memory\n")
+    (own / "cgroup.subtree_control").write_text("")
+
+    def write(path: Path, value: str) -> None:
+        if own_busy and path == own / "cgroup.subtree_control":
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        Path(path).write_text(value)
+
+    def mkdir(path: Path, mode: int) -> None:          # a cgroup comes with its cgroup.procs
+        os.mkdir(path, mode)
+        (Path(path) / "cgroup.procs").write_text("")
+
+    fake_os = SimpleNamespace(**{k: getattr(os, k) for k in dir(os) if not k.startswith("__")})
+    fake_os.mkdir, fake_os.rmdir = mkdir, shutil.rmtree     # a cgroup goes with its files
+    monkeypatch.setattr(cgroup, "_write", write)
+    monkeypatch.setattr(cgroup, "os", fake_os)
+    monkeypatch.setattr(cgroup, "_mounts", lambda: [(str(mount), "/", "cgroup2" if version == 2 else "cgroup",
+                                                     "rw" if version == 2 else "rw,memory")])
+    monkeypatch.setattr(cgroup, "_own_cgroups", lambda: {"": "/runner"} if version == 2 else {"memory": "/runner"})
+    monkeypatch.setattr(cgroup, "memtotal", lambda: 8 << 30)
+    return mount
+
+
+@pytest.mark.parametrize("version, busy", [(1, False), (2, False), (2, True)])
+def test_the_workers_cgroup_is_made_limited_journaled_and_removed(tmp_path: Path, monkeypatch, version: int,
+                                                                  busy: bool) -> None:
+    from mmshell.kernel.cgroup import MemoryCgroup
+    from mmshell.kernel.journal import Journal
+
+    mount = _fake_hierarchy(tmp_path, monkeypatch, version, busy)
+    j = Journal(None)
+    cg = MemoryCgroup.create(j)
+    parent = mount if busy else mount / "runner"          # v2: under the root when the own cgroup is busy
+    assert cg.top.parent == parent and cg.version == version
+    limit = "memory.max" if version == 2 else "memory.limit_in_bytes"
+    assert (cg.top / limit).read_text() == str(4 << 30)    # half the machine
+    if version == 2:
+        assert (cg.top / "cgroup.subtree_control").read_text() == "+memory"
+    assert [s.args["path"] for s in j.steps] == [str(cg.top), str(cg.stage), str(cg.work)]
+    assert all(isinstance(s.args["ino"], int) for s in j.steps)
+    assert cg.remove() == [] and j.steps == [] and not cg.top.exists()
+
+
+@pytest.mark.parametrize("version, size, writes", [
+    (1, None, [("memory.force_empty", "0")]),
+    (1, 2 << 20, [("memory.limit_in_bytes", str((10 << 20) - (2 << 20))), ("memory.limit_in_bytes", "-1")]),
+    (2, None, [("memory.reclaim", str(6 << 20))]),
+    (2, 2 << 20, [("memory.reclaim", str(2 << 20))]),
+])
+def test_reclaim_asks_the_work_cgroup(tmp_path: Path, monkeypatch, version: int, size, writes) -> None:
+    from mmshell.kernel import cgroup
+
+    work = tmp_path / "top" / "work"
+    work.mkdir(parents=True)
+    (work / "memory.stat").write_text("rss 4194304\ncache 2097152\n" if version == 1
+                                      else "anon 4194304\nfile 2097152\n")
+    (work / "memory.usage_in_bytes").write_text(str(10 << 20))
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(cgroup, "_write", lambda path, value: seen.append((Path(path).name, value)))
+    freed, passes = cgroup.MemoryCgroup(version, tmp_path / "top").reclaim(size)
+    assert seen == writes and (freed, passes) == (0, 1)     # nothing freed here: one pass, then it stops
