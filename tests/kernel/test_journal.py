@@ -227,12 +227,20 @@ def test_a_directory_above_anyone_can_write_is_refused(tmp_path: Path) -> None:
     StateDir(above / "state").fd()
 
 
-@needs_root
-def test_a_planted_symlink_at_the_lock_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+@pytest.fixture
+def planted(tmp_path: Path) -> tuple[StateDir, Path]:
+    """A state directory made, and a file someone would like root to write: the victim."""
     state = _state(tmp_path)
     state.fd()
     victim = tmp_path / "victim"
     victim.write_text("keep")
+    return state, victim
+
+
+@needs_root
+def test_a_planted_symlink_at_the_lock_is_refused_and_its_target_untouched(
+        tmp_path: Path, planted: tuple[StateDir, Path]) -> None:
+    state, victim = planted
     (state.path / "lock").symlink_to(victim)
     with pytest.raises(UnsafeState, match="symbolic link"):
         state.lock()
@@ -262,11 +270,8 @@ def test_a_lock_file_of_another_user_is_refused_at_once(tmp_path: Path) -> None:
 
 
 @needs_root
-def test_a_planted_journal_is_never_followed(tmp_path: Path) -> None:
-    state = _state(tmp_path)
-    state.fd()
-    victim = tmp_path / "victim"
-    victim.write_text("keep")
+def test_a_planted_journal_is_never_followed(planted: tuple[StateDir, Path]) -> None:
+    state, victim = planted
     (state.path / "journal").symlink_to(victim)
     with pytest.raises(UnsafeState, match="symbolic link"):
         state.read_journal()
