@@ -181,6 +181,9 @@ def missing_requirements() -> list[str]:
     if not (ZRAM_CONTROL / "hot_add").exists():
         missing.append(f"zram: {ZRAM_CONTROL}/hot_add does not exist (zram module not loaded? "
                        "try: modprobe zram)")
+    if not any(Path("/sys/block").glob("*/diskseq")):
+        missing.append("a kernel that numbers its block devices (/sys/block/*/diskseq, Linux 5.15+): "
+                       "the runner recognises the devices it made by that number")
     return missing
 
 

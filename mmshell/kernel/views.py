@@ -45,14 +45,12 @@ def show_view(s: "LiveSession", view: str, rng: tuple[int, int] | None, name: st
         ranges = [rng] if rng is not None else sorted(s.names().values())
         lines = []
         for start, length in ranges:
-            blk = start & ~(HPAGE - 1)
-            while blk < start + length:
+            for blk in _pmds_in_use(kpid, start & ~(HPAGE - 1), start + length):
                 kind = pmd_kind(kpid, blk)
                 lines.append(f"PMD {s.describe(blk)} ({blk:#x}): {kind}")
                 if kind == "table":
                     lines += ["  " + r for r in _pagemap_runs(s, kpid, blk, blk + HPAGE)]
-                blk += HPAGE
-        return lines
+        return lines or ["no PMD in use"]
     if view == "swap":
         lines = []
         for dev in s.devices.devices.values():
@@ -82,6 +80,16 @@ def show_view(s: "LiveSession", view: str, rng: tuple[int, int] | None, name: st
         return ["meminfo (kB, change since the script's start): "
                 + "  ".join(f"{k} {now[k] - base.meminfo.get(k, 0):+d}" for k in _MEMINFO if k in now)]
     return [f"show {view}: no live view"]
+
+
+def _pmds_in_use(kpid: int, start: int, end: int) -> list[int]:
+    """The 2 MiB blocks of [start, end) where PAGEMAP_SCAN finds a page table or a huge mapping
+    (however large the range, as many as the blocks in use)."""
+    blocks: list[int] = []
+    for a, b, _cat in procfs.pagemap_scan(kpid, start, end):
+        blk = max(a & ~(HPAGE - 1), blocks[-1] + HPAGE if blocks else 0)
+        blocks += range(blk, b, HPAGE)
+    return blocks
 
 
 def _in_regions(s: "LiveSession", lo: int, hi: int) -> bool:
