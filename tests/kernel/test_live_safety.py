@@ -28,18 +28,36 @@ live = pytest.mark.skipif(LIVE_SKIP is not None, reason=LIVE_SKIP or "")
 
 # -- what a live run may touch (docs/kernel.md, "What a live run touches") -------------------------------------
 
+#: Counters among the settings: they move whenever khugepaged runs.
+_COUNTERS = ("pages_collapsed", "full_scans")
+
+
+def settings() -> dict[str, str]:
+    """Every THP, khugepaged and zswap setting and every vm sysctl: the runner writes only the
+    knobs docs/kernel.md lists, and puts them back."""
+    from mmshell.kernel import tunables as tun
+
+    files = [p for p in tun.THP.rglob("*") if p.is_file() and "stats" not in p.parts and p.name not in _COUNTERS]
+    files += sorted(tun.ZSWAP_ENABLED.parent.glob("*")) + sorted(Path("/proc/sys/vm").glob("*"))
+    out = {}
+    for p in files:
+        try:
+            out[str(p)] = p.read_text().strip()
+        except OSError:
+            pass                      # write-only (drop_caches, stat_refresh, compact_memory)
+    return out
+
+
 def footprint() -> dict[str, Any]:
     """Everything on this machine a live run may change, as it is now."""
-    from mmshell.kernel import tunables as tun
     from mmshell.kernel.cgroup import memory_hierarchy
     from mmshell.kernel.devices import active_swaps, swap_dir
     from mmshell.kernel.state import STATE_DIR
 
-    knobs = [Path(p) for p in tun.MANAGED] + sorted(tun.THP.glob("hugepages-*kB/enabled"))
     _v, _mount, own = memory_hierarchy()
     base = swap_dir()
     return {
-        "knobs": {str(p): tun.read_knob(p) for p in knobs if p.exists()},
+        "settings": settings(),
         "swaps": sorted((s.filename, s.size_kb, s.priority) for s in active_swaps()),
         "zram": sorted((p.name, (p / "disksize").read_text().strip()) for p in Path("/sys/block").glob("zram*")),
         "loops": sorted(p.parent.parent.name for p in Path("/sys/block").glob("loop*/loop/backing_file")),
