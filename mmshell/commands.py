@@ -1,4 +1,4 @@
-"""The click commands: `mmshell`, `mmshell -c`, `run`, `compare`, `kernel run|diff`."""
+"""The click commands: `mmshell`, `mmshell -c`, `run`, `compare`, `kernel run|diff|recover`."""
 
 from __future__ import annotations
 
@@ -105,3 +105,11 @@ def kernel_diff(files: tuple[str, ...], quiet: bool) -> None:
     if sources is None:
         sys.exit(2)
     sys.exit(run_diff(sources, quiet=quiet))
+
+
+@kernel.command("recover")
+def kernel_recover() -> None:
+    """Undo what a killed live run left behind (its journal), without running a script."""
+    from .kernel.report import run_recover
+
+    sys.exit(run_recover())

@@ -10,12 +10,13 @@ from ..lang.errors import not_refused
 from ..lang.expectation import PathError, compare, parse_expected
 from ..lang.parser import Command
 from ..lang.values import pages
+from ..mm.constants import MMAP_BASE, TASK_SIZE
 from . import procfs, syscalls as sc, tunables as tun
 from .devices import DeviceError
+from .syscalls import PAGE_IS_PRESENT, PAGE_IS_SWAPPED
 from .observe import NotObservable, evaluate
 from .process import WorkerError
-from .runner import (HANDLERS, HPAGE, MMAP_BASE, PAGE, ExpectError, LiveOutput, LiveSession, Refused,
-                     Unsupported, handler)
+from .runner import HANDLERS, HPAGE, PAGE, ExpectError, LiveOutput, LiveSession, Refused, Unsupported, handler
 from .views import show_view
 
 _TUNE_FILES = {
@@ -155,7 +156,7 @@ def _dispatch(s: LiveSession, inner: Command) -> LiveOutput:
 
 @handler("fork")
 def do_fork(s: LiveSession, cmd: Command) -> LiveOutput:
-    child = s.machine.procs.fork(s.pid)
+    child = s.machine.procs.fork(s.pid, list(s.names().values()))
     s.regions[child.spid] = dict(s.names())
     s.shadow.copy_process(s.pid, child.spid)
     return LiveOutput(lines=[f"child pid {child.spid}"])
@@ -212,10 +213,13 @@ def do_mmap(s: LiveSession, cmd: Command) -> LiveOutput:
     if a["size"] <= 0:
         raise Refused("EINVAL: length must be positive")
     length = (a["size"] + PAGE - 1) & ~(PAGE - 1)
+    s.may_expand("mmap", length)
     if a["at"] is not None:
         addr = s.resolve_addr(a["at"], "mmap")
         if addr % PAGE:
             raise Refused(f"EINVAL: address {addr:#x} not page aligned")
+        if addr + length > TASK_SIZE:
+            raise Refused("EINVAL: range beyond the user address space")
         if addr < (1 << 16):
             raise Refused(f"EPERM: address {addr:#x} is below mmap_min_addr")
     else:
@@ -234,6 +238,7 @@ def do_mmap(s: LiveSession, cmd: Command) -> LiveOutput:
 @handler("munmap")
 def do_munmap(s: LiveSession, cmd: Command) -> LiveOutput:
     start, length = s.resolve_range(cmd.args["range"], "munmap")
+    s.own_range(start, length, "munmap")
     s.call("munmap", start, length)
     s.shadow.zero(s.pid, start, start + _pages(length) * PAGE)
     return LiveOutput()
@@ -241,6 +246,18 @@ def do_munmap(s: LiveSession, cmd: Command) -> LiveOutput:
 
 def _pages(length: int) -> int:
     return (length + PAGE - 1) // PAGE
+
+
+#: Bytes of one read request of `check` (one reply holds a value per page).
+CHECK_CHUNK = 64 << 20
+
+
+def _free_or_own(s: LiveSession, start: int, length: int, op: str) -> None:
+    """A fixed destination may replace the script's own mappings (MREMAP_FIXED unmaps what is
+    there) but nothing else of the worker's: every VMA there must lie in the script's regions."""
+    for lo, hi, _perms, _path in procfs.maps(s.kpid()):
+        if lo < start + length and start < hi:
+            s.own_range(max(lo, start), min(hi, start + length) - max(lo, start), op)
 
 
 def _check_access(s: LiveSession, start: int, end: int, write: bool) -> None:
@@ -264,8 +281,7 @@ def _check_access(s: LiveSession, start: int, end: int, write: bool) -> None:
     for v in procfs.smaps(s.kpid()):
         if "um" in v.flags and v.start < end and v.end > start:
             lo, hi = max(start, v.start), min(end, v.end)
-            words = procfs.pagemap(s.kpid(), lo, (hi - lo) // PAGE)
-            for i, w in enumerate(words):
+            for i, w in enumerate(procfs.pagemap_words(s.kpid(), lo, (hi - lo) // PAGE)):
                 if not w >> 62:
                     raise Unsupported(f"page {s.describe(lo + i * PAGE)} lies in a userfaultfd-registered "
                                       "range and is missing: the access would raise a userfault that no "
@@ -275,6 +291,8 @@ def _check_access(s: LiveSession, start: int, end: int, write: bool) -> None:
 @handler("touch")
 def do_touch(s: LiveSession, cmd: Command) -> LiveOutput:
     start, length = s.resolve_range(cmd.args["range"], "touch")
+    s.walk_limit("touch", length)
+    s.own_range(start, length, "touch")
     n = _pages(length)
     write = (cmd.args["access"] or "write") == "write"
     _check_access(s, start, start + n * PAGE, write)
@@ -283,7 +301,7 @@ def do_touch(s: LiveSession, cmd: Command) -> LiveOutput:
         s.call("write", [(start, n, first)])
         s.shadow.write(s.pid, start, n, first)
     else:
-        s.call("read", [(start, n)])
+        s.call("load", [(start, n)])
     return LiveOutput(lines=[f"{pages(n)} {'written' if write else 'read'}"])
 
 
@@ -292,15 +310,22 @@ def do_check(s: LiveSession, cmd: Command) -> LiveOutput:
     if cmd.args.get("range") is None:
         return _check_all(s)
     start, length = s.resolve_range(cmd.args["range"], "check")
+    s.walk_limit("check", length)
+    s.own_range(start, length, "check")
     n = _pages(length)
     _check_access(s, start, start + n * PAGE, False)
-    values = s.call("read", [(start, n)])
-    bad = [(start + i * PAGE, v) for i, v in enumerate(values)
-           if v not in s.shadow.expected(s.pid, start + i * PAGE)]
-    if bad:
-        addr, actual = bad[0]
+    first_bad: tuple[int, int] | None = None
+    nbad = 0
+    for chunk in range(start, start + n * PAGE, CHECK_CHUNK):     # one reply per chunk
+        k = min(CHECK_CHUNK, start + n * PAGE - chunk) // PAGE
+        for i, v in enumerate(s.call("read", [(chunk, k)])):
+            if v not in s.shadow.expected(s.pid, chunk + i * PAGE):
+                nbad += 1
+                first_bad = first_bad or (chunk + i * PAGE, v)
+    if first_bad is not None:
+        addr, actual = first_bad
         raise Refused(f"EIO: page {s.describe(addr)} reads {actual:#x}, last written "
-                      f"{s.shadow.expected(s.pid, addr)[0]:#x} ({len(bad)} bad page(s))")
+                      f"{s.shadow.expected(s.pid, addr)[0]:#x} ({nbad} bad page(s))")
     return LiveOutput(lines=[f"check: {pages(n)} read back what was written"])
 
 
@@ -308,25 +333,30 @@ def _check_all(s: LiveSession) -> LiveOutput:
     """Every present page of every process reads what was written; swapped pages are not faulted in."""
     present = swapped = unreadable = 0
     problems: list[str] = []
+    bad = 0
     for spid, kpid in s.live_pids():
         readable = [(lo, hi) for lo, hi, perms, _ in procfs.maps(kpid) if "r" in perms]
         for lo, hi in s.scan_ranges(spid):
-            words = procfs.pagemap(kpid, lo, (hi - lo) // PAGE)
+            runs = list(procfs.page_runs(kpid, lo, hi, PAGE_IS_PRESENT))
+            n_present = sum(b - a for a, b in runs) // PAGE
             if not any(a <= lo and hi <= b for a, b in readable):      # PROT_NONE: a load would fault
-                unreadable += sum(1 for w in words if w >> 63)
+                unreadable += n_present
                 continue
-            pages = [lo + i * PAGE for i, w in enumerate(words) if w >> 63]
-            swapped += sum(1 for w in words if w >> 62 == 1)
-            if not pages:
-                continue
-            vals = s.machine.procs.call(spid, "read", [(p, 1) for p in pages])
-            present += len(pages)
-            for p, v in zip(pages, vals):
-                if v not in s.shadow.expected(spid, p):
-                    problems.append(f"pid {spid} page {s.describe(p, spid)} reads {v:#x}, last written "
-                                    f"{s.shadow.expected(spid, p)[0]:#x}")
-    if problems:
-        raise Refused(f"EFAULT: {len(problems)} problem(s): " + "; ".join(problems[:10]))
+            swapped += sum(b - a for a, b in procfs.page_runs(kpid, lo, hi, PAGE_IS_SWAPPED)) // PAGE
+            for a, b in runs:                  # a run at a time: a read of every page in one reply
+                for chunk in range(a, b, CHECK_CHUNK):
+                    n = min(CHECK_CHUNK, b - chunk) // PAGE
+                    vals = s.machine.procs.call(spid, "read", [(chunk, n)])
+                    present += n
+                    for i, v in enumerate(vals):
+                        p = chunk + i * PAGE
+                        if v not in s.shadow.expected(spid, p):
+                            bad += 1
+                            if len(problems) < 10:
+                                problems.append(f"pid {spid} page {s.describe(p, spid)} reads {v:#x}, last "
+                                                f"written {s.shadow.expected(spid, p)[0]:#x}")
+    if bad:
+        raise Refused(f"EFAULT: {bad} problem(s): " + "; ".join(problems))
     return LiveOutput(changed=False, lines=[
         f"check: {present} present pages read back what was written; {swapped} swapped-out pages "
         "not read (that would fault them in)" + (f", {unreadable} in PROT_NONE mappings not read"
@@ -337,30 +367,28 @@ def _check_all(s: LiveSession) -> LiveOutput:
 @handler("madvise")
 def do_madvise(s: LiveSession, cmd: Command) -> LiveOutput:
     start, length = s.resolve_range(cmd.args["range"], "madvise")
+    s.own_range(start, length, "madvise")
     advice = cmd.args["advice"]
-    n = _pages(length)
-    words = procfs.pagemap(s.kpid(), start, n) if advice == "free" else []
+    end = start + _pages(length) * PAGE
+    present = list(procfs.page_runs(s.kpid(), start, end, PAGE_IS_PRESENT)) if advice == "free" else []
     out = LiveOutput()
     try:
         s.call("madvise", start, length, sc.ADVICE[advice])
     finally:
         if advice == "dontneed":
-            s.shadow.zero(s.pid, start, start + n * PAGE)
+            s.shadow.zero(s.pid, start, end)
         elif advice == "free":
-            for i, w in enumerate(words):
-                p = start + i * PAGE
-                if w >> 63:
-                    s.shadow.lazyfree(s.pid, p)
-                else:
-                    s.shadow.zero(s.pid, p, p + PAGE)
+            s.shadow.madv_free(s.pid, start, end, present)
     if advice in ("pageout", "cold"):
-        out.notes += _foreign_swap(s, start, n)
+        out.notes += _foreign_swap(s, start, end)
     return out
 
 
-def _foreign_swap(s: LiveSession, start: int, n: int) -> list[str]:
+def _foreign_swap(s: LiveSession, start: int, end: int) -> list[str]:
     """Warn when pages went to a swap device the script did not create (§0.4)."""
-    types = {w & 0x1F for w in procfs.pagemap(s.kpid(), start, n) if w >> 62 == 1}
+    kpid = s.kpid()
+    types = {w & 0x1F for a, b in procfs.page_runs(kpid, start, end, PAGE_IS_SWAPPED)
+             for w in procfs.pagemap_words(kpid, a, (b - a) // PAGE) if w >> 62 == 1}
     foreign = sorted(t for t in types if s.devices.by_type(t) is None)
     if foreign:
         return [f"warning: pages went to swap type(s) {foreign}, not a device this script created"]
@@ -370,6 +398,7 @@ def _foreign_swap(s: LiveSession, start: int, n: int) -> list[str]:
 @handler("mprotect")
 def do_mprotect(s: LiveSession, cmd: Command) -> LiveOutput:
     start, length = s.resolve_range(cmd.args["range"], "mprotect")
+    s.own_range(start, length, "mprotect")
     s.call("mprotect", start, length, sc.PROTS[cmd.args["prot"]])
     return LiveOutput()
 
@@ -381,15 +410,22 @@ def do_mremap(s: LiveSession, cmd: Command) -> LiveOutput:
     if name in s.names():
         raise Refused(f"EEXIST: region {name!r} already exists in pid {s.pid}")
     start, length = s.resolve_range(a["range"], "mremap")
+    s.own_range(start, length, "mremap")
     new_len = a["size"] if a["size"] is not None else length
     if new_len <= 0:
         raise Refused("EINVAL: new size must be positive")
     old_len = _pages(length) * PAGE
     new_len = _pages(new_len) * PAGE
+    s.may_expand("mremap", new_len - old_len)
     if a["at"] is not None:
         new = s.resolve_addr(a["at"], "mremap")
+        if new % PAGE:
+            raise Refused(f"EINVAL: address {new:#x} not page aligned")
+        if new + new_len > TASK_SIZE:
+            raise Refused("EINVAL: range beyond the user address space")
         if new < start + old_len and start < new + new_len:
             raise Refused("EINVAL: old and new ranges overlap")
+        _free_or_own(s, new, new_len, "mremap")
     else:
         new = get_unmapped_area(s, new_len)
     got = s.call("mremap", start, old_len, new_len, new)
@@ -404,6 +440,7 @@ def do_mremap(s: LiveSession, cmd: Command) -> LiveOutput:
 @handler("uffd_register")
 def do_uffd_register(s: LiveSession, cmd: Command) -> LiveOutput:
     start, length = s.resolve_range(cmd.args["range"], "uffd register")
+    s.own_range(start, length, "uffd register")
     s.call("uffd_register", start, length)
     return LiveOutput()
 
@@ -411,7 +448,10 @@ def do_uffd_register(s: LiveSession, cmd: Command) -> LiveOutput:
 @handler("uffd_move")
 def do_uffd_move(s: LiveSession, cmd: Command) -> LiveOutput:
     start, length = s.resolve_range(cmd.args["src"], "uffd move")
+    s.walk_limit("uffd move", length)
+    s.own_range(start, length, "uffd move")
     dst = s.resolve_addr(cmd.args["dst"], "uffd move")
+    s.own_range(dst, length, "uffd move")
     try:
         moved = s.machine.procs.call(s.pid, "uffd_move", start, dst, length)
     except WorkerError as e:
@@ -433,8 +473,20 @@ def do_khugepaged(s: LiveSession, cmd: Command) -> LiveOutput:
 
 @handler("reclaim")
 def do_reclaim(s: LiveSession, cmd: Command) -> LiveOutput:
-    raise Unsupported("global reclaim would reclaim the whole machine, this runner included; "
-                      "use 'madvise RANGE pageout' (MADV_PAGEOUT)")
+    """Reclaim in the workers' memory cgroup (cgroup.py): the script's pages, never the machine's."""
+    cg = s.machine.cgroup
+    if cg is None:
+        raise Unsupported("the workers have no memory cgroup to reclaim in")
+    try:
+        freed, passes = cg.reclaim(cmd.args["size"])
+    except OSError as e:
+        raise Refused(f"{sc.errno_name(e.errno or 0)}: reclaim in the workers' memory cgroup {cg.work}: "
+                      f"{e.strerror or e}") from None
+    n = max(freed, 0) // PAGE
+    how = ("memory.force_empty" if cmd.args["size"] is None else "a lowered memory.limit_in_bytes") \
+        if cg.version == 1 else "memory.reclaim"
+    return LiveOutput(lines=[f"reclaimed {pages(n)} ({n * 4} kB) in the workers' memory cgroup "
+                             f"({how}, {passes} pass{'es' if passes != 1 else ''})"])
 
 
 # -- views and scripts ---------------------------------------------------------------------------------
@@ -443,6 +495,8 @@ def do_reclaim(s: LiveSession, cmd: Command) -> LiveOutput:
 def do_show(s: LiveSession, cmd: Command) -> LiveOutput:
     a = cmd.args
     rng = s.resolve_range(a["range"], "show") if a.get("range") is not None else None
+    if rng is not None and a["view"] == "pagemap":
+        s.walk_limit("show pagemap", rng[1])
     if a["view"] == "smaps" and a.get("name") is not None and a["name"] not in s.names():
         raise Refused(f"EINVAL: no region named {a['name']!r} in pid {s.pid}")
     return LiveOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))

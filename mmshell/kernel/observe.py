@@ -24,7 +24,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from ..lang.expectation import PAGEMAP_FIELDS, PathError, pagemap_count, pagemap_span
 from ..lang.parser import split_path
@@ -105,7 +105,7 @@ def evaluate(s: "LiveSession", path: str) -> Reading:
             return Reading(kind)
         if kind != "table":
             return Reading("none")
-        entry = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
+        entry = PagemapEntry(procfs.pagemap(s.kpid(), addr))
         return Reading("present" if entry.present else "swap" if entry.swapped else "none")
     if head == "pagemap" and len(rest) == 2:
         if rest[1] not in PAGEMAP_FIELDS:
@@ -113,9 +113,9 @@ def evaluate(s: "LiveSession", path: str) -> Reading:
         span = pagemap_span(rest[0], rest[1])
         addr = _addr(s, rest[0] if span is None else span[0])
         if span is not None:
-            entries = procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), span[1])
-            return Reading(pagemap_count([PagemapEntry(e) for e in entries], rest[1]))
-        entry = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
+            words = procfs.pagemap_words(s.kpid(), addr & ~(PAGE - 1), span[1])
+            return Reading(pagemap_count([PagemapEntry(w) for w in words], rest[1]))
+        entry = PagemapEntry(procfs.pagemap(s.kpid(), addr))
         return Reading(getattr(entry, rest[1]))
     if head in ("swap", "swapmap", "swapcache") and len(rest) == 2:
         devices = s.machine.devices
@@ -184,27 +184,30 @@ def pmd_kind(kpid: int, addr: int) -> str:
 
 # -- swap slots -------------------------------------------------------------------------------------------
 
+def swap_words(s: "LiveSession") -> Iterator[tuple[int, int, int]]:
+    """(script pid, address, pagemap word) of every swap entry in the script's processes' page
+    tables (the runs PAGEMAP_SCAN finds swapped, read a chunk at a time)."""
+    for spid, kpid in s.live_pids():
+        for lo, hi in s.scan_ranges(spid):
+            for a, b in procfs.page_runs(kpid, lo, hi, PAGE_IS_SWAPPED):
+                for i, w in enumerate(procfs.pagemap_words(kpid, a, (b - a) // PAGE)):
+                    if w >> 62 == 1:
+                        yield spid, a + i * PAGE, w
+
+
 def slot_holders(s: "LiveSession", swp_type: int, off: int) -> list[tuple[int, int]]:
     """(script pid, address) of every page-table entry of the script's processes holding the slot."""
     want = (1 << 62) | swp_type | (off << 5)
     mask = (1 << 63) | (1 << 62) | ((1 << 55) - 1)
-    out = []
-    for spid, kpid in s.live_pids():
-        for lo, hi in s.scan_ranges(spid):
-            words = procfs.pagemap(kpid, lo, (hi - lo) // PAGE)
-            out += [(spid, lo + i * PAGE) for i, w in enumerate(words) if w & mask == want]
-    return out
+    return [(spid, addr) for spid, addr, w in swap_words(s) if w & mask == want]
 
 
 def slot_counts(s: "LiveSession") -> dict[tuple[int, int], int]:
     """(type, offset) -> number of swap PTEs of the script's processes holding it."""
     counts: dict[tuple[int, int], int] = {}
-    for spid, kpid in s.live_pids():
-        for lo, hi in s.scan_ranges(spid):
-            for w in procfs.pagemap(kpid, lo, (hi - lo) // PAGE):
-                if w >> 62 == 1:
-                    key = (w & 0x1F, (w & ((1 << 55) - 1)) >> 5)
-                    counts[key] = counts.get(key, 0) + 1
+    for _spid, _addr, w in swap_words(s):
+        key = (w & 0x1F, (w & ((1 << 55) - 1)) >> 5)
+        counts[key] = counts.get(key, 0) + 1
     return counts
 
 
@@ -271,7 +274,7 @@ def _partial(s: "LiveSession", kpid: int, lo: int, hi: int, fld: str, vma: procf
         counts = slot_counts(s)
         pss = 0
         for a, b in swapped_pages:
-            for w in procfs.pagemap(kpid, a, (b - a) // PAGE):
+            for w in procfs.pagemap_words(kpid, a, (b - a) // PAGE):
                 if w >> 62 == 1:
                     c = counts.get((w & 0x1F, (w & ((1 << 55) - 1)) >> 5), 1)
                     pss += (PAGE << 12) // c if c >= 2 else PAGE << 12

@@ -9,6 +9,14 @@ can fork again.  Workers ignore SIGCHLD (the kernel reaps their children) and
 leave when their socket closes; pid 1 also dies with the runner
 (PR_SET_PDEATHSIG).
 
+Every worker lives in the run's memory cgroup (cgroup.py) with
+``oom_score_adj`` 1000, so that the OOM killer, should a script exhaust the
+machine or the cgroup's limit, takes a worker before any other process.  A
+new worker joins the cgroup's `stage` first, copies every page it shares
+with its parent outside the script's regions (`unshare_pages`), and only then
+joins `work`: so `work` is charged for the script's memory, not the
+interpreter's, and `reclaim` swaps out what the script mapped.
+
 Accesses follow kernel-semantics §0.4: a write is a plain ``memmove`` of a
 fresh 8-byte value to the start of each page (one write fault, no read
 first); a read is a load of those 8 bytes.  The runner, not the worker, keeps
@@ -28,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import syscalls as sc
+from . import procfs, syscalls as sc
 
 PAGE = 4096
 _HDR = struct.Struct("<I")
@@ -85,11 +93,77 @@ def _recv(sock: socket.socket, want_fds: bool = False) -> tuple[Any, list[int]]:
 
 # -- the worker side -----------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Placement:
+    """Where workers live: the cgroup.procs files of the memory cgroup's `stage` and `work`."""
+
+    stage: str
+    work: str
+
+
+OOM_SCORE_ADJ = 1000
+
+
+def _join(procs_file: str) -> None:
+    with open(procs_file, "w") as f:
+        f.write(str(os.getpid()))
+
+
+def _subtract(lo: int, hi: int, holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[lo, hi) without the (start, length) ranges in holes."""
+    parts = [(lo, hi)]
+    for start, length in holes:
+        end = start + length
+        parts = [q for a, b in parts for q in ((a, min(b, start)), (max(a, end), b)) if q[0] < q[1]]
+    return parts
+
+
+def unshare_pages(exclude: list[tuple[int, int]]) -> None:
+    """Copy every page this process shares with its parent (copy-on-write after fork), outside
+    the `exclude` (start, length) ranges: MADV_POPULATE_WRITE of each run of present pages that
+    are not exclusively mapped (pagemap bit 56), in every private writable mapping.  Its later
+    writes then copy nothing, so nothing of the interpreter is charged where it goes next."""
+    me = os.getpid()
+    for lo, hi, perms, _path in procfs.maps(me):
+        if perms[1] != "w" or perms[3] != "p":
+            continue
+        for a, b in _subtract(lo, hi, exclude):
+            run = None
+            addr = a
+            for w in procfs.pagemap_words(me, a, (b - a) // PAGE):
+                shared = w >> 63 and not w >> 56 & 1
+                if shared and run is None:
+                    run = addr
+                elif not shared and run is not None:
+                    _populate_write(run, addr)
+                    run = None
+                addr += PAGE
+            if run is not None:
+                _populate_write(run, addr)
+
+
+def _populate_write(start: int, end: int) -> None:
+    try:
+        sc.madvise(start, end - start, sc.MADV_POPULATE_WRITE)
+    except sc.SysError:
+        pass        # best effort: a page left shared only costs a copy charged to `work` later
+
+
+def _settle(placement: Placement | None, exclude: list[tuple[int, int]]) -> None:
+    """A new worker's first steps: stage, copy what it shares with its parent, then work."""
+    if placement is None:
+        return
+    _join(placement.stage)
+    unshare_pages(exclude)
+    _join(placement.work)
+
+
 class _Worker:
     """State of one worker process (runs in the forked child)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, placement: Placement | None) -> None:
         self.sock = sock
+        self.placement = placement
         self.uffd: int | None = None
 
     def serve(self) -> None:
@@ -158,6 +232,15 @@ class _Worker:
                 out.append(unpack(sc.load(addr + i * PAGE, 8))[0])
         return out
 
+    def op_load(self, runs: list[tuple[int, int]]) -> int:
+        """Load the first 8 bytes of each page of each (addr, npages) run; the pages read."""
+        n = 0
+        for addr, npages in runs:
+            for i in range(npages):
+                sc.load(addr + i * PAGE, 8)
+            n += npages
+        return n
+
     def op_mincore(self, addr: int, length: int) -> bytes:
         return sc.mincore(addr, length)
 
@@ -173,7 +256,9 @@ class _Worker:
         return sc.uffdio_move(self.uffd, dst, src, length)
 
     # processes
-    def op_fork(self) -> dict:
+    def op_fork(self, exclude: list[tuple[int, int]]) -> dict:
+        """Fork; the child copies what it shares with this process outside `exclude` (the
+        script's regions, which it must share as a forked process does) before it serves."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
@@ -182,6 +267,7 @@ class _Worker:
             if self.uffd is not None:      # the context belongs to the parent's mm
                 os.close(self.uffd)
                 self.uffd = None
+            _settle(self.placement, exclude)
             raise _Forked(mine)
         mine.close()
         return {"pid": pid, "handoff": theirs}
@@ -210,15 +296,15 @@ class _Forked(Exception):
         self.sock = sock
 
 
-def _worker_main(sock: socket.socket, close: list[int], cpu: int | None) -> None:
-    for fd in close:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+def _worker_main(sock: socket.socket, cpu: int | None, placement: Placement | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the runner's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)       # children are reaped by the kernel
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())   # a fork during a deferred tear-down
+    with open("/proc/self/oom_score_adj", "w") as f:    # the OOM killer's first choice
+        f.write(str(OOM_SCORE_ADJ))
+    _settle(placement, [])
     try:
         sc.prctl(sc.PR_SET_THP_DISABLE, 0)               # the runner disables THP for itself only
     except sc.SysError:
@@ -226,7 +312,7 @@ def _worker_main(sock: socket.socket, close: list[int], cpu: int | None) -> None
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})                   # one CPU: one set of per-CPU batches
     try:
-        _Worker(sock).serve()
+        _Worker(sock, placement).serve()
     finally:
         os._exit(0)
 
@@ -248,12 +334,13 @@ class Proc:
 class Processes:
     """Every worker of one run, by script pid (1, 2, ... in fork order, never reused)."""
 
-    def __init__(self) -> None:
+    def __init__(self, placement: Placement | None = None) -> None:
         self.procs: dict[int, Proc] = {}
         self.next_spid = 1
+        self.placement = placement
 
     def start(self) -> Proc:
-        """Fork pid 1."""
+        """Fork pid 1 (in the memory cgroup of `placement`, when there is one)."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -262,7 +349,7 @@ class Processes:
             try:
                 sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
                 mine.close()
-                _worker_main(theirs, [], min(os.sched_getaffinity(0)))
+                _worker_main(theirs, min(os.sched_getaffinity(0)), self.placement)
             finally:
                 os._exit(0)
         theirs.close()
@@ -310,8 +397,9 @@ class Processes:
             return f"process {proc.spid} (kernel pid {proc.pid}) was killed by signal {os.WTERMSIG(st)}"
         return f"process {proc.spid} (kernel pid {proc.pid}) died"
 
-    def fork(self, parent: int) -> Proc:
-        res = self.call(parent, "fork")
+    def fork(self, parent: int, exclude: list[tuple[int, int]]) -> Proc:
+        """The parent forks; `exclude`: the (start, length) ranges the child must keep sharing."""
+        res = self.call(parent, "fork", exclude)
         sock = socket.socket(fileno=res["fds"][0])
         child = Proc(self.next_spid, res["pid"], sock, sc.pidfd_open(res["pid"]), parent)
         self.procs[child.spid] = child

@@ -16,6 +16,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from . import syscalls
 
@@ -174,23 +175,49 @@ class PagemapEntry:
         return (self.value & PM_PFRAME_MASK) >> 5 if self.swapped and not self.present else 0
 
 
-def pagemap(pid: int, start: int, npages: int) -> list[int]:
-    """The pagemap words of npages pages from start."""
-    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
-    try:
-        data = os.pread(fd, 8 * npages, (start // PAGE) * 8)
-    finally:
-        os.close(fd)
-    return list(struct.unpack(f"<{len(data) // 8}Q", data))
+#: Pages of pagemap read at a time: 512 KiB of words, whatever the range (a range can be 4T).
+PAGEMAP_CHUNK = 1 << 16
 
 
-def pagemap_scan(pid: int, start: int, end: int) -> list[tuple[int, int, int]]:
-    """PAGEMAP_SCAN runs (start, end, PAGE_IS_* categories) of [start, end) in pid."""
-    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+def pagemap_words(pid: int, start: int, npages: int) -> Iterator[int]:
+    """The pagemap words of npages pages from start, read PAGEMAP_CHUNK pages at a time."""
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return syscalls.pagemap_scan(fd, start, end)
+        first = start // PAGE
+        for off in range(0, npages, PAGEMAP_CHUNK):
+            n = min(PAGEMAP_CHUNK, npages - off)
+            data = os.pread(fd, 8 * n, (first + off) * 8)
+            yield from struct.unpack(f"<{len(data) // 8}Q", data)
+            if len(data) < 8 * n:
+                return
     finally:
         os.close(fd)
+
+
+def pagemap(pid: int, addr: int) -> int:
+    """The pagemap word of the page holding addr."""
+    return next(pagemap_words(pid, addr & ~(PAGE - 1), 1), 0)
+
+
+def pagemap_scan(pid: int, start: int, end: int, categories: int = syscalls.PAGE_IS_ALL
+                 ) -> list[tuple[int, int, int]]:
+    """PAGEMAP_SCAN runs (start, end, PAGE_IS_* categories) of [start, end) in pid that have one
+    of `categories`.  Pages in no VMA or under no page table are never reported, so the runs
+    are as many as the distinct stretches of pages that exist, however large the range."""
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return syscalls.pagemap_scan(fd, start, end, anyof=categories)
+    finally:
+        os.close(fd)
+
+
+def page_runs(pid: int, start: int, end: int, categories: int) -> Iterator[tuple[int, int]]:
+    """(first page, end) of every run of pages in [start, end) with one of `categories`
+    (PAGE_IS_PRESENT, PAGE_IS_SWAPPED ...), clipped to the range."""
+    for a, b, _cat in pagemap_scan(pid, start, end, categories):
+        a, b = max(a, start), min(b, end)
+        if a < b:
+            yield a, b
 
 
 def process_state(pid: int) -> str | None:

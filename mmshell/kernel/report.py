@@ -18,9 +18,10 @@ from typing import Any, Callable, TextIO
 from ..lang.errors import LangError
 from ..lang.parser import parse_script
 from . import procfs
-from .machine import LiveMachine, MissingRequirement, SetupError, raise_on_sigterm, restore_signals
+from .machine import LiveMachine, MissingRequirement, SetupError, raise_on_sigterm, recover_now, restore_signals
+from .state import UnsafeState
 from ..lang.steps import Outcome, StepRecord
-from .runner import LiveSession, live_priorities, run_live_text, script_priorities
+from .runner import LiveSession, asks_for_huge_zero, live_priorities, run_live_text, script_priorities
 
 #: Commands whose steps show no counter changes.
 QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "check", "if"})
@@ -124,13 +125,14 @@ def run_script_live(name: str, text: str, observer: Callable[[StepRecord], None]
     Returns the outcome, the final state (read before the tear-down) and warnings.
     """
     try:
-        prios = script_priorities(parse_script(text))
+        commands = parse_script(text)
     except LangError:
-        prios = []          # run_live_text reports the syntax error
+        commands = []       # run_live_text reports the syntax error
+    prios = script_priorities(commands)
     old = raise_on_sigterm()
     warnings: list[str] = []
     try:
-        with LiveMachine() as machine:
+        with LiveMachine(free_huge_zero=asks_for_huge_zero(commands)) as machine:
             assert machine.devices is not None
             top = machine.devices.top_foreign_priority()
             session = LiveSession(machine, live_priorities(prios, top if top is not None else -1))
@@ -175,3 +177,23 @@ def run_live(sources: list[tuple[str, str]], json_mode: bool = False, keep_going
         if outcome.refused and not keep_going:
             break
     return 2 if refused else 1 if failed else 0
+
+
+def run_recover() -> int:
+    """`mmshell kernel recover`: replay a journal a killed live run left, print what was done.
+    Exit status: 0 nothing left to undo, 1 something could not be undone (it stays in the
+    journal), 2 no live run is possible here (not root) or the state directory is unsafe."""
+    if os.geteuid() != 0:
+        print(f"mmshell kernel recover: needs root (running as uid {os.geteuid()})", file=sys.stderr)
+        return 2
+    try:
+        status, lines = recover_now()
+    except (UnsafeState, OSError) as e:
+        print(f"mmshell kernel recover: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmshell kernel recover: interrupted", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
+    return status

@@ -7,7 +7,10 @@ in the kernel's terms.  `run_live_text` parses a script whole, runs it step
 by step, and tallies the outcome with the exit statuses of `mmshell run`.
 
 What the live kernel cannot do is refused by name (`set fail`, `set ram`,
-`trace`, `reclaim`, `set pmd_swap on` on a kernel without the series).  An
+`trace`, `set pmd_swap on` on a kernel without the series).  A live run keeps
+the simulator's limits (docs/limits.md), and a command that names addresses
+acts only inside the script's own regions of its process (`own_range`): the
+rest of the worker's address space (its heap, its stack) is the runner's.  An
 expectation whose path userspace cannot see is *not observable*: it never
 passes, and counts as a failed expectation.  Where a proxy is used (see
 observe.py), the step says which.
@@ -31,6 +34,7 @@ from typing import Any, Callable
 from ..lang.parser import Command
 from ..lang.steps import Observer, Outcome, StepRecord, format_error, op_name, run_commands
 from ..lang.regions import RegionNames
+from ..mm.constants import MAX_ACCESS, MAX_MAPPED, MMAP_BASE
 from . import procfs, tunables as tun
 from .devices import DeviceError, SwapDevices
 from .machine import LiveMachine
@@ -39,8 +43,6 @@ from .shadow import Shadow
 
 PAGE = 4096
 HPAGE = 2 << 20
-#: The simulator's MMAP_BASE (mm/constants.py): where top-down placement starts.
-MMAP_BASE = 0x7F00_0000_0000 - (1 << 40)
 #: Commands that only look (no counter snapshot around them).
 READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch"})
 
@@ -122,6 +124,34 @@ class LiveSession(RegionNames):
 
     def refuse(self, errno: str, op: str, why: str) -> Exception:
         return Refused(f"{errno}: {why}")
+
+    # -- what a command may touch ----------------------------------------------------------------
+    def own_range(self, start: int, length: int, op: str) -> None:
+        """Refuse a range that reaches outside the script's regions of the current process: the
+        rest of the worker's address space (its heap, its stack) is the runner's, never touched."""
+        end = start + length
+        addr = start
+        for lo, n in sorted(self.names().values()):
+            if lo <= addr < lo + n:
+                addr = lo + n
+            if addr >= end:
+                return
+        raise Refused(f"EPERM: {op} of {start:#x}-{end:#x} reaches {addr:#x}, outside the script's regions "
+                      f"of pid {self.pid}: on the live kernel a command acts only on what the script "
+                      "mapped (the rest is the worker process's own memory)")
+
+    def walk_limit(self, op: str, length: int) -> None:
+        """A command that walks a range page by page takes at most MAX_ACCESS of it (as the simulator)."""
+        if length > MAX_ACCESS:
+            raise Refused(f"EINVAL: a range of {length >> 20}M: beyond the simulation's limit of "
+                          f"{MAX_ACCESS >> 30}G per {op}")
+
+    def may_expand(self, op: str, grow: int) -> None:
+        """The simulator's RLIMIT_AS (MAX_MAPPED per process) over the script's mappings."""
+        total = sum(hi - lo for lo, hi in self.scan_ranges(self.pid)) + grow
+        if total > MAX_MAPPED:
+            raise Refused(f"ENOMEM: {total >> 30}G would be mapped in pid {self.pid}: beyond the simulation's "
+                          f"limit of {MAX_MAPPED >> 40}T of address space per process")
 
     def call(self, op: str, *args: Any) -> Any:
         try:
@@ -261,6 +291,23 @@ def script_priorities(commands: list[Command]) -> list[int]:
     for c in commands:
         walk(c)
     return out
+
+
+def asks_for_huge_zero(commands: list[Command]) -> bool:
+    """Whether the script reads vmstat.thp_zero_page_alloc (in an expect, also under @PID, `if`
+    or `expect fails`): only then is the huge zero page freed before it (drop_caches=2, which
+    also shrinks every slab cache of the machine), so that its first huge-zero read fault counts
+    +1 as on a freshly booted machine.  Otherwise that count depends on the machine's past."""
+    def reads(c: Command) -> bool:
+        if c.name == "expect":
+            return str(c.args["path"]).startswith(HUGE_ZERO_COUNTERS)
+        inner = c.args.get("command") if c.name in ("at", "if", "expect_fails") else None
+        return isinstance(inner, Command) and reads(inner)
+    return any(reads(c) for c in commands)
+
+
+#: vmstat counters of the huge zero page, which is allocated once and kept until freed.
+HUGE_ZERO_COUNTERS = ("vmstat.thp_zero_page_alloc", "vmstat.thp_zero_page_alloc_failed")
 
 
 def live_priorities(script_prios: list[int], floor: int) -> dict[int, int]:

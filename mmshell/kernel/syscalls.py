@@ -36,6 +36,7 @@ MADV_HUGEPAGE = 14
 MADV_NOHUGEPAGE = 15
 MADV_COLD = 20
 MADV_PAGEOUT = 21
+MADV_POPULATE_WRITE = 23
 MADV_COLLAPSE = 25
 
 #: .mmsh advice word -> MADV_* value.
@@ -248,18 +249,19 @@ def uffdio_move(fd: int, dst: int, src: int, length: int, mode: int = 0) -> int:
 
 # -- /proc/PID/pagemap PAGEMAP_SCAN ----------------------------------------------------------------------
 
-def pagemap_scan(fd: int, start: int, end: int, max_regions: int = 4096) -> list[tuple[int, int, int]]:
+def pagemap_scan(fd: int, start: int, end: int, max_regions: int = 4096,
+                 anyof: int = PAGE_IS_ALL) -> list[tuple[int, int, int]]:
     """(start, end, categories) runs of [start, end) from PAGEMAP_SCAN on an open pagemap fd.
 
-    Every category is asked for (anyof = all, return = all), so every page
-    the walk visits is reported; pages it does not visit (no VMA, or a PMD
-    with no page table) are absent.
+    Pages with one of the `anyof` categories are reported (all of them by default:
+    every page the walk visits); pages it does not visit (no VMA, or a PMD with no
+    page table) are absent.  Each run reports every category it has.
     """
     out: list[tuple[int, int, int]] = []
     vec = (PageRegion * max_regions)()
     while start < end:
         arg = PmScanArg(ctypes.sizeof(PmScanArg), 0, start, end, 0, ctypes.addressof(vec), max_regions,
-                        0, 0, 0, PAGE_IS_ALL, PAGE_IS_ALL)
+                        0, 0, 0, anyof, PAGE_IS_ALL)
         n = _check(_libc.ioctl(fd, PAGEMAP_SCAN, ctypes.byref(arg)), f"ioctl(PAGEMAP_SCAN, {start:#x})")
         out.extend((vec[i].start, vec[i].end, vec[i].categories) for i in range(n))
         if arg.walk_end <= start or arg.walk_end >= end:

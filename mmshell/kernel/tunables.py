@@ -1,7 +1,11 @@
 """The sysfs knobs a live run writes, each restored afterwards; khugepaged on request.
 
 `Tunables.set()` remembers a knob's value the first time it is written and
-`restore()` puts every one back, newest first.  At the start of a run the
+`restore()` puts every one back, newest first.  Only the knobs in `MANAGED`
+are ever written, and only with the values they take: a journal step
+(journal.py) naming anything else is refused at replay.  A step also lists
+every value the run wrote, so that replay restores a knob only while it still
+holds one of them (a knob someone changed since is left alone).  At the start of a run the
 knobs are brought to the simulator's defaults (THP ``enabled=madvise``,
 ``hugepages-2048kB/enabled=inherit``, every other mTHP size ``never``,
 ``use_zero_page=1``, khugepaged ``max_ptes_none=511``, ``max_ptes_swap=64``,
@@ -19,11 +23,13 @@ waits for the pass that write triggers.  `one_pass()` writes the sleep again
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 from .devices import signals_deferred
-from .journal import Journal, Step
+from .journal import Journal, NotProven, Step
 
 THP = Path("/sys/kernel/mm/transparent_hugepage")
 KHUGEPAGED = THP / "khugepaged"
@@ -37,6 +43,46 @@ class TunableError(RuntimeError):
     pass
 
 
+_WORDS = {"enabled": ("always", "madvise", "never"), "size": ("always", "inherit", "madvise", "never"),
+          "bool": ("0", "1"), "yn": ("Y", "N")}
+_NUMBER = re.compile(r"[0-9]{1,10}")
+#: Every knob a live run writes: path -> the values it takes (a tuple of words, or a number).
+MANAGED: dict[str, tuple[str, ...] | re.Pattern[str]] = {
+    str(THP / "enabled"): _WORDS["enabled"],
+    str(THP / "use_zero_page"): _WORDS["bool"],
+    **{str(KHUGEPAGED / n): _NUMBER for n in ("max_ptes_none", "max_ptes_swap", "max_ptes_shared",
+                                               "pages_to_scan", "scan_sleep_millisecs")},
+    str(ZSWAP_ENABLED): _WORDS["yn"],
+}
+#: The per-size mTHP knobs: hugepages-<N>kB/enabled.
+_MTHP_KNOB = re.compile(re.escape(str(THP)) + r"/hugepages-[0-9]{1,8}kB/enabled")
+
+
+def knob_values(path: str) -> tuple[str, ...] | re.Pattern[str]:
+    """The values a managed knob takes; ValueError for a path a live run never writes."""
+    if path in MANAGED:
+        return MANAGED[path]
+    if _MTHP_KNOB.fullmatch(path):
+        return _WORDS["size"]
+    raise ValueError(f"{path!r} is not a knob a live run writes")
+
+
+def _valid(values: tuple[str, ...] | re.Pattern[str], value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    return value in values if isinstance(values, tuple) else values.fullmatch(value) is not None
+
+
+def check_knob_step(args: dict[str, Any]) -> None:
+    """Raise ValueError unless args are a knob step a live run writes: a managed knob, its old
+    value and the values the run wrote, each one the knob takes."""
+    values = knob_values(args.get("path"))            # type: ignore[arg-type]
+    written = args.get("written")
+    if not _valid(values, args.get("old")) or not isinstance(written, list) \
+            or not all(_valid(values, w) for w in written):
+        raise ValueError(f"values for {args.get('path')} that it does not take")
+
+
 def read_knob(path: Path) -> str:
     """A knob's value; for the `[selected] other` files, the selected word."""
     text = path.read_text().strip()
@@ -45,31 +91,46 @@ def read_knob(path: Path) -> str:
     return text
 
 
-def undo_knob(step: Step) -> str | None:
-    """Write a knob back to the value a `knob` step saved; what was done, or None if it had it."""
-    path, value = Path(step.args[0]), step.args[1]
-    if read_knob(path) == value:
+def undo_knob(step: Step, same_boot: bool = True) -> str | None:
+    """Write a knob back to the value a `knob` step saved; what was done, or None if it had it.
+
+    Only while the knob holds a value the run wrote (NotProven otherwise: someone changed it
+    since), and only in the boot the run was in (a reboot set every knob afresh)."""
+    path, old = Path(step.args["path"]), step.args["old"]
+    knob_values(str(path))
+    now = read_knob(path)
+    if now == old:
         return None
-    path.write_text(value)
-    return f"{path} = {value}"
+    if not same_boot:
+        raise NotProven(f"{path}: the journal is from an earlier boot (the knob was set afresh at boot)")
+    if now not in step.args["written"]:
+        raise NotProven(f"{path} = {now}, which the run never wrote: someone changed it since")
+    path.write_text(old)
+    return f"{path} = {old}"
 
 
 class Tunables:
     def __init__(self, journal: Journal | None = None) -> None:
-        self.saved: list[tuple[Path, str, Step]] = []
-        self._known: set[Path] = set()
+        self.saved: dict[Path, Step] = {}               # knob -> its journal step, in first-write order
         self.journal = journal if journal is not None else Journal(None)
 
     def set(self, path: Path, value: str) -> None:
+        """Write a managed knob (the old value and every value written are journaled first)."""
+        if not _valid(knob_values(str(path)), value):
+            raise TunableError(f"{value!r} is not a value {path} takes")
         if not path.exists():
             raise TunableError(f"{path} does not exist on this kernel")
         old = read_knob(path)
-        if path not in self._known:
-            self.saved.append((path, old, self.journal.add(Step("knob", (str(path), old)))))
-            self._known.add(path)
+        step = self.saved.get(path)
+        if step is None:
+            step = self.saved[path] = self.journal.add(Step("knob", {"path": str(path), "old": old,
+                                                                     "written": []}))
         if old == value:
             return
         with signals_deferred():
+            if value not in step.args["written"]:
+                step = self.saved[path] = self.journal.replace(
+                    step, step.with_args(written=step.args["written"] + [value]))
             try:
                 path.write_text(value)
             except OSError as e:
@@ -79,15 +140,16 @@ class Tunables:
         """Every knob written back, newest first; the errors (those stay in the journal)."""
         errors = []
         with signals_deferred():
-            for path, value, step in reversed(self.saved):
+            for path, step in reversed(list(self.saved.items())):
                 try:
                     undo_knob(step)
+                except NotProven as e:
+                    errors.append(f"left alone: {e}")
                 except OSError as e:
-                    errors.append(f"restore {path} to {value!r}: {e.strerror or e}")
+                    errors.append(f"restore {path} to {step.args['old']!r}: {e.strerror or e}")
                     continue
                 self.journal.drop(step)
         self.saved.clear()
-        self._known.clear()
         return errors
 
     # -- the simulator's machine -------------------------------------------------------------------
@@ -111,6 +173,13 @@ class Tunables:
         self.set(KHUGEPAGED / "pages_to_scan", str(PAGES_PER_PASS))
         self.set(KHUGEPAGED / "scan_sleep_millisecs", str(PARK_SLEEP_MS))
 
+    def rewrite(self, path: Path, value: str) -> None:
+        """Write a managed knob even when it holds value already (a write to the khugepaged
+        sleep wakes khugepaged: scan_sleep_millisecs_store)."""
+        self.set(path, value)
+        with signals_deferred():
+            path.write_text(value)
+
     def khugepaged_pass(self) -> int:
         """Wake khugepaged and wait for the pass to end; returns the full_scans seen after.
 
@@ -120,10 +189,9 @@ class Tunables:
         """
         before = full_scans()
         for attempt in range(2):
-            with signals_deferred():
-                if attempt:
-                    (KHUGEPAGED / "pages_to_scan").write_text(str(PAGES_PER_PASS))
-                (KHUGEPAGED / "scan_sleep_millisecs").write_text(str(PARK_SLEEP_MS))
+            if attempt:
+                self.set(KHUGEPAGED / "pages_to_scan", str(PAGES_PER_PASS))
+            self.rewrite(KHUGEPAGED / "scan_sleep_millisecs", str(PARK_SLEEP_MS))
             deadline = time.monotonic() + PASS_TIMEOUT / 2
             while time.monotonic() < deadline:
                 now = full_scans()

@@ -3,7 +3,7 @@ read from /proc.  `show swapcache` is not observable (the swap cache is not expo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from . import procfs
 from .observe import pmd_kind
@@ -45,14 +45,12 @@ def show_view(s: "LiveSession", view: str, rng: tuple[int, int] | None, name: st
         ranges = [rng] if rng is not None else sorted(s.names().values())
         lines = []
         for start, length in ranges:
-            blk = start & ~(HPAGE - 1)
-            while blk < start + length:
+            for blk in _pmds_in_use(kpid, start & ~(HPAGE - 1), start + length):
                 kind = pmd_kind(kpid, blk)
                 lines.append(f"PMD {s.describe(blk)} ({blk:#x}): {kind}")
                 if kind == "table":
                     lines += ["  " + r for r in _pagemap_runs(s, kpid, blk, blk + HPAGE)]
-                blk += HPAGE
-        return lines
+        return lines or ["no PMD in use"]
     if view == "swap":
         lines = []
         for dev in s.devices.devices.values():
@@ -84,6 +82,16 @@ def show_view(s: "LiveSession", view: str, rng: tuple[int, int] | None, name: st
     return [f"show {view}: no live view"]
 
 
+def _pmds_in_use(kpid: int, start: int, end: int) -> list[int]:
+    """The 2 MiB blocks of [start, end) where PAGEMAP_SCAN finds a page table or a huge mapping
+    (however large the range, as many as the blocks in use)."""
+    blocks: list[int] = []
+    for a, b, _cat in procfs.pagemap_scan(kpid, start, end):
+        blk = max(a & ~(HPAGE - 1), blocks[-1] + HPAGE if blocks else 0)
+        blocks += range(blk, b, HPAGE)
+    return blocks
+
+
 def _in_regions(s: "LiveSession", lo: int, hi: int) -> bool:
     return any(lo < st + n and st < hi for st, n in s.names().values())
 
@@ -97,20 +105,44 @@ def _describe_word(w: int) -> str:
     return "none"
 
 
+def _pagemap_words(kpid: int, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(address, pages, word) blocks of alike pagemap words over [start, end): what PAGEMAP_SCAN
+    reports nothing for (no VMA, no page table) is one block of empty words, the rest is read
+    a chunk at a time (procfs.pagemap_words)."""
+    addr = start
+    for a, b, _cat in procfs.pagemap_scan(kpid, start, end):
+        a, b = max(a, start), min(b, end)
+        if a > addr:
+            yield addr, (a - addr) // PAGE, 0
+        for i, w in enumerate(procfs.pagemap_words(kpid, a, (b - a) // PAGE)):
+            yield a + i * PAGE, 1, w
+        addr = max(addr, b)
+    if addr < end:
+        yield addr, (end - addr) // PAGE, 0
+
+
 def _pagemap_runs(s: "LiveSession", kpid: int, start: int, end: int) -> list[str]:
-    words = procfs.pagemap(kpid, start, (end - start) // PAGE)
+    """One line per run of alike pagemap words (memory: the lines, whatever the range)."""
     lines: list[str] = []
-    i = 0
-    while i < len(words):
-        kind = _describe_word(words[i])
-        j = i + 1
-        while j < len(words) and _describe_word(words[j]) == kind:
-            j += 1
-        text = f"{s.describe(start + i * PAGE)}..+{(j - i) * 4}K {kind}"
-        if words[i] >> 62 == 1:
-            first = PagemapEntry(words[i]).swap_offset
-            last = PagemapEntry(words[j - 1]).swap_offset
-            text += f" off {first}..{last}"
+    run: tuple[int, str, int, int] | None = None     # first page, kind, first word, last word
+
+    def flush(upto: int) -> None:
+        if run is None:
+            return
+        first, kind, w0, w1 = run
+        text = f"{s.describe(first)}..+{(upto - first) // 1024}K {kind}"
+        if w0 >> 62 == 1:
+            text += f" off {PagemapEntry(w0).swap_offset}..{PagemapEntry(w1).swap_offset}"
         lines.append(text)
-        i = j
+
+    end_of_run = start
+    for addr, n, w in _pagemap_words(kpid, start, end):
+        kind = _describe_word(w)
+        if run is not None and run[1] == kind:
+            run = (run[0], kind, run[2], w)
+        else:
+            flush(addr)
+            run = (addr, kind, w, w)
+        end_of_run = addr + n * PAGE
+    flush(end_of_run)
     return lines

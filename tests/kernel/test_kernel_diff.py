@@ -1,7 +1,7 @@
 """The differential corpus: every tests/kernel/*.mmsh on the live kernel and in the simulator.
 
-On a machine where a live run is possible (root, zram) each scenario runs through
-`mmshell kernel diff`'s comparison: it must show no difference that is not marked
+When asked for (MMSHELL_LIVE_TESTS=1, which .ci/run sets) on a machine where a live run
+is possible (root, zram), each scenario runs through `mmshell kernel diff`'s comparison: it must show no difference that is not marked
 `# known difference:` in the scenario, and every expectation must hold on both
 sides.  Elsewhere that test skips with the reason; the simulator half (every
 scenario's expectations hold in mainline mode, invariants checked after each step)
@@ -25,7 +25,17 @@ CORPUS = sorted(HERE.glob("*.mmsh"))
 IDS = [p.name for p in CORPUS]
 
 
+#: The environment variable that asks for the live-kernel tests (.ci/run sets it).
+LIVE_TESTS_VAR = "MMSHELL_LIVE_TESTS"
+
+
 def _live_unavailable() -> str | None:
+    """Why the live-kernel tests do not run here, or None when they do: only when asked for
+    (they add swap devices, write the THP and khugepaged knobs, make a memory cgroup and kill
+    a run on purpose, all undone after), as root, on Linux with zram."""
+    if os.environ.get(LIVE_TESTS_VAR) != "1":
+        return (f"live-kernel test: it changes this machine while it runs (swap devices, THP knobs, a "
+                f"memory cgroup); set {LIVE_TESTS_VAR}=1 to run it (as root, with zram)")
     if platform.system() != "Linux":
         return f"the live runner needs Linux (this is {platform.system()})"
     from mmshell.kernel.devices import missing_requirements
@@ -33,8 +43,6 @@ def _live_unavailable() -> str | None:
     missing = missing_requirements()
     if missing:
         return "a live run needs " + "; ".join(missing)
-    if os.environ.get("MMSHELL_SKIP_KERNEL"):
-        return "MMSHELL_SKIP_KERNEL is set"
     return None
 
 
@@ -47,10 +55,18 @@ def test_corpus_is_large_enough() -> None:
 
 @pytest.mark.parametrize("path", CORPUS, ids=IDS)
 def test_corpus_holds_in_the_simulator(path: Path) -> None:
+    """Every expectation holds in mainline mode, but those on a line marked `# known difference:`
+    (what the kernel does that the simulator does not do yet: the kernel's numbers are expected)."""
+    from mmshell.kernel.diff import known_differences
+
     session = Session.boot(Config(pmd_swap=False), debug_vm=True)
     records: list = []
-    outcome = run_text(session, path.read_text(), path.name, records.append, base=path.parent)
-    assert outcome.exit_status() == 0, "\n".join(r.error for r in records if r.error)
+    text = path.read_text()
+    run_text(session, text, path.name, records.append, base=path.parent)
+    known, whole = known_differences(text)
+    problems = [r.error for r in records if r.error and not (
+        r.kind == "expect-failed" and r.source == path.name and (whole or r.line in known))]
+    assert not problems, "\n".join(problems)
 
 
 def _problems(res) -> list[str]:

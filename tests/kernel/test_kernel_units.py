@@ -125,19 +125,139 @@ def test_shadow_fork_move_and_zero() -> None:
     assert sh.pages(1) == [0x3000]
 
 
+class _DictShadow:
+    """The shadow page by page: the model the run-length Shadow must agree with."""
+
+    def __init__(self) -> None:
+        self.v: dict[int, dict[int, int]] = {}
+        self.lz: dict[int, dict[int, int]] = {}
+
+    def write(self, pid: int, start: int, n: int, first: int) -> None:
+        for i in range(n):
+            self.v.setdefault(pid, {})[start + i * 4096] = first + i
+            self.lz.setdefault(pid, {}).pop(start + i * 4096, None)
+
+    def zero(self, pid: int, start: int, end: int) -> None:
+        for d in (self.v.setdefault(pid, {}), self.lz.setdefault(pid, {})):
+            for p in [p for p in d if start <= p < end]:
+                del d[p]
+
+    def madv_free(self, pid: int, start: int, end: int, present: list[tuple[int, int]]) -> None:
+        for p in range(start, end, 4096):
+            if any(a <= p < b for a, b in present):
+                if p in self.v.get(pid, {}):
+                    self.lz.setdefault(pid, {})[p] = self.v[pid].pop(p)
+            else:
+                self.zero(pid, p, p + 4096)
+
+    def move(self, pid: int, src: int, dst: int, length: int) -> None:
+        mv = {p - src + dst: x for p, x in self.v.get(pid, {}).items() if src <= p < src + length}
+        ml = {p - src + dst: x for p, x in self.lz.get(pid, {}).items() if src <= p < src + length}
+        self.zero(pid, src, src + length)
+        self.zero(pid, dst, dst + length)
+        self.v[pid].update(mv)
+        self.lz[pid].update(ml)
+
+    def copy_process(self, parent: int, child: int) -> None:
+        self.v[child] = dict(self.v.get(parent, {}))
+        self.lz[child] = dict(self.lz.get(parent, {}))
+
+    def expected(self, pid: int, page: int) -> tuple[int, ...]:
+        if page in self.lz.get(pid, {}):
+            return (self.lz[pid][page], 0)
+        return (self.v.get(pid, {}).get(page, 0),)
+
+
+def test_the_run_length_shadow_agrees_with_a_page_by_page_one() -> None:
+    import random
+
+    rng = random.Random(14)
+    for _ in range(200):
+        sh, model = Shadow(), _DictShadow()
+        for _ in range(12):
+            pid = rng.choice((1, 2))
+            a, b = sorted(rng.sample(range(0, 40), 2))
+            lo, hi = a * 4096, b * 4096
+            op = rng.choice(("write", "zero", "free", "move", "fork"))
+            if op == "write":
+                for x in (sh, model):
+                    x.write(pid, lo, b - a, 1000 * (a + 1))
+            elif op == "zero":
+                for x in (sh, model):
+                    x.zero(pid, lo, hi)
+            elif op == "free":
+                c, d = sorted(rng.sample(range(a, b + 1), 2)) if b - a >= 1 else (a, a)
+                for x in (sh, model):
+                    x.madv_free(pid, lo, hi, [(c * 4096, d * 4096)])
+            elif op == "move":
+                dst = rng.randrange(0, 40) * 4096
+                for x in (sh, model):
+                    x.move(pid, lo, dst, hi - lo)
+            else:
+                for x in (sh, model):
+                    x.copy_process(1, 2)
+            for p in (1, 2):
+                assert [sh.expected(p, q * 4096) for q in range(90)] == \
+                    [model.expected(p, q * 4096) for q in range(90)], (op, a, b)
+
+
+def test_a_touch_of_64g_is_one_run() -> None:
+    sh = Shadow()
+    sh.write(1, 1 << 32, 16 << 20, 5)
+    sh.madv_free(1, 1 << 32, (1 << 32) + (64 << 30), [((1 << 32) + (1 << 30), (1 << 32) + (2 << 30))])
+    assert len(sh.values[1].runs) == 0 and len(sh.lazy[1].runs) == 1      # the rest was not present: zero
+    assert sh.expected(1, (1 << 32) + (1 << 30)) == (5 + (1 << 18), 0)
+
+
 # -- refusals -------------------------------------------------------------------------------------------------
 
 def _session() -> LiveSession:
-    machine = SimpleNamespace(tunables=None, has_series=False, devices=None, procs=None, baseline=None)
+    machine = SimpleNamespace(tunables=None, has_series=False, devices=None, procs=None, baseline=None,
+                              cgroup=None)
     return LiveSession(machine)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("line", [
+    "munmap 0x10000:4K", "mprotect 0x10000:4K r", "madvise 0x10000:4K dontneed", "touch 0x10000",
+    "touch a:4M", "check a+1M:2M", "mremap 0x10000:4K z", "uffd register 0x7f0000000000:4K",
+    "madvise a+2M:4K pageout", "munmap 0x7dffff000000:4K",
+])
+def test_absolute_ranges_outside_the_scripts_regions_are_refused(line: str) -> None:
+    """Nothing outside what the script mapped (the worker's heap, its stack) is ever acted on:
+    the refusal comes before any call into the worker (this session has none)."""
+    s = _session()
+    s.names()["a"] = (0x7DFFFFC00000, 2 << 20)
+    s.regions[2] = {"b": (0x7DFFFF000000, 2 << 20)}         # another process's region
+    with pytest.raises(Refused) as e:
+        _dispatch(s, line)
+    assert str(e.value).startswith("EPERM: ") and "outside the script's regions of pid 1" in str(e.value)
+
+
+def test_own_range_is_the_union_of_the_regions() -> None:
+    s = _session()
+    s.names().update({"a": (0x10000000, 0x2000), "b": (0x10002000, 0x1000), "c": (0x10001000, 0x3000)})
+    s.own_range(0x10000000, 0x4000, "munmap")
+    with pytest.raises(Refused, match="reaches 0x10004000"):
+        s.own_range(0x10000000, 0x5000, "munmap")
+
+
+@pytest.mark.parametrize("line, limit", [
+    ("touch a:65G", "64G per touch"), ("check a:65G", "64G per check"),
+    ("show pagemap a:65G", "64G per show pagemap"), ("uffd move a:65G b", "64G per uffd move"),
+])
+def test_ranges_walked_page_by_page_keep_the_simulators_limit(line: str, limit: str) -> None:
+    s = _session()
+    s.names()["a"] = (0x10000000, 65 << 30)
+    s.names()["b"] = (0x10000000 + (65 << 30), 65 << 30)
+    with pytest.raises(Refused, match=f"EINVAL: a range of 66560M: beyond the simulation's limit of {limit}"):
+        _dispatch(s, line)
 
 
 @pytest.mark.parametrize("line, words", [
     ("set fail thp_alloc on", "set fail"),
     ("set ram 64M", "set ram"),
     ("trace on", "ftrace"),
-    ("reclaim", "global reclaim"),
-    ("@1 reclaim 2M", "global reclaim"),
+    ("reclaim", "no memory cgroup"),
 ])
 def test_unsupported_commands_are_refused_with_a_reason(line: str, words: str) -> None:
     s = _session()
@@ -226,7 +346,8 @@ def test_compare_runs_refusal_on_one_side() -> None:
 # -- layering -------------------------------------------------------------------------------------------------
 
 def test_live_runner_does_not_import_the_simulator() -> None:
-    """Only diff.py (the simulator side of `kernel diff`) may use mm/ and the simulator's runner."""
+    """Only diff.py (the simulator side of `kernel diff`) may use mm/ and the simulator's runner
+    (the rest may read mm/constants.py: the simulator's limits apply to live runs too)."""
     bad = []
     for path in sorted(KERNEL_PKG.glob("*.py")):
         if path.name == "diff.py":
@@ -234,6 +355,8 @@ def test_live_runner_does_not_import_the_simulator() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 mod = ("." * node.level) + (node.module or "")
+                if mod == "..mm.constants":          # the machine's sizes and the limits: facts, not the simulator
+                    continue
                 if mod.startswith("..mm") or mod.startswith("mmshell.mm") or mod in (
                         "..lang.runner", "..lang.session", "..lang.execute", "..lang.expect"):
                     bad.append(f"{path.name}: from {mod}")
@@ -251,7 +374,7 @@ def test_workers_map_write_fork_read_and_exit() -> None:
         procs.start()
         addr = procs.call(1, "mmap", 0, 4 * 4096, sc.PROT_READ | sc.PROT_WRITE, None)
         procs.call(1, "write", [(addr, 4, 500)])
-        child = procs.fork(1)
+        child = procs.fork(1, [])
         assert procs.call(child.spid, "read", [(addr, 4)]) == [500, 501, 502, 503]
         procs.call(child.spid, "write", [(addr, 1, 9)])
         assert procs.call(1, "read", [(addr, 1)]) == [500]       # copy-on-write
@@ -278,3 +401,80 @@ def test_copies_of_simulator_constants_agree() -> None:
 
     assert runner.MMAP_BASE == MMAP_BASE
     assert observe.SMAPS_FIELDS == SMAPS_FIELDS
+
+
+# -- the workers' memory cgroup, on a stand-in hierarchy ----------------------------------------------------------
+
+def _fake_hierarchy(tmp_path: Path, monkeypatch, version: int, own_busy: bool = False) -> Path:
+    """A directory standing in for a cgroup mount with this process in /runner.  With own_busy,
+    enabling the memory controller below /runner fails as it does (EBUSY) when /runner has
+    processes of its own (cgroup v2's "no internal processes" rule)."""
+    import errno
+    import shutil
+    from mmshell.kernel import cgroup
+
+    mount = tmp_path / "cg"
+    own = mount / "runner"
+    own.mkdir(parents=True)
+    (mount / "cgroup.controllers").write_text("cpu memory io\n")
+    (mount / "cgroup.subtree_control").write_text("memory\n")
+    (own / "cgroup.subtree_control").write_text("")
+
+    def write(path: Path, value: str) -> None:
+        if own_busy and path == own / "cgroup.subtree_control":
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        Path(path).write_text(value)
+
+    def mkdir(path: Path, mode: int) -> None:          # a cgroup comes with its cgroup.procs
+        os.mkdir(path, mode)
+        (Path(path) / "cgroup.procs").write_text("")
+
+    fake_os = SimpleNamespace(**{k: getattr(os, k) for k in dir(os) if not k.startswith("__")})
+    fake_os.mkdir, fake_os.rmdir = mkdir, shutil.rmtree     # a cgroup goes with its files
+    monkeypatch.setattr(cgroup, "_write", write)
+    monkeypatch.setattr(cgroup, "os", fake_os)
+    monkeypatch.setattr(cgroup, "_mounts", lambda: [(str(mount), "/", "cgroup2" if version == 2 else "cgroup",
+                                                     "rw" if version == 2 else "rw,memory")])
+    monkeypatch.setattr(cgroup, "_own_cgroups", lambda: {"": "/runner"} if version == 2 else {"memory": "/runner"})
+    monkeypatch.setattr(cgroup, "memtotal", lambda: 8 << 30)
+    return mount
+
+
+@pytest.mark.parametrize("version, busy", [(1, False), (2, False), (2, True)])
+def test_the_workers_cgroup_is_made_limited_journaled_and_removed(tmp_path: Path, monkeypatch, version: int,
+                                                                  busy: bool) -> None:
+    from mmshell.kernel.cgroup import MemoryCgroup
+    from mmshell.kernel.journal import Journal
+
+    mount = _fake_hierarchy(tmp_path, monkeypatch, version, busy)
+    j = Journal(None)
+    cg = MemoryCgroup.create(j)
+    parent = mount if busy else mount / "runner"          # v2: under the root when the own cgroup is busy
+    assert cg.top.parent == parent and cg.version == version
+    limit = "memory.max" if version == 2 else "memory.limit_in_bytes"
+    assert (cg.top / limit).read_text() == str(4 << 30)    # half the machine
+    if version == 2:
+        assert (cg.top / "cgroup.subtree_control").read_text() == "+memory"
+    assert [s.args["path"] for s in j.steps] == [str(cg.top), str(cg.stage), str(cg.work)]
+    assert all(isinstance(s.args["ino"], int) for s in j.steps)
+    assert cg.remove() == [] and j.steps == [] and not cg.top.exists()
+
+
+@pytest.mark.parametrize("version, size, writes", [
+    (1, None, [("memory.force_empty", "0")]),
+    (1, 2 << 20, [("memory.limit_in_bytes", str((10 << 20) - (2 << 20))), ("memory.limit_in_bytes", "-1")]),
+    (2, None, [("memory.reclaim", str(6 << 20))]),
+    (2, 2 << 20, [("memory.reclaim", str(2 << 20))]),
+])
+def test_reclaim_asks_the_work_cgroup(tmp_path: Path, monkeypatch, version: int, size, writes) -> None:
+    from mmshell.kernel import cgroup
+
+    work = tmp_path / "top" / "work"
+    work.mkdir(parents=True)
+    (work / "memory.stat").write_text("rss 4194304\ncache 2097152\n" if version == 1
+                                      else "anon 4194304\nfile 2097152\n")
+    (work / "memory.usage_in_bytes").write_text(str(10 << 20))
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(cgroup, "_write", lambda path, value: seen.append((Path(path).name, value)))
+    freed, passes = cgroup.MemoryCgroup(version, tmp_path / "top").reclaim(size)
+    assert seen == writes and (freed, passes) == (0, 1)     # nothing freed here: one pass, then it stops
