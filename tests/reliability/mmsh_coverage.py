@@ -1,0 +1,89 @@
+"""Branch coverage of mmshell/mm reached by the random suites alone.
+
+Each stateful run (series, mainline, lockstep; the mainline one in a forked
+child) measures itself with coverage.py, branch coverage of the package
+mmshell.mm only, into its own data file under the pytest cache
+(`.pytest_cache/d/mmshell/coverage/`, or `build/mmshell-coverage/` without the
+cache plugin).  At the end of the session the conftest combines them and
+prints branch coverage per mm module; the full JSON report (every missing
+branch) is written beside the data as `coverage.json`, which
+`scripts/uncovered_branches` turns into the list in docs/reliability.md.
+
+Off when coverage.py is not installed, when something else is already
+tracing (pytest-cov, a debugger), or with MMSHELL_COVERAGE=0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+#: Where the data files go; set by the conftest (pytest_configure).
+DIR: Path | None = None
+PACKAGE = "mmshell.mm"
+
+
+def enabled() -> bool:
+    if os.environ.get("MMSHELL_COVERAGE", "1") == "0" or DIR is None or sys.gettrace() is not None:
+        return False
+    try:
+        import coverage  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def measure(suite: str) -> Iterator[None]:
+    """Measure mmshell/mm's branches while the block runs, saved as the suite's data file."""
+    if not enabled():
+        yield
+        return
+    import coverage
+
+    assert DIR is not None
+    DIR.mkdir(parents=True, exist_ok=True)
+    cov = coverage.Coverage(data_file=str(DIR / f".coverage.{suite}"), branch=True, source_pkgs=[PACKAGE],
+                            config_file=False)
+    cov.start()
+    try:
+        yield
+    finally:
+        cov.stop()
+        cov.save()
+
+
+def report() -> tuple[list[str], Path] | None:
+    """Combine the suites' data; (summary lines, JSON report path), or None when nothing was measured."""
+    if DIR is None or not any(DIR.glob(".coverage.*")):
+        return None
+    import coverage
+
+    suites = sorted(p.name.split(".", 2)[2] for p in DIR.glob(".coverage.*"))
+    cov = coverage.Coverage(data_file=str(DIR / ".coverage"), branch=True, source_pkgs=[PACKAGE],
+                            config_file=False)
+    cov.combine([str(DIR)], keep=True)
+    cov.save()
+    out = DIR / "coverage.json"
+    cov.json_report(outfile=str(out), pretty_print=True)
+    data = json.loads(out.read_text())
+    lines = [f"branch coverage of mmshell/mm by the random suites ({', '.join(suites)}):"]
+    total_b = total_c = 0
+    for path, f in sorted(data["files"].items()):
+        s = f["summary"]
+        nb, cb = s["num_branches"], s["covered_branches"]
+        total_b += nb
+        total_c += cb
+        if nb:
+            lines.append(f"  {Path(path).name:<18} {cb:>4}/{nb:<4} {100 * cb / nb:5.1f}%")
+    if total_b:
+        lines.append(f"  {'all':<18} {total_c:>4}/{total_b:<4} {100 * total_c / total_b:5.1f}%  "
+                     f"(uncovered branches: {out}; scripts/uncovered_branches lists them)")
+    # every suite starts over next session: stale data must not be combined in
+    for p in DIR.glob(".coverage.*"):
+        p.unlink()
+    return lines, out
