@@ -43,15 +43,17 @@ class _Run:
 def _record(text: str, source: str, pmd_swap: bool) -> _Run:
     session = Session.boot(Config(pmd_swap=pmd_swap))
     steps: list[_Step] = []
-    pending: list[Any] = [None]
+    pending: list[Any] = [None, {}]
 
     def before(cmd: Command) -> None:
         pending[0] = digest(session.kernel)
+        pending[1] = {pid: dict(names) for pid, names in session.regions.items()}
 
     def observe(rec: StepRecord) -> None:
         step = _Step(rec.line, rec.text if rec.command is not None else "", rec.error)
         if rec.output is not None and pending[0] is not None:
-            view = StepView(pending[0], digest(session.kernel), session.names(), names_by_pid=session.regions)
+            view = StepView(pending[0], digest(session.kernel),
+                            names_by_pid={**pending[1], **session.regions})
             step.changes = None if view.empty else view
         steps.append(step)
 

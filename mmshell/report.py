@@ -24,7 +24,18 @@ if TYPE_CHECKING:
     from .views.step import Digest
 
 #: Commands after which no step summary is shown (they change nothing).
-QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "check", "if"})
+QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch"})
+
+
+def shows_changes(cmd: Command) -> bool:
+    """Whether a step summary follows the command: what it runs (through `@PID` and `if`)
+    may change the machine.  `check RANGE` reads through the fault path, so it may; a
+    bare `check` only looks."""
+    while cmd.name in ("at", "if") and isinstance(cmd.args.get("command"), Command):
+        cmd = cmd.args["command"]
+    if cmd.name == "check":
+        return cmd.args.get("range") is not None
+    return cmd.name not in QUIET_COMMANDS
 
 
 def read_sources(files: Iterable[str]) -> list[tuple[str, str]] | None:
@@ -56,6 +67,7 @@ class StepPrinter:
         self.stream = stream if stream is not None else sys.stdout
         self.console = make_console(file=self.stream)
         self._before: Digest | None = None
+        self._before_names: dict[int, dict[str, tuple[int, int]]] = {}
         self._prev: Digest | None = None
 
     def before(self, cmd: Command) -> None:
@@ -65,11 +77,13 @@ class StepPrinter:
                 input("  press Enter to run it ")
             except EOFError:
                 self.step = False
-        if self.quiet or cmd.name in QUIET_COMMANDS:
+        if self.quiet or not shows_changes(cmd):
             self._before = None
             return
         from .views.step import digest
         self._before = digest(self.session.kernel)
+        # an exited process's names go with it: its last rows are still named
+        self._before_names = {pid: dict(names) for pid, names in self.session.regions.items()}
 
     def __call__(self, rec: StepRecord) -> None:
         if self.json_mode:
@@ -93,9 +107,13 @@ class StepPrinter:
         if self._before is not None and out.changed:
             from .views.step import StepView, digest
             after = digest(self.session.kernel)
-            self.console.print(StepView(self._before, after, self.session.names(), names_by_pid=_newest_first(self.session.regions)))
+            self.console.print(StepView(self._before, after, names_by_pid=self._names()))
             self._prev = self._before
         self._before = None
+
+    def _names(self) -> dict[int, dict[str, tuple[int, int]]]:
+        """Region names per pid after the step, and before it for a process that is gone."""
+        return {**self._before_names, **self.session.regions}
 
     def _json(self, rec: StepRecord) -> None:
         obj = rec.json_head()
@@ -109,7 +127,7 @@ class StepPrinter:
             if self._before is not None and out.changed:
                 from .views.step import StepView, digest
                 after = digest(self.session.kernel)
-                obj["changes"] = StepView(self._before, after, self.session.names(), names_by_pid=_newest_first(self.session.regions)).to_json()
+                obj["changes"] = StepView(self._before, after, names_by_pid=self._names()).to_json()
                 self._prev = self._before
         self._before = None
         print(json.dumps(obj), file=self.stream)
@@ -126,11 +144,6 @@ class StepPrinter:
         status = {0: "ok", 1: "expectation failed", 2: "refused"}[outcome.exit_status()]
         self.console.print(f"{source}: {outcome.steps} steps, {outcome.failed} failed expectation(s), "
                            f"{outcome.refused} refused: {status}", highlight=False)
-
-
-def _newest_first(regions: dict[int, dict[str, tuple[int, int]]]) -> dict[int, dict[str, tuple[int, int]]]:
-    """Region names, the latest binding first: it labels a reused address range."""
-    return {pid: dict(reversed(list(names.items()))) for pid, names in regions.items()}
 
 
 def _fold_trace(names: list[str]) -> list[str]:

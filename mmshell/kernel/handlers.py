@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 from ..lang import registry
-from ..lang.errors import not_refused
+from ..lang.errors import not_refused, switch_under_at
 from ..lang.expectation import PathError, compare, parse_expected
 from ..lang.parser import Command
+from ..lang.steps import back_to, exit_of
 from ..lang.values import pages
 from . import procfs, syscalls as sc, tunables as tun
 from .devices import DeviceError
@@ -136,14 +137,18 @@ def _check_pid(s: LiveSession, pid: int) -> None:
 
 @handler("at")
 def do_at(s: LiveSession, cmd: Command) -> LiveOutput:
-    pid = cmd.args["pid"]
+    pid, inner = cmd.args["pid"], cmd.args["command"]
     _check_pid(s, pid)
-    saved = s.pid
+    if inner.name == "switch":
+        raise Refused(f"EINVAL: {switch_under_at(pid, s.pid)}")
+    if inner.name == "exit":            # `@2 exit` is `exit 2`: the current process stays current
+        return do_exit(s, exit_of(inner, pid))
+    current, parent = s.pid, s.machine.procs.get(s.pid).parent
     s.pid = pid
     try:
-        return _dispatch(s, cmd.args["command"])
+        return _dispatch(s, inner)
     finally:
-        s.pid = saved if s.pid == pid else s.pid
+        s.pid = back_to(current, parent, {p for p, _ in s.live_pids()})
 
 
 def _dispatch(s: LiveSession, inner: Command) -> LiveOutput:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..views.fmt import slots_text
 from . import procfs
 from .observe import pmd_kind
 from .procfs import PagemapEntry
@@ -108,9 +109,7 @@ def _pagemap_runs(s: "LiveSession", kpid: int, start: int, end: int) -> list[str
             j += 1
         text = f"{s.describe(start + i * PAGE)}..+{(j - i) * 4}K {kind}"
         if words[i] >> 62 == 1:
-            first = PagemapEntry(words[i]).swap_offset
-            last = PagemapEntry(words[j - 1]).swap_offset
-            text += f" off {first}..{last}"
+            text += " " + slots_text(PagemapEntry(words[i]).swap_offset, PagemapEntry(words[j - 1]).swap_offset)
         lines.append(text)
         i = j
     return lines

@@ -10,7 +10,7 @@ kernel's own refusals (``MmError``) and simulator bugs (``VmBug``) belong to
 
 from __future__ import annotations
 
-__all__ = ["LangError", "not_refused"]
+__all__ = ["LangError", "not_refused", "switch_under_at"]
 
 
 class LangError(Exception):
@@ -45,3 +45,9 @@ def not_refused(command_text: str, failed_expect: str | None) -> str:
     how = (f"but it ran: the comparison merely did not hold ({failed_expect})" if failed_expect
            else "but it succeeded")
     return f"expected '{command_text}' to be refused, {how}"
+
+
+def switch_under_at(pid: int, current: int) -> str:
+    """Why `@PID switch ...` is refused: @PID never changes which process is current."""
+    return (f"@{pid} runs one command in pid {pid} and comes back to pid {current}, so a switch "
+            "there would change nothing: write 'switch PID'")

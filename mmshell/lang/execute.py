@@ -28,12 +28,13 @@ from ..mm.swapfile import sys_swapon
 from ..mm.vma import PROT_FLAGS
 from ..mm.vmscan import shrink_lruvec
 from . import registry
-from .errors import not_refused
+from .errors import not_refused, switch_under_at
 from .expect import evaluate
 from .expectation import PathError, compare, parse_expected
 from .parser import Command
 from .session import Session
 from .snapshot import snapshot
+from .steps import back_to, exit_of
 from .values import pages
 
 
@@ -219,14 +220,18 @@ def do_swapon(s: Session, cmd: Command) -> StepOutput:
 
 @handler("at")
 def do_at(s: Session, cmd: Command) -> StepOutput:
-    pid = cmd.args["pid"]
+    pid, inner = cmd.args["pid"], cmd.args["command"]
+    current = s.kernel.mm(s.pid)
     s.kernel.mm(pid)
-    saved = s.pid
+    if inner.name == "switch":
+        raise MmError("EINVAL", "switch", switch_under_at(pid, s.pid))
+    if inner.name == "exit":            # `@2 exit` is `exit 2`: the current process stays current
+        return do_exit(s, exit_of(inner, pid))
     s.pid = pid
     try:
-        return HANDLERS.get(cmd.args["command"].name, _unsupported)(s, cmd.args["command"])
+        return HANDLERS.get(inner.name, _unsupported)(s, inner)
     finally:
-        s.pid = saved if s.pid == pid else s.pid
+        s.pid = back_to(current.pid, current.parent, s.kernel.mms)
 
 
 def _unsupported(s: Session, cmd: Command) -> StepOutput:
@@ -405,7 +410,8 @@ def do_reclaim(s: Session, cmd: Command) -> StepOutput:
 def do_show(s: Session, cmd: Command) -> StepOutput:
     a = cmd.args
     view = a["view"]
-    opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name")}
+    # the process is recorded: under @PID the view is of PID, though it is drawn after the step
+    opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name"), "pid": s.pid}
     if a.get("range") is not None:
         opts["range"] = s.resolve_range(a["range"], "show")
         if view == "pagemap":

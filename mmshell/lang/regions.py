@@ -50,8 +50,9 @@ class RegionNames:
         return start - start % PAGE_SIZE, PAGE_SIZE
 
     def describe(self, addr: int, pid: int | None = None) -> str:
-        """addr as NAME+OFF when it lies in a named region, else hex."""
-        for name, (start, length) in self.names(pid).items():
+        """addr as NAME+OFF after what is mapped there now (the newest binding that
+        covers it: only mmap and mremap map, each under a new name), else hex."""
+        for name, (start, length) in reversed(self.names(pid).items()):
             if start <= addr < start + length:
                 off = addr - start
                 return name if off == 0 else f"{name}+{off:#x}"

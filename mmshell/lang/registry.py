@@ -217,6 +217,24 @@ TOPICS: dict[str, str] = {
     "names": "Names are [A-Za-z_][A-Za-z0-9_]*, case-sensitive, at most 64 characters; these\n"
              "words are reserved: " + ", ".join(sorted(RESERVED_WORDS)) + ".",
     "settings": "\n".join(s.usage for s in SETTINGS),
+    "notation": "How the views write what they show:\n"
+                "  pfn 0x200..0x3ff      page frames (physical pages), hex, two dots\n"
+                "  slots 0x200-0x3ff     swap slots: offsets on a swap device, hex, a dash\n"
+                "                        (`slot 0x204` for one); the same in every view, and what\n"
+                "                        swapmap.NAME.OFFSET and pagemap's swap_offset count\n"
+                "  s0 slots ...          the device the slots are on\n"
+                "  0-511                 PTE indices inside one page table\n"
+                "  a+0x200000            an address, after the region mapped there now\n"
+                "  4 × huge              4 neighbouring PMDs alike, folded into one row\n"
+                "  A … B                 a folded row's first and last PMD (not one range)\n"
+                "  old → new             what a step changed\n"
+                "  W D                   writable, dirty\n"
+                "  excl                  exclusive to this process (PageAnonExclusive, or the\n"
+                "                        swap entry's exclusive bit)\n"
+                "  sd, uffd-wp           soft-dirty, userfaultfd write-protected\n"
+                "  (THP), (order N)      a PTE maps part of a large folio\n"
+                "  count N, +cache       a slot's swap_map count, and SWAP_HAS_CACHE\n"
+                "  + slots / - slots     swap_map runs a step added / removed",
 }
 
 
@@ -268,7 +286,7 @@ def help_text(topic: str | None = None) -> str:
     ``KeyError`` for an unknown topic (the parser refuses those already).
     """
     if topic is None:
-        lines = ["Commands (help COMMAND for more; help sizes, addresses, ranges, names):"]
+        lines = ["Commands (help COMMAND for more; help sizes, addresses, ranges, names, notation):"]
         width = max(len(s.synopsis) for s in COMMANDS)
         for group, specs in by_group().items():
             lines.append(f"\n{group.value}:")

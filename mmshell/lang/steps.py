@@ -17,13 +17,13 @@ from __future__ import annotations
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Container
 
 from .errors import LangError
 from .parser import Command, parse_script
 
 __all__ = ["MAX_SOURCE_DEPTH", "MAX_SOURCES", "MAX_SCRIPT_BYTES", "StepRecord", "Outcome", "Observer",
-           "StepFn", "format_error", "op_name", "read_script", "read_script_stream", "run_commands", "run_step"]
+           "StepFn", "back_to", "exit_of", "format_error", "op_name", "read_script", "read_script_stream", "run_commands", "run_step"]
 
 MAX_SOURCE_DEPTH = 8
 #: Files sourced in one run, at any depth (a file that sources itself twice per level
@@ -82,6 +82,21 @@ class Outcome:
 Observer = Callable[[StepRecord], None]
 #: Runs one command (never `source`) read from `source`; returns its classified record.
 StepFn = Callable[[Command, str], StepRecord]
+
+
+def back_to(current: int, parent: int | None, alive: Container[int]) -> int:
+    """The current process after `@PID COMMAND`: the same one as before, unless COMMAND
+    made it exit; then its parent (or pid 1), as when the current process exits."""
+    if current in alive:
+        return current
+    return parent if parent is not None and parent in alive else 1
+
+
+def exit_of(cmd: Command, pid: int) -> Command:
+    """`@PID exit [Q]` as the command it means, `exit Q` (default `exit PID`), run from the
+    current process: so only an exit of the current process changes which one is current."""
+    return Command("exit", {"pid": cmd.args["pid"] if cmd.args["pid"] is not None else pid},
+                   cmd.line, cmd.column, cmd.text)
 
 
 def format_error(source: str, line: int, op: str, why: str) -> str:

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from mmshell.mm.folio import PG
 
-from .fmt import device_name, hex_range
+from .fmt import device_name, hex_range, slots_text
 from .widgets import Trimmed, cell, view_table
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class SwapCacheView:
         table = view_table("swap cache", "folio pfn", "order", "entries", "state", "mapped", "lru",
                            right=("order",))
         for f in self.folios:
-            entries = f"{f['device']} {hex_range(f['offset'], f['offset'] + f['nr'] - 1)}"
+            entries = f"{f['device']} {slots_text(f['offset'], f['offset'] + f['nr'] - 1)}"
             mapped = f"mapped ({f['mapcount']})" if f["mapped"] else "unmapped"
             table.add_row(cell(hex_range(f["pfn"], f["pfn"] + f["nr"] - 1)), cell(f["order"]), cell(entries),
                           cell("dirty" if f["dirty"] else "clean"), cell(mapped), cell(f["lru"] or "-"))
