@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from ..lang import registry
-from ..lang.errors import not_refused, switch_under_at
+from ..lang.errors import SOURCE_NESTED, not_refused, switch_under_at
 from ..lang.expectation import PathError, compare, parse_expected
-from ..lang.parser import Command
+from ..lang.parser import Command, Unparsed
 from ..lang.steps import back_to, exit_of
 from ..lang.values import pages
 from . import procfs, syscalls as sc, tunables as tun
@@ -504,6 +504,10 @@ def do_expect(s: LiveSession, cmd: Command) -> LiveOutput:
 @handler("expect_fails")
 def do_expect_fails(s: LiveSession, cmd: Command) -> LiveOutput:
     inner = cmd.args["command"]
+    if isinstance(inner, Unparsed):           # a command that does not parse is refused too
+        return LiveOutput(changed=False, lines=[f"refused as expected: {inner.error}"])
+    if inner.name == "source":                # the runner runs `expect fails source` at the top level
+        raise Refused(f"EINVAL: {SOURCE_NESTED}")
     try:
         out = s.execute(inner)
     except (Refused, ExpectError) as e:
@@ -513,6 +517,12 @@ def do_expect_fails(s: LiveSession, cmd: Command) -> LiveOutput:
     if out.failed_expect and inner.name != "expect":
         return LiveOutput(changed=False, failed_expect=out.failed_expect)
     return LiveOutput(changed=False, failed_expect=not_refused(inner.text or str(inner), out.failed_expect))
+
+
+@handler("source")
+def do_source(s: LiveSession, cmd: Command) -> LiveOutput:
+    # The runner reads files; a `source` reached here is nested in @PID or if.
+    raise Refused(f"EINVAL: {SOURCE_NESTED}")
 
 
 @handler("help")

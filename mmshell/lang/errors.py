@@ -10,7 +10,7 @@ kernel's own refusals (``MmError``) and simulator bugs (``VmBug``) belong to
 
 from __future__ import annotations
 
-__all__ = ["LangError", "not_refused", "switch_under_at"]
+__all__ = ["LangError", "SOURCE_NESTED", "not_refused", "switch_under_at"]
 
 
 class LangError(Exception):
@@ -36,6 +36,11 @@ class LangError(Exception):
 
     def __repr__(self) -> str:
         return f"LangError(line={self.line}, column={self.column}, message={self.message!r})"
+
+
+#: Why `source` is refused inside `@PID`, `if` (and `expect fails` within them).
+SOURCE_NESTED = ("source runs a file at the top level only (or as 'expect fails source FILE'), "
+                 "not inside @PID or if")
 
 
 def not_refused(command_text: str, failed_expect: str | None) -> str:

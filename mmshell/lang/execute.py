@@ -28,10 +28,10 @@ from ..mm.swapfile import sys_swapon
 from ..mm.vma import PROT_FLAGS
 from ..mm.vmscan import shrink_lruvec
 from . import registry
-from .errors import not_refused, switch_under_at
+from .errors import SOURCE_NESTED, not_refused, switch_under_at
 from .expect import evaluate
 from .expectation import PathError, compare, parse_expected
-from .parser import Command
+from .parser import Command, Unparsed
 from .session import Session
 from .snapshot import snapshot
 from .steps import back_to, exit_of
@@ -463,6 +463,10 @@ def do_expect(s: Session, cmd: Command) -> StepOutput:
 @handler("expect_fails")
 def do_expect_fails(s: Session, cmd: Command) -> StepOutput:
     inner = cmd.args["command"]
+    if isinstance(inner, Unparsed):           # a command that does not parse is refused too
+        return StepOutput(changed=False, lines=[f"refused as expected: {inner.error}"])
+    if inner.name == "source":                # the runner runs `expect fails source` at the top level
+        raise MmError("EINVAL", "source", SOURCE_NESTED)
     try:
         out = execute(s, inner)
     except (MmError, ExpectError) as e:
@@ -475,8 +479,7 @@ def do_expect_fails(s: Session, cmd: Command) -> StepOutput:
 @handler("source")
 def do_source(s: Session, cmd: Command) -> StepOutput:
     # The runner reads files; a `source` reached here is nested in @PID, if or expect fails.
-    raise MmError("EINVAL", "source", "source runs a file at the top level only, "
-                  "not inside @PID, if or expect fails")
+    raise MmError("EINVAL", "source", SOURCE_NESTED)
 
 
 @handler("help")

@@ -194,9 +194,14 @@ COMMANDS: tuple[CommandSpec, ...] = (
           examples=("expect vmstat.thp_swpout == 1", "expect smaps.a.AnonHugePages == 2048kB",
                     "expect pagemap.a+0x1000.swap_offset == 0x200", "expect pid == 1")),
     _spec("expect_fails", "expect fails", _X, "pass when COMMAND is refused with an error",
-          "A refused command changes nothing. 'expect fails expect ...' passes only when the\n"
-          "inner expectation is itself an error, not merely false.",
-          _NESTED, examples=("expect fails munmap 0x1000", "expect fails expect vmstat.nope == 1")),
+          "A refused command changes nothing. A COMMAND that does not parse is refused too\n"
+          "(the rest of the script is still parsed first). 'expect fails expect ...' passes\n"
+          "only when the inner expectation is itself an error, not merely false. 'expect\n"
+          "fails source FILE' passes when FILE cannot be read or parsed, or one of its\n"
+          "commands is refused (then what its commands did is undone).",
+          Arg("command", Kind.COMMAND, "COMMAND", tolerant=True),
+          examples=("expect fails munmap 0x1000", "expect fails expect vmstat.nope == 1",
+                    "expect fails mmpa a 2M")),
     _spec("help", "help", _X, "list the commands, or explain one command, setting or topic",
           "help; help mmap; help uffd move; help pmd_swap; help fail; help sizes.",
           Arg("topic", Kind.TOPIC, "TOPIC", optional=True), examples=("help", "help mmap")),

@@ -168,7 +168,7 @@ def test_sources_are_bounded_as_in_the_simulator(tmp_path: Path) -> None:
     """`source` of a device, a directory or a loop is refused before anything runs."""
     from mmshell.kernel.runner import run_live_text
     (tmp_path / "self.mmsh").write_text("source self.mmsh\n")
-    for text, errno in [("source /dev/zero", "EINVAL"), ("source .", "EINVAL"), ("source self.mmsh", "ELOOP"),
+    for text, errno in [("source /dev/zero", "EINVAL"), ("source .", "EISDIR"), ("source self.mmsh", "ELOOP"),
                         ("source missing.mmsh", "ENOENT")]:
         seen = []
         out = run_live_text(_session(), text + "\n", "t.mmsh", seen.append, base=tmp_path)

@@ -26,3 +26,37 @@ def test_expect_fails_expect_needs_an_error_not_a_false_comparison() -> None:
     assert r.outcome.exit_status() == 1
     assert r.errors() == ["test.mmsh:1: expect: expected 'expect pid == 2' to be refused, but it ran: "
                           "the comparison merely did not hold (expected pid == 2, actual 1)"]
+
+
+def test_expect_fails_of_a_command_that_does_not_parse_passes() -> None:
+    r = run("expect fails mmpa a 2M\n@1 expect fails touch a+:4K; fork\nexpect pid == 1\n")
+    assert r.outcome.exit_status() == 0, r.errors()
+    assert r.records[0].output.lines == [
+        "refused as expected: syntax: column 14: unknown command 'mmpa' (did you mean 'mmap'?)"]
+    assert sorted(r.k.mms) == [1, 2]
+    # every other line is still parsed before the script runs: nothing ran
+    r = run("fork\nexpect fails mmpa a 2M\nmmpa a 2M\n")
+    assert r.outcome.exit_status() == 2 and r.outcome.steps == 0 and sorted(r.k.mms) == [1]
+    assert r.errors() == ["test.mmsh:3: syntax: column 1: unknown command 'mmpa' (did you mean 'mmap'?)"]
+
+
+def test_expect_fails_source_undoes_a_refused_file(tmp_path) -> None:
+    from mmshell.lang.runner import run_text
+    from mmshell.lang.session import Session
+
+    (tmp_path / "bad.mmsh").write_text("mmap b 2M hugepage\ntouch b\nfork\nmunmap b+1:4K\n")
+    (tmp_path / "good.mmsh").write_text("mmap c 2M\n")
+    s = Session.boot(debug_vm=True)
+    records: list = []
+    out = run_text(s, "mmap a 2M hugepage\ntouch a\nexpect fails source bad.mmsh\nexpect fails source good.mmsh\n",
+                   "t.mmsh", records.append, keep_going=True, base=tmp_path)
+    assert (out.failed, out.refused) == (1, 0)
+    (line,) = records[2].output.lines
+    assert line.startswith(f"refused as expected: {tmp_path}/bad.mmsh:4: munmap: EINVAL: start 0x")
+    assert line.endswith(" not page aligned (the commands before it were undone)")
+    assert sorted(s.names()) == ["a", "c"] and sorted(s.kernel.mms) == [1]       # b's mmap, touch, fork undone
+    assert s.kernel.vmstat.events["thp_fault_alloc"] == 1
+    assert records[3].error == "t.mmsh:4: expect: expected 'source good.mmsh' to be refused, but it ran"
+    r = run("@1 expect fails source x.mmsh\n")
+    assert r.errors() == ["test.mmsh:1: source: EINVAL: source runs a file at the top level only "
+                          "(or as 'expect fails source FILE'), not inside @PID or if"]
