@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .lang.parser import Command
 from .lang.runner import Outcome, StepRecord, read_script, run_text
@@ -38,20 +39,46 @@ def shows_changes(cmd: Command) -> bool:
     return cmd.name not in QUIET_COMMANDS
 
 
-def read_sources(files: Iterable[str]) -> list[tuple[str, str]] | None:
-    """(name, text) of each file (`-` is standard input, named <stdin>), or None after
-    printing why one cannot be read."""
-    out = []
+@dataclass(frozen=True)
+class Unreadable:
+    """A script that could not be read: the one line that says why (`mmshell: FILE: why`)."""
+
+    error: str
+
+
+def read_sources(files: Iterable[str]) -> list[tuple[str, str | Unreadable]]:
+    """(name, text) of each file (`-` is standard input, named <stdin>); where one cannot
+    be read, (name, Unreadable) in its place."""
+    out: list[tuple[str, str | Unreadable]] = []
     for f in files:
+        name = "<stdin>" if f == "-" else f
         try:
-            out.append(("<stdin>", read_script_stream(sys.stdin.buffer)) if f == "-"
-                       else (f, read_script(Path(f))))
+            out.append((name, read_script_stream(sys.stdin.buffer) if f == "-" else read_script(Path(f))))
         except (OSError, UnicodeDecodeError, ValueError) as e:
             why = (f"not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
                    if isinstance(e, UnicodeDecodeError) else getattr(e, "strerror", None) or e)
-            print(f"mmshell: {'<stdin>' if f == '-' else f}: {why}", file=sys.stderr)
-            return None
+            out.append((name, Unreadable(f"mmshell: {name}: {why}")))
     return out
+
+
+def report_unreadable(name: str, bad: Unreadable, json_mode: bool, stream=None) -> None:
+    """Say that a script cannot be read: its line on standard error, or with --json a final
+    object that carries it (exit 2, no steps)."""
+    if json_mode:
+        print(json.dumps({"final": True, "source": name, "exit": 2, "steps": 0, "refused": 0,
+                          "expectations_failed": 0, "error": bad.error}), file=stream or sys.stdout)
+    else:
+        print(bad.error, file=sys.stderr)
+
+
+def readable(sources: list[tuple[str, str | Unreadable]], json_mode: bool = False) -> list[tuple[str, str]] | None:
+    """The sources when every one could be read; else None after saying which could not
+    (for the commands that run their files together: compare, kernel run, kernel diff)."""
+    ok = [(n, t) for n, t in sources if isinstance(t, str)]
+    for name, text in sources:
+        if isinstance(text, Unreadable):
+            report_unreadable(name, text, json_mode)
+    return ok if len(ok) == len(sources) else None
 
 
 class StepPrinter:
@@ -141,9 +168,9 @@ class StepPrinter:
                               "vmstat": vmstat_snapshot(k), "mthp": dict(k.vmstat.mthp),
                               "pids": sorted(k.mms), "current_pid": self.session.pid}), file=self.stream)
             return
-        status = {0: "ok", 1: "expectation failed", 2: "refused"}[outcome.exit_status()]
+        status = STATUS_WORDS[outcome.exit_status()]
         self.console.print(f"{source}: {outcome.steps} steps, {outcome.failed} failed expectation(s), "
-                           f"{outcome.refused} refused: {status}", highlight=False)
+                           f"{outcome.refused} refused: {status}", highlight=False, soft_wrap=True)
 
 
 def _fold_trace(names: list[str]) -> list[str]:
@@ -158,20 +185,34 @@ def _fold_trace(names: list[str]) -> list[str]:
     return out
 
 
-def run_sources(sources: list[tuple[str, str]], json_mode: bool = False, step: bool = False,
+#: How a script's exit status reads in its summary line.
+STATUS_WORDS = {0: "ok", 1: "expectation failed", 2: "refused"}
+
+
+def run_sources(sources: Sequence[tuple[str, str | Unreadable]], json_mode: bool = False, step: bool = False,
                 keep_going: bool = False, quiet: bool = False, debug_vm: bool = False) -> int:
-    """Run each source on a fresh machine; the contract's exit status over all of them."""
-    refused = failed = False
+    """Run every source, each on a freshly booted machine, whatever the others did (a
+    refusal stops only its own script, unless keep_going); a summary line per source,
+    and the worst exit status of all (an unreadable source is 2)."""
+    worst = 0
+    tally: dict[str, int] = {}
     for name, text in sources:
-        session = Session.boot(debug_vm=debug_vm)
-        printer = StepPrinter(session, json_mode=json_mode, quiet=quiet, step=step)
-        base = Path(name).parent if name != "-c" else Path.cwd()
-        outcome = run_text(session, text, name, printer, keep_going=keep_going, base=base,
-                           before=printer.before)
-        if name != "-c" or json_mode:
-            printer.final(name, outcome)
-        refused |= outcome.refused > 0
-        failed |= outcome.failed > 0
-        if outcome.refused and not keep_going:
-            break
-    return 2 if refused else 1 if failed else 0
+        if isinstance(text, Unreadable):
+            report_unreadable(name, text, json_mode)
+            status, word = 2, "unreadable"
+        else:
+            session = Session.boot(debug_vm=debug_vm)
+            printer = StepPrinter(session, json_mode=json_mode, quiet=quiet, step=step)
+            base = Path(name).parent if name != "-c" else Path.cwd()
+            outcome = run_text(session, text, name, printer, keep_going=keep_going, base=base,
+                               before=printer.before)
+            if name != "-c" or json_mode:
+                printer.final(name, outcome)
+            status = outcome.exit_status()
+            word = STATUS_WORDS[status]
+        worst = max(worst, status)
+        tally[word] = tally.get(word, 0) + 1
+    if len(sources) > 1 and not json_mode:
+        print(f"{len(sources)} scripts: " + ", ".join(f"{n} {w}" for w, n in tally.items()) +
+              f": exit {worst}")
+    return worst

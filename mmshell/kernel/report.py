@@ -168,10 +168,8 @@ def run_live(sources: list[tuple[str, str]], json_mode: bool = False, keep_going
             return 2
         except KeyboardInterrupt:
             print("mmshell kernel run: interrupted; everything set up was torn down", file=sys.stderr)
-            return 130
+            return 2
         printer.final(name, outcome, state, counts["not_observable"], warnings)
-        refused |= outcome.refused > 0
+        refused |= outcome.refused > 0       # every script runs, each on its own machine
         failed |= outcome.failed > 0
-        if outcome.refused and not keep_going:
-            break
     return 2 if refused else 1 if failed else 0
