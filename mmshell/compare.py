@@ -19,6 +19,7 @@ from rich.text import Text
 from .lang.parser import Command
 from .lang.runner import Outcome, StepRecord, run_text
 from .lang.session import Session
+from .lang.values import plural
 from .mm.config import Config
 from .views.console import make_console
 from .views.step import StepView, digest
@@ -105,6 +106,6 @@ def run_compare(source: tuple[str, str], json_mode: bool = False) -> int:
         console.print(table)
         for mode, run in runs.items():
             o = run.outcome
-            console.print(f"{mode}: {o.steps} steps, {o.failed} failed expectation(s), {o.refused} refused",
+            console.print(f"{mode}: {plural(o.steps, 'step')}, {o.failed} failed expectation(s), {o.refused} refused",
                           highlight=False)
     return max(run.outcome.exit_status() for run in runs.values())

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from .lang.parser import Command
 from .lang.runner import Outcome, StepRecord, read_script, run_text
 from .lang.steps import read_script_stream
+from .lang.values import plural
 from .lang.session import Session
 from .mm.task_mmu import vmstat_snapshot
 from .views.console import make_console
@@ -169,7 +170,7 @@ class StepPrinter:
                               "pids": sorted(k.mms), "current_pid": self.session.pid}), file=self.stream)
             return
         status = STATUS_WORDS[outcome.exit_status()]
-        self.console.print(f"{source}: {outcome.steps} steps, {outcome.failed} failed expectation(s), "
+        self.console.print(f"{source}: {plural(outcome.steps, 'step')}, {outcome.failed} failed expectation(s), "
                            f"{outcome.refused} refused: {status}", highlight=False, soft_wrap=True)
 
 

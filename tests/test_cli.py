@@ -140,7 +140,7 @@ def test_run_runs_every_file_each_on_its_own_machine(tmp_path: Path) -> None:
     assert f"{ok}: 2 steps, 0 failed expectation(s), 0 refused: ok" in lines
     assert f"{refused}: 2 steps, 0 failed expectation(s), 1 refused: refused" in lines
     assert f"mmshell: {missing}: No such file or directory" in lines
-    assert f"{failed}: 1 steps, 1 failed expectation(s), 0 refused: expectation failed" in lines
+    assert f"{failed}: 1 step, 1 failed expectation(s), 0 refused: expectation failed" in lines
     assert f"{fresh}: 2 steps, 0 failed expectation(s), 0 refused: ok" in lines
     assert "5 scripts: 2 ok, 1 refused, 1 unreadable, 1 expectation failed: exit 2" in lines
     assert CliRunner().invoke(main, ["run", "--quiet", ok, failed, fresh]).exit_code == 1

@@ -320,20 +320,20 @@ def _check_all(s: LiveSession) -> LiveOutput:
             if not any(a <= lo and hi <= b for a, b in readable):      # PROT_NONE: a load would fault
                 unreadable += sum(1 for w in words if w >> 63)
                 continue
-            pages = [lo + i * PAGE for i, w in enumerate(words) if w >> 63]
+            resident = [lo + i * PAGE for i, w in enumerate(words) if w >> 63]
             swapped += sum(1 for w in words if w >> 62 == 1)
-            if not pages:
+            if not resident:
                 continue
-            vals = s.machine.procs.call(spid, "read", [(p, 1) for p in pages])
-            present += len(pages)
-            for p, v in zip(pages, vals):
+            vals = s.machine.procs.call(spid, "read", [(p, 1) for p in resident])
+            present += len(resident)
+            for p, v in zip(resident, vals):
                 if v not in s.shadow.expected(spid, p):
                     problems.append(f"pid {spid} page {s.describe(p, spid)} reads {v:#x}, last written "
                                     f"{s.shadow.expected(spid, p)[0]:#x}")
     if problems:
         raise Refused(f"EFAULT: {len(problems)} problem(s): " + "; ".join(problems[:10]))
     return LiveOutput(changed=False, lines=[
-        f"check: {present} present pages read back what was written; {swapped} swapped-out pages "
+        f"check: {pages(present)} present read back what was written; {pages(swapped)} swapped out "
         "not read (that would fault them in)" + (f", {unreadable} in PROT_NONE mappings not read"
                                                   if unreadable else "")
         + "; the simulator's invariant checker has no live counterpart"])
@@ -487,7 +487,7 @@ def do_expect(s: LiveSession, cmd: Command) -> LiveOutput:
     a = cmd.args
     try:
         reading = evaluate(s, a["path"])
-        expected = parse_expected(str(a["value"]))
+        expected = parse_expected(str(a["value"]), a["path"])
         ok = compare(reading.value, a["op"], expected)
     except PathError as e:
         raise ExpectError(str(e)) from None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from ..lang.expectation import PAGEMAP_FIELDS, PathError
 from ..lang.parser import split_path
-from ..lang.values import Addr, BadValue, parse_size
+from ..lang.values import BadValue, parse_size
 from . import procfs
 from .procfs import PagemapEntry
 from .syscalls import PAGE_IS_HUGE, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED
@@ -99,7 +99,7 @@ def evaluate(s: "LiveSession", path: str) -> Reading:
             raise PathError(f"no smaps field {fld!r} ({', '.join(SMAPS_FIELDS)})")
         return smaps_field(s, s.kpid(), region[0], region[0] + region[1], name, fld)
     if head in ("pmd", "pte") and len(rest) == 1:
-        addr = _addr(s, rest[0])
+        addr = s.path_addr(rest[0])
         kind = pmd_kind(s.kpid(), addr)
         if head == "pmd":
             return Reading(kind)
@@ -108,7 +108,7 @@ def evaluate(s: "LiveSession", path: str) -> Reading:
         entry = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
         return Reading("present" if entry.present else "swap" if entry.swapped else "none")
     if head == "pagemap" and len(rest) == 2:
-        addr = _addr(s, rest[0])
+        addr = s.path_addr(rest[0])
         if rest[1] not in PAGEMAP_FIELDS:
             raise PathError(f"no pagemap field {rest[1]!r} ({', '.join(PAGEMAP_FIELDS)})")
         entry = PagemapEntry(procfs.pagemap(s.kpid(), addr & ~(PAGE - 1), 1)[0])
@@ -150,19 +150,6 @@ def evaluate(s: "LiveSession", path: str) -> Reading:
     raise PathError(f"unknown path {path!r} (vmstat.NAME, mthp.NAME, smaps.NAME.FIELD, pmd.ADDR, "
                     "pte.ADDR, pagemap.ADDR.FIELD, swap.NAME.used, swapmap.NAME.OFF, "
                     "swapcache.NAME.OFF, meminfo.FIELD, pid)")
-
-
-def _addr(s: "LiveSession", text: str) -> int:
-    try:
-        addr = Addr.parse(text)
-    except BadValue as e:
-        raise PathError(str(e)) from None
-    if addr.name is None:
-        return addr.offset
-    region = s.names().get(addr.name)
-    if region is None:
-        raise PathError(f"no region named {addr.name!r} in pid {s.pid}")
-    return region[0] + addr.offset
 
 
 # -- page-table kinds -----------------------------------------------------------------------------------

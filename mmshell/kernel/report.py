@@ -20,6 +20,7 @@ from ..lang.parser import parse_script
 from . import procfs
 from .machine import LiveMachine, MissingRequirement, SetupError, raise_on_sigterm, restore_signals
 from ..lang.steps import Outcome, StepRecord
+from ..lang.values import plural
 from .runner import LiveSession, live_priorities, run_live_text, script_priorities
 
 #: Commands whose steps show no counter changes.
@@ -82,7 +83,7 @@ class LivePrinter:
             self._p(f"{source}: warning: {w}")
         status = {0: "ok", 1: "expectation failed", 2: "refused"}[outcome.exit_status()]
         extra = f", {not_observable} not observable" if not_observable else ""
-        self._p(f"{source}: {outcome.steps} steps on Linux {procfs_release()}, {outcome.failed} failed "
+        self._p(f"{source}: {plural(outcome.steps, 'step')} on Linux {procfs_release()}, {outcome.failed} failed "
                 f"expectation(s){extra}, {outcome.refused} refused: {status}")
 
 

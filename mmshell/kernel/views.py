@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..lang.values import pages
 from ..views.fmt import slots_text
 from . import procfs
 from .observe import pmd_kind
@@ -59,7 +60,7 @@ def show_view(s: "LiveSession", view: str, rng: tuple[int, int] | None, name: st
         for dev in s.devices.devices.values():
             if dev.active:
                 lines.append(f"{dev.name}: {dev.kind} {dev.path} type {dev.type} priority {dev.prio} "
-                             f"size {dev.size >> 10} kB used {s.devices.used_pages(dev.name)} pages")
+                             f"size {dev.size >> 10} kB used {pages(s.devices.used_pages(dev.name))}")
         lines.append("(swap_map counts are not exported; swapmap.NAME.OFF counts the page-table "
                      "entries holding a slot)")
         return lines

@@ -189,7 +189,7 @@ def _set_ram(s: Session, size: int) -> None:
         raise MmError("EINVAL", "set", f"ram larger than the simulation's limit of {MAX_RAM >> 30}G")
     in_use = k.mem.nr_frames - k.mem.alloc.nr_free - 1 - k.huge_zero_nr()
     if in_use:
-        raise MmError("EBUSY", "set", f"{in_use} pages are in use: set ram before the first page is faulted in")
+        raise MmError("EBUSY", "set", f"{pages(in_use)} in use: set ram before the first page is faulted in")
     # Only physical memory is replaced: nothing but the zero pages is in it.  Everything
     # else (processes with their swapped-out pages, swap devices, counters, the shadow
     # of page contents, the write sequence) stays as it is.
@@ -450,7 +450,7 @@ def do_expect(s: Session, cmd: Command) -> StepOutput:
     a = cmd.args
     try:
         actual = evaluate(s, a["path"])
-        expected = parse_expected(str(a["value"]))
+        expected = parse_expected(str(a["value"]), a["path"])
         ok = compare(actual, a["op"], expected)
     except PathError as e:
         raise ExpectError(str(e)) from None

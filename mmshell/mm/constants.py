@@ -9,8 +9,10 @@ HPAGE_PMD_ORDER = PMD_SHIFT - PAGE_SHIFT
 HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER  # 512 pages in a PMD-mapped THP
 PTRS_PER_PTE = 512
 
-#: The user address space the simulation hands out (47-bit x86-64 user space).
-TASK_SIZE = 1 << 47
+#: The end of the user address space: x86-64's TASK_SIZE_MAX with 4-level page tables,
+#: (1 << 47) - PAGE_SIZE (arch/x86/include/asm/page_64_types.h: the top page is a guard
+#: page, never mapped).  On 6.18 `mmap(0x7ffffffff000, 4096, MAP_FIXED)` fails ENOMEM.
+TASK_SIZE = (1 << 47) - PAGE_SIZE
 #: Where get_unmapped_area starts placing mappings (bottom-up, for determinism).
 MMAP_BASE = 0x7F00_0000_0000 - (1 << 40)
 

@@ -64,7 +64,8 @@ class SwapCacheView:
             table.add_row(cell(hex_range(f["pfn"], f["pfn"] + f["nr"] - 1)), cell(f["order"]), cell(entries),
                           cell("dirty" if f["dirty"] else "clean"), cell(mapped), cell(f["lru"] or "-"))
         n = len(self.folios)
-        return Trimmed(Group(table, Text(f"{n} folio{'s' if n != 1 else ''}, {self.pages} pages", style="dim")))
+        pages = f"{self.pages} page{'s' if self.pages != 1 else ''}"
+        return Trimmed(Group(table, Text(f"{n} folio{'s' if n != 1 else ''}, {pages}", style="dim")))
 
     def to_json(self) -> dict:
         return {"folios": self.folios, "pages": self.pages}

@@ -91,9 +91,9 @@ def test_known_difference_comments() -> None:
 
 
 def test_parse_expected_and_compare() -> None:
-    assert parse_expected("2048kB") == 2048
-    assert parse_expected("0x200") == 512
-    assert parse_expected("huge") == "huge"
+    assert parse_expected("2048kB", "smaps.a.Rss") == 2048
+    assert parse_expected("0x200", "pagemap.a.swap_offset") == 512
+    assert parse_expected("huge", "pmd.a") == "huge"
     assert compare(3, ">=", 2)
     with pytest.raises(PathError):
         compare("huge", "<", "table")

@@ -119,3 +119,14 @@ def test_one_notation_for_swap_slots_in_every_view(pmd_swap: bool) -> None:
     assert "d0 slots 0x200-0x3ff clean unmapped" in views                       # show swapcache
     assert "swapped d0 slots 0x200-0x201 excl=" in views                        # show pagemap
     assert " off " not in views and "d0 0x" not in out
+
+
+def test_one_page_is_never_1_pages() -> None:
+    session = Session.boot(debug_vm=True)
+    out = io.StringIO()
+    printer = StepPrinter(session, stream=out)
+    run_text(session, "swapon d0 64M kind disk\nmmap a 4K\ntouch a\nexpect fails set ram 64M\nmadvise a pageout\n"
+                      "show swapcache\n", "t.mmsh", printer, before=printer.before)
+    text_out = " ".join(out.getvalue().split())
+    assert "1 folio, 1 page" in text_out and "EBUSY: 1 page in use" in text_out
+    assert "1 pages" not in text_out
