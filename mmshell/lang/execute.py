@@ -27,7 +27,7 @@ from ..mm.swap_info import SwapKind
 from ..mm.swapfile import sys_swapon
 from ..mm.vma import PROT_FLAGS
 from ..mm.vmscan import shrink_lruvec
-from . import registry
+from . import budget, registry
 from .errors import SOURCE_NESTED, not_refused, switch_under_at
 from .expect import evaluate
 from .expectation import PathError, compare, parse_expected
@@ -35,7 +35,7 @@ from .parser import Command, Unparsed
 from .session import Session
 from .snapshot import snapshot
 from .steps import back_to, exit_of
-from .values import pages
+from .values import format_size, pages
 
 
 class ExpectError(Exception):
@@ -131,7 +131,8 @@ def _op(cmd: Command) -> str:
 
 
 def _check_limits(k: Kernel, cmd: Command) -> None:
-    """Limits of the simulation that no single system call checks (docs/limits.md)."""
+    """Limits of the simulation that no single system call checks (docs/limits.md): page
+    tables, VMAs per process, and the host memory budget (lang/budget.py)."""
     tables = sum(mm.nr_ptes for mm in k.mms.values())
     if tables > MAX_PAGE_TABLES:
         raise MmError("ENOMEM", _op(cmd), f"{tables} page tables would exist: beyond the simulation's limit "
@@ -140,6 +141,7 @@ def _check_limits(k: Kernel, cmd: Command) -> None:
         if len(mm.vmas) > MAX_MAP_COUNT:
             raise MmError("ENOMEM", _op(cmd), f"pid {mm.pid} would have {len(mm.vmas)} VMAs: more than "
                           f"vm.max_map_count ({MAX_MAP_COUNT})")
+    budget.refuse_over(k, _op(cmd))
 
 
 def _walk_limit(op: str, length: int) -> None:
@@ -242,6 +244,7 @@ def _unsupported(s: Session, cmd: Command) -> StepOutput:
 def do_fork(s: Session, cmd: Command) -> StepOutput:
     from ..mm.fork import sys_fork
 
+    budget.refuse_over(s.kernel, "fork", budget.process_cost(s.kernel, s.pid), f"a copy of pid {s.pid}")
     child = sys_fork(s.kernel, _mm(s))
     s.regions[child.pid] = dict(s.names())
     return StepOutput(lines=[f"child pid {child.pid}"])
@@ -300,6 +303,8 @@ def do_touch(s: Session, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "touch")
     _walk_limit("touch", length)
     write = (cmd.args["access"] or "write") == "write"
+    budget.refuse_over(s.kernel, "touch", budget.range_bound(s.kernel, s.pid, start, start + length, write),
+                       f"touching {format_size(length)}")
     res = access_range(s.kernel, _mm(s), start, start + length, write)
     return StepOutput(lines=[f"{pages(res.pages)} {'written' if write else 'read'}"])
 
@@ -319,6 +324,8 @@ def do_check(s: Session, cmd: Command) -> StepOutput:
                                                  f" ({len(k.mms)} process(es), {nr_pmds} PMD slots)"])
     start, length = s.resolve_range(cmd.args["range"], "check")
     _walk_limit("check", length)
+    budget.refuse_over(k, "check", budget.range_bound(k, s.pid, start, start + length, False),
+                       f"reading {format_size(length)}")
     res = access_range(k, _mm(s), start, start + length, False, verify=True)
     if res.mismatches:
         m = res.mismatches[0]
@@ -330,6 +337,9 @@ def do_check(s: Session, cmd: Command) -> StepOutput:
 @handler("madvise")
 def do_madvise(s: Session, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "madvise")
+    if cmd.args["advice"] == "pageout" and not s.kernel.config.pmd_swap:
+        budget.refuse_over(s.kernel, "madvise", budget.reclaim_bound(s.kernel, s.pid, start, start + length),
+                           "splitting the PMDs of the THPs it swaps out")
     sys_madvise(s.kernel, _mm(s), start, length, cmd.args["advice"])
     return StepOutput()
 
@@ -376,6 +386,8 @@ def do_uffd_move(s: Session, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["src"], "uffd move")
     _walk_limit("uffd move", length)
     dst = s.resolve_addr(cmd.args["dst"], "uffd move")
+    budget.refuse_over(s.kernel, "uffd move", budget.range_bound(s.kernel, s.pid, dst, dst + length, True),
+                       f"moving {format_size(length)}")
     moved = sys_uffd_move(s.kernel, _mm(s), start, dst, length)
     return StepOutput(lines=[f"moved {moved} bytes"])
 
@@ -400,6 +412,9 @@ def do_khugepaged(s: Session, cmd: Command) -> StepOutput:
 @handler("reclaim")
 def do_reclaim(s: Session, cmd: Command) -> StepOutput:
     size = cmd.args["size"]
+    if not s.kernel.config.pmd_swap:
+        budget.refuse_over(s.kernel, "reclaim", budget.reclaim_bound(s.kernel, None),
+                           "splitting the PMDs of the THPs it swaps out")
     freed = shrink_lruvec(s.kernel, None if size is None else (size + PAGE_SIZE - 1) >> PAGE_SHIFT)
     return StepOutput(lines=[f"reclaimed {pages(freed)} ({freed * 4} kB)"])
 

@@ -42,6 +42,10 @@ MAX_ACCESS = 64 << 30
 MAX_PAGE_TABLES = 1 << 18
 #: vm.max_map_count: VMAs per process.
 MAX_MAP_COUNT = 65530
+#: Host memory the simulated state may take (lang/budget.py costs it item by item: frames,
+#: swap slots, folios, PMD entries, page tables, page contents, VMAs).  Each command runs
+#: on a snapshot of the state, so host memory peaks at about twice this.
+HOST_BUDGET = 1536 << 20
 
 
 def pmd_index(addr: int) -> int:
