@@ -4,7 +4,8 @@ The simulator (lang/runner.py) and the live kernel (kernel/runner.py) run the
 same language the same way: the whole text is parsed first (a syntax error
 runs nothing), each command is one step reported to an observer as a
 `StepRecord`, `source FILE` runs FILE's commands in place (bounded in depth,
-count and size), and the outcome gives the exit status of `mmshell run`:
+count and size), `expect fails source FILE` is one step that holds when FILE is
+refused, and the outcome gives the exit status of `mmshell run`:
 0 all expectations held, 1 one failed, 2 a command was refused (the run stops
 there unless keep_going).  What differs is only how one command runs: a
 `StepFn` that returns its classified record.
@@ -197,7 +198,8 @@ def run_step(cmd: Command, source: str, step: StepFn, observer: Observer | None,
              before: Callable[[Command], None] | None = None,
              checkpoint: Checkpoint | None = None) -> StepRecord | None:
     """Run one command and tally it; a `source` runs its file's commands (each seen by
-    `before` and `observer` as its own step) and returns None."""
+    `before` and `observer` as its own step) and returns None; `expect fails source FILE`
+    is one step, run here (FILE is read as `source` reads it)."""
     if cmd.name == "source":
         return _run_source(cmd, source, step, observer, keep_going, outcome, depth, base, before, checkpoint)
     inner = cmd.args.get("command") if cmd.name == "expect_fails" else None
