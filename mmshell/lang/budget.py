@@ -93,16 +93,20 @@ def range_bound(k: "Kernel", pid: int, start: int, end: int, write: bool) -> int
     destination), per 2 MiB slot: a PMD entry where there is none yet; a page table
     unless there is one, or the slot holds a THP that the access leaves whole (a read, or
     a write to a THP this process alone maps); a contents block where a write finds none;
-    and a folio on the LRU per page, or one per slot where the VMA can hold a THP."""
+    and a folio on the LRU per page, or one per slot where a THP can come (no table yet,
+    and the VMA can hold one there).  In mainline, when the walk may need more frames
+    than are free, what its direct reclaim may split too (reclaim_bound)."""
     mm = k.mms[pid]
     chunks = k.shadow.procs.get(pid, {})
     total = 0
+    frames = 0                              # pages the walk may need a frame for
     for idx in range(start >> PMD_SHIFT, ((end - 1) >> PMD_SHIFT) + 1):
         pmd = mm.pmds.get(idx)
         if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
             shared = pmd.kind is PmdKind.ZERO or k.mem.entire_mapcount[pmd.pfn] > 1
             if write and shared:            # COW of a shared THP, or a write over the huge zero page
                 total += COST["page tables"] + COST["LRU folios"] * HPAGE_PMD_NR
+                frames += HPAGE_PMD_NR
             if write and idx not in chunks:
                 total += COST["contents blocks"]
             continue
@@ -115,8 +119,15 @@ def range_bound(k: "Kernel", pid: int, start: int, end: int, write: bool) -> int
         base = idx << PMD_SHIFT
         lo, hi = max(start, base), min(end, base + PMD_SIZE)
         vma = mm.find_vma(lo)
-        thp = vma is not None and lo == base and hi == base + PMD_SIZE and thp_vma_allowable(k, vma, base)
+        # a THP comes only where there is no table yet (a fault, or a PMD swap entry read whole)
+        thp = (vma is not None and (pmd is None or pmd.kind is PmdKind.SWAP) and lo == base
+               and hi == base + PMD_SIZE and thp_vma_allowable(k, vma, base))
         total += COST["LRU folios"] * (1 if thp else (hi - lo) >> PAGE_SHIFT)
+        frames += (hi - lo) >> PAGE_SHIFT
+    if frames > k.mem.alloc.nr_free and not k.config.pmd_swap:
+        # a fault that finds no free frame runs direct reclaim, which in mainline may split
+        # the PMD of every PMD-mapped THP it reaches
+        total += reclaim_bound(k, None)
     return total
 
 

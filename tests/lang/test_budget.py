@@ -129,3 +129,29 @@ def _no_leak():
     yield
     if tracemalloc.is_tracing():
         tracemalloc.stop()
+
+
+def test_a_read_bounds_a_folio_per_page_where_a_table_is() -> None:
+    """After mainline reclaim every 2 MiB is a table of swap PTEs: reading it back brings
+    512 small folios per table, not one THP."""
+    r = run(SCRIPT.split("touch a read")[0], pmd_swap=False).ok()
+    start, length = r.session.names()["a"]
+    assert budget.range_bound(r.k, 1, start, start + length, False) == 32 * 512 * COST["LRU folios"]
+    r = run(SCRIPT.split("touch a read")[0], pmd_swap=True).ok()         # PMD swap entries: a THP each
+    assert budget.range_bound(r.k, 1, start, start + length, False) == 32 * (COST["page tables"]
+                                                                          + COST["LRU folios"])
+
+
+def test_a_walk_short_of_frames_counts_what_its_direct_reclaim_may_split() -> None:
+    r = run("set ram 16M\nswapon s0 64M\nmmap a 8M hugepage\ntouch a\nfork\nmmap b 8M hugepage\n",
+            pmd_swap=False).ok()
+    b, length = r.session.names()["b"]
+    free = r.k.mem.alloc.nr_free
+    assert free < length >> 12
+    split = budget.reclaim_bound(r.k, None)
+    assert split == 8 * COST["page tables"]                               # a's 4 THPs in both processes
+    short, enough = (b, b + length), (b, b + (free >> 1 << 12))
+    with_split = [budget.range_bound(r.k, 1, *span, True) for span in (short, enough)]
+    r.k.config.pmd_swap = True                      # the same walks where reclaim splits nothing
+    without = [budget.range_bound(r.k, 1, *span, True) for span in (short, enough)]
+    assert [w - wo for w, wo in zip(with_split, without)] == [split, 0]
