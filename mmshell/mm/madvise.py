@@ -40,7 +40,7 @@ def _holes(mm: MmStruct, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def sys_madvise(k: "Kernel", mm: MmStruct, start: int, length: int, advice: str) -> None:
-    page_aligned("madvise", start, length)
+    page_aligned("madvise", start, length, beyond="ENOMEM")
     if advice not in ADVICES:
         raise MmError("EINVAL", "madvise", f"unknown advice {advice!r}")
     end = start + length

@@ -27,14 +27,19 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 
-def page_aligned(op: str, addr: int, length: int) -> None:
-    """The checks every range system call makes first."""
+def page_aligned(op: str, addr: int, length: int, beyond: str = "EINVAL") -> None:
+    """The checks every range system call makes first.
+
+    A range past TASK_SIZE is EINVAL for munmap, mremap's new range and userfaultfd
+    (validate_range); mmap (__get_unmapped_area), mprotect and madvise (no VMA there)
+    give ENOMEM: `beyond`.
+    """
     if addr & (PAGE_SIZE - 1):
         raise MmError("EINVAL", op, f"address {addr:#x} not page aligned")
     if length <= 0:
         raise MmError("EINVAL", op, "length must be positive")
     if addr + length > TASK_SIZE:
-        raise MmError("EINVAL", op, "range beyond the user address space")
+        raise MmError(beyond, op, f"range beyond the user address space (TASK_SIZE {TASK_SIZE:#x})")
 
 
 def may_expand_vm(mm: MmStruct, op: str, grow: int) -> None:
@@ -79,7 +84,7 @@ def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: str | Non
     if at is None:
         addr = get_unmapped_area(mm, length, PMD_SIZE if length >= PMD_SIZE else PAGE_SIZE)
     else:
-        page_aligned("mmap", at, length)
+        page_aligned("mmap", at, length, beyond="ENOMEM")
         if at < (1 << 16):
             raise MmError("EPERM", "mmap", f"address {at:#x} is below mmap_min_addr")
         if mm.vmas_in(at, at + length):

@@ -28,7 +28,7 @@ _PROT_BITS = VM.READ | VM.WRITE
 
 
 def sys_mprotect(k: "Kernel", mm: MmStruct, start: int, length: int, prot: str) -> None:
-    page_aligned("mprotect", start, length)
+    page_aligned("mprotect", start, length, beyond="ENOMEM")
     end = start + length
     newflags = PROT_FLAGS[prot]
     # Find how far the range is mapped without a hole (mprotect stops at the first one).

@@ -150,7 +150,8 @@ def swapoff_needs(k: "Kernel", si: SwapInfo) -> None:
     """Refuse up front when the swapped-out pages cannot fit in free memory."""
     need = si.inuse_pages - len(si.cache)
     if need > k.mem.alloc.nr_free:
-        raise MmError("ENOMEM", "swapoff", f"{need} pages to bring back but only "
-                      f"{k.mem.alloc.nr_free} free frames")
+        free = k.mem.alloc.nr_free
+        raise MmError("ENOMEM", "swapoff", f"{need} page{'s' if need != 1 else ''} to bring back but only "
+                      f"{free} free frame{'s' if free != 1 else ''}")
 
 
