@@ -1,4 +1,5 @@
-"""madvise(2) (mm/madvise.c): hugepage, nohugepage, pageout, cold, dontneed.
+"""madvise(2) (mm/madvise.c): MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MADV_COLD,
+MADV_FREE, MADV_DONTNEED and MADV_COLLAPSE (khugepaged.py).
 
 Like the kernel, madvise walks the VMAs of the range and applies the advice to
 each; a hole in the range gives ENOMEM after the mapped parts were advised
@@ -15,6 +16,8 @@ from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
 from .errors import MmError
 from .folio import PG
 from .huge_memory import split_folio
+from .khugepaged import madvise_collapse
+from .mman import Madv
 from .mm_types import MmStruct
 from .mmap import page_aligned, unmap_page_range, vma_merge_around, vma_range
 from .pgtable import F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, pmd_pgtable, pte_pfn, pte_present
@@ -23,9 +26,6 @@ from .vmscan import reclaim_pages
 
 if TYPE_CHECKING:
     from .kernel import Kernel
-
-ADVICES = ("hugepage", "nohugepage", "pageout", "cold", "free", "dontneed", "collapse")
-
 
 def _holes(mm: MmStruct, start: int, end: int) -> list[tuple[int, int]]:
     holes = []
@@ -39,26 +39,24 @@ def _holes(mm: MmStruct, start: int, end: int) -> list[tuple[int, int]]:
     return holes
 
 
-def sys_madvise(k: "Kernel", mm: MmStruct, start: int, length: int, advice: str) -> None:
+def sys_madvise(k: "Kernel", mm: MmStruct, start: int, length: int, advice: Madv) -> None:
     page_aligned("madvise", start, length)
-    if advice not in ADVICES:
-        raise MmError("EINVAL", "madvise", f"unknown advice {advice!r}")
     end = start + length
     if not mm.vmas_in(start, end):
         raise MmError("ENOMEM", "madvise", f"no mapping in {start:#x}-{end:#x}")
     holes = _holes(mm, start, end)
-    k.trace(f"madvise(MADV_{advice.upper()})")
-    if advice in ("hugepage", "nohugepage"):
-        madvise_thp_flags(k, mm, start, end, advice == "hugepage")
-    elif advice in ("pageout", "cold"):
-        madvise_cold_or_pageout(k, mm, start, end, advice == "pageout")
-    elif advice == "dontneed":
-        madvise_dontneed(k, mm, start, end)
-    elif advice == "free":
-        madvise_free(k, mm, start, end)
-    elif advice == "collapse":
-        from .khugepaged import madvise_collapse
-        madvise_collapse(k, mm, start, end)
+    k.trace(f"madvise({advice.name})")
+    match advice:
+        case Madv.MADV_HUGEPAGE | Madv.MADV_NOHUGEPAGE:
+            madvise_thp_flags(k, mm, start, end, advice is Madv.MADV_HUGEPAGE)
+        case Madv.MADV_PAGEOUT | Madv.MADV_COLD:
+            madvise_cold_or_pageout(k, mm, start, end, advice is Madv.MADV_PAGEOUT)
+        case Madv.MADV_DONTNEED:
+            madvise_dontneed(k, mm, start, end)
+        case Madv.MADV_FREE:
+            madvise_free(k, mm, start, end)
+        case Madv.MADV_COLLAPSE:
+            madvise_collapse(k, mm, start, end)
     if holes:
         lo, hi = holes[0]
         raise MmError("ENOMEM", "madvise", f"range has a hole at {lo:#x}-{hi:#x}",

@@ -16,6 +16,7 @@ from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, 
 from .errors import MmError
 from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
 from .memory import folio_put_if_unused
+from .mman import Madv
 from .mm_types import MmStruct
 from .pgtable import F_DIRTY, F_SPECIAL, F_UFFD_WP, PmdKind, pmd_pgtable
 from .folio import PG
@@ -66,12 +67,16 @@ def get_unmapped_area(mm: MmStruct, length: int, align: int) -> int:
     return start
 
 
-def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: str | None,
+def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: Madv | None,
              at: int | None) -> int:
-    """mmap(MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED_NOREPLACE]) + the optional madvise.
+    """mmap(MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED_NOREPLACE]) + the optional
+    madvise(MADV_HUGEPAGE or MADV_NOHUGEPAGE).
 
     Returns the address mapped, as mmap(2) does (the VMA may have merged with a neighbour).
     """
+    if advice not in (None, Madv.MADV_HUGEPAGE, Madv.MADV_NOHUGEPAGE):
+        raise MmError("EINVAL", "mmap", f"{advice.name} is not advice a new mapping takes here "
+                      "(MADV_HUGEPAGE or MADV_NOHUGEPAGE)")
     if length <= 0:
         raise MmError("EINVAL", "mmap", "length must be positive")
     length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
@@ -86,9 +91,9 @@ def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: str | Non
             raise MmError("EEXIST", "mmap", f"{at:#x}+{length:#x} overlaps an existing mapping")
         addr = at
     flags = prot | VM.MAYREAD | VM.MAYWRITE | VM.SOFTDIRTY
-    if advice == "hugepage":
+    if advice is Madv.MADV_HUGEPAGE:
         flags |= VM.HUGEPAGE
-    elif advice == "nohugepage":
+    elif advice is Madv.MADV_NOHUGEPAGE:
         flags |= VM.NOHUGEPAGE
     vma = VmArea(start=addr, end=addr + length, flags=flags, pgoff=addr >> PAGE_SHIFT)
     mm.insert_vma(vma)

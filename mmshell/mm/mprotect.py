@@ -19,7 +19,7 @@ from .folio import PG
 from .mm_types import MmStruct
 from .mmap import page_aligned, vma_merge_around, vma_range
 from .pgtable import F_SPECIAL, F_WRITE, PmdKind, pmd_pgtable
-from .vma import VM, PROT_FLAGS, VmArea
+from .vma import VM, VmArea
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -27,10 +27,15 @@ if TYPE_CHECKING:
 _PROT_BITS = VM.READ | VM.WRITE
 
 
-def sys_mprotect(k: "Kernel", mm: MmStruct, start: int, length: int, prot: str) -> None:
+def sys_mprotect(k: "Kernel", mm: MmStruct, start: int, length: int, prot: VM) -> None:
+    """mprotect(start, length, prot), prot as the vm_flags it sets (calc_vm_prot_bits():
+    VM_READ, VM_WRITE, or neither for PROT_NONE)."""
+    if prot & ~_PROT_BITS:
+        raise MmError("EINVAL", "mprotect", f"protection {int(prot):#x} is more than VM_READ | VM_WRITE "
+                      "(the simulation models no other)")
     page_aligned("mprotect", start, length)
     end = start + length
-    newflags = PROT_FLAGS[prot]
+    newflags = prot
     # Find how far the range is mapped without a hole (mprotect stops at the first one).
     addr = start
     for vma in mm.vmas_in(start, end):

@@ -18,6 +18,7 @@ from mmshell.mm.constants import COUNT_CONTINUED, SWAP_HAS_CACHE, SWAP_MAP_MAX
 from mmshell.mm.errors import MmError
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.madvise import sys_madvise
+from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_munmap
 from mmshell.mm.pgtable import pte_pfn, pte_to_swp_entry
 from mmshell.mm.swap_info import SwapKind
@@ -81,7 +82,7 @@ def test_small_folio_takes_a_free_slot_of_a_partly_freed_thp_cluster() -> None:
     assert (si.inuse_pages, list(si.cluster_used)) == (256, [1, 256, 510])
     b = mmap_small(k, 514)
     c = Counters(k)
-    sys_madvise(k, k.mm(1), b, 514 * 4096, "pageout")
+    sys_madvise(k, k.mm(1), b, 514 * 4096, Madv.MADV_PAGEOUT)
     assert "pgactivate" not in c.moved()
     assert 512 <= pte_to_swp_entry(pte_at(k, b + 513 * 4096)).offset < 768
     assert si.inuse_pages == 256 + 514
@@ -221,7 +222,7 @@ def test_free_swap_and_cache_nr_frees_uncached_slots_and_their_cluster() -> None
     cluster free again, Used back to 0."""
     k, si, a = swapped_thp()
     assert si.inuse_pages == 512 and si.cluster_used[1] == 512
-    sys_madvise(k, k.mm(1), a, THP, "dontneed")
+    sys_madvise(k, k.mm(1), a, THP, Madv.MADV_DONTNEED)
     assert si.inuse_pages == 0 and si.cluster_used[1] == 0 and not any(si.swap_map[1:])
     assert swap_clusters_free(si) == si.nr_clusters - 1
     assert_consistent(k)
@@ -236,11 +237,11 @@ def test_free_swap_and_cache_nr_reclaims_a_cached_folio_only_when_every_slot_is_
     a = mmap_thp(k)
     pageout(k, a)
     assert k.vmstat.nr_swapcached == 512 and si.swap_map[512] == SWAP_HAS_CACHE | 1
-    sys_madvise(k, k.mm(1), a, M, "dontneed")
+    sys_madvise(k, k.mm(1), a, M, Madv.MADV_DONTNEED)
     assert k.vmstat.nr_swapcached == 512 and si.inuse_pages == 512
     assert (si.swap_map[512], si.swap_map[1023]) == (SWAP_HAS_CACHE, SWAP_HAS_CACHE | 1)
     c = Counters(k)
-    sys_madvise(k, k.mm(1), a + M, M, "dontneed")
+    sys_madvise(k, k.mm(1), a + M, M, Madv.MADV_DONTNEED)
     assert c.moved() == {"pgfree": 512, "mthp.nr_anon": -1}
     assert (k.vmstat.nr_swapcached, si.inuse_pages, k.folio_swap) == (0, 0, {})
     assert_consistent(k)
@@ -254,9 +255,9 @@ def test_vm_swap_full_is_more_than_half_of_all_swap_in_use() -> None:
     swapon(k, size=4 * M)
     mm = k.mm(1)
     a = mmap_small(k, 512)
-    sys_madvise(k, mm, a, 511 * 4096, "pageout")
+    sys_madvise(k, mm, a, 511 * 4096, Madv.MADV_PAGEOUT)
     assert k.active_swap()[0].inuse_pages == 511 and not vm_swap_full(k)
-    sys_madvise(k, mm, a + 511 * 4096, 4096, "pageout")
+    sys_madvise(k, mm, a + 511 * 4096, 4096, Madv.MADV_PAGEOUT)
     assert k.active_swap()[0].inuse_pages == 512 and vm_swap_full(k)
     assert_consistent(k)
 
