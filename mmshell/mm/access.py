@@ -20,6 +20,7 @@ from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from .errors import MmError, VmBug
 from .memory import handle_mm_fault
 from .mm_types import MmStruct
+from .pagewalk import pmd_addr_end
 from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, KIND_PRESENT, Pmd, PmdKind, pmd_pgtable, pte_present
 from .vma import VM
 
@@ -64,7 +65,7 @@ def access_range(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool,
     result = AccessResult()
     addr = start
     while addr < end:
-        nxt = min(end, ((addr >> PMD_SHIFT) + 1) << PMD_SHIFT)
+        nxt = pmd_addr_end(addr, end)
         _access_pmd_span(k, mm, addr, nxt, write, verify, result)
         addr = nxt
     return result

@@ -21,11 +21,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint
-from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT
+from .constants import HPAGE_PMD_NR, PMD_SHIFT, PMD_SIZE
 from .errors import MmError
 from .folio import PG
 from .huge_memory import split_huge_pmd_locked
 from .mm_types import MmStruct
+from .pagewalk import Walker, pte_range, walk_pmd_range
 from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable, pmd_pgtable
 from .swapops import SwpEntry
 from .vma import VM, VmArea
@@ -56,8 +57,8 @@ def sys_fork(k: "Kernel", parent: MmStruct) -> MmStruct:
 
 
 def copy_page_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma: VmArea) -> None:
-    for pmdi in range(svma.start >> PMD_SHIFT, ((svma.end - 1) >> PMD_SHIFT) + 1):
-        pmd = src.pmds.get(pmdi)
+    """copy_page_range() / copy_pmd_range(): every entry of svma, PMD by PMD."""
+    for pmdi, pmd, _, _ in walk_pmd_range(k, src, svma.start, svma.end, Walker.FORK):
         if pmd is None:
             continue
         addr = pmdi << PMD_SHIFT
@@ -124,16 +125,14 @@ def copy_pte_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma
     from .swapfile import swap_duplicate
 
     mem = k.mem
-    sptes = pmd_pgtable(pmd).ptes
     dpmd = dst.pmds.get(addr >> PMD_SHIFT)
     if dpmd is None:
         dpmd = dst.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.TABLE, table=PteTable())
         dst.nr_ptes += 1
     dptes = pmd_pgtable(dpmd).ptes
     keep_uffd = bool(dvma.flags & VM.UFFD_WP)
-    lo = max(svma.start, addr)
-    hi = min(svma.end, addr + (1 << PMD_SHIFT))
-    for i in range((lo >> PAGE_SHIFT) & 511, ((hi - 1) >> PAGE_SHIFT & 511) + 1):
+    sptes, idx = pte_range(k, Walker.FORK, pmd, max(svma.start, addr), min(svma.end, addr + PMD_SIZE))
+    for i in idx:
         pte = sptes[i]
         if pte & 3 == 1:
             if not pte & F_SPECIAL:

@@ -20,6 +20,7 @@ from .khugepaged import madvise_collapse
 from .mman import Madv
 from .mm_types import MmStruct
 from .mmap import page_aligned, unmap_page_range, vma_merge_around, vma_range
+from .pagewalk import Walker, pte_range, walk_page_range, walk_pmd_range
 from .pgtable import F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, pmd_pgtable, pte_pfn, pte_present
 from .vma import VM
 from .vmscan import reclaim_pages
@@ -79,43 +80,35 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
     """madvise_cold_or_pageout_pte_range() over every VMA, then reclaim_pages() for PAGEOUT."""
     mem = k.mem
     folios: dict[int, None] = {}
-    for vma in mm.vmas_in(start, end):
-        lo, hi = max(start, vma.start), min(end, vma.end)
-        addr = lo
-        while addr < hi:
-            pmdi = addr >> PMD_SHIFT
-            nxt = min(hi, (pmdi + 1) << PMD_SHIFT)
+    for vma, pmdi, pmd, addr, nxt in walk_page_range(k, mm, start, end, Walker.MADVISE):
+        if pmd is not None and pmd.kind is PmdKind.HUGE:
+            pfn = pmd.pfn
+            if mem.folio_maybe_mapped_shared(pfn):
+                continue
+            if addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE:
+                pmd.flags &= ~F_YOUNG
+                mem.clear(pfn, PG.REFERENCED)
+                folios[pfn] = None
+                continue
+            # Only part of the THP is covered: split the folio, then go on per PTE.
+            split_folio(k, pfn)
             pmd = mm.pmds.get(pmdi)
-            if pmd is not None and pmd.kind is PmdKind.HUGE:
-                pfn = pmd.pfn
-                if mem.folio_maybe_mapped_shared(pfn):
-                    addr = nxt
+        if pmd is not None and pmd.kind is PmdKind.TABLE:
+            lo, hi = max(start, vma.start), min(end, vma.end)
+            ptes, idx = pte_range(k, Walker.MADVISE, pmd, addr, nxt)
+            for i in idx:
+                pte = ptes[i]
+                if not pte_present(pte) or pte & F_SPECIAL:
                     continue
-                if addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE:
-                    pmd.flags &= ~F_YOUNG
-                    mem.clear(pfn, PG.REFERENCED)
-                    folios[pfn] = None
-                    addr = nxt
+                head = mem.folio_of(pte_pfn(pte))
+                if mem.folio_maybe_mapped_shared(head):
                     continue
-                # Only part of the THP is covered: split the folio, then go on per PTE.
-                split_folio(k, pfn)
-                pmd = mm.pmds.get(pmdi)
-            if pmd is not None and pmd.kind is PmdKind.TABLE:
-                ptes = pmd_pgtable(pmd).ptes
-                for i in range((addr >> PAGE_SHIFT) & 511, ((nxt - 1) >> PAGE_SHIFT & 511) + 1):
-                    pte = ptes[i]
-                    if not pte_present(pte) or pte & F_SPECIAL:
-                        continue
-                    head = mem.folio_of(pte_pfn(pte))
-                    if mem.folio_maybe_mapped_shared(head):
-                        continue
-                    if mem.order[head] and not _covers_folio(mm, vma, lo, hi, head, k):
-                        split_folio(k, head)
-                        head = pte_pfn(ptes[i])
-                    ptes[i] = pte & ~F_YOUNG
-                    mem.clear(head, PG.REFERENCED)
-                    folios[head] = None
-            addr = nxt
+                if mem.order[head] and not _covers_folio(mm, vma, lo, hi, head, k):
+                    split_folio(k, head)
+                    head = pte_pfn(ptes[i])
+                ptes[i] = pte & ~F_YOUNG
+                mem.clear(head, PG.REFERENCED)
+                folios[head] = None
     if pageout:
         reclaim_pages(k, [p for p in folios if mem.flags[p] & PG.USED])
     else:
@@ -138,8 +131,7 @@ def madvise_dontneed(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     for vma in mm.vmas_in(start, end):
         lo, hi = max(start, vma.start), min(end, vma.end)
         unmap_page_range(k, mm, vma, lo, hi)
-        for pmdi in range(lo >> PMD_SHIFT, ((hi - 1) >> PMD_SHIFT) + 1):
-            pmd = mm.pmds.get(pmdi)
+        for pmdi, pmd, _, _ in walk_pmd_range(k, mm, lo, hi, Walker.ZAP):
             if pmd is not None and pmd.kind is PmdKind.TABLE and pmd_pgtable(pmd).is_empty():
                 del mm.pmds[pmdi]
                 mm.nr_ptes -= 1
@@ -160,54 +152,45 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     from .swapops import SwpEntry
 
     mem = k.mem
-    for vma in mm.vmas_in(start, end):
-        lo, hi = max(start, vma.start), min(end, vma.end)
-        addr = lo
-        while addr < hi:
-            pmdi = addr >> PMD_SHIFT
-            nxt = min(hi, (pmdi + 1) << PMD_SHIFT)
+    for vma, pmdi, pmd, addr, nxt in walk_page_range(k, mm, start, end, Walker.MADVISE):
+        whole = addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE
+        if pmd is not None and pmd.kind is PmdKind.SWAP:
+            if whole:
+                zap_huge_pmd(k, mm, addr)
+                k.shadow.zero(mm.pid, addr, nxt)
+                continue
+            split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
+            pmd = mm.pmds[pmdi]
+        if pmd is not None and pmd.kind is PmdKind.HUGE:
+            pfn = pmd.pfn
+            if mem.folio_mapcount(pfn) != 1:
+                continue
+            if whole:
+                pmd.flags &= ~(F_YOUNG | F_DIRTY)
+                _mark_lazyfree(k, pfn)
+                continue
+            split_folio(k, pfn)
             pmd = mm.pmds.get(pmdi)
-            whole = addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE
-            if pmd is not None and pmd.kind is PmdKind.SWAP:
-                if whole:
-                    zap_huge_pmd(k, mm, addr)
-                    k.shadow.zero(mm.pid, addr, nxt)
-                    addr = nxt
-                    continue
-                split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
-                pmd = mm.pmds[pmdi]
-            if pmd is not None and pmd.kind is PmdKind.HUGE:
-                pfn = pmd.pfn
-                if mem.folio_mapcount(pfn) != 1:
-                    addr = nxt
-                    continue
-                if whole:
-                    pmd.flags &= ~(F_YOUNG | F_DIRTY)
-                    _mark_lazyfree(k, pfn)
-                    addr = nxt
-                    continue
-                split_folio(k, pfn)
-                pmd = mm.pmds.get(pmdi)
-            if pmd is not None and pmd.kind is PmdKind.TABLE:
-                ptes = pmd_pgtable(pmd).ptes
-                for i in range((addr >> PAGE_SHIFT) & 511, ((nxt - 1) >> PAGE_SHIFT & 511) + 1):
-                    pte = ptes[i]
-                    if pte & 3 == 2:
-                        ptes[i] = 0
-                        free_swap_and_cache_nr(k, SwpEntry((pte >> 12) & 0x1F, pte >> 17), 1)
-                        mm.rss_swapents -= 1
-                        a = (pmdi << PMD_SHIFT) + (i << PAGE_SHIFT)
-                        k.shadow.zero(mm.pid, a, a + (1 << PAGE_SHIFT))
-                    elif pte & 3 == 1 and not pte & F_SPECIAL:
-                        head = mem.folio_of(pte >> 12)
-                        if mem.folio_maybe_mapped_shared(head):
-                            continue
-                        if mem.order[head] and not _covers_folio(mm, vma, lo, hi, head, k):
-                            split_folio(k, head)
-                            head = ptes[i] >> 12
-                        ptes[i] &= ~(F_YOUNG | F_DIRTY)
-                        _mark_lazyfree(k, head)
-            addr = nxt
+        if pmd is not None and pmd.kind is PmdKind.TABLE:
+            lo, hi = max(start, vma.start), min(end, vma.end)
+            ptes, idx = pte_range(k, Walker.MADVISE, pmd, addr, nxt)
+            for i in idx:
+                pte = ptes[i]
+                if pte & 3 == 2:
+                    ptes[i] = 0
+                    free_swap_and_cache_nr(k, SwpEntry((pte >> 12) & 0x1F, pte >> 17), 1)
+                    mm.rss_swapents -= 1
+                    a = (pmdi << PMD_SHIFT) + (i << PAGE_SHIFT)
+                    k.shadow.zero(mm.pid, a, a + (1 << PAGE_SHIFT))
+                elif pte & 3 == 1 and not pte & F_SPECIAL:
+                    head = mem.folio_of(pte >> 12)
+                    if mem.folio_maybe_mapped_shared(head):
+                        continue
+                    if mem.order[head] and not _covers_folio(mm, vma, lo, hi, head, k):
+                        split_folio(k, head)
+                        head = ptes[i] >> 12
+                    ptes[i] &= ~(F_YOUNG | F_DIRTY)
+                    _mark_lazyfree(k, head)
     k.trace("madvise_free")
 
 

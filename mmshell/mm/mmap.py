@@ -11,13 +11,14 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE, PTRS_PER_PTE,
-                        TASK_SIZE)
+from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE, TASK_SIZE,
+                        pte_index)
 from .errors import MmError
 from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
 from .memory import folio_put_if_unused
 from .mman import Madv
 from .mm_types import MmStruct
+from .pagewalk import Walker, count_visits, walk_pmd_range
 from .pgtable import F_DIRTY, F_SPECIAL, F_UFFD_WP, PmdKind, pmd_pgtable
 from .folio import PG
 from .rmap import folio_remove_rmap_ptes
@@ -166,42 +167,34 @@ def sys_munmap(k: "Kernel", mm: MmStruct, start: int, length: int) -> None:
     for vma in vma_range(k, mm, start, end):
         unmap_page_range(k, mm, vma, vma.start, vma.end)
         mm.vmas.remove(vma)
-        free_pgtables(mm, vma.start, vma.end)
+        free_pgtables(k, mm, vma.start, vma.end)
     k.shadow.zero(mm.pid, start, end)
 
 
-def free_pgtables(mm: MmStruct, start: int, end: int) -> None:
+def free_pgtables(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     """free_pgtables(): PTE tables no VMA covers any more are freed."""
-    first = start >> PMD_SHIFT
-    last = (end - 1) >> PMD_SHIFT
-    for pmdi in range(first, last + 1):
-        pmd = mm.pmds.get(pmdi)
+    for pmdi, pmd, _, _ in walk_pmd_range(k, mm, start, end, Walker.ZAP):
         if pmd is None or pmd.kind is not PmdKind.TABLE:
             continue
-        lo, hi = pmdi << PMD_SHIFT, (pmdi + 1) << PMD_SHIFT
-        if not mm.vmas_in(lo, hi):
+        lo = pmdi << PMD_SHIFT
+        if not mm.vmas_in(lo, lo + PMD_SIZE):
             del mm.pmds[pmdi]
             mm.nr_ptes -= 1
 
 
 def unmap_page_range(k: "Kernel", mm: MmStruct, vma: VmArea, start: int, end: int) -> None:
     """zap_pmd_range(): whole PMD-level entries by zap_huge_pmd, partial ones split first."""
-    addr = start
-    while addr < end:
-        pmdi = addr >> PMD_SHIFT
-        nxt = min(end, (pmdi + 1) << PMD_SHIFT)
-        pmd = mm.pmds.get(pmdi)
-        if pmd is not None:
-            if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
-                if addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE:
-                    zap_huge_pmd(k, mm, addr)
-                    addr = nxt
-                    continue
-                split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
-                pmd = mm.pmds[pmdi]
-            if pmd.kind is PmdKind.TABLE:
-                zap_pte_range(k, mm, pmd_pgtable(pmd).ptes, addr, nxt)
-        addr = nxt
+    for pmdi, pmd, addr, nxt in walk_pmd_range(k, mm, start, end, Walker.ZAP):
+        if pmd is None:
+            continue
+        if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
+            if addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE:
+                zap_huge_pmd(k, mm, addr)
+                continue
+            split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
+            pmd = mm.pmds[pmdi]
+        if pmd.kind is PmdKind.TABLE:
+            zap_pte_range(k, mm, pmd_pgtable(pmd).ptes, addr, nxt)
 
 
 def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None:
@@ -215,8 +208,9 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     from .swapfile import free_swap_and_cache_nr
 
     mem = k.mem
-    i0 = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    i0 = pte_index(start)
     n = (end - start) >> PAGE_SHIFT
+    count_visits(k, Walker.ZAP, n)
     words = ptes[i0:i0 + n]
     ptes[i0:i0 + n] = array("Q", bytes(8 * n))
     flags, mapcount = mem.flags, mem.mapcount

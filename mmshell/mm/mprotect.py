@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .constants import PAGE_SHIFT, PMD_SHIFT
 from .errors import MmError
 from .folio import PG
 from .mm_types import MmStruct
+from .pagewalk import Walker, pte_range, walk_pmd_range
 from .mmap import page_aligned, vma_merge_around, vma_range
-from .pgtable import F_SPECIAL, F_WRITE, PmdKind, pmd_pgtable
+from .pgtable import F_SPECIAL, F_WRITE, PmdKind
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -61,8 +61,7 @@ def change_protection(k: "Kernel", mm: MmStruct, vma: VmArea) -> None:
     """change_pmd_range() / change_pte_range() over the whole VMA."""
     mem = k.mem
     writable = bool(vma.flags & VM.WRITE)
-    for pmdi in range(vma.start >> PMD_SHIFT, ((vma.end - 1) >> PMD_SHIFT) + 1):
-        pmd = mm.pmds.get(pmdi)
+    for _, pmd, addr, nxt in walk_pmd_range(k, mm, vma.start, vma.end, Walker.MPROTECT):
         if pmd is None:
             continue
         if pmd.kind is PmdKind.HUGE:
@@ -74,10 +73,8 @@ def change_protection(k: "Kernel", mm: MmStruct, vma: VmArea) -> None:
         elif pmd.kind is PmdKind.ZERO:
             pmd.flags &= ~F_WRITE
         elif pmd.kind is PmdKind.TABLE:
-            ptes = pmd_pgtable(pmd).ptes
-            base = pmdi << PMD_SHIFT
-            lo, hi = max(vma.start, base), min(vma.end, base + (1 << PMD_SHIFT))
-            for i in range((lo >> PAGE_SHIFT) & 511, ((hi - 1) >> PAGE_SHIFT & 511) + 1):
+            ptes, idx = pte_range(k, Walker.MPROTECT, pmd, addr, nxt)
+            for i in idx:
                 pte = ptes[i]
                 if pte & 3 != 1:
                     continue

@@ -19,14 +19,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint
-from .constants import HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT
+from .constants import HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, PMD_SIZE
 from .errors import MmError, VmBug
 from .folio import PG
 from .huge_memory import (map_swapped_pmd, pmd_swapin_fallback, split_folio, split_huge_pmd_locked,
                           swapin_alloc_pmd_folio)
 from .memory import free_folio, swapin_readahead
 from .mm_types import MmStruct
-from .pgtable import F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, Pmd, PmdKind, mk_pte, pmd_pgtable
+from .pagewalk import Walker, pte_range, walk_pmd_range
+from .pgtable import F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, Pmd, PmdKind, mk_pte
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
 from .swap_info import SwapInfo
 from .swap_state import folio_free_swap, swap_cache_get_folio
@@ -73,8 +74,8 @@ def try_to_unuse(k: "Kernel", si: SwapInfo) -> None:
 
 
 def unuse_vma(k: "Kernel", mm: MmStruct, vma: VmArea, si: SwapInfo) -> None:
-    for pmdi in range(vma.start >> PMD_SHIFT, ((vma.end - 1) >> PMD_SHIFT) + 1):
-        pmd = mm.pmds.get(pmdi)
+    """unuse_vma() / unuse_pmd_range(): every entry on si in the VMA, PMD by PMD."""
+    for pmdi, pmd, _, _ in walk_pmd_range(k, mm, vma.start, vma.end, Walker.SWAPOFF):
         if pmd is None:
             continue
         addr = pmdi << PMD_SHIFT
@@ -116,10 +117,8 @@ def unuse_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, pmd: Pmd, si: S
 def unuse_pte_range(k: "Kernel", mm: MmStruct, vma: VmArea, pmd: Pmd, addr: int, si: SwapInfo) -> None:
     """unuse_pte_range(): every swap PTE of this device is mapped back (unuse_pte)."""
     mem = k.mem
-    ptes = pmd_pgtable(pmd).ptes
-    lo = max(vma.start, addr)
-    hi = min(vma.end, addr + (1 << PMD_SHIFT))
-    for i in range((lo >> PAGE_SHIFT) & 511, ((hi - 1) >> PAGE_SHIFT & 511) + 1):
+    ptes, idx = pte_range(k, Walker.SWAPOFF, pmd, max(vma.start, addr), min(vma.end, addr + PMD_SIZE))
+    for i in idx:
         pte = ptes[i]
         if pte & 3 != 2 or (pte >> 12) & 0x1F != si.type:
             continue

@@ -23,6 +23,7 @@ from .folio import PG
 from .huge_memory import split_folio, split_huge_pmd_locked
 from .memory import anon_vma_prepare
 from .mm_types import MmStruct
+from .pagewalk import pmd_addr_end
 from .mmap import page_aligned, vma_merge_around, vma_range
 from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, Pmd, PmdKind, PteTable, pmd_pgtable
 from .vma import VM, VmArea
@@ -70,7 +71,7 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
     done = 0
     while done < length:
         s, d = src + done, dst + done
-        extent = min(length - done, PMD_SIZE - (s & ~PMD_MASK))
+        extent = pmd_addr_end(s, src + length) - s
         pmd = mm.pmds.get(s >> PMD_SHIFT)
         if pmd is not None and _moves_whole(k, mm, pmd, s, d, extent):
             _move_huge_pmd(k, mm, dvma, pmd, s, d)
@@ -131,7 +132,7 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
             base = (src + off) & PMD_MASK
             if base not in whole:
                 first = max(src, base)
-                extent = min(src + length, base + PMD_SIZE) - first
+                extent = pmd_addr_end(first, src + length) - first
                 whole[base] = _moves_whole(k, mm, pmd, first, dst + (first - src), extent)
             if not whole[base]:
                 # split and moved PTE by PTE: move_swap_pte() refuses a slot cached in a large folio
