@@ -29,15 +29,15 @@ from . import pte_masks as bm
 from .check_rmap import check_lru_flags, check_rmap_pmd, check_rmap_table, check_swap_cache_overlap
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, SWAP_COUNT_MASK, SWAP_MAP_BAD, TASK_SIZE
 from .folio import PG
-from .pgtable import F_SWP_EXCLUSIVE, PmdKind
+from .pgtable import F_SWP_EXCLUSIVE, PFN_SHIFT, SWP_TYPE_BITS, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind
 
 if TYPE_CHECKING:
     from .kernel import Kernel
 
 
 def _swap_key(type_: int, offset: int) -> int:
-    """A swap entry as one int, `(offset << 5) | type`: a swap PTE word >> 12."""
-    return (offset << 5) | type_
+    """A swap entry as one int, `(offset << SWP_TYPE_BITS) | type`: a swap PTE word >> SWP_TYPE_SHIFT."""
+    return (offset << SWP_TYPE_BITS) | type_
 
 
 def check_invariants(k: "Kernel") -> list[str]:
@@ -68,18 +68,18 @@ def check_invariants(k: "Kernel") -> list[str]:
                     continue
                 anon_mask, special_mask, swap_mask = bm.pte_masks(raw)
                 problems += _check_table_shape(k, mm, pmdi, where, ptes, raw, special_mask)
-                pfns = list(map(rshift, compress(ptes, anon_mask), repeat(12)))
+                pfns = list(map(rshift, compress(ptes, anon_mask), repeat(PFN_SHIFT)))
                 anon += len(pfns)
                 pte_maps.update(pfns)
                 problems += check_rmap_table(k, mm, pmdi, where, anon_mask, pfns)
-                keys = list(map(rshift, compress(ptes, swap_mask), repeat(12)))
+                keys = list(map(rshift, compress(ptes, swap_mask), repeat(SWP_TYPE_SHIFT)))
                 if keys:
                     swapents += len(keys)
                     slot_refs.update(keys)
                     excl = list(compress(range(HPAGE_PMD_NR), raw[0::8].translate(bm.SWP_EXCL)))
                     for i in excl:
-                        exclusive_slots.append((ptes[i] >> 12, 1, f"{where} pte {i}"))
-                        exclusive_keys.append(ptes[i] >> 12)
+                        exclusive_slots.append((ptes[i] >> SWP_TYPE_SHIFT, 1, f"{where} pte {i}"))
+                        exclusive_keys.append(ptes[i] >> SWP_TYPE_SHIFT)
                 continue
             if not pmd.deposited:
                 problems.append(f"{where}: {pmd.kind.value} PMD without a deposited table")
@@ -105,7 +105,7 @@ def check_invariants(k: "Kernel") -> list[str]:
                 if pmd.swp_offset % HPAGE_PMD_NR:
                     problems.append(f"{where}: PMD swap entry offset {pmd.swp_offset:#x} not 512-aligned")
                 first = _swap_key(pmd.swp_type, pmd.swp_offset)
-                pmd_keys = range(first, first + (HPAGE_PMD_NR << 5), 1 << 5)
+                pmd_keys = range(first, first + (HPAGE_PMD_NR << SWP_TYPE_BITS), 1 << SWP_TYPE_BITS)
                 slot_refs.update(pmd_keys)
                 if pmd.flags & F_SWP_EXCLUSIVE:
                     exclusive_slots.append((first, HPAGE_PMD_NR, where))
@@ -144,7 +144,7 @@ def _check_table_shape(k: "Kernel", mm, pmdi: int, where: str, ptes: array, raw:
     nonzero_none = low.translate(bm.PRESENT).count(0) - low.translate(bm.SWAP).count(1) - ptes.count(0)
     if low.translate(bm.BAD_KIND).count(1) or nonzero_none:
         problems.append(f"{where}: PTE table holds malformed entries")
-    if set(map(rshift, compress(ptes, special), repeat(12))) - {k.zero_pfn}:
+    if set(map(rshift, compress(ptes, special), repeat(PFN_SHIFT))) - {k.zero_pfn}:
         problems.append(f"{where}: a special PTE maps something other than the zero page")
     base = pmdi << PMD_SHIFT
     i = 0
@@ -163,7 +163,7 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
     cached_pages = 0
     by_type: dict[int, list[tuple[int, int]]] = {}
     for key, n in slot_refs.items():
-        by_type.setdefault(key & 0x1F, []).append((key >> 5, n))
+        by_type.setdefault(key & SWP_TYPE_MASK, []).append((key >> SWP_TYPE_BITS, n))
     for t in sorted(by_type):
         si = k.swap_info[t]
         if si is None:
@@ -179,7 +179,7 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
         cached_pages += len(si.cache)
     if exclusive_keys and max(map(slot_refs.__getitem__, exclusive_keys)) > 1:
         for first, nr, where in exclusive_slots:
-            type_, off = first & 0x1F, first >> 5
+            type_, off = first & SWP_TYPE_MASK, first >> SWP_TYPE_BITS
             si = k.swap_info[type_]
             for s in range(off, off + nr):
                 if si is not None and s < si.pages and si.swap_count(s) != 1:

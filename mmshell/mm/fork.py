@@ -21,14 +21,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint
-from .constants import HPAGE_PMD_NR, PMD_SHIFT, PMD_SIZE
+from .constants import HPAGE_PMD_NR, PMD_SHIFT, PMD_SIZE, pmd_index
 from .errors import MmError
 from .folio import PG
 from .huge_memory import split_huge_pmd_locked
 from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_pmd_range
-from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable, pmd_pgtable
-from .swapops import SwpEntry
+from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable, is_swap_pte,
+                      pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def copy_huge_pmd(k: "Kernel", dst: MmStruct, src: MmStruct, pmd: Pmd, addr: int
     mem.entire_mapcount[pmd.pfn] += 1
     mem.clear(pmd.pfn, PG.ANON_EXCLUSIVE)
     pmd.flags &= ~F_WRITE
-    dst.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.HUGE, flags=pmd.flags, pfn=pmd.pfn, deposited=True)
+    dst.pmds[pmd_index(addr)] = Pmd(PmdKind.HUGE, flags=pmd.flags, pfn=pmd.pfn, deposited=True)
     dst.nr_ptes += 1
     dst.rss_anon += HPAGE_PMD_NR
 
@@ -108,7 +108,7 @@ def _copy_swap_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, pmd:
     k.trace("copy_huge_non_present_pmd")
     pmd.flags &= ~F_SWP_EXCLUSIVE
     flags = pmd.flags & ~(F_UFFD_WP if not dvma.flags & VM.UFFD_WP else 0)
-    dst.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.SWAP, flags=flags, swp_type=pmd.swp_type,
+    dst.pmds[pmd_index(addr)] = Pmd(PmdKind.SWAP, flags=flags, swp_type=pmd.swp_type,
                                       swp_offset=pmd.swp_offset, deposited=True)
     dst.nr_ptes += 1
     dst.rss_swapents += HPAGE_PMD_NR
@@ -125,25 +125,25 @@ def copy_pte_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma
     from .swapfile import swap_duplicate
 
     mem = k.mem
-    dpmd = dst.pmds.get(addr >> PMD_SHIFT)
+    dpmd = dst.pmds.get(pmd_index(addr))
     if dpmd is None:
-        dpmd = dst.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.TABLE, table=PteTable())
+        dpmd = dst.pmds[pmd_index(addr)] = Pmd(PmdKind.TABLE, table=PteTable())
         dst.nr_ptes += 1
     dptes = pmd_pgtable(dpmd).ptes
     keep_uffd = bool(dvma.flags & VM.UFFD_WP)
     sptes, idx = pte_range(k, Walker.FORK, pmd, max(svma.start, addr), min(svma.end, addr + PMD_SIZE))
     for i in idx:
         pte = sptes[i]
-        if pte & 3 == 1:
+        if pte_present(pte):
             if not pte & F_SPECIAL:
-                page = pte >> 12
+                page = pte_pfn(pte)
                 mem.mapcount[page] += 1
                 mem.flags[page] &= ~PG.ANON_EXCLUSIVE
                 pte &= ~F_WRITE
                 sptes[i] = pte
                 dst.rss_anon += 1
-        elif pte & 3 == 2:
-            entry = SwpEntry((pte >> 12) & 0x1F, pte >> 17)
+        elif is_swap_pte(pte):
+            entry = pte_to_swp_entry(pte)
             try:
                 swap_duplicate(k, entry)
             except MmError:

@@ -13,12 +13,12 @@ from array import array
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint, ThpMode
-from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_MASK, PMD_SIZE, pmd_index
 from .folio import PG
 from .memory import Fault, alloc_anon_folio, free_folio, folio_put_if_unused, lru_add
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG,
-                      FLAGS_MASK, KIND_PRESENT, PFN_SHIFT, Pmd, PmdKind, PteTable, mk_huge_pmd,
+                      PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd, PmdKind, PteTable, mk_huge_pmd, mk_pte,
                       swp_entry_to_pte)
 from .rmap import folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_remove_rmap_pmd, rmap_walk_anon
 from .swapops import SwpEntry
@@ -65,7 +65,7 @@ def do_huge_pmd_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int
         zero_pfn = get_huge_zero_folio(k)
         if zero_pfn is not None:
             k.trace("set_huge_zero_folio")
-            mm.pmds[haddr >> PMD_SHIFT] = Pmd(PmdKind.ZERO, flags=F_YOUNG, pfn=zero_pfn, deposited=True)
+            mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.ZERO, flags=F_YOUNG, pfn=zero_pfn, deposited=True)
             mm.nr_ptes += 1
             return Fault.DONE
         return Fault.FALLBACK
@@ -94,7 +94,7 @@ def map_anon_folio_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, pfn: 
     lru_add(k, pfn)
     mm.rss_anon += HPAGE_PMD_NR
     mm.nr_ptes += 1
-    mm.pmds[haddr >> PMD_SHIFT] = mk_huge_pmd(pfn, F_WRITE | F_DIRTY | F_YOUNG)
+    mm.pmds[pmd_index(haddr)] = mk_huge_pmd(pfn, F_WRITE | F_DIRTY | F_YOUNG)
 
 
 def get_huge_zero_folio(k: "Kernel") -> int | None:
@@ -118,7 +118,7 @@ def do_huge_pmd_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fa
     from .swap_state import folio_free_swap
 
     haddr = addr & PMD_MASK
-    pmd = mm.pmds[haddr >> PMD_SHIFT]
+    pmd = mm.pmds[pmd_index(haddr)]
     mem = k.mem
     if pmd.kind is PmdKind.ZERO:
         pfn = vma_alloc_anon_folio_pmd(k, vma)
@@ -151,7 +151,7 @@ def do_huge_pmd_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fa
 
 def __split_huge_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> None:
     """__split_huge_pmd(): split whatever PMD-level entry maps addr into a PTE table."""
-    pmd = mm.pmds.get(addr >> PMD_SHIFT)
+    pmd = mm.pmds.get(pmd_index(addr))
     if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
         split_huge_pmd_locked(k, mm, vma, addr)
 
@@ -165,7 +165,7 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
     (type, base+i) with its soft-dirty, uffd-wp and exclusive bits; no folio and
     no count changes.  Counted as thp_split_pmd in every case.
     """
-    pmdi = addr >> PMD_SHIFT
+    pmdi = pmd_index(addr)
     pmd = mm.pmds[pmdi]
     k.vmstat.count("thp_split_pmd")
     mem = k.mem
@@ -174,17 +174,16 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
         k.trace("__split_huge_pmd_locked(swap)")
         flags = pmd.flags & (F_SOFT_DIRTY | F_UFFD_WP | F_SWP_EXCLUSIVE)
         first = swp_entry_to_pte(pmd.swp_type, pmd.swp_offset, flags)
-        step = 1 << 17
+        step = 1 << SWP_OFFSET_SHIFT
         table.ptes = array("Q", range(first, first + HPAGE_PMD_NR * step, step))
     elif pmd.kind is PmdKind.ZERO:
         k.trace("__split_huge_zero_page_pmd")
-        pte = (k.zero_pfn << PFN_SHIFT) | F_SPECIAL | (pmd.flags & (F_YOUNG | F_SOFT_DIRTY | F_UFFD_WP)) | KIND_PRESENT
+        pte = mk_pte(k.zero_pfn, F_SPECIAL | (pmd.flags & (F_YOUNG | F_SOFT_DIRTY | F_UFFD_WP)))
         table.ptes = array("Q", [pte]) * HPAGE_PMD_NR
     else:
         k.trace("__split_huge_pmd_locked")
         pfn = pmd.pfn
-        flags = pmd.flags & FLAGS_MASK
-        first = (pfn << PFN_SHIFT) | flags | KIND_PRESENT
+        first = mk_pte(pfn, pmd.flags)
         step = 1 << PFN_SHIFT
         table.ptes = array("Q", range(first, first + HPAGE_PMD_NR * step, step))
         end = pfn + HPAGE_PMD_NR
@@ -262,7 +261,7 @@ def zap_huge_pmd(k: "Kernel", mm: MmStruct, addr: int) -> None:
     from .swapfile import free_swap_and_cache_nr
     from .swap_state import folio_free_swap
 
-    pmdi = addr >> PMD_SHIFT
+    pmdi = pmd_index(addr)
     pmd = mm.pmds.pop(pmdi)
     mm.nr_ptes -= 1
     if pmd.kind is PmdKind.HUGE:
@@ -302,7 +301,7 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
 
     mem = k.mem
     haddr = addr & PMD_MASK
-    pmd = mm.pmds[haddr >> PMD_SHIFT]
+    pmd = mm.pmds[pmd_index(haddr)]
     entry = pmd.entry
     si = k.swp_info(entry.type)
     folio = swap_cache_get_folio(k, entry)
@@ -411,7 +410,7 @@ def map_swapped_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, entry: S
         folio_add_new_anon_rmap(k, folio, vma, haddr, pmd=True, exclusive=exclusive)
     else:
         folio_add_anon_rmap_pmd(k, folio, exclusive)
-    mm.pmds[haddr >> PMD_SHIFT] = Pmd(PmdKind.HUGE, flags=flags, pfn=folio, deposited=True)
+    mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.HUGE, flags=flags, pfn=folio, deposited=True)
     mm.rss_anon += HPAGE_PMD_NR
     mm.rss_swapents -= HPAGE_PMD_NR
     free_swap_and_cache_nr(k, entry, HPAGE_PMD_NR)

@@ -21,7 +21,8 @@ from .mman import Madv
 from .mm_types import MmStruct
 from .mmap import page_aligned, unmap_page_range, vma_merge_around, vma_range
 from .pagewalk import Walker, pte_range, walk_page_range, walk_pmd_range
-from .pgtable import F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, pmd_pgtable, pte_pfn, pte_present
+from .pgtable import (F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, is_swap_pte, pmd_pgtable, pte_pfn, pte_present,
+                      pte_to_swp_entry)
 from .vma import VM
 from .vmscan import reclaim_pages
 
@@ -149,7 +150,6 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     """
     from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
     from .swapfile import free_swap_and_cache_nr
-    from .swapops import SwpEntry
 
     mem = k.mem
     for vma, pmdi, pmd, addr, nxt in walk_page_range(k, mm, start, end, Walker.MADVISE):
@@ -176,19 +176,19 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
             ptes, idx = pte_range(k, Walker.MADVISE, pmd, addr, nxt)
             for i in idx:
                 pte = ptes[i]
-                if pte & 3 == 2:
+                if is_swap_pte(pte):
                     ptes[i] = 0
-                    free_swap_and_cache_nr(k, SwpEntry((pte >> 12) & 0x1F, pte >> 17), 1)
+                    free_swap_and_cache_nr(k, pte_to_swp_entry(pte), 1)
                     mm.rss_swapents -= 1
                     a = (pmdi << PMD_SHIFT) + (i << PAGE_SHIFT)
                     k.shadow.zero(mm.pid, a, a + (1 << PAGE_SHIFT))
-                elif pte & 3 == 1 and not pte & F_SPECIAL:
-                    head = mem.folio_of(pte >> 12)
+                elif pte_present(pte) and not pte & F_SPECIAL:
+                    head = mem.folio_of(pte_pfn(pte))
                     if mem.folio_maybe_mapped_shared(head):
                         continue
                     if mem.order[head] and not _covers_folio(mm, vma, lo, hi, head, k):
                         split_folio(k, head)
-                        head = ptes[i] >> 12
+                        head = pte_pfn(ptes[i])
                     ptes[i] &= ~(F_YOUNG | F_DIRTY)
                     _mark_lazyfree(k, head)
     k.trace("madvise_free")

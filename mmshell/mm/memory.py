@@ -16,7 +16,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from .constants import HPAGE_PMD_ORDER, PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .folio import PG
 from .mm_types import MmStruct
@@ -120,7 +120,7 @@ def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bo
 
     k.vmstat.count("pgfault")
     anon_vma_prepare(k, vma)
-    pmdi = addr >> PMD_SHIFT
+    pmdi = pmd_index(addr)
     pmd = mm.pmds.get(pmdi)
     if pmd is None:
         if thp_vma_allowable(k, vma, addr):
@@ -147,20 +147,20 @@ def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bo
 
 
 def handle_pte_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
-    table = pmd_pgtable(mm.pmds[addr >> PMD_SHIFT])
-    pte = table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
+    table = pmd_pgtable(mm.pmds[pmd_index(addr)])
+    pte = table.ptes[pte_index(addr)]
     if pte == 0:
         return do_anonymous_page(k, mm, vma, addr, write)
     if is_swap_pte(pte):
         return do_swap_page(k, mm, vma, addr, write)
     if write and not pte & F_WRITE:
         return do_wp_page(k, mm, vma, addr)
-    table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)] = pte | F_YOUNG
+    table.ptes[pte_index(addr)] = pte | F_YOUNG
     return Fault.DONE
 
 
 def _set_pte(mm: MmStruct, addr: int, pte: int) -> None:
-    pmd_pgtable(mm.pmds[addr >> PMD_SHIFT]).ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)] = pte
+    pmd_pgtable(mm.pmds[pmd_index(addr)]).ptes[pte_index(addr)] = pte
 
 
 def do_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
@@ -181,8 +181,8 @@ def do_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: 
 def do_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
     """do_wp_page(): reuse an exclusive anonymous page, otherwise copy it (wp_page_copy)."""
     mem = k.mem
-    idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
-    table = pmd_pgtable(mm.pmds[addr >> PMD_SHIFT])
+    idx = pte_index(addr)
+    table = pmd_pgtable(mm.pmds[pmd_index(addr)])
     pte = table.ptes[idx]
     page = pte_pfn(pte)
     if not pte & F_SPECIAL:
@@ -195,7 +195,7 @@ def do_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
             return Fault.DONE
     k.trace("wp_page_copy")
     new = alloc_order0_or_oom(k, "fault")
-    if mm.pmds.get(addr >> PMD_SHIFT) is None or mm.pmds[addr >> PMD_SHIFT].table is not table \
+    if mm.pmds.get(pmd_index(addr)) is None or mm.pmds[pmd_index(addr)].table is not table \
             or table.ptes[idx] != pte:
         free_folio(k, new)        # direct reclaim changed the PTE: !pte_same, retry the fault
         return Fault.DONE
@@ -238,8 +238,8 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
     from .swapfile import vm_swap_full
 
     mem = k.mem
-    idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
-    table = pmd_pgtable(mm.pmds[addr >> PMD_SHIFT])
+    idx = pte_index(addr)
+    table = pmd_pgtable(mm.pmds[pmd_index(addr)])
     orig = table.ptes[idx]
     entry = SwpEntry(pte_swp_type(orig), pte_swp_offset(orig))
     si = k.swp_info(entry.type)
@@ -270,7 +270,7 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
     base = k.folio_swap[folio]
     first = addr - ((entry.offset - base.offset) << PAGE_SHIFT)
     if nr > 1 and _swap_pte_batch(mm, vma, first, base, nr, orig):
-        page, n, at_idx, at_entry = folio, nr, (first >> PAGE_SHIFT) & (PTRS_PER_PTE - 1), base
+        page, n, at_idx, at_entry = folio, nr, pte_index(first), base
     else:
         page, n, at_idx, at_entry = folio + (entry.offset - base.offset), 1, idx, entry
     exclusive = bool(orig & F_SWP_EXCLUSIVE)
@@ -292,12 +292,12 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
 def _swap_pte_batch(mm: MmStruct, vma: VmArea, first: int, base: SwpEntry, nr: int, orig: int) -> bool:
     """swap_pte_batch() == nr: the folio's whole range holds its consecutive entries, same bits."""
     last = first + (nr << PAGE_SHIFT) - 1
-    if first < vma.start or last >= vma.end or first >> PMD_SHIFT != last >> PMD_SHIFT:
+    if first < vma.start or last >= vma.end or pmd_index(first) != pmd_index(last):
         return False
-    pmd = mm.pmds.get(first >> PMD_SHIFT)
+    pmd = mm.pmds.get(pmd_index(first))
     if pmd is None or pmd.kind is not PmdKind.TABLE:
         return False
-    i0 = (first >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    i0 = pte_index(first)
     want = [swp_entry_to_pte(base.type, base.offset + i, pte_flags(orig)) for i in range(nr)]
     return pmd_pgtable(pmd).ptes[i0:i0 + nr].tolist() == want
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE, TASK_SIZE,
-                        pte_index)
+from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE,
+                        TASK_SIZE, pmd_index, pte_index)
 from .errors import MmError
 from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
 from .memory import folio_put_if_unused
 from .mman import Madv
 from .mm_types import MmStruct
 from .pagewalk import Walker, count_visits, walk_pmd_range
-from .pgtable import F_DIRTY, F_SPECIAL, F_UFFD_WP, PmdKind, pmd_pgtable
+from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT,
+                      SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind, pmd_pgtable)
 from .folio import PG
 from .rmap import folio_remove_rmap_ptes
 from .swapops import SwpEntry
@@ -136,7 +137,7 @@ def split_vma(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> VmArea:
     (vma_adjust_trans_huge -> split_huge_pmd_if_needed).
     """
     if addr & ~PMD_MASK:
-        pmd = mm.pmds.get(addr >> PMD_SHIFT)
+        pmd = mm.pmds.get(pmd_index(addr))
         if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
             split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
     upper = VmArea(start=addr, end=vma.end, flags=vma.flags,
@@ -220,26 +221,32 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     # zap_present_ptes(): the PTEs mapping consecutive pages of one large folio go in one
     # batch (folio_pte_batch), so a folio whose every mapping goes at once is never seen
     # partially mapped (no deferred split).
-    batch_page = batch_n = batch_wp = present = 0
+    batch_page = batch_n = batch_wp = present = swapents = 0
+    # pgtable.py's encoding as locals: this loop runs once per PTE zapped
+    kind_mask, present_kind, swap_kind = KIND_MASK, KIND_PRESENT, KIND_SWAP
+    pfn_shift, offset_shift = PFN_SHIFT, SWP_OFFSET_SHIFT
+    type_shift, type_mask = SWP_TYPE_SHIFT, SWP_TYPE_MASK
     for w in words:
-        kind = w & 3
-        if batch_n and not (kind == 1 and not w & F_SPECIAL and w >> 12 == batch_page + batch_n
-                            and mem.folio_of(w >> 12) == mem.folio_of(batch_page)
+        kind = w & kind_mask
+        if batch_n and not (kind == present_kind and not w & F_SPECIAL
+                            and w >> pfn_shift == batch_page + batch_n
+                            and mem.folio_of(w >> pfn_shift) == mem.folio_of(batch_page)
                             and w & F_UFFD_WP == batch_wp):
             folio_remove_rmap_ptes(k, batch_page, batch_n)
             large.append(mem.folio_of(batch_page))
             batch_n = 0
-        if kind == 2:
-            t, off = (w >> 12) & 0x1F, w >> 17
+        if kind == swap_kind:
+            swapents += 1
+            t, off = (w >> type_shift) & type_mask, w >> offset_shift
             if run_n and t == run_type and off == run_off + run_n:
                 run_n += 1
                 continue
             if run_n:
                 free_swap_and_cache_nr(k, SwpEntry(run_type, run_off), run_n)
             run_type, run_off, run_n = t, off, 1
-        elif kind == 1 and not w & F_SPECIAL:
+        elif kind == present_kind and not w & F_SPECIAL:
             present += 1
-            page = w >> 12
+            page = w >> pfn_shift
             f = flags[page]
             if w & F_DIRTY:
                 flags[mem.folio_of(page)] |= PG.DIRTY
@@ -259,7 +266,7 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
         large.append(mem.folio_of(batch_page))
     if run_n:
         free_swap_and_cache_nr(k, SwpEntry(run_type, run_off), run_n)
-    mm.rss_swapents -= sum(1 for w in words if w & 3 == 2)
+    mm.rss_swapents -= swapents
     mm.rss_anon -= present
     k.vmstat.nr_anon_pages -= len(small)
     free_order0_folios(k, small)

@@ -18,7 +18,7 @@ from .folio import PG
 from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_pmd_range
 from .mmap import page_aligned, vma_merge_around, vma_range
-from .pgtable import F_SPECIAL, F_WRITE, PmdKind
+from .pgtable import F_SPECIAL, F_WRITE, PmdKind, pte_pfn, pte_present
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -76,9 +76,9 @@ def change_protection(k: "Kernel", mm: MmStruct, vma: VmArea) -> None:
             ptes, idx = pte_range(k, Walker.MPROTECT, pmd, addr, nxt)
             for i in idx:
                 pte = ptes[i]
-                if pte & 3 != 1:
+                if not pte_present(pte):
                     continue
-                if writable and not pte & F_SPECIAL and mem.flags[pte >> 12] & PG.ANON_EXCLUSIVE:
+                if writable and not pte & F_SPECIAL and mem.flags[pte_pfn(pte)] & PG.ANON_EXCLUSIVE:
                     ptes[i] = pte | F_WRITE
                 elif not writable:
                     ptes[i] = pte & ~F_WRITE

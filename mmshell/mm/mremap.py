@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SIZE, pmd_index, pte_index
 from .errors import MmError
 from .huge_memory import split_huge_pmd_locked
 from .mm_types import MmStruct
@@ -85,23 +85,23 @@ def _move_extent(k: "Kernel", mm: MmStruct, ovma: VmArea, src: int, dst: int, ex
     """One extent of move_page_tables: a whole PMD-level entry (move_huge_pmd) or a whole PTE
     table (move_normal_pmd) moves as one entry to an empty destination PMD; anything else is
     split and moved PTE by PTE (move_ptes)."""
-    pmd = mm.pmds.get(src >> PMD_SHIFT)
+    pmd = mm.pmds.get(pmd_index(src))
     if pmd is None:
         return
     whole = extent == PMD_SIZE
     if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
         count_visits(k, Walker.MREMAP)
-        if whole and dst >> PMD_SHIFT not in mm.pmds:
+        if whole and pmd_index(dst) not in mm.pmds:
             # move_huge_pmd(): the entry and its deposited table move as one
             k.trace("move_huge_pmd")
-            mm.pmds[dst >> PMD_SHIFT] = mm.pmds.pop(src >> PMD_SHIFT)
+            mm.pmds[pmd_index(dst)] = mm.pmds.pop(pmd_index(src))
             return
         split_huge_pmd_locked(k, mm, ovma, src & PMD_MASK)
-        pmd = mm.pmds[src >> PMD_SHIFT]
-    if whole and dst >> PMD_SHIFT not in mm.pmds and _table_only_for(mm, src):
+        pmd = mm.pmds[pmd_index(src)]
+    if whole and pmd_index(dst) not in mm.pmds and _table_only_for(mm, src):
         k.trace("move_normal_pmd")
         count_visits(k, Walker.MREMAP)
-        mm.pmds[dst >> PMD_SHIFT] = mm.pmds.pop(src >> PMD_SHIFT)
+        mm.pmds[pmd_index(dst)] = mm.pmds.pop(pmd_index(src))
         return
     move_ptes(k, mm, pmd, src, dst, extent >> PAGE_SHIFT)
 
@@ -114,12 +114,12 @@ def _table_only_for(mm: MmStruct, src: int) -> bool:
 
 def move_ptes(k: "Kernel", mm: MmStruct, pmd: Pmd, src: int, dst: int, nr: int) -> None:
     """move_ptes(): each PTE moves as it is (swap PTEs and present ones alike)."""
-    dpmd = mm.pmds.get(dst >> PMD_SHIFT)
+    dpmd = mm.pmds.get(pmd_index(dst))
     if dpmd is None:
-        dpmd = mm.pmds[dst >> PMD_SHIFT] = Pmd(PmdKind.TABLE, table=PteTable())
+        dpmd = mm.pmds[pmd_index(dst)] = Pmd(PmdKind.TABLE, table=PteTable())
         mm.nr_ptes += 1
-    si = (src >> PAGE_SHIFT) & 511
-    di = (dst >> PAGE_SHIFT) & 511
+    si = pte_index(src)
+    di = pte_index(dst)
     sp, dp = pmd_pgtable(pmd).ptes, pmd_pgtable(dpmd).ptes
     count_visits(k, Walker.MREMAP, nr)
     for j in range(nr):

@@ -27,12 +27,12 @@ from .huge_memory import (map_swapped_pmd, pmd_swapin_fallback, split_folio, spl
 from .memory import free_folio, swapin_readahead
 from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_pmd_range
-from .pgtable import F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, Pmd, PmdKind, mk_pte
+from .pgtable import (F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, Pmd, PmdKind, is_swap_pte, mk_pte,
+                      pte_swp_type, pte_to_swp_entry)
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
 from .swap_info import SwapInfo
 from .swap_state import folio_free_swap, swap_cache_get_folio
 from .swapfile import free_swap_and_cache_nr
-from .swapops import SwpEntry
 from .vma import VmArea
 
 if TYPE_CHECKING:
@@ -120,9 +120,9 @@ def unuse_pte_range(k: "Kernel", mm: MmStruct, vma: VmArea, pmd: Pmd, addr: int,
     ptes, idx = pte_range(k, Walker.SWAPOFF, pmd, max(vma.start, addr), min(vma.end, addr + PMD_SIZE))
     for i in idx:
         pte = ptes[i]
-        if pte & 3 != 2 or (pte >> 12) & 0x1F != si.type:
+        if not is_swap_pte(pte) or pte_swp_type(pte) != si.type:
             continue
-        entry = SwpEntry(si.type, pte >> 17)
+        entry = pte_to_swp_entry(pte)
         folio = swap_cache_get_folio(k, entry)
         if folio is None:
             folio = swapin_readahead(k, entry)
