@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 from .config import FaultPoint, ThpMode
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_MASK, PMD_SIZE, pmd_index
 from .folio import PG
-from .memory import Fault, alloc_anon_folio, free_folio, folio_put_if_unused, lru_add
+from .memory import Fault, alloc_anon_folio
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG,
                       PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd, PmdKind, PteTable, mk_huge_pmd, mk_pte,
                       swp_entry_to_pte)
+from .swap import folio_put_if_unused, free_folio, lru_add
 from .rmap import folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_remove_rmap_pmd, rmap_walk_anon
 from .swapops import SwpEntry
 from .vma import VM, VmArea

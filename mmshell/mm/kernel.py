@@ -18,9 +18,9 @@ from .folio import PG, MemMap
 from .mm_types import MmStruct
 from .pagewalk import Walker
 from .shadow import Shadow
+from .swap import Lru
 from .swap_info import SwapInfo
 from .swapops import SwpEntry
-from .vmscan import Lru
 from .vmstat import VmStat
 
 

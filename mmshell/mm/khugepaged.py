@@ -20,11 +20,12 @@ from .config import FaultPoint
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SIZE, pmd_index
 from .errors import MmError
 from .folio import PG
-from .memory import alloc_anon_folio, do_swap_page, free_order0_folios, folio_put_if_unused, lru_add
+from .memory import alloc_anon_folio, do_swap_page
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, Pmd, PmdKind, is_swap_pte, pmd_pgtable, pte_none,
                       pte_pfn, pte_present)
 from .rmap import folio_add_new_anon_rmap, folio_remove_rmap_ptes
+from .swap import folio_put_if_unused, free_order0_folios, lru_add
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_ORDER, PAGE_SHIFT, pmd_index, pte_index
+from .constants import PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .folio import PG
 from .mm_types import MmStruct
@@ -24,6 +24,7 @@ from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F
                       PmdKind, PteTable, is_swap_pte, mk_pte, mk_table_pmd, pmd_pgtable, pte_flags, pte_pfn,
                       pte_swp_offset, pte_swp_type, swp_entry_to_pte)
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap, folio_remove_rmap_ptes
+from .swap import folio_put_if_unused, free_folio, lru_add
 from .swapfile import free_swap_and_cache_nr
 from .swapops import SwpEntry
 from .vma import VM, VmArea
@@ -44,42 +45,7 @@ class Fault(Enum):
 SWAP_RA_PAGES = 8
 
 
-# -- folio lifetime --------------------------------------------------------------------
-
-def free_folio(k: "Kernel", pfn: int) -> None:
-    """The last reference is gone: off the LRU, out of the deferred queue, back to the allocator."""
-    mem = k.mem
-    k.lru.delete(pfn)
-    k.vmstat.count("pgfree", mem.nr_pages(pfn))
-    if mem.order[pfn] == HPAGE_PMD_ORDER:
-        k.vmstat.mthp["nr_anon"] -= 1
-        if mem.test(pfn, PG.PARTIALLY_MAPPED):
-            k.vmstat.mthp["nr_anon_partially_mapped"] -= 1
-    mem.free_folio(pfn)
-
-
-def free_order0_folios(k: "Kernel", pfns: list[int]) -> None:
-    """Free order-0 folios that just lost their last mapping (a swap-cache one leaves the cache)."""
-    from .swap_state import folio_free_swap
-
-    mem = k.mem
-    out = []
-    lru_in, lru_act = k.lru.inactive, k.lru.active
-    for pfn in pfns:
-        if mem.flags[pfn] & PG.SWAPCACHE and not folio_free_swap(k, pfn):
-            continue
-        lru_in.pop(pfn, None)
-        lru_act.pop(pfn, None)
-        out.append(pfn)
-    k.vmstat.count("pgfree", len(out))
-    mem.free_order0_runs(sorted(out))
-
-
-def folio_put_if_unused(k: "Kernel", pfn: int) -> None:
-    """Drop a mapping's reference: free the folio if nothing maps or caches it."""
-    if not k.mem.folio_mapped(pfn) and not k.mem.test(pfn, PG.SWAPCACHE):
-        free_folio(k, pfn)
-
+# -- allocation ------------------------------------------------------------------------
 
 def alloc_anon_folio(k: "Kernel", order: int, reclaim: bool = True) -> int | None:
     """vma_alloc_folio(): a zeroed folio; on failure run direct reclaim and try again."""
@@ -98,12 +64,6 @@ def alloc_order0_or_oom(k: "Kernel", what: str) -> int:
         raise MmError("ENOMEM", what, "out of memory: no free frame and nothing left to reclaim "
                       "(the kernel would OOM-kill)")
     return pfn
-
-
-def lru_add(k: "Kernel", pfn: int) -> None:
-    """folio_add_lru_vma(): new anonymous folios start on the inactive list."""
-    k.mem.set(pfn, PG.LRU)
-    k.lru.add(pfn)
 
 
 # -- the fault dispatcher --------------------------------------------------------------------

@@ -15,7 +15,6 @@ from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, 
                         TASK_SIZE, pmd_index, pte_index)
 from .errors import MmError
 from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
-from .memory import folio_put_if_unused
 from .mman import Madv
 from .mm_types import MmStruct
 from .pagewalk import Walker, count_visits, walk_pmd_range
@@ -23,6 +22,7 @@ from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, KIND_MASK, KIND_PRESENT, KI
                       SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind, pmd_pgtable)
 from .folio import PG
 from .rmap import folio_remove_rmap_ptes
+from .swap import folio_put_if_unused, free_order0_folios
 from .swapops import SwpEntry
 from .vma import VM, VmArea
 
@@ -204,7 +204,6 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     Swap entries go back in runs (free_swap_and_cache_nr); order-0 folios that
     lose their last mapping are freed together, as the mmu_gather batch does.
     """
-    from .memory import free_order0_folios
     from .swap_state import folio_free_swap
     from .swapfile import free_swap_and_cache_nr
 

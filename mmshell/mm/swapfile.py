@@ -15,6 +15,7 @@ from .config import FaultPoint
 from .constants import MAX_SWAP, MAX_SWAP_TOTAL, PAGE_SHIFT, PAGE_SIZE, SWAP_HAS_CACHE, SWAPFILE_CLUSTER
 from .errors import MmError
 from .folio import PG
+from .swap import free_folio
 from .swap_info import SWP, SwapInfo, SwapKind
 from .swap_state import add_to_swap_cache, delete_from_swap_cache
 from .swapops import SwpEntry
@@ -95,8 +96,6 @@ def swap_duplicate(k: "Kernel", entry: SwpEntry, nr: int = 1) -> None:
 
 def free_swap_and_cache_nr(k: "Kernel", entry: SwpEntry, nr: int) -> None:
     """free_swap_and_cache_nr(): drop nr references; reclaim a now-unused cached folio."""
-    from .memory import free_folio
-
     si = k.swp_info(entry.type)
     freed = si.put(entry.offset, nr)
     si.free_slots(freed)

@@ -24,12 +24,13 @@ from .errors import MmError, VmBug
 from .folio import PG
 from .huge_memory import (map_swapped_pmd, pmd_swapin_fallback, split_folio, split_huge_pmd_locked,
                           swapin_alloc_pmd_folio)
-from .memory import free_folio, swapin_readahead
+from .memory import swapin_readahead
 from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_pmd_range
 from .pgtable import (F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, Pmd, PmdKind, is_swap_pte, mk_pte,
                       pte_swp_type, pte_to_swp_entry)
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
+from .swap import free_folio
 from .swap_info import SwapInfo
 from .swap_state import folio_free_swap, swap_cache_get_folio
 from .swapfile import free_swap_and_cache_nr

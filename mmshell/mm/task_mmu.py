@@ -21,8 +21,8 @@ from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_page_range, walk_pmd_range
 from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_YOUNG, PmdKind, is_swap_pte, pte_pfn,
                       pte_present, pte_swp_offset, pte_swp_type)
+from .swap import lru_pages
 from .vma import VmArea
-from .vmscan import lru_pages
 
 if TYPE_CHECKING:
     from .kernel import Kernel

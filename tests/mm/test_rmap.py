@@ -18,13 +18,13 @@ from mmshell.mm.constants import HPAGE_PMD_NR, SWAP_HAS_CACHE
 from mmshell.mm.folio import PG
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.madvise import sys_madvise
-from mmshell.mm.memory import free_folio
 from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_munmap
 from mmshell.mm.mremap import sys_mremap
 from mmshell.mm.pgtable import (F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, PmdKind, pmd_pgtable,
                                 swp_entry_to_pte)
 from mmshell.mm.rmap import Mapping, rmap_walk_anon, try_to_unmap
+from mmshell.mm.swap import free_folio
 from mmshell.mm.swapfile import folio_alloc_swap
 from mmshell.mm.swapops import SwpEntry
 

@@ -26,7 +26,8 @@ from mmshell.mm.mremap import sys_mremap
 from mmshell.mm.pgtable import F_SWP_EXCLUSIVE, PmdKind, pmd_pgtable, pte_present, swp_entry_to_pte
 from mmshell.mm.swap_info import SwapKind
 from mmshell.mm.swapops import SwpEntry
-from mmshell.mm.vmscan import Lru, lru_pages, shrink_folio_list, shrink_lruvec
+from mmshell.mm.swap import Lru, lru_pages
+from mmshell.mm.vmscan import shrink_folio_list, shrink_lruvec
 
 #: THP_SWPOUT_FALLBACK (F2): the folio was split, then its 512 pages went out one by one.
 F2 = {"thp_swpout_fallback": 1, "mthp.swpout_fallback": 1, "thp_split_page": 1, "mthp.split": 1,
