@@ -95,7 +95,7 @@ def _copy_swap_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, pmd:
     (decision 4): `set fail swap_cont once` keeps the PMD swap entry.  A failure that
     persists is what it is on the PTE path: fork fails with ENOMEM.
     """
-    from .swapfile import swap_duplicate
+    from .swap_slots import swap_duplicate
 
     if k.config.should_fail(FaultPoint.THP_ALLOC):
         k.trace("copy_huge_non_present_pmd(no memory): split")
@@ -122,7 +122,7 @@ def copy_pte_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma
 
     Only the PTEs inside the VMA are copied (a table may serve two VMAs).
     """
-    from .swapfile import swap_duplicate
+    from .swap_slots import swap_duplicate
 
     mem = k.mem
     dpmd = dst.pmds.get(pmd_index(addr))

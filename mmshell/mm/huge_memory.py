@@ -259,7 +259,7 @@ def zap_huge_pmd(k: "Kernel", mm: MmStruct, addr: int) -> None:
     patch 9/13: a PMD swap entry drops its 512 slot references without looking
     up a folio (free_swap_and_cache_nr reclaims a now-unused cached folio).
     """
-    from .swapfile import free_swap_and_cache_nr
+    from .swap_slots import free_swap_and_cache_nr
     from .swap_state import folio_free_swap
 
     pmdi = pmd_index(addr)
@@ -298,7 +298,7 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
     do_huge_pmd_wp_page.
     """
     from .swap_state import folio_free_swap, swap_cache_get_folio
-    from .swapfile import vm_swap_full
+    from .swap_slots import vm_swap_full
 
     mem = k.mem
     haddr = addr & PMD_MASK
@@ -404,7 +404,7 @@ def map_swapped_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, entry: S
     """Map a PMD swap entry's folio by a PMD and drop the entry's 512 slot references
     (the common tail of do_huge_pmd_swap_page and unuse_pmd)."""
     from .memory import anon_vma_prepare
-    from .swapfile import free_swap_and_cache_nr
+    from .swap_slots import free_swap_and_cache_nr
 
     if not k.mem.test(folio, PG.ANON):
         anon_vma_prepare(k, vma)

@@ -149,7 +149,7 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     pages keep their data until reclaim finds them clean.
     """
     from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
-    from .swapfile import free_swap_and_cache_nr
+    from .swap_slots import free_swap_and_cache_nr
 
     mem = k.mem
     for vma, pmdi, pmd, addr, nxt in walk_page_range(k, mm, start, end, Walker.MADVISE):

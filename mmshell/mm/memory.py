@@ -25,7 +25,7 @@ from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F
                       pte_swp_offset, pte_swp_type, swp_entry_to_pte)
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap, folio_remove_rmap_ptes
 from .swap import folio_put_if_unused, free_folio, lru_add
-from .swapfile import free_swap_and_cache_nr
+from .swap_slots import free_swap_and_cache_nr
 from .swapops import SwpEntry
 from .vma import VM, VmArea
 
@@ -195,7 +195,7 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
     """do_swap_page(): bring one PTE swap entry back (or the whole cached large folio)."""
     from .page_io import swap_read_folio
     from .swap_state import folio_free_swap, swap_cache_get_folio
-    from .swapfile import vm_swap_full
+    from .swap_slots import vm_swap_full
 
     mem = k.mem
     idx = pte_index(addr)

@@ -205,7 +205,7 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     lose their last mapping are freed together, as the mmu_gather batch does.
     """
     from .swap_state import folio_free_swap
-    from .swapfile import free_swap_and_cache_nr
+    from .swap_slots import free_swap_and_cache_nr
 
     mem = k.mem
     i0 = pte_index(start)

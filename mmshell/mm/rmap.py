@@ -24,7 +24,7 @@ from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, PFN_SHI
                       SWP_OFFSET_SHIFT, PmdKind, mk_swap_pmd, pmd_pgtable, pte_pfn, pte_present,
                       swp_entry_to_pte)
 from .swap_info import SwapInfo
-from .swapfile import swap_dup_prepare
+from .swap_slots import swap_dup_prepare
 from .vma import VmArea
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
     from .page_io import swap_writeout
     from .rmap import try_to_unmap
     from .swap_state import delete_from_swap_cache
-    from .swapfile import folio_alloc_swap
+    from .swap_slots import folio_alloc_swap
 
     mem = k.mem
     reclaimed = 0

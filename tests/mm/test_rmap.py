@@ -25,7 +25,7 @@ from mmshell.mm.pgtable import (F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, PmdKin
                                 swp_entry_to_pte)
 from mmshell.mm.rmap import Mapping, rmap_walk_anon, try_to_unmap
 from mmshell.mm.swap import free_folio
-from mmshell.mm.swapfile import folio_alloc_swap
+from mmshell.mm.swap_slots import folio_alloc_swap
 from mmshell.mm.swapops import SwpEntry
 
 
