@@ -2,8 +2,9 @@
 
 THP fault (do_huge_pmd_anonymous_page), huge zero page, PMD write faults
 (do_huge_pmd_wp_page), PMD split (__split_huge_pmd_locked, with the series'
-swap branch, patch 6), zap (zap_huge_pmd, with patch 9's swap branch), folio
-split (__folio_split) and, with the series, the PMD swap-in fault
+swap branch, patch 6), fork's copy (copy_huge_pmd, with patch 7's
+copy_huge_non_present_pmd), zap (zap_huge_pmd, with patch 9's swap branch),
+folio split (__folio_split) and, with the series, the PMD swap-in fault
 (do_huge_pmd_swap_page, patch 11).
 """
 
@@ -14,14 +15,16 @@ from typing import TYPE_CHECKING
 
 from .config import FaultPoint, ThpMode
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_MASK, PMD_SIZE, pmd_index
+from .errors import MmError
 from .folio import PG
 from .memory import Fault, alloc_anon_folio
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG,
                       PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd, PmdKind, PteTable, mk_huge_pmd, mk_pte,
                       swp_entry_to_pte)
-from .swap import folio_put_if_unused, free_folio, lru_add
 from .rmap import folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_remove_rmap_pmd, rmap_walk_anon
+from .swap import folio_put_if_unused, free_folio, lru_add
+from .swap_slots import swap_duplicate
 from .swapops import SwpEntry
 from .vma import VM, VmArea
 
@@ -249,6 +252,63 @@ def split_folio(k: "Kernel", pfn: int) -> list[int]:
         if not mem.mapcount[p] and p not in k.folio_swap:
             free_folio(k, p)
     return [p for p in new if mem.flags[p] & PG.USED]
+
+
+# -- fork ----------------------------------------------------------------------------------------
+
+def copy_huge_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, pmd: Pmd, addr: int) -> bool:
+    """copy_huge_pmd(): give the child a copy of the PMD-level entry at addr; False is -EAGAIN:
+    the caller splits the parent's entry and copies its PTEs.
+
+    A present THP is shared: entire mapcount +1, PageAnonExclusive cleared, both PMDs
+    write-protected, a deposited table for the child.  The huge zero page is mapped by
+    the child too, read-only.  patch 7/13: a PMD swap entry is copied by
+    copy_huge_non_present_pmd().
+    """
+    if pmd.kind is PmdKind.SWAP:
+        return copy_huge_non_present_pmd(k, dst, dvma, pmd, addr)
+    if pmd.kind is PmdKind.ZERO:
+        dst.pmds[pmd_index(addr)] = Pmd(PmdKind.ZERO, flags=pmd.flags & ~F_WRITE, pfn=pmd.pfn, deposited=True)
+        dst.nr_ptes += 1
+        return True
+    mem = k.mem
+    k.trace("copy_huge_pmd")
+    mem.entire_mapcount[pmd.pfn] += 1
+    mem.clear(pmd.pfn, PG.ANON_EXCLUSIVE)
+    pmd.flags &= ~F_WRITE
+    dst.pmds[pmd_index(addr)] = Pmd(PmdKind.HUGE, flags=pmd.flags, pfn=pmd.pfn, deposited=True)
+    dst.nr_ptes += 1
+    dst.rss_anon += HPAGE_PMD_NR
+    return True
+
+
+def copy_huge_non_present_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, pmd: Pmd, addr: int) -> bool:
+    """patch 7/13: copy_huge_non_present_pmd() for a PMD swap entry; False means fall back (F4).
+
+    One folio_dup_swap() over the 512 slots.  When a slot needs a count continuation page
+    that the first (atomic) attempt cannot have, the locks are dropped, the page is
+    allocated with GFP_KERNEL and the copy retried once, "mirroring copy_pte_range()"
+    (decision 4): `set fail swap_cont once` keeps the PMD swap entry.  A failure that
+    persists is what it is on the PTE path: fork fails with ENOMEM.  When the copy needs
+    PMD-order memory that cannot be had (`thp_alloc`: decision 4, F4), False.
+    """
+    if k.config.should_fail(FaultPoint.THP_ALLOC):
+        k.trace("copy_huge_non_present_pmd(no memory): split")
+        return False
+    try:
+        swap_duplicate(k, pmd.entry, HPAGE_PMD_NR)
+    except MmError:
+        k.trace("copy_huge_non_present_pmd(no count continuation): GFP_KERNEL retry")
+        swap_duplicate(k, pmd.entry, HPAGE_PMD_NR)
+    k.trace("copy_huge_non_present_pmd")
+    pmd.flags &= ~F_SWP_EXCLUSIVE
+    flags = pmd.flags & ~(F_UFFD_WP if not dvma.flags & VM.UFFD_WP else 0)
+    dst.pmds[pmd_index(addr)] = Pmd(PmdKind.SWAP, flags=flags, swp_type=pmd.swp_type,
+                                    swp_offset=pmd.swp_offset, deposited=True)
+    dst.nr_ptes += 1
+    dst.rss_swapents += HPAGE_PMD_NR
+    dst.on_mmlist = True
+    return True
 
 
 # -- zap ------------------------------------------------------------------------------------------

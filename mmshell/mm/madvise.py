@@ -17,8 +17,8 @@ from .errors import MmError
 from .folio import PG
 from .huge_memory import split_folio
 from .khugepaged import madvise_collapse
-from .mman import Madv
 from .mm_types import MmStruct
+from .mman import Madv
 from .mmap import page_aligned, unmap_page_range, vma_merge_around, vma_range
 from .pagewalk import Walker, pte_range, walk_page_range, walk_pmd_range
 from .pgtable import (F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, is_swap_pte, pmd_pgtable, pte_pfn, pte_present,

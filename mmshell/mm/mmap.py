@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE,
                         TASK_SIZE, pmd_index, pte_index)
 from .errors import MmError
+from .folio import PG
 from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
-from .mman import Madv
 from .mm_types import MmStruct
+from .mman import Madv
 from .pagewalk import Walker, count_visits, walk_pmd_range
 from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT,
                       SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind, pmd_pgtable)
-from .folio import PG
 from .rmap import folio_remove_rmap_ptes
 from .swap import folio_put_if_unused, free_order0_folios
 from .swapops import SwpEntry

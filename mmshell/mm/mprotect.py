@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from .errors import MmError
 from .folio import PG
 from .mm_types import MmStruct
-from .pagewalk import Walker, pte_range, walk_pmd_range
 from .mmap import page_aligned, vma_merge_around, vma_range
+from .pagewalk import Walker, pte_range, walk_pmd_range
 from .pgtable import F_SPECIAL, F_WRITE, PmdKind, pte_pfn, pte_present
 from .vma import VM, VmArea
 

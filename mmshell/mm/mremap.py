@@ -16,9 +16,9 @@ from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SIZE, pmd_index, pte
 from .errors import MmError
 from .huge_memory import split_huge_pmd_locked
 from .mm_types import MmStruct
-from .pagewalk import Walker, count_visits, pmd_addr_end
 from .mmap import (get_unmapped_area, may_expand_vm, page_aligned, sys_munmap, unmap_page_range, vma_merge_around,
                    vma_range)
+from .pagewalk import Walker, count_visits, pmd_addr_end
 from .pgtable import Pmd, PmdKind, PteTable, pmd_pgtable
 from .vma import VmArea
 

@@ -24,8 +24,8 @@ from .folio import PG
 from .huge_memory import split_folio, split_huge_pmd_locked
 from .memory import anon_vma_prepare
 from .mm_types import MmStruct
-from .pagewalk import pmd_addr_end
 from .mmap import page_aligned, vma_merge_around, vma_range
+from .pagewalk import pmd_addr_end
 from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, Pmd, PmdKind, PteTable, is_swap_pte, pmd_pgtable, pte_pfn,
                       pte_present, pte_swp_offset, pte_swp_type)
 from .vma import VM, VmArea
