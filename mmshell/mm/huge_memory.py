@@ -3,7 +3,7 @@
 THP fault (do_huge_pmd_anonymous_page), huge zero page, PMD write faults
 (do_huge_pmd_wp_page), PMD split (__split_huge_pmd_locked, with the series'
 swap branch, patch 6), fork's copy (copy_huge_pmd, with patch 7's
-copy_huge_non_present_pmd), zap (zap_huge_pmd, with patch 9's swap branch),
+copy_huge_non_present_pmd), mprotect's (change_huge_pmd), zap (zap_huge_pmd, with patch 9's swap branch),
 folio split (__folio_split) and, with the series, the PMD swap-in fault
 (do_huge_pmd_swap_page, patch 11).
 """
@@ -309,6 +309,26 @@ def copy_huge_non_present_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, pmd: Pmd
     dst.rss_swapents += HPAGE_PMD_NR
     dst.on_mmlist = True
     return True
+
+
+# -- mprotect -----------------------------------------------------------------------------------
+
+def change_huge_pmd(k: "Kernel", vma: VmArea, pmd: Pmd) -> None:
+    """change_huge_pmd(): a PMD-level entry takes the VMA's new protection.
+
+    A present THP loses write permission, or when write is granted becomes writable at
+    once if it is PageAnonExclusive (can_change_pmd_writable); the huge zero page stays
+    read-only.  patch 9/13: change_non_present_huge_pmd() leaves a PMD swap entry as it
+    is: its protection lives in the VMA, and the fault maps it accordingly.
+    """
+    if pmd.kind is PmdKind.HUGE:
+        if vma.flags & VM.WRITE:
+            if k.mem.test(pmd.pfn, PG.ANON_EXCLUSIVE):
+                pmd.flags |= F_WRITE
+        else:
+            pmd.flags &= ~F_WRITE
+    elif pmd.kind is PmdKind.ZERO:
+        pmd.flags &= ~F_WRITE
 
 
 # -- zap ------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .errors import MmError
 from .folio import PG
+from .huge_memory import change_huge_pmd
 from .mm_types import MmStruct
 from .mmap import page_aligned, vma_merge_around, vma_range
 from .pagewalk import Walker, pte_range, walk_pmd_range
@@ -64,22 +65,15 @@ def change_protection(k: "Kernel", mm: MmStruct, vma: VmArea) -> None:
     for _, pmd, addr, nxt in walk_pmd_range(k, mm, vma.start, vma.end, Walker.MPROTECT):
         if pmd is None:
             continue
-        if pmd.kind is PmdKind.HUGE:
-            # change_huge_pmd()
-            if writable and mem.test(pmd.pfn, PG.ANON_EXCLUSIVE):
-                pmd.flags |= F_WRITE
-            elif not writable:
-                pmd.flags &= ~F_WRITE
-        elif pmd.kind is PmdKind.ZERO:
-            pmd.flags &= ~F_WRITE
-        elif pmd.kind is PmdKind.TABLE:
+        if pmd.kind is not PmdKind.TABLE:
+            change_huge_pmd(k, vma, pmd)
+        else:
             ptes, idx = pte_range(k, Walker.MPROTECT, pmd, addr, nxt)
             for i in idx:
                 pte = ptes[i]
                 if not pte_present(pte):
-                    continue
+                    continue        # a swap PTE: its protection lives in the VMA
                 if writable and not pte & F_SPECIAL and mem.flags[pte_pfn(pte)] & PG.ANON_EXCLUSIVE:
                     ptes[i] = pte | F_WRITE
                 elif not writable:
                     ptes[i] = pte & ~F_WRITE
-        # PMD swap entries (series) and swap PTEs: protection lives in the VMA.
