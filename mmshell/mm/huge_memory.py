@@ -3,7 +3,8 @@
 THP fault (do_huge_pmd_anonymous_page), huge zero page, PMD write faults
 (do_huge_pmd_wp_page), PMD split (__split_huge_pmd_locked, with the series'
 swap branch, patch 6), fork's copy (copy_huge_pmd, with patch 7's
-copy_huge_non_present_pmd), mprotect's (change_huge_pmd), zap (zap_huge_pmd, with patch 9's swap branch),
+copy_huge_non_present_pmd), mprotect's and mremap's (change_huge_pmd,
+move_huge_pmd), zap (zap_huge_pmd, with patch 9's swap branch),
 folio split (__folio_split) and, with the series, the PMD swap-in fault
 (do_huge_pmd_swap_page, patch 11).
 """
@@ -311,7 +312,7 @@ def copy_huge_non_present_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, pmd: Pmd
     return True
 
 
-# -- mprotect -----------------------------------------------------------------------------------
+# -- mprotect and mremap -----------------------------------------------------------------------
 
 def change_huge_pmd(k: "Kernel", vma: VmArea, pmd: Pmd) -> None:
     """change_huge_pmd(): a PMD-level entry takes the VMA's new protection.
@@ -329,6 +330,17 @@ def change_huge_pmd(k: "Kernel", vma: VmArea, pmd: Pmd) -> None:
             pmd.flags &= ~F_WRITE
     elif pmd.kind is PmdKind.ZERO:
         pmd.flags &= ~F_WRITE
+
+
+def move_huge_pmd(k: "Kernel", mm: MmStruct, old_addr: int, new_addr: int) -> bool:
+    """move_huge_pmd(): move the PMD-level entry at old_addr (a present THP, the huge zero
+    page, and with the series a PMD swap entry) with its deposited table to new_addr, whose
+    PMD must be empty; False when it is not (the caller splits and moves PTEs)."""
+    if pmd_index(new_addr) in mm.pmds:
+        return False
+    k.trace("move_huge_pmd")
+    mm.pmds[pmd_index(new_addr)] = mm.pmds.pop(pmd_index(old_addr))
+    return True
 
 
 # -- zap ------------------------------------------------------------------------------------------

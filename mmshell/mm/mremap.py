@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SIZE, pmd_index, pte_index
 from .errors import MmError
-from .huge_memory import split_huge_pmd_locked
+from .huge_memory import move_huge_pmd, split_huge_pmd_locked
 from .mm_types import MmStruct
 from .mmap import (get_unmapped_area, may_expand_vm, page_aligned, sys_munmap, unmap_page_range, vma_merge_around,
                    vma_range)
@@ -91,10 +91,7 @@ def _move_extent(k: "Kernel", mm: MmStruct, ovma: VmArea, src: int, dst: int, ex
     whole = extent == PMD_SIZE
     if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
         count_visits(k, Walker.MREMAP)
-        if whole and pmd_index(dst) not in mm.pmds:
-            # move_huge_pmd(): the entry and its deposited table move as one
-            k.trace("move_huge_pmd")
-            mm.pmds[pmd_index(dst)] = mm.pmds.pop(pmd_index(src))
+        if whole and move_huge_pmd(k, mm, src, dst):
             return
         split_huge_pmd_locked(k, mm, ovma, src & PMD_MASK)
         pmd = mm.pmds[pmd_index(src)]
