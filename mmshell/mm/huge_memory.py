@@ -4,7 +4,8 @@ THP fault (do_huge_pmd_anonymous_page), huge zero page, PMD write faults
 (do_huge_pmd_wp_page), PMD split (__split_huge_pmd_locked, with the series'
 swap branch, patch 6), fork's copy (copy_huge_pmd, with patch 7's
 copy_huge_non_present_pmd), mprotect's and mremap's (change_huge_pmd,
-move_huge_pmd), zap (zap_huge_pmd, with patch 9's swap branch),
+move_huge_pmd), UFFDIO_MOVE's (move_pages_huge_pmd, with patch 10's
+move_swap_pmd), zap (zap_huge_pmd, with patch 9's swap branch),
 folio split (__folio_split) and, with the series, the PMD swap-in fault
 (do_huge_pmd_swap_page, patch 11).
 """
@@ -23,7 +24,8 @@ from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG,
                       PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd, PmdKind, PteTable, mk_huge_pmd, mk_pte,
                       swp_entry_to_pte)
-from .rmap import folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_remove_rmap_pmd, rmap_walk_anon
+from .rmap import (folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_move_anon_rmap,
+                   folio_remove_rmap_pmd, rmap_walk_anon)
 from .swap import folio_put_if_unused, free_folio, lru_add
 from .swap_slots import swap_duplicate
 from .swapops import SwpEntry
@@ -341,6 +343,33 @@ def move_huge_pmd(k: "Kernel", mm: MmStruct, old_addr: int, new_addr: int) -> bo
     k.trace("move_huge_pmd")
     mm.pmds[pmd_index(new_addr)] = mm.pmds.pop(pmd_index(old_addr))
     return True
+
+
+# -- UFFDIO_MOVE ------------------------------------------------------------------------------------
+
+def move_pages_huge_pmd(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int) -> None:
+    """move_pages_huge_pmd(): UFFDIO_MOVE of the whole PMD-level entry at src to the empty,
+    aligned PMD at dst (move_pages() checked both, and that a THP is exclusive).  The
+    folio follows to the destination VMA (folio_move_anon_rmap).  patch 10/13: a PMD swap
+    entry goes to move_swap_pmd()."""
+    pmd = mm.pmds[pmd_index(src)]
+    if pmd.kind is PmdKind.SWAP:
+        move_swap_pmd(k, mm, dvma, src, dst)
+        return
+    k.trace("move_pages_huge_pmd")
+    folio_move_anon_rmap(k, pmd.pfn, dvma, dst)
+    mm.pmds[pmd_index(dst)] = mm.pmds.pop(pmd_index(src))
+
+
+def move_swap_pmd(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int) -> None:
+    """patch 10/13: move_swap_pmd(): an exclusive PMD swap entry moves whole, with its
+    deposited table; a PMD-size folio still caching its slots moves with it (decision 5)."""
+    pmd = mm.pmds[pmd_index(src)]
+    k.trace("move_swap_pmd")
+    cached = k.swp_info(pmd.swp_type).cache.get(pmd.swp_offset)
+    if cached is not None:
+        folio_move_anon_rmap(k, cached, dvma, dst)
+    mm.pmds[pmd_index(dst)] = mm.pmds.pop(pmd_index(src))
 
 
 # -- zap ------------------------------------------------------------------------------------------

@@ -123,6 +123,13 @@ def _maybe_deferred_split(k: "Kernel", head: int) -> None:
         k.vmstat.count_mthp("nr_anon_partially_mapped")
 
 
+def folio_move_anon_rmap(k: "Kernel", pfn: int, vma: VmArea, addr: int) -> None:
+    """folio_move_anon_rmap(): an exclusive folio moved by UFFDIO_MOVE now belongs to vma's
+    anon_vma, at the index addr has in it (move_pages sets folio->index too)."""
+    k.mem.anon_vma[pfn] = vma.anon_vma
+    k.mem.index[pfn] = vma.linear_page_index(addr)
+
+
 # -- the rmap walk -----------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

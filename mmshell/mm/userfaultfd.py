@@ -21,13 +21,14 @@ from .constants import (HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PAGE_SIZE, PM
                         pte_index)
 from .errors import MmError
 from .folio import PG
-from .huge_memory import split_folio, split_huge_pmd_locked
+from .huge_memory import move_pages_huge_pmd, split_folio, split_huge_pmd_locked
 from .memory import anon_vma_prepare
 from .mm_types import MmStruct
 from .mmap import page_aligned, vma_merge_around, vma_range
 from .pagewalk import pmd_addr_end
 from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, Pmd, PmdKind, PteTable, is_swap_pte, pmd_pgtable, pte_pfn,
                       pte_present, pte_swp_offset, pte_swp_type)
+from .rmap import folio_move_anon_rmap
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
         extent = pmd_addr_end(s, src + length) - s
         pmd = mm.pmds.get(pmd_index(s))
         if pmd is not None and _moves_whole(k, mm, pmd, s, d, extent):
-            _move_huge_pmd(k, mm, dvma, pmd, s, d)
+            move_pages_huge_pmd(k, mm, dvma, s, d)
         elif pmd is not None:
             if pmd.kind in (PmdKind.HUGE, PmdKind.SWAP, PmdKind.ZERO):
                 split_huge_pmd_locked(k, mm, svma, s & PMD_MASK)
@@ -157,25 +158,6 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
                 raise MmError("EBUSY", "uffd move", f"swap entry at {where} is cached in a large folio")
 
 
-def _move_folio_rmap(k: "Kernel", pfn: int, dvma: VmArea, dst: int) -> None:
-    """folio_move_anon_rmap() + the new index."""
-    k.mem.anon_vma[pfn] = dvma.anon_vma
-    k.mem.index[pfn] = dvma.linear_page_index(dst)
-
-
-def _move_huge_pmd(k: "Kernel", mm: MmStruct, dvma: VmArea, pmd: Pmd, src: int, dst: int) -> None:
-    if pmd.kind is PmdKind.HUGE:
-        k.trace("move_pages_huge_pmd")
-        _move_folio_rmap(k, pmd.pfn, dvma, dst)
-    else:
-        k.trace("move_swap_pmd")
-        si = k.swp_info(pmd.swp_type)
-        cached = si.cache.get(pmd.swp_offset)
-        if cached is not None:
-            _move_folio_rmap(k, cached, dvma, dst)
-    mm.pmds[pmd_index(dst)] = mm.pmds.pop(pmd_index(src))
-
-
 def _move_ptes(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int, nr: int) -> None:
     mem = k.mem
     for j in range(nr):
@@ -188,12 +170,12 @@ def _move_ptes(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int, nr: 
             if mem.order[head]:
                 split_folio(k, head)
                 pte = stable.ptes[si_]
-            _move_folio_rmap(k, pte_pfn(pte), dvma, d)
+            folio_move_anon_rmap(k, pte_pfn(pte), dvma, d)
         elif is_swap_pte(pte):
             si = k.swp_info(pte_swp_type(pte))
             cached = si.cache.get(pte_swp_offset(pte))
             if cached is not None:
-                _move_folio_rmap(k, cached, dvma, d)
+                folio_move_anon_rmap(k, cached, dvma, d)
         dpmd = mm.pmds.get(pmd_index(d))
         if dpmd is None:
             dpmd = mm.pmds[pmd_index(d)] = Pmd(PmdKind.TABLE, table=PteTable())
