@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from .constants import PMD_SHIFT, PMD_SIZE, pmd_index
 from .errors import MmError
 from .folio import PG
-from .huge_memory import copy_huge_pmd, split_huge_pmd_locked
+from .huge_memory import copy_huge_pmd
+from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_pmd_range
 from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable, is_swap_pte,

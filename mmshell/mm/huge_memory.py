@@ -1,32 +1,31 @@
 """PMD-level THP operations (mm/huge_memory.c), mainline and the series.
 
 THP fault (do_huge_pmd_anonymous_page), huge zero page, PMD write faults
-(do_huge_pmd_wp_page), PMD split (__split_huge_pmd_locked, with the series'
-swap branch, patch 6), fork's copy (copy_huge_pmd, with patch 7's
+(do_huge_pmd_wp_page), fork's copy (copy_huge_pmd, with patch 7's
 copy_huge_non_present_pmd), mprotect's and mremap's (change_huge_pmd,
 move_huge_pmd), UFFDIO_MOVE's (move_pages_huge_pmd, with patch 10's
-move_swap_pmd), zap (zap_huge_pmd, with patch 9's swap branch),
-folio split (__folio_split) and, with the series, the PMD swap-in fault
-(do_huge_pmd_swap_page, patch 11).
+move_swap_pmd), zap (zap_huge_pmd, with patch 9's swap branch) and, with the
+series, the PMD swap-in fault (do_huge_pmd_swap_page, patch 11).  Splitting (a
+PMD into PTEs, with patch 6's swap branch, and a folio into small ones) is in
+huge_split.py.
 """
 
 from __future__ import annotations
 
-from array import array
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint, ThpMode
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_MASK, PMD_SIZE, pmd_index
 from .errors import MmError
 from .folio import PG
+from .huge_split import __split_huge_pmd, split_folio, split_huge_pmd_locked
 from .memory import Fault, alloc_anon_folio
 from .mm_types import MmStruct
-from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG,
-                      PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd, PmdKind, PteTable, mk_huge_pmd, mk_pte,
-                      swp_entry_to_pte)
+from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, Pmd, PmdKind,
+                      mk_huge_pmd)
 from .rmap import (folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_move_anon_rmap,
-                   folio_remove_rmap_pmd, rmap_walk_anon)
-from .swap import folio_put_if_unused, free_folio, lru_add
+                   folio_remove_rmap_pmd)
+from .swap import folio_put_if_unused, lru_add
 from .swap_slots import swap_duplicate
 from .swapops import SwpEntry
 from .vma import VM, VmArea
@@ -152,109 +151,6 @@ def do_huge_pmd_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fa
     k.trace("do_huge_pmd_wp_page(split)")
     __split_huge_pmd(k, mm, vma, haddr)
     return Fault.FALLBACK
-
-
-# -- splitting ----------------------------------------------------------------------------------
-
-def __split_huge_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> None:
-    """__split_huge_pmd(): split whatever PMD-level entry maps addr into a PTE table."""
-    pmd = mm.pmds.get(pmd_index(addr))
-    if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
-        split_huge_pmd_locked(k, mm, vma, addr)
-
-
-def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> None:
-    """__split_huge_pmd_locked(): withdraw the deposited table and fill it with 512 entries.
-
-    Present THP: 512 PTEs of the same folio, PageAnonExclusive copied to every
-    page, entire mapcount -> per-page mapcounts.  Huge zero page: 512 PTEs of
-    the zero page.  patch 6/13 (series): a PMD swap entry becomes 512 swap PTEs
-    (type, base+i) with its soft-dirty, uffd-wp and exclusive bits; no folio and
-    no count changes.  Counted as thp_split_pmd in every case.
-    """
-    pmdi = pmd_index(addr)
-    pmd = mm.pmds[pmdi]
-    k.vmstat.count("thp_split_pmd")
-    mem = k.mem
-    table = PteTable()
-    if pmd.kind is PmdKind.SWAP:
-        k.trace("__split_huge_pmd_locked(swap)")
-        flags = pmd.flags & (F_SOFT_DIRTY | F_UFFD_WP | F_SWP_EXCLUSIVE)
-        first = swp_entry_to_pte(pmd.swp_type, pmd.swp_offset, flags)
-        step = 1 << SWP_OFFSET_SHIFT
-        table.ptes = array("Q", range(first, first + HPAGE_PMD_NR * step, step))
-    elif pmd.kind is PmdKind.ZERO:
-        k.trace("__split_huge_zero_page_pmd")
-        pte = mk_pte(k.zero_pfn, F_SPECIAL | (pmd.flags & (F_YOUNG | F_SOFT_DIRTY | F_UFFD_WP)))
-        table.ptes = array("Q", [pte]) * HPAGE_PMD_NR
-    else:
-        k.trace("__split_huge_pmd_locked")
-        pfn = pmd.pfn
-        first = mk_pte(pfn, pmd.flags)
-        step = 1 << PFN_SHIFT
-        table.ptes = array("Q", range(first, first + HPAGE_PMD_NR * step, step))
-        end = pfn + HPAGE_PMD_NR
-        mem.mapcount[pfn:end] = array("i", [m + 1 for m in mem.mapcount[pfn:end]])
-        if mem.test(pfn, PG.ANON_EXCLUSIVE):
-            mem.flags[pfn:end] = array("I", [f | PG.ANON_EXCLUSIVE for f in mem.flags[pfn:end]])
-        mem.entire_mapcount[pfn] -= 1
-        if mem.entire_mapcount[pfn] == 0:
-            k.vmstat.nr_anon_thps -= 1
-    mm.pmds[pmdi] = Pmd(PmdKind.TABLE, table=table)
-
-
-def split_folio(k: "Kernel", pfn: int) -> list[int]:
-    """split_folio_to_list(): turn a PMD-size folio into 512 order-0 folios.
-
-    Its PMD mappings are split first (unmap_folio with TTU_SPLIT_HUGE_PMD), so
-    every mapping ends as PTEs of the new small folios; swap-cache membership,
-    flags and contents carry over page by page.  Returns the new folios, head first.
-    """
-    mem = k.mem
-    k.trace("split_folio")
-    # unmap_folio(): try_to_migrate() replaces PTE mappings one PTE at a time, so a folio
-    # mapped by PTEs only is partly mapped for a moment and deferred_split_folio() queues
-    # (and counts) it; the split then takes it off the queue.  PMD mappings are frozen whole,
-    # swap-cache folios are never queued.  Measured on 6.18.44: UFFDIO_MOVE of one page of a
-    # THP, tests/kernel/63_uffd_move_partial.mmsh (thp_deferred_split_page +1).
-    if (not mem.entire_mapcount[pfn] and mem.test(pfn, PG.ANON)
-            and not mem.flags[pfn] & (PG.SWAPCACHE | PG.PARTIALLY_MAPPED)
-            and sum(mem.mapcount[pfn:pfn + HPAGE_PMD_NR]) >= 2):
-        k.vmstat.count("thp_deferred_split_page")
-        k.vmstat.count_mthp("split_deferred")
-    for m in rmap_walk_anon(k, pfn):
-        if m.pmd:
-            split_huge_pmd_locked(k, m.mm, m.vma, m.addr)
-    head_flags = mem.flags[pfn] & (PG.ANON | PG.SWAPBACKED | PG.SWAPCACHE | PG.DIRTY | PG.LRU
-                                   | PG.ACTIVE | PG.UPTODATE | PG.REFERENCED)
-    index = mem.index[pfn]
-    av = mem.anon_vma[pfn]
-    if mem.test(pfn, PG.PARTIALLY_MAPPED):
-        k.vmstat.mthp["nr_anon_partially_mapped"] -= 1
-    entry = k.folio_swap.get(pfn)
-    new = list(range(pfn, pfn + HPAGE_PMD_NR))
-    active = pfn in k.lru.active
-    k.lru.delete(pfn)
-    for i, p in enumerate(new):
-        mem.flags[p] = PG.USED | head_flags | (mem.flags[p] & PG.ANON_EXCLUSIVE)
-        mem.order[p] = 0
-        mem.index[p] = index + i
-        mem.anon_vma[p] = av
-        (k.lru.active if active else k.lru.inactive)[p] = None
-    if entry is not None:
-        # A swap-cache folio: each new folio caches its own slot.
-        cache = k.swp_info(entry.type).cache
-        for i, p in enumerate(new):
-            k.folio_swap[p] = SwpEntry(entry.type, entry.offset + i)
-            cache[entry.offset + i] = p
-    mem.entire_mapcount[pfn] = 0
-    k.vmstat.count("thp_split_page")
-    k.vmstat.count_mthp("split")
-    k.vmstat.mthp["nr_anon"] -= 1
-    for p in new:
-        if not mem.mapcount[p] and p not in k.folio_swap:
-            free_folio(k, p)
-    return [p for p in new if mem.flags[p] & PG.USED]
 
 
 # -- fork ----------------------------------------------------------------------------------------

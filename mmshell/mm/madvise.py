@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
 from .errors import MmError
 from .folio import PG
-from .huge_memory import split_folio
+from .huge_split import split_folio
 from .khugepaged import madvise_collapse
 from .mm_types import MmStruct
 from .mman import Madv
@@ -148,7 +148,8 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     its deposited table too).  Swapped pages read zero afterwards; lazyfree
     pages keep their data until reclaim finds them clean.
     """
-    from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
+    from .huge_memory import zap_huge_pmd
+    from .huge_split import split_huge_pmd_locked
     from .swap_slots import free_swap_and_cache_nr
 
     mem = k.mem

@@ -15,7 +15,8 @@ from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, 
                         TASK_SIZE, pmd_index, pte_index)
 from .errors import MmError
 from .folio import PG
-from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
+from .huge_memory import zap_huge_pmd
+from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
 from .mman import Madv
 from .pagewalk import Walker, count_visits, walk_pmd_range

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SIZE, pmd_index, pte_index
 from .errors import MmError
-from .huge_memory import move_huge_pmd, split_huge_pmd_locked
+from .huge_memory import move_huge_pmd
+from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
 from .mmap import (get_unmapped_area, may_expand_vm, page_aligned, sys_munmap, unmap_page_range, vma_merge_around,
                    vma_range)

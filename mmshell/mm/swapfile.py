@@ -20,8 +20,8 @@ from .constants import (HPAGE_PMD_ORDER, MAX_SWAP, MAX_SWAP_TOTAL, PAGE_SHIFT, P
                         SWAPFILE_CLUSTER)
 from .errors import MmError, VmBug
 from .folio import PG
-from .huge_memory import (map_swapped_pmd, pmd_swapin_fallback, split_folio, split_huge_pmd_locked,
-                          swapin_alloc_pmd_folio)
+from .huge_memory import map_swapped_pmd, pmd_swapin_fallback, swapin_alloc_pmd_folio
+from .huge_split import split_folio, split_huge_pmd_locked
 from .memory import swapin_readahead
 from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_pmd_range

@@ -21,7 +21,8 @@ from .constants import (HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PAGE_SIZE, PM
                         pte_index)
 from .errors import MmError
 from .folio import PG
-from .huge_memory import move_pages_huge_pmd, split_folio, split_huge_pmd_locked
+from .huge_memory import move_pages_huge_pmd
+from .huge_split import split_folio, split_huge_pmd_locked
 from .memory import anon_vma_prepare
 from .mm_types import MmStruct
 from .mmap import page_aligned, vma_merge_around, vma_range

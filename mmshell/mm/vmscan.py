@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
     """Try to reclaim each folio of the list; return the number of pages freed."""
-    from .huge_memory import split_folio
+    from .huge_split import split_folio
     from .page_io import swap_writeout
     from .rmap import try_to_unmap
     from .swap_state import delete_from_swap_cache
@@ -91,7 +91,7 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
         if pmd_entry and k.config.should_fail(FaultPoint.RMAP_SPLIT):
             # F6: an rmap walker (migration, a folio split attempt) split the PMD
             # mapping of the swap-cache folio first; reclaim then sees PTEs.
-            from .huge_memory import split_huge_pmd_locked
+            from .huge_split import split_huge_pmd_locked
             from .rmap import rmap_walk_anon
             for m in rmap_walk_anon(k, pfn):
                 if m.pmd:

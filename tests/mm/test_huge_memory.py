@@ -15,7 +15,8 @@ from mmshell.mm.constants import HPAGE_PMD_NR, SWAP_HAS_CACHE
 from mmshell.mm.folio import PG
 from mmshell.mm.exit import exit_mmap
 from mmshell.mm.fork import sys_fork
-from mmshell.mm.huge_memory import split_huge_pmd_locked, thp_vma_allowable
+from mmshell.mm.huge_memory import thp_vma_allowable
+from mmshell.mm.huge_split import split_huge_pmd_locked
 from mmshell.mm.memory import Fault, handle_mm_fault
 from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_mmap, sys_munmap
