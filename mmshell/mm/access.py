@@ -23,6 +23,7 @@ from .mm_types import MmStruct
 from .pagewalk import pmd_addr_end
 from .pgtable import (F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, KIND_MASK, KIND_PRESENT, PFN_SHIFT, Pmd, PmdKind,
                       pmd_pgtable, pte_present)
+from .swapin_batch import swapin_sync_run
 from .vma import VM
 
 if TYPE_CHECKING:
@@ -186,6 +187,4 @@ def _swapin_batch(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool) 
     zeromap/zswap, exclusive entries, frames free without reclaim); anything
     else goes through handle_mm_fault page by page.  Returns the pages done.
     """
-    from .swapin_batch import swapin_sync_run
-
     return swapin_sync_run(k, mm, start, end, write)

@@ -29,6 +29,7 @@ from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_pmd_range
 from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable, is_swap_pte,
                       pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
+from .swap_slots import swap_duplicate
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -78,8 +79,6 @@ def copy_pte_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma
 
     Only the PTEs inside the VMA are copied (a table may serve two VMAs).
     """
-    from .swap_slots import swap_duplicate
-
     mem = k.mem
     dpmd = dst.pmds.get(pmd_index(addr))
     if dpmd is None:

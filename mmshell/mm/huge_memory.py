@@ -19,14 +19,16 @@ from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_MASK, PMD_SIZE, pmd_in
 from .errors import MmError
 from .folio import PG
 from .huge_split import __split_huge_pmd, split_folio, split_huge_pmd_locked
-from .memory import Fault, alloc_anon_folio
+from .memory import Fault, alloc_anon_folio, anon_vma_prepare
 from .mm_types import MmStruct
+from .page_io import swap_read_folio
 from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, Pmd, PmdKind,
                       mk_huge_pmd)
 from .rmap import (folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_move_anon_rmap,
                    folio_remove_rmap_pmd)
 from .swap import folio_put_if_unused, lru_add
-from .swap_slots import swap_duplicate
+from .swap_slots import free_swap_and_cache_nr, swap_duplicate, vm_swap_full
+from .swap_state import add_to_swap_cache, folio_free_swap, swap_cache_get_folio
 from .swapops import SwpEntry
 from .vma import VM, VmArea
 
@@ -121,8 +123,6 @@ def get_huge_zero_folio(k: "Kernel") -> int | None:
 
 def do_huge_pmd_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
     """do_huge_pmd_wp_page(): reuse an exclusive THP; replace the huge zero page; else split."""
-    from .swap_state import folio_free_swap
-
     haddr = addr & PMD_MASK
     pmd = mm.pmds[pmd_index(haddr)]
     mem = k.mem
@@ -276,9 +276,6 @@ def zap_huge_pmd(k: "Kernel", mm: MmStruct, addr: int) -> None:
     patch 9/13: a PMD swap entry drops its 512 slot references without looking
     up a folio (free_swap_and_cache_nr reclaims a now-unused cached folio).
     """
-    from .swap_slots import free_swap_and_cache_nr
-    from .swap_state import folio_free_swap
-
     pmdi = pmd_index(addr)
     pmd = mm.pmds.pop(pmdi)
     mm.nr_ptes -= 1
@@ -314,9 +311,6 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
     not armed; a write fault on a non-exclusive entry continues into
     do_huge_pmd_wp_page.
     """
-    from .swap_state import folio_free_swap, swap_cache_get_folio
-    from .swap_slots import vm_swap_full
-
     mem = k.mem
     haddr = addr & PMD_MASK
     pmd = mm.pmds[pmd_index(haddr)]
@@ -401,9 +395,6 @@ def pmd_swapin_fallback(k: "Kernel", vma: VmArea, haddr: int, entry: SwpEntry) -
 def swapin_alloc_pmd_folio(k: "Kernel", vma: VmArea, entry: SwpEntry) -> int | None:
     """patch 8/13 swapin_alloc_pmd_folio(): a new PMD-order folio in the swap cache over the
     entry's 512 slots, read from the device; None when the folio cannot be had."""
-    from .page_io import swap_read_folio
-    from .swap_state import add_to_swap_cache
-
     folio = vma_alloc_anon_folio_pmd(k, vma)
     if folio is None:
         k.trace("swapin_alloc_pmd_folio(failed)")
@@ -420,9 +411,6 @@ def map_swapped_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, entry: S
                     flags: int, exclusive: bool) -> None:
     """Map a PMD swap entry's folio by a PMD and drop the entry's 512 slot references
     (the common tail of do_huge_pmd_swap_page and unuse_pmd)."""
-    from .memory import anon_vma_prepare
-    from .swap_slots import free_swap_and_cache_nr
-
     if not k.mem.test(folio, PG.ANON):
         anon_vma_prepare(k, vma)
         folio_add_new_anon_rmap(k, folio, vma, haddr, pmd=True, exclusive=exclusive)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .config import FaultPoint
+from .config import FaultPoint, ThpMode
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SIZE, pmd_index
 from .errors import MmError
 from .folio import PG
@@ -26,6 +26,7 @@ from .pgtable import (F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, Pmd, PmdKind, is_swa
                       pte_pfn, pte_present)
 from .rmap import folio_add_new_anon_rmap, folio_remove_rmap_ptes
 from .swap import folio_put_if_unused, free_order0_folios, lru_add
+from .swap_state import folio_free_swap
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -54,7 +55,6 @@ def hugepage_vma_check(k: "Kernel", vma: VmArea, khugepaged: bool) -> bool:
         return False
     if not khugepaged:
         return True
-    from .config import ThpMode
     return k.config.thp is ThpMode.ALWAYS or (k.config.thp is ThpMode.MADVISE and bool(vma.flags & VM.HUGEPAGE))
 
 
@@ -146,7 +146,6 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
             free_order0_folios(k, [head])
     for head in dict.fromkeys(large):
         if mem.flags[head] & PG.USED and not mem.folio_mapped(head):
-            from .swap_state import folio_free_swap
             if mem.test(head, PG.SWAPCACHE):
                 folio_free_swap(k, head)
             folio_put_if_unused(k, head)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
 from .errors import MmError
 from .folio import PG
-from .huge_split import split_folio
+from .huge_memory import zap_huge_pmd
+from .huge_split import split_folio, split_huge_pmd_locked
 from .khugepaged import madvise_collapse
 from .mm_types import MmStruct
 from .mman import Madv
@@ -23,6 +24,8 @@ from .mmap import page_aligned, unmap_page_range, vma_merge_around, vma_range
 from .pagewalk import Walker, pte_range, walk_page_range, walk_pmd_range
 from .pgtable import (F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, is_swap_pte, pmd_pgtable, pte_pfn, pte_present,
                       pte_to_swp_entry)
+from .swap_slots import free_swap_and_cache_nr
+from .swap_state import folio_free_swap
 from .vma import VM
 from .vmscan import reclaim_pages
 
@@ -148,10 +151,6 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     its deposited table too).  Swapped pages read zero afterwards; lazyfree
     pages keep their data until reclaim finds them clean.
     """
-    from .huge_memory import zap_huge_pmd
-    from .huge_split import split_huge_pmd_locked
-    from .swap_slots import free_swap_and_cache_nr
-
     mem = k.mem
     for vma, pmdi, pmd, addr, nxt in walk_page_range(k, mm, start, end, Walker.MADVISE):
         whole = addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE
@@ -197,8 +196,6 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
 
 def _mark_lazyfree(k: "Kernel", pfn: int) -> None:
     """folio_mark_lazyfree(): clean, not swap-backed, at the tail of the inactive list."""
-    from .swap_state import folio_free_swap
-
     mem = k.mem
     if not mem.test(pfn, PG.SWAPBACKED):
         return

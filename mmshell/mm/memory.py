@@ -20,14 +20,17 @@ from .constants import PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .folio import PG
 from .mm_types import MmStruct
+from .page_io import swap_read_folio
 from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, SWP_KEPT,
                       PmdKind, PteTable, is_swap_pte, mk_pte, mk_table_pmd, pmd_pgtable, pte_flags, pte_pfn,
                       pte_swp_offset, pte_swp_type, swp_entry_to_pte)
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap, folio_remove_rmap_ptes
 from .swap import folio_put_if_unused, free_folio, lru_add
-from .swap_slots import free_swap_and_cache_nr
+from .swap_slots import free_swap_and_cache_nr, vm_swap_full
+from .swap_state import add_to_swap_cache, folio_free_swap, swap_cache_get_folio
 from .swapops import SwpEntry
 from .vma import VM, VmArea
+from .vmscan import try_to_free_pages
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -49,8 +52,6 @@ SWAP_RA_PAGES = 8
 
 def alloc_anon_folio(k: "Kernel", order: int, reclaim: bool = True) -> int | None:
     """vma_alloc_folio(): a zeroed folio; on failure run direct reclaim and try again."""
-    from .vmscan import try_to_free_pages
-
     pfn = k.mem.folio_alloc(order)
     if pfn is None and reclaim:
         try_to_free_pages(k, order)
@@ -75,6 +76,8 @@ def anon_vma_prepare(k: "Kernel", vma: VmArea) -> None:
 
 def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
     """__handle_mm_fault(): one page fault at addr (the access already checked against vm_flags)."""
+    # Back-edge: the PMD-level handlers are built on this module's (Fault, the PTE path they
+    # fall back to, folio allocation), as huge_memory.c is on memory.c; imported when called.
     from .huge_memory import (do_huge_pmd_anonymous_page, do_huge_pmd_swap_page, do_huge_pmd_wp_page,
                               thp_vma_allowable)
 
@@ -174,8 +177,6 @@ def do_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
 
 def _wp_can_reuse_anon_folio(k: "Kernel", head: int) -> bool:
     """wp_can_reuse_anon_folio(): a small folio mapped once, maybe after leaving the swap cache."""
-    from .swap_state import folio_free_swap
-
     mem = k.mem
     if mem.order[head]:
         return False
@@ -193,10 +194,6 @@ def _wp_can_reuse_anon_folio(k: "Kernel", head: int) -> bool:
 
 def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
     """do_swap_page(): bring one PTE swap entry back (or the whole cached large folio)."""
-    from .page_io import swap_read_folio
-    from .swap_state import folio_free_swap, swap_cache_get_folio
-    from .swap_slots import vm_swap_full
-
     mem = k.mem
     idx = pte_index(addr)
     table = pmd_pgtable(mm.pmds[pmd_index(addr)])
@@ -291,9 +288,6 @@ def swapin_readahead(k: "Kernel", entry: SwpEntry) -> int:
     Slots that are free, already cached or zero-referenced are skipped; every
     extra page read counts swap_ra.  Returns the folio for `entry`.
     """
-    from .page_io import swap_read_folio
-    from .swap_state import add_to_swap_cache
-
     si = k.swp_info(entry.type)
     start = entry.offset & ~(SWAP_RA_PAGES - 1)
     target = None

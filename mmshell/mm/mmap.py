@@ -24,6 +24,8 @@ from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, KIND_MASK, KIND_PRESENT, KI
                       SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind, pmd_pgtable)
 from .rmap import folio_remove_rmap_ptes
 from .swap import folio_put_if_unused, free_order0_folios
+from .swap_slots import free_swap_and_cache_nr
+from .swap_state import folio_free_swap
 from .swapops import SwpEntry
 from .vma import VM, VmArea
 
@@ -205,9 +207,6 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     Swap entries go back in runs (free_swap_and_cache_nr); order-0 folios that
     lose their last mapping are freed together, as the mmu_gather batch does.
     """
-    from .swap_state import folio_free_swap
-    from .swap_slots import free_swap_and_cache_nr
-
     mem = k.mem
     i0 = pte_index(start)
     n = (end - start) >> PAGE_SHIFT

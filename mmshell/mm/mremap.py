@@ -17,8 +17,8 @@ from .errors import MmError
 from .huge_memory import move_huge_pmd
 from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
-from .mmap import (get_unmapped_area, may_expand_vm, page_aligned, sys_munmap, unmap_page_range, vma_merge_around,
-                   vma_range)
+from .mmap import (free_pgtables, get_unmapped_area, may_expand_vm, page_aligned, sys_munmap,
+                   unmap_page_range, vma_merge_around, vma_range)
 from .pagewalk import Walker, count_visits, pmd_addr_end
 from .pgtable import Pmd, PmdKind, PteTable, pmd_pgtable
 from .vma import VmArea
@@ -62,7 +62,6 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     if new_len < old_len:
         unmap_page_range(k, mm, vma, start + moved, start + old_len)
     mm.vmas.remove(vma)
-    from .mmap import free_pgtables
     free_pgtables(k, mm, start, start + old_len)
     k.shadow.move(mm.pid, start, mm.pid, new, moved)
     k.shadow.zero(mm.pid, start, start + old_len)

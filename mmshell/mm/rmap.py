@@ -191,6 +191,8 @@ def try_to_unmap(k: "Kernel", pfn: int, split_huge_pmd: bool, discard: bool = Fa
     every mapping without swap, unless a mapping was written since (then it is
     swap-backed again and stays).
     """
+    # Back-edge: splitting walks this module's rmap (unmap_folio), and unmapping splits PMDs
+    # (TTU_SPLIT_HUGE_PMD); imported when called.
     from .huge_split import split_huge_pmd_locked
 
     k.trace("try_to_unmap")
@@ -219,7 +221,7 @@ def _discard_lazyfree(k: "Kernel", pfn: int) -> bool:
     table stays, so a later read maps 4 KiB zero pages.  A redirtied folio stays, PTE-mapped.
     (Upstream's unmap_huge_pmd_locked() would drop the PMD whole; this kernel does not.)
     """
-    from .huge_split import split_huge_pmd_locked
+    from .huge_split import split_huge_pmd_locked       # back-edge, as in try_to_unmap()
 
     mem = k.mem
     split = set()

@@ -23,6 +23,7 @@ from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_YOUNG, PmdKind, is_swap_p
                       pte_present, pte_swp_offset, pte_swp_type)
 from .swap import lru_pages
 from .vma import VmArea
+from .vmstat import EVENTS
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -286,8 +287,6 @@ def meminfo(k: "Kernel") -> dict[str, int]:
 
 def vmstat_snapshot(k: "Kernel") -> dict[str, int]:
     """/proc/vmstat as the simulation models it: gauges then events, kernel order."""
-    from .vmstat import EVENTS
-
     inactive = lru_pages(k, k.lru.inactive)
     active = lru_pages(k, k.lru.active)
     out = {

@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING
 from .config import FaultPoint
 from .constants import HPAGE_PMD_NR
 from .folio import PG
+from .huge_split import split_folio, split_huge_pmd_locked
+from .page_io import swap_writeout
+from .rmap import rmap_walk_anon, try_to_unmap
 from .swap import free_folio
+from .swap_slots import folio_alloc_swap
+from .swap_state import delete_from_swap_cache
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -30,12 +35,6 @@ if TYPE_CHECKING:
 
 def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
     """Try to reclaim each folio of the list; return the number of pages freed."""
-    from .huge_split import split_folio
-    from .page_io import swap_writeout
-    from .rmap import try_to_unmap
-    from .swap_state import delete_from_swap_cache
-    from .swap_slots import folio_alloc_swap
-
     mem = k.mem
     reclaimed = 0
     todo = list(folios)
@@ -91,8 +90,6 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
         if pmd_entry and k.config.should_fail(FaultPoint.RMAP_SPLIT):
             # F6: an rmap walker (migration, a folio split attempt) split the PMD
             # mapping of the swap-cache folio first; reclaim then sees PTEs.
-            from .huge_split import split_huge_pmd_locked
-            from .rmap import rmap_walk_anon
             for m in rmap_walk_anon(k, pfn):
                 if m.pmd:
                     split_huge_pmd_locked(k, m.mm, m.vma, m.addr)
