@@ -78,7 +78,7 @@ def _access_pmd_span(k: "Kernel", mm: MmStruct, start: int, end: int, write: boo
     addr = start
     while addr < end:
         pmd = mm.pmds.get(pmd_index(addr))
-        if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO) and (not write or pmd.flags & F_WRITE):
+        if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO) and (not write or pmd.pmd_write()):
             _huge_run(k, mm, pmd, addr, end, write, verify, result)
             return
         if pmd is not None and pmd.kind is PmdKind.TABLE:
@@ -115,7 +115,7 @@ def _accessible(mm: MmStruct, addr: int, write: bool) -> bool:
     if pmd is None:
         return False
     if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
-        return not write or bool(pmd.flags & F_WRITE)
+        return not write or pmd.pmd_write()
     if pmd.kind is not PmdKind.TABLE:
         return False
     pte = pmd_pgtable(pmd).ptes[pte_index(addr)]

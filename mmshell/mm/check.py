@@ -278,7 +278,7 @@ def _check_folios(k: "Kernel", pte_maps: Counter, pmd_maps: Counter) -> list[str
     raw = mem.flags.tobytes()
     b0, b1 = raw[0::4], raw[1::4]
     used = b0.translate(bm.USED)
-    free = bytes(mem.alloc._free)
+    free = bytes(mem.alloc.free_map())
     # every frame is either in use or free, never both, never neither
     u, f = int.from_bytes(used, "little"), int.from_bytes(free, "little")
     if u & f or (u | f) != int.from_bytes(b"\x01" * n, "little"):

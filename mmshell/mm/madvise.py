@@ -26,7 +26,7 @@ from .pgtable import (F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, is_swap_pte, pmd_pgt
                       pte_to_swp_entry)
 from .swap_slots import free_swap_and_cache_nr
 from .swap_state import folio_free_swap
-from .vma import VM
+from .vma import VM, VmArea
 from .vmscan import reclaim_pages
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
                 head = mem.folio_of(pte_pfn(pte))
                 if mem.folio_maybe_mapped_shared(head):
                     continue
-                if mem.order[head] and not _covers_folio(mm, vma, lo, hi, head, k):
+                if mem.order[head] and not _covers_folio(k, vma, lo, hi, head):
                     split_folio(k, head)
                     head = pte_pfn(ptes[i])
                 ptes[i] = pte & ~F_YOUNG
@@ -121,7 +121,7 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
                 k.vmstat.count("pgdeactivate", mem.nr_pages(pfn))
 
 
-def _covers_folio(mm: MmStruct, vma, lo: int, hi: int, head: int, k: "Kernel") -> bool:
+def _covers_folio(k: "Kernel", vma: VmArea, lo: int, hi: int, head: int) -> bool:
     """Whether [lo, hi) covers every page of a PTE-mapped large folio in this VMA."""
     first = vma.address_of(k.mem.index[head])
     return lo <= first and first + (HPAGE_PMD_NR << PAGE_SHIFT) <= hi
@@ -186,7 +186,7 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
                     head = mem.folio_of(pte_pfn(pte))
                     if mem.folio_maybe_mapped_shared(head):
                         continue
-                    if mem.order[head] and not _covers_folio(mm, vma, lo, hi, head, k):
+                    if mem.order[head] and not _covers_folio(k, vma, lo, hi, head):
                         split_folio(k, head)
                         head = pte_pfn(ptes[i])
                     ptes[i] &= ~(F_YOUNG | F_DIRTY)

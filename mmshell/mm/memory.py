@@ -99,7 +99,7 @@ def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bo
             return ret
         pmd = mm.pmds[pmdi]
     elif pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
-        if write and not pmd.flags & F_WRITE:
+        if write and not pmd.pmd_write():
             if do_huge_pmd_wp_page(k, mm, vma, addr) is not Fault.FALLBACK:
                 return Fault.DONE
             pmd = mm.pmds[pmdi]
@@ -214,7 +214,7 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
         swap_read_folio(k, folio, entry)
         folio_add_new_anon_rmap(k, folio, vma, addr, pmd=False, exclusive=bool(orig & F_SWP_EXCLUSIVE))
         lru_add(k, folio)
-        _set_swapped_in_ptes(k, mm, vma, table, idx, folio, 1, orig, write)
+        _set_swapped_in_ptes(mm, vma, table, idx, folio, 1, orig, write)
         free_swap_and_cache_nr(k, entry, 1)
         k.vmstat.count("pgmajfault")
         return _finish_write(k, mm, vma, addr, write, table.ptes[idx], Fault.MAJOR)
@@ -235,7 +235,7 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
         folio_add_new_anon_rmap(k, folio, vma, addr, pmd=False, exclusive=exclusive)
     else:
         folio_add_anon_rmap_ptes(k, page, n, exclusive)
-    _set_swapped_in_ptes(k, mm, vma, table, at_idx, page, n, orig, write)
+    _set_swapped_in_ptes(mm, vma, table, at_idx, page, n, orig, write)
     free_swap_and_cache_nr(k, at_entry, n)
     # should_try_to_free_swap(): swap is full, or a write fault on a folio we alone hold.
     if mem.test(folio, PG.SWAPCACHE) and (vm_swap_full(k) or (
@@ -259,8 +259,8 @@ def _swap_pte_batch(mm: MmStruct, vma: VmArea, first: int, base: SwpEntry, nr: i
     return pmd_pgtable(pmd).ptes[i0:i0 + nr].tolist() == want
 
 
-def _set_swapped_in_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, table: PteTable, idx: int, page: int, nr: int,
-                         orig: int, write: bool) -> None:
+def _set_swapped_in_ptes(mm: MmStruct, vma: VmArea, table: PteTable, idx: int, page: int, nr: int, orig: int,
+                         write: bool) -> None:
     """Install nr present PTEs for pages from `page`; writable only if exclusive (no COW needed)."""
     flags = (orig & SWP_KEPT) | F_YOUNG
     if orig & F_SWP_EXCLUSIVE and vma.flags & VM.WRITE and not orig & F_UFFD_WP:

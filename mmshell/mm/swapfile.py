@@ -16,8 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint
-from .constants import (HPAGE_PMD_ORDER, MAX_SWAP, MAX_SWAP_TOTAL, PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PMD_SIZE,
-                        SWAPFILE_CLUSTER)
+from .constants import HPAGE_PMD_ORDER, MAX_SWAP, MAX_SWAP_TOTAL, PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PMD_SIZE
 from .errors import MmError, VmBug
 from .folio import PG
 from .huge_memory import map_swapped_pmd, pmd_swapin_fallback, swapin_alloc_pmd_folio
@@ -71,12 +70,6 @@ def sys_swapon(k: "Kernel", name: str, size: int, kind: SwapKind, prio: int | No
     order.insert(i, t)
     k.trace("sys_swapon")
     return si
-
-
-def swap_clusters_free(si: SwapInfo) -> int:
-    """Clusters with no slot in use (2 MiB allocations possible on a block device)."""
-    return sum(1 for c in range(si.nr_clusters) if si.cluster_used[c] == 0
-               and (c + 1) * SWAPFILE_CLUSTER <= si.pages)
 
 
 def try_to_unuse(k: "Kernel", si: SwapInfo) -> None:

@@ -178,27 +178,27 @@ class PagemapEntry:
 
     @property
     def present(self) -> int:
-        return self.value >> 63 & 1
+        return int(bool(self.value & PM_PRESENT))
 
     @property
     def swapped(self) -> int:
-        return self.value >> 62 & 1
+        return int(bool(self.value & PM_SWAP))
 
     @property
     def file(self) -> int:
-        return self.value >> 61 & 1
+        return int(bool(self.value & PM_FILE))
 
     @property
     def exclusive(self) -> int:
-        return self.value >> 56 & 1
+        return int(bool(self.value & PM_MMAP_EXCLUSIVE))
 
     @property
     def uffd_wp(self) -> int:
-        return self.value >> 57 & 1
+        return int(bool(self.value & PM_UFFD_WP))
 
     @property
     def soft_dirty(self) -> int:
-        return self.value >> 55 & 1
+        return int(bool(self.value & PM_SOFT_DIRTY))
 
     @property
     def pfn(self) -> int:

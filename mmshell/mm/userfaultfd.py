@@ -77,7 +77,7 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
         s, d = src + done, dst + done
         extent = pmd_addr_end(s, src + length) - s
         pmd = mm.pmds.get(pmd_index(s))
-        if pmd is not None and _moves_whole(k, mm, pmd, s, d, extent):
+        if pmd is not None and _moves_whole(k, mm, pmd, d, extent):
             move_pages_huge_pmd(k, mm, dvma, s, d)
         elif pmd is not None:
             if pmd.kind in (PmdKind.HUGE, PmdKind.SWAP, PmdKind.ZERO):
@@ -88,8 +88,8 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
     return length
 
 
-def _moves_whole(k: "Kernel", mm: MmStruct, pmd: Pmd, src: int, dst: int, extent: int) -> bool:
-    """move_pages(): the PMD-level entry at src moves as one (move_pages_huge_pmd), not split.
+def _moves_whole(k: "Kernel", mm: MmStruct, pmd: Pmd, dst: int, extent: int) -> bool:
+    """move_pages(): the PMD-level entry of the extent moves as one (move_pages_huge_pmd), not split.
 
     The extent must be a whole aligned PMD going to an aligned, unpopulated destination PMD
     (!move_splits_huge_pmd() and pmd_none(dst)).  patch 10/13: a PMD swap entry moves whole
@@ -137,7 +137,7 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
             if base not in whole:
                 first = max(src, base)
                 extent = pmd_addr_end(first, src + length) - first
-                whole[base] = _moves_whole(k, mm, pmd, first, dst + (first - src), extent)
+                whole[base] = _moves_whole(k, mm, pmd, dst + (first - src), extent)
             if not whole[base]:
                 # split and moved PTE by PTE: move_swap_pte() refuses a slot cached in a large folio
                 cached = k.swp_info(pmd.swp_type).cache.get(pmd.swp_offset + ((src + off - base) >> PAGE_SHIFT))

@@ -85,6 +85,11 @@ def mmap_small(k: Kernel, pages: int, pid: int = 1) -> int:
     return addr
 
 
+def free_clusters(si: SwapInfo) -> int:
+    """Clusters with no slot in use: where a 2 MiB allocation can go on a block device."""
+    return list(si.cluster_used).count(0)
+
+
 class Counters:
     """/proc/vmstat events and hugepages-2048kB stats, as deltas from when it was made."""
 

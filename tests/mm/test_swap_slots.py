@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import M, THP, Counters, assert_consistent, boot, mmap_small, mmap_thp, pageout, pmd_at, pte_at, swapon, swapped_thp
+from mm_unit import (M, THP, Counters, assert_consistent, boot, free_clusters, mmap_small, mmap_thp, pageout, pmd_at,
+                     pte_at, swapon, swapped_thp)
 from mmshell.mm.config import FailMode, FaultPoint
 from mmshell.mm.constants import COUNT_CONTINUED, SWAP_HAS_CACHE, SWAP_MAP_MAX
 from mmshell.mm.errors import MmError
@@ -23,7 +24,6 @@ from mmshell.mm.mmap import sys_munmap
 from mmshell.mm.pgtable import pte_pfn, pte_to_swp_entry
 from mmshell.mm.swap_info import SwapKind
 from mmshell.mm.swap_slots import folio_alloc_swap, swap_duplicate, vm_swap_full
-from mmshell.mm.swapfile import swap_clusters_free
 from mmshell.mm.swapops import SwpEntry
 
 
@@ -62,7 +62,7 @@ def test_folio_alloc_swap_fails_a_thp_when_no_cluster_is_free() -> None:
     si = swapon(k, size=(2 * 512 + 2) * 4096)
     a = mmap_thp(k, 2 * THP)
     assert folio_alloc_swap(k, pmd_at(k, a).pfn)
-    assert swap_clusters_free(si) == 0
+    assert free_clusters(si) == 0
     before = (bytes(si.swap_map), si.inuse_pages, dict(k.folio_swap))
     assert not folio_alloc_swap(k, pmd_at(k, a + THP).pfn)
     assert (bytes(si.swap_map), si.inuse_pages, dict(k.folio_swap)) == before
@@ -96,7 +96,7 @@ def test_swap_file_cannot_allocate_a_cluster_but_gives_small_slots() -> None:
     si = swapon(k, "file0", kind=SwapKind.FILE)
     a = mmap_thp(k)
     pfn = pmd_at(k, a).pfn
-    assert swap_clusters_free(si) == si.nr_clusters - 1
+    assert free_clusters(si) == si.nr_clusters - 1
     assert not folio_alloc_swap(k, pfn)
     assert si.inuse_pages == 0 and not k.folio_swap
     assert_consistent(k)
@@ -200,7 +200,7 @@ def test_free_swap_and_cache_nr_frees_uncached_slots_and_their_cluster() -> None
     assert si.inuse_pages == 512 and si.cluster_used[1] == 512
     sys_madvise(k, k.mm(1), a, THP, Madv.MADV_DONTNEED)
     assert si.inuse_pages == 0 and si.cluster_used[1] == 0 and not any(si.swap_map[1:])
-    assert swap_clusters_free(si) == si.nr_clusters - 1
+    assert free_clusters(si) == si.nr_clusters - 1
     assert_consistent(k)
 
 
