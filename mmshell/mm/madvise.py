@@ -10,6 +10,7 @@ non-present PMDs (migration, and with the series PMD swap entries) alone.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
@@ -104,12 +105,9 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
                 pte = ptes[i]
                 if not pte_present(pte) or pte & F_SPECIAL:
                     continue
-                head = mem.folio_of(pte_pfn(pte))
-                if mem.folio_maybe_mapped_shared(head):
+                head = _folio_to_advise(k, ptes, i, vma, lo, hi)
+                if head is None:
                     continue
-                if mem.order[head] and not _covers_folio(k, vma, lo, hi, head):
-                    split_folio(k, head)
-                    head = pte_pfn(ptes[i])
                 ptes[i] = pte & ~F_YOUNG
                 mem.clear(head, PG.REFERENCED)
                 folios[head] = None
@@ -119,6 +117,20 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
         for pfn in folios:
             if k.lru.deactivate(pfn):
                 k.vmstat.count("pgdeactivate", mem.nr_pages(pfn))
+
+
+def _folio_to_advise(k: "Kernel", ptes: array, i: int, vma: VmArea, lo: int, hi: int) -> int | None:
+    """The folio the present PTE ptes[i] maps, for MADV_COLD/PAGEOUT/FREE over [lo, hi) of vma:
+    None when another process may map it (skipped); a large folio the range does not cover
+    whole is split first, and the PTE's small folio is the one advised."""
+    mem = k.mem
+    head = mem.folio_of(pte_pfn(ptes[i]))
+    if mem.folio_maybe_mapped_shared(head):
+        return None
+    if mem.order[head] and not _covers_folio(k, vma, lo, hi, head):
+        split_folio(k, head)
+        head = pte_pfn(ptes[i])
+    return head
 
 
 def _covers_folio(k: "Kernel", vma: VmArea, lo: int, hi: int, head: int) -> bool:
@@ -183,12 +195,9 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
                     a = (pmdi << PMD_SHIFT) + (i << PAGE_SHIFT)
                     k.shadow.zero(mm.pid, a, a + (1 << PAGE_SHIFT))
                 elif pte_present(pte) and not pte & F_SPECIAL:
-                    head = mem.folio_of(pte_pfn(pte))
-                    if mem.folio_maybe_mapped_shared(head):
+                    head = _folio_to_advise(k, ptes, i, vma, lo, hi)
+                    if head is None:
                         continue
-                    if mem.order[head] and not _covers_folio(k, vma, lo, hi, head):
-                        split_folio(k, head)
-                        head = pte_pfn(ptes[i])
                     ptes[i] &= ~(F_YOUNG | F_DIRTY)
                     _mark_lazyfree(k, head)
     k.trace("madvise_free")
