@@ -13,7 +13,8 @@ Every walk is tallied in `Kernel.walk_visits` under its `Walker` kind: the
 page-table entries it visited.  A PMD-level entry (huge, huge zero, swap,
 migration) counts 1 as the walk reaches it; a PTE table counts the PTEs the
 caller looks at (`pte_range`, or `count_visits` for a caller that reads a table
-its own way).  An empty slot counts nothing.  The tally is the simulation's own
+its own way), or 1 when it is moved whole without them (mremap's
+move_normal_pmd).  An empty slot counts nothing.  The tally is the simulation's own
 (it is no /proc/vmstat counter): it shows how much page-table work each walker
 did, e.g. 1 entry to zap a PMD swap entry against 512 for its PTE-mapped form.
 """
