@@ -25,7 +25,6 @@ from ..mm.mmap import sys_munmap, sys_mmap
 from ..mm.pgtable import PmdKind
 from ..mm.swap_info import SwapKind
 from ..mm.swapfile import sys_swapon
-from ..mm.vma import PROT_FLAGS
 from ..mm.vmscan import shrink_lruvec
 from . import budget, registry
 from .errors import SOURCE_NESTED, not_refused, switch_under_at
@@ -285,7 +284,8 @@ def do_mmap(s: Session, cmd: Command) -> StepOutput:
     if name in s.names():
         raise MmError("EEXIST", "mmap", f"region {name!r} already exists in pid {s.pid}")
     at = s.resolve_addr(a["at"], "mmap") if a["at"] is not None else None
-    start = sys_mmap(s.kernel, _mm(s), a["size"], PROT_FLAGS[a["prot"] or "rw"], a["advice"], at)
+    advice = registry.ADVICE[a["advice"]] if a["advice"] else None
+    start = sys_mmap(s.kernel, _mm(s), a["size"], registry.PROT_FLAGS[a["prot"] or "rw"], advice, at)
     length = (a["size"] + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
     s.names()[name] = (start, length)
     return StepOutput(lines=[f"{name} = {start:#x}-{start + length:#x}"])
@@ -340,7 +340,7 @@ def do_madvise(s: Session, cmd: Command) -> StepOutput:
     if cmd.args["advice"] == "pageout" and not s.kernel.config.pmd_swap:
         budget.refuse_over(s.kernel, "madvise", budget.reclaim_bound(s.kernel, s.pid, start, start + length),
                            "splitting the PMDs of the THPs it swaps out")
-    sys_madvise(s.kernel, _mm(s), start, length, cmd.args["advice"])
+    sys_madvise(s.kernel, _mm(s), start, length, registry.ADVICE[cmd.args["advice"]])
     return StepOutput()
 
 
@@ -349,7 +349,7 @@ def do_mprotect(s: Session, cmd: Command) -> StepOutput:
     from ..mm.mprotect import sys_mprotect
 
     start, length = s.resolve_range(cmd.args["range"], "mprotect")
-    sys_mprotect(s.kernel, _mm(s), start, length, cmd.args["prot"])
+    sys_mprotect(s.kernel, _mm(s), start, length, registry.PROT_FLAGS[cmd.args["prot"]])
     return StepOutput()
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..mm.mman import Madv
+from ..mm.vma import VM
 from .grammar import Arg, CommandSpec, Flags, Grammar, Group, Kind, Option, Switch
 from .settings import FAULT_POINT_HELP, FAULT_POINTS, SETTINGS, SettingSpec, setting, setting_names
 from .values import RESERVED_WORDS
@@ -21,10 +23,18 @@ __all__ = [
     "COMMANDS", "SETTINGS", "FAULT_POINTS", "RESERVED_WORDS", "SettingSpec", "CommandSpec",
     "PROTS", "ADVICES", "VIEWS", "SWAP_KINDS", "OPS", "command", "setting", "setting_names",
     "match", "first_words", "next_words", "by_group", "help_topics", "help_text",
+    "PROT_FLAGS", "ADVICE",
 ]
 
-PROTS = ("rw", "r", "none")
-ADVICES = ("hugepage", "nohugepage", "pageout", "cold", "free", "dontneed", "collapse")
+#: The language's words for the kernel's values (the one place they are paired): a `prot`
+#: word -> the vm_flags mprotect and mmap set, an advice word -> its MADV_* value.  The word
+#: lists below are derived from them.
+PROT_FLAGS: dict[str, VM] = {"rw": VM.READ | VM.WRITE, "r": VM.READ, "none": VM(0)}
+ADVICE: dict[str, Madv] = {"hugepage": Madv.MADV_HUGEPAGE, "nohugepage": Madv.MADV_NOHUGEPAGE,
+                           "pageout": Madv.MADV_PAGEOUT, "cold": Madv.MADV_COLD, "free": Madv.MADV_FREE,
+                           "dontneed": Madv.MADV_DONTNEED, "collapse": Madv.MADV_COLLAPSE}
+PROTS = tuple(PROT_FLAGS)
+ADVICES = tuple(ADVICE)
 VIEWS = ("vmas", "pt", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
 SWAP_KINDS = ("zram", "disk", "file")
 OPS = ("==", "!=", "<", "<=", ">", ">=")
