@@ -52,15 +52,30 @@ def main(ctx: click.Context, commands: str | None, json_mode: bool, quiet: bool,
     sys.exit(run_shell(debug_vm=debug_vm))
 
 
-@main.command()
+class _StepCommand(click.Command):
+    """`run`, whose `--step` takes an optional value: `--step` alone (before a file name
+    too: `run --step FILE`) is `--step=each`; `--step=pause` or `--step pause` stops at
+    `pause` commands only."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from .stepkeys import STEP_MODES
+
+        args = ["--step=each" if a == "--step" and (i + 1 == len(args) or args[i + 1] not in STEP_MODES) else a
+                for i, a in enumerate(args)]
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_StepCommand)
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "json_mode", is_flag=True, help="JSON Lines: one object per step, then the final state.")
-@click.option("--step", is_flag=True, help="Pause before each step (teaching demos).")
+@click.option("--step", type=click.Choice(["each", "pause"]), default=None, metavar="[=each|=pause]",
+              help="Stop before each step (teaching demos), or with --step=pause at each pause only; "
+                   "narration (#: lines) is shown. Keys: Enter/space next, q quit, ? keys.")
 @click.option("--keep-going", is_flag=True, help="Go on after a refused command.")
 @click.option("--quiet", is_flag=True, help="Print only errors, failed expectations and the summary.")
 @click.option("--debug-vm", is_flag=True, help="Check every invariant after every step.")
 @interruptible
-def run(files: tuple[str, ...], json_mode: bool, step: bool, keep_going: bool, quiet: bool,
+def run(files: tuple[str, ...], json_mode: bool, step: str | None, keep_going: bool, quiet: bool,
         debug_vm: bool) -> None:
     """Replay .mmsh scripts, each on a freshly booted machine, every one whatever the others did."""
     from .report import read_sources, run_sources

@@ -13,12 +13,15 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from rich.markup import escape
+
 from .lang.parser import Command
 from .lang.runner import Outcome, StepRecord, read_script, run_text
 from .lang.steps import read_script_stream
 from .lang.values import plural
 from .lang.session import Session
 from .mm.task_mmu import vmstat_snapshot
+from .stepkeys import Quit, ask
 from .views.console import make_console
 from .views.render import render_view, view_json
 
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from .views.step import Digest
 
 #: Commands after which no step summary is shown (they change nothing).
-QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch"})
+QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "pause"})
 
 
 def shows_changes(cmd: Command) -> bool:
@@ -86,11 +89,11 @@ class StepPrinter:
     """Render each StepRecord as it arrives: the command, its output, what it changed."""
 
     def __init__(self, session: Session, json_mode: bool = False, quiet: bool = False,
-                 step: bool = False, echo: bool = True, stream=None) -> None:
+                 step: str | None = None, echo: bool = True, stream=None) -> None:
         self.session = session
         self.json_mode = json_mode
         self.quiet = quiet
-        self.step = step
+        self.step = step                  # None, or a --step mode: "each" or "pause"
         self.echo = echo
         self.stream = stream if stream is not None else sys.stdout
         self.console = make_console(file=self.stream)
@@ -100,11 +103,7 @@ class StepPrinter:
 
     def before(self, cmd: Command) -> None:
         if self.step and not self.json_mode:
-            self.console.print(f"[dim]next:[/] {cmd.text or cmd}", markup=True, highlight=False)
-            try:
-                input("  press Enter to run it ")
-            except EOFError:
-                self.step = False
+            self._stop(cmd)
         if self.quiet or not shows_changes(cmd):
             self._before = None
             return
@@ -112,6 +111,28 @@ class StepPrinter:
         self._before = digest(self.session.kernel)
         # an exited process's names go with it: its last rows are still named
         self._before_names = {pid: dict(names) for pid, names in self.session.regions.items()}
+
+    def _stop(self, cmd: Command) -> None:
+        """`--step`: the narration of the next command, then a stop before it (before every
+        command, or with `--step=pause` at `pause` only)."""
+        for line in cmd.narration:
+            self.console.print(f"[italic cyan]│ {escape(line)}[/]", highlight=False, soft_wrap=True)
+        if self.step == "pause" and cmd.name != "pause":
+            return
+        if cmd.name == "pause":
+            self.console.print(f"[bold]pause[/] {escape(cmd.args.get('text') or '')}", highlight=False)
+        else:
+            self.console.print(f"[dim]next:[/] {escape(cmd.text or str(cmd))}", highlight=False)
+
+        def prompt(text: str) -> None:
+            self.console.print(text, end="", markup=False, highlight=False)
+            self.console.file.flush()
+        try:
+            going = ask(prompt)
+        finally:
+            self.console.print()
+        if not going:
+            self.step = None               # input ended: run on without stopping
 
     def __call__(self, rec: StepRecord) -> None:
         if self.json_mode:
@@ -190,7 +211,7 @@ def _fold_trace(names: list[str]) -> list[str]:
 STATUS_WORDS = {0: "ok", 1: "expectation failed", 2: "refused"}
 
 
-def run_sources(sources: Sequence[tuple[str, str | Unreadable]], json_mode: bool = False, step: bool = False,
+def run_sources(sources: Sequence[tuple[str, str | Unreadable]], json_mode: bool = False, step: str | None = None,
                 keep_going: bool = False, quiet: bool = False, debug_vm: bool = False) -> int:
     """Run every source, each on a freshly booted machine, whatever the others did (a
     refusal stops only its own script, unless keep_going); a summary line per source,
@@ -205,8 +226,13 @@ def run_sources(sources: Sequence[tuple[str, str | Unreadable]], json_mode: bool
             session = Session.boot(debug_vm=debug_vm)
             printer = StepPrinter(session, json_mode=json_mode, quiet=quiet, step=step)
             base = Path(name).parent if name != "-c" else Path.cwd()
-            outcome = run_text(session, text, name, printer, keep_going=keep_going, base=base,
-                               before=printer.before)
+            outcome = Outcome()
+            try:
+                run_text(session, text, name, printer, keep_going=keep_going, outcome=outcome, base=base,
+                         before=printer.before)
+            except Quit:                   # `q` at a --step stop: the run ends here, not a failure
+                printer.final(name, outcome)
+                return max(worst, outcome.exit_status())
             if name != "-c" or json_mode:
                 printer.final(name, outcome)
             status = outcome.exit_status()
