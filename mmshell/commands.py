@@ -99,6 +99,36 @@ def compare(file: str, json_mode: bool) -> None:
     sys.exit(run_compare(sources[0], json_mode=json_mode))
 
 
+@main.command()
+@click.argument("file", type=click.Path())
+@interruptible
+def present(file: str) -> None:
+    """Show FILE full screen for a projector, one step at a time: the view on top, the
+    narration and changes below; right/space forward, left/b back, p next pause, q quit."""
+    from .lang.errors import LangError
+    from .lang.steps import format_error
+    from .report import read_sources, readable
+
+    sources = readable(read_sources([file]))
+    if sources is None:
+        sys.exit(2)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        click.echo("mmshell: present needs a terminal (mmshell run --step FILE works anywhere)", err=True)
+        sys.exit(2)
+    from .presentation import Presentation
+    from .shell.present_app import run_presenter
+
+    name, text = sources[0]
+    try:
+        presentation = Presentation(text, name)
+    except LangError as e:
+        click.echo(format_error(name, e.line, "syntax", str(e)), err=True)
+        sys.exit(2)
+    if run_presenter(presentation) == 2:
+        interrupted()
+    sys.exit(0)
+
+
 @main.group()
 def kernel() -> None:
     """Run scripts on the live, running Linux kernel (needs root and zram)."""

@@ -26,6 +26,8 @@ from .views.console import make_console
 from .views.render import render_view, view_json
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from .views.step import Digest
 
 #: Commands after which no step summary is shown (they change nothing).
@@ -85,12 +87,21 @@ def readable(sources: list[tuple[str, str | Unreadable]], json_mode: bool = Fals
     return ok if len(ok) == len(sources) else None
 
 
+def print_narration(console: Console, cmd: Command) -> None:
+    """A command's `#:` narration, then the text of a `pause` (for `run --step` and `present`)."""
+    for line in cmd.narration:
+        console.print(f"[italic cyan]│ {escape(line)}[/]", highlight=False, soft_wrap=True)
+    if cmd.name == "pause":
+        console.print(f"[bold reverse] pause [/] [bold]{escape(cmd.args.get('text') or '')}[/]", highlight=False)
+
+
 class StepPrinter:
     """Render each StepRecord as it arrives: the command, its output, what it changed."""
 
     def __init__(self, session: Session, json_mode: bool = False, quiet: bool = False,
-                 step: str | None = None, echo: bool = True, stream=None) -> None:
+                 step: str | None = None, echo: bool = True, stream=None, show_views: bool = True) -> None:
         self.session = session
+        self.show_views = show_views      # False: `show` output is drawn elsewhere (the presenter's top)
         self.json_mode = json_mode
         self.quiet = quiet
         self.step = step                  # None, or a --step mode: "each" or "pause"
@@ -115,13 +126,10 @@ class StepPrinter:
     def _stop(self, cmd: Command) -> None:
         """`--step`: the narration of the next command, then a stop before it (before every
         command, or with `--step=pause` at `pause` only)."""
-        for line in cmd.narration:
-            self.console.print(f"[italic cyan]│ {escape(line)}[/]", highlight=False, soft_wrap=True)
+        print_narration(self.console, cmd)
         if self.step == "pause" and cmd.name != "pause":
             return
-        if cmd.name == "pause":
-            self.console.print(f"[bold]pause[/] {escape(cmd.args.get('text') or '')}", highlight=False)
-        else:
+        if cmd.name != "pause":
             self.console.print(f"[dim]next:[/] {escape(cmd.text or str(cmd))}", highlight=False)
 
         def prompt(text: str) -> None:
@@ -148,7 +156,7 @@ class StepPrinter:
             self.console.print(f"[bold]{rec.source}:{rec.line}[/]  {rec.text}", highlight=False, soft_wrap=True)
         for line in out.lines:
             self.console.print("  " + line, markup=False, highlight=False, soft_wrap=True)
-        for name, opts in out.views:
+        for name, opts in out.views if self.show_views else ():
             self.console.print(render_view(self.session, name, opts, self._prev))
         if out.trace:
             self.console.print("  [dim]trace:[/] " + " > ".join(_fold_trace(out.trace)), highlight=False,
@@ -159,6 +167,11 @@ class StepPrinter:
             self.console.print(StepView(self._before, after, names_by_pid=self._names()))
             self._prev = self._before
         self._before = None
+
+    @property
+    def previous(self) -> Digest | None:
+        """The machine before the last step that changed it: what `show vmstat` marks as changed."""
+        return self._prev
 
     def _names(self) -> dict[int, dict[str, tuple[int, int]]]:
         """Region names per pid after the step, and before it for a process that is gone."""
