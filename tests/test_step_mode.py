@@ -121,3 +121,15 @@ def test_step_ends_when_input_ends(tmp_path: Path) -> None:
 def test_bad_step_mode_is_one_clear_line(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["run", "--step=every", _lesson(tmp_path)])
     assert res.exit_code == 2 and "'every' is not one of 'each', 'pause'" in res.output
+
+
+def test_pause_changes_nothing_in_the_simulator_and_on_the_live_kernel() -> None:
+    from mmshell.kernel.runner import HANDLERS as LIVE
+    from mmshell.lang.execute import execute
+    from mmshell.lang.session import Session
+
+    s = Session.boot()
+    out = execute(s, parse_command("pause look"))
+    assert (out.changed, out.lines, out.views) == (False, [], [])
+    live = LIVE["pause"](None, parse_command("pause look"))   # type: ignore[arg-type]
+    assert (live.changed, live.lines) == (False, [])
