@@ -101,8 +101,9 @@ def compare(file: str, json_mode: bool) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path())
+@click.option("--mainline", is_flag=True, help="Boot with pmd_swap off (mainline) instead of the series.")
 @interruptible
-def present(file: str) -> None:
+def present(file: str, mainline: bool) -> None:
     """Show FILE full screen for a projector, one step at a time: the view on top, the
     narration and changes below; right/space forward, left/b back, p next pause, q quit."""
     from .lang.errors import LangError
@@ -120,7 +121,7 @@ def present(file: str) -> None:
 
     name, text = sources[0]
     try:
-        presentation = Presentation(text, name)
+        presentation = Presentation(text, name, pmd_swap=not mainline)
     except LangError as e:
         click.echo(format_error(name, e.line, "syntax", str(e)), err=True)
         sys.exit(2)

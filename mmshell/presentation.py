@@ -26,6 +26,7 @@ from rich.markup import escape
 from .lang.parser import Command, parse_script
 from .lang.runner import Outcome, StepRecord, run_text
 from .lang.session import Session
+from .mm.config import Config
 from .mm.task_mmu import vmstat_snapshot
 from .report import StepPrinter, print_narration, shows_changes
 from .views.render import render_view
@@ -54,6 +55,7 @@ class Frame:
     bottom: str           # narration, command, output and changes, rendered
     status: str = "ok"    # the step's StepRecord.kind
     pause: bool = False   # the step is a `pause`
+    pmd_swap: bool = True  # the machine's mode after the step
 
 
 class _Stop(Exception):
@@ -85,6 +87,7 @@ class Presentation:
     source: str
     color: bool = True
     base: Path | None = None
+    pmd_swap: bool = True          # the mode the machine boots in (a script may still `set pmd_swap`)
     total: int = field(init=False, default=0)
     pauses: list[int] = field(init=False, default_factory=list)   # the frames of `pause` steps
     title: str = field(init=False, default="")
@@ -105,7 +108,7 @@ class Presentation:
     def _replay(self, n: int | None, width: int) -> _Replay:
         """Run the script from a fresh machine up to step n (None: to its end), rendering
         only step n's summary."""
-        session = Session.boot()
+        session = Session.boot(Config(pmd_swap=self.pmd_swap))
         buf = io.StringIO()
         printer = StepPrinter(session, stream=buf, show_views=False)
         printer.console = self._console(buf, width)
@@ -166,7 +169,7 @@ class Presentation:
             self._map(console, session, state.pid)
         return Frame(n, self.total, f"{rec.source}:{rec.line}" if rec is not None else "",
                      cmd.text or str(cmd), buf.getvalue(), state.bottom,
-                     rec.kind if rec is not None else "ok", cmd.name == "pause")
+                     rec.kind if rec is not None else "ok", cmd.name == "pause", session.kernel.config.pmd_swap)
 
     def _first(self, width: int) -> Frame:
         """Frame 0: the lesson's opening comment, and what comes first."""
@@ -181,7 +184,7 @@ class Presentation:
         buf = io.StringIO()
         console = self._console(buf, width)
         console.print(f"{self.total} steps.  → or space: the first step", style="dim", highlight=False)
-        return Frame(0, self.total, "", "", top, buf.getvalue())
+        return Frame(0, self.total, "", "", top, buf.getvalue(), pmd_swap=self.pmd_swap)
 
     def _map(self, console: Console, session: Session, pid: int) -> None:
         """The page tables of process `pid` (the current one if it is gone), or why there are none."""

@@ -116,3 +116,19 @@ def test_every_lesson_presents() -> None:
     for path in sorted(root.glob("*.mmsh"))[:3]:
         p = Presentation(path.read_text(), str(path), color=False)
         assert p.pauses and p.frame(p.pauses[0]).pause
+
+
+def test_mainline_boots_with_pmd_swap_off() -> None:
+    p = Presentation(LESSON, "tiny.mmsh", color=False, pmd_swap=False)
+    assert "table" in p.frame(5).top and "thp_split_pmd +1" in p.frame(5).bottom
+    assert "thp_split_pmd" not in _p().frame(5).bottom
+
+
+def test_the_title_bar_keeps_the_step_and_the_mode_when_narrow() -> None:
+    from mmshell.shell.present_app import Presenter
+
+    p = Presenter(_p("# " + "a very long title " * 8 + "\nset pmd_swap off\n"), lambda: 60)
+    p.go(1)
+    (style, text), = p.title()
+    assert len(text) == 60 and text.rstrip().endswith("step 1/1  tiny.mmsh:2  pmd_swap=off")
+    assert "…" in text

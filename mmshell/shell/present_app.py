@@ -1,7 +1,8 @@
 """`mmshell present FILE`: a lesson full screen, for a projector.
 
 A prompt_toolkit full-screen application over presentation.Presentation: a
-title bar (the lesson, the step number, where the step is in the file), the
+title bar (the lesson, the step number, where the step is in the file, and
+the mode the machine is in), the
 current view on top, the narration, command and changes below, and the keys at
 the bottom.  Right, space, Enter or `l` go one step forward; left, `b` or `h`
 one step back (a replay from the start); `p`/`P` go to the next/previous
@@ -69,10 +70,13 @@ class Presenter:
         f = self.frame
         style = "class:title.refused" if f.status in ("refused", "bug", "expect-failed") else "class:title"
         right = f"step {f.index}/{f.total}" + (f"  {f.where}" if f.where else "")
-        left = f" {self.presentation.title}"
+        right += "  pmd_swap=" + ("on" if f.pmd_swap else "off") + " "
         width = self.width()
-        gap = max(1, width - len(left) - len(right) - 1)
-        return [(style, (left + " " * gap + right + " ")[:width])]
+        left = f" {self.presentation.title}"
+        room = width - len(right) - 1
+        if len(left) > room:               # the title gives way: the step and the mode stay
+            left = left[:max(0, room - 1)] + "…"
+        return [(style, (left + " " * max(1, width - len(left) - len(right)) + right)[:width])]
 
 
 def _bindings(p: Presenter) -> KeyBindings:
