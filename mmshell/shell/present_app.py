@@ -123,6 +123,11 @@ def _bindings(p: Presenter) -> KeyBindings:
     return kb
 
 
+def _share(text: str, weight: int) -> Dimension:
+    """A part of the screen: as many lines as `text` has, shrinking by `weight` when short of room."""
+    return Dimension(min=1, preferred=text.count("\n") + 1, weight=weight)
+
+
 def build_app(presentation: Presentation, input: Input | None = None,
               output: Output | None = None) -> tuple[Application[int], Presenter]:
     """The full-screen application and its Presenter (tests drive both)."""
@@ -134,9 +139,12 @@ def build_app(presentation: Presentation, input: Input | None = None,
     p = Presenter(presentation, width)
     body = HSplit([
         Window(FormattedTextControl(p.title), height=1),
-        Window(FormattedTextControl(lambda: ANSI(p.frame.top)), height=Dimension(weight=3), wrap_lines=False),
+        # each part gets the lines it needs when they fit, and a share by weight when they do not
+        Window(FormattedTextControl(lambda: ANSI(p.frame.top)), height=lambda: _share(p.frame.top, 3),
+               wrap_lines=False),
         Window(height=1, char="─", style="class:rule"),
-        Window(FormattedTextControl(lambda: ANSI(p.frame.bottom)), height=Dimension(weight=2), wrap_lines=False),
+        Window(FormattedTextControl(lambda: ANSI(p.frame.bottom)), height=lambda: _share(p.frame.bottom, 2),
+               wrap_lines=False),
         Window(FormattedTextControl(lambda: [("class:keys", " " + KEYS)]), height=1, style="class:keys"),
     ])
     app: Application[int] = Application(layout=Layout(body), key_bindings=_bindings(p), full_screen=True,
