@@ -52,15 +52,30 @@ def main(ctx: click.Context, commands: str | None, json_mode: bool, quiet: bool,
     sys.exit(run_shell(debug_vm=debug_vm))
 
 
-@main.command()
+class _StepCommand(click.Command):
+    """`run`, whose `--step` takes an optional value: `--step` alone (before a file name
+    too: `run --step FILE`) is `--step=each`; `--step=pause` or `--step pause` stops at
+    `pause` commands only."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from .stepkeys import STEP_MODES
+
+        args = ["--step=each" if a == "--step" and (i + 1 == len(args) or args[i + 1] not in STEP_MODES) else a
+                for i, a in enumerate(args)]
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_StepCommand)
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "json_mode", is_flag=True, help="JSON Lines: one object per step, then the final state.")
-@click.option("--step", is_flag=True, help="Pause before each step (teaching demos).")
+@click.option("--step", type=click.Choice(["each", "pause"]), default=None, metavar="[=each|=pause]",
+              help="Stop before each step (teaching demos), or with --step=pause at each pause only; "
+                   "narration (#: lines) is shown. Keys: Enter/space next, q quit, ? keys.")
 @click.option("--keep-going", is_flag=True, help="Go on after a refused command.")
 @click.option("--quiet", is_flag=True, help="Print only errors, failed expectations and the summary.")
 @click.option("--debug-vm", is_flag=True, help="Check every invariant after every step.")
 @interruptible
-def run(files: tuple[str, ...], json_mode: bool, step: bool, keep_going: bool, quiet: bool,
+def run(files: tuple[str, ...], json_mode: bool, step: str | None, keep_going: bool, quiet: bool,
         debug_vm: bool) -> None:
     """Replay .mmsh scripts, each on a freshly booted machine, every one whatever the others did."""
     from .report import read_sources, run_sources
@@ -82,6 +97,37 @@ def compare(file: str, json_mode: bool) -> None:
     if sources is None:
         sys.exit(2)
     sys.exit(run_compare(sources[0], json_mode=json_mode))
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option("--mainline", is_flag=True, help="Boot with pmd_swap off (mainline) instead of the series.")
+@interruptible
+def present(file: str, mainline: bool) -> None:
+    """Show FILE full screen for a projector, one step at a time: the view on top, the
+    narration and changes below; right/space forward, left/b back, p next pause, q quit."""
+    from .lang.errors import LangError
+    from .lang.steps import format_error
+    from .report import read_sources, readable
+
+    sources = readable(read_sources([file]))
+    if sources is None:
+        sys.exit(2)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        click.echo("mmshell: present needs a terminal (mmshell run --step FILE works anywhere)", err=True)
+        sys.exit(2)
+    from .presentation import Presentation
+    from .shell.present_app import run_presenter
+
+    name, text = sources[0]
+    try:
+        presentation = Presentation(text, name, pmd_swap=not mainline)
+    except LangError as e:
+        click.echo(format_error(name, e.line, "syntax", str(e)), err=True)
+        sys.exit(2)
+    if run_presenter(presentation) == 2:
+        interrupted()
+    sys.exit(0)
 
 
 @main.group()

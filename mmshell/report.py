@@ -13,20 +13,25 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from rich.markup import escape
+
 from .lang.parser import Command
 from .lang.runner import Outcome, StepRecord, read_script, run_text
 from .lang.steps import read_script_stream
 from .lang.values import plural
 from .lang.session import Session
 from .mm.task_mmu import vmstat_snapshot
+from .stepkeys import Quit, ask
 from .views.console import make_console
 from .views.render import render_view, view_json
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from .views.step import Digest
 
 #: Commands after which no step summary is shown (they change nothing).
-QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch"})
+QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "pause"})
 
 
 def shows_changes(cmd: Command) -> bool:
@@ -82,15 +87,24 @@ def readable(sources: list[tuple[str, str | Unreadable]], json_mode: bool = Fals
     return ok if len(ok) == len(sources) else None
 
 
+def print_narration(console: Console, cmd: Command) -> None:
+    """A command's `#:` narration, then the text of a `pause` (for `run --step` and `present`)."""
+    for line in cmd.narration:
+        console.print(f"[italic cyan]│ {escape(line)}[/]", highlight=False, soft_wrap=True)
+    if cmd.name == "pause":
+        console.print(f"[bold reverse] pause [/] [bold]{escape(cmd.args.get('text') or '')}[/]", highlight=False)
+
+
 class StepPrinter:
     """Render each StepRecord as it arrives: the command, its output, what it changed."""
 
     def __init__(self, session: Session, json_mode: bool = False, quiet: bool = False,
-                 step: bool = False, echo: bool = True, stream=None) -> None:
+                 step: str | None = None, echo: bool = True, stream=None, show_views: bool = True) -> None:
         self.session = session
+        self.show_views = show_views      # False: `show` output is drawn elsewhere (the presenter's top)
         self.json_mode = json_mode
         self.quiet = quiet
-        self.step = step
+        self.step = step                  # None, or a --step mode: "each" or "pause"
         self.echo = echo
         self.stream = stream if stream is not None else sys.stdout
         self.console = make_console(file=self.stream)
@@ -100,11 +114,7 @@ class StepPrinter:
 
     def before(self, cmd: Command) -> None:
         if self.step and not self.json_mode:
-            self.console.print(f"[dim]next:[/] {cmd.text or cmd}", markup=True, highlight=False)
-            try:
-                input("  press Enter to run it ")
-            except EOFError:
-                self.step = False
+            self._stop(cmd)
         if self.quiet or not shows_changes(cmd):
             self._before = None
             return
@@ -112,6 +122,25 @@ class StepPrinter:
         self._before = digest(self.session.kernel)
         # an exited process's names go with it: its last rows are still named
         self._before_names = {pid: dict(names) for pid, names in self.session.regions.items()}
+
+    def _stop(self, cmd: Command) -> None:
+        """`--step`: the narration of the next command, then a stop before it (before every
+        command, or with `--step=pause` at `pause` only)."""
+        print_narration(self.console, cmd)
+        if self.step == "pause" and cmd.name != "pause":
+            return
+        if cmd.name != "pause":
+            self.console.print(f"[dim]next:[/] {escape(cmd.text or str(cmd))}", highlight=False)
+
+        def prompt(text: str) -> None:
+            self.console.print(text, end="", markup=False, highlight=False)
+            self.console.file.flush()
+        try:
+            going = ask(prompt)
+        finally:
+            self.console.print()
+        if not going:
+            self.step = None               # input ended: run on without stopping
 
     def __call__(self, rec: StepRecord) -> None:
         if self.json_mode:
@@ -127,7 +156,7 @@ class StepPrinter:
             self.console.print(f"[bold]{rec.source}:{rec.line}[/]  {rec.text}", highlight=False, soft_wrap=True)
         for line in out.lines:
             self.console.print("  " + line, markup=False, highlight=False, soft_wrap=True)
-        for name, opts in out.views:
+        for name, opts in out.views if self.show_views else ():
             self.console.print(render_view(self.session, name, opts, self._prev))
         if out.trace:
             self.console.print("  [dim]trace:[/] " + " > ".join(_fold_trace(out.trace)), highlight=False,
@@ -138,6 +167,11 @@ class StepPrinter:
             self.console.print(StepView(self._before, after, names_by_pid=self._names()))
             self._prev = self._before
         self._before = None
+
+    @property
+    def previous(self) -> Digest | None:
+        """The machine before the last step that changed it: what `show vmstat` marks as changed."""
+        return self._prev
 
     def _names(self) -> dict[int, dict[str, tuple[int, int]]]:
         """Region names per pid after the step, and before it for a process that is gone."""
@@ -190,7 +224,7 @@ def _fold_trace(names: list[str]) -> list[str]:
 STATUS_WORDS = {0: "ok", 1: "expectation failed", 2: "refused"}
 
 
-def run_sources(sources: Sequence[tuple[str, str | Unreadable]], json_mode: bool = False, step: bool = False,
+def run_sources(sources: Sequence[tuple[str, str | Unreadable]], json_mode: bool = False, step: str | None = None,
                 keep_going: bool = False, quiet: bool = False, debug_vm: bool = False) -> int:
     """Run every source, each on a freshly booted machine, whatever the others did (a
     refusal stops only its own script, unless keep_going); a summary line per source,
@@ -205,8 +239,13 @@ def run_sources(sources: Sequence[tuple[str, str | Unreadable]], json_mode: bool
             session = Session.boot(debug_vm=debug_vm)
             printer = StepPrinter(session, json_mode=json_mode, quiet=quiet, step=step)
             base = Path(name).parent if name != "-c" else Path.cwd()
-            outcome = run_text(session, text, name, printer, keep_going=keep_going, base=base,
-                               before=printer.before)
+            outcome = Outcome()
+            try:
+                run_text(session, text, name, printer, keep_going=keep_going, outcome=outcome, base=base,
+                         before=printer.before)
+            except Quit:                   # `q` at a --step stop: the run ends here, not a failure
+                printer.final(name, outcome)
+                return max(worst, outcome.exit_status())
             if name != "-c" or json_mode:
                 printer.final(name, outcome)
             status = outcome.exit_status()

@@ -204,7 +204,7 @@ def test_ctrl_c_at_a_step_prompt_exits_2(tmp_path: Path) -> None:
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = b""
-    while b"press Enter" not in seen:
+    while b"[Enter/space]" not in seen:
         chunk = os.read(p.stdout.fileno(), 4096)
         assert chunk, seen
         seen += chunk

@@ -573,6 +573,12 @@ def do_expect_fails(s: LiveSession, cmd: Command) -> LiveOutput:
     return LiveOutput(changed=False, failed_expect=not_refused(inner.text or str(inner), out.failed_expect))
 
 
+@handler("pause")
+def do_pause(s: LiveSession, cmd: Command) -> LiveOutput:
+    # a stop point of `mmshell run --step` and `present` in the simulator; here it does nothing
+    return LiveOutput(changed=False)
+
+
 @handler("source")
 def do_source(s: LiveSession, cmd: Command) -> LiveOutput:
     # The runner reads files; a `source` reached here is nested in @PID or if.

@@ -25,7 +25,7 @@ from ..lang.values import plural
 from .runner import LiveSession, asks_for_huge_zero, live_priorities, run_live_text, script_priorities
 
 #: Commands whose steps show no counter changes.
-QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "check", "if"})
+QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "check", "if", "pause"})
 
 
 class LivePrinter:

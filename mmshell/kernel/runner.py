@@ -44,7 +44,7 @@ from .shadow import Shadow
 PAGE = 4096
 HPAGE = 2 << 20
 #: Commands that only look (no counter snapshot around them).
-READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch"})
+READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "pause"})
 
 
 class Refused(Exception):

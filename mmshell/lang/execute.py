@@ -56,7 +56,7 @@ Handler = Callable[[Session, Command], StepOutput]
 HANDLERS: dict[str, Handler] = {}
 
 #: Commands that only look: no snapshot, no step summary.
-READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "check_all", "trace"})
+READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "check_all", "trace", "pause"})
 
 
 def handler(name: str) -> Callable[[Handler], Handler]:
@@ -489,6 +489,12 @@ def do_expect_fails(s: Session, cmd: Command) -> StepOutput:
     if out.failed_expect and inner.name != "expect":
         return StepOutput(changed=False, failed_expect=out.failed_expect)
     return StepOutput(changed=False, failed_expect=not_refused(inner.text or str(inner), out.failed_expect))
+
+
+@handler("pause")
+def do_pause(s: Session, cmd: Command) -> StepOutput:
+    # a stop point for `run --step=pause` and `present`, which stop before it; running it does nothing
+    return StepOutput(changed=False)
 
 
 @handler("source")

@@ -5,7 +5,8 @@ A command is its keyword(s) (``CommandSpec.words``) followed by a
 bare flags in any order.  A :class:`Switch` is a positional keyword that
 chooses the rest of the grammar (``show VIEW ...``, ``set SETTING ...``).
 A positional of kind ``COMMAND`` takes the rest of the command as a nested
-command; ``TOPIC`` takes the rest as words (a help topic).
+command; ``TOPIC`` takes the rest as words (a help topic); ``TEXT`` the rest
+as written (the words of ``pause TEXT``).
 
 Everything here is data: the parser engine walks it, ``help`` prints it,
 and a completer asks it what kind of word comes next (see
@@ -36,6 +37,7 @@ class Kind(enum.Enum):
     PATH = "a path"              # expect PATH, raw str
     FILE = "a file name"         # raw str
     TOPIC = "a help topic"       # the rest of the command, words joined by one space
+    TEXT = "a text"              # the rest of the command as written (the TEXT of ``pause``)
     COMMAND = "a command"        # the rest of the command, as a nested Command
     KEYWORD = "a keyword"        # completion only: a literal option word or sub-command word
     PUNCT = "punctuation"        # completion only: the ':' of ``if``

@@ -13,7 +13,7 @@ the ``check`` runs whatever the setting.  A command nests at most
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, NoReturn
 
 from . import registry
@@ -25,7 +25,7 @@ from .values import BadValue
 
 __all__ = [
     "MAX_DEPTH", "Command", "Unparsed", "parse_script", "parse_line", "parse_command", "expected_next",
-    "split_path",
+    "split_path", "narration_of", "NARRATION",
 ]
 
 MAX_DEPTH = 16
@@ -41,6 +41,8 @@ class Command:
     optional arguments hold None or their default).  ``line``, ``column``
     and ``text`` (the command's own source, stripped) say where it came
     from; they take no part in equality, so ``parse_command(str(c)) == c``.
+    ``narration`` holds the ``#:`` lines written before the command (see
+    :func:`parse_script`), which ``run --step`` and ``mmshell present`` show.
     ``args`` should be treated as read-only.
     """
 
@@ -49,6 +51,7 @@ class Command:
     line: int = field(default=0, compare=False)
     column: int = field(default=0, compare=False)
     text: str = field(default="", compare=False)
+    narration: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def spec(self) -> CommandSpec:
@@ -242,6 +245,10 @@ class _Parser:
             if p.kind is Kind.TOPIC:
                 args[p.key] = self.topic(start)
                 continue
+            if p.kind is Kind.TEXT:            # the rest of the command, as written
+                args[p.key] = self.stmt.text_from(self.i)
+                self.i = len(self.toks)
+                continue
             text = tok.text
             glued_then = bool(p.then) and text.endswith(p.then or "") and len(text) > len(p.then or "")
             if glued_then:
@@ -342,16 +349,40 @@ class _Parser:
         self.error(tok.column, f"unexpected '{show(tok.text)}' after '{self.prefix(start)}' ({hint})")
 
 
+NARRATION = "#:"
+"""A comment line that starts with this (after blanks) is narration: it belongs to the next command."""
+
+
+def narration_of(line: str) -> str | None:
+    """The text of a narration line (``#: Notice the PMD.`` -> ``Notice the PMD.``), else None."""
+    stripped = line.strip()
+    if not stripped.startswith(NARRATION):
+        return None
+    text = stripped[len(NARRATION):]
+    return text[1:] if text.startswith(" ") else text
+
+
 def parse_script(text: str, first_line: int = 1) -> list[Command]:
     """Parse a whole script; the first error raises :class:`LangError`.
 
     Lines are numbered from ``first_line``.  Comments, blank lines and empty
-    commands between ``;`` give nothing.
+    commands between ``;`` give nothing.  Narration lines (``#: ...``, a comment
+    line of their own) are kept, in order, as the ``narration`` of the next command;
+    narration after the last command belongs to no step and is dropped.
     """
     commands: list[Command] = []
+    narration: list[str] = []
     for number, source in split_lines(text, first_line):
+        said = narration_of(source)
+        if said is not None:
+            narration.append(said)
+            continue
         for stmt in split_statements(source, number):
-            commands.append(_Parser(stmt).command(1))
+            cmd = _Parser(stmt).command(1)
+            if narration:
+                cmd = replace(cmd, narration=tuple(narration))
+                narration = []
+            commands.append(cmd)
     return commands
 
 

@@ -218,6 +218,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
     _spec("source", "source", _X, "run the commands of FILE here",
           "FILE is one word: no spaces, ';' or '#'.",
           Arg("path", Kind.FILE, "FILE"), examples=("source setup.mmsh",)),
+    _spec("pause", "pause", _X, "a stop point for a demo (does nothing when a script just runs)",
+          "'mmshell run --step' and '--step=pause' stop here and print TEXT, and so does\n"
+          "'mmshell present'. A comment line that starts with '#:' is narration: run --step\n"
+          "and present show it with the command after it.",
+          Arg("text", Kind.TEXT, "TEXT", optional=True),
+          examples=("pause", "pause now the PMD is a swap entry")),
 )
 
 _BY_NAME = {spec.name: spec for spec in COMMANDS}

@@ -59,6 +59,7 @@ class _Statement:
         self.regions = regions
         self.command_words: list[str] | None = None   # the keywords of the command so far
         self.in_topic = False                        # a help TOPIC takes every word after it
+        self.in_text = False                         # so does the TEXT of `pause`
         self.failed = False                          # a word did not fit: leave the rest plain
 
     def word(self, prefix: str, tok: Token, typing: bool) -> list[str]:
@@ -68,6 +69,8 @@ class _Statement:
             return [""] * len(text)
         if self.in_topic:
             return [KEYWORD] * len(text)
+        if self.in_text:
+            return [VALUE] * len(text)
         slots = expected_next(prefix)
         for slot in slots:
             styles = self._fit(slot, text)
@@ -105,6 +108,9 @@ class _Statement:
         if slot.kind is Kind.TOPIC:
             self.in_topic = True
             return [KEYWORD] * n
+        if slot.kind is Kind.TEXT:
+            self.in_text = True
+            return [VALUE] * n
         try:
             convert(Arg(slot.key or "value", slot.kind, slot.meta, slot.choices), text)
         except (BadValue, ValueError):

@@ -46,7 +46,7 @@ def test_optional_positionals_come_last() -> None:
             flags = [isinstance(p, Arg) and p.optional for p in g.positionals]
             assert flags == sorted(flags), spec.name
             for p in g.positionals[:-1]:
-                assert not (isinstance(p, Arg) and p.kind in (Kind.COMMAND, Kind.TOPIC)), spec.name
+                assert not (isinstance(p, Arg) and p.kind in (Kind.COMMAND, Kind.TOPIC, Kind.TEXT)), spec.name
 
 
 def test_executor_arg_keys() -> None:
@@ -60,7 +60,7 @@ def test_executor_arg_keys() -> None:
         "uffd_register": {"range"}, "uffd_move": {"src", "dst"}, "reclaim": {"size"},
         "khugepaged": set(), "show": {"view", "range", "name", "all"}, "trace": {"on"},
         "if": {"setting", "value", "command"}, "expect": {"path", "op", "value"},
-        "expect_fails": {"command"}, "help": {"topic"}, "source": {"path"},
+        "expect_fails": {"command"}, "help": {"topic"}, "source": {"path"}, "pause": {"text"},
     }
 
 

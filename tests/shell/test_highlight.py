@@ -39,6 +39,9 @@ def test_commands_keywords_paths_values() -> None:
     assert styled("source demo.mmsh") == [("command", "source"), ("file", "demo.mmsh")]
     assert styled("help uffd move") == [("command", "help"), ("keyword", "uffd"), ("keyword", "move")]
     assert styled("set thp never") == [("command", "set"), ("keyword", "thp"), ("keyword", "never")]
+    assert styled("pause the PMD is 0x5 now; fork") == [
+        ("command", "pause"), ("value", "the"), ("value", "PMD"), ("value", "is"), ("value", "0x5"),
+        ("value", "now"), ("operator", ";"), ("command", "fork")]
 
 
 def test_the_first_misfit_is_an_error_and_the_rest_of_its_command_plain() -> None:
