@@ -16,7 +16,6 @@ import re
 import resource
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
