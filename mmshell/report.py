@@ -20,6 +20,7 @@ from .lang.values import plural
 from .lang.session import Session
 from .mm.task_mmu import vmstat_snapshot
 from .views.console import make_console
+from .stepdisplay import StepDisplay
 from .views.render import render_view, view_json
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class StepPrinter:
         self._before: Digest | None = None
         self._before_names: dict[int, dict[str, tuple[int, int]]] = {}
         self._prev: Digest | None = None
+        self.display = StepDisplay()
 
     def before(self, cmd: Command) -> None:
         if self.step and not self.json_mode:
@@ -110,6 +112,7 @@ class StepPrinter:
             return
         from .views.step import digest
         self._before = digest(self.session.kernel)
+        self.display.before(self.session)
         # an exited process's names go with it: its last rows are still named
         self._before_names = {pid: dict(names) for pid, names in self.session.regions.items()}
 
@@ -132,11 +135,14 @@ class StepPrinter:
         if out.trace:
             self.console.print("  [dim]trace:[/] " + " > ".join(_fold_trace(out.trace)), highlight=False,
                                soft_wrap=True)
-        if self._before is not None and out.changed:
-            from .views.step import StepView, digest
-            after = digest(self.session.kernel)
-            self.console.print(StepView(self._before, after, names_by_pid=self._names()))
-            self._prev = self._before
+        if self._before is not None:
+            summary, previous = None, self._prev
+            if out.changed:
+                from .views.step import StepView, digest
+                summary = StepView(self._before, digest(self.session.kernel), names_by_pid=self._names())
+                self._prev = self._before
+            for renderable in self.display.renderables(self.session, summary, previous):
+                self.console.print(renderable)
         self._before = None
 
     def _names(self) -> dict[int, dict[str, tuple[int, int]]]:
@@ -157,6 +163,8 @@ class StepPrinter:
                 after = digest(self.session.kernel)
                 obj["changes"] = StepView(self._before, after, names_by_pid=self._names()).to_json()
                 self._prev = self._before
+            if self._before is not None and (shown := self.display.to_json(self.session, self._prev)):
+                obj["display"] = shown
         self._before = None
         print(json.dumps(obj), file=self.stream)
 

@@ -69,6 +69,9 @@ def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
         raise Unsupported("'set ram' sizes the simulated machine; the live machine has the memory it has")
     elif name == "fail":
         raise Unsupported("fault injection ('set fail') exists only in the simulator")
+    elif name == "display":
+        raise Unsupported("'set display' chooses what mmshell run and the shell draw after each step; "
+                          "the live runner prints each step's changes")
     elif name in _TUNE_FILES:
         text = ("1" if value else "0") if name == "use_zero_page" else str(value)
         if name != "use_zero_page" and not 0 <= value <= 511:

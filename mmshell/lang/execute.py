@@ -27,6 +27,7 @@ from ..mm.swap_info import SwapKind
 from ..mm.swapfile import sys_swapon
 from ..mm.vmscan import shrink_lruvec
 from . import budget, registry
+from .display import check_display, display_words
 from .errors import SOURCE_NESTED, not_refused, switch_under_at
 from .expect import evaluate
 from .expectation import PathError, compare, parse_expected
@@ -157,7 +158,9 @@ def do_set(s: Session, cmd: Command) -> StepOutput:
     k = s.kernel
     name, value = cmd.args["setting"], cmd.args["value"]
     cfg = k.config
-    if name == "pmd_swap":
+    if name == "display":
+        s.display = check_display(display_words(cmd.args))
+    elif name == "pmd_swap":
         if value != cfg.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
                                          for p in mm.pmds.values()):
             raise MmError("EBUSY", "set", "PMD swap entries exist: switch pmd_swap before swapping out")
@@ -426,13 +429,16 @@ def do_show(s: Session, cmd: Command) -> StepOutput:
     a = cmd.args
     view = a["view"]
     # the process is recorded: under @PID the view is of PID, though it is drawn after the step
-    opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name"), "pid": s.pid}
+    opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name"), "pid": s.pid,
+                            "map": a.get("map", False)}
     if a.get("range") is not None:
         opts["range"] = s.resolve_range(a["range"], "show")
         if view == "pagemap":
             _walk_limit("show pagemap", opts["range"][1])
     if view == "smaps" and opts["name"] is not None and opts["name"] not in s.names():
         raise MmError("EINVAL", "show", f"no region named {opts['name']!r} in pid {s.pid}")
+    if view == "swap" and opts["name"] is not None:
+        s.kernel.swap_device(opts["name"])          # ENOENT when there is none
     return StepOutput(views=[(view, opts)], changed=False)
 
 

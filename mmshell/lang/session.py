@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..mm.config import Config
 from ..mm.errors import MmError
 from ..mm.kernel import Kernel
+from .display import DEFAULT_DISPLAY
 from .regions import RegionNames
 
 
@@ -23,6 +24,8 @@ class Session(RegionNames):
     pid: int = 1
     regions: dict[int, dict[str, tuple[int, int]]] = field(default_factory=lambda: {1: {}})
     debug_vm: bool = False
+    #: What is drawn after each step (`set display`, lang/display.py).
+    display: tuple[str, ...] = DEFAULT_DISPLAY
 
     @classmethod
     def boot(cls, config: Config | None = None, debug_vm: bool = False) -> "Session":
