@@ -507,6 +507,9 @@ def do_show(s: LiveSession, cmd: Command) -> LiveOutput:
         s.walk_limit("show pagemap", rng[1])
     if a["view"] == "smaps" and a.get("name") is not None and a["name"] not in s.names():
         raise Refused(f"EINVAL: no region named {a['name']!r} in pid {s.pid}")
+    if a["view"] == "swap" and a.get("map"):
+        raise Unsupported("swap_map is not exported by the kernel: 'show swap NAME map' exists only in "
+                          "the simulator")
     return LiveOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))
 
 
