@@ -10,6 +10,7 @@ hole), where the error says what was changed.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -57,7 +58,7 @@ Handler = Callable[[Session, Command], StepOutput]
 HANDLERS: dict[str, Handler] = {}
 
 #: Commands that only look: no snapshot, no step summary.
-READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "check_all", "trace"})
+READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "check_all", "trace", "export"})
 
 
 def handler(name: str) -> Callable[[Handler], Handler]:
@@ -440,6 +441,21 @@ def do_show(s: Session, cmd: Command) -> StepOutput:
     if view == "swap" and opts["name"] is not None:
         s.kernel.swap_device(opts["name"])          # ENOENT when there is none
     return StepOutput(views=[(view, opts)], changed=False)
+
+
+@handler("export")
+def do_export(s: Session, cmd: Command) -> StepOutput:
+    path = cmd.args["path"]
+    if s.exporter is None:
+        raise MmError("ENOSYS", "export", "nothing here records the steps drawn")
+    try:
+        line = s.exporter(cmd.args["what"], path)
+    except ValueError as e:
+        raise MmError("EINVAL", "export", str(e)) from None
+    except OSError as e:
+        raise MmError(errno.errorcode.get(e.errno or 0, "EIO"), "export",
+                      f"cannot write {path}: {e.strerror or e}") from None
+    return StepOutput(changed=False, lines=[line])
 
 
 @handler("trace")

@@ -206,6 +206,14 @@ COMMANDS: tuple[CommandSpec, ...] = (
           "e.g. shrink_folio_list > folio_alloc_swap(order=9) > try_to_unmap_one >\n"
           "set_pmd_swap_entry.",
           Arg("on", Kind.BOOL, "on|off"), examples=("trace on", "trace off")),
+    _spec("export", "export", _V, "write the last step (or every step: session) as a picture",
+          "svg, html, txt: the last step as drawn, at 100 columns in a light theme, to FILE\n"
+          "(for slides and web pages). session FILE: every step so far (the last 200 in a\n"
+          "script run), in the format FILE's suffix names (.svg, .html, .txt).",
+          Switch("what", "svg|html|txt|session", tuple((w, Grammar((Arg("path", Kind.FILE, "FILE"),)))
+                                                      for w in ("svg", "html", "txt", "session")), "format"),
+          synopsis="export svg|html|txt|session FILE",
+          examples=("export svg step.svg", "export txt step.txt", "export session talk.html")),
     _spec("if", "if", _X, "run COMMAND only when a setting has VALUE",
           "if pmd_swap on: expect pmd.a == swap",
           Switch("setting", "SETTING", tuple((s.name, s.grammar(then=":"))

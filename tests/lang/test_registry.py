@@ -60,7 +60,7 @@ def test_executor_arg_keys() -> None:
         "uffd_register": {"range"}, "uffd_move": {"src", "dst"}, "reclaim": {"size"},
         "khugepaged": set(), "show": {"view", "range", "name", "all", "map"}, "trace": {"on"},
         "if": {"setting", "value", "command"}, "expect": {"path", "op", "value"},
-        "expect_fails": {"command"}, "help": {"topic"}, "source": {"path"},
+        "expect_fails": {"command"}, "help": {"topic"}, "source": {"path"}, "export": {"what", "path"},
     }
 
 
