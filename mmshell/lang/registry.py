@@ -277,7 +277,9 @@ TOPICS: dict[str, str] = {
                 "  sd, uffd-wp           soft-dirty, userfaultfd write-protected\n"
                 "  (THP), (order N)      a PTE maps part of a large folio\n"
                 "  count N, +cache       a slot's swap_map count, and SWAP_HAS_CACHE\n"
-                "  + slots / - slots     swap_map runs a step added / removed\n"
+                "  slots A-B: old → new  swap_map slots a step changed (count N, +cache, free)\n"
+                "  PTEs 0-2: old → new   the PTEs a step changed in one table\n"
+                "  + slots / - slots     swap_map runs of a device swapped on / off\n"
                 "show map draws each PMD as 16 rows of 32 cells, one per 4K page:\n" + map_legend(),
 }
 
