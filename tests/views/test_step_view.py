@@ -87,15 +87,20 @@ def test_digest_is_fast_on_a_gib(gib_states) -> None:
         assert elapsed < 0.5, f"{label}: digest took {elapsed:.3f}s"
 
 
-def test_one_pte_and_one_slot_are_shown_as_themselves(machine, text) -> None:
-    """Issue 11: a step that swaps in one page shows that PTE and that slot, not the table."""
+def read_back(machine, off: int, length: int) -> StepView:
+    """The step that reads [off, off+length) of a THP swapped out in mainline (a table of swap PTEs)."""
     m = machine(pmd_swap=False)
     m.mmap("a", 2 * M)
     m.touch("a")
     m.madvise("a", "pageout")
     before = digest(m.k)
-    m.touch("a", 0x1000, 0x1000, write=False)
-    view = StepView(before, digest(m.k), m.names)
+    m.touch("a", off, length, write=False)
+    return StepView(before, digest(m.k), m.names)
+
+
+def test_one_pte_and_one_slot_are_shown_as_themselves(machine, text) -> None:
+    """Issue 11: a step that swaps in one page shows that PTE and that slot, not the table."""
+    view = read_back(machine, 0x1000, 0x1000)
     out = squeeze(text(view))
     assert "a+0x0 1 PTE 1: swap s0 slot 0x201 excl → present pfn 0x1 W excl" in out
     assert "slot 0x201: count 1 → free" in out
@@ -107,13 +112,7 @@ def test_one_pte_and_one_slot_are_shown_as_themselves(machine, text) -> None:
 
 
 def test_a_run_of_ptes_is_one_line(machine, text) -> None:
-    m = machine(pmd_swap=False)
-    m.mmap("a", 2 * M)
-    m.touch("a")
-    m.madvise("a", "pageout")
-    before = digest(m.k)
-    m.touch("a", 0x10000, 0x3000, write=False)
-    out = squeeze(text(StepView(before, digest(m.k), m.names)))
+    out = squeeze(text(read_back(machine, 0x10000, 0x3000)))
     assert "PTEs 16-18: swap s0 slots 0x210-0x212 excl → present pfn 0x1..0x3 W excl" in out
     assert "slots 0x210-0x212: count 1 → free" in out
 
