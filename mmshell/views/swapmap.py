@@ -2,7 +2,8 @@
 
 A cluster is 512 slots (SWAPFILE_CLUSTER), drawn as 8 rows of 64 glyphs; beside
 it its index, first slot, and whether it holds one order-9 (PMD-size)
-allocation or order-0 slots.  Wholly free clusters fold into one line.  A
+allocation or order-0 slots.  Wholly free clusters fold into one line, and
+neighbouring clusters that draw alike into one strip (`clusters 1-512`).  A
 slot's glyph says what swap_map holds for it: free, used (count 1), in the
 swap cache only, used and cached, count above 1 (shared), both, or the header.
 The same marks as `show map`'s overlays: `~` cached, `+` shared, `*` both.
@@ -124,14 +125,18 @@ class SwapMapView:
                 out.append(Text(f"{what}: free", style="dim"))
                 i = j + 1
                 continue
-            labels = [f"cluster {s.index}", f"slot {s.index * SWAPFILE_CLUSTER:#x}",
-                      "PMD (order-9)" if s.order == 9 else "order-0"]
+            j = i          # neighbours that draw alike fold into one strip
+            while j + 1 < len(strips) and (strips[j + 1].order, strips[j + 1].slots) == (s.order, s.slots):
+                j += 1
+            kind = "PMD (order-9)" if s.order == 9 else "order-0"
+            labels = ([f"cluster {i}", f"slot {i * SWAPFILE_CLUSTER:#x}", kind] if i == j else
+                      [f"clusters {i}-{j}", f"{j - i + 1} alike", f"slot {i * SWAPFILE_CLUSTER:#x}", kind])
             for r in range(SWAPFILE_CLUSTER // COLUMNS):
                 line = Text((labels[r] if r < len(labels) else "").ljust(LABEL_WIDTH))
                 for ch in s.slots[r * COLUMNS:(r + 1) * COLUMNS]:
                     line.append(ch, style=_STYLE[ch])
                 out.append(line)
-            i += 1
+            i = j + 1
         return out
 
     def __rich__(self) -> Trimmed:

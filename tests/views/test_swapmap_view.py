@@ -52,3 +52,13 @@ def test_free_clusters_fold_into_one_line(machine, text) -> None:
 def test_glyphs_are_distinct() -> None:
     glyphs = [g.glyph for g in SLOT_GLYPHS]
     assert len(set(glyphs)) == len(glyphs)
+
+
+def test_neighbour_clusters_alike_fold_into_one_strip(machine, text) -> None:
+    m = machine(pmd_swap=True, swap=64 * M)
+    m.mmap("a", 8 * M)
+    m.touch("a")
+    m.madvise("a", "pageout")
+    out = text(SwapMapView(m.k), 80)
+    assert "clusters 1-4" in out and "4 alike" in out and "clusters 5-31: free" in out
+    assert len(SwapMapView(m.k).to_json()["devices"][0]["strips"]) == 5      # JSON keeps every one
