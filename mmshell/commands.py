@@ -74,14 +74,26 @@ class _StepCommand(click.Command):
 @click.option("--keep-going", is_flag=True, help="Go on after a refused command.")
 @click.option("--quiet", is_flag=True, help="Print only errors, failed expectations and the summary.")
 @click.option("--debug-vm", is_flag=True, help="Check every invariant after every step.")
+@click.option("--export", "export_dir", metavar="DIR", type=click.Path(file_okay=False),
+              help="Also write one SVG per step and an index.html into DIR.")
+@click.option("--html", "html_page", metavar="OUT.html", type=click.Path(dir_okay=False),
+              help="Also write one self-contained page that steps through the run (arrow keys).")
+@click.option("--width", type=click.IntRange(40, 400), default=100, show_default=True,
+              help="Columns of the --export and --html pictures.")
 @interruptible
 def run(files: tuple[str, ...], json_mode: bool, step: str | None, keep_going: bool, quiet: bool,
-        debug_vm: bool) -> None:
+        debug_vm: bool, export_dir: str | None, html_page: str | None, width: int) -> None:
     """Replay .mmsh scripts, each on a freshly booted machine, every one whatever the others did."""
     from .report import read_sources, run_sources
 
+    pictures = None
+    if export_dir is not None or html_page is not None:
+        if json_mode:
+            raise click.UsageError("--export and --html draw the text output: not with --json")
+        from .export import Pictures
+        pictures = Pictures(export_dir, html_page, width)
     sys.exit(run_sources(read_sources(files), json_mode=json_mode, step=step, keep_going=keep_going, quiet=quiet,
-                         debug_vm=debug_vm))
+                         debug_vm=debug_vm, pictures=pictures))
 
 
 @main.command()

@@ -11,7 +11,9 @@ import json
 import sys
 from pathlib import Path
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from rich.text import Text
 
 from rich.markup import escape
 
@@ -23,6 +25,8 @@ from .lang.session import Session
 from .mm.task_mmu import vmstat_snapshot
 from .stepkeys import Quit, ask
 from .views.console import make_console
+from .export import Pictures, Recorder
+from .stepdisplay import StepDisplay
 from .views.render import render_view, view_json
 
 if TYPE_CHECKING:
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
     from .views.step import Digest
 
 #: Commands after which no step summary is shown (they change nothing).
-QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "pause"})
+QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "pause", "export"})
 
 
 def shows_changes(cmd: Command) -> bool:
@@ -99,7 +103,8 @@ class StepPrinter:
     """Render each StepRecord as it arrives: the command, its output, what it changed."""
 
     def __init__(self, session: Session, json_mode: bool = False, quiet: bool = False,
-                 step: str | None = None, echo: bool = True, stream=None, show_views: bool = True) -> None:
+                 step: str | None = None, echo: bool = True, stream=None, show_views: bool = True,
+                 recorder: Recorder | None = None) -> None:
         self.session = session
         self.show_views = show_views      # False: `show` output is drawn elsewhere (the presenter's top)
         self.json_mode = json_mode
@@ -111,15 +116,20 @@ class StepPrinter:
         self._before: Digest | None = None
         self._before_names: dict[int, dict[str, tuple[int, int]]] = {}
         self._prev: Digest | None = None
+        self.display = StepDisplay()
+        self.recorder = recorder if recorder is not None else Recorder()
+        session.exporter = self.export
 
     def before(self, cmd: Command) -> None:
         if self.step and not self.json_mode:
             self._stop(cmd)
-        if self.quiet or not shows_changes(cmd):
+        # quiet draws nothing, unless every step is kept for pictures (--export, --html)
+        if (self.quiet and self.recorder.keep is not None) or not shows_changes(cmd):
             self._before = None
             return
         from .views.step import digest
         self._before = digest(self.session.kernel)
+        self.display.before(self.session)
         # an exited process's names go with it: its last rows are still named
         self._before_names = {pid: dict(names) for pid, names in self.session.regions.items()}
 
@@ -146,27 +156,62 @@ class StepPrinter:
         if self.json_mode:
             self._json(rec)
             return
-        out = rec.output
         if rec.error:
             self.console.print(rec.error, markup=False, highlight=False, soft_wrap=True)
+            self._record(rec, [Text(rec.error)])
             return
-        if self.quiet:
+        if self.quiet and self.recorder.keep is not None:
             return
+        items = self._draw(rec)
+        if not self.quiet:
+            for item in items:
+                self.console.print(item, soft_wrap=isinstance(item, Text))
+        self._record(rec, items)
+
+    def _draw(self, rec: StepRecord) -> list[Any]:
+        """What one step draws after its command: output lines, views, trace, the display."""
+        out = rec.output
+        items: list[Any] = []
         if self.echo and rec.command is not None:
-            self.console.print(f"[bold]{rec.source}:{rec.line}[/]  {rec.text}", highlight=False, soft_wrap=True)
-        for line in out.lines:
-            self.console.print("  " + line, markup=False, highlight=False, soft_wrap=True)
+            items.append(Text.assemble((f"{rec.source}:{rec.line}", "bold"), f"  {rec.text}"))
+        items += [Text("  " + line) for line in out.lines]
         for name, opts in out.views if self.show_views else ():
-            self.console.print(render_view(self.session, name, opts, self._prev))
+            items.append(render_view(self.session, name, opts, self._prev))
         if out.trace:
-            self.console.print("  [dim]trace:[/] " + " > ".join(_fold_trace(out.trace)), highlight=False,
-                               soft_wrap=True)
-        if self._before is not None and out.changed:
-            from .views.step import StepView, digest
-            after = digest(self.session.kernel)
-            self.console.print(StepView(self._before, after, names_by_pid=self._names()))
-            self._prev = self._before
+            items.append(Text.assemble(("  trace:", "dim"), " " + " > ".join(_fold_trace(out.trace))))
+        if self._before is not None:
+            summary, previous = None, self._prev
+            if out.changed:
+                from .views.step import StepView, digest
+                summary = StepView(self._before, digest(self.session.kernel), names_by_pid=self._names())
+                self._prev = self._before
+            items += list(self.display.renderables(self.session, summary, previous))
         self._before = None
+        return items
+
+    def _record(self, rec: StepRecord, items: list[Any]) -> None:
+        """Keep the step for `export` (and --export/--html), without its echo line."""
+        if rec.command is None or rec.command.name == "export":
+            return
+        title = f"{rec.source}:{rec.line}  {rec.text}" if rec.source != "<stdin>" else f"mmsh> {rec.text}"
+        drawn = items[1:] if self.echo and not rec.error else items
+        self.recorder.add(title, rec.text, drawn, self.session)
+
+    def export(self, what: str, path: str) -> str:
+        """`export svg|html|txt|session FILE`: the last step (or every step kept) to FILE."""
+        from .export import export_steps, format_of
+
+        steps = self.recorder.steps
+        if what == "session":
+            fmt = format_of(path)
+            if fmt is None:
+                raise ValueError(f"{path}: export session writes .svg, .html or .txt; say which by the suffix")
+        else:
+            fmt, steps = what, steps[-1:]
+        if not steps:
+            raise ValueError("no step to export yet")
+        line = export_steps(steps, fmt, path)
+        return line + (f" (the last {len(steps)} kept)" if what == "session" and self.recorder.dropped else "")
 
     @property
     def previous(self) -> Digest | None:
@@ -191,6 +236,8 @@ class StepPrinter:
                 after = digest(self.session.kernel)
                 obj["changes"] = StepView(self._before, after, names_by_pid=self._names()).to_json()
                 self._prev = self._before
+            if self._before is not None and (shown := self.display.to_json(self.session, self._prev)):
+                obj["display"] = shown
         self._before = None
         print(json.dumps(obj), file=self.stream)
 
@@ -225,10 +272,12 @@ STATUS_WORDS = {0: "ok", 1: "expectation failed", 2: "refused"}
 
 
 def run_sources(sources: Sequence[tuple[str, str | Unreadable]], json_mode: bool = False, step: str | None = None,
-                keep_going: bool = False, quiet: bool = False, debug_vm: bool = False) -> int:
+                keep_going: bool = False, quiet: bool = False, debug_vm: bool = False,
+                pictures: Pictures | None = None) -> int:
     """Run every source, each on a freshly booted machine, whatever the others did (a
     refusal stops only its own script, unless keep_going); a summary line per source,
-    and the worst exit status of all (an unreadable source is 2)."""
+    and the worst exit status of all (an unreadable source is 2).  `pictures`: write
+    each script's steps as SVGs and/or a page too (export.py)."""
     worst = 0
     tally: dict[str, int] = {}
     for name, text in sources:
@@ -237,7 +286,8 @@ def run_sources(sources: Sequence[tuple[str, str | Unreadable]], json_mode: bool
             status, word = 2, "unreadable"
         else:
             session = Session.boot(debug_vm=debug_vm)
-            printer = StepPrinter(session, json_mode=json_mode, quiet=quiet, step=step)
+            printer = StepPrinter(session, json_mode=json_mode, quiet=quiet, step=step,
+                                  recorder=pictures.recorder() if pictures else None)
             base = Path(name).parent if name != "-c" else Path.cwd()
             outcome = Outcome()
             try:
@@ -246,6 +296,13 @@ def run_sources(sources: Sequence[tuple[str, str | Unreadable]], json_mode: bool
             except Quit:                   # `q` at a --step stop: the run ends here, not a failure
                 printer.final(name, outcome)
                 return max(worst, outcome.exit_status())
+            if pictures is not None:
+                try:
+                    for line in pictures.write(printer.recorder, name, len(sources) > 1):
+                        print(line, file=sys.stderr)
+                except OSError as e:
+                    print(f"mmshell: {name}: cannot write the pictures: {e}", file=sys.stderr)
+                    outcome.refused += 1
             if name != "-c" or json_mode:
                 printer.final(name, outcome)
             status = outcome.exit_status()

@@ -69,6 +69,9 @@ def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
         raise Unsupported("'set ram' sizes the simulated machine; the live machine has the memory it has")
     elif name == "fail":
         raise Unsupported("fault injection ('set fail') exists only in the simulator")
+    elif name == "display":
+        raise Unsupported("'set display' chooses what mmshell run and the shell draw after each step; "
+                          "the live runner prints each step's changes")
     elif name in _TUNE_FILES:
         text = ("1" if value else "0") if name == "use_zero_page" else str(value)
         if name != "use_zero_page" and not 0 <= value <= 511:
@@ -504,6 +507,9 @@ def do_show(s: LiveSession, cmd: Command) -> LiveOutput:
         s.walk_limit("show pagemap", rng[1])
     if a["view"] == "smaps" and a.get("name") is not None and a["name"] not in s.names():
         raise Refused(f"EINVAL: no region named {a['name']!r} in pid {s.pid}")
+    if a["view"] == "swap" and a.get("map"):
+        raise Unsupported("swap_map is not exported by the kernel: 'show swap NAME map' exists only in "
+                          "the simulator")
     return LiveOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))
 
 

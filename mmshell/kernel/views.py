@@ -53,6 +53,8 @@ def show_view(s: "LiveSession", view: str, rng: tuple[int, int] | None, name: st
                 if kind == "table":
                     lines += ["  " + r for r in _pagemap_runs(s, kpid, blk, blk + HPAGE)]
         return lines or ["no PMD in use"]
+    if view == "map":
+        return _map_lines(s, kpid, rng)
     if view == "swap":
         lines = []
         for dev in s.devices.devices.values():
@@ -82,6 +84,18 @@ def show_view(s: "LiveSession", view: str, rng: tuple[int, int] | None, name: st
         return ["meminfo (kB, change since the script's start): "
                 + "  ".join(f"{k} {now[k] - base.meminfo.get(k, 0):+d}" for k in _MEMINFO if k in now)]
     return [f"show {view}: no live view"]
+
+
+def _map_lines(s: "LiveSession", kpid: int, rng: tuple[int, int] | None) -> list[str]:
+    """`show map`: the simulator's picture (views/map.py) of the cells read from /proc."""
+    from ..views.console import render_text
+    from ..views.map import MapView
+    from .map_cells import live_map_cells
+
+    ranges = [rng] if rng is not None else sorted(s.names().values())
+    view = MapView(s.pid, live_map_cells(kpid, ranges), s.names())
+    return render_text(view, 80).splitlines() + [
+        "(live: a swap entry's swap count and swap cache are not exported, so `s` has no overlay)"]
 
 
 def _pmds_in_use(kpid: int, start: int, end: int) -> list[int]:

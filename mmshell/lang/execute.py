@@ -10,6 +10,7 @@ hole), where the error says what was changed.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -27,6 +28,7 @@ from ..mm.swap_info import SwapKind
 from ..mm.swapfile import sys_swapon
 from ..mm.vmscan import shrink_lruvec
 from . import budget, registry
+from .display import check_display, display_words
 from .errors import SOURCE_NESTED, not_refused, switch_under_at
 from .expect import evaluate
 from .expectation import PathError, compare, parse_expected
@@ -56,7 +58,7 @@ Handler = Callable[[Session, Command], StepOutput]
 HANDLERS: dict[str, Handler] = {}
 
 #: Commands that only look: no snapshot, no step summary.
-READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "check_all", "trace", "pause"})
+READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "check_all", "trace", "pause", "export"})
 
 
 def handler(name: str) -> Callable[[Handler], Handler]:
@@ -157,7 +159,9 @@ def do_set(s: Session, cmd: Command) -> StepOutput:
     k = s.kernel
     name, value = cmd.args["setting"], cmd.args["value"]
     cfg = k.config
-    if name == "pmd_swap":
+    if name == "display":
+        s.display = check_display(display_words(cmd.args))
+    elif name == "pmd_swap":
         if value != cfg.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
                                          for p in mm.pmds.values()):
             raise MmError("EBUSY", "set", "PMD swap entries exist: switch pmd_swap before swapping out")
@@ -426,14 +430,32 @@ def do_show(s: Session, cmd: Command) -> StepOutput:
     a = cmd.args
     view = a["view"]
     # the process is recorded: under @PID the view is of PID, though it is drawn after the step
-    opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name"), "pid": s.pid}
+    opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name"), "pid": s.pid,
+                            "map": a.get("map", False)}
     if a.get("range") is not None:
         opts["range"] = s.resolve_range(a["range"], "show")
         if view == "pagemap":
             _walk_limit("show pagemap", opts["range"][1])
     if view == "smaps" and opts["name"] is not None and opts["name"] not in s.names():
         raise MmError("EINVAL", "show", f"no region named {opts['name']!r} in pid {s.pid}")
+    if view == "swap" and opts["name"] is not None:
+        s.kernel.swap_device(opts["name"])          # ENOENT when there is none
     return StepOutput(views=[(view, opts)], changed=False)
+
+
+@handler("export")
+def do_export(s: Session, cmd: Command) -> StepOutput:
+    path = cmd.args["path"]
+    if s.exporter is None:
+        raise MmError("ENOSYS", "export", "nothing here records the steps drawn")
+    try:
+        line = s.exporter(cmd.args["what"], path)
+    except ValueError as e:
+        raise MmError("EINVAL", "export", str(e)) from None
+    except OSError as e:
+        raise MmError(errno.errorcode.get(e.errno or 0, "EIO"), "export",
+                      f"cannot write {path}: {e.strerror or e}") from None
+    return StepOutput(changed=False, lines=[line])
 
 
 @handler("trace")

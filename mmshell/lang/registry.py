@@ -15,7 +15,9 @@ from typing import Sequence
 
 from ..mm.mman import Madv
 from ..mm.vma import VM
+from ..notation import map_legend
 from .grammar import Arg, CommandSpec, Flags, Grammar, Group, Kind, Option, Switch
+from .display import DISPLAY_WORDS, MAX_DISPLAY
 from .settings import FAULT_POINT_HELP, FAULT_POINTS, SETTINGS, SettingSpec, setting, setting_names
 from .values import RESERVED_WORDS
 
@@ -35,7 +37,7 @@ ADVICE: dict[str, Madv] = {"hugepage": Madv.MADV_HUGEPAGE, "nohugepage": Madv.MA
                            "dontneed": Madv.MADV_DONTNEED, "collapse": Madv.MADV_COLLAPSE}
 PROTS = tuple(PROT_FLAGS)
 ADVICES = tuple(ADVICE)
-VIEWS = ("vmas", "pt", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
+VIEWS = ("vmas", "pt", "map", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
 SWAP_KINDS = ("zram", "disk", "file")
 OPS = ("==", "!=", "<", "<=", ">", ">=")
 
@@ -44,6 +46,12 @@ _OPT_RANGE = Arg("range", Kind.RANGE, "RANGE", optional=True)
 _AT = Option("at", "at", Arg("at", Kind.ADDR, "ADDR"))
 _NESTED = Arg("command", Kind.COMMAND, "COMMAND")
 PID_MAX = 4194304  # PID_MAX_LIMIT on 64-bit
+
+
+#: `set display VIEW...`: one word, then up to MAX_DISPLAY - 1 more (lang/display.py).
+_DISPLAY = Grammar((Arg("value", Kind.ENUM, "VIEW", choices=DISPLAY_WORDS),)
+                   + tuple(Arg(f"more{i}", Kind.ENUM, "VIEW", choices=DISPLAY_WORDS, optional=True)
+                           for i in range(1, MAX_DISPLAY)))
 
 
 def _pid(optional: bool = False) -> Arg:
@@ -85,11 +93,14 @@ _S, _P, _M, _V, _X = Group.SETUP, Group.PROCESS, Group.MEMORY, Group.VIEW, Group
 COMMANDS: tuple[CommandSpec, ...] = (
     _spec("set", "set", _S, "change a machine setting (help SETTING for each)",
           "Settings: " + ", ".join(s.name for s in SETTINGS) + ".\n"
-          "Each models a sysfs knob or a kernel build choice; see help pmd_swap, help fail ...",
-          Switch("setting", "SETTING", tuple((s.name, s.grammar()) for s in SETTINGS), "setting"),
+          "Each models a sysfs knob or a kernel build choice; see help pmd_swap, help fail ...\n"
+          "set display VIEW... chooses what is drawn after each step (help display).",
+          Switch("setting", "SETTING", tuple((s.name, s.grammar()) for s in SETTINGS) + (("display", _DISPLAY),),
+                 "setting"),
           synopsis="set SETTING VALUE",
           examples=("set pmd_swap off", "set thp always", "set zswap on", "set ram 64M",
-                    "set fail thp_alloc once", "set max_ptes_swap 0")),
+                    "set fail thp_alloc once", "set max_ptes_swap 0", "set display map summary",
+                    "set display none")),
     _spec("swapon", "swapon", _S, "add a swap device",
           "sys_swapon: the device gets a swap_map and 2 MB clusters. zram is synchronous\n"
           "(SWP_SYNCHRONOUS_IO: swap-in bypasses the swap cache); disk is asynchronous (the\n"
@@ -174,23 +185,35 @@ COMMANDS: tuple[CommandSpec, ...] = (
           "max_ptes_none / max_ptes_swap / max_ptes_shared.",
           examples=("khugepaged",)),
     _spec("show", "show", _V, "show a view of the machine",
-          "vmas: /proc/PID/maps with flags; pt: the page table per PMD; swap: devices and\n"
-          "swap_map; swapcache: cached folios; vmstat: non-zero counters (all: every one);\n"
+          "vmas: /proc/PID/maps with flags; pt: the page table per PMD; map: each PMD as a\n"
+          "grid of its 512 pages, one letter per page (help notation); swap: devices and\n"
+          "swap_map (NAME: one device; map: one strip per cluster, one glyph per slot);\n"
+          "swapcache: cached folios; vmstat: non-zero counters (all: every one);\n"
           "smaps: Rss, AnonHugePages, Swap, SwapPss; pagemap: /proc/PID/pagemap; meminfo.",
           Switch("view", "VIEW", (
-              ("vmas", Grammar()), ("pt", Grammar((_OPT_RANGE,))), ("swap", Grammar()),
+              ("vmas", Grammar()), ("pt", Grammar((_OPT_RANGE,))), ("map", Grammar((_OPT_RANGE,))),
+              ("swap", Grammar((Arg("name", Kind.NAME, "NAME", optional=True, refers="device"),),
+                               (Flags("map", ("map",), boolean=True),))),
               ("swapcache", Grammar()),
               ("vmstat", Grammar(options=(Flags("all", ("all",), boolean=True),))),
               ("smaps", Grammar((Arg("name", Kind.NAME, "NAME", optional=True, refers="region"),))),
               ("pagemap", Grammar((_RANGE,))), ("meminfo", Grammar())), "view"),
           synopsis="show VIEW [ARGS]",
-          examples=("show vmas", "show pt", "show pt a+2M:2M", "show swap", "show swapcache",
+          examples=("show vmas", "show pt", "show pt a+2M:2M", "show map", "show map a", "show swap s0 map", "show swap", "show swapcache",
                     "show vmstat", "show vmstat all", "show smaps", "show smaps a",
                     "show pagemap a:8K", "show meminfo")),
     _spec("trace", "trace", _V, "print the kernel functions each step goes through",
           "e.g. shrink_folio_list > folio_alloc_swap(order=9) > try_to_unmap_one >\n"
           "set_pmd_swap_entry.",
           Arg("on", Kind.BOOL, "on|off"), examples=("trace on", "trace off")),
+    _spec("export", "export", _V, "write the last step (or every step: session) as a picture",
+          "svg, html, txt: the last step as drawn, at 100 columns in a light theme, to FILE\n"
+          "(for slides and web pages). session FILE: every step so far (the last 200 in a\n"
+          "script run), in the format FILE's suffix names (.svg, .html, .txt).",
+          Switch("what", "svg|html|txt|session", tuple((w, Grammar((Arg("path", Kind.FILE, "FILE"),)))
+                                                      for w in ("svg", "html", "txt", "session")), "format"),
+          synopsis="export svg|html|txt|session FILE",
+          examples=("export svg step.svg", "export txt step.txt", "export session talk.html")),
     _spec("if", "if", _X, "run COMMAND only when a setting has VALUE",
           "if pmd_swap on: expect pmd.a == swap",
           Switch("setting", "SETTING", tuple((s.name, s.grammar(then=":"))
@@ -237,7 +260,12 @@ TOPICS: dict[str, str] = {
               "address is the one page that holds it.",
     "names": "Names are [A-Za-z_][A-Za-z0-9_]*, case-sensitive, at most 64 characters; these\n"
              "words are reserved: " + ", ".join(sorted(RESERVED_WORDS)) + ".",
-    "settings": "\n".join(s.usage for s in SETTINGS),
+    "settings": "\n".join(s.usage for s in SETTINGS) + "\nset display VIEW...",
+    "display": "set display VIEW...|summary|none: what is drawn after every step that may change\n"
+               "the machine, like gdb's display (default: summary, the step summary). VIEW is\n"
+               "map, swapmap (show swap map), pt, swap, swapcache, vmstat, smaps, meminfo or vmas,\n"
+               f"for the current process; up to {MAX_DISPLAY} words. map marks the cells the step changed.\n"
+               "none draws nothing. Example: set display map summary",
     "notation": "How the views write what they show:\n"
                 "  pfn 0x200..0x3ff      page frames (physical pages), hex, two dots\n"
                 "  slots 0x200-0x3ff     swap slots: offsets on a swap device, hex, a dash\n"
@@ -255,7 +283,10 @@ TOPICS: dict[str, str] = {
                 "  sd, uffd-wp           soft-dirty, userfaultfd write-protected\n"
                 "  (THP), (order N)      a PTE maps part of a large folio\n"
                 "  count N, +cache       a slot's swap_map count, and SWAP_HAS_CACHE\n"
-                "  + slots / - slots     swap_map runs a step added / removed",
+                "  slots A-B: old → new  swap_map slots a step changed (count N, +cache, free)\n"
+                "  PTEs 0-2: old → new   the PTEs a step changed in one table\n"
+                "  + slots / - slots     swap_map runs of a device swapped on / off\n"
+                "show map draws each PMD as 16 rows of 32 cells, one per 4K page:\n" + map_legend(),
 }
 
 

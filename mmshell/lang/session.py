@@ -8,10 +8,12 @@ owns the trace switch.  The kernel underneath knows nothing of names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..mm.config import Config
 from ..mm.errors import MmError
 from ..mm.kernel import Kernel
+from .display import DEFAULT_DISPLAY
 from .regions import RegionNames
 
 
@@ -23,6 +25,10 @@ class Session(RegionNames):
     pid: int = 1
     regions: dict[int, dict[str, tuple[int, int]]] = field(default_factory=lambda: {1: {}})
     debug_vm: bool = False
+    #: What is drawn after each step (`set display`, lang/display.py).
+    display: tuple[str, ...] = DEFAULT_DISPLAY
+    #: Writes `export WHAT FILE` (what the printer drew); None where nothing records the steps.
+    exporter: Callable[[str, str], str] | None = None
 
     @classmethod
     def boot(cls, config: Config | None = None, debug_vm: bool = False) -> "Session":

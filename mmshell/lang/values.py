@@ -36,7 +36,7 @@ _LIMIT = 1 << 64  # every size, offset and address is below 2**64
 
 RESERVED_WORDS: frozenset[str] = frozenset({
     "prot", "at", "size", "kind", "prio",
-    "hugepage", "nohugepage", "read", "write", "all",
+    "hugepage", "nohugepage", "read", "write", "all", "map",
 })
 """Words that cannot name a region or device.
 

@@ -23,6 +23,7 @@ from ..lang.errors import LangError
 from ..lang.parser import parse_line
 from ..lang.runner import Outcome, StepRecord, format_error, run_one
 from ..lang.session import Session
+from ..export import Recorder
 from ..report import StepPrinter
 from .completer import MmshCompleter
 from .highlight import LEXER_STYLE, MmshLexer
@@ -60,7 +61,7 @@ def run_line(session: Session, printer: StepPrinter, text: str, lineno: int) -> 
 def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output | None = None) -> int:
     """The read-eval-print loop; returns the exit status (0)."""
     session = Session.boot(debug_vm=debug_vm)
-    printer = StepPrinter(session, echo=False)
+    printer = StepPrinter(session, echo=False, recorder=Recorder(keep=None))   # export session: every step
     history, warning = open_history(history_path())
     toolbar = Toolbar(session)
     prompt: PromptSession[str] = PromptSession(

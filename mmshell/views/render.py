@@ -18,7 +18,7 @@ from mmshell.mm.task_mmu import vmstat_snapshot
 from importlib import import_module
 
 #: The contract's view names, in the order `show` lists them.
-VIEW_NAMES = ("vmas", "pt", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
+VIEW_NAMES = ("vmas", "pt", "map", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
 
 
 class SessionLike(Protocol):
@@ -46,8 +46,13 @@ def build_view(session: SessionLike, name: str, opts: Mapping[str, Any] | None =
             return mod.VmasView(k, mm, names)
         case "pt":
             return mod.PageTableView(k, mm, start, end, names)
+        case "map":
+            return mod.MapView(pid, mod.map_cells(k, mm, start, end), names)
         case "swap":
-            return mod.SwapView(k)
+            devices = [opts["name"]] if opts.get("name") else None
+            if opts.get("map"):
+                return import_module(".swapmap", __package__).SwapMapView(k, devices)
+            return mod.SwapView(k, devices)
         case "swapcache":
             return mod.SwapCacheView(k)
         case "vmstat":

@@ -21,7 +21,8 @@ from rich.text import Text
 from mmshell.mm.constants import PMD_SHIFT
 from mmshell.mm.task_mmu import vmstat_snapshot
 
-from .describe import NONE, PmdDesc, describe_pmd
+from .describe import NONE, PmdDesc, PteRun, describe_pmd
+from .finegrain import pte_change_text, pte_changes, slot_change_text, slot_changes, vma_changes, vma_words
 from .fold import PmdGroup, Spans, VmaIndex
 from .fmt import AddrNamer, Names, fmt_size
 from .swap import run_text, swap_map_runs
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 #: swap_map run changes listed per device before the rest are summarised.
 MAX_SWAP_LINES = 8
+#: Runs of changed PTEs listed for one table; more, and the table is shown whole, old → new.
+MAX_PTE_LINES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class Digest:
     vmstat: dict[str, int] = field(default_factory=dict)
     mthp: dict[str, int] = field(default_factory=dict)
     vmas: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    vma_flags: dict[int, tuple[tuple[int, int, int], ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -65,9 +69,11 @@ def digest(k: "Kernel") -> Digest:
     """Capture the machine's page tables, swap devices and counters."""
     pmds: dict[int, dict[int, PmdDesc]] = {}
     vmas: dict[int, tuple[tuple[int, int], ...]] = {}
+    vma_flags: dict[int, tuple[tuple[int, int, int], ...]] = {}
     for pid in sorted(k.mms):
         mm = k.mms[pid]
         vmas[pid] = tuple((v.start, v.end) for v in mm.vmas)
+        vma_flags[pid] = tuple((v.start, v.end, int(v.flags)) for v in mm.vmas)
         per: dict[int, PmdDesc] = {}
         for idx in sorted(mm.pmds):
             desc = describe_pmd(k, mm.pmds[idx])
@@ -79,7 +85,7 @@ def digest(k: "Kernel") -> Digest:
         if si is not None:
             runs = tuple((r["first"], r["last"], r["count"], r["cache"]) for r in swap_map_runs(si))
             swap[si.name] = DeviceDigest(si.inuse_pages, runs)
-    return Digest(pmds, swap, vmstat_snapshot(k), dict(k.vmstat.mthp), vmas)
+    return Digest(pmds, swap, vmstat_snapshot(k), dict(k.vmstat.mthp), vmas, vma_flags)
 
 
 def deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
@@ -164,13 +170,19 @@ class StepView:
                 "delta": (a.used if a else 0) - (b.used if b else 0),
                 "added": [_run_dict(r) for r in a_runs if r not in b_set],
                 "removed": [_run_dict(r) for r in b_runs if r not in a_set],
+                "slots": [{"first": f, "last": la, "old": o, "new": n}
+                          for f, la, o, n in slot_changes(b_runs, a_runs)] if a and b else [],
             })
         self.vmstat = deltas(before.vmstat, after.vmstat)
         self.mthp = deltas(before.mthp, after.mthp)
+        self.vmas = {pid: ch for pid in sorted(set(before.vma_flags) | set(after.vma_flags))
+                     if pid not in self.new_pids and pid not in self.gone_pids
+                     and (ch := vma_changes(before.vma_flags.get(pid, ()), after.vma_flags.get(pid, ())))}
 
     @property
     def empty(self) -> bool:
-        return not (self.changes or self.swap or self.vmstat or self.mthp or self.new_pids or self.gone_pids)
+        return not (self.changes or self.swap or self.vmstat or self.mthp or self.new_pids or self.gone_pids
+                    or self.vmas)
 
     def _where(self, c: PmdChange) -> str:
         start, end = c.first << PMD_SHIFT, (c.last + 1) << PMD_SHIFT
@@ -179,6 +191,20 @@ class StepView:
             return label or f"{start:#x}"
         return f"{label}:{fmt_size(end - start)}" if label else f"{start:#x}-{end - 1:#x}"
 
+    def _ptes(self, c: PmdChange) -> list[tuple[PteRun, PteRun]] | None:
+        """The PTEs a one-PMD change of a table changed, when they are few enough to list."""
+        if c.count != 1:
+            return None
+        ptes = pte_changes(c.old.descs[0], c.new.descs[0])
+        return ptes if ptes is not None and len(ptes) <= MAX_PTE_LINES else None
+
+    def _change_text(self, c: PmdChange) -> str:
+        """`old\n→ new`, or for a table whose few PTEs changed, one line per changed run of PTEs."""
+        ptes = self._ptes(c)
+        if ptes is None:
+            return f"{c.old.text()}\n→ {c.new.text()}"
+        return "\n".join(pte_change_text(o, n) for o, n in ptes)
+
     def __rich__(self) -> Trimmed:
         if self.empty:
             return Trimmed(Group(Text("no change", style="dim")))
@@ -186,11 +212,16 @@ class StepView:
         for what, pids in (("new process", self.new_pids), ("process gone", self.gone_pids)):
             for pid in pids:
                 parts.append(Text(f"{what}: {pid}"))
+        for pid, changes in self.vmas.items():
+            lines = [f"vmas of pid {pid}:"]
+            for sign, (start, end, flags) in changes:
+                label = self.namers[pid].label(start) if pid in self.namers else ""
+                lines.append(f"  {sign} {start:#x}-{end:#x} {vma_words(flags)}" + (f" ({label})" if label else ""))
+            parts.append(Text("\n".join(lines)))
         if self.changes:
             table = view_table("page tables", "pid", "where", "PMDs", "change", right=("PMDs",))
             for c in self.changes:
-                table.add_row(cell(c.pid), cell(self._where(c)), cell(c.count),
-                              cell(f"{c.old.text()}\n→ {c.new.text()}"))
+                table.add_row(cell(c.pid), cell(self._where(c)), cell(c.count), cell(self._change_text(c)))
             parts.append(table)
         for s in self.swap:
             if s["before"] is None:
@@ -199,7 +230,10 @@ class StepView:
                 lines = [f"swap {s['name']}: swapoff, was used {s['before']}"]
             else:
                 lines = [f"swap {s['name']}: used {s['before']} → {s['after']} ({s['delta']:+d})"]
-            runs = [f"  - {run_text(r)}" for r in s["removed"]] + [f"  + {run_text(r)}" for r in s["added"]]
+            if s["slots"]:
+                runs = [f"  {slot_change_text(x['first'], x['last'], x['old'], x['new'])}" for x in s["slots"]]
+            else:
+                runs = [f"  - {run_text(r)}" for r in s["removed"]] + [f"  + {run_text(r)}" for r in s["added"]]
             if len(runs) > MAX_SWAP_LINES:
                 runs = runs[:MAX_SWAP_LINES - 1] + [f"  … {len(runs) - MAX_SWAP_LINES + 1} more"]
             parts.append(Text("\n".join(lines + runs)))
@@ -210,10 +244,18 @@ class StepView:
         return Trimmed(Group(*parts))
 
     def to_json(self) -> dict:
-        pmds = [{"pid": c.pid, "start": c.first << PMD_SHIFT, "end": ((c.last + 1) << PMD_SHIFT) - 1,
-                 "count": c.count, "old": c.old.text(), "new": c.new.text()} for c in self.changes]
+        pmds = []
+        for c in self.changes:
+            obj: dict[str, Any] = {"pid": c.pid, "start": c.first << PMD_SHIFT,
+                                   "end": ((c.last + 1) << PMD_SHIFT) - 1, "count": c.count,
+                                   "old": c.old.text(), "new": c.new.text()}
+            if (ptes := self._ptes(c)) is not None:
+                obj["ptes"] = [{"first": o.lo, "last": o.hi, "old": o.body(), "new": n.body()} for o, n in ptes]
+            pmds.append(obj)
+        vmas = [{"pid": pid, "change": sign, "start": v[0], "end": v[1], "flags": vma_words(v[2])}
+                for pid, changes in self.vmas.items() for sign, v in changes]
         return {"processes": {"new": self.new_pids, "gone": self.gone_pids}, "pmds": pmds, "swap": self.swap,
-                "vmstat": self.vmstat, "mthp": self.mthp}
+                "vmstat": self.vmstat, "mthp": self.mthp, "vmas": vmas}
 
 
 def _run_dict(r: tuple[int, int, int, bool]) -> dict:

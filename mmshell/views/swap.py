@@ -87,7 +87,7 @@ def device_facts(si: SwapInfo) -> dict:
 
 
 class SwapView:
-    """Every active swap device, in swap type order.
+    """Every active swap device (or those named), in swap type order.
 
     to_json(): {"devices": [{"name", "type", "kind", "prio", "pages", "size", "used",
     "used_kb", "clusters": {"total", "free", "order9", "order0"},
@@ -95,8 +95,9 @@ class SwapView:
     "zswap": [{"first", "last"}], "cached"}]}.
     """
 
-    def __init__(self, k: "Kernel") -> None:
-        self.devices = [device_facts(si) for si in k.swap_info if si is not None]
+    def __init__(self, k: "Kernel", names: list[str] | None = None) -> None:
+        self.devices = [device_facts(si) for si in k.swap_info
+                        if si is not None and (names is None or si.name in names)]
 
     def __rich__(self) -> Trimmed:
         if not self.devices:

@@ -27,8 +27,13 @@ def A(text: str) -> Addr:
     return Addr.parse(text)
 
 
-def show(view: str, range: Range | None = None, name: str | None = None, all: bool = False) -> dict[str, Any]:
-    return {"view": view, "range": range, "name": name, "all": all}
+#: The extra words of `set display VIEW...` that every other `set` leaves empty.
+NO_MORE = {"more1": None, "more2": None, "more3": None}
+
+
+def show(view: str, range: Range | None = None, name: str | None = None, all: bool = False,
+         map: bool = False) -> dict[str, Any]:
+    return {"view": view, "range": range, "name": name, "all": all, "map": map}
 
 
 def mmap(name: str, size: int, prot: str = "rw", advice: str | None = None, at: Addr | None = None) -> dict[str, Any]:
@@ -41,22 +46,22 @@ EXPECT_PMD = Command("expect", {"path": "pmd.a", "op": "==", "value": "swap"})
 # Every form of mmsh-language.md, with the Command.args the executor relies on.
 CONTRACT: list[tuple[str, str, dict[str, Any]]] = [
     # machine set-up
-    ("set pmd_swap on", "set", {"setting": "pmd_swap", "value": True, "point": None}),
-    ("set pmd_swap off", "set", {"setting": "pmd_swap", "value": False, "point": None}),
-    ("set thp always", "set", {"setting": "thp", "value": "always", "point": None}),
-    ("set thp madvise", "set", {"setting": "thp", "value": "madvise", "point": None}),
-    ("set thp never", "set", {"setting": "thp", "value": "never", "point": None}),
-    ("set zswap on", "set", {"setting": "zswap", "value": True, "point": None}),
-    ("set zswap off", "set", {"setting": "zswap", "value": False, "point": None}),
-    ("set ram 1G", "set", {"setting": "ram", "value": 1 << 30, "point": None}),
-    ("set ram 64M", "set", {"setting": "ram", "value": 64 * M, "point": None}),
-    ("set fail thp_alloc on", "set", {"setting": "fail", "point": "thp_alloc", "value": "on"}),
-    ("set fail swap_cluster off", "set", {"setting": "fail", "point": "swap_cluster", "value": "off"}),
-    ("set fail memcg_charge once", "set", {"setting": "fail", "point": "memcg_charge", "value": "once"}),
-    ("set use_zero_page off", "set", {"setting": "use_zero_page", "value": False, "point": None}),
-    ("set max_ptes_swap 0", "set", {"setting": "max_ptes_swap", "value": 0, "point": None}),
-    ("set max_ptes_none 511", "set", {"setting": "max_ptes_none", "value": 511, "point": None}),
-    ("set max_ptes_shared 0x100", "set", {"setting": "max_ptes_shared", "value": 256, "point": None}),
+    ("set pmd_swap on", "set", {"setting": "pmd_swap", "value": True, "point": None, **NO_MORE}),
+    ("set pmd_swap off", "set", {"setting": "pmd_swap", "value": False, "point": None, **NO_MORE}),
+    ("set thp always", "set", {"setting": "thp", "value": "always", "point": None, **NO_MORE}),
+    ("set thp madvise", "set", {"setting": "thp", "value": "madvise", "point": None, **NO_MORE}),
+    ("set thp never", "set", {"setting": "thp", "value": "never", "point": None, **NO_MORE}),
+    ("set zswap on", "set", {"setting": "zswap", "value": True, "point": None, **NO_MORE}),
+    ("set zswap off", "set", {"setting": "zswap", "value": False, "point": None, **NO_MORE}),
+    ("set ram 1G", "set", {"setting": "ram", "value": 1 << 30, "point": None, **NO_MORE}),
+    ("set ram 64M", "set", {"setting": "ram", "value": 64 * M, "point": None, **NO_MORE}),
+    ("set fail thp_alloc on", "set", {"setting": "fail", "point": "thp_alloc", "value": "on", **NO_MORE}),
+    ("set fail swap_cluster off", "set", {"setting": "fail", "point": "swap_cluster", "value": "off", **NO_MORE}),
+    ("set fail memcg_charge once", "set", {"setting": "fail", "point": "memcg_charge", "value": "once", **NO_MORE}),
+    ("set use_zero_page off", "set", {"setting": "use_zero_page", "value": False, "point": None, **NO_MORE}),
+    ("set max_ptes_swap 0", "set", {"setting": "max_ptes_swap", "value": 0, "point": None, **NO_MORE}),
+    ("set max_ptes_none 511", "set", {"setting": "max_ptes_none", "value": 511, "point": None, **NO_MORE}),
+    ("set max_ptes_shared 0x100", "set", {"setting": "max_ptes_shared", "value": 256, "point": None, **NO_MORE}),
     ("swapon s0 1G", "swapon", {"name": "s0", "size": 1 << 30, "kind": "zram", "prio": None}),
     ("swapon s0 1G kind zram", "swapon", {"name": "s0", "size": 1 << 30, "kind": "zram", "prio": None}),
     ("swapon d 64M kind disk", "swapon", {"name": "d", "size": 64 * M, "kind": "disk", "prio": None}),
@@ -103,6 +108,11 @@ CONTRACT: list[tuple[str, str, dict[str, Any]]] = [
     ("show pt", "show", show("pt")),
     ("show pt a+2M:2M", "show", show("pt", R("a+2M:2M"))),
     ("show swap", "show", show("swap")),
+    ("show swap s0", "show", show("swap", name="s0")),
+    ("show swap s0 map", "show", show("swap", name="s0", map=True)),
+    ("show swap map", "show", show("swap", map=True)),
+    ("show map", "show", show("map")),
+    ("show map a+2M:2M", "show", show("map", R("a+2M:2M"))),
     ("show swapcache", "show", show("swapcache")),
     ("show vmstat", "show", show("vmstat")),
     ("show vmstat all", "show", show("vmstat", all=True)),
@@ -228,7 +238,7 @@ def _error(text: str) -> LangError:
     ("mmap a x", 8, "expected a size after 'mmap a', got 'x'"),
     ("mmap a", 7, "expected a size after 'mmap a'"),
     ("set foo on", 5, "unknown setting 'foo' (pmd_swap, thp, zswap, ram, fail, use_zero_page, "
-                      "max_ptes_swap, max_ptes_none, max_ptes_shared)"),
+                      "max_ptes_swap, max_ptes_none, max_ptes_shared, display)"),
     ("set pmd_swp on", 5, "unknown setting 'pmd_swp' (did you mean 'pmd_swap'?)"),
     ("MMAP a 2M", 1, "unknown command 'MMAP' (did you mean 'mmap'?)"),
     ("frobnicate", 1, "unknown command 'frobnicate' (help lists the commands)"),
@@ -259,7 +269,7 @@ def _error(text: str) -> LangError:
     ("switch -1", 8, "expected a pid after 'switch', got '-1' (must be 1..4194304)"),
     ("exit 2 3", 8, "unexpected '3' after 'exit 2' (usage: exit [PID])"),
     ("fork now", 6, "unexpected 'now' after 'fork' (usage: fork)"),
-    ("show", 5, "expected a view (vmas, pt, swap, swapcache, vmstat, smaps, pagemap, meminfo) after 'show'"),
+    ("show", 5, "expected a view (vmas, pt, map, swap, swapcache, vmstat, smaps, pagemap, meminfo) after 'show'"),
     ("show vmsta", 6, "unknown view 'vmsta' (did you mean 'vmstat'?)"),
     ("show pagemap", 13, "expected a range after 'show pagemap'"),
     ("show vmas a", 11, "unexpected 'a' after 'show vmas' (usage: show vmas)"),

@@ -52,15 +52,16 @@ def test_optional_positionals_come_last() -> None:
 def test_executor_arg_keys() -> None:
     keys = {s.name: set(s.grammar.defaults()) for s in registry.COMMANDS}
     assert keys == {
-        "set": {"setting", "value", "point"}, "swapon": {"name", "size", "kind", "prio"},
+        "set": {"setting", "value", "point", "more1", "more2", "more3"}, "swapon": {"name", "size", "kind", "prio"},
         "swapoff": {"name"}, "fork": set(), "switch": {"pid"}, "at": {"pid", "command"},
         "exit": {"pid"}, "mmap": {"name", "size", "prot", "advice", "at"}, "munmap": {"range"},
         "touch": {"range", "access"}, "check": {"range"}, "madvise": {"range", "advice"},
         "mprotect": {"range", "prot"}, "mremap": {"range", "newname", "size", "at"},
         "uffd_register": {"range"}, "uffd_move": {"src", "dst"}, "reclaim": {"size"},
-        "khugepaged": set(), "show": {"view", "range", "name", "all"}, "trace": {"on"},
+        "khugepaged": set(), "show": {"view", "range", "name", "all", "map"}, "trace": {"on"},
         "if": {"setting", "value", "command"}, "expect": {"path", "op", "value"},
         "expect_fails": {"command"}, "help": {"topic"}, "source": {"path"}, "pause": {"text"},
+        "export": {"what", "path"},
     }
 
 
@@ -116,7 +117,8 @@ def test_help() -> None:
 
 def test_switch_usages() -> None:
     assert registry.command("show").usages() == (
-        "show vmas", "show pt [RANGE]", "show swap", "show swapcache", "show vmstat [all]",
+        "show vmas", "show pt [RANGE]", "show map [RANGE]", "show swap [NAME] [map]", "show swapcache",
+        "show vmstat [all]",
         "show smaps [NAME]", "show pagemap RANGE", "show meminfo")
     assert "set fail POINT on|off|once" in registry.command("set").usages()
     assert registry.command("mmap").synopsis == \
