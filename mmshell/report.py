@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .views.step import Digest
 
 #: Commands after which no step summary is shown (they change nothing).
-QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch"})
+QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "explain"})
 
 
 def shows_changes(cmd: Command) -> bool:
@@ -120,6 +120,8 @@ class StepPrinter:
         out = rec.output
         if rec.error:
             self.console.print(rec.error, markup=False, highlight=False, soft_wrap=True)
+            if self.session.explain and rec.command is not None and not self.quiet:
+                self._explain(rec, None)
             return
         if self.quiet:
             return
@@ -132,12 +134,32 @@ class StepPrinter:
         if out.trace:
             self.console.print("  [dim]trace:[/] " + " > ".join(_fold_trace(out.trace)), highlight=False,
                                soft_wrap=True)
+        view = None
         if self._before is not None and out.changed:
             from .views.step import StepView, digest
             after = digest(self.session.kernel)
-            self.console.print(StepView(self._before, after, names_by_pid=self._names()))
+            view = StepView(self._before, after, names_by_pid=self._names(), counters=self.session.counters)
+            self.console.print(view)
             self._prev = self._before
         self._before = None
+        if self.session.explain and rec.command is not None:
+            self._explain(rec, view)
+
+    def _explain(self, rec: StepRecord, view) -> None:
+        """`explain on`: the step in plain sentences, indented under it."""
+        import textwrap
+
+        text = textwrap.fill(" ".join(self._sentences(rec, view)), width=max(40, self.console.width - 1),
+                             initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
+        self.console.print(text, style="italic", markup=False, highlight=False, soft_wrap=True)
+
+    @staticmethod
+    def _sentences(rec: StepRecord, view) -> list[str]:
+        from .views.explain import explain_step
+        out = rec.output
+        assert rec.command is not None
+        return explain_step(rec.command, getattr(out, "calls", []) if out is not None else [], view, rec.error,
+                            out.lines if out is not None else ())
 
     def _names(self) -> dict[int, dict[str, tuple[int, int]]]:
         """Region names per pid after the step, and before it for a process that is gone."""
@@ -146,6 +168,7 @@ class StepPrinter:
     def _json(self, rec: StepRecord) -> None:
         obj = rec.json_head()
         out = rec.output
+        view = None
         if out is not None:
             if out.views:
                 obj["views"] = {name: view_json(self.session, name, opts, self._prev)
@@ -155,8 +178,11 @@ class StepPrinter:
             if self._before is not None and out.changed:
                 from .views.step import StepView, digest
                 after = digest(self.session.kernel)
-                obj["changes"] = StepView(self._before, after, names_by_pid=self._names()).to_json()
+                view = StepView(self._before, after, names_by_pid=self._names())
+                obj["changes"] = view.to_json()
                 self._prev = self._before
+        if self.session.explain and rec.command is not None:
+            obj["explain"] = self._sentences(rec, view)
         self._before = None
         print(json.dumps(obj), file=self.stream)
 

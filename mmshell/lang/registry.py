@@ -191,6 +191,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
           "e.g. shrink_folio_list > folio_alloc_swap(order=9) > try_to_unmap_one >\n"
           "set_pmd_swap_entry.",
           Arg("on", Kind.BOOL, "on|off"), examples=("trace on", "trace off")),
+    _spec("explain", "explain", _V, "after each step, say in plain words what the kernel did",
+          "2-6 sentences built from the step itself: the kernel functions it went through and\n"
+          "what they do, a fallback and its cause, the entries and swap slots that changed,\n"
+          "and every counter that moved with what it counts (help COUNTER for one).",
+          Arg("on", Kind.BOOL, "on|off"), examples=("explain on", "explain off")),
     _spec("if", "if", _X, "run COMMAND only when a setting has VALUE",
           "if pmd_swap on: expect pmd.a == swap",
           Switch("setting", "SETTING", tuple((s.name, s.grammar(then=":"))

@@ -23,6 +23,11 @@ class Session(RegionNames):
     pid: int = 1
     regions: dict[int, dict[str, tuple[int, int]]] = field(default_factory=lambda: {1: {}})
     debug_vm: bool = False
+    #: What is printed, not the machine (a refused command, undo and back leave them be):
+    #: `explain on|off`, and the display settings `set counters key|all`, `set pager on|off`.
+    explain: bool = False
+    counters: str = "key"
+    pager: bool = True
 
     @classmethod
     def boot(cls, config: Config | None = None, debug_vm: bool = False) -> "Session":
