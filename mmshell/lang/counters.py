@@ -45,7 +45,7 @@ class CounterDoc:
 
     def text(self) -> str:
         kind = "gauge (a level, kept up to date)" if self.gauge else "event (a running count)"
-        lines = [f"{self.topic}: {self.what}", f"  kind: {kind}", f"  counted by: {self.counted_by}"]
+        lines = [f"{self.topic}:  {self.what}", f"  kind:  {kind}", f"  counted by:  {self.counted_by}"]
         if self.restates:
             lines.append(f"  restates {self.restates}: hidden from the step summary "
                          "unless `set counters all`")
@@ -251,12 +251,12 @@ def counters_help() -> str:
     """`help counters`: the key counters, and the ones the step summary hides by default."""
     key = [c.topic for c in COUNTERS if c.family in ("vmstat", "mthp") and c.key]
     hidden = [c for c in COUNTERS if c.family in ("vmstat", "mthp") and not c.key]
-    lines = ["The step summary lists the counters that moved. `set counters key` (the default)",
-             "shows the ones that teach; `set counters all` also shows these, which restate",
-             "another counter:"]
-    lines += [f"  {c.topic:<29} restates {c.restates}" for c in hidden]
+    lines = ["The step summary lists the counters that moved. `set counters key` (the",
+             "default) shows the ones that teach; `set counters all` also shows these,",
+             "which restate another counter:"]
+    lines += [f"  {c.topic:<32}  restates {c.restates}" for c in hidden]
     lines += ["", "help COUNTER says what one counts and which kernel function counts it:",
-              "  help thp_swpout_pmd, help mthp.swpin, help smaps.SwapPss, help meminfo.SwapFree.",
+              "help thp_swpout_pmd, help mthp.swpin, help smaps.SwapPss, help meminfo.SwapFree.",
               "", "Key counters: " + ", ".join(key) + "."]
     return "\n".join(lines)
 

@@ -16,6 +16,7 @@ from typing import Sequence
 from ..mm.mman import Madv
 from ..mm.vma import VM
 from .grammar import Arg, CommandSpec, Flags, Grammar, Group, Kind, Option, Switch
+from .topics import teaching_text, teaching_topics, wrap_help
 from .settings import FAULT_POINT_HELP, FAULT_POINTS, SETTINGS, SettingSpec, setting, setting_names
 from .values import RESERVED_WORDS
 
@@ -297,21 +298,38 @@ def by_group() -> dict[Group, tuple[CommandSpec, ...]]:
 def help_topics() -> tuple[str, ...]:
     """Every topic ``help TOPIC`` accepts."""
     words = [" ".join(s.words) for s in COMMANDS] + [w for w in first_words() if w not in _BY_NAME]
-    return tuple(dict.fromkeys(words + list(setting_names()) + list(TOPICS)))
+    return tuple(dict.fromkeys(words + list(setting_names()) + list(TOPICS) + list(teaching_topics())))
 
 
 def help_text(topic: str | None = None) -> str:
-    """Plain-text help: the command list, or one command, setting or topic.
+    """Plain-text help, wrapped at words inside 80 columns: the command list, or one
+    command, setting or topic.
 
     ``KeyError`` for an unknown topic (the parser refuses those already).
     """
+    return wrap_help(_help_text(topic))
+
+
+#: The command list's synopsis column; a longer synopsis puts its summary on the next line.
+_SYNOPSIS_WIDTH = 26
+
+
+def _help_text(topic: str | None) -> str:
     if topic is None:
-        lines = ["Commands (help COMMAND for more; help sizes, addresses, ranges, names, notation):"]
-        width = max(len(s.synopsis) for s in COMMANDS)
+        lines = ["Commands (help COMMAND for more). Topics: help legend, pt, swap, counters,",
+                 "COUNTER (help thp_swpout_pmd), sizes, addresses, ranges, names, notation."]
         for group, specs in by_group().items():
             lines.append(f"\n{group.value}:")
-            lines += [f"  {s.synopsis:<{width}}  {s.summary}" for s in specs]
+            for s in specs:
+                if len(s.synopsis) > _SYNOPSIS_WIDTH:
+                    lines += [f"  {s.synopsis}", f"  {'':<{_SYNOPSIS_WIDTH}}  {s.summary}"]
+                else:
+                    lines.append(f"  {s.synopsis:<{_SYNOPSIS_WIDTH}}  {s.summary}")
+        lines += ["", "At the prompt: quit (or Ctrl-D) leaves; help shell lists what else it takes."]
         return "\n".join(lines)
+    text = teaching_text(topic)
+    if text is not None:
+        return text
     if topic in TOPICS:
         return TOPICS[topic]
     if topic in setting_names():
