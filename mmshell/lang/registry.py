@@ -232,7 +232,8 @@ TOPICS: dict[str, str] = {
     "sizes": "A plain integer is bytes; 0x hex is allowed. K M G T P (also KB.., KiB..) are\n"
              "binary units (2M = 2097152); kB and k are 1024 as in /proc. Whole numbers only.",
     "addresses": "An address is an integer (0x40000000) or NAME / NAME+OFFSET, NAME a region\n"
-                 "from mmap or mremap, OFFSET a size (a+2M, a+0x1000). NAME-OFFSET is refused.",
+                 "from mmap or mremap, OFFSET a size (a+2M, a+0x1000) or sizes added and\n"
+                 "subtracted (a+2M+0x11000, a+2M-4K), at least 0. NAME-OFFSET is refused.",
     "ranges": "ADDR:LEN (a+2M:4K, 0x40000000:2M); a bare NAME is the whole region; a bare\n"
               "address is the one page that holds it.",
     "names": "Names are [A-Za-z_][A-Za-z0-9_]*, case-sensitive, at most 64 characters; these\n"

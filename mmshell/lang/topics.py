@@ -13,7 +13,7 @@ import textwrap
 
 from .counters import counter_doc, counter_topics, counters_help
 
-__all__ = ["TEACHING_TOPICS", "teaching_topics", "teaching_text", "wrap_help", "HELP_WIDTH"]
+__all__ = ["MAX_UNDO", "SHELL_COMMANDS", "TEACHING_TOPICS", "teaching_topics", "teaching_text", "wrap_help", "HELP_WIDTH"]
 
 #: Help lines are wrapped at words to this width: printed two columns in, they end before column 80.
 HELP_WIDTH = 77
@@ -105,10 +105,38 @@ in the swap cache after writeback, and swap-in reads ahead.
 Views: show swap (devices, clusters, swap_map runs), show swapcache, show pt.
 """
 
+#: Steps the interactive prompt can take back (shell/journal.py keeps the machine before each).
+MAX_UNDO = 16
+
+#: The commands only the interactive prompt takes (shell/meta.py runs them), each alone on
+#: its line: word -> (synopsis, what it does).
+SHELL_COMMANDS: dict[str, tuple[str, str]] = {
+    "undo": ("undo", "take back the last step: the machine as it was before it"),
+    "back": ("back N", f"take back the last N steps (the last {MAX_UNDO} can be taken back)"),
+    "history": ("history", "list the steps so far"),
+    "save": ("save FILE.mmsh", "write the commands that ran as a script (refused ones and failed "
+                               "expectations left out); `mmshell run FILE` ends in the same state"),
+    "reset": ("reset", "boot a fresh machine; the history starts again"),
+    "clear": ("clear", "clear the screen (Ctrl-L too)"),
+    "quit": ("quit", "leave the shell (Ctrl-D too; `exit` when pid 1 is the only process)"),
+}
+
+
+def _shell_help() -> str:
+    lines = ["The interactive prompt also takes these, each alone on its line:"]
+    lines += [f"  {syn:<16}  {what}" for syn, what in SHELL_COMMANDS.values()]
+    lines += ["",
+              "A step is a command that may change something (not show, help, expect or a",
+              "bare check). `set pager off` prints long output straight through instead of",
+              "through a pager; Ctrl-C stops the command running and the rest of its line."]
+    return "\n".join(lines)
+
+
 TEACHING_TOPICS: dict[str, str] = {
     "legend": LEGEND,
     "pt": PT,
     "swap": SWAP,
+    "shell": _shell_help(),
 }
 
 
