@@ -176,6 +176,8 @@ def parse_name(text: str, what: str = "a name") -> str:
 
 def _offset_sum(off: str, what: str, text: str) -> int:
     """NAME+OFFSET's OFFSET: sizes added and subtracted (``2M+0x11000``, ``2M-4K``), at least 0."""
+    if off.startswith("-"):
+        raise BadValue(what, text, "offset cannot be negative")
     terms = re.split(r"([+-])", off)
     total = 0
     for i in range(0, len(terms), 2):
