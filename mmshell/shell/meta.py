@@ -91,14 +91,17 @@ def caret(prompt_width: int, column: int) -> str:
 
 
 class ShellPrinter(StepPrinter):
-    """StepPrinter as the prompt prints: an error without its `<stdin>:N: ` prefix, a caret
-    under a command that was not first on its line, and `holds` after a passing expect."""
+    """StepPrinter as the prompt prints: an error without its `<stdin>:N: ` prefix, the line
+    again with a caret under a refused command that was not first on it (the steps before
+    it have printed in between), and `holds` after a passing expect."""
 
     prompt_width = 0
+    line_text = ""
 
     def __call__(self, rec: StepRecord) -> None:
-        if rec.error and rec.command is not None and rec.command.column > 1:
-            self.console.print(caret(self.prompt_width, rec.command.column), markup=False, highlight=False)
+        if rec.error and rec.command is not None and rec.command.column > 1 and self.line_text:
+            self.console.print("  " + self.line_text, markup=False, highlight=False, soft_wrap=True)
+            self.console.print(caret(2, rec.command.column), markup=False, highlight=False)
         if rec.error:
             rec.error = rec.error.removeprefix(f"{rec.source}:{rec.line}: ")
         super().__call__(rec)

@@ -125,7 +125,7 @@ def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output
                 prompt.app.output.cursor_goto(0, 0)
                 prompt.app.output.flush()
             continue
-        printer.prompt_width = len(prompt_text(session))
+        printer.prompt_width, printer.line_text = len(prompt_text(session)), text
         try:
             width = printer.prompt_width
             outcome = paged(printer.console, session.pager,

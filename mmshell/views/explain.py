@@ -307,7 +307,8 @@ def explain_step(cmd: "Command", calls: Sequence[str], view: "StepView | None", 
     while inner.name in ("at", "if") and hasattr(inner.args.get("command"), "name"):
         inner = inner.args["command"]
     if error is not None:
-        why = error.split(": ", 2)[-1]
+        m = re.search(r"\bE[A-Z0-9]+: .*", error)
+        why = m.group(0) if m else error
         return [_sentence(f"The command was refused ({why})"),
                 "A refused command changes nothing: the machine is exactly as it was before it."]
     out: list[str] = []
