@@ -125,8 +125,13 @@ CONTEXT: dict[tuple[str, str], str] = {
 _FALLBACK = re.compile(r"^(?P<fn>[\w ]+)(?:\((?P<why>[^)]*)\))?(?::\s*(?P<then>.+)| (?P<failed>failed))$")
 _BASE = re.compile(r"^([\w ]+?)(?:\(.*)?(?: x\d+)?$")
 
-#: Commands that only look at the machine.
-LOOKING = frozenset({"show", "expect", "expect_fails", "help", "check", "switch"})
+#: What a command that runs no kernel function does instead.
+QUIET: dict[str, str] = {
+    **dict.fromkeys(("show", "expect", "expect_fails", "help", "check"), "only reads the machine"),
+    "switch": "only changes which process the next commands act on",
+    **dict.fromkeys(("trace", "explain"), "only switches what is printed"),
+    "pause": "only marks a stop for `mmshell run --step` and `mmshell present`",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,9 +340,8 @@ def _quiet_sentences(cmd: "Command", inner: "Command", output: Sequence[str]) ->
                                                                        else "behave accordingly.")]
     if cmd.name == "if" and inner is cmd:
         return ["The condition did not hold, so the command did not run: nothing changed."]
-    if name in LOOKING or name in ("trace", "explain"):
-        what = "reads the machine" if name in LOOKING else "switches what is printed"
-        return [f"`{cmd.text or cmd}` only {what}: no kernel path ran.",
+    if name in QUIET:
+        return [f"`{cmd.text or cmd}` {QUIET[name]}: no kernel path ran.",
                 "No page-table entry, swap slot or counter moved."]
     return [f"`{cmd.text or cmd}` went through no kernel function that moves memory, and nothing that a "
             "step shows changed.", "No page-table entry, swap slot or counter moved."]
