@@ -5,8 +5,9 @@ them.  Ctrl-C clears the line (and, while a line runs, stops it: the command
 running is refused, the rest of the line is not run), Ctrl-D or `quit` leaves,
 any error prints one line (a caret under its column) and the prompt comes back.
 The prompt's own commands (`undo`, `back N`, `history`, `save`, `reset`, `clear`)
-are in :mod:`.meta` and :mod:`.journal`.  History is kept in ~/.mmshell_history (suggested as you
-type, from history: the right arrow takes it).  The prompt completes by the
+are in :mod:`.meta` and :mod:`.journal`; long output goes through a pager.
+History is kept in ~/.mmshell_history (suggested as you type, from history:
+the right arrow takes it).  The prompt completes by the
 grammar (:mod:`.completer`), colours by the grammar (:mod:`.highlight`), and
 shows the machine and what comes next in a bottom toolbar (:mod:`.toolbar`).
 """
@@ -27,11 +28,11 @@ from ..lang.parser import parse_line
 from ..lang.runner import Outcome, StepRecord, run_one
 from ..lang.session import Session
 from ..report import StepPrinter
-from .journal import Journal, is_step
-from .meta import Leave, ShellPrinter, caret, is_shell_command, paged, run_shell_command
 from .completer import MmshCompleter
 from .highlight import LEXER_STYLE, MmshLexer
 from .history import CheckedFileHistory, history_path, open_history
+from .journal import Journal, is_step
+from .meta import Leave, ShellPrinter, caret, is_shell_command, paged, run_shell_command
 from .toolbar import TOOLBAR_STYLE, Toolbar
 
 BANNER = ("mmshell: a simulated Linux mm for watching THPs swap.\n"
