@@ -255,7 +255,7 @@ def _entry_sentences(view: "StepView") -> list[str]:
             parts.append(f"{abs(s['delta'])} slot(s) of {s['name']} were {verb} ({s['before']} → "
                          f"{s['after']} in use)")
         else:
-            parts.append(f"the swap counts of {s['name']}'s slots changed (still {s['after']} in use)")
+            parts.append(_count_change(s))
     return [_sentence("; ".join(parts))] if parts else []
 
 
@@ -277,6 +277,19 @@ def _flag_change(old: str, new: str) -> str:
     if gained:
         out += f"{', and' if lost else ','} now {_join(gained)}"
     return out
+
+
+def _count_change(s: dict) -> str:
+    """A device whose slots stayed in use but whose swap counts (or cache bits) changed."""
+    old = {(r["first"], r["last"]): r for r in s["removed"]}
+    for r in s["added"]:
+        was = old.get((r["first"], r["last"]))
+        if was is not None:
+            cache = {(False, True): ", now held by the swap cache (+cache)",
+                     (True, False): ", no longer held by the swap cache"}.get((was["cache"], r["cache"]), "")
+            return (f"the swap count of {s['name']} slots {r['first']:#x}-{r['last']:#x} went "
+                    f"{was['count']} → {r['count']}{cache} (still {s['after']} in use)")
+    return f"the swap counts of {s['name']}'s slots changed (still {s['after']} in use)"
 
 
 def _moved(view: "StepView") -> list[_Moved]:
