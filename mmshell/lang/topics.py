@@ -13,7 +13,7 @@ import textwrap
 
 from .counters import counter_doc, counter_topics, counters_help
 
-__all__ = ["MAX_UNDO", "SHELL_COMMANDS", "TEACHING_TOPICS", "teaching_topics", "teaching_text", "wrap_help", "HELP_WIDTH"]
+__all__ = ["MAX_UNDO", "UNDO_BUDGET", "SHELL_COMMANDS", "TEACHING_TOPICS", "teaching_topics", "teaching_text", "wrap_help", "HELP_WIDTH"]
 
 #: Help lines are wrapped at words to this width: printed two columns in, they end before column 80.
 HELP_WIDTH = 77
@@ -105,14 +105,17 @@ in the swap cache after writeback, and swap-in reads ahead.
 Views: show swap (devices, clusters, swap_map runs), show swapcache, show pt.
 """
 
-#: Steps the interactive prompt can take back (shell/journal.py keeps the machine before each).
+#: Steps the interactive prompt can take back (shell/journal.py keeps the machine before each),
+#: and the host memory those copies may take (costed as lang/budget.py costs the machine).
 MAX_UNDO = 16
+UNDO_BUDGET = 512 << 20
 
 #: The commands only the interactive prompt takes (shell/meta.py runs them), each alone on
 #: its line: word -> (synopsis, what it does).
 SHELL_COMMANDS: dict[str, tuple[str, str]] = {
     "undo": ("undo", "take back the last step: the machine as it was before it"),
-    "back": ("back N", f"take back the last N steps (the last {MAX_UNDO} can be taken back)"),
+    "back": ("back N", f"take back the last N steps (the last {MAX_UNDO} can be taken back, as long as "
+                       f"their copies of the machine fit in {UNDO_BUDGET >> 20} MiB)"),
     "history": ("history", "list the steps so far"),
     "save": ("save FILE.mmsh", "write the commands that ran as a script (refused ones and failed "
                                "expectations left out); `mmshell run FILE` ends in the same state"),

@@ -7,8 +7,9 @@ the machine (kernel, current pid, region names) and the display settings are
 copied with lang/snapshot.py, the copy the command's own refusal uses.
 `undo` puts the copy of the last step back, so the machine is byte for byte
 what it was; `back N` does so for the last N steps.  Only the last
-MAX_UNDO steps keep their copy (each costs about as much memory as the
-machine itself); older steps stay in the log for `save`.
+MAX_UNDO steps keep their copy, and only as many as fit in UNDO_BUDGET of host
+memory (each copy costs what the machine costs, lang/budget.py); older steps
+stay in the log for `save`.
 
 `save FILE` writes the log as a .mmsh script: run with `mmshell run FILE`, it
 ends in the same state, because the prompt's machine boots as `mmshell run`
@@ -25,7 +26,8 @@ from typing import Any
 from ..lang.parser import Command
 from ..lang.session import Session
 from ..lang.snapshot import snapshot
-from ..lang.topics import MAX_UNDO
+from ..lang.budget import footprint
+from ..lang.topics import MAX_UNDO, UNDO_BUDGET
 
 __all__ = ["MAX_UNDO", "Journal", "JournalError", "is_step"]
 
@@ -49,6 +51,7 @@ class _Entry:
     text: str
     step: bool
     before: Any = None          # the machine before the step, while it is among the last MAX_UNDO
+    cost: int = 0               # host bytes of that copy
 
 
 class Journal:
@@ -69,10 +72,16 @@ class Journal:
         text = cmd.text or str(cmd)
         if cmd.name == "source":
             text = f"source {Path(cmd.args['path']).resolve()}"
-        self.entries.append(_Entry(text, is_step(cmd), before if is_step(cmd) else None))
-        kept = [e for e in self.entries if e.before is not None]
-        for e in kept[:-MAX_UNDO]:
-            e.before = None
+        kept = before if is_step(cmd) else None
+        cost = footprint(kept[0]).bytes if kept is not None else 0
+        self.entries.append(_Entry(text, is_step(cmd), kept, cost))
+        total, n = 0, 0
+        for e in reversed(self.entries):      # newest first: keep what fits, drop the older copies
+            if e.before is None:
+                continue
+            total, n = total + e.cost, n + 1
+            if n > MAX_UNDO or total > UNDO_BUDGET:
+                e.before = None
 
     def clear(self) -> None:
         self.entries.clear()
@@ -92,7 +101,8 @@ class Journal:
             raise JournalError(f"back: EINVAL: only {len(steps)} step(s) so far")
         target = steps[-n]
         if target.before is None:
-            raise JournalError(f"back: EINVAL: only the last {MAX_UNDO} steps can be undone "
+            raise JournalError(f"back: EINVAL: only the last {MAX_UNDO} steps can be undone, as long as "
+                               f"their copies fit in {UNDO_BUDGET >> 20} MiB "
                                f"({sum(e.before is not None for e in steps)} kept)")
         s = self.session
         s.kernel, s.pid, s.regions, s.explain, s.counters, s.pager = target.before

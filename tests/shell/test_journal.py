@@ -122,3 +122,11 @@ def test_exit_and_quit(keys: str, leaves: bool, capsys, monkeypatch, tmp_path) -
     assert ("zz = 0x" in out) is not leaves
     if not leaves:
         assert "`quit` leaves the shell" in out
+
+
+def test_undo_copies_stay_within_their_memory_budget(monkeypatch) -> None:
+    import mmshell.shell.journal as journal_mod
+    monkeypatch.setattr(journal_mod, "UNDO_BUDGET", 20 << 20)       # two copies of a 1G machine (8 MiB)
+    session, journal, out = _prompt([f"mmap r{i} 4K" for i in range(5)] + ["back 3"])
+    assert sum(e.before is not None for e in journal.steps()) == 2
+    assert "only the last 16 steps can be undone, as long as their copies fit in 20 MiB (2 kept)" in out
