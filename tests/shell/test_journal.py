@@ -130,3 +130,25 @@ def test_undo_copies_stay_within_their_memory_budget(monkeypatch) -> None:
     session, journal, out = _prompt([f"mmap r{i} 4K" for i in range(5)] + ["back 3"])
     assert sum(e.before is not None for e in journal.steps()) == 2
     assert "only the last 16 steps can be undone, as long as their copies fit in 20 MiB (2 kept)" in out
+
+
+def test_ctrl_c_stops_the_rest_of_the_line(monkeypatch) -> None:
+    from mmshell.lang import execute
+
+    def interrupted(s, cmd):
+        raise KeyboardInterrupt
+    monkeypatch.setitem(execute.HANDLERS, "fork", interrupted)
+    session, journal, out = _prompt(["mmap a 2M; fork; mmap b 2M"])
+    assert "fork: EINTR: interrupted" in out
+    assert "the rest of the line (1 command(s)) was not run" in out
+    assert "b" not in session.names() and [e.text for e in journal.entries] == ["mmap a 2M"]
+
+
+def test_the_toolbar_fits_a_narrow_terminal() -> None:
+    from mmshell.shell.toolbar import Toolbar
+    session = Session.boot()
+    run_text(session, "swapon zram0 1G\nswapon disk1 1G kind disk\nswapon f2 64M kind file\n", "t")
+    frags = Toolbar(session).fragments("mmap a 2M hugepage at", 80)
+    lines = "".join(text for _, text in frags).split("\n")
+    assert len(lines) == 2 and all(len(line) <= 80 for line in lines)
+    assert "swap +3" in lines[0] and lines[1].startswith(" next:")

@@ -75,3 +75,12 @@ def test_explain_of_a_refusal() -> None:
 
 def test_fold_calls() -> None:
     assert fold_calls(["a", "a", "b x3", "b", "a"]) == ["a x2", "b x4", "a"]
+
+
+def test_trace_is_in_call_order() -> None:
+    from mmsh_helpers import run
+    r = run("swapon z 1G\nmmap a 2M hugepage\ntouch a\nmadvise a pageout\ntrace on\ntouch a read\n", pmd_swap=True)
+    trace = r.records[-1].output.trace
+    assert trace.index("do_huge_pmd_swap_page") < trace.index("swapin_alloc_pmd_folio") \
+        < trace.index("swap_read_folio(order=9)")
+    assert trace.index("folio_free_swap") < trace.index("delete_from_swap_cache")
