@@ -159,7 +159,7 @@ class StepPrinter:
         out = rec.output
         assert rec.command is not None
         return explain_step(rec.command, getattr(out, "calls", []) if out is not None else [], view, rec.error,
-                            out.lines if out is not None else ())
+                            out.lines if out is not None else (), rec.kind)
 
     def _names(self) -> dict[int, dict[str, tuple[int, int]]]:
         """Region names per pid after the step, and before it for a process that is gone."""

@@ -318,12 +318,15 @@ def _counter_sentences(view: "StepView") -> list[str]:
 
 
 def explain_step(cmd: "Command", calls: Sequence[str], view: "StepView | None", error: str | None = None,
-                 output: Sequence[str] = ()) -> list[str]:
-    """The sentences for one step: its kernel path, a fallback and its cause, the entries
-    and slots that changed, and every counter that moved."""
+                 output: Sequence[str] = (), kind: str = "ok") -> list[str]:
+    """The sentences for one step (`kind` as its StepRecord's): its kernel path, a fallback
+    and its cause, the entries and slots that changed, and every counter that moved."""
     inner = cmd
     while inner.name in ("at", "if") and hasattr(inner.args.get("command"), "name"):
         inner = inner.args["command"]
+    if kind == "expect-failed":
+        return [f"`{cmd.text or cmd}` only reads the machine, and what it read is not what it expected.",
+                "A failed expectation changes nothing; the script goes on and ends with exit status 1."]
     if error is not None:
         m = re.search(r"\bE[A-Z0-9]+: .*", error)
         why = m.group(0) if m else error

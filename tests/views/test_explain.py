@@ -66,6 +66,16 @@ def test_refused_and_quiet_steps() -> None:
     assert "changed a setting" in steps[2]["explain"][0]
 
 
+def test_explain_of_a_failed_expectation() -> None:
+    session = Session.boot(Config(pmd_swap=True))
+    session.explain = True
+    out = io.StringIO()
+    printer = StepPrinter(session, json_mode=True, stream=out)
+    run_text(session, "expect pid == 2\n", "t.mmsh", printer, before=printer.before)
+    text = " ".join(json.loads(out.getvalue().splitlines()[0])["explain"])
+    assert "not what it expected" in text and "refused" not in text
+
+
 def test_explain_of_a_refusal() -> None:
     from mmshell.lang.parser import parse_line
     cmd = parse_line("munmap 0x1000", 1)[0]
