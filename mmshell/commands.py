@@ -185,3 +185,22 @@ def kernel_recover() -> None:
     from .kernel.report import run_recover
 
     sys.exit(run_recover())
+
+
+@main.command()
+@click.option("--seed", type=int, default=None, help="The quiz's seed (default: a new one, printed).")
+@click.option("--topic", type=str, default=None, metavar="TOPIC",
+              help="Ask only of one topic: pmd, swap, faults, counters or smaps.")
+@click.option("--answer", is_flag=True, help="Show the answer and why (explain's account of the last step).")
+@interruptible
+def quiz(seed: int | None, topic: str | None, answer: bool) -> None:
+    """A generated scenario and a question about its result, answered by the simulator."""
+    import random
+
+    from .quiz import TOPICS, make_quiz, render_quiz
+
+    if topic is not None and topic not in TOPICS:
+        raise click.BadParameter(f"no quiz topic {topic!r} (topics: {', '.join(TOPICS)})", param_hint="--topic")
+    if seed is None:
+        seed = random.SystemRandom().randrange(10000)
+    click.echo(render_quiz(make_quiz(seed, topic), answer))

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from .views.step import Digest
 
 #: Commands after which no step summary is shown (they change nothing).
-QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "pause", "export"})
+QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "pause", "export",
+                            "explain"})
 
 
 def shows_changes(cmd: Command) -> bool:
@@ -159,6 +160,8 @@ class StepPrinter:
         if rec.error:
             self.console.print(rec.error, markup=False, highlight=False, soft_wrap=True)
             self._record(rec, [Text(rec.error)])
+            if self.session.explain and rec.command is not None and not self.quiet:
+                self.console.print(self._explain(rec, None))
             return
         if self.quiet and self.recorder.keep is not None:
             return
@@ -179,15 +182,35 @@ class StepPrinter:
             items.append(render_view(self.session, name, opts, self._prev))
         if out.trace:
             items.append(Text.assemble(("  trace:", "dim"), " " + " > ".join(_fold_trace(out.trace))))
+        summary = None
         if self._before is not None:
-            summary, previous = None, self._prev
+            previous = self._prev
             if out.changed:
                 from .views.step import StepView, digest
-                summary = StepView(self._before, digest(self.session.kernel), names_by_pid=self._names())
+                summary = StepView(self._before, digest(self.session.kernel), names_by_pid=self._names(),
+                                   counters=self.session.counters)
                 self._prev = self._before
             items += list(self.display.renderables(self.session, summary, previous))
         self._before = None
+        if self.session.explain and rec.command is not None:
+            items.append(self._explain(rec, summary))
         return items
+
+    def _explain(self, rec: StepRecord, view) -> Text:
+        """`explain on`: the step in plain sentences, indented under it."""
+        import textwrap
+
+        text = textwrap.fill(" ".join(self._sentences(rec, view)), width=max(40, self.console.width - 1),
+                             initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
+        return Text(text, style="italic")
+
+    @staticmethod
+    def _sentences(rec: StepRecord, view) -> list[str]:
+        from .views.explain import explain_step
+        out = rec.output
+        assert rec.command is not None
+        return explain_step(rec.command, getattr(out, "calls", []) if out is not None else [], view, rec.error,
+                            out.lines if out is not None else (), rec.kind)
 
     def _record(self, rec: StepRecord, items: list[Any]) -> None:
         """Keep the step for `export` (and --export/--html), without its echo line."""
@@ -225,6 +248,7 @@ class StepPrinter:
     def _json(self, rec: StepRecord) -> None:
         obj = rec.json_head()
         out = rec.output
+        view = None
         if out is not None:
             if out.views:
                 obj["views"] = {name: view_json(self.session, name, opts, self._prev)
@@ -234,10 +258,13 @@ class StepPrinter:
             if self._before is not None and out.changed:
                 from .views.step import StepView, digest
                 after = digest(self.session.kernel)
-                obj["changes"] = StepView(self._before, after, names_by_pid=self._names()).to_json()
+                view = StepView(self._before, after, names_by_pid=self._names(), counters=self.session.counters)
+                obj["changes"] = view.to_json()
                 self._prev = self._before
             if self._before is not None and (shown := self.display.to_json(self.session, self._prev)):
                 obj["display"] = shown
+        if self.session.explain and rec.command is not None:
+            obj["explain"] = self._sentences(rec, view)
         self._before = None
         print(json.dumps(obj), file=self.stream)
 

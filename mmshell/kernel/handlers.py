@@ -35,7 +35,9 @@ def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
     name, value = cmd.args["setting"], cmd.args["value"]
     t = s.machine.tunables
     out = LiveOutput(changed=False)
-    if name == "pmd_swap":
+    if registry.setting(name).display:
+        out.notes.append(f"set {name}: the live runner always lists the counters it watches, and never pages")
+    elif name == "pmd_swap":
         if value and not s.machine.has_series:
             raise Refused(f"EOPNOTSUPP: this kernel ({s.release}) lacks the PMD swap entry series "
                           "(/proc/vmstat has no thp_swpout_pmd), so pmd_swap cannot be on")
@@ -519,6 +521,12 @@ def do_trace(s: LiveSession, cmd: Command) -> LiveOutput:
                       "runner does not drive")
 
 
+@handler("explain")
+def do_explain(s: LiveSession, cmd: Command) -> LiveOutput:
+    raise Unsupported("explain is built from the simulator's trace points; the live runner cannot see "
+                      "which kernel functions a step went through")
+
+
 @handler("if")
 def do_if(s: LiveSession, cmd: Command) -> LiveOutput:
     if not _setting_is(s, cmd.args["setting"], cmd.args["value"]):
@@ -527,6 +535,8 @@ def do_if(s: LiveSession, cmd: Command) -> LiveOutput:
 
 
 def _setting_is(s: LiveSession, name: str, value: Any) -> bool:
+    if registry.setting(name).display:          # the live runner keeps them at their defaults
+        return registry.setting(name).default == value
     if name == "pmd_swap":
         return s.machine.has_series == value
     if name == "thp":

@@ -52,13 +52,16 @@ class StepOutput:
     failed_expect: str | None = None
     changed: bool = True
     trace: list[str] = field(default_factory=list)
+    #: The kernel functions the step went through, recorded for `explain` even when `trace` is off.
+    calls: list[str] = field(default_factory=list)
 
 
 Handler = Callable[[Session, Command], StepOutput]
 HANDLERS: dict[str, Handler] = {}
 
 #: Commands that only look: no snapshot, no step summary.
-READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "check_all", "trace", "pause", "export"})
+READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "check_all", "trace", "pause", "export",
+                       "explain"})
 
 
 def handler(name: str) -> Callable[[Handler], Handler]:
@@ -95,6 +98,8 @@ def execute(session: Session, cmd: Command) -> StepOutput:
             raise VmBug(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e}") from e
     saved = snapshot((session.kernel, session.pid, session.regions))
     k.trace_log = []
+    explaining = session.explain and not k.tracing      # record the path for explain, print no trace
+    k.tracing = k.tracing or explaining
     try:
         out = fn(session, cmd)
         _check_limits(session.kernel, cmd)
@@ -118,8 +123,11 @@ def execute(session: Session, cmd: Command) -> StepOutput:
         session.kernel, session.pid, session.regions = saved
         raise _Restored(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e} "
                         "(the machine is as it was before the command)") from e
-    out.trace = session.kernel.trace_log
+    out.calls = session.kernel.trace_log
+    out.trace = [] if explaining else out.calls
     session.kernel.trace_log = []
+    if explaining:
+        session.kernel.tracing = False
     if session.debug_vm:
         problems = check_invariants(session.kernel) + check_data(session.kernel)
         if problems:
@@ -161,6 +169,8 @@ def do_set(s: Session, cmd: Command) -> StepOutput:
     cfg = k.config
     if name == "display":
         s.display = check_display(display_words(cmd.args))
+    elif registry.setting(name).display:
+        setattr(s, name, value)
     elif name == "pmd_swap":
         if value != cfg.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
                                          for p in mm.pmds.values()):
@@ -464,6 +474,12 @@ def do_trace(s: Session, cmd: Command) -> StepOutput:
     return StepOutput(changed=False)
 
 
+@handler("explain")
+def do_explain(s: Session, cmd: Command) -> StepOutput:
+    s.explain = cmd.args["on"]
+    return StepOutput(changed=False)
+
+
 @handler("if")
 def do_if(s: Session, cmd: Command) -> StepOutput:
     if not _setting_is(s, cmd.args["setting"], cmd.args["value"], cmd.args.get("point")):
@@ -476,7 +492,8 @@ def _setting_is(s: Session, name: str, value: Any, point: str | None) -> bool:
     cfg = s.kernel.config
     current = {"pmd_swap": cfg.pmd_swap, "thp": cfg.thp.value, "zswap": cfg.zswap, "ram": cfg.ram,
                "use_zero_page": cfg.use_zero_page, "max_ptes_swap": cfg.max_ptes_swap,
-               "max_ptes_none": cfg.max_ptes_none, "max_ptes_shared": cfg.max_ptes_shared}
+               "max_ptes_none": cfg.max_ptes_none, "max_ptes_shared": cfg.max_ptes_shared,
+               "counters": s.counters, "pager": s.pager}
     if name == "fail":
         return cfg.fail.get(FaultPoint(point), FailMode.OFF).value == value
     return current[name] == value

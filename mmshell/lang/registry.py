@@ -18,6 +18,7 @@ from ..mm.vma import VM
 from ..notation import map_legend
 from .grammar import Arg, CommandSpec, Flags, Grammar, Group, Kind, Option, Switch
 from .display import DISPLAY_WORDS, MAX_DISPLAY
+from .topics import teaching_text, teaching_topics, wrap_help
 from .settings import FAULT_POINT_HELP, FAULT_POINTS, SETTINGS, SettingSpec, setting, setting_names
 from .values import RESERVED_WORDS
 
@@ -214,6 +215,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
                                                       for w in ("svg", "html", "txt", "session")), "format"),
           synopsis="export svg|html|txt|session FILE",
           examples=("export svg step.svg", "export txt step.txt", "export session talk.html")),
+    _spec("explain", "explain", _V, "after each step, say in plain words what the kernel did",
+          "2-6 sentences built from the step itself: the kernel functions it went through and\n"
+          "what they do, a fallback and its cause, the entries and swap slots that changed,\n"
+          "and every counter that moved with what it counts (help COUNTER for one).",
+          Arg("on", Kind.BOOL, "on|off"), examples=("explain on", "explain off")),
     _spec("if", "if", _X, "run COMMAND only when a setting has VALUE",
           "if pmd_swap on: expect pmd.a == swap",
           Switch("setting", "SETTING", tuple((s.name, s.grammar(then=":"))
@@ -255,7 +261,8 @@ TOPICS: dict[str, str] = {
     "sizes": "A plain integer is bytes; 0x hex is allowed. K M G T P (also KB.., KiB..) are\n"
              "binary units (2M = 2097152); kB and k are 1024 as in /proc. Whole numbers only.",
     "addresses": "An address is an integer (0x40000000) or NAME / NAME+OFFSET, NAME a region\n"
-                 "from mmap or mremap, OFFSET a size (a+2M, a+0x1000). NAME-OFFSET is refused.",
+                 "from mmap or mremap, OFFSET a size (a+2M, a+0x1000) or sizes added and\n"
+                 "subtracted (a+2M+0x11000, a+2M-4K), at least 0. NAME-OFFSET is refused.",
     "ranges": "ADDR:LEN (a+2M:4K, 0x40000000:2M); a bare NAME is the whole region; a bare\n"
               "address is the one page that holds it.",
     "names": "Names are [A-Za-z_][A-Za-z0-9_]*, case-sensitive, at most 64 characters; these\n"
@@ -329,21 +336,38 @@ def by_group() -> dict[Group, tuple[CommandSpec, ...]]:
 def help_topics() -> tuple[str, ...]:
     """Every topic ``help TOPIC`` accepts."""
     words = [" ".join(s.words) for s in COMMANDS] + [w for w in first_words() if w not in _BY_NAME]
-    return tuple(dict.fromkeys(words + list(setting_names()) + list(TOPICS)))
+    return tuple(dict.fromkeys(words + list(setting_names()) + list(TOPICS) + list(teaching_topics())))
 
 
 def help_text(topic: str | None = None) -> str:
-    """Plain-text help: the command list, or one command, setting or topic.
+    """Plain-text help, wrapped at words inside 80 columns: the command list, or one
+    command, setting or topic.
 
     ``KeyError`` for an unknown topic (the parser refuses those already).
     """
+    return wrap_help(_help_text(topic))
+
+
+#: The command list's synopsis column; a longer synopsis puts its summary on the next line.
+_SYNOPSIS_WIDTH = 26
+
+
+def _help_text(topic: str | None) -> str:
     if topic is None:
-        lines = ["Commands (help COMMAND for more; help sizes, addresses, ranges, names, notation):"]
-        width = max(len(s.synopsis) for s in COMMANDS)
+        lines = ["Commands (help COMMAND for more). Topics: help legend, pt, swap, counters,",
+                 "COUNTER (help thp_swpout_pmd), sizes, addresses, ranges, names, notation."]
         for group, specs in by_group().items():
             lines.append(f"\n{group.value}:")
-            lines += [f"  {s.synopsis:<{width}}  {s.summary}" for s in specs]
+            for s in specs:
+                if len(s.synopsis) > _SYNOPSIS_WIDTH:
+                    lines += [f"  {s.synopsis}", f"  {'':<{_SYNOPSIS_WIDTH}}  {s.summary}"]
+                else:
+                    lines.append(f"  {s.synopsis:<{_SYNOPSIS_WIDTH}}  {s.summary}")
+        lines += ["", "At the prompt: quit (or Ctrl-D) leaves; help shell lists what else it takes."]
         return "\n".join(lines)
+    text = teaching_text(topic)
+    if text is not None:
+        return text
     if topic in TOPICS:
         return TOPICS[topic]
     if topic in setting_names():

@@ -29,6 +29,11 @@ class Session(RegionNames):
     display: tuple[str, ...] = DEFAULT_DISPLAY
     #: Writes `export WHAT FILE` (what the printer drew); None where nothing records the steps.
     exporter: Callable[[str, str], str] | None = None
+    #: What is printed, not the machine (a refused command, undo and back leave them be):
+    #: `explain on|off`, and the display settings `set counters key|all`, `set pager on|off`.
+    explain: bool = False
+    counters: str = "key"
+    pager: bool = True
 
     @classmethod
     def boot(cls, config: Config | None = None, debug_vm: bool = False) -> "Session":

@@ -55,6 +55,8 @@ class SettingSpec:
 
     ``default`` is the typed value (bool, str, int); for ``fail`` it is the
     mode of every point.  ``minimum``/``maximum`` bound SIZE and INT values.
+    A ``display`` setting changes what is printed, not the machine: the
+    session keeps it, a refused command or an undo leaves it as it is.
     """
 
     name: str
@@ -64,6 +66,7 @@ class SettingSpec:
     help: str
     minimum: int | None = None
     maximum: int | None = None
+    display: bool = False
 
     def grammar(self, then: str | None = None) -> Grammar:
         """The words after ``set NAME`` (or ``if NAME``, with ``then=':'``)."""
@@ -147,6 +150,20 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "khugepaged/max_ptes_shared: the most PTEs mapping shared pages a range may have\n"
         "and still collapse (thp_scan_exceed_share_pte).",
         minimum=0, maximum=511,
+    ),
+    SettingSpec(
+        "counters", SettingKind.CHOICE, ("key", "all"), "key",
+        "Which counters the step summary lists. key: the ones that teach; the counters that\n"
+        "restate another (nr_zone_* beside nr_*, pgfree beside nr_free_pages, the PMD-size\n"
+        "mTHP stats beside their vmstat twins) are left out. all: every counter that moved.\n"
+        "`help counters` lists the hidden ones; explain names every counter either way.",
+        display=True,
+    ),
+    SettingSpec(
+        "pager", SettingKind.BOOL, ("on", "off"), True,
+        "At the interactive prompt, output longer than the screen goes through a pager\n"
+        "(less: q leaves it). off: printed straight through. Scripts never page.",
+        display=True,
     ),
 )
 

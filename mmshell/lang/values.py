@@ -174,6 +174,26 @@ def parse_name(text: str, what: str = "a name") -> str:
     return text
 
 
+def _offset_sum(off: str, what: str, text: str) -> int:
+    """NAME+OFFSET's OFFSET: sizes added and subtracted (``2M+0x11000``, ``2M-4K``), at least 0."""
+    if off.startswith("-"):
+        raise BadValue(what, text, "offset cannot be negative")
+    terms = re.split(r"([+-])", off)
+    total = 0
+    for i in range(0, len(terms), 2):
+        sign = -1 if i and terms[i - 1] == "-" else 1
+        if not terms[i]:
+            raise BadValue(what, text, f"missing size after '{terms[i - 1]}'" if i else "missing offset after '+'")
+        try:
+            total += sign * parse_size(terms[i])
+        except BadValue as e:
+            raise BadValue(what, text, f"offset {e}") from None
+    if total < 0:
+        raise BadValue(what, text, "the offset comes to less than 0: a NAME+OFFSET address is inside "
+                                   "or after its region")
+    return total
+
+
 @dataclass(frozen=True)
 class Addr:
     """An address: ``NAME``, ``NAME+OFFSET`` (OFFSET a size), or absolute (``name`` None).
@@ -214,10 +234,7 @@ class Addr:
             return cls(name, 0)
         if not off:
             raise BadValue(what, text, "missing offset after '+'")
-        try:
-            return cls(name, parse_size(off))
-        except BadValue as e:
-            raise BadValue(what, text, f"offset {e}") from None
+        return cls(name, _offset_sum(off, what, text))
 
     @property
     def is_absolute(self) -> bool:

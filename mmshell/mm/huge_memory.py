@@ -83,13 +83,13 @@ def do_huge_pmd_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int
         k.vmstat.count_mthp("anon_fault_fallback")
         k.vmstat.count_mthp("anon_fault_fallback_charge")
         return Fault.FALLBACK
+    k.trace("do_huge_pmd_anonymous_page")     # traced on entry: the allocation may reclaim
     pfn = vma_alloc_anon_folio_pmd(k, vma)
     if pfn is None:
         k.vmstat.count("thp_fault_fallback")
         k.vmstat.count_mthp("anon_fault_fallback")
         k.trace("do_huge_pmd_anonymous_page(fallback)")
         return Fault.FALLBACK
-    k.trace("do_huge_pmd_anonymous_page")
     map_anon_folio_pmd(k, mm, vma, haddr, pfn)
     k.vmstat.count("thp_fault_alloc")
     k.vmstat.count_mthp("anon_fault_alloc")
@@ -140,6 +140,7 @@ def do_huge_pmd_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fa
         __split_huge_pmd(k, mm, vma, haddr)
         return Fault.FALLBACK
     pfn = pmd.pfn
+    k.trace("do_huge_pmd_wp_page")          # traced before its callees, in call order
     if not mem.test(pfn, PG.ANON_EXCLUSIVE) and mem.test(pfn, PG.SWAPCACHE):
         folio_free_swap(k, pfn)
     if mem.test(pfn, PG.ANON_EXCLUSIVE) or (mem.folio_mapcount(pfn) == 1 and not mem.test(pfn, PG.SWAPCACHE)):
@@ -331,6 +332,7 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
             k.vmstat.count_mthp("swpin_fallback_charge")
             why = "charge failed"
         if why is None:
+            k.trace("do_huge_pmd_swap_page")     # traced before its callees, in call order
             folio = swapin_alloc_pmd_folio(k, vma, entry)
         if folio is None:
             return _swapin_fallback(k, mm, vma, haddr, why or "no PMD-order folio")     # F3
@@ -351,7 +353,6 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
         folio_free_swap(k, folio)
     if major:
         k.vmstat.count("pgmajfault")
-    k.trace("do_huge_pmd_swap_page")
     if write and not flags & F_WRITE:
         if do_huge_pmd_wp_page(k, mm, vma, addr) is Fault.FALLBACK:
             return Fault.FALLBACK

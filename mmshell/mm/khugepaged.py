@@ -103,6 +103,7 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     mem = k.mem
     pmd = mm.pmds[pmd_index(haddr)]
     table = pmd_pgtable(pmd)
+    k.trace("collapse_huge_page")          # traced before its callees, in call order
     # __collapse_huge_page_swapin(): a do_swap_page for each swap PTE
     for i in range(HPAGE_PMD_NR):
         if is_swap_pte(table.ptes[i]):
@@ -123,7 +124,6 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
         k.vmstat.count("pgfree", HPAGE_PMD_NR)
         mem.free_folio(new)
         return Scan.PTE_NON_PRESENT
-    k.trace("collapse_huge_page")
     ptes = table.ptes
     small: list[int] = []
     large: list[int] = []

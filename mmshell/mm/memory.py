@@ -289,6 +289,7 @@ def swapin_readahead(k: "Kernel", entry: SwpEntry) -> int:
     extra page read counts swap_ra.  Returns the folio for `entry`.
     """
     si = k.swp_info(entry.type)
+    k.trace("swapin_readahead")         # traced before its callees, in call order
     start = entry.offset & ~(SWAP_RA_PAGES - 1)
     target = None
     read: list[int] = []
@@ -312,7 +313,6 @@ def swapin_readahead(k: "Kernel", entry: SwpEntry) -> int:
             k.vmstat.count("swap_ra")
     for pfn in read:            # on the LRU once the I/O is done (they were locked until then)
         lru_add(k, pfn)
-    k.trace("swapin_readahead")
     if target is None:
         # The caller found entry referenced and not cached, so its slot was read first.
         raise VmBug(f"swapin_readahead: {entry} was not read")

@@ -213,6 +213,7 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     lose their last mapping are freed together, as the mmu_gather batch does.
     """
     mem = k.mem
+    k.trace("zap_pte_range")
     i0 = pte_index(start)
     n = (end - start) >> PAGE_SHIFT
     count_visits(k, Walker.ZAP, n)
@@ -279,4 +280,3 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
             if mem.test(head, PG.SWAPCACHE):
                 folio_free_swap(k, head)
             folio_put_if_unused(k, head)
-    k.trace("zap_pte_range")

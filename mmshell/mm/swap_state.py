@@ -73,7 +73,7 @@ def folio_free_swap(k: "Kernel", pfn: int) -> bool:
     nr = k.mem.nr_pages(pfn)
     if si.any_count(entry.offset, nr):
         return False
+    k.trace("folio_free_swap")
     delete_from_swap_cache(k, pfn)
     k.mem.set(pfn, PG.DIRTY)
-    k.trace("folio_free_swap")
     return True

@@ -122,10 +122,13 @@ def unuse_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, pmd: Pmd, si: S
         if why is not None:
             k.trace(f"unuse_pmd({why}): split")
             return False
+        k.trace("unuse_pmd")        # traced before its callees, in call order
         folio = swapin_alloc_pmd_folio(k, vma, entry)
         if folio is None:
+            k.trace("unuse_pmd(no PMD-order folio): split")
             return False
-    k.trace("unuse_pmd")
+    else:
+        k.trace("unuse_pmd(swapcache hit)")
     # unuse_pte's rules at PMD level: mapped old and read-only, exclusive as the entry says
     map_swapped_pmd(k, mm, vma, addr, entry, folio, pmd.flags & (F_SOFT_DIRTY | F_UFFD_WP),
                     pmd.pmd_swp_exclusive())
@@ -135,6 +138,7 @@ def unuse_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, pmd: Pmd, si: S
 def unuse_pte_range(k: "Kernel", mm: MmStruct, vma: VmArea, pmd: Pmd, addr: int, si: SwapInfo) -> None:
     """unuse_pte_range(): every swap PTE of this device is mapped back (unuse_pte)."""
     mem = k.mem
+    k.trace("unuse_pte_range")
     ptes, idx = pte_range(k, Walker.SWAPOFF, pmd, max(vma.start, addr), min(vma.end, addr + PMD_SIZE))
     for i in idx:
         pte = ptes[i]
@@ -160,4 +164,3 @@ def unuse_pte_range(k: "Kernel", mm: MmStruct, vma: VmArea, pmd: Pmd, addr: int,
         mm.rss_swapents -= 1
         free_swap_and_cache_nr(k, entry, 1)
         folio_free_swap(k, folio)       # 6.18 unuse_pte_range(): the folio leaves the cache at once
-    k.trace("unuse_pte_range")

@@ -42,6 +42,7 @@ from ..lang.session import Session
 from ..mm.errors import MmError
 from . import vocab
 from .paths import path_candidates
+from ..lang.topics import SHELL_COMMANDS
 from .vocab import Word
 
 __all__ = ["MmshCompleter", "current_word"]
@@ -111,6 +112,8 @@ class MmshCompleter(Completer):
                                                              display_meta=meta))
             elif (matcher := self._matchers.get(slot.kind)) is not None:
                 self._add(out, matcher(slot, before, word), word)
+        if not before and ";" not in line:          # the prompt's own commands (help shell)
+            self._add(out, [Word(w, what.split(" (")[0]) for w, (_, what) in SHELL_COMMANDS.items()], word)
         return list(out.values())
 
     @staticmethod

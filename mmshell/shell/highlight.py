@@ -25,6 +25,7 @@ from ..lang.grammar import Arg, Kind, Slot
 from ..lang.kinds import convert
 from ..lang.lexer import Token, split_statements
 from ..lang.parser import expected_next
+from ..lang.topics import SHELL_COMMANDS
 from ..lang.values import BadValue, parse_size
 
 __all__ = ["LEXER_STYLE", "MmshLexer", "highlight_line"]
@@ -216,6 +217,11 @@ def _fragments(line: str, styles: list[str]) -> StyleAndTextTuples:
 
 def highlight_line(line: str, regions: Collection[str] = ()) -> StyleAndTextTuples:
     """The styled fragments of one line; joined, their text is ``line`` exactly."""
+    words = line.split()
+    if words and words[0] in SHELL_COMMANDS and ";" not in line and "#" not in line and line.isprintable():
+        start = line.index(words[0])                    # the prompt's own commands (help shell)
+        frags = [("", line[:start]), (COMMAND, words[0]), ("", line[start + len(words[0]):])]
+        return [f for f in frags if f[1]]
     code = line.partition("#")[0]
     styles = [""] * len(code) + [COMMENT] * (len(line) - len(code))
     clean = []

@@ -1,9 +1,13 @@
 """The interactive shell: a prompt_toolkit prompt over the same language and step rendering.
 
 One line -> one or more steps (`;` separates), rendered as `mmshell run` renders
-them.  Ctrl-C clears the line, Ctrl-D leaves, any error prints one line and the
-prompt comes back.  History is kept in ~/.mmshell_history (suggested as you
-type, from history: the right arrow takes it).  The prompt completes by the
+them.  Ctrl-C clears the line (and, while a line runs, stops it: the command
+running is refused, the rest of the line is not run), Ctrl-D or `quit` leaves,
+any error prints one line (a caret under its column) and the prompt comes back.
+The prompt's own commands (`undo`, `back N`, `history`, `save`, `reset`, `clear`)
+are in :mod:`.meta` and :mod:`.journal`; long output goes through a pager.
+History is kept in ~/.mmshell_history (suggested as you type, from history:
+the right arrow takes it).  The prompt completes by the
 grammar (:mod:`.completer`), colours by the grammar (:mod:`.highlight`), and
 shows the machine and what comes next in a bottom toolbar (:mod:`.toolbar`).
 """
@@ -21,17 +25,19 @@ from prompt_toolkit.styles import merge_styles
 
 from ..lang.errors import LangError
 from ..lang.parser import parse_line
-from ..lang.runner import Outcome, StepRecord, format_error, run_one
+from ..lang.runner import Outcome, StepRecord, run_one
 from ..lang.session import Session
 from ..export import Recorder
 from ..report import StepPrinter
 from .completer import MmshCompleter
 from .highlight import LEXER_STYLE, MmshLexer
 from .history import CheckedFileHistory, history_path, open_history
+from .journal import Journal, is_step
+from .meta import Leave, ShellPrinter, caret, is_shell_command, paged, run_shell_command
 from .toolbar import TOOLBAR_STYLE, Toolbar
 
-BANNER = ("mmshell: a simulated Linux mm for watching THPs swap.  `help` lists the commands; "
-          "Ctrl-D leaves.")
+BANNER = ("mmshell: a simulated Linux mm for watching THPs swap.\n"
+          "`help` lists the commands, `help shell` undo and save; `quit` or Ctrl-D leaves.")
 
 
 def prompt_text(session: Session) -> str:
@@ -40,28 +46,51 @@ def prompt_text(session: Session) -> str:
     return f"mmsh[pid {session.pid} pmd_swap={mode}]> "
 
 
-def run_line(session: Session, printer: StepPrinter, text: str, lineno: int) -> Outcome:
-    """Parse and run one line of input; errors are printed, never raised."""
+def run_line(session: Session, printer: StepPrinter, text: str, lineno: int,
+             journal: Journal | None = None, prompt_width: int = 0) -> Outcome:
+    """Parse and run one line of input; errors are printed, never raised.  A command
+    interrupted by Ctrl-C is refused and the rest of the line is not run; `outcome.stopped`
+    says that a bare `exit` of pid 1, the only process, asks to leave the shell."""
     outcome = Outcome()
     try:
         commands = parse_line(text, lineno)
     except LangError as e:
-        printer(StepRecord("<stdin>", lineno, None, error=format_error("<stdin>", lineno, "syntax", str(e)),
-                           kind="syntax"))
+        printer.console.print(caret(prompt_width, e.column), markup=False, highlight=False)
+        printer(StepRecord("<stdin>", lineno, None, error=f"syntax: {e}", kind="syntax"))
         outcome.refused += 1
         return outcome
     for cmd in commands:
+        if cmd.name == "exit" and cmd.args["pid"] is None and session.pid == 1:
+            if len(session.kernel.mms) == 1:
+                outcome.stopped = True
+                return outcome
+            others = ", ".join(str(p) for p in sorted(session.kernel.mms) if p != 1)
+            printer.console.print(f"  exit: EPERM: pid 1 cannot exit while pid(s) {others} live; `quit` "
+                                  "leaves the shell", markup=False, highlight=False, soft_wrap=True)
+            outcome.refused += 1
+            return outcome
         printer.before(cmd)
+        before = journal.checkpoint() if journal is not None and is_step(cmd) else None
+        refused, failed = outcome.refused, outcome.failed
         rec = run_one(session, cmd, "<stdin>", 0, Path.cwd(), printer, True, outcome, printer.before)
         if rec is not None:
             printer(rec)
+        if outcome.refused == refused and outcome.failed == failed and journal is not None:
+            journal.record(cmd, before)
+        if rec is not None and rec.kind == "refused" and rec.error and "EINTR: interrupted" in rec.error:
+            rest = len(commands) - commands.index(cmd) - 1
+            if rest:
+                printer.console.print(f"  interrupted: the rest of the line ({rest} command(s)) was not run",
+                                      markup=False, highlight=False)
+            break
     return outcome
 
 
 def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output | None = None) -> int:
     """The read-eval-print loop; returns the exit status (0)."""
     session = Session.boot(debug_vm=debug_vm)
-    printer = StepPrinter(session, echo=False, recorder=Recorder(keep=None))   # export session: every step
+    printer = ShellPrinter(session, echo=False, recorder=Recorder(keep=None))   # export session: every step
+    journal = Journal(session)
     history, warning = open_history(history_path())
     toolbar = Toolbar(session)
     prompt: PromptSession[str] = PromptSession(
@@ -87,10 +116,24 @@ def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output
         if isinstance(history, CheckedFileHistory):
             warning = history.warning()
         lineno += 1
-        if text.strip() in ("quit", "exit()"):
+        if text.strip() == "exit()":
             return 0
+        if is_shell_command(text):
+            leave = run_shell_command(text, session, journal, printer.console)
+            if leave is Leave.QUIT:
+                return 0
+            if leave is Leave.CLEAR:
+                prompt.app.output.erase_screen()
+                prompt.app.output.cursor_goto(0, 0)
+                prompt.app.output.flush()
+            continue
+        printer.prompt_width, printer.line_text = len(prompt_text(session)), text
         try:
-            run_line(session, printer, text, lineno)
+            width = printer.prompt_width
+            outcome = paged(printer.console, session.pager,
+                            lambda: run_line(session, printer, text, lineno, journal, width))
+            if outcome.stopped:
+                return 0
         except KeyboardInterrupt:
             # Ctrl-C outside a command (a command itself is refused EINTR, nothing changed)
             printer.console.print("interrupted", highlight=False)

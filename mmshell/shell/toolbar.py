@@ -24,6 +24,7 @@ from ..lang.errors import LangError
 from ..lang.grammar import Kind, Slot
 from ..lang.parser import expected_next, parse_line
 from ..lang.session import Session
+from ..lang.topics import SHELL_COMMANDS
 from ..mm.constants import PAGE_SIZE
 from .vocab import short_size
 
@@ -67,8 +68,8 @@ class Status:
         return cls(session.pid, k.config.pmd_swap, k.config.thp.value, k.config.zswap,
                    k.nr_free_frames() * PAGE_SIZE, k.mem.nr_frames * PAGE_SIZE, devices)
 
-    def fragments(self) -> StyleAndTextTuples:
-        """The status as styled fragments."""
+    def fragments(self, max_devices: int = 4) -> StyleAndTextTuples:
+        """The status as styled fragments, naming at most `max_devices` swap devices."""
         key, val = "class:toolbar.key", "class:toolbar.value"
 
         def switch(on: bool) -> tuple[str, str]:
@@ -84,10 +85,10 @@ class Status:
         ]
         if not self.devices:
             out.append((val, " none"))
-        for name, used, total in self.devices[:MAX_DEVICES]:
+        for name, used, total in self.devices[:max_devices]:
             out += [(key, f" {name} "), (val, f"{short_size(used)}/{short_size(total)}")]
-        if len(self.devices) > MAX_DEVICES:
-            out.append((key, f" +{len(self.devices) - MAX_DEVICES} more"))
+        if len(self.devices) > max_devices:
+            out.append((key, f" +{len(self.devices) - max_devices}{' more' if max_devices else ''}"))
         return out
 
     def text(self) -> str:
@@ -105,6 +106,10 @@ def _slot_text(slot: Slot) -> str:
 
 def hint(line: str) -> tuple[str, str]:
     """(style, text) saying what ``line`` (up to the cursor) expects next; ("", "") for nothing."""
+    words = line.split()
+    if words and words[0] in SHELL_COMMANDS and ";" not in line:
+        synopsis, what = SHELL_COMMANDS[words[0]]
+        return "class:toolbar.hint", f"{synopsis}: {what.split(' (')[0].split(';')[0]}"
     try:
         slots = expected_next(line)
         if slots:
@@ -129,16 +134,31 @@ class Toolbar:
         """Read the status again (call once before each prompt)."""
         self.status = Status.of(self.session)
 
-    def fragments(self, line: str) -> StyleAndTextTuples:
-        """The whole toolbar for input ``line`` (up to the cursor)."""
-        out = self.status.fragments()
+    def fragments(self, line: str, width: int = 0) -> StyleAndTextTuples:
+        """The whole toolbar for input ``line`` (up to the cursor), `width` columns wide (0:
+        any): fewer swap devices named when the status is too wide, and the hint on a line
+        of its own, cut short with `…`, when it does not fit beside it."""
+        n = MAX_DEVICES
+        out = self.status.fragments(n)
+        while width and n > 0 and _length(out) > width:
+            n -= 1
+            out = self.status.fragments(n)
         style, text = hint(line)
         if text:
-            out += [("class:toolbar.key", "  │ "), (style, text)]
+            if not width or _length(out) + 3 + len(text) <= width:
+                out += [("class:toolbar.key", "  │ "), (style, text)]
+            else:
+                cut = text if len(text) < width else text[:max(1, width - 2)] + "…"
+                out += [("", "\n"), (style, " " + cut)]
         return out
 
     def __call__(self) -> StyleAndTextTuples:
         """What prompt_toolkit renders: the toolbar for the line being edited."""
         app = get_app_or_none()
         line = app.current_buffer.document.text_before_cursor if app is not None else ""
-        return self.fragments(line)
+        width = app.output.get_size().columns if app is not None else 0
+        return self.fragments(line, width)
+
+
+def _length(fragments: StyleAndTextTuples) -> int:
+    return sum(len(f[1]) for f in fragments)

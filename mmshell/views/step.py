@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Group
 from rich.text import Text
 
+from mmshell.lang.counters import is_key
 from mmshell.mm.constants import PMD_SHIFT
 from mmshell.mm.task_mmu import vmstat_snapshot
 
@@ -148,7 +149,8 @@ class StepView:
     """
 
     def __init__(self, before: Digest, after: Digest, names: Names | None = None,
-                 names_by_pid: Mapping[int, Names] | None = None) -> None:
+                 names_by_pid: Mapping[int, Names] | None = None, counters: str = "all") -> None:
+        self.counters = counters        # `set counters`: key leaves out the ones that restate another
         self.new_pids = [p for p in after.pmds if p not in before.pmds]
         self.gone_pids = [p for p in before.pmds if p not in after.pmds]
         self.namers: dict[int, AddrNamer] = {}
@@ -237,10 +239,10 @@ class StepView:
             if len(runs) > MAX_SWAP_LINES:
                 runs = runs[:MAX_SWAP_LINES - 1] + [f"  … {len(runs) - MAX_SWAP_LINES + 1} more"]
             parts.append(Text("\n".join(lines + runs)))
-        if self.vmstat:
-            parts.append(Packed("vmstat: ", [f"{n} {d:+d}" for n, d in self.vmstat.items()]))
-        if self.mthp:
-            parts.append(Packed("mthp: ", [f"{n} {d:+d}" for n, d in self.mthp.items()]))
+        for family, moved in (("vmstat", self.vmstat), ("mthp", self.mthp)):
+            shown = [f"{n} {d:+d}" for n, d in moved.items() if self.counters == "all" or is_key(family, n)]
+            if shown:
+                parts.append(Packed(f"{family}: ", shown))
         return Trimmed(Group(*parts))
 
     def to_json(self) -> dict:

@@ -58,7 +58,7 @@ def test_executor_arg_keys() -> None:
         "touch": {"range", "access"}, "check": {"range"}, "madvise": {"range", "advice"},
         "mprotect": {"range", "prot"}, "mremap": {"range", "newname", "size", "at"},
         "uffd_register": {"range"}, "uffd_move": {"src", "dst"}, "reclaim": {"size"},
-        "khugepaged": set(), "show": {"view", "range", "name", "all", "map"}, "trace": {"on"},
+        "khugepaged": set(), "show": {"view", "range", "name", "all", "map"}, "trace": {"on"}, "explain": {"on"},
         "if": {"setting", "value", "command"}, "expect": {"path", "op", "value"},
         "expect_fails": {"command"}, "help": {"topic"}, "source": {"path"}, "pause": {"text"},
         "export": {"what", "path"},
@@ -88,7 +88,8 @@ def test_settings() -> None:
         "zswap": (SettingKind.BOOL, False), "ram": (SettingKind.SIZE, 1 << 30),
         "fail": (SettingKind.FAULT, "off"), "use_zero_page": (SettingKind.BOOL, True),
         "max_ptes_swap": (SettingKind.INT, 64), "max_ptes_none": (SettingKind.INT, 511),
-        "max_ptes_shared": (SettingKind.INT, 256),
+        "max_ptes_shared": (SettingKind.INT, 256), "counters": (SettingKind.CHOICE, "key"),
+        "pager": (SettingKind.BOOL, True),
     }
     assert registry.FAULT_POINTS == ("thp_alloc", "swap_cluster", "memcg_charge", "zswap",
                                      "split_race", "rmap_split", "swap_cont")
