@@ -29,3 +29,29 @@ class Run:
 
 def run(text: str, pmd_swap: bool = True, **config) -> Run:
     return Run(text, pmd_swap, **config)
+
+
+class TooMuchWork(AssertionError):
+    """More Python function calls than a test's bound: the work is not bounded as it should be."""
+
+
+def bounded_calls(limit: int, fn, *args, **kwargs):
+    """fn(*args, **kwargs), its Python function calls counted and stopped past `limit`: a bound
+    on the work done that holds however loaded the machine is (tests assert no wall-clock time)."""
+    import sys
+
+    calls = 0
+
+    def count(frame, event, arg) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+            if calls > limit:
+                raise TooMuchWork(f"more than {limit:,} calls")
+
+    previous = sys.getprofile()
+    sys.setprofile(count)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        sys.setprofile(previous)

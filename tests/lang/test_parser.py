@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from mmshell.lang.parser import (
     MAX_DEPTH, Command, expected_next, parse_command, parse_line, parse_script, split_path,
 )
 from mmshell.lang.values import Addr, Range
+from mmsh_helpers import bounded_calls
 
 M = 1 << 20
 
@@ -327,30 +327,6 @@ def test_nesting_depth() -> None:
     assert "nested too deeply" in _error("if pmd_swap on: " * 40 + "fork").message
 
 
-class _TooMuchWork(Exception):
-    pass
-
-
-def _parse_counting_calls(text: str, per_char: int, floor: int = 20_000) -> Any:
-    """parse_script(text) with its Python function calls counted: more than
-    max(floor, per_char * len(text)) stops it (a super-linear parser), a bound on the work done
-    that holds however loaded the machine is, unlike a wall-clock limit."""
-    limit = max(floor, per_char * len(text))
-    calls = 0
-
-    def count(frame, event, arg) -> None:
-        nonlocal calls
-        if event == "call":
-            calls += 1
-            if calls > limit:
-                raise _TooMuchWork(f"more than {limit} calls to parse {len(text)} characters")
-
-    sys.setprofile(count)
-    try:
-        return parse_script(text)
-    finally:
-        sys.setprofile(None)
-
 
 @pytest.mark.parametrize("text", [
     "@1 " * 40_000,
@@ -365,7 +341,7 @@ def _parse_counting_calls(text: str, per_char: int, floor: int = 20_000) -> Any:
 ])
 def test_huge_inputs_fail_fast(text: str) -> None:
     with pytest.raises(LangError) as info:
-        _parse_counting_calls(text, per_char=20)
+        bounded_calls(max(20_000, 20 * len(text)), parse_script, text)
     assert len(info.value.message) < 300
 
 
@@ -447,7 +423,7 @@ LINES = [c[0] for c in CONTRACT] + [e[1] for e in EXAMPLES]
 
 def _check(text: str) -> None:
     try:
-        cmds = _parse_counting_calls(text, per_char=200)
+        cmds = bounded_calls(max(20_000, 200 * len(text)), parse_script, text)
     except LangError as e:
         lines = text.lstrip("\ufeff").split("\n")
         assert 1 <= e.line <= len(lines)
