@@ -67,11 +67,15 @@ def sys_madvise(k: "Kernel", mm: MmStruct, start: int, length: int, advice: str)
 
 def madvise_thp_flags(k: "Kernel", mm: MmStruct, start: int, end: int, huge: bool) -> None:
     """hugepage_madvise(): set VM_HUGEPAGE (clearing VM_NOHUGEPAGE) or the reverse."""
-    for vma in vma_range(k, mm, start, end):
-        if huge:
-            vma.flags = (vma.flags | VM.HUGEPAGE) & ~VM.NOHUGEPAGE
-        else:
-            vma.flags = (vma.flags | VM.NOHUGEPAGE) & ~VM.HUGEPAGE
+    def new_flags(flags: VM) -> VM:
+        return (flags | VM.HUGEPAGE) & ~VM.NOHUGEPAGE if huge else (flags | VM.NOHUGEPAGE) & ~VM.HUGEPAGE
+
+    # madvise_update_vma() leaves a VMA that already has the new flags alone (no VMA split,
+    # no PMD split at the range's edges).
+    parts = [(max(start, v.start), min(end, v.end)) for v in mm.vmas_in(start, end) if new_flags(v.flags) != v.flags]
+    for lo, hi in parts:
+        for vma in vma_range(k, mm, lo, hi):
+            vma.flags = new_flags(vma.flags)
     for vma in list(mm.vmas_in(start - 1, end + 1)):
         if vma in mm.vmas:
             vma_merge_around(mm, vma)
@@ -135,12 +139,14 @@ def _covers_folio(mm: MmStruct, vma, lo: int, hi: int, head: int, k: "Kernel") -
 def madvise_dontneed(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     """madvise_dontneed_single_vma(): zap the range; the pages read zero afterwards.
 
-    CONFIG_PT_RECLAIM: PTE tables that end up empty over a whole PMD are freed.
+    CONFIG_PT_RECLAIM: a PTE table that ends up empty is freed when the zap of this VMA
+    covered its whole PMD (zap_pte_range() reclaims only if `end - start >= PMD_SIZE`,
+    reclaim_pt_is_enabled()); a table the zap covered in part stays.
     """
     for vma in mm.vmas_in(start, end):
         lo, hi = max(start, vma.start), min(end, vma.end)
         unmap_page_range(k, mm, vma, lo, hi)
-        for pmdi in range(lo >> PMD_SHIFT, ((hi - 1) >> PMD_SHIFT) + 1):
+        for pmdi in range((lo + PMD_SIZE - 1) >> PMD_SHIFT, hi >> PMD_SHIFT):
             pmd = mm.pmds.get(pmdi)
             if pmd is not None and pmd.kind is PmdKind.TABLE and pmd_pgtable(pmd).is_empty():
                 del mm.pmds[pmdi]
