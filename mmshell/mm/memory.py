@@ -119,11 +119,16 @@ def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bo
                               thp_vma_allowable)
 
     k.vmstat.count("pgfault")
-    anon_vma_prepare(k, vma)
     pmdi = addr >> PMD_SHIFT
     pmd = mm.pmds.get(pmdi)
+    huge = pmd is None and thp_vma_allowable(k, vma, addr)
+    if write or huge:
+        # vmf_anon_prepare(): a write, and a THP fault (do_huge_pmd_anonymous_page(), also
+        # for the huge zero page); a read that maps the zero page by a PTE gives the VMA no
+        # anon_vma (so khugepaged and MADV_COLLAPSE leave it alone).
+        anon_vma_prepare(k, vma)
     if pmd is None:
-        if thp_vma_allowable(k, vma, addr):
+        if huge:
             if do_huge_pmd_anonymous_page(k, mm, vma, addr, write) is not Fault.FALLBACK:
                 return Fault.DONE
         pmd = mm.pmds.get(pmdi)
