@@ -166,16 +166,39 @@ def reclaim_pages(k: "Kernel", folios: list[int]) -> int:
     return shrink_folio_list(k, folios)
 
 
+def get_nr_swap_pages(k: "Kernel") -> int:
+    """get_nr_swap_pages(): free slots on the devices that take new swap (SWP_WRITEOK)."""
+    return sum(si.pages - 1 - si.inuse_pages for si in k.active_swap() if si.writeok)
+
+
+def _scannable(k: "Kernel", pfn: int) -> bool:
+    """Whether the LRU scan of global or direct reclaim looks at this folio: get_scan_count()
+    scans only the file LRU when no swap space is free (can_reclaim_anon_pages()), and the
+    file LRU is where MADV_FREE put the lazyfree folios (!PG_swapbacked)."""
+    if pfn not in k.lru.inactive and pfn not in k.lru.active:
+        return False
+    return not k.mem.test(pfn, PG.SWAPBACKED) or get_nr_swap_pages(k) > 0
+
+
 def shrink_lruvec(k: "Kernel", nr_to_reclaim: int | None) -> int:
-    """Global pressure (`reclaim [SIZE]`, direct reclaim): oldest folios first."""
+    """Global pressure (`reclaim [SIZE]`, direct reclaim): oldest folios first.
+
+    Without SIZE, pass after pass until a pass neither frees nor writes anything (as
+    memory.force_empty and memory.reclaim retry): a folio left clean in the swap cache by
+    the writeback of one pass (a disk) is freed by the next.
+    """
     reclaimed = 0
-    for pfn in k.lru.oldest_first():
-        if nr_to_reclaim is not None and reclaimed >= nr_to_reclaim:
-            break
-        if pfn not in k.lru.inactive and pfn not in k.lru.active:
-            continue
-        reclaimed += shrink_folio_list(k, [pfn])
-    return reclaimed
+    while True:
+        freed = 0
+        written = k.vmstat.events["pswpout"]
+        for pfn in k.lru.oldest_first():
+            if nr_to_reclaim is not None and reclaimed + freed >= nr_to_reclaim:
+                break
+            if _scannable(k, pfn):
+                freed += shrink_folio_list(k, [pfn])
+        reclaimed += freed
+        if nr_to_reclaim is not None or not (freed or k.vmstat.events["pswpout"] != written):
+            return reclaimed
 
 
 def try_to_free_pages(k: "Kernel", order: int) -> int:
@@ -185,7 +208,7 @@ def try_to_free_pages(k: "Kernel", order: int) -> int:
     for pfn in k.lru.oldest_first():
         if k.mem.alloc.can_alloc(order):
             break
-        if pfn in k.lru.inactive or pfn in k.lru.active:
+        if _scannable(k, pfn):
             reclaimed += shrink_folio_list(k, [pfn])
     k.vmstat.count("pgsteal_direct", reclaimed)
     return reclaimed
