@@ -427,6 +427,11 @@ def do_mremap(s: LiveSession, cmd: Command) -> LiveOutput:
             raise Refused("EINVAL: old and new ranges overlap")
         _free_or_own(s, new, new_len, "mremap")
     else:
+        # A plain MREMAP_MAYMOVE needs the range inside one VMA (EFAULT otherwise); the
+        # MREMAP_FIXED the runner moves it with would move several (6.17+ remap_move()).
+        if not any(lo <= start and start + old_len <= hi for lo, hi, _p, _n in procfs.maps(s.kpid())):
+            raise Refused(f"EFAULT: {start:#x}-{start + old_len:#x} is not inside one VMA (mremap without "
+                          "`at` is MREMAP_MAYMOVE)")
         new = get_unmapped_area(s, new_len)
     got = s.call("mremap", start, old_len, new_len, new)
     moved = min(old_len, new_len)
