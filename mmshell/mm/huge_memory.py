@@ -197,12 +197,14 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
     mm.pmds[pmdi] = Pmd(PmdKind.TABLE, table=table)
 
 
-def split_folio(k: "Kernel", pfn: int) -> list[int]:
+def split_folio(k: "Kernel", pfn: int, to_list: bool = False) -> list[int]:
     """split_folio_to_list(): turn a PMD-size folio into 512 order-0 folios.
 
     Its PMD mappings are split first (unmap_folio with TTU_SPLIT_HUGE_PMD), so
     every mapping ends as PTEs of the new small folios; swap-cache membership,
     flags and contents carry over page by page.  Returns the new folios, head first.
+    A new folio nothing maps is freed, unless `to_list` (reclaim's split: the list
+    holds a reference to each, lru_add_split_folio(), and reclaim frees them).
     """
     mem = k.mem
     k.trace("split_folio")
@@ -246,7 +248,7 @@ def split_folio(k: "Kernel", pfn: int) -> list[int]:
     k.vmstat.count_mthp("split")
     k.vmstat.mthp["nr_anon"] -= 1
     for p in new:
-        if not mem.mapcount[p] and p not in k.folio_swap:
+        if not to_list and not mem.mapcount[p] and p not in k.folio_swap:
             free_folio(k, p)
     return [p for p in new if mem.flags[p] & PG.USED]
 

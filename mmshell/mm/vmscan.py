@@ -104,7 +104,7 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
                 # 6.12+: "Split partially mapped folios right away.  We can free the unmapped
                 # pages without IO." (on the deferred split queue as partially mapped); the
                 # mapped pages come round as order-0 folios, the head first if it is one.
-                todo = split_folio(k, pfn) + todo
+                todo = _split_order(pfn, split_folio(k, pfn, to_list=True)) + todo
                 continue
             if not folio_alloc_swap(k, pfn):
                 if nr == 1:
@@ -112,16 +112,10 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
                     continue
                 # Fallback to swap normal pages: split, then retry the head at order 0.
                 # Measured on 6.18: this happens with no swap device at all, too.
-                new = split_folio(k, pfn)
+                new = split_folio(k, pfn, to_list=True)
                 k.vmstat.count("thp_swpout_fallback")
                 k.vmstat.count_mthp("swpout_fallback")
-                if not mem.flags[pfn] & PG.USED:
-                    # The split freed the head page: it was no longer mapped (the THP
-                    # was partly unmapped), so there is nothing left to swap out for it.
-                    todo = new + todo
-                    reclaimed += 1
-                    continue
-                todo = new[1:] + todo
+                todo = _split_order(pfn, new)[1:] + todo
                 nr = 1
                 if not folio_alloc_swap(k, pfn):
                     _activate(k, pfn)
@@ -146,6 +140,14 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
             _activate(k, pfn)
             continue
         if mem.test(pfn, PG.DIRTY):
+            entry = k.folio_swap[pfn]
+            if not k.swp_info(entry.type).any_count(entry.offset, nr):
+                # swap_writeout(): folio_free_swap() first; nothing references the slots
+                # (a page a split left unmapped), so it leaves the swap cache without I/O.
+                delete_from_swap_cache(k, pfn)
+                free_folio(k, pfn)
+                reclaimed += nr
+                continue
             written = swap_writeout(k, pfn)
             if written and not k.swp_info(k.folio_swap[pfn].type).synchronous:
                 continue  # under writeback: stays in the swap cache, clean, until a later pass
@@ -154,6 +156,15 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
         free_folio(k, pfn)
         reclaimed += nr
     return reclaimed
+
+
+def _split_order(head: int, new: list[int]) -> list[int]:
+    """The order shrink_folio_list() takes the folios of a split in: the head goes on (it is
+    the folio in hand), the tails were added at the list's tail (lru_add_split_folio) and
+    the list is taken from its tail (lru_to_folio), so the last tail comes next: a split
+    THP's pages get their swap slots head first, then from its last page down."""
+    tails = [p for p in new if p != head]
+    return ([head] if head in new else []) + tails[::-1]
 
 
 def _activate(k: "Kernel", pfn: int) -> None:
