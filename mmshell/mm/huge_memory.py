@@ -13,14 +13,15 @@ from array import array
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint, ThpMode
-from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
 from .folio import PG
 from .memory import Fault, alloc_anon_folio, free_folio, folio_put_if_unused, lru_add
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG,
-                      FLAGS_MASK, KIND_PRESENT, PFN_SHIFT, Pmd, PmdKind, PteTable, mk_huge_pmd,
-                      swp_entry_to_pte)
-from .rmap import folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_remove_rmap_pmd, rmap_walk_anon
+                      FLAGS_MASK, KIND_PRESENT, PFN_SHIFT, Pmd, PmdKind, PteTable, mk_huge_pmd, mk_pte,
+                      pmd_pgtable, swp_entry_to_pte)
+from .rmap import (folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_remove_rmap_pmd, folio_remove_rmap_ptes,
+                   rmap_walk_anon)
 from .swapops import SwpEntry
 from .vma import VM, VmArea
 
@@ -247,10 +248,30 @@ def split_folio(k: "Kernel", pfn: int, to_list: bool = False) -> list[int]:
     k.vmstat.count("thp_split_page")
     k.vmstat.count_mthp("split")
     k.vmstat.mthp["nr_anon"] -= 1
+    _map_unused_to_zeropage(k, new)
     for p in new:
         if not to_list and not mem.mapcount[p] and p not in k.folio_swap:
             free_folio(k, p)
     return [p for p in new if mem.flags[p] & PG.USED]
+
+
+def _map_unused_to_zeropage(k: "Kernel", pages: list[int]) -> None:
+    """6.12+ __folio_split() remaps an anonymous folio's pages with RMP_USE_SHARED_ZEROPAGE:
+    a page that reads all zero (never written) is mapped by the shared zero page instead
+    (try_to_map_unused_to_zeropage(): a special, read-only PTE; the page loses that
+    mapping and the process's RSS with it).  Measured on 6.18.44: MADV_PAGEOUT of part of a
+    THP written in one page swaps out only the written pages of the range."""
+    mem = k.mem
+    for p in pages:
+        if mem.data[p] or not mem.mapcount[p]:
+            continue
+        for m in rmap_walk_anon(k, p):
+            table = pmd_pgtable(m.mm.pmds[m.addr >> PMD_SHIFT])
+            i = (m.addr >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
+            soft = table.ptes[i] & (F_SOFT_DIRTY | F_UFFD_WP)
+            table.ptes[i] = mk_pte(k.zero_pfn, F_SPECIAL | soft)
+            folio_remove_rmap_ptes(k, p, 1)
+            m.mm.rss_anon -= 1
 
 
 # -- zap ------------------------------------------------------------------------------------------
