@@ -24,6 +24,7 @@ _TUNE_FILES = {
     "max_ptes_swap": tun.KHUGEPAGED / "max_ptes_swap",
     "max_ptes_none": tun.KHUGEPAGED / "max_ptes_none",
     "max_ptes_shared": tun.KHUGEPAGED / "max_ptes_shared",
+    "page_cluster": tun.PAGE_CLUSTER,
 }
 
 
@@ -70,7 +71,7 @@ def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
         raise Unsupported("fault injection ('set fail') exists only in the simulator")
     elif name in _TUNE_FILES:
         text = ("1" if value else "0") if name == "use_zero_page" else str(value)
-        if name != "use_zero_page" and not 0 <= value <= 511:
+        if name.startswith("max_ptes") and not 0 <= value <= 511:
             raise Refused(f"EINVAL: {name} must be 0..511")
         t.set(_TUNE_FILES[name], text)
     else:

@@ -40,10 +40,6 @@ class Fault(Enum):
     FALLBACK = 2    # VM_FAULT_FALLBACK: retry at PTE level
 
 
-#: Swap readahead window: 1 << page_cluster (page_cluster = 3).
-SWAP_RA_PAGES = 8
-
-
 # -- folio lifetime --------------------------------------------------------------------
 
 def free_folio(k: "Kernel", pfn: int) -> None:
@@ -331,7 +327,8 @@ def _finish_write(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool
 
 
 def swapin_readahead(k: "Kernel", entry: SwpEntry) -> int:
-    """swap_cluster_readahead(): read the aligned window of 8 slots into the swap cache.
+    """swap_cluster_readahead(): read the aligned window of 2**page_cluster slots (8 by
+    default; page_cluster 0: only the faulting slot) into the swap cache.
 
     Slots that are free, already cached or zero-referenced are skipped; every
     extra page read counts swap_ra.  Returns the folio for `entry`.
@@ -340,10 +337,11 @@ def swapin_readahead(k: "Kernel", entry: SwpEntry) -> int:
     from .swap_state import add_to_swap_cache
 
     si = k.swp_info(entry.type)
-    start = entry.offset & ~(SWAP_RA_PAGES - 1)
+    window = 1 << k.config.page_cluster
+    start = entry.offset & ~(window - 1)
     target = None
     read: list[int] = []
-    for off in [entry.offset] + [o for o in range(start, min(start + SWAP_RA_PAGES, si.pages))
+    for off in [entry.offset] + [o for o in range(start, min(start + window, si.pages))
                                  if o != entry.offset]:
         if off == 0 or si.swap_count(off) == 0 or si.has_cache(off):
             continue
