@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import sys
-
+from typing import Any, Callable, TypeVar
 
 import click
 
 from . import __version__
+from .cli import interrupted
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def interruptible(fn: F) -> F:
+    """A command whose Ctrl-C, wherever it comes, exits 2 with one line (never `Aborted!`)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            interrupted()
+    return wrapper  # type: ignore[return-value]
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,6 +32,7 @@ from . import __version__
 @click.option("--debug-vm", is_flag=True, help="Check every invariant after every step.")
 @click.version_option(__version__, prog_name="mmshell")
 @click.pass_context
+@interruptible
 def main(ctx: click.Context, commands: str | None, json_mode: bool, quiet: bool, debug_vm: bool) -> None:
     """An interactive shell over a simulated Linux mm: how anonymous THPs are swapped,
     in mainline (`set pmd_swap off`) and with the PMD swap entry series (`on`)."""
@@ -30,43 +46,39 @@ def main(ctx: click.Context, commands: str | None, json_mode: bool, quiet: bool,
         # commands piped in: run them as a script (as `mmshell run -`), not a prompt per line
         from .report import read_sources, run_sources
 
-        sources = read_sources(["-"])
-        if sources is None:
-            sys.exit(2)
-        sys.exit(run_sources(sources, json_mode=json_mode, quiet=quiet, debug_vm=debug_vm))
+        sys.exit(run_sources(read_sources(["-"]), json_mode=json_mode, quiet=quiet, debug_vm=debug_vm))
     from .shell.repl import run_shell
 
     sys.exit(run_shell(debug_vm=debug_vm))
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "json_mode", is_flag=True, help="JSON Lines: one object per step, then the final state.")
 @click.option("--step", is_flag=True, help="Pause before each step (teaching demos).")
 @click.option("--keep-going", is_flag=True, help="Go on after a refused command.")
 @click.option("--quiet", is_flag=True, help="Print only errors, failed expectations and the summary.")
 @click.option("--debug-vm", is_flag=True, help="Check every invariant after every step.")
+@interruptible
 def run(files: tuple[str, ...], json_mode: bool, step: bool, keep_going: bool, quiet: bool,
         debug_vm: bool) -> None:
-    """Replay .mmsh scripts, each on a freshly booted machine."""
+    """Replay .mmsh scripts, each on a freshly booted machine, every one whatever the others did."""
     from .report import read_sources, run_sources
 
-    sources = read_sources(files)
-    if sources is None:
-        sys.exit(2)
-    sys.exit(run_sources(sources, json_mode=json_mode, step=step, keep_going=keep_going, quiet=quiet,
+    sys.exit(run_sources(read_sources(files), json_mode=json_mode, step=step, keep_going=keep_going, quiet=quiet,
                          debug_vm=debug_vm))
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @click.option("--json", "json_mode", is_flag=True, help="Both runs as JSON Lines, each object tagged with its mode.")
+@interruptible
 def compare(file: str, json_mode: bool) -> None:
     """Run FILE with pmd_swap off and on, and show both side by side."""
     from .compare import run_compare
-    from .report import read_sources
+    from .report import read_sources, readable
 
-    sources = read_sources([file])
+    sources = readable(read_sources([file]), json_mode)
     if sources is None:
         sys.exit(2)
     sys.exit(run_compare(sources[0], json_mode=json_mode))
@@ -78,30 +90,32 @@ def kernel() -> None:
 
 
 @kernel.command("run")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "json_mode", is_flag=True, help="JSON Lines: one object per step, then the final state.")
 @click.option("--keep-going", is_flag=True, help="Go on after a refused command.")
 @click.option("--quiet", is_flag=True, help="Print only errors, failed expectations and the summary.")
+@interruptible
 def kernel_run(files: tuple[str, ...], json_mode: bool, keep_going: bool, quiet: bool) -> None:
     """Run FILE's commands on the running kernel through real system calls."""
     from .kernel.report import run_live
-    from .report import read_sources
+    from .report import read_sources, readable
 
-    sources = read_sources(files)
+    sources = readable(read_sources(files), json_mode)
     if sources is None:
         sys.exit(2)
     sys.exit(run_live(sources, json_mode=json_mode, keep_going=keep_going, quiet=quiet))
 
 
 @kernel.command("diff")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--quiet", is_flag=True, help="Print only the differences and one line per file.")
+@interruptible
 def kernel_diff(files: tuple[str, ...], quiet: bool) -> None:
     """Run FILE on the live kernel and in the simulator (mainline); show what differs."""
     from .kernel.diff import run_diff
-    from .report import read_sources
+    from .report import read_sources, readable
 
-    sources = read_sources(files)
+    sources = readable(read_sources(files))
     if sources is None:
         sys.exit(2)
     sys.exit(run_diff(sources, quiet=quiet))

@@ -19,6 +19,7 @@ from rich.text import Text
 from .lang.parser import Command
 from .lang.runner import Outcome, StepRecord, run_text
 from .lang.session import Session
+from .lang.values import plural
 from .mm.config import Config
 from .views.console import make_console
 from .views.step import StepView, digest
@@ -43,15 +44,17 @@ class _Run:
 def _record(text: str, source: str, pmd_swap: bool) -> _Run:
     session = Session.boot(Config(pmd_swap=pmd_swap))
     steps: list[_Step] = []
-    pending: list[Any] = [None]
+    pending: list[Any] = [None, {}]
 
     def before(cmd: Command) -> None:
         pending[0] = digest(session.kernel)
+        pending[1] = {pid: dict(names) for pid, names in session.regions.items()}
 
     def observe(rec: StepRecord) -> None:
         step = _Step(rec.line, rec.text if rec.command is not None else "", rec.error)
         if rec.output is not None and pending[0] is not None:
-            view = StepView(pending[0], digest(session.kernel), session.names(), names_by_pid=session.regions)
+            view = StepView(pending[0], digest(session.kernel),
+                            names_by_pid={**pending[1], **session.regions})
             step.changes = None if view.empty else view
         steps.append(step)
 
@@ -103,6 +106,6 @@ def run_compare(source: tuple[str, str], json_mode: bool = False) -> int:
         console.print(table)
         for mode, run in runs.items():
             o = run.outcome
-            console.print(f"{mode}: {o.steps} steps, {o.failed} failed expectation(s), {o.refused} refused",
+            console.print(f"{mode}: {plural(o.steps, 'step')}, {o.failed} failed expectation(s), {o.refused} refused",
                           highlight=False)
     return max(run.outcome.exit_status() for run in runs.values())

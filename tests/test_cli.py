@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from mmshell.commands import main
@@ -125,3 +126,88 @@ def test_commands_piped_in_run_as_a_script() -> None:
     assert b"<stdin>:2: munmap: EINVAL: start 0x" in r.stdout
     r = mmshell(stdin=b"mmap a 2M\nab\xff\n")
     assert r.returncode == 2 and r.stderr == b"mmshell: <stdin>: not UTF-8 text (byte 0xff at offset 12)\n"
+
+
+def test_run_runs_every_file_each_on_its_own_machine(tmp_path: Path) -> None:
+    ok = _write(tmp_path, "ok.mmsh", "mmap a 2M\nexpect pid == 1\n")
+    refused = _write(tmp_path, "refused.mmsh", "mmap a 2M\nmunmap a+1:4K\nfork\n")
+    failed = _write(tmp_path, "failed.mmsh", "expect vmstat.pgfault == 1\n")
+    fresh = _write(tmp_path, "fresh.mmsh", "mmap a 2M\nexpect pid == 1\n")      # a again: a fresh machine
+    missing = str(tmp_path / "missing.mmsh")
+    res = CliRunner().invoke(main, ["run", "--quiet", ok, refused, missing, failed, fresh])
+    assert res.exit_code == 2, res.output
+    lines = res.output.splitlines()
+    assert f"{ok}: 2 steps, 0 failed expectation(s), 0 refused: ok" in lines
+    assert f"{refused}: 2 steps, 0 failed expectation(s), 1 refused: refused" in lines
+    assert f"mmshell: {missing}: No such file or directory" in lines
+    assert f"{failed}: 1 step, 1 failed expectation(s), 0 refused: expectation failed" in lines
+    assert f"{fresh}: 2 steps, 0 failed expectation(s), 0 refused: ok" in lines
+    assert "5 scripts: 2 ok, 1 refused, 1 unreadable, 1 expectation failed: exit 2" in lines
+    assert CliRunner().invoke(main, ["run", "--quiet", ok, failed, fresh]).exit_code == 1
+
+
+def test_json_says_why_a_file_cannot_be_read(tmp_path: Path) -> None:
+    ok = _write(tmp_path, "ok.mmsh", "fork\n")
+    res = CliRunner().invoke(main, ["run", "--json", str(tmp_path), ok])
+    assert res.exit_code == 2
+    objs = [json.loads(line) for line in res.output.splitlines()]
+    assert objs[0] == {"final": True, "source": str(tmp_path), "exit": 2, "steps": 0, "refused": 0,
+                       "expectations_failed": 0, "error": f"mmshell: {tmp_path}: Is a directory"}
+    assert objs[-1]["final"] and objs[-1]["source"] == ok and objs[-1]["exit"] == 0
+    res = CliRunner().invoke(main, ["compare", "--json", str(tmp_path / "none.mmsh")])
+    assert res.exit_code == 2 and json.loads(res.output)["error"].endswith("No such file or directory")
+
+
+def test_ctrl_c_exits_2_everywhere(tmp_path: Path, monkeypatch) -> None:
+    import click
+
+    import mmshell.cli
+    import mmshell.kernel.report
+    import mmshell.report
+
+    f = _write(tmp_path, "s.mmsh", "mmap a 2M\n")
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    # reading the files, running, rendering: every command exits 2 with one line
+    monkeypatch.setattr(mmshell.report, "read_sources", interrupt)
+    for args in (["run", f], ["compare", f], ["kernel", "run", f], ["kernel", "diff", f], ["--json"]):
+        res = CliRunner().invoke(main, args)
+        assert (res.exit_code, res.output) == (2, "mmshell: interrupted\n"), args
+    monkeypatch.undo()
+    monkeypatch.setattr(mmshell.report.StepPrinter, "__call__", interrupt)
+    res = CliRunner().invoke(main, ["run", f])
+    assert (res.exit_code, "Aborted" in res.output) == (2, False)
+    # click's own parsing, and the -c path
+    monkeypatch.setattr(click.Command, "make_context", interrupt)
+    monkeypatch.setattr(sys, "argv", ["mmshell", "run", f])
+    with pytest.raises(SystemExit) as e:
+        mmshell.cli.entry()
+    assert e.value.code == 2
+    monkeypatch.setattr(mmshell.report, "run_sources", interrupt)
+    monkeypatch.setattr(sys, "argv", ["mmshell", "-c", "fork"])
+    with pytest.raises(SystemExit) as e:
+        mmshell.cli.entry()
+    assert e.value.code == 2
+    # kernel run, interrupted while it runs on the live machine
+    monkeypatch.setattr(mmshell.kernel.report, "run_script_live", interrupt)
+    assert mmshell.kernel.report.run_live([("s.mmsh", "fork\n")]) == 2
+
+
+def test_ctrl_c_at_a_step_prompt_exits_2(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    f = _write(tmp_path, "s.mmsh", "mmap a 2M\ntouch a\n")
+    # (a background job inherits SIGINT ignored, and Python then leaves it so: restore it)
+    p = subprocess.Popen([sys.executable, "-m", "mmshell.cli", "run", "--step", f], cwd=ROOT, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen = b""
+    while b"press Enter" not in seen:
+        chunk = os.read(p.stdout.fileno(), 4096)
+        assert chunk, seen
+        seen += chunk
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert (p.returncode, err) == (2, b"mmshell: interrupted\n")

@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 from ..lang import registry
-from ..lang.errors import not_refused
+from ..lang.errors import SOURCE_NESTED, not_refused, switch_under_at
 from ..lang.expectation import PathError, compare, parse_expected
-from ..lang.parser import Command
+from ..lang.parser import Command, Unparsed
+from ..lang.steps import back_to, exit_of
 from ..lang.values import pages
 from ..mm.constants import MMAP_BASE, TASK_SIZE
 from . import procfs, syscalls as sc, tunables as tun
@@ -138,14 +139,18 @@ def _check_pid(s: LiveSession, pid: int) -> None:
 
 @handler("at")
 def do_at(s: LiveSession, cmd: Command) -> LiveOutput:
-    pid = cmd.args["pid"]
+    pid, inner = cmd.args["pid"], cmd.args["command"]
     _check_pid(s, pid)
-    saved = s.pid
+    if inner.name == "switch":
+        raise Refused(f"EINVAL: {switch_under_at(pid, s.pid)}")
+    if inner.name == "exit":            # `@2 exit` is `exit 2`: the current process stays current
+        return do_exit(s, exit_of(inner, pid))
+    current, parent = s.pid, s.machine.procs.get(s.pid).parent
     s.pid = pid
     try:
-        return _dispatch(s, cmd.args["command"])
+        return _dispatch(s, inner)
     finally:
-        s.pid = saved if s.pid == pid else s.pid
+        s.pid = back_to(current, parent, {p for p, _ in s.live_pids()})
 
 
 def _dispatch(s: LiveSession, inner: Command) -> LiveOutput:
@@ -359,7 +364,7 @@ def _check_all(s: LiveSession) -> LiveOutput:
     if bad:
         raise Refused(f"EFAULT: {bad} problem(s): " + "; ".join(problems))
     return LiveOutput(changed=False, lines=[
-        f"check: {present} present pages read back what was written; {swapped} swapped-out pages "
+        f"check: {pages(present)} present read back what was written; {pages(swapped)} swapped out "
         "not read (that would fault them in)" + (f", {unreadable} in PROT_NONE mappings not read"
                                                   if unreadable else "")
         + "; the simulator's invariant checker has no live counterpart"])
@@ -542,7 +547,7 @@ def do_expect(s: LiveSession, cmd: Command) -> LiveOutput:
     a = cmd.args
     try:
         reading = evaluate(s, a["path"])
-        expected = parse_expected(str(a["value"]))
+        expected = parse_expected(str(a["value"]), a["path"])
         ok = compare(reading.value, a["op"], expected)
     except PathError as e:
         raise ExpectError(str(e)) from None
@@ -559,6 +564,10 @@ def do_expect(s: LiveSession, cmd: Command) -> LiveOutput:
 @handler("expect_fails")
 def do_expect_fails(s: LiveSession, cmd: Command) -> LiveOutput:
     inner = cmd.args["command"]
+    if isinstance(inner, Unparsed):           # a command that does not parse is refused too
+        return LiveOutput(changed=False, lines=[f"refused as expected: {inner.error}"])
+    if inner.name == "source":                # the runner runs `expect fails source` at the top level
+        raise Refused(f"EINVAL: {SOURCE_NESTED}")
     try:
         out = s.execute(inner)
     except (Refused, ExpectError) as e:
@@ -568,6 +577,12 @@ def do_expect_fails(s: LiveSession, cmd: Command) -> LiveOutput:
     if out.failed_expect and inner.name != "expect":
         return LiveOutput(changed=False, failed_expect=out.failed_expect)
     return LiveOutput(changed=False, failed_expect=not_refused(inner.text or str(inner), out.failed_expect))
+
+
+@handler("source")
+def do_source(s: LiveSession, cmd: Command) -> LiveOutput:
+    # The runner reads files; a `source` reached here is nested in @PID or if.
+    raise Refused(f"EINVAL: {SOURCE_NESTED}")
 
 
 @handler("help")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from ..lang.expectation import PAGEMAP_FIELDS, PathError, pagemap_count, pagemap_span
 from ..lang.parser import split_path
-from ..lang.values import Addr, BadValue, parse_size
+from ..lang.values import BadValue, parse_size
 from . import procfs
 from .procfs import PagemapEntry
 from .syscalls import PAGE_IS_HUGE, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED
@@ -99,7 +99,7 @@ def evaluate(s: "LiveSession", path: str) -> Reading:
             raise PathError(f"no smaps field {fld!r} ({', '.join(SMAPS_FIELDS)})")
         return smaps_field(s, s.kpid(), region[0], region[0] + region[1], name, fld)
     if head in ("pmd", "pte") and len(rest) == 1:
-        addr = _addr(s, rest[0])
+        addr = s.path_addr(rest[0])
         kind = pmd_kind(s.kpid(), addr)
         if head == "pmd":
             return Reading(kind)
@@ -111,7 +111,7 @@ def evaluate(s: "LiveSession", path: str) -> Reading:
         if rest[1] not in PAGEMAP_FIELDS:
             raise PathError(f"no pagemap field {rest[1]!r} ({', '.join(PAGEMAP_FIELDS)})")
         span = pagemap_span(rest[0], rest[1])
-        addr = _addr(s, rest[0] if span is None else span[0])
+        addr = s.path_addr(rest[0] if span is None else span[0])
         if span is not None:
             words = procfs.pagemap_words(s.kpid(), addr & ~(PAGE - 1), span[1])
             return Reading(pagemap_count([PagemapEntry(w) for w in words], rest[1]))
@@ -154,19 +154,6 @@ def evaluate(s: "LiveSession", path: str) -> Reading:
     raise PathError(f"unknown path {path!r} (vmstat.NAME, mthp.NAME, smaps.NAME.FIELD, pmd.ADDR, "
                     "pte.ADDR, pagemap.ADDR.FIELD, swap.NAME.used, swapmap.NAME.OFF, "
                     "swapcache.NAME.OFF, meminfo.FIELD, pid)")
-
-
-def _addr(s: "LiveSession", text: str) -> int:
-    try:
-        addr = Addr.parse(text)
-    except BadValue as e:
-        raise PathError(str(e)) from None
-    if addr.name is None:
-        return addr.offset
-    region = s.names().get(addr.name)
-    if region is None:
-        raise PathError(f"no region named {addr.name!r} in pid {s.pid}")
-    return region[0] + addr.offset
 
 
 # -- page-table kinds -----------------------------------------------------------------------------------

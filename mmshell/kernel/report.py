@@ -21,6 +21,7 @@ from . import procfs
 from .machine import LiveMachine, MissingRequirement, SetupError, raise_on_sigterm, recover_now, restore_signals
 from .state import UnsafeState
 from ..lang.steps import Outcome, StepRecord
+from ..lang.values import plural
 from .runner import LiveSession, asks_for_huge_zero, live_priorities, run_live_text, script_priorities
 
 #: Commands whose steps show no counter changes.
@@ -83,7 +84,7 @@ class LivePrinter:
             self._p(f"{source}: warning: {w}")
         status = {0: "ok", 1: "expectation failed", 2: "refused"}[outcome.exit_status()]
         extra = f", {not_observable} not observable" if not_observable else ""
-        self._p(f"{source}: {outcome.steps} steps on Linux {procfs_release()}, {outcome.failed} failed "
+        self._p(f"{source}: {plural(outcome.steps, 'step')} on Linux {procfs_release()}, {outcome.failed} failed "
                 f"expectation(s){extra}, {outcome.refused} refused: {status}")
 
 
@@ -170,12 +171,10 @@ def run_live(sources: list[tuple[str, str]], json_mode: bool = False, keep_going
             return 2
         except KeyboardInterrupt:
             print("mmshell kernel run: interrupted; everything set up was torn down", file=sys.stderr)
-            return 130
+            return 2
         printer.final(name, outcome, state, counts["not_observable"], warnings)
-        refused |= outcome.refused > 0
+        refused |= outcome.refused > 0       # every script runs, each on its own machine
         failed |= outcome.failed > 0
-        if outcome.refused and not keep_going:
-            break
     return 2 if refused else 1 if failed else 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
+from ..lang.values import pages
+from ..views.fmt import slots_text
 from . import procfs
 from .observe import pmd_kind
 from .procfs import PagemapEntry
@@ -56,7 +58,7 @@ def show_view(s: "LiveSession", view: str, rng: tuple[int, int] | None, name: st
         for dev in s.devices.devices.values():
             if dev.active:
                 lines.append(f"{dev.name}: {dev.kind} {dev.path} type {dev.type} priority {dev.prio} "
-                             f"size {dev.size >> 10} kB used {s.devices.used_pages(dev.name)} pages")
+                             f"size {dev.size >> 10} kB used {pages(s.devices.used_pages(dev.name))}")
         lines.append("(swap_map counts are not exported; swapmap.NAME.OFF counts the page-table "
                      "entries holding a slot)")
         return lines
@@ -132,7 +134,7 @@ def _pagemap_runs(s: "LiveSession", kpid: int, start: int, end: int) -> list[str
         first, kind, w0, w1 = run
         text = f"{s.describe(first)}..+{(upto - first) // 1024}K {kind}"
         if w0 >> 62 == 1:
-            text += f" off {PagemapEntry(w0).swap_offset}..{PagemapEntry(w1).swap_offset}"
+            text += " " + slots_text(PagemapEntry(w0).swap_offset, PagemapEntry(w1).swap_offset)
         lines.append(text)
 
     end_of_run = start

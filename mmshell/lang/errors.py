@@ -10,7 +10,7 @@ kernel's own refusals (``MmError``) and simulator bugs (``VmBug``) belong to
 
 from __future__ import annotations
 
-__all__ = ["LangError", "not_refused"]
+__all__ = ["LangError", "SOURCE_NESTED", "not_refused", "switch_under_at"]
 
 
 class LangError(Exception):
@@ -38,6 +38,11 @@ class LangError(Exception):
         return f"LangError(line={self.line}, column={self.column}, message={self.message!r})"
 
 
+#: Why `source` is refused inside `@PID`, `if` (and `expect fails` within them).
+SOURCE_NESTED = ("source runs a file at the top level only (or as 'expect fails source FILE'), "
+                 "not inside @PID or if")
+
+
 def not_refused(command_text: str, failed_expect: str | None) -> str:
     """Why `expect fails COMMAND` failed: COMMAND ran.  An inner `expect` whose
     comparison merely did not hold ran too (`failed_expect` says how): only an error
@@ -45,3 +50,9 @@ def not_refused(command_text: str, failed_expect: str | None) -> str:
     how = (f"but it ran: the comparison merely did not hold ({failed_expect})" if failed_expect
            else "but it succeeded")
     return f"expected '{command_text}' to be refused, {how}"
+
+
+def switch_under_at(pid: int, current: int) -> str:
+    """Why `@PID switch ...` is refused: @PID never changes which process is current."""
+    return (f"@{pid} runs one command in pid {pid} and comes back to pid {current}, so a switch "
+            "there would change nothing: write 'switch PID'")

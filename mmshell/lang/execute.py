@@ -25,16 +25,16 @@ from ..mm.mmap import sys_munmap, sys_mmap
 from ..mm.pgtable import PmdKind
 from ..mm.swap_info import SwapKind
 from ..mm.swapfile import sys_swapon
-from ..mm.vma import PROT_FLAGS
 from ..mm.vmscan import shrink_lruvec
-from . import registry
-from .errors import not_refused
+from . import budget, registry
+from .errors import SOURCE_NESTED, not_refused, switch_under_at
 from .expect import evaluate
 from .expectation import PathError, compare, parse_expected
-from .parser import Command
+from .parser import Command, Unparsed
 from .session import Session
 from .snapshot import snapshot
-from .values import pages
+from .steps import back_to, exit_of
+from .values import format_size, pages
 
 
 class ExpectError(Exception):
@@ -130,7 +130,8 @@ def _op(cmd: Command) -> str:
 
 
 def _check_limits(k: Kernel, cmd: Command) -> None:
-    """Limits of the simulation that no single system call checks (docs/limits.md)."""
+    """Limits of the simulation that no single system call checks (docs/limits.md): page
+    tables, VMAs per process, and the host memory budget (lang/budget.py)."""
     tables = sum(mm.nr_ptes for mm in k.mms.values())
     if tables > MAX_PAGE_TABLES:
         raise MmError("ENOMEM", _op(cmd), f"{tables} page tables would exist: beyond the simulation's limit "
@@ -139,6 +140,7 @@ def _check_limits(k: Kernel, cmd: Command) -> None:
         if len(mm.vmas) > MAX_MAP_COUNT:
             raise MmError("ENOMEM", _op(cmd), f"pid {mm.pid} would have {len(mm.vmas)} VMAs: more than "
                           f"vm.max_map_count ({MAX_MAP_COUNT})")
+    budget.refuse_over(k, _op(cmd))
 
 
 def _walk_limit(op: str, length: int) -> None:
@@ -190,7 +192,7 @@ def _set_ram(s: Session, size: int) -> None:
         raise MmError("EINVAL", "set", f"ram larger than the simulation's limit of {MAX_RAM >> 30}G")
     in_use = k.mem.nr_frames - k.mem.alloc.nr_free - 1 - k.huge_zero_nr()
     if in_use:
-        raise MmError("EBUSY", "set", f"{in_use} pages are in use: set ram before the first page is faulted in")
+        raise MmError("EBUSY", "set", f"{pages(in_use)} in use: set ram before the first page is faulted in")
     # Only physical memory is replaced: nothing but the zero pages is in it.  Everything
     # else (processes with their swapped-out pages, swap devices, counters, the shadow
     # of page contents, the write sequence) stays as it is.
@@ -221,14 +223,18 @@ def do_swapon(s: Session, cmd: Command) -> StepOutput:
 
 @handler("at")
 def do_at(s: Session, cmd: Command) -> StepOutput:
-    pid = cmd.args["pid"]
+    pid, inner = cmd.args["pid"], cmd.args["command"]
+    current = s.kernel.mm(s.pid)
     s.kernel.mm(pid)
-    saved = s.pid
+    if inner.name == "switch":
+        raise MmError("EINVAL", "switch", switch_under_at(pid, s.pid))
+    if inner.name == "exit":            # `@2 exit` is `exit 2`: the current process stays current
+        return do_exit(s, exit_of(inner, pid))
     s.pid = pid
     try:
-        return HANDLERS.get(cmd.args["command"].name, _unsupported)(s, cmd.args["command"])
+        return HANDLERS.get(inner.name, _unsupported)(s, inner)
     finally:
-        s.pid = saved if s.pid == pid else s.pid
+        s.pid = back_to(current.pid, current.parent, s.kernel.mms)
 
 
 def _unsupported(s: Session, cmd: Command) -> StepOutput:
@@ -239,6 +245,7 @@ def _unsupported(s: Session, cmd: Command) -> StepOutput:
 def do_fork(s: Session, cmd: Command) -> StepOutput:
     from ..mm.fork import sys_fork
 
+    budget.refuse_over(s.kernel, "fork", budget.process_cost(s.kernel, s.pid), f"a copy of pid {s.pid}")
     child = sys_fork(s.kernel, _mm(s))
     s.regions[child.pid] = dict(s.names())
     return StepOutput(lines=[f"child pid {child.pid}"])
@@ -279,7 +286,8 @@ def do_mmap(s: Session, cmd: Command) -> StepOutput:
     if name in s.names():
         raise MmError("EEXIST", "mmap", f"region {name!r} already exists in pid {s.pid}")
     at = s.resolve_addr(a["at"], "mmap") if a["at"] is not None else None
-    start = sys_mmap(s.kernel, _mm(s), a["size"], PROT_FLAGS[a["prot"] or "rw"], a["advice"], at)
+    advice = registry.ADVICE[a["advice"]] if a["advice"] else None
+    start = sys_mmap(s.kernel, _mm(s), a["size"], registry.PROT_FLAGS[a["prot"] or "rw"], advice, at)
     length = (a["size"] + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
     s.names()[name] = (start, length)
     return StepOutput(lines=[f"{name} = {start:#x}-{start + length:#x}"])
@@ -297,6 +305,8 @@ def do_touch(s: Session, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "touch")
     _walk_limit("touch", length)
     write = (cmd.args["access"] or "write") == "write"
+    budget.refuse_over(s.kernel, "touch", budget.range_bound(s.kernel, s.pid, start, start + length, write),
+                       f"touching {format_size(length)}")
     res = access_range(s.kernel, _mm(s), start, start + length, write)
     return StepOutput(lines=[f"{pages(res.pages)} {'written' if write else 'read'}"])
 
@@ -316,6 +326,8 @@ def do_check(s: Session, cmd: Command) -> StepOutput:
                                                  f" ({len(k.mms)} process(es), {nr_pmds} PMD slots)"])
     start, length = s.resolve_range(cmd.args["range"], "check")
     _walk_limit("check", length)
+    budget.refuse_over(k, "check", budget.range_bound(k, s.pid, start, start + length, False),
+                       f"reading {format_size(length)}")
     res = access_range(k, _mm(s), start, start + length, False, verify=True)
     if res.mismatches:
         m = res.mismatches[0]
@@ -327,7 +339,10 @@ def do_check(s: Session, cmd: Command) -> StepOutput:
 @handler("madvise")
 def do_madvise(s: Session, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "madvise")
-    sys_madvise(s.kernel, _mm(s), start, length, cmd.args["advice"])
+    if cmd.args["advice"] == "pageout" and not s.kernel.config.pmd_swap:
+        budget.refuse_over(s.kernel, "madvise", budget.reclaim_bound(s.kernel, s.pid, start, start + length),
+                           "splitting the PMDs of the THPs it swaps out")
+    sys_madvise(s.kernel, _mm(s), start, length, registry.ADVICE[cmd.args["advice"]])
     return StepOutput()
 
 
@@ -336,7 +351,7 @@ def do_mprotect(s: Session, cmd: Command) -> StepOutput:
     from ..mm.mprotect import sys_mprotect
 
     start, length = s.resolve_range(cmd.args["range"], "mprotect")
-    sys_mprotect(s.kernel, _mm(s), start, length, cmd.args["prot"])
+    sys_mprotect(s.kernel, _mm(s), start, length, registry.PROT_FLAGS[cmd.args["prot"]])
     return StepOutput()
 
 
@@ -373,6 +388,8 @@ def do_uffd_move(s: Session, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["src"], "uffd move")
     _walk_limit("uffd move", length)
     dst = s.resolve_addr(cmd.args["dst"], "uffd move")
+    budget.refuse_over(s.kernel, "uffd move", budget.range_bound(s.kernel, s.pid, dst, dst + length, True),
+                       f"moving {format_size(length)}")
     moved = sys_uffd_move(s.kernel, _mm(s), start, dst, length)
     return StepOutput(lines=[f"moved {moved} bytes"])
 
@@ -397,6 +414,9 @@ def do_khugepaged(s: Session, cmd: Command) -> StepOutput:
 @handler("reclaim")
 def do_reclaim(s: Session, cmd: Command) -> StepOutput:
     size = cmd.args["size"]
+    if not s.kernel.config.pmd_swap:
+        budget.refuse_over(s.kernel, "reclaim", budget.reclaim_bound(s.kernel, None),
+                           "splitting the PMDs of the THPs it swaps out")
     freed = shrink_lruvec(s.kernel, None if size is None else (size + PAGE_SIZE - 1) >> PAGE_SHIFT)
     return StepOutput(lines=[f"reclaimed {pages(freed)} ({freed * 4} kB)"])
 
@@ -407,7 +427,8 @@ def do_reclaim(s: Session, cmd: Command) -> StepOutput:
 def do_show(s: Session, cmd: Command) -> StepOutput:
     a = cmd.args
     view = a["view"]
-    opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name")}
+    # the process is recorded: under @PID the view is of PID, though it is drawn after the step
+    opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name"), "pid": s.pid}
     if a.get("range") is not None:
         opts["range"] = s.resolve_range(a["range"], "show")
         if view == "pagemap":
@@ -447,7 +468,7 @@ def do_expect(s: Session, cmd: Command) -> StepOutput:
     a = cmd.args
     try:
         actual = evaluate(s, a["path"])
-        expected = parse_expected(str(a["value"]))
+        expected = parse_expected(str(a["value"]), a["path"])
         ok = compare(actual, a["op"], expected)
     except PathError as e:
         raise ExpectError(str(e)) from None
@@ -460,6 +481,10 @@ def do_expect(s: Session, cmd: Command) -> StepOutput:
 @handler("expect_fails")
 def do_expect_fails(s: Session, cmd: Command) -> StepOutput:
     inner = cmd.args["command"]
+    if isinstance(inner, Unparsed):           # a command that does not parse is refused too
+        return StepOutput(changed=False, lines=[f"refused as expected: {inner.error}"])
+    if inner.name == "source":                # the runner runs `expect fails source` at the top level
+        raise MmError("EINVAL", "source", SOURCE_NESTED)
     try:
         out = execute(s, inner)
     except (MmError, ExpectError) as e:
@@ -472,8 +497,7 @@ def do_expect_fails(s: Session, cmd: Command) -> StepOutput:
 @handler("source")
 def do_source(s: Session, cmd: Command) -> StepOutput:
     # The runner reads files; a `source` reached here is nested in @PID, if or expect fails.
-    raise MmError("EINVAL", "source", "source runs a file at the top level only, "
-                  "not inside @PID, if or expect fails")
+    raise MmError("EINVAL", "source", SOURCE_NESTED)
 
 
 @handler("help")

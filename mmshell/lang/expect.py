@@ -10,18 +10,7 @@ from ..mm.vmstat import MTHP_STATS, SERIES_ONLY
 from .expectation import PAGEMAP_FIELDS, PathError, pagemap_count, pagemap_span
 from .parser import split_path
 from .session import Session
-from .values import Addr, BadValue, parse_size
-
-def _addr(session: Session, text: str) -> int:
-    try:
-        addr = Addr.parse(text)
-    except BadValue as e:
-        raise PathError(str(e)) from None
-    try:
-        return session.resolve_addr(addr, "expect")
-    except MmError as e:
-        raise PathError(e.detail) from None
-
+from .values import BadValue, parse_size
 
 def evaluate(session: Session, path: str) -> int | str:
     """The current value at PATH (an int, or a word for pmd./pte.)."""
@@ -55,12 +44,12 @@ def evaluate(session: Session, path: str) -> int | str:
             raise PathError(f"no smaps field {fld!r} ({', '.join(SMAPS_FIELDS)})")
         return smaps_range(k, k.mm(session.pid), region[0], region[0] + region[1])[fld]
     if head in ("pmd", "pte") and len(rest) == 1:
-        return _entry_kind(session, head, _addr(session, rest[0]))
+        return _entry_kind(session, head, session.path_addr(rest[0]))
     if head == "pagemap" and len(rest) == 2:
         if rest[1] not in PAGEMAP_FIELDS:
             raise PathError(f"no pagemap field {rest[1]!r} ({', '.join(PAGEMAP_FIELDS)})")
         span = pagemap_span(rest[0], rest[1])
-        addr = _addr(session, rest[0] if span is None else span[0])
+        addr = session.path_addr(rest[0] if span is None else span[0])
         page = addr & ~((1 << PAGE_SHIFT) - 1)
         if span is not None:
             entries = pagemap_read(k, k.mm(session.pid), page, page + (span[1] << PAGE_SHIFT))

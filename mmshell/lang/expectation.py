@@ -11,9 +11,10 @@ import operator
 from typing import Any, Callable
 
 from ..mm.constants import MAX_ACCESS
-from .values import PAGE_SIZE, BadValue, parse_size
+from .values import PAGE_SIZE, BadValue, parse_int, parse_size
 
-__all__ = ["OPS", "PAGEMAP_FIELDS", "PathError", "pagemap_count", "pagemap_span", "parse_expected", "compare"]
+__all__ = ["OPS", "PAGEMAP_FIELDS", "PathError", "pagemap_count", "pagemap_span", "value_unit", "parse_expected",
+           "compare"]
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt,
@@ -54,12 +55,40 @@ class PathError(Exception):
     """The PATH itself is wrong (unknown counter, region, field): the expectation is an error."""
 
 
-def parse_expected(text: str) -> int | str:
-    """The VALUE of an expectation: a number (sizes and `kB` allowed) or a word."""
+def value_unit(path: str) -> tuple[str, int] | None:
+    """The unit of PATH's value where it is an amount of memory, as (name, bytes): kB for
+    smaps and meminfo (as /proc shows them), pages for swap.NAME.used; None for counts,
+    flags, offsets and words."""
+    head, field = path.partition(".")[0], path.rpartition(".")[2]
+    if (head == "smaps" and field != "THPeligible") or (head == "meminfo" and not field.startswith("HugePages")):
+        return "kB", 1024
+    if head == "swap" and field == "used":
+        return "pages", 4096
+    return None
+
+
+def parse_expected(text: str, path: str) -> int | str:
+    """The VALUE of an expectation of PATH: a number (decimal or 0x hex) in PATH's own unit,
+    a size (`2M`, `2048kB`) converted to that unit, or a word.
+
+    A size where PATH has no unit (a counter, a flag), or one that is not a whole number
+    of the unit, is a PathError: `expect smaps.a.Rss == 2M` means 2048 (kB), never 2097152.
+    """
     try:
-        return parse_size(text[:-2] if text.endswith("kB") else text)
+        return parse_int(text)
+    except BadValue:
+        pass
+    try:
+        size = parse_size(text)
     except BadValue:
         return text
+    unit = value_unit(path)
+    if unit is None:
+        raise PathError(f"{text} is a size, but {path} is not an amount of memory: write a plain number")
+    name, nbytes = unit
+    if size % nbytes:
+        raise PathError(f"{text} is not a whole number of {name}, the unit of {path}")
+    return size // nbytes
 
 
 def compare(actual: int | str, op: str, expected: int | str) -> bool:

@@ -69,7 +69,9 @@ class Arg:
     ``minimum``/``maximum`` bound INT and PID values.  ``then`` is
     punctuation that must follow the word, glued or as its own word (the
     ``:`` of ``if SETTING VALUE: COMMAND``).  ``refers`` says what an existing
-    NAME names (``region`` or ``device``); empty for a name being given.
+    NAME names (``region`` or ``device``); empty for a name being given.  A
+    ``tolerant`` COMMAND that does not parse is kept as text with its error
+    (``parser.Unparsed``) instead of failing the line: ``expect fails`` of a typo.
     """
 
     key: str
@@ -83,6 +85,7 @@ class Arg:
     then: str | None = None
     help: str = ""
     refers: str = ""
+    tolerant: bool = False
 
     def __post_init__(self) -> None:
         if not self.meta:

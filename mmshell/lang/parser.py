@@ -24,7 +24,7 @@ from .lexer import Statement, Token, show, split_lines, split_statements
 from .values import BadValue
 
 __all__ = [
-    "MAX_DEPTH", "Command", "parse_script", "parse_line", "parse_command", "expected_next",
+    "MAX_DEPTH", "Command", "Unparsed", "parse_script", "parse_line", "parse_command", "expected_next",
     "split_path",
 ]
 
@@ -67,6 +67,28 @@ class Command:
             parts = list(spec.words)
         _format(Grammar(positionals, spec.grammar.options), self.args, parts)
         return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Unparsed:
+    """The COMMAND of ``expect fails`` when it does not parse: its text and why.
+
+    ``expect fails mmpa b 2M`` parses (a typo is a refusal too, so the expectation
+    passes when it runs); ``name`` is never a command's, so code that walks nested
+    commands stops here.  It prints back as its text; ``error`` takes no part in
+    equality (its column depends on where the text stood).
+    """
+
+    text: str
+    error: str = field(compare=False)
+    name = "unparsed"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class _TooDeep(LangError):
+    """Commands nested past MAX_DEPTH: an error of the whole line, even under ``expect fails``."""
 
 
 def _format(g: Grammar, args: Mapping[str, Any], parts: list[str]) -> None:
@@ -137,7 +159,7 @@ class _Parser:
         start = self.i
         tok = self.toks[start]
         if depth > MAX_DEPTH:
-            self.error(tok.column, f"commands nested too deeply (at most {MAX_DEPTH} levels)")
+            raise _TooDeep(self.stmt.line, tok.column, f"commands nested too deeply (at most {MAX_DEPTH} levels)")
         spec = self.words(start)
         args = spec.grammar.defaults()
         positionals = spec.grammar.positionals
@@ -215,7 +237,7 @@ class _Parser:
                     self.slots.append(Slot(p.kind, p.meta, p.key, choices, True, p.refers))
                 continue
             if p.kind is Kind.COMMAND:
-                args[p.key] = self.command(depth + 1)
+                args[p.key] = self.nested(p, depth)
                 continue
             if p.kind is Kind.TOPIC:
                 args[p.key] = self.topic(start)
@@ -234,6 +256,20 @@ class _Parser:
                     self.bad(start, nxt.text, nxt.column, f"'{p.then}'")
                 self.i += 1
         self.options(g, options, args, start)
+
+    def nested(self, arg: Arg, depth: int) -> Command | Unparsed:
+        """The rest of the words as a command; for a tolerant slot, kept as Unparsed
+        text when they do not parse (a line nested too deeply is still an error)."""
+        start = self.i
+        if not arg.tolerant or self.complete:
+            return self.command(depth + 1)
+        try:
+            return self.command(depth + 1)
+        except _TooDeep:
+            raise
+        except LangError as e:
+            self.i = len(self.toks)
+            return Unparsed(self.stmt.text_from(start), f"syntax: {e}")
 
     def switch(self, sw: Switch, args: dict[str, Any], start: int, depth: int) -> None:
         tok = self.peek()

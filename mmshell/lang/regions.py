@@ -4,12 +4,17 @@ A region name is bound per process to the range `mmap` (or `mremap`) gave it
 and stays bound after parts of it are unmapped or moved (the contract).  The
 simulator's session and the live kernel's both mix this in, so a range means
 the same on both; each says how it refuses (`refuse`).  Imports nothing of the
-simulator.
+simulator but its constants.
 """
 
 from __future__ import annotations
 
-from .values import PAGE_SIZE, Addr, Range
+from ..mm.constants import TASK_SIZE
+from .expectation import PathError
+from .values import PAGE_SIZE, Addr, BadValue, Range
+
+#: No address is this large: NAME+OFFSET adds up to at most 2**64 - 1.
+ADDR_LIMIT = 1 << 64
 
 __all__ = ["RegionNames"]
 
@@ -34,7 +39,27 @@ class RegionNames:
         region = self.names().get(addr.name)
         if region is None:
             raise self.refuse("EINVAL", op, f"no region named {addr.name!r} in pid {self.pid}")
-        return region[0] + addr.offset
+        value = region[0] + addr.offset
+        if value >= ADDR_LIMIT:
+            raise self.refuse("EINVAL", op, f"{addr.name}+{addr.offset:#x} is {region[0]:#x} + {addr.offset:#x}: "
+                              "past 2**64 - 1, no address at all")
+        return value
+
+    def path_addr(self, text: str) -> int:
+        """The ADDR of an `expect` path (pmd.ADDR, pte.ADDR, pagemap.ADDR.FIELD): an address
+        of the user address space, else a PathError (no page table or pagemap entry maps it)."""
+        try:
+            addr = Addr.parse(text)
+        except BadValue as e:
+            raise PathError(str(e)) from None
+        if addr.name is not None and addr.name not in self.names():
+            raise PathError(f"no region named {addr.name!r} in pid {self.pid}")
+        value = addr.offset if addr.name is None else self.names()[addr.name][0] + addr.offset
+        if value >= TASK_SIZE:
+            where = f"{value:#x}" if addr.name is None else f"{text} ({value:#x})"
+            raise PathError(f"{where} is beyond the user address space (TASK_SIZE {TASK_SIZE:#x}): no page "
+                            "table or pagemap entry maps it")
+        return value
 
     def resolve_range(self, rng: Range, op: str) -> tuple[int, int]:
         """(start, length) of a range: ADDR:LEN, a whole region, or the page holding ADDR."""
@@ -50,8 +75,9 @@ class RegionNames:
         return start - start % PAGE_SIZE, PAGE_SIZE
 
     def describe(self, addr: int, pid: int | None = None) -> str:
-        """addr as NAME+OFF when it lies in a named region, else hex."""
-        for name, (start, length) in self.names(pid).items():
+        """addr as NAME+OFF after what is mapped there now (the newest binding that
+        covers it: only mmap and mremap map, each under a new name), else hex."""
+        for name, (start, length) in reversed(self.names(pid).items()):
             if start <= addr < start + length:
                 off = addr - start
                 return name if off == 0 else f"{name}+{off:#x}"

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..mm.mman import Madv
+from ..mm.vma import VM
 from .grammar import Arg, CommandSpec, Flags, Grammar, Group, Kind, Option, Switch
 from .settings import FAULT_POINT_HELP, FAULT_POINTS, SETTINGS, SettingSpec, setting, setting_names
 from .values import RESERVED_WORDS
@@ -21,10 +23,18 @@ __all__ = [
     "COMMANDS", "SETTINGS", "FAULT_POINTS", "RESERVED_WORDS", "SettingSpec", "CommandSpec",
     "PROTS", "ADVICES", "VIEWS", "SWAP_KINDS", "OPS", "command", "setting", "setting_names",
     "match", "first_words", "next_words", "by_group", "help_topics", "help_text",
+    "PROT_FLAGS", "ADVICE",
 ]
 
-PROTS = ("rw", "r", "none")
-ADVICES = ("hugepage", "nohugepage", "pageout", "cold", "free", "dontneed", "collapse")
+#: The language's words for the kernel's values (the one place they are paired): a `prot`
+#: word -> the vm_flags mprotect and mmap set, an advice word -> its MADV_* value.  The word
+#: lists below are derived from them.
+PROT_FLAGS: dict[str, VM] = {"rw": VM.READ | VM.WRITE, "r": VM.READ, "none": VM(0)}
+ADVICE: dict[str, Madv] = {"hugepage": Madv.MADV_HUGEPAGE, "nohugepage": Madv.MADV_NOHUGEPAGE,
+                           "pageout": Madv.MADV_PAGEOUT, "cold": Madv.MADV_COLD, "free": Madv.MADV_FREE,
+                           "dontneed": Madv.MADV_DONTNEED, "collapse": Madv.MADV_COLLAPSE}
+PROTS = tuple(PROT_FLAGS)
+ADVICES = tuple(ADVICE)
 VIEWS = ("vmas", "pt", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
 SWAP_KINDS = ("zram", "disk", "file")
 OPS = ("==", "!=", "<", "<=", ">", ">=")
@@ -194,9 +204,14 @@ COMMANDS: tuple[CommandSpec, ...] = (
           examples=("expect vmstat.thp_swpout == 1", "expect smaps.a.AnonHugePages == 2048kB",
                     "expect pagemap.a+0x1000.swap_offset == 0x200", "expect pid == 1")),
     _spec("expect_fails", "expect fails", _X, "pass when COMMAND is refused with an error",
-          "A refused command changes nothing. 'expect fails expect ...' passes only when the\n"
-          "inner expectation is itself an error, not merely false.",
-          _NESTED, examples=("expect fails munmap 0x1000", "expect fails expect vmstat.nope == 1")),
+          "A refused command changes nothing. A COMMAND that does not parse is refused too\n"
+          "(the rest of the script is still parsed first). 'expect fails expect ...' passes\n"
+          "only when the inner expectation is itself an error, not merely false. 'expect\n"
+          "fails source FILE' passes when FILE cannot be read or parsed, or one of its\n"
+          "commands is refused (then what its commands did is undone).",
+          Arg("command", Kind.COMMAND, "COMMAND", tolerant=True),
+          examples=("expect fails munmap 0x1000", "expect fails expect vmstat.nope == 1",
+                    "expect fails mmpa a 2M")),
     _spec("help", "help", _X, "list the commands, or explain one command, setting or topic",
           "help; help mmap; help uffd move; help pmd_swap; help fail; help sizes.",
           Arg("topic", Kind.TOPIC, "TOPIC", optional=True), examples=("help", "help mmap")),
@@ -217,6 +232,24 @@ TOPICS: dict[str, str] = {
     "names": "Names are [A-Za-z_][A-Za-z0-9_]*, case-sensitive, at most 64 characters; these\n"
              "words are reserved: " + ", ".join(sorted(RESERVED_WORDS)) + ".",
     "settings": "\n".join(s.usage for s in SETTINGS),
+    "notation": "How the views write what they show:\n"
+                "  pfn 0x200..0x3ff      page frames (physical pages), hex, two dots\n"
+                "  slots 0x200-0x3ff     swap slots: offsets on a swap device, hex, a dash\n"
+                "                        (`slot 0x204` for one); the same in every view, and what\n"
+                "                        swapmap.NAME.OFFSET and pagemap's swap_offset count\n"
+                "  s0 slots ...          the device the slots are on\n"
+                "  0-511                 PTE indices inside one page table\n"
+                "  a+0x200000            an address, after the region mapped there now\n"
+                "  4 × huge              4 neighbouring PMDs alike, folded into one row\n"
+                "  A … B                 a folded row's first and last PMD (not one range)\n"
+                "  old → new             what a step changed\n"
+                "  W D                   writable, dirty\n"
+                "  excl                  exclusive to this process (PageAnonExclusive, or the\n"
+                "                        swap entry's exclusive bit)\n"
+                "  sd, uffd-wp           soft-dirty, userfaultfd write-protected\n"
+                "  (THP), (order N)      a PTE maps part of a large folio\n"
+                "  count N, +cache       a slot's swap_map count, and SWAP_HAS_CACHE\n"
+                "  + slots / - slots     swap_map runs a step added / removed",
 }
 
 
@@ -268,7 +301,7 @@ def help_text(topic: str | None = None) -> str:
     ``KeyError`` for an unknown topic (the parser refuses those already).
     """
     if topic is None:
-        lines = ["Commands (help COMMAND for more; help sizes, addresses, ranges, names):"]
+        lines = ["Commands (help COMMAND for more; help sizes, addresses, ranges, names, notation):"]
         width = max(len(s.synopsis) for s in COMMANDS)
         for group, specs in by_group().items():
             lines.append(f"\n{group.value}:")

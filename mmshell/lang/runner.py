@@ -18,6 +18,7 @@ from ..mm.errors import MmError, VmBug
 from .execute import ExpectError, execute
 from .parser import Command
 from .session import Session
+from .snapshot import snapshot
 from .steps import (MAX_SCRIPT_BYTES, MAX_SOURCE_DEPTH, MAX_SOURCES, Observer, Outcome, StepRecord, format_error,
                     op_name, read_script, run_commands, run_step)
 
@@ -30,7 +31,7 @@ def run_text(session: Session, text: str, source: str, observer: Observer | None
              base: Path | None = None, before: Callable[[Command], None] | None = None) -> Outcome:
     """Parse all of `text` first (a syntax error runs nothing), then run it step by step."""
     return run_commands(text, source, partial(_step, session), observer, keep_going, outcome, depth, base,
-                        before)
+                        before, partial(_checkpoint, session))
 
 
 def run_one(session: Session, cmd: Command, source: str, depth: int, base: Path | None,
@@ -38,7 +39,18 @@ def run_one(session: Session, cmd: Command, source: str, depth: int, base: Path 
             before: Callable[[Command], None] | None = None) -> StepRecord | None:
     """Run one command; a `source` runs its file's commands (each seen by `before` and
     `observer` as its own step) and returns None."""
-    return run_step(cmd, source, partial(_step, session), observer, keep_going, outcome, depth, base, before)
+    return run_step(cmd, source, partial(_step, session), observer, keep_going, outcome, depth, base, before,
+                    partial(_checkpoint, session))
+
+
+def _checkpoint(session: Session) -> Callable[[], None]:
+    """A copy of the machine, the current pid and the region names; the function returned
+    puts them back (`expect fails source FILE` when one of FILE's commands is refused)."""
+    saved = snapshot((session.kernel, session.pid, session.regions))
+
+    def restore() -> None:
+        session.kernel, session.pid, session.regions = saved
+    return restore
 
 
 def _step(session: Session, cmd: Command, source: str) -> StepRecord:

@@ -4,7 +4,8 @@ The simulator (lang/runner.py) and the live kernel (kernel/runner.py) run the
 same language the same way: the whole text is parsed first (a syntax error
 runs nothing), each command is one step reported to an observer as a
 `StepRecord`, `source FILE` runs FILE's commands in place (bounded in depth,
-count and size), and the outcome gives the exit status of `mmshell run`:
+count and size), `expect fails source FILE` is one step that holds when FILE is
+refused, and the outcome gives the exit status of `mmshell run`:
 0 all expectations held, 1 one failed, 2 a command was refused (the run stops
 there unless keep_going).  What differs is only how one command runs: a
 `StepFn` that returns its classified record.
@@ -14,16 +15,18 @@ This module imports nothing of the simulator, so the live runner can use it.
 
 from __future__ import annotations
 
+import errno
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Container
 
 from .errors import LangError
 from .parser import Command, parse_script
 
 __all__ = ["MAX_SOURCE_DEPTH", "MAX_SOURCES", "MAX_SCRIPT_BYTES", "StepRecord", "Outcome", "Observer",
-           "StepFn", "format_error", "op_name", "read_script", "read_script_stream", "run_commands", "run_step"]
+           "StepFn", "Checkpoint", "LoopOutput", "back_to", "exit_of", "format_error", "op_name", "read_script",
+           "read_script_stream", "run_commands", "run_step"]
 
 MAX_SOURCE_DEPTH = 8
 #: Files sourced in one run, at any depth (a file that sources itself twice per level
@@ -82,6 +85,42 @@ class Outcome:
 Observer = Callable[[StepRecord], None]
 #: Runs one command (never `source`) read from `source`; returns its classified record.
 StepFn = Callable[[Command, str], StepRecord]
+#: Takes a checkpoint of the machine; calling what it returns puts the machine back there.
+Checkpoint = Callable[[], Callable[[], None]]
+
+
+@dataclass(slots=True)
+class LoopOutput:
+    """The output of a step the loop runs itself (`expect fails source FILE`): lines only.
+
+    It has, empty, every other field a printer reads of either runner's output
+    (lang/execute.py's StepOutput, kernel/runner.py's LiveOutput).
+    """
+
+    lines: list[str] = field(default_factory=list)
+    failed_expect: str | None = None
+    changed: bool = False
+    views: list[Any] = field(default_factory=list)
+    trace: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    changes: dict[str, Any] | None = None
+    not_observable: str | None = None
+    value: Any = None
+
+
+def back_to(current: int, parent: int | None, alive: Container[int]) -> int:
+    """The current process after `@PID COMMAND`: the same one as before, unless COMMAND
+    made it exit; then its parent (or pid 1), as when the current process exits."""
+    if current in alive:
+        return current
+    return parent if parent is not None and parent in alive else 1
+
+
+def exit_of(cmd: Command, pid: int) -> Command:
+    """`@PID exit [Q]` as the command it means, `exit Q` (default `exit PID`), run from the
+    current process: so only an exit of the current process changes which one is current."""
+    return Command("exit", {"pid": cmd.args["pid"] if cmd.args["pid"] is not None else pid},
+                   cmd.line, cmd.column, cmd.text)
 
 
 def format_error(source: str, line: int, op: str, why: str) -> str:
@@ -92,7 +131,7 @@ def format_error(source: str, line: int, op: str, why: str) -> str:
 def op_name(cmd: Command) -> str:
     """The command an error line names: the innermost of `@PID`, `if` and `expect fails`."""
     inner = cmd
-    while inner.name in ("at", "if", "expect_fails") and "command" in inner.args:
+    while inner.name in ("at", "if", "expect_fails") and isinstance(inner.args.get("command"), Command):
         inner = inner.args["command"]
     return " ".join(inner.spec.words)
 
@@ -104,6 +143,8 @@ def read_script(path: Path) -> str:
     a file too large to be a script.
     """
     st = path.stat()
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
     if not stat.S_ISREG(st.st_mode):
         raise ValueError("not a regular file")
     with path.open("rb") as f:
@@ -121,11 +162,14 @@ def read_script_stream(f: BinaryIO) -> str:
 
 def run_commands(text: str, source: str, step: StepFn, observer: Observer | None = None,
                  keep_going: bool = False, outcome: Outcome | None = None, depth: int = 0,
-                 base: Path | None = None, before: Callable[[Command], None] | None = None) -> Outcome:
+                 base: Path | None = None, before: Callable[[Command], None] | None = None,
+                 checkpoint: Checkpoint | None = None) -> Outcome:
     """Parse all of `text` first (a syntax error runs nothing), then run it step by step.
 
     `before` sees each command just before it runs (a sourced file's too), `observer`
-    each record just after; a relative `source` path is taken from `base`.
+    each record just after; a relative `source` path is taken from `base`.  `checkpoint`
+    (where the machine can be put back) lets `expect fails source FILE` undo FILE's
+    commands when one of them is refused.
     """
     outcome = outcome if outcome is not None else Outcome()
     try:
@@ -140,7 +184,7 @@ def run_commands(text: str, source: str, step: StepFn, observer: Observer | None
     for cmd in commands:
         if before is not None:
             before(cmd)
-        rec = run_step(cmd, source, step, observer, keep_going, outcome, depth, base, before)
+        rec = run_step(cmd, source, step, observer, keep_going, outcome, depth, base, before, checkpoint)
         outcome.steps += 1
         if rec is not None and observer:
             observer(rec)
@@ -151,12 +195,18 @@ def run_commands(text: str, source: str, step: StepFn, observer: Observer | None
 
 def run_step(cmd: Command, source: str, step: StepFn, observer: Observer | None, keep_going: bool,
              outcome: Outcome, depth: int = 0, base: Path | None = None,
-             before: Callable[[Command], None] | None = None) -> StepRecord | None:
+             before: Callable[[Command], None] | None = None,
+             checkpoint: Checkpoint | None = None) -> StepRecord | None:
     """Run one command and tally it; a `source` runs its file's commands (each seen by
-    `before` and `observer` as its own step) and returns None."""
+    `before` and `observer` as its own step) and returns None; `expect fails source FILE`
+    is one step, run here (FILE is read as `source` reads it)."""
     if cmd.name == "source":
-        return _run_source(cmd, source, step, observer, keep_going, outcome, depth, base, before)
-    rec = step(cmd, source)
+        return _run_source(cmd, source, step, observer, keep_going, outcome, depth, base, before, checkpoint)
+    inner = cmd.args.get("command") if cmd.name == "expect_fails" else None
+    if isinstance(inner, Command) and inner.name == "source":
+        rec = _expect_fails_source(cmd, inner, source, step, outcome, depth, base, checkpoint)
+    else:
+        rec = step(cmd, source)
     if rec.kind in ("refused", "bug"):
         outcome.refused += 1
         outcome.stopped = not keep_going or rec.kind == "bug"
@@ -165,28 +215,69 @@ def run_step(cmd: Command, source: str, step: StepFn, observer: Observer | None,
     return rec
 
 
-def _run_source(cmd: Command, source: str, step: StepFn, observer: Observer | None, keep_going: bool,
-                outcome: Outcome, depth: int, base: Path | None,
-                before: Callable[[Command], None] | None) -> StepRecord | None:
+def _read_source(cmd: Command, depth: int, base: Path | None, outcome: Outcome) -> tuple[Path, str | None, str]:
+    """(path, text, "") of the file `source` names, or (path, None, why) when it cannot be run."""
     path = Path(cmd.args["path"])
     if base is not None and not path.is_absolute():
         path = base / path
-    why = None
     if depth >= MAX_SOURCE_DEPTH:
-        why = f"ELOOP: sources nested more than {MAX_SOURCE_DEPTH} deep"
-    elif outcome.sourced >= MAX_SOURCES:
-        why = f"E2BIG: more than {MAX_SOURCES} files sourced in one run"
-    else:
-        outcome.sourced += 1
-        try:
-            text = read_script(path)
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            errno = "EINVAL" if isinstance(e, (ValueError, UnicodeDecodeError)) else "ENOENT"
-            why = f"{errno}: cannot read {path}: {getattr(e, 'strerror', None) or e}"
-    if why is not None:
+        return path, None, f"ELOOP: sources nested more than {MAX_SOURCE_DEPTH} deep"
+    if outcome.sourced >= MAX_SOURCES:
+        return path, None, f"E2BIG: more than {MAX_SOURCES} files sourced in one run"
+    outcome.sourced += 1
+    try:
+        return path, read_script(path), ""
+    except OSError as e:
+        name = errno.errorcode.get(e.errno or 0, "EIO")
+        return path, None, f"{name}: cannot read {path}: {e.strerror or e}"
+    except (UnicodeDecodeError, ValueError) as e:
+        return path, None, f"EINVAL: cannot read {path}: {e}"
+
+
+def _run_source(cmd: Command, source: str, step: StepFn, observer: Observer | None, keep_going: bool,
+                outcome: Outcome, depth: int, base: Path | None,
+                before: Callable[[Command], None] | None, checkpoint: Checkpoint | None) -> StepRecord | None:
+    path, text, why = _read_source(cmd, depth, base, outcome)
+    if text is None:
         outcome.refused += 1
         outcome.stopped = not keep_going
         return StepRecord(source, cmd.line, cmd, error=format_error(source, cmd.line, "source", why),
                           kind="refused")
-    run_commands(text, str(path), step, observer, keep_going, outcome, depth + 1, path.parent, before)
+    run_commands(text, str(path), step, observer, keep_going, outcome, depth + 1, path.parent, before, checkpoint)
     return None
+
+
+def _expect_fails_source(cmd: Command, inner: Command, source: str, step: StepFn, outcome: Outcome,
+                         depth: int, base: Path | None, checkpoint: Checkpoint | None) -> StepRecord:
+    """`expect fails source FILE`: one step that holds when FILE cannot be read or parsed,
+    or one of its commands is refused; then what its commands did is undone (where the
+    machine can be put back).  FILE's commands run without steps of their own."""
+    rec = StepRecord(source, cmd.line, cmd)
+    path, text, why = _read_source(inner, depth, base, outcome)
+    if text is not None:
+        restore = checkpoint() if checkpoint is not None else None
+        sub = Outcome(sourced=outcome.sourced)
+        stops: list[StepRecord] = []
+
+        def stopped(r: StepRecord) -> None:
+            if r.kind in ("refused", "bug", "syntax"):
+                stops.append(r)
+        run_commands(text, str(path), step, stopped, False, sub, depth + 1, path.parent, None, checkpoint)
+        outcome.sourced = sub.sourced
+        if stops and stops[0].kind == "bug":
+            rec.kind, rec.error = "bug", stops[0].error
+            return rec
+        if not stops:
+            ran = "but it ran" + (f" ({sub.failed} failed expectation(s))" if sub.failed else "")
+            rec.kind = "expect-failed"
+            rec.error = format_error(source, cmd.line, "expect", f"expected '{inner.text or inner}' to be "
+                                     f"refused, {ran}")
+            return rec
+        why = stops[0].error or ""
+        if sub.steps > 1:
+            why += (" (the commands before it were undone)" if restore is not None else
+                    " (the commands before it took effect: they cannot be undone here)")
+        if restore is not None and sub.steps:
+            restore()
+    rec.output = LoopOutput(lines=[f"refused as expected: {why}"])
+    return rec

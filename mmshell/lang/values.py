@@ -123,9 +123,14 @@ def parse_size(text: str) -> int:
     return _number(text, "a size", units=True)
 
 
+def plural(n: int, word: str) -> str:
+    """`1 step`, `3 steps`: a count in an output line, never `1 steps`."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def pages(n: int) -> str:
     """`1 page`, `512 pages`: a count of pages in an output line."""
-    return f"{n} page" if n == 1 else f"{n} pages"
+    return plural(n, "page")
 
 
 def format_size(n: int) -> str:

@@ -16,11 +16,14 @@ from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from .constants import PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .memory import handle_mm_fault
 from .mm_types import MmStruct
-from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, KIND_PRESENT, Pmd, PmdKind, pmd_pgtable, pte_present
+from .pagewalk import pmd_addr_end
+from .pgtable import (F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, KIND_MASK, KIND_PRESENT, PFN_SHIFT, Pmd, PmdKind,
+                      pmd_pgtable, pte_present)
+from .swapin_batch import swapin_sync_run
 from .vma import VM
 
 if TYPE_CHECKING:
@@ -64,7 +67,7 @@ def access_range(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool,
     result = AccessResult()
     addr = start
     while addr < end:
-        nxt = min(end, ((addr >> PMD_SHIFT) + 1) << PMD_SHIFT)
+        nxt = pmd_addr_end(addr, end)
         _access_pmd_span(k, mm, addr, nxt, write, verify, result)
         addr = nxt
     return result
@@ -74,8 +77,8 @@ def _access_pmd_span(k: "Kernel", mm: MmStruct, start: int, end: int, write: boo
                      result: AccessResult) -> None:
     addr = start
     while addr < end:
-        pmd = mm.pmds.get(addr >> PMD_SHIFT)
-        if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO) and (not write or pmd.flags & F_WRITE):
+        pmd = mm.pmds.get(pmd_index(addr))
+        if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO) and (not write or pmd.pmd_write()):
             _huge_run(k, mm, pmd, addr, end, write, verify, result)
             return
         if pmd is not None and pmd.kind is PmdKind.TABLE:
@@ -108,20 +111,20 @@ def _fault_page(k: "Kernel", mm: MmStruct, addr: int, write: bool) -> None:
 
 
 def _accessible(mm: MmStruct, addr: int, write: bool) -> bool:
-    pmd = mm.pmds.get(addr >> PMD_SHIFT)
+    pmd = mm.pmds.get(pmd_index(addr))
     if pmd is None:
         return False
     if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
-        return not write or bool(pmd.flags & F_WRITE)
+        return not write or pmd.pmd_write()
     if pmd.kind is not PmdKind.TABLE:
         return False
-    pte = pmd_pgtable(pmd).ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
+    pte = pmd_pgtable(pmd).ptes[pte_index(addr)]
     return pte_present(pte) and (not write or bool(pte & F_WRITE))
 
 
 def _huge_run(k: "Kernel", mm: MmStruct, pmd: Pmd, start: int, end: int, write: bool, verify: bool,
               result: AccessResult) -> None:
-    i = (start >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
+    i = pte_index(start)
     n = (end - start) >> PAGE_SHIFT
     pfn = pmd.pfn
     data = k.mem.data
@@ -139,28 +142,31 @@ def _huge_run(k: "Kernel", mm: MmStruct, pmd: Pmd, start: int, end: int, write: 
 def _present_run(k: "Kernel", mm: MmStruct, ptes: array, start: int, end: int, write: bool,
                  verify: bool, result: AccessResult) -> int:
     """Access the leading run of PTEs that need no fault; return its length in pages."""
-    i0 = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    i0 = pte_index(start)
     n_max = (end - start) >> PAGE_SHIFT
     words = ptes[i0:i0 + n_max]
-    need = F_WRITE | KIND_PRESENT if write else KIND_PRESENT
+    # present, and writable for a store: the kind bits and F_WRITE tested at once
+    mask = KIND_MASK | F_WRITE if write else KIND_MASK
+    need = KIND_PRESENT | F_WRITE if write else KIND_PRESENT
     n = 0
     for w in words:
-        if w & 3 != 1 or w & need != need:
+        if w & mask != need:
             break
         n += 1
     if not n:
         return 0
     data = k.mem.data
+    pfn_shift = PFN_SHIFT
     if write:
         values = k.next_write_values(n)
         for j, v in zip(range(n), values):
-            data[words[j] >> 12] = v
+            data[words[j] >> pfn_shift] = v
         ptes[i0:i0 + n] = array("Q", [w | F_DIRTY | F_YOUNG for w in words[:n]])
         k.shadow.set_run(mm.pid, start, array("Q", values))
     else:
         ptes[i0:i0 + n] = array("Q", [w | F_YOUNG for w in words[:n]])
         if verify:
-            got = array("Q", (0 if w & F_SPECIAL else data[w >> 12] for w in words[:n]))
+            got = array("Q", (0 if w & F_SPECIAL else data[w >> pfn_shift] for w in words[:n]))
             _verify_run(k, mm.pid, start, got, result)
     result.pages += n
     return n
@@ -181,6 +187,4 @@ def _swapin_batch(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool) 
     zeromap/zswap, exclusive entries, frames free without reclaim); anything
     else goes through handle_mm_fault page by page.  Returns the pages done.
     """
-    from .swapin_batch import swapin_sync_run
-
     return swapin_sync_run(k, mm, start, end, write)

@@ -6,10 +6,10 @@ that reference each slot (a PMD entry counts once for each of its 512 slots),
 the cache bit against the swap cache, Used slots and clusters, PMD swap entry
 shape and exclusivity, MM_ANONPAGES / MM_SWAPENTS, folio mapcounts and the
 NR_ANON_MAPPED / NR_ANON_THPS / mTHP nr_anon gauges, deposited tables against
-nr_ptes, free + used frames against RAM, leaked folios, the LRU, VMA shape and
-entries outside every VMA, and (check_rmap.py) that reclaim can reach every
-folio: the rmap walk finds each mapping, no two folios cache one slot, PG_lru
-marks the folios on the LRU.  It returns readable problems; an empty list means
+nr_ptes, free + used frames against RAM, leaked folios, the LRU (the mem_map's
+invariants are in check_folio.py), VMA shape and entries outside every VMA, and
+(check_rmap.py) that reclaim can reach every folio: the rmap walk finds each
+mapping, no two folios cache one slot, PG_lru marks the folios on the LRU.  It returns readable problems; an empty list means
 all is well.  (`check_data.check_data(k)` checks the pages' contents.)
 
 The checks run after every step of a debug_vm session, so each compares whole
@@ -26,18 +26,19 @@ from operator import rshift
 from typing import TYPE_CHECKING
 
 from . import pte_masks as bm
-from .check_rmap import check_lru_flags, check_rmap_pmd, check_rmap_table, check_swap_cache_overlap
+from .check_folio import check_folios
+from .check_rmap import check_rmap_pmd, check_rmap_table, check_swap_cache_overlap
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, SWAP_COUNT_MASK, SWAP_MAP_BAD, TASK_SIZE
 from .folio import PG
-from .pgtable import F_SWP_EXCLUSIVE, PmdKind
+from .pgtable import F_SWP_EXCLUSIVE, PFN_SHIFT, SWP_TYPE_BITS, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind
 
 if TYPE_CHECKING:
     from .kernel import Kernel
 
 
 def _swap_key(type_: int, offset: int) -> int:
-    """A swap entry as one int, `(offset << 5) | type`: a swap PTE word >> 12."""
-    return (offset << 5) | type_
+    """A swap entry as one int, `(offset << SWP_TYPE_BITS) | type`: a swap PTE word >> SWP_TYPE_SHIFT."""
+    return (offset << SWP_TYPE_BITS) | type_
 
 
 def check_invariants(k: "Kernel") -> list[str]:
@@ -68,18 +69,18 @@ def check_invariants(k: "Kernel") -> list[str]:
                     continue
                 anon_mask, special_mask, swap_mask = bm.pte_masks(raw)
                 problems += _check_table_shape(k, mm, pmdi, where, ptes, raw, special_mask)
-                pfns = list(map(rshift, compress(ptes, anon_mask), repeat(12)))
+                pfns = list(map(rshift, compress(ptes, anon_mask), repeat(PFN_SHIFT)))
                 anon += len(pfns)
                 pte_maps.update(pfns)
                 problems += check_rmap_table(k, mm, pmdi, where, anon_mask, pfns)
-                keys = list(map(rshift, compress(ptes, swap_mask), repeat(12)))
+                keys = list(map(rshift, compress(ptes, swap_mask), repeat(SWP_TYPE_SHIFT)))
                 if keys:
                     swapents += len(keys)
                     slot_refs.update(keys)
                     excl = list(compress(range(HPAGE_PMD_NR), raw[0::8].translate(bm.SWP_EXCL)))
                     for i in excl:
-                        exclusive_slots.append((ptes[i] >> 12, 1, f"{where} pte {i}"))
-                        exclusive_keys.append(ptes[i] >> 12)
+                        exclusive_slots.append((ptes[i] >> SWP_TYPE_SHIFT, 1, f"{where} pte {i}"))
+                        exclusive_keys.append(ptes[i] >> SWP_TYPE_SHIFT)
                 continue
             if not pmd.deposited:
                 problems.append(f"{where}: {pmd.kind.value} PMD without a deposited table")
@@ -105,7 +106,7 @@ def check_invariants(k: "Kernel") -> list[str]:
                 if pmd.swp_offset % HPAGE_PMD_NR:
                     problems.append(f"{where}: PMD swap entry offset {pmd.swp_offset:#x} not 512-aligned")
                 first = _swap_key(pmd.swp_type, pmd.swp_offset)
-                pmd_keys = range(first, first + (HPAGE_PMD_NR << 5), 1 << 5)
+                pmd_keys = range(first, first + (HPAGE_PMD_NR << SWP_TYPE_BITS), 1 << SWP_TYPE_BITS)
                 slot_refs.update(pmd_keys)
                 if pmd.flags & F_SWP_EXCLUSIVE:
                     exclusive_slots.append((first, HPAGE_PMD_NR, where))
@@ -119,7 +120,7 @@ def check_invariants(k: "Kernel") -> list[str]:
         if tables != mm.nr_ptes:
             problems.append(f"pid {pid}: nr_ptes {mm.nr_ptes} but {tables} tables and deposits exist")
     problems += _check_swap(k, slot_refs, exclusive_slots, exclusive_keys)
-    problems += _check_folios(k, pte_maps, pmd_maps)
+    problems += check_folios(k, pte_maps, pmd_maps)
     return problems
 
 
@@ -144,7 +145,7 @@ def _check_table_shape(k: "Kernel", mm, pmdi: int, where: str, ptes: array, raw:
     nonzero_none = low.translate(bm.PRESENT).count(0) - low.translate(bm.SWAP).count(1) - ptes.count(0)
     if low.translate(bm.BAD_KIND).count(1) or nonzero_none:
         problems.append(f"{where}: PTE table holds malformed entries")
-    if set(map(rshift, compress(ptes, special), repeat(12))) - {k.zero_pfn}:
+    if set(map(rshift, compress(ptes, special), repeat(PFN_SHIFT))) - {k.zero_pfn}:
         problems.append(f"{where}: a special PTE maps something other than the zero page")
     base = pmdi << PMD_SHIFT
     i = 0
@@ -163,7 +164,7 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
     cached_pages = 0
     by_type: dict[int, list[tuple[int, int]]] = {}
     for key, n in slot_refs.items():
-        by_type.setdefault(key & 0x1F, []).append((key >> 5, n))
+        by_type.setdefault(key & SWP_TYPE_MASK, []).append((key >> SWP_TYPE_BITS, n))
     for t in sorted(by_type):
         si = k.swap_info[t]
         if si is None:
@@ -179,7 +180,7 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
         cached_pages += len(si.cache)
     if exclusive_keys and max(map(slot_refs.__getitem__, exclusive_keys)) > 1:
         for first, nr, where in exclusive_slots:
-            type_, off = first & 0x1F, first >> 5
+            type_, off = first & SWP_TYPE_MASK, first >> SWP_TYPE_BITS
             si = k.swap_info[type_]
             for s in range(off, off + nr):
                 if si is not None and s < si.pages and si.swap_count(s) != 1:
@@ -268,140 +269,4 @@ def _check_device(k: "Kernel", si, refs: list[tuple[int, int]]) -> list[str]:
         entry = k.folio_swap.get(pfn)
         if entry is None or entry.type != si.type or not entry.offset <= off < entry.offset + k.mem.nr_pages(pfn):
             problems.append(f"swap {si.name} slot {off:#x}: cached folio {pfn:#x} does not own it")
-    return problems
-
-
-def _check_folios(k: "Kernel", pte_maps: Counter, pmd_maps: Counter) -> list[str]:
-    problems: list[str] = []
-    mem = k.mem
-    n = mem.nr_frames
-    raw = mem.flags.tobytes()
-    b0, b1 = raw[0::4], raw[1::4]
-    used = b0.translate(bm.USED)
-    free = bytes(mem.alloc._free)
-    # every frame is either in use or free, never both, never neither
-    u, f = int.from_bytes(used, "little"), int.from_bytes(free, "little")
-    if u & f or (u | f) != int.from_bytes(b"\x01" * n, "little"):
-        for pfn in range(n):
-            if not used[pfn] and not free[pfn]:
-                problems.append(f"frame {pfn:#x}: neither free nor in use")
-            elif used[pfn] and free[pfn]:
-                problems.append(f"frame {pfn:#x}: in use and free at once")
-    tail_mask = b0.translate(bm.TAIL)
-    head_bits = b0.translate(bm.HEAD)
-    small_mask = bm.and_masks(used, bm.not_mask(tail_mask), bm.not_mask(head_bits))
-    # folio shape: 512-aligned order-9 heads with 511 tails, order-0 frames elsewhere
-    large = [p for p in range(0, n, HPAGE_PMD_NR) if head_bits[p] and used[p]]
-    if head_bits.count(1) != len(large):
-        problems.append(f"{head_bits.count(1) - len(large)} head pages are not 2 MiB-aligned folios in use")
-    for pfn in large:
-        seg = b0[pfn + 1:pfn + HPAGE_PMD_NR]
-        if mem.order[pfn] != HPAGE_PMD_ORDER:
-            problems.append(f"folio {pfn:#x}: large folio of order {mem.order[pfn]}")
-        elif bm.and_masks(seg.translate(bm.TAIL), seg.translate(bm.USED)).count(1) != HPAGE_PMD_NR - 1 \
-                or seg.translate(bm.HEAD).count(1):
-            problems.append(f"folio {pfn:#x}: tail pages out of shape")
-    if tail_mask.count(1) != (HPAGE_PMD_NR - 1) * len(large):
-        problems.append(f"{tail_mask.count(1) - (HPAGE_PMD_NR - 1) * len(large)} tail pages belong to no "
-                        "large folio")
-    if bm.and_masks(mem.order.translate(bm.NONZERO), small_mask).count(1):
-        problems.append("an order-0 frame records a non-zero order")
-    zero_mask = b1.translate(bm.ZERO)
-    zero = {k.zero_pfn} | ({k.huge_zero_pfn} if k.huge_zero_pfn is not None else set())
-    if zero_mask.count(1) != len(zero) or not all(zero_mask[p] and used[p] for p in zero):
-        problems.append("the zero pages are not the frames marked PG_zero")
-    large_set = set(large) - zero
-    nr_small = small_mask.count(1)
-    used_frames = nr_small + HPAGE_PMD_NR * len(large)
-    # mapcounts: gather at the census's pages, and nothing mapped elsewhere
-    bad_pages = [p for p in pte_maps if not 0 <= p < n or not used[p] or p in zero]
-    for p in bad_pages:
-        problems.append(f"page {p:#x}: a PTE maps it but it is not an anonymous page in use")
-    mapped = pte_maps if not bad_pages else Counter({p: c for p, c in pte_maps.items() if 0 <= p < n})
-    if list(map(mem.mapcount.__getitem__, mapped)) != list(mapped.values()) \
-            or n - mem.mapcount.count(0) != len(mapped):
-        for p in range(n):
-            want = pte_maps.get(p, 0)
-            if mem.mapcount[p] != want:
-                problems.append(f"page {p:#x}: mapcount {mem.mapcount[p]} but {want} PTEs map it")
-    for pfn in pmd_maps:
-        if pfn not in large_set:
-            problems.append(f"folio {pfn:#x}: a huge PMD maps it but it is not a THP in use")
-    pmd_mapped = Counter({p: c for p, c in pmd_maps.items() if 0 <= p < n})
-    if list(map(mem.entire_mapcount.__getitem__, pmd_mapped)) != list(pmd_mapped.values()) \
-            or n - mem.entire_mapcount.count(0) != len(pmd_mapped):
-        for p in range(n):
-            want = pmd_maps.get(p, 0)
-            if mem.entire_mapcount[p] != want:
-                problems.append(f"folio {p:#x}: entire_mapcount {mem.entire_mapcount[p]} but {want} PMDs map it")
-    # PageAnonExclusive only on pages mapped once
-    ae = b1.translate(bm.ANON_EXCLUSIVE)
-    if len(mapped) != sum(mapped.values()):
-        for p, c in mapped.items():
-            if c > 1 and ae[p] and mem.folio_of(p) not in pmd_maps:
-                problems.append(f"page {p:#x}: PageAnonExclusive but mapped {c} times")
-    for pfn, c in pmd_mapped.items():
-        if pfn + HPAGE_PMD_NR > n or not ae.count(1, pfn, pfn + HPAGE_PMD_NR) \
-                or (c == 1 and pte_maps.keys().isdisjoint(range(pfn, pfn + HPAGE_PMD_NR))):
-            continue
-        for p in range(pfn, pfn + HPAGE_PMD_NR):
-            total = c + pte_maps.get(p, 0)
-            if total > 1 and ae[p]:
-                problems.append(f"page {p:#x}: PageAnonExclusive but mapped {total} times")
-    # nothing leaked: an order-0 folio is mapped or in the swap cache (a large one below)
-    swapcache = b0.translate(bm.SWAPCACHE)
-    mapped_mask = bm.nonzero_bits(mem.mapcount.tobytes(), 4).to_bytes(n, "little").translate(bm.NONZERO)
-    leaked = bm.and_masks(small_mask, bm.not_mask(zero_mask), bm.not_mask(swapcache), bm.not_mask(mapped_mask))
-    if leaked.count(1):
-        for pfn in compress(range(n), leaked):
-            problems.append(f"folio {pfn:#x}: leaked (not mapped, not in the swap cache)")
-    for pfn in sorted(large_set - pmd_maps.keys()):
-        if not swapcache[pfn] and pte_maps.keys().isdisjoint(range(pfn, pfn + HPAGE_PMD_NR)):
-            problems.append(f"folio {pfn:#x}: leaked (not mapped, not in the swap cache)")
-    # the LRU holds every folio once, and nothing else
-    inactive, active = k.lru.inactive, k.lru.active
-    folios = bm.and_masks(small_mask, bm.not_mask(zero_mask))
-    nr_folios = folios.count(1) + len(large_set)
-    try:
-        in_lru = sum(map(folios.__getitem__, inactive)) + sum(map(folios.__getitem__, active)) \
-            + len(large_set & inactive.keys()) + len(large_set & active.keys())
-    except (IndexError, TypeError):
-        in_lru = -1
-    if in_lru != nr_folios or len(inactive) + len(active) != nr_folios \
-            or not inactive.keys().isdisjoint(active):
-        lru = set(inactive) | set(active)
-        for pfn in compress(range(n), folios):
-            if pfn not in lru:
-                problems.append(f"folio {pfn:#x}: not on the LRU")
-        for pfn in sorted(large_set - lru):
-            problems.append(f"folio {pfn:#x}: not on the LRU")
-        for p in sorted(lru):
-            if not 0 <= p < n or not used[p]:
-                problems.append(f"LRU holds freed frame {p:#x}")
-            elif not folios[p] and p not in large_set:
-                problems.append(f"LRU holds {p:#x}, which is not a folio head")
-        both = inactive.keys() & active.keys()
-        if both:
-            problems.append(f"folio {min(both):#x}: on both the active and the inactive LRU")
-    problems += check_lru_flags(k, b0.translate(bm.LRU))
-    # frames and gauges
-    free_count = mem.alloc.nr_free
-    if used_frames + free_count != n:
-        problems.append(f"frames: {used_frames} used + {free_count} free != {n} of RAM")
-    if free.count(1) != free_count:
-        problems.append(f"allocator: nr_free {free_count} but {free.count(1)} frames are marked free")
-    anon_mapped = len(mapped) - len([p for p in bad_pages if 0 <= p < n])
-    for pfn in pmd_maps.keys() & large_set:
-        anon_mapped += HPAGE_PMD_NR - len(pte_maps.keys() & range(pfn, pfn + HPAGE_PMD_NR))
-    if anon_mapped != k.vmstat.nr_anon_pages:
-        problems.append(f"nr_anon_pages {k.vmstat.nr_anon_pages} but {anon_mapped} anon pages are mapped")
-    anon_thps = len(pmd_maps.keys() & large_set)
-    if anon_thps != k.vmstat.nr_anon_thps:
-        problems.append(f"nr_anon_transparent_hugepages {k.vmstat.nr_anon_thps} but {anon_thps} THPs are PMD-mapped")
-    if len(large_set) != k.vmstat.mthp["nr_anon"]:
-        problems.append(f"mthp nr_anon {k.vmstat.mthp['nr_anon']} but {len(large_set)} PMD-size anon folios exist")
-    partially = sum(1 for pfn in large_set if mem.flags[pfn] & PG.PARTIALLY_MAPPED)
-    if partially != k.vmstat.mthp["nr_anon_partially_mapped"]:
-        problems.append(f"mthp nr_anon_partially_mapped {k.vmstat.mthp['nr_anon_partially_mapped']} "
-                        f"but {partially} folios are queued")
     return problems

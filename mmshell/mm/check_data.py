@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT
-from .pgtable import F_SPECIAL, KIND_MASK, KIND_PRESENT, KIND_SWAP, Pmd, PmdKind, pte_pfn
+from .pgtable import (F_SPECIAL, PFN_SHIFT, Pmd, PmdKind, is_swap_pte, pte_pfn, pte_present, pte_swp_offset,
+                      pte_swp_type)
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -91,7 +92,7 @@ def _pmd_reads_shadow(k: "Kernel", pmd: Pmd, chunk: array) -> bool:
     anon, special, swap = bm.pte_masks(raw)
     if any(compress(chunk, special)):
         return False
-    pfns = list(map(rshift, compress(ptes, anon), repeat(12)))
+    pfns = list(map(rshift, compress(ptes, anon), repeat(PFN_SHIFT)))
     if pfns and max(pfns) >= mem.nr_frames:
         return False
     if list(map(mem.data.__getitem__, pfns)) != list(compress(chunk, anon)):
@@ -101,13 +102,13 @@ def _pmd_reads_shadow(k: "Kernel", pmd: Pmd, chunk: array) -> bool:
     words = list(compress(ptes, swap))
     if not words:
         return True
-    types = {(w >> 12) & 0x1F for w in words}
+    types = set(map(pte_swp_type, words))
     if len(types) != 1:
         return False
     si = k.swap_info[types.pop()]
     if si is None:
         return False
-    offs = list(map(rshift, words, repeat(17)))
+    offs = list(map(pte_swp_offset, words))
     if max(offs) >= si.pages or (si.cache and not si.cache.keys().isdisjoint(offs)):
         return False
     return list(map(si.data.__getitem__, offs)) == list(compress(chunk, swap))
@@ -129,11 +130,10 @@ def _read_entry(k: "Kernel", pmd: Pmd, i: int) -> int | None:
         if pmd.table is None:
             return _UNREADABLE
         pte = pmd.table.ptes[i]
-        kind = pte & KIND_MASK
-        if kind == KIND_PRESENT:
+        if pte_present(pte):
             return 0 if pte & F_SPECIAL else _read_frame(k, pte_pfn(pte))
-        if kind == KIND_SWAP:
-            return _read_slot(k, (pte >> 12) & 0x1F, pte >> 17)
+        if is_swap_pte(pte):
+            return _read_slot(k, pte_swp_type(pte), pte_swp_offset(pte))
     return None
 
 

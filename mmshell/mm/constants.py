@@ -9,8 +9,10 @@ HPAGE_PMD_ORDER = PMD_SHIFT - PAGE_SHIFT
 HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER  # 512 pages in a PMD-mapped THP
 PTRS_PER_PTE = 512
 
-#: The user address space the simulation hands out (47-bit x86-64 user space).
-TASK_SIZE = 1 << 47
+#: The end of the user address space: x86-64's TASK_SIZE_MAX with 4-level page tables,
+#: (1 << 47) - PAGE_SIZE (arch/x86/include/asm/page_64_types.h: the top page is a guard
+#: page, never mapped).  On 6.18 `mmap(0x7ffffffff000, 4096, MAP_FIXED)` fails ENOMEM.
+TASK_SIZE = (1 << 47) - PAGE_SIZE
 #: Where get_unmapped_area starts placing mappings (bottom-up, for determinism).
 MMAP_BASE = 0x7F00_0000_0000 - (1 << 40)
 
@@ -40,6 +42,10 @@ MAX_ACCESS = 64 << 30
 MAX_PAGE_TABLES = 1 << 18
 #: vm.max_map_count: VMAs per process.
 MAX_MAP_COUNT = 65530
+#: Host memory the simulated state may take (lang/budget.py costs it item by item: frames,
+#: swap slots, folios, PMD entries, page tables, page contents, VMAs).  Each command runs
+#: on a snapshot of the state, so host memory peaks at about twice this.
+HOST_BUDGET = 1536 << 20
 
 
 def pmd_index(addr: int) -> int:

@@ -18,6 +18,6 @@ def exit_mmap(k: "Kernel", mm: MmStruct) -> None:
         unmap_page_range(k, mm, vma, vma.start, vma.end)
     vmas, mm.vmas = mm.vmas, []
     for vma in vmas:
-        free_pgtables(mm, vma.start, vma.end)
+        free_pgtables(k, mm, vma.start, vma.end)
     del k.mms[mm.pid]
     k.shadow.drop_process(mm.pid)

@@ -1,4 +1,4 @@
-"""fork(2) (kernel/fork.c dup_mmap -> mm/memory.c copy_page_range, mm/huge_memory.c copy_huge_pmd).
+"""fork(2) (kernel/fork.c dup_mmap -> mm/memory.c copy_page_range; copy_huge_pmd is in huge_memory.py).
 
 The child gets a copy of every VMA (linked to the parent's anon_vma and its
 own, anon_vma_fork) and of every page-table entry:
@@ -20,14 +20,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .config import FaultPoint
-from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT
+from .constants import PMD_SHIFT, PMD_SIZE, pmd_index
 from .errors import MmError
 from .folio import PG
-from .huge_memory import split_huge_pmd_locked
+from .huge_memory import copy_huge_pmd
+from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
-from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable, pmd_pgtable
-from .swapops import SwpEntry
+from .pagewalk import Walker, pte_range, walk_pmd_range
+from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable, is_swap_pte,
+                      pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
+from .swap_slots import swap_duplicate
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -56,63 +58,19 @@ def sys_fork(k: "Kernel", parent: MmStruct) -> MmStruct:
 
 
 def copy_page_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma: VmArea) -> None:
-    for pmdi in range(svma.start >> PMD_SHIFT, ((svma.end - 1) >> PMD_SHIFT) + 1):
-        pmd = src.pmds.get(pmdi)
+    """copy_page_range() / copy_pmd_range(): every entry of svma, PMD by PMD; a PMD-level entry
+    copy_huge_pmd() cannot copy whole (-EAGAIN, F4) is split and copied per PTE."""
+    for pmdi, pmd, _, _ in walk_pmd_range(k, src, svma.start, svma.end, Walker.FORK):
         if pmd is None:
             continue
         addr = pmdi << PMD_SHIFT
-        if pmd.kind is PmdKind.SWAP and not _copy_swap_pmd(k, dst, dvma, src, pmd, addr):
+        if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
+            if copy_huge_pmd(k, dst, dvma, pmd, addr):
+                continue
             split_huge_pmd_locked(k, src, svma, addr)      # F4: fall back to PTEs
             pmd = src.pmds[pmdi]
-        if pmd.kind is PmdKind.HUGE:
-            copy_huge_pmd(k, dst, src, pmd, addr)
-        elif pmd.kind is PmdKind.ZERO:
-            dst.pmds[pmdi] = Pmd(PmdKind.ZERO, flags=pmd.flags & ~F_WRITE, pfn=pmd.pfn, deposited=True)
-            dst.nr_ptes += 1
-        elif pmd.kind is PmdKind.TABLE:
+        if pmd.kind is PmdKind.TABLE:
             copy_pte_range(k, dst, dvma, src, svma, pmd, addr)
-
-
-def copy_huge_pmd(k: "Kernel", dst: MmStruct, src: MmStruct, pmd: Pmd, addr: int) -> None:
-    """copy_huge_pmd(): share the THP, write-protect both PMDs, deposit a table for the child."""
-    mem = k.mem
-    k.trace("copy_huge_pmd")
-    mem.entire_mapcount[pmd.pfn] += 1
-    mem.clear(pmd.pfn, PG.ANON_EXCLUSIVE)
-    pmd.flags &= ~F_WRITE
-    dst.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.HUGE, flags=pmd.flags, pfn=pmd.pfn, deposited=True)
-    dst.nr_ptes += 1
-    dst.rss_anon += HPAGE_PMD_NR
-
-
-def _copy_swap_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, pmd: Pmd, addr: int) -> bool:
-    """patch 7/13: copy_huge_non_present_pmd() for a PMD swap entry; False means fall back (F4).
-
-    One folio_dup_swap() over the 512 slots.  When a slot needs a count continuation page
-    that the first (atomic) attempt cannot have, the locks are dropped, the page is
-    allocated with GFP_KERNEL and the copy retried once, "mirroring copy_pte_range()"
-    (decision 4): `set fail swap_cont once` keeps the PMD swap entry.  A failure that
-    persists is what it is on the PTE path: fork fails with ENOMEM.
-    """
-    from .swapfile import swap_duplicate
-
-    if k.config.should_fail(FaultPoint.THP_ALLOC):
-        k.trace("copy_huge_non_present_pmd(no memory): split")
-        return False
-    try:
-        swap_duplicate(k, pmd.entry, HPAGE_PMD_NR)
-    except MmError:
-        k.trace("copy_huge_non_present_pmd(no count continuation): GFP_KERNEL retry")
-        swap_duplicate(k, pmd.entry, HPAGE_PMD_NR)
-    k.trace("copy_huge_non_present_pmd")
-    pmd.flags &= ~F_SWP_EXCLUSIVE
-    flags = pmd.flags & ~(F_UFFD_WP if not dvma.flags & VM.UFFD_WP else 0)
-    dst.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.SWAP, flags=flags, swp_type=pmd.swp_type,
-                                      swp_offset=pmd.swp_offset, deposited=True)
-    dst.nr_ptes += 1
-    dst.rss_swapents += HPAGE_PMD_NR
-    dst.on_mmlist = True
-    return True
 
 
 def copy_pte_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma: VmArea, pmd: Pmd,
@@ -121,30 +79,26 @@ def copy_pte_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma
 
     Only the PTEs inside the VMA are copied (a table may serve two VMAs).
     """
-    from .swapfile import swap_duplicate
-
     mem = k.mem
-    sptes = pmd_pgtable(pmd).ptes
-    dpmd = dst.pmds.get(addr >> PMD_SHIFT)
+    dpmd = dst.pmds.get(pmd_index(addr))
     if dpmd is None:
-        dpmd = dst.pmds[addr >> PMD_SHIFT] = Pmd(PmdKind.TABLE, table=PteTable())
+        dpmd = dst.pmds[pmd_index(addr)] = Pmd(PmdKind.TABLE, table=PteTable())
         dst.nr_ptes += 1
     dptes = pmd_pgtable(dpmd).ptes
     keep_uffd = bool(dvma.flags & VM.UFFD_WP)
-    lo = max(svma.start, addr)
-    hi = min(svma.end, addr + (1 << PMD_SHIFT))
-    for i in range((lo >> PAGE_SHIFT) & 511, ((hi - 1) >> PAGE_SHIFT & 511) + 1):
+    sptes, idx = pte_range(k, Walker.FORK, pmd, max(svma.start, addr), min(svma.end, addr + PMD_SIZE))
+    for i in idx:
         pte = sptes[i]
-        if pte & 3 == 1:
+        if pte_present(pte):
             if not pte & F_SPECIAL:
-                page = pte >> 12
+                page = pte_pfn(pte)
                 mem.mapcount[page] += 1
                 mem.flags[page] &= ~PG.ANON_EXCLUSIVE
                 pte &= ~F_WRITE
                 sptes[i] = pte
                 dst.rss_anon += 1
-        elif pte & 3 == 2:
-            entry = SwpEntry((pte >> 12) & 0x1F, pte >> 17)
+        elif is_swap_pte(pte):
+            entry = pte_to_swp_entry(pte)
             try:
                 swap_duplicate(k, entry)
             except MmError:

@@ -1,27 +1,34 @@
 """PMD-level THP operations (mm/huge_memory.c), mainline and the series.
 
 THP fault (do_huge_pmd_anonymous_page), huge zero page, PMD write faults
-(do_huge_pmd_wp_page), PMD split (__split_huge_pmd_locked, with the series'
-swap branch, patch 6), zap (zap_huge_pmd, with patch 9's swap branch), folio
-split (__folio_split) and, with the series, the PMD swap-in fault
-(do_huge_pmd_swap_page, patch 11).
+(do_huge_pmd_wp_page), fork's copy (copy_huge_pmd, with patch 7's
+copy_huge_non_present_pmd), mprotect's and mremap's (change_huge_pmd,
+move_huge_pmd), UFFDIO_MOVE's (move_pages_huge_pmd, with patch 10's
+move_swap_pmd), zap (zap_huge_pmd, with patch 9's swap branch) and, with the
+series, the PMD swap-in fault (do_huge_pmd_swap_page, patch 11).  Splitting (a
+PMD into PTEs, with patch 6's swap branch, and a folio into small ones) is in
+huge_split.py.
 """
 
 from __future__ import annotations
 
-from array import array
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint, ThpMode
-from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_MASK, PMD_SIZE, pmd_index
+from .errors import MmError
 from .folio import PG
-from .memory import Fault, alloc_anon_folio, free_folio, folio_put_if_unused, lru_add
+from .huge_split import __split_huge_pmd, split_folio, split_huge_pmd_locked
+from .memory import Fault, alloc_anon_folio, anon_vma_prepare
 from .mm_types import MmStruct
-from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG,
-                      FLAGS_MASK, KIND_PRESENT, PFN_SHIFT, Pmd, PmdKind, PteTable, mk_huge_pmd, mk_pte,
-                      pmd_pgtable, swp_entry_to_pte)
-from .rmap import (folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_remove_rmap_pmd, folio_remove_rmap_ptes,
-                   rmap_walk_anon)
+from .page_io import swap_read_folio
+from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, Pmd, PmdKind,
+                      mk_huge_pmd)
+from .rmap import (folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_move_anon_rmap,
+                   folio_remove_rmap_pmd)
+from .swap import folio_put_if_unused, lru_add
+from .swap_slots import free_swap_and_cache_nr, swap_duplicate, vm_swap_full
+from .swap_state import add_to_swap_cache, folio_free_swap, swap_cache_get_folio
 from .swapops import SwpEntry
 from .vma import VM, VmArea
 
@@ -66,7 +73,7 @@ def do_huge_pmd_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int
         zero_pfn = get_huge_zero_folio(k)
         if zero_pfn is not None:
             k.trace("set_huge_zero_folio")
-            mm.pmds[haddr >> PMD_SHIFT] = Pmd(PmdKind.ZERO, flags=F_YOUNG, pfn=zero_pfn, deposited=True)
+            mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.ZERO, flags=F_YOUNG, pfn=zero_pfn, deposited=True)
             mm.nr_ptes += 1
             return Fault.DONE
         return Fault.FALLBACK
@@ -95,7 +102,7 @@ def map_anon_folio_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, pfn: 
     lru_add(k, pfn)
     mm.rss_anon += HPAGE_PMD_NR
     mm.nr_ptes += 1
-    mm.pmds[haddr >> PMD_SHIFT] = mk_huge_pmd(pfn, F_WRITE | F_DIRTY | F_YOUNG)
+    mm.pmds[pmd_index(haddr)] = mk_huge_pmd(pfn, F_WRITE | F_DIRTY | F_YOUNG)
 
 
 def get_huge_zero_folio(k: "Kernel") -> int | None:
@@ -116,10 +123,8 @@ def get_huge_zero_folio(k: "Kernel") -> int | None:
 
 def do_huge_pmd_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
     """do_huge_pmd_wp_page(): reuse an exclusive THP; replace the huge zero page; else split."""
-    from .swap_state import folio_free_swap
-
     haddr = addr & PMD_MASK
-    pmd = mm.pmds[haddr >> PMD_SHIFT]
+    pmd = mm.pmds[pmd_index(haddr)]
     mem = k.mem
     if pmd.kind is PmdKind.ZERO:
         pfn = vma_alloc_anon_folio_pmd(k, vma)
@@ -148,130 +153,119 @@ def do_huge_pmd_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fa
     return Fault.FALLBACK
 
 
-# -- splitting ----------------------------------------------------------------------------------
+# -- fork ----------------------------------------------------------------------------------------
 
-def __split_huge_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> None:
-    """__split_huge_pmd(): split whatever PMD-level entry maps addr into a PTE table."""
-    pmd = mm.pmds.get(addr >> PMD_SHIFT)
-    if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
-        split_huge_pmd_locked(k, mm, vma, addr)
+def copy_huge_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, pmd: Pmd, addr: int) -> bool:
+    """copy_huge_pmd(): give the child a copy of the PMD-level entry at addr; False is -EAGAIN:
+    the caller splits the parent's entry and copies its PTEs.
 
-
-def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> None:
-    """__split_huge_pmd_locked(): withdraw the deposited table and fill it with 512 entries.
-
-    Present THP: 512 PTEs of the same folio, PageAnonExclusive copied to every
-    page, entire mapcount -> per-page mapcounts.  Huge zero page: 512 PTEs of
-    the zero page.  patch 6/13 (series): a PMD swap entry becomes 512 swap PTEs
-    (type, base+i) with its soft-dirty, uffd-wp and exclusive bits; no folio and
-    no count changes.  Counted as thp_split_pmd in every case.
+    A present THP is shared: entire mapcount +1, PageAnonExclusive cleared, both PMDs
+    write-protected, a deposited table for the child.  The huge zero page is mapped by
+    the child too, read-only.  patch 7/13: a PMD swap entry is copied by
+    copy_huge_non_present_pmd().
     """
-    pmdi = addr >> PMD_SHIFT
-    pmd = mm.pmds[pmdi]
-    k.vmstat.count("thp_split_pmd")
-    mem = k.mem
-    table = PteTable()
     if pmd.kind is PmdKind.SWAP:
-        k.trace("__split_huge_pmd_locked(swap)")
-        flags = pmd.flags & (F_SOFT_DIRTY | F_UFFD_WP | F_SWP_EXCLUSIVE)
-        first = swp_entry_to_pte(pmd.swp_type, pmd.swp_offset, flags)
-        step = 1 << 17
-        table.ptes = array("Q", range(first, first + HPAGE_PMD_NR * step, step))
-    elif pmd.kind is PmdKind.ZERO:
-        k.trace("__split_huge_zero_page_pmd")
-        pte = (k.zero_pfn << PFN_SHIFT) | F_SPECIAL | (pmd.flags & (F_YOUNG | F_SOFT_DIRTY | F_UFFD_WP)) | KIND_PRESENT
-        table.ptes = array("Q", [pte]) * HPAGE_PMD_NR
-    else:
-        k.trace("__split_huge_pmd_locked")
-        pfn = pmd.pfn
-        flags = pmd.flags & FLAGS_MASK
-        first = (pfn << PFN_SHIFT) | flags | KIND_PRESENT
-        step = 1 << PFN_SHIFT
-        table.ptes = array("Q", range(first, first + HPAGE_PMD_NR * step, step))
-        end = pfn + HPAGE_PMD_NR
-        mem.mapcount[pfn:end] = array("i", [m + 1 for m in mem.mapcount[pfn:end]])
-        if mem.test(pfn, PG.ANON_EXCLUSIVE):
-            mem.flags[pfn:end] = array("I", [f | PG.ANON_EXCLUSIVE for f in mem.flags[pfn:end]])
-        mem.entire_mapcount[pfn] -= 1
-        if mem.entire_mapcount[pfn] == 0:
-            k.vmstat.nr_anon_thps -= 1
-    mm.pmds[pmdi] = Pmd(PmdKind.TABLE, table=table)
+        return copy_huge_non_present_pmd(k, dst, dvma, pmd, addr)
+    if pmd.kind is PmdKind.ZERO:
+        dst.pmds[pmd_index(addr)] = Pmd(PmdKind.ZERO, flags=pmd.flags & ~F_WRITE, pfn=pmd.pfn, deposited=True)
+        dst.nr_ptes += 1
+        return True
+    mem = k.mem
+    k.trace("copy_huge_pmd")
+    mem.entire_mapcount[pmd.pfn] += 1
+    mem.clear(pmd.pfn, PG.ANON_EXCLUSIVE)
+    pmd.flags &= ~F_WRITE
+    dst.pmds[pmd_index(addr)] = Pmd(PmdKind.HUGE, flags=pmd.flags, pfn=pmd.pfn, deposited=True)
+    dst.nr_ptes += 1
+    dst.rss_anon += HPAGE_PMD_NR
+    return True
 
 
-def split_folio(k: "Kernel", pfn: int, to_list: bool = False) -> list[int]:
-    """split_folio_to_list(): turn a PMD-size folio into 512 order-0 folios.
+def copy_huge_non_present_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, pmd: Pmd, addr: int) -> bool:
+    """patch 7/13: copy_huge_non_present_pmd() for a PMD swap entry; False means fall back (F4).
 
-    Its PMD mappings are split first (unmap_folio with TTU_SPLIT_HUGE_PMD), so
-    every mapping ends as PTEs of the new small folios; swap-cache membership,
-    flags and contents carry over page by page.  Returns the new folios, head first.
-    A new folio nothing maps is freed, unless `to_list` (reclaim's split: the list
-    holds a reference to each, lru_add_split_folio(), and reclaim frees them).
+    One folio_dup_swap() over the 512 slots.  When a slot needs a count continuation page
+    that the first (atomic) attempt cannot have, the locks are dropped, the page is
+    allocated with GFP_KERNEL and the copy retried once, "mirroring copy_pte_range()"
+    (decision 4): `set fail swap_cont once` keeps the PMD swap entry.  A failure that
+    persists is what it is on the PTE path: fork fails with ENOMEM.  When the copy needs
+    PMD-order memory that cannot be had (`thp_alloc`: decision 4, F4), False.
     """
-    mem = k.mem
-    k.trace("split_folio")
-    # unmap_folio(): try_to_migrate() replaces PTE mappings one PTE at a time, so a folio
-    # mapped by PTEs only is partly mapped for a moment and deferred_split_folio() queues
-    # (and counts) it; the split then takes it off the queue.  PMD mappings are frozen whole,
-    # swap-cache folios are never queued.  Measured on 6.18.44: UFFDIO_MOVE of one page of a
-    # THP, tests/kernel/63_uffd_move_partial.mmsh (thp_deferred_split_page +1).
-    if (not mem.entire_mapcount[pfn] and mem.test(pfn, PG.ANON)
-            and not mem.flags[pfn] & (PG.SWAPCACHE | PG.PARTIALLY_MAPPED)
-            and sum(mem.mapcount[pfn:pfn + HPAGE_PMD_NR]) >= 2):
-        k.vmstat.count("thp_deferred_split_page")
-        k.vmstat.count_mthp("split_deferred")
-    for m in rmap_walk_anon(k, pfn):
-        if m.pmd:
-            split_huge_pmd_locked(k, m.mm, m.vma, m.addr)
-    head_flags = mem.flags[pfn] & (PG.ANON | PG.SWAPBACKED | PG.SWAPCACHE | PG.DIRTY | PG.LRU
-                                   | PG.ACTIVE | PG.UPTODATE | PG.REFERENCED)
-    index = mem.index[pfn]
-    av = mem.anon_vma[pfn]
-    if mem.test(pfn, PG.PARTIALLY_MAPPED):
-        k.vmstat.mthp["nr_anon_partially_mapped"] -= 1
-    entry = k.folio_swap.get(pfn)
-    new = list(range(pfn, pfn + HPAGE_PMD_NR))
-    active = pfn in k.lru.active
-    k.lru.delete(pfn)
-    for i, p in enumerate(new):
-        mem.flags[p] = PG.USED | head_flags | (mem.flags[p] & PG.ANON_EXCLUSIVE)
-        mem.order[p] = 0
-        mem.index[p] = index + i
-        mem.anon_vma[p] = av
-        (k.lru.active if active else k.lru.inactive)[p] = None
-    if entry is not None:
-        # A swap-cache folio: each new folio caches its own slot.
-        cache = k.swp_info(entry.type).cache
-        for i, p in enumerate(new):
-            k.folio_swap[p] = SwpEntry(entry.type, entry.offset + i)
-            cache[entry.offset + i] = p
-    mem.entire_mapcount[pfn] = 0
-    k.vmstat.count("thp_split_page")
-    k.vmstat.count_mthp("split")
-    k.vmstat.mthp["nr_anon"] -= 1
-    _map_unused_to_zeropage(k, new)
-    for p in new:
-        if not to_list and not mem.mapcount[p] and p not in k.folio_swap:
-            free_folio(k, p)
-    return [p for p in new if mem.flags[p] & PG.USED]
+    if k.config.should_fail(FaultPoint.THP_ALLOC):
+        k.trace("copy_huge_non_present_pmd(no memory): split")
+        return False
+    try:
+        swap_duplicate(k, pmd.entry, HPAGE_PMD_NR)
+    except MmError:
+        k.trace("copy_huge_non_present_pmd(no count continuation): GFP_KERNEL retry")
+        swap_duplicate(k, pmd.entry, HPAGE_PMD_NR)
+    k.trace("copy_huge_non_present_pmd")
+    pmd.flags &= ~F_SWP_EXCLUSIVE
+    flags = pmd.flags & ~(F_UFFD_WP if not dvma.flags & VM.UFFD_WP else 0)
+    dst.pmds[pmd_index(addr)] = Pmd(PmdKind.SWAP, flags=flags, swp_type=pmd.swp_type,
+                                    swp_offset=pmd.swp_offset, deposited=True)
+    dst.nr_ptes += 1
+    dst.rss_swapents += HPAGE_PMD_NR
+    dst.on_mmlist = True
+    return True
 
 
-def _map_unused_to_zeropage(k: "Kernel", pages: list[int]) -> None:
-    """6.12+ __folio_split() remaps an anonymous folio's pages with RMP_USE_SHARED_ZEROPAGE:
-    a page that reads all zero (never written) is mapped by the shared zero page instead
-    (try_to_map_unused_to_zeropage(): a special, read-only PTE; the page loses that
-    mapping and the process's RSS with it).  Measured on 6.18.44: MADV_PAGEOUT of part of a
-    THP written in one page swaps out only the written pages of the range."""
-    mem = k.mem
-    for p in pages:
-        if mem.data[p] or not mem.mapcount[p]:
-            continue
-        for m in rmap_walk_anon(k, p):
-            table = pmd_pgtable(m.mm.pmds[m.addr >> PMD_SHIFT])
-            i = (m.addr >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
-            soft = table.ptes[i] & (F_SOFT_DIRTY | F_UFFD_WP)
-            table.ptes[i] = mk_pte(k.zero_pfn, F_SPECIAL | soft)
-            folio_remove_rmap_ptes(k, p, 1)
-            m.mm.rss_anon -= 1
+# -- mprotect and mremap -----------------------------------------------------------------------
+
+def change_huge_pmd(k: "Kernel", vma: VmArea, pmd: Pmd) -> None:
+    """change_huge_pmd(): a PMD-level entry takes the VMA's new protection.
+
+    A present THP loses write permission, or when write is granted becomes writable at
+    once if it is PageAnonExclusive (can_change_pmd_writable); the huge zero page stays
+    read-only.  patch 9/13: change_non_present_huge_pmd() leaves a PMD swap entry as it
+    is: its protection lives in the VMA, and the fault maps it accordingly.
+    """
+    if pmd.kind is PmdKind.HUGE:
+        if vma.flags & VM.WRITE:
+            if k.mem.test(pmd.pfn, PG.ANON_EXCLUSIVE):
+                pmd.flags |= F_WRITE
+        else:
+            pmd.flags &= ~F_WRITE
+    elif pmd.kind is PmdKind.ZERO:
+        pmd.flags &= ~F_WRITE
+
+
+def move_huge_pmd(k: "Kernel", mm: MmStruct, old_addr: int, new_addr: int) -> bool:
+    """move_huge_pmd(): move the PMD-level entry at old_addr (a present THP, the huge zero
+    page, and with the series a PMD swap entry) with its deposited table to new_addr, whose
+    PMD must be empty; False when it is not (the caller splits and moves PTEs)."""
+    if pmd_index(new_addr) in mm.pmds:
+        return False
+    k.trace("move_huge_pmd")
+    mm.pmds[pmd_index(new_addr)] = mm.pmds.pop(pmd_index(old_addr))
+    return True
+
+
+# -- UFFDIO_MOVE ------------------------------------------------------------------------------------
+
+def move_pages_huge_pmd(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int) -> None:
+    """move_pages_huge_pmd(): UFFDIO_MOVE of the whole PMD-level entry at src to the empty,
+    aligned PMD at dst (move_pages() checked both, and that a THP is exclusive).  The
+    folio follows to the destination VMA (folio_move_anon_rmap).  patch 10/13: a PMD swap
+    entry goes to move_swap_pmd()."""
+    pmd = mm.pmds[pmd_index(src)]
+    if pmd.kind is PmdKind.SWAP:
+        move_swap_pmd(k, mm, dvma, src, dst)
+        return
+    k.trace("move_pages_huge_pmd")
+    folio_move_anon_rmap(k, pmd.pfn, dvma, dst)
+    mm.pmds[pmd_index(dst)] = mm.pmds.pop(pmd_index(src))
+
+
+def move_swap_pmd(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int) -> None:
+    """patch 10/13: move_swap_pmd(): an exclusive PMD swap entry moves whole, with its
+    deposited table; a PMD-size folio still caching its slots moves with it (decision 5)."""
+    pmd = mm.pmds[pmd_index(src)]
+    k.trace("move_swap_pmd")
+    cached = k.swp_info(pmd.swp_type).cache.get(pmd.swp_offset)
+    if cached is not None:
+        folio_move_anon_rmap(k, cached, dvma, dst)
+    mm.pmds[pmd_index(dst)] = mm.pmds.pop(pmd_index(src))
 
 
 # -- zap ------------------------------------------------------------------------------------------
@@ -282,10 +276,7 @@ def zap_huge_pmd(k: "Kernel", mm: MmStruct, addr: int) -> None:
     patch 9/13: a PMD swap entry drops its 512 slot references without looking
     up a folio (free_swap_and_cache_nr reclaims a now-unused cached folio).
     """
-    from .swapfile import free_swap_and_cache_nr
-    from .swap_state import folio_free_swap
-
-    pmdi = addr >> PMD_SHIFT
+    pmdi = pmd_index(addr)
     pmd = mm.pmds.pop(pmdi)
     mm.nr_ptes -= 1
     if pmd.kind is PmdKind.HUGE:
@@ -320,12 +311,9 @@ def do_huge_pmd_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, wri
     not armed; a write fault on a non-exclusive entry continues into
     do_huge_pmd_wp_page.
     """
-    from .swap_state import folio_free_swap, swap_cache_get_folio
-    from .swapfile import vm_swap_full
-
     mem = k.mem
     haddr = addr & PMD_MASK
-    pmd = mm.pmds[haddr >> PMD_SHIFT]
+    pmd = mm.pmds[pmd_index(haddr)]
     entry = pmd.entry
     si = k.swp_info(entry.type)
     folio = swap_cache_get_folio(k, entry)
@@ -407,9 +395,6 @@ def pmd_swapin_fallback(k: "Kernel", vma: VmArea, haddr: int, entry: SwpEntry) -
 def swapin_alloc_pmd_folio(k: "Kernel", vma: VmArea, entry: SwpEntry) -> int | None:
     """patch 8/13 swapin_alloc_pmd_folio(): a new PMD-order folio in the swap cache over the
     entry's 512 slots, read from the device; None when the folio cannot be had."""
-    from .page_io import swap_read_folio
-    from .swap_state import add_to_swap_cache
-
     folio = vma_alloc_anon_folio_pmd(k, vma)
     if folio is None:
         k.trace("swapin_alloc_pmd_folio(failed)")
@@ -426,15 +411,12 @@ def map_swapped_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, entry: S
                     flags: int, exclusive: bool) -> None:
     """Map a PMD swap entry's folio by a PMD and drop the entry's 512 slot references
     (the common tail of do_huge_pmd_swap_page and unuse_pmd)."""
-    from .memory import anon_vma_prepare
-    from .swapfile import free_swap_and_cache_nr
-
     if not k.mem.test(folio, PG.ANON):
         anon_vma_prepare(k, vma)
         folio_add_new_anon_rmap(k, folio, vma, haddr, pmd=True, exclusive=exclusive)
     else:
         folio_add_anon_rmap_pmd(k, folio, exclusive)
-    mm.pmds[haddr >> PMD_SHIFT] = Pmd(PmdKind.HUGE, flags=flags, pfn=folio, deposited=True)
+    mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.HUGE, flags=flags, pfn=folio, deposited=True)
     mm.rss_anon += HPAGE_PMD_NR
     mm.rss_swapents -= HPAGE_PMD_NR
     free_swap_and_cache_nr(k, entry, HPAGE_PMD_NR)

@@ -2,8 +2,9 @@
 
 `Kernel` owns the configuration, physical memory (mem_map), the swap devices,
 the swap cache's folio->swap map, the LRU, every process (mm_struct), the vm
-event counters, the trace of kernel functions a step went through, and the
-shadow record of what every page should read.  Operations live in the modules
+event counters, the trace of kernel functions a step went through, the tally
+of page-table entries each walker visited, and the shadow record of what every
+page should read.  Operations live in the modules
 named after the kernel files that implement them; they all take the Kernel as
 their first argument.
 """
@@ -15,10 +16,11 @@ from .constants import HPAGE_PMD_NR, MAX_SWAPFILES, PAGE_SHIFT
 from .errors import MmError, VmBug
 from .folio import PG, MemMap
 from .mm_types import MmStruct
+from .pagewalk import Walker
 from .shadow import Shadow
+from .swap import Lru
 from .swap_info import SwapInfo
 from .swapops import SwpEntry
-from .vmscan import Lru
 from .vmstat import VmStat
 
 
@@ -45,6 +47,8 @@ class Kernel:
         self.shadow = Shadow()
         self.tracing = False
         self.trace_log: list[str] = []
+        # page-table entries visited, per walker (pagewalk.py): the simulation's own tally
+        self.walk_visits: dict[Walker, int] = dict.fromkeys(Walker, 0)
 
     def boot_mem(self) -> None:
         """A fresh mem_map of config.ram, frame 0 the shared zero page (empty_zero_page)."""

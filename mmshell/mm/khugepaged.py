@@ -18,14 +18,17 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .config import FaultPoint
-from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .config import FaultPoint, ThpMode
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SIZE, pmd_index
 from .errors import MmError
 from .folio import PG
-from .memory import alloc_anon_folio, do_swap_page, free_order0_folios, folio_put_if_unused, lru_add
+from .memory import alloc_anon_folio, do_swap_page
 from .mm_types import MmStruct
-from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, Pmd, PmdKind, pmd_pgtable
+from .pgtable import (F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, Pmd, PmdKind, is_swap_pte, pmd_pgtable, pte_none,
+                      pte_pfn, pte_present)
 from .rmap import folio_add_new_anon_rmap, folio_remove_rmap_ptes
+from .swap import folio_put_if_unused, free_order0_folios, lru_add
+from .swap_state import folio_free_swap
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -61,12 +64,11 @@ def hugepage_vma_check(k: "Kernel", vma: VmArea, khugepaged: bool) -> bool:
         return False
     if not khugepaged:
         return True
-    from .config import ThpMode
     return k.config.thp is ThpMode.ALWAYS or (k.config.thp is ThpMode.MADVISE and bool(vma.flags & VM.HUGEPAGE))
 
 
 def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, khugepaged: bool) -> Scan:
-    pmd = mm.pmds.get(haddr >> PMD_SHIFT)
+    pmd = mm.pmds.get(pmd_index(haddr))
     if pmd is None or pmd.kind in (PmdKind.SWAP, PmdKind.MIGRATION):
         return Scan.PMD_NULL
     if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
@@ -75,19 +77,18 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
     mem = k.mem
     none = swap = shared = referenced = 0
     for pte in pmd_pgtable(pmd).ptes:
-        kind = pte & 3
-        if kind == 0 or (kind == 1 and pte & F_SPECIAL):
+        if pte_none(pte) or (pte_present(pte) and pte & F_SPECIAL):
             none += 1
             if khugepaged and none > cfg.max_ptes_none:
                 k.vmstat.count("thp_scan_exceed_none_pte")
                 return Scan.EXCEED_NONE_PTE
-        elif kind == 2:
+        elif is_swap_pte(pte):
             swap += 1
             if khugepaged and swap > cfg.max_ptes_swap:
                 k.vmstat.count("thp_scan_exceed_swap_pte")
                 return Scan.EXCEED_SWAP_PTE
         else:
-            page = pte >> 12
+            page = pte_pfn(pte)
             if pte & F_YOUNG or mem.test(mem.folio_of(page), PG.REFERENCED):
                 referenced += 1
             if mem.page_mapcount(page) > 1:
@@ -105,11 +106,11 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
 def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Scan:
     """Swap in, allocate, copy, replace the PTE table by a PMD (the table becomes the deposit)."""
     mem = k.mem
-    pmd = mm.pmds[haddr >> PMD_SHIFT]
+    pmd = mm.pmds[pmd_index(haddr)]
     table = pmd_pgtable(pmd)
     # __collapse_huge_page_swapin(): a do_swap_page for each swap PTE
     for i in range(HPAGE_PMD_NR):
-        if table.ptes[i] & 3 == 2:
+        if is_swap_pte(table.ptes[i]):
             do_swap_page(k, mm, vma, haddr + (i << PAGE_SHIFT), False)
     if k.config.should_fail(FaultPoint.THP_ALLOC):
         new = None
@@ -122,7 +123,7 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     # __collapse_huge_page_isolate(): the allocation may have run direct reclaim, which may
     # have swapped out pages of this very table; a PTE that is not present (or a PMD that
     # changed) fails the collapse, and the new folio is freed.
-    if mm.pmds.get(haddr >> PMD_SHIFT) is not pmd or any(p & 3 == 2 for p in table.ptes):
+    if mm.pmds.get(pmd_index(haddr)) is not pmd or any(map(is_swap_pte, table.ptes)):
         k.trace("collapse_huge_page(pte not present): fail")
         k.vmstat.count("pgfree", HPAGE_PMD_NR)
         mem.free_folio(new)
@@ -134,8 +135,8 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     present = 0
     for i in range(HPAGE_PMD_NR):
         pte = ptes[i]
-        if pte & 3 == 1 and not pte & F_SPECIAL:
-            page = pte >> 12
+        if pte_present(pte) and not pte & F_SPECIAL:
+            page = pte_pfn(pte)
             mem.data[new + i] = mem.data[page]
             if pte & F_DIRTY:
                 mem.set(mem.folio_of(page), PG.DIRTY)
@@ -150,14 +151,13 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
             free_order0_folios(k, [head])
     for head in dict.fromkeys(large):
         if mem.flags[head] & PG.USED and not mem.folio_mapped(head):
-            from .swap_state import folio_free_swap
             if mem.test(head, PG.SWAPCACHE):
                 folio_free_swap(k, head)
             folio_put_if_unused(k, head)
     folio_add_new_anon_rmap(k, new, vma, haddr, pmd=True)
     lru_add(k, new)
     mm.rss_anon += HPAGE_PMD_NR
-    mm.pmds[haddr >> PMD_SHIFT] = Pmd(PmdKind.HUGE, flags=F_WRITE | F_DIRTY | F_YOUNG, pfn=new, deposited=True)
+    mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.HUGE, flags=F_WRITE | F_DIRTY | F_YOUNG, pfn=new, deposited=True)
     return Scan.SUCCEED
 
 

@@ -1,4 +1,5 @@
-"""madvise(2) (mm/madvise.c): hugepage, nohugepage, pageout, cold, dontneed.
+"""madvise(2) (mm/madvise.c): MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MADV_COLD,
+MADV_FREE, MADV_DONTNEED and MADV_COLLAPSE (khugepaged.py).
 
 Like the kernel, madvise walks the VMAs of the range and applies the advice to
 each; a hole in the range gives ENOMEM after the mapped parts were advised
@@ -9,23 +10,28 @@ non-present PMDs (migration, and with the series PMD swap entries) alone.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING
 
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
 from .errors import MmError
 from .folio import PG
-from .huge_memory import split_folio
+from .huge_memory import zap_huge_pmd
+from .huge_split import split_folio, split_huge_pmd_locked
+from .khugepaged import madvise_collapse
 from .mm_types import MmStruct
+from .mman import Madv
 from .mmap import page_aligned, unmap_page_range, vma_merge_around, vma_range
-from .pgtable import F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, pmd_pgtable, pte_pfn, pte_present
-from .vma import VM
+from .pagewalk import Walker, pte_range, walk_page_range, walk_pmd_range
+from .pgtable import (F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, is_swap_pte, pmd_pgtable, pte_pfn, pte_present,
+                      pte_to_swp_entry)
+from .swap_slots import free_swap_and_cache_nr
+from .swap_state import folio_free_swap
+from .vma import VM, VmArea
 from .vmscan import reclaim_pages
 
 if TYPE_CHECKING:
     from .kernel import Kernel
-
-ADVICES = ("hugepage", "nohugepage", "pageout", "cold", "free", "dontneed", "collapse")
-
 
 def _holes(mm: MmStruct, start: int, end: int) -> list[tuple[int, int]]:
     holes = []
@@ -39,26 +45,24 @@ def _holes(mm: MmStruct, start: int, end: int) -> list[tuple[int, int]]:
     return holes
 
 
-def sys_madvise(k: "Kernel", mm: MmStruct, start: int, length: int, advice: str) -> None:
-    page_aligned("madvise", start, length)
-    if advice not in ADVICES:
-        raise MmError("EINVAL", "madvise", f"unknown advice {advice!r}")
+def sys_madvise(k: "Kernel", mm: MmStruct, start: int, length: int, advice: Madv) -> None:
+    page_aligned("madvise", start, length, beyond="ENOMEM")
     end = start + length
     if not mm.vmas_in(start, end):
         raise MmError("ENOMEM", "madvise", f"no mapping in {start:#x}-{end:#x}")
     holes = _holes(mm, start, end)
-    k.trace(f"madvise(MADV_{advice.upper()})")
-    if advice in ("hugepage", "nohugepage"):
-        madvise_thp_flags(k, mm, start, end, advice == "hugepage")
-    elif advice in ("pageout", "cold"):
-        madvise_cold_or_pageout(k, mm, start, end, advice == "pageout")
-    elif advice == "dontneed":
-        madvise_dontneed(k, mm, start, end)
-    elif advice == "free":
-        madvise_free(k, mm, start, end)
-    elif advice == "collapse":
-        from .khugepaged import madvise_collapse
-        madvise_collapse(k, mm, start, end)
+    k.trace(f"madvise({advice.name})")
+    match advice:
+        case Madv.MADV_HUGEPAGE | Madv.MADV_NOHUGEPAGE:
+            madvise_thp_flags(k, mm, start, end, advice is Madv.MADV_HUGEPAGE)
+        case Madv.MADV_PAGEOUT | Madv.MADV_COLD:
+            madvise_cold_or_pageout(k, mm, start, end, advice is Madv.MADV_PAGEOUT)
+        case Madv.MADV_DONTNEED:
+            madvise_dontneed(k, mm, start, end)
+        case Madv.MADV_FREE:
+            madvise_free(k, mm, start, end)
+        case Madv.MADV_COLLAPSE:
+            madvise_collapse(k, mm, start, end)
     if holes:
         lo, hi = holes[0]
         raise MmError("ENOMEM", "madvise", f"range has a hole at {lo:#x}-{hi:#x}",
@@ -85,43 +89,32 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
     """madvise_cold_or_pageout_pte_range() over every VMA, then reclaim_pages() for PAGEOUT."""
     mem = k.mem
     folios: dict[int, None] = {}
-    for vma in mm.vmas_in(start, end):
-        lo, hi = max(start, vma.start), min(end, vma.end)
-        addr = lo
-        while addr < hi:
-            pmdi = addr >> PMD_SHIFT
-            nxt = min(hi, (pmdi + 1) << PMD_SHIFT)
+    for vma, pmdi, pmd, addr, nxt in walk_page_range(k, mm, start, end, Walker.MADVISE):
+        if pmd is not None and pmd.kind is PmdKind.HUGE:
+            pfn = pmd.pfn
+            if mem.folio_maybe_mapped_shared(pfn):
+                continue
+            if addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE:
+                pmd.flags &= ~F_YOUNG
+                mem.clear(pfn, PG.REFERENCED)
+                folios[pfn] = None
+                continue
+            # Only part of the THP is covered: split the folio, then go on per PTE.
+            split_folio(k, pfn)
             pmd = mm.pmds.get(pmdi)
-            if pmd is not None and pmd.kind is PmdKind.HUGE:
-                pfn = pmd.pfn
-                if mem.folio_maybe_mapped_shared(pfn):
-                    addr = nxt
+        if pmd is not None and pmd.kind is PmdKind.TABLE:
+            lo, hi = max(start, vma.start), min(end, vma.end)
+            ptes, idx = pte_range(k, Walker.MADVISE, pmd, addr, nxt)
+            for i in idx:
+                pte = ptes[i]
+                if not pte_present(pte) or pte & F_SPECIAL:
                     continue
-                if addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE:
-                    pmd.flags &= ~F_YOUNG
-                    mem.clear(pfn, PG.REFERENCED)
-                    folios[pfn] = None
-                    addr = nxt
+                head = _folio_to_advise(k, ptes, i, vma, lo, hi)
+                if head is None:
                     continue
-                # Only part of the THP is covered: split the folio, then go on per PTE.
-                split_folio(k, pfn)
-                pmd = mm.pmds.get(pmdi)
-            if pmd is not None and pmd.kind is PmdKind.TABLE:
-                ptes = pmd_pgtable(pmd).ptes
-                for i in range((addr >> PAGE_SHIFT) & 511, ((nxt - 1) >> PAGE_SHIFT & 511) + 1):
-                    pte = ptes[i]
-                    if not pte_present(pte) or pte & F_SPECIAL:
-                        continue
-                    head = mem.folio_of(pte_pfn(pte))
-                    if mem.folio_maybe_mapped_shared(head):
-                        continue
-                    if mem.order[head] and not _covers_folio(mm, vma, lo, hi, head, k):
-                        split_folio(k, head)
-                        head = pte_pfn(ptes[i])
-                    ptes[i] = pte & ~F_YOUNG
-                    mem.clear(head, PG.REFERENCED)
-                    folios[head] = None
-            addr = nxt
+                ptes[i] = pte & ~F_YOUNG
+                mem.clear(head, PG.REFERENCED)
+                folios[head] = None
     if pageout:
         reclaim_pages(k, [p for p in folios if mem.flags[p] & PG.USED])
     else:
@@ -130,7 +123,21 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
                 k.vmstat.count("pgdeactivate", mem.nr_pages(pfn))
 
 
-def _covers_folio(mm: MmStruct, vma, lo: int, hi: int, head: int, k: "Kernel") -> bool:
+def _folio_to_advise(k: "Kernel", ptes: array, i: int, vma: VmArea, lo: int, hi: int) -> int | None:
+    """The folio the present PTE ptes[i] maps, for MADV_COLD/PAGEOUT/FREE over [lo, hi) of vma:
+    None when another process may map it (skipped); a large folio the range does not cover
+    whole is split first, and the PTE's small folio is the one advised."""
+    mem = k.mem
+    head = mem.folio_of(pte_pfn(ptes[i]))
+    if mem.folio_maybe_mapped_shared(head):
+        return None
+    if mem.order[head] and not _covers_folio(k, vma, lo, hi, head):
+        split_folio(k, head)
+        head = pte_pfn(ptes[i])
+    return head
+
+
+def _covers_folio(k: "Kernel", vma: VmArea, lo: int, hi: int, head: int) -> bool:
     """Whether [lo, hi) covers every page of a PTE-mapped large folio in this VMA."""
     first = vma.address_of(k.mem.index[head])
     return lo <= first and first + (HPAGE_PMD_NR << PAGE_SHIFT) <= hi
@@ -146,8 +153,7 @@ def madvise_dontneed(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     for vma in mm.vmas_in(start, end):
         lo, hi = max(start, vma.start), min(end, vma.end)
         unmap_page_range(k, mm, vma, lo, hi)
-        for pmdi in range((lo + PMD_SIZE - 1) >> PMD_SHIFT, hi >> PMD_SHIFT):
-            pmd = mm.pmds.get(pmdi)
+        for pmdi, pmd, _, _ in walk_pmd_range(k, mm, (lo + PMD_SIZE - 1) & PMD_MASK, hi & PMD_MASK, Walker.ZAP):
             if pmd is not None and pmd.kind is PmdKind.TABLE and pmd_pgtable(pmd).is_empty():
                 del mm.pmds[pmdi]
                 mm.nr_ptes -= 1
@@ -163,66 +169,48 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     its deposited table too).  Swapped pages read zero afterwards; lazyfree
     pages keep their data until reclaim finds them clean.
     """
-    from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
-    from .swapfile import free_swap_and_cache_nr
-    from .swapops import SwpEntry
-
     mem = k.mem
-    for vma in mm.vmas_in(start, end):
-        lo, hi = max(start, vma.start), min(end, vma.end)
-        addr = lo
-        while addr < hi:
-            pmdi = addr >> PMD_SHIFT
-            nxt = min(hi, (pmdi + 1) << PMD_SHIFT)
+    for vma, pmdi, pmd, addr, nxt in walk_page_range(k, mm, start, end, Walker.MADVISE):
+        whole = addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE
+        if pmd is not None and pmd.kind is PmdKind.SWAP:
+            if whole:
+                zap_huge_pmd(k, mm, addr)
+                k.shadow.zero(mm.pid, addr, nxt)
+                continue
+            split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
+            pmd = mm.pmds[pmdi]
+        if pmd is not None and pmd.kind is PmdKind.HUGE:
+            pfn = pmd.pfn
+            if mem.folio_mapcount(pfn) != 1:
+                continue
+            if whole:
+                pmd.flags &= ~(F_YOUNG | F_DIRTY)
+                _mark_lazyfree(k, pfn)
+                continue
+            split_folio(k, pfn)
             pmd = mm.pmds.get(pmdi)
-            whole = addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE
-            if pmd is not None and pmd.kind is PmdKind.SWAP:
-                if whole:
-                    zap_huge_pmd(k, mm, addr)
-                    k.shadow.zero(mm.pid, addr, nxt)
-                    addr = nxt
-                    continue
-                split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
-                pmd = mm.pmds[pmdi]
-            if pmd is not None and pmd.kind is PmdKind.HUGE:
-                pfn = pmd.pfn
-                if mem.folio_mapcount(pfn) != 1:
-                    addr = nxt
-                    continue
-                if whole:
-                    pmd.flags &= ~(F_YOUNG | F_DIRTY)
-                    _mark_lazyfree(k, pfn)
-                    addr = nxt
-                    continue
-                split_folio(k, pfn)
-                pmd = mm.pmds.get(pmdi)
-            if pmd is not None and pmd.kind is PmdKind.TABLE:
-                ptes = pmd_pgtable(pmd).ptes
-                for i in range((addr >> PAGE_SHIFT) & 511, ((nxt - 1) >> PAGE_SHIFT & 511) + 1):
-                    pte = ptes[i]
-                    if pte & 3 == 2:
-                        ptes[i] = 0
-                        free_swap_and_cache_nr(k, SwpEntry((pte >> 12) & 0x1F, pte >> 17), 1)
-                        mm.rss_swapents -= 1
-                        a = (pmdi << PMD_SHIFT) + (i << PAGE_SHIFT)
-                        k.shadow.zero(mm.pid, a, a + (1 << PAGE_SHIFT))
-                    elif pte & 3 == 1 and not pte & F_SPECIAL:
-                        head = mem.folio_of(pte >> 12)
-                        if mem.folio_maybe_mapped_shared(head):
-                            continue
-                        if mem.order[head] and not _covers_folio(mm, vma, lo, hi, head, k):
-                            split_folio(k, head)
-                            head = ptes[i] >> 12
-                        ptes[i] &= ~(F_YOUNG | F_DIRTY)
-                        _mark_lazyfree(k, head)
-            addr = nxt
+        if pmd is not None and pmd.kind is PmdKind.TABLE:
+            lo, hi = max(start, vma.start), min(end, vma.end)
+            ptes, idx = pte_range(k, Walker.MADVISE, pmd, addr, nxt)
+            for i in idx:
+                pte = ptes[i]
+                if is_swap_pte(pte):
+                    ptes[i] = 0
+                    free_swap_and_cache_nr(k, pte_to_swp_entry(pte), 1)
+                    mm.rss_swapents -= 1
+                    a = (pmdi << PMD_SHIFT) + (i << PAGE_SHIFT)
+                    k.shadow.zero(mm.pid, a, a + (1 << PAGE_SHIFT))
+                elif pte_present(pte) and not pte & F_SPECIAL:
+                    head = _folio_to_advise(k, ptes, i, vma, lo, hi)
+                    if head is None:
+                        continue
+                    ptes[i] &= ~(F_YOUNG | F_DIRTY)
+                    _mark_lazyfree(k, head)
     k.trace("madvise_free")
 
 
 def _mark_lazyfree(k: "Kernel", pfn: int) -> None:
     """folio_mark_lazyfree(): clean, not swap-backed, at the tail of the inactive list."""
-    from .swap_state import folio_free_swap
-
     mem = k.mem
     if not mem.test(pfn, PG.SWAPBACKED):
         return

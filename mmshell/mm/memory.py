@@ -16,17 +16,21 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from .constants import PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .folio import PG
 from .mm_types import MmStruct
+from .page_io import swap_read_folio
 from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, SWP_KEPT,
                       PmdKind, PteTable, is_swap_pte, mk_pte, mk_table_pmd, pmd_pgtable, pte_flags, pte_pfn,
                       pte_swp_offset, pte_swp_type, swp_entry_to_pte)
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap, folio_remove_rmap_ptes
-from .swapfile import free_swap_and_cache_nr
+from .swap import folio_put_if_unused, free_folio, lru_add
+from .swap_slots import free_swap_and_cache_nr, vm_swap_full
+from .swap_state import add_to_swap_cache, folio_free_swap, swap_cache_get_folio
 from .swapops import SwpEntry
 from .vma import VM, VmArea
+from .vmscan import try_to_free_pages
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -40,47 +44,10 @@ class Fault(Enum):
     FALLBACK = 2    # VM_FAULT_FALLBACK: retry at PTE level
 
 
-# -- folio lifetime --------------------------------------------------------------------
-
-def free_folio(k: "Kernel", pfn: int) -> None:
-    """The last reference is gone: off the LRU, out of the deferred queue, back to the allocator."""
-    mem = k.mem
-    k.lru.delete(pfn)
-    k.vmstat.count("pgfree", mem.nr_pages(pfn))
-    if mem.order[pfn] == HPAGE_PMD_ORDER:
-        k.vmstat.mthp["nr_anon"] -= 1
-        if mem.test(pfn, PG.PARTIALLY_MAPPED):
-            k.vmstat.mthp["nr_anon_partially_mapped"] -= 1
-    mem.free_folio(pfn)
-
-
-def free_order0_folios(k: "Kernel", pfns: list[int]) -> None:
-    """Free order-0 folios that just lost their last mapping (a swap-cache one leaves the cache)."""
-    from .swap_state import folio_free_swap
-
-    mem = k.mem
-    out = []
-    lru_in, lru_act = k.lru.inactive, k.lru.active
-    for pfn in pfns:
-        if mem.flags[pfn] & PG.SWAPCACHE and not folio_free_swap(k, pfn):
-            continue
-        lru_in.pop(pfn, None)
-        lru_act.pop(pfn, None)
-        out.append(pfn)
-    k.vmstat.count("pgfree", len(out))
-    mem.free_order0_runs(sorted(out))
-
-
-def folio_put_if_unused(k: "Kernel", pfn: int) -> None:
-    """Drop a mapping's reference: free the folio if nothing maps or caches it."""
-    if not k.mem.folio_mapped(pfn) and not k.mem.test(pfn, PG.SWAPCACHE):
-        free_folio(k, pfn)
-
+# -- allocation ------------------------------------------------------------------------
 
 def alloc_anon_folio(k: "Kernel", order: int, reclaim: bool = True) -> int | None:
     """vma_alloc_folio(): a zeroed folio; on failure run direct reclaim and try again."""
-    from .vmscan import try_to_free_pages
-
     pfn = k.mem.folio_alloc(order)
     if pfn is None and reclaim:
         try_to_free_pages(k, order)
@@ -96,12 +63,6 @@ def alloc_order0_or_oom(k: "Kernel", what: str) -> int:
     return pfn
 
 
-def lru_add(k: "Kernel", pfn: int) -> None:
-    """folio_add_lru_vma(): new anonymous folios start on the inactive list."""
-    k.mem.set(pfn, PG.LRU)
-    k.lru.add(pfn)
-
-
 # -- the fault dispatcher --------------------------------------------------------------------
 
 def anon_vma_prepare(k: "Kernel", vma: VmArea) -> None:
@@ -111,11 +72,13 @@ def anon_vma_prepare(k: "Kernel", vma: VmArea) -> None:
 
 def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
     """__handle_mm_fault(): one page fault at addr (the access already checked against vm_flags)."""
+    # Back-edge: the PMD-level handlers are built on this module's (Fault, the PTE path they
+    # fall back to, folio allocation), as huge_memory.c is on memory.c; imported when called.
     from .huge_memory import (do_huge_pmd_anonymous_page, do_huge_pmd_swap_page, do_huge_pmd_wp_page,
                               thp_vma_allowable)
 
     k.vmstat.count("pgfault")
-    pmdi = addr >> PMD_SHIFT
+    pmdi = pmd_index(addr)
     pmd = mm.pmds.get(pmdi)
     huge = pmd is None and thp_vma_allowable(k, vma, addr)
     if write or huge:
@@ -137,7 +100,7 @@ def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bo
             return ret
         pmd = mm.pmds[pmdi]
     elif pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
-        if write and not pmd.flags & F_WRITE:
+        if write and not pmd.pmd_write():
             if do_huge_pmd_wp_page(k, mm, vma, addr) is not Fault.FALLBACK:
                 return Fault.DONE
             pmd = mm.pmds[pmdi]
@@ -148,20 +111,20 @@ def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bo
 
 
 def handle_pte_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
-    table = pmd_pgtable(mm.pmds[addr >> PMD_SHIFT])
-    pte = table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
+    table = pmd_pgtable(mm.pmds[pmd_index(addr)])
+    pte = table.ptes[pte_index(addr)]
     if pte == 0:
         return do_anonymous_page(k, mm, vma, addr, write)
     if is_swap_pte(pte):
         return do_swap_page(k, mm, vma, addr, write)
     if write and not pte & F_WRITE:
         return do_wp_page(k, mm, vma, addr)
-    table.ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)] = pte | F_YOUNG
+    table.ptes[pte_index(addr)] = pte | F_YOUNG
     return Fault.DONE
 
 
 def _set_pte(mm: MmStruct, addr: int, pte: int) -> None:
-    pmd_pgtable(mm.pmds[addr >> PMD_SHIFT]).ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)] = pte
+    pmd_pgtable(mm.pmds[pmd_index(addr)]).ptes[pte_index(addr)] = pte
 
 
 def do_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
@@ -182,8 +145,8 @@ def do_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: 
 def do_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
     """do_wp_page(): reuse an exclusive anonymous page, otherwise copy it (wp_page_copy)."""
     mem = k.mem
-    idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
-    table = pmd_pgtable(mm.pmds[addr >> PMD_SHIFT])
+    idx = pte_index(addr)
+    table = pmd_pgtable(mm.pmds[pmd_index(addr)])
     pte = table.ptes[idx]
     page = pte_pfn(pte)
     if not pte & F_SPECIAL:
@@ -196,7 +159,7 @@ def do_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
             return Fault.DONE
     k.trace("wp_page_copy")
     new = alloc_order0_or_oom(k, "fault")
-    if mm.pmds.get(addr >> PMD_SHIFT) is None or mm.pmds[addr >> PMD_SHIFT].table is not table \
+    if mm.pmds.get(pmd_index(addr)) is None or mm.pmds[pmd_index(addr)].table is not table \
             or table.ptes[idx] != pte:
         free_folio(k, new)        # direct reclaim changed the PTE: !pte_same, retry the fault
         return Fault.DONE
@@ -215,8 +178,6 @@ def do_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
 
 def _wp_can_reuse_anon_folio(k: "Kernel", head: int) -> bool:
     """wp_can_reuse_anon_folio(): a small folio mapped once, maybe after leaving the swap cache."""
-    from .swap_state import folio_free_swap
-
     mem = k.mem
     if mem.order[head]:
         return False
@@ -234,13 +195,9 @@ def _wp_can_reuse_anon_folio(k: "Kernel", head: int) -> bool:
 
 def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
     """do_swap_page(): bring one PTE swap entry back (or the whole cached large folio)."""
-    from .page_io import swap_read_folio
-    from .swap_state import folio_free_swap, swap_cache_get_folio
-    from .swapfile import vm_swap_full
-
     mem = k.mem
-    idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
-    table = pmd_pgtable(mm.pmds[addr >> PMD_SHIFT])
+    idx = pte_index(addr)
+    table = pmd_pgtable(mm.pmds[pmd_index(addr)])
     orig = table.ptes[idx]
     entry = SwpEntry(pte_swp_type(orig), pte_swp_offset(orig))
     si = k.swp_info(entry.type)
@@ -258,7 +215,7 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
         swap_read_folio(k, folio, entry)
         folio_add_new_anon_rmap(k, folio, vma, addr, pmd=False, exclusive=bool(orig & F_SWP_EXCLUSIVE))
         lru_add(k, folio)
-        _set_swapped_in_ptes(k, mm, vma, table, idx, folio, 1, orig, write)
+        _set_swapped_in_ptes(mm, vma, table, idx, folio, 1, orig, write)
         free_swap_and_cache_nr(k, entry, 1)
         k.vmstat.count("pgmajfault")
         return _finish_write(k, mm, vma, addr, write, table.ptes[idx], Fault.MAJOR)
@@ -271,7 +228,7 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
     base = k.folio_swap[folio]
     first = addr - ((entry.offset - base.offset) << PAGE_SHIFT)
     if nr > 1 and _swap_pte_batch(mm, vma, first, base, nr, orig):
-        page, n, at_idx, at_entry = folio, nr, (first >> PAGE_SHIFT) & (PTRS_PER_PTE - 1), base
+        page, n, at_idx, at_entry = folio, nr, pte_index(first), base
     else:
         page, n, at_idx, at_entry = folio + (entry.offset - base.offset), 1, idx, entry
     exclusive = bool(orig & F_SWP_EXCLUSIVE)
@@ -279,7 +236,7 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
         folio_add_new_anon_rmap(k, folio, vma, addr, pmd=False, exclusive=exclusive)
     else:
         folio_add_anon_rmap_ptes(k, page, n, exclusive)
-    _set_swapped_in_ptes(k, mm, vma, table, at_idx, page, n, orig, write)
+    _set_swapped_in_ptes(mm, vma, table, at_idx, page, n, orig, write)
     free_swap_and_cache_nr(k, at_entry, n)
     # should_try_to_free_swap(): swap is full, or a write fault on a folio we alone hold.
     if mem.test(folio, PG.SWAPCACHE) and (vm_swap_full(k) or (
@@ -293,18 +250,18 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
 def _swap_pte_batch(mm: MmStruct, vma: VmArea, first: int, base: SwpEntry, nr: int, orig: int) -> bool:
     """swap_pte_batch() == nr: the folio's whole range holds its consecutive entries, same bits."""
     last = first + (nr << PAGE_SHIFT) - 1
-    if first < vma.start or last >= vma.end or first >> PMD_SHIFT != last >> PMD_SHIFT:
+    if first < vma.start or last >= vma.end or pmd_index(first) != pmd_index(last):
         return False
-    pmd = mm.pmds.get(first >> PMD_SHIFT)
+    pmd = mm.pmds.get(pmd_index(first))
     if pmd is None or pmd.kind is not PmdKind.TABLE:
         return False
-    i0 = (first >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    i0 = pte_index(first)
     want = [swp_entry_to_pte(base.type, base.offset + i, pte_flags(orig)) for i in range(nr)]
     return pmd_pgtable(pmd).ptes[i0:i0 + nr].tolist() == want
 
 
-def _set_swapped_in_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, table: PteTable, idx: int, page: int, nr: int,
-                         orig: int, write: bool) -> None:
+def _set_swapped_in_ptes(mm: MmStruct, vma: VmArea, table: PteTable, idx: int, page: int, nr: int, orig: int,
+                         write: bool) -> None:
     """Install nr present PTEs for pages from `page`; writable only if exclusive (no COW needed)."""
     flags = (orig & SWP_KEPT) | F_YOUNG
     if orig & F_SWP_EXCLUSIVE and vma.flags & VM.WRITE and not orig & F_UFFD_WP:
@@ -333,9 +290,6 @@ def swapin_readahead(k: "Kernel", entry: SwpEntry) -> int:
     Slots that are free, already cached or zero-referenced are skipped; every
     extra page read counts swap_ra.  Returns the folio for `entry`.
     """
-    from .page_io import swap_read_folio
-    from .swap_state import add_to_swap_cache
-
     si = k.swp_info(entry.type)
     window = 1 << k.config.page_cluster
     start = entry.offset & ~(window - 1)

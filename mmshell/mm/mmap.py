@@ -11,15 +11,21 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE, PTRS_PER_PTE,
-                        TASK_SIZE)
+from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE,
+                        TASK_SIZE, pmd_index, pte_index)
 from .errors import MmError
-from .huge_memory import split_huge_pmd_locked, zap_huge_pmd
-from .memory import folio_put_if_unused
-from .mm_types import MmStruct
-from .pgtable import F_DIRTY, F_SPECIAL, F_UFFD_WP, PmdKind, pmd_pgtable
 from .folio import PG
+from .huge_memory import zap_huge_pmd
+from .huge_split import split_huge_pmd_locked
+from .mm_types import MmStruct
+from .mman import Madv
+from .pagewalk import Walker, count_visits, walk_pmd_range
+from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT,
+                      SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind, pmd_pgtable)
 from .rmap import folio_remove_rmap_ptes
+from .swap import folio_put_if_unused, free_order0_folios
+from .swap_slots import free_swap_and_cache_nr
+from .swap_state import folio_free_swap
 from .swapops import SwpEntry
 from .vma import VM, VmArea
 
@@ -27,14 +33,19 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 
-def page_aligned(op: str, addr: int, length: int) -> None:
-    """The checks every range system call makes first."""
+def page_aligned(op: str, addr: int, length: int, beyond: str = "EINVAL") -> None:
+    """The checks every range system call makes first.
+
+    A range past TASK_SIZE is EINVAL for munmap, mremap's new range and userfaultfd
+    (validate_range); mmap (__get_unmapped_area), mprotect and madvise (no VMA there)
+    give ENOMEM: `beyond`.
+    """
     if addr & (PAGE_SIZE - 1):
         raise MmError("EINVAL", op, f"address {addr:#x} not page aligned")
     if length <= 0:
         raise MmError("EINVAL", op, "length must be positive")
     if addr + length > TASK_SIZE:
-        raise MmError("EINVAL", op, "range beyond the user address space")
+        raise MmError(beyond, op, f"range beyond the user address space (TASK_SIZE {TASK_SIZE:#x})")
 
 
 def may_expand_vm(mm: MmStruct, op: str, grow: int) -> None:
@@ -66,12 +77,16 @@ def get_unmapped_area(mm: MmStruct, length: int, align: int) -> int:
     return start
 
 
-def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: str | None,
+def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: Madv | None,
              at: int | None) -> int:
-    """mmap(MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED_NOREPLACE]) + the optional madvise.
+    """mmap(MAP_PRIVATE|MAP_ANONYMOUS[|MAP_FIXED_NOREPLACE]) + the optional
+    madvise(MADV_HUGEPAGE or MADV_NOHUGEPAGE).
 
     Returns the address mapped, as mmap(2) does (the VMA may have merged with a neighbour).
     """
+    if advice not in (None, Madv.MADV_HUGEPAGE, Madv.MADV_NOHUGEPAGE):
+        raise MmError("EINVAL", "mmap", f"{advice.name} is not advice a new mapping takes here "
+                      "(MADV_HUGEPAGE or MADV_NOHUGEPAGE)")
     if length <= 0:
         raise MmError("EINVAL", "mmap", "length must be positive")
     length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
@@ -79,16 +94,16 @@ def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: str | Non
     if at is None:
         addr = get_unmapped_area(mm, length, PMD_SIZE if length >= PMD_SIZE else PAGE_SIZE)
     else:
-        page_aligned("mmap", at, length)
+        page_aligned("mmap", at, length, beyond="ENOMEM")
         if at < (1 << 16):
             raise MmError("EPERM", "mmap", f"address {at:#x} is below mmap_min_addr")
         if mm.vmas_in(at, at + length):
             raise MmError("EEXIST", "mmap", f"{at:#x}+{length:#x} overlaps an existing mapping")
         addr = at
     flags = prot | VM.MAYREAD | VM.MAYWRITE | VM.SOFTDIRTY
-    if advice == "hugepage":
+    if advice is Madv.MADV_HUGEPAGE:
         flags |= VM.HUGEPAGE
-    elif advice == "nohugepage":
+    elif advice is Madv.MADV_NOHUGEPAGE:
         flags |= VM.NOHUGEPAGE
     vma = VmArea(start=addr, end=addr + length, flags=flags, pgoff=addr >> PAGE_SHIFT)
     mm.insert_vma(vma)
@@ -130,7 +145,7 @@ def split_vma(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> VmArea:
     (vma_adjust_trans_huge -> split_huge_pmd_if_needed).
     """
     if addr & ~PMD_MASK:
-        pmd = mm.pmds.get(addr >> PMD_SHIFT)
+        pmd = mm.pmds.get(pmd_index(addr))
         if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
             split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
     upper = VmArea(start=addr, end=vma.end, flags=vma.flags,
@@ -161,42 +176,34 @@ def sys_munmap(k: "Kernel", mm: MmStruct, start: int, length: int) -> None:
     for vma in vma_range(k, mm, start, end):
         unmap_page_range(k, mm, vma, vma.start, vma.end)
         mm.vmas.remove(vma)
-        free_pgtables(mm, vma.start, vma.end)
+        free_pgtables(k, mm, vma.start, vma.end)
     k.shadow.zero(mm.pid, start, end)
 
 
-def free_pgtables(mm: MmStruct, start: int, end: int) -> None:
+def free_pgtables(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     """free_pgtables(): PTE tables no VMA covers any more are freed."""
-    first = start >> PMD_SHIFT
-    last = (end - 1) >> PMD_SHIFT
-    for pmdi in range(first, last + 1):
-        pmd = mm.pmds.get(pmdi)
+    for pmdi, pmd, _, _ in walk_pmd_range(k, mm, start, end, Walker.ZAP):
         if pmd is None or pmd.kind is not PmdKind.TABLE:
             continue
-        lo, hi = pmdi << PMD_SHIFT, (pmdi + 1) << PMD_SHIFT
-        if not mm.vmas_in(lo, hi):
+        lo = pmdi << PMD_SHIFT
+        if not mm.vmas_in(lo, lo + PMD_SIZE):
             del mm.pmds[pmdi]
             mm.nr_ptes -= 1
 
 
 def unmap_page_range(k: "Kernel", mm: MmStruct, vma: VmArea, start: int, end: int) -> None:
     """zap_pmd_range(): whole PMD-level entries by zap_huge_pmd, partial ones split first."""
-    addr = start
-    while addr < end:
-        pmdi = addr >> PMD_SHIFT
-        nxt = min(end, (pmdi + 1) << PMD_SHIFT)
-        pmd = mm.pmds.get(pmdi)
-        if pmd is not None:
-            if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
-                if addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE:
-                    zap_huge_pmd(k, mm, addr)
-                    addr = nxt
-                    continue
-                split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
-                pmd = mm.pmds[pmdi]
-            if pmd.kind is PmdKind.TABLE:
-                zap_pte_range(k, mm, pmd_pgtable(pmd).ptes, addr, nxt)
-        addr = nxt
+    for pmdi, pmd, addr, nxt in walk_pmd_range(k, mm, start, end, Walker.ZAP):
+        if pmd is None:
+            continue
+        if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
+            if addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE:
+                zap_huge_pmd(k, mm, addr)
+                continue
+            split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
+            pmd = mm.pmds[pmdi]
+        if pmd.kind is PmdKind.TABLE:
+            zap_pte_range(k, mm, pmd_pgtable(pmd).ptes, addr, nxt)
 
 
 def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None:
@@ -205,13 +212,10 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     Swap entries go back in runs (free_swap_and_cache_nr); order-0 folios that
     lose their last mapping are freed together, as the mmu_gather batch does.
     """
-    from .memory import free_order0_folios
-    from .swap_state import folio_free_swap
-    from .swapfile import free_swap_and_cache_nr
-
     mem = k.mem
-    i0 = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    i0 = pte_index(start)
     n = (end - start) >> PAGE_SHIFT
+    count_visits(k, Walker.ZAP, n)
     words = ptes[i0:i0 + n]
     ptes[i0:i0 + n] = array("Q", bytes(8 * n))
     flags, mapcount = mem.flags, mem.mapcount
@@ -221,26 +225,32 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     # zap_present_ptes(): the PTEs mapping consecutive pages of one large folio go in one
     # batch (folio_pte_batch), so a folio whose every mapping goes at once is never seen
     # partially mapped (no deferred split).
-    batch_page = batch_n = batch_wp = present = 0
+    batch_page = batch_n = batch_wp = present = swapents = 0
+    # pgtable.py's encoding as locals: this loop runs once per PTE zapped
+    kind_mask, present_kind, swap_kind = KIND_MASK, KIND_PRESENT, KIND_SWAP
+    pfn_shift, offset_shift = PFN_SHIFT, SWP_OFFSET_SHIFT
+    type_shift, type_mask = SWP_TYPE_SHIFT, SWP_TYPE_MASK
     for w in words:
-        kind = w & 3
-        if batch_n and not (kind == 1 and not w & F_SPECIAL and w >> 12 == batch_page + batch_n
-                            and mem.folio_of(w >> 12) == mem.folio_of(batch_page)
+        kind = w & kind_mask
+        if batch_n and not (kind == present_kind and not w & F_SPECIAL
+                            and w >> pfn_shift == batch_page + batch_n
+                            and mem.folio_of(w >> pfn_shift) == mem.folio_of(batch_page)
                             and w & F_UFFD_WP == batch_wp):
             folio_remove_rmap_ptes(k, batch_page, batch_n)
             large.append(mem.folio_of(batch_page))
             batch_n = 0
-        if kind == 2:
-            t, off = (w >> 12) & 0x1F, w >> 17
+        if kind == swap_kind:
+            swapents += 1
+            t, off = (w >> type_shift) & type_mask, w >> offset_shift
             if run_n and t == run_type and off == run_off + run_n:
                 run_n += 1
                 continue
             if run_n:
                 free_swap_and_cache_nr(k, SwpEntry(run_type, run_off), run_n)
             run_type, run_off, run_n = t, off, 1
-        elif kind == 1 and not w & F_SPECIAL:
+        elif kind == present_kind and not w & F_SPECIAL:
             present += 1
-            page = w >> 12
+            page = w >> pfn_shift
             f = flags[page]
             if w & F_DIRTY:
                 flags[mem.folio_of(page)] |= PG.DIRTY
@@ -260,7 +270,7 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
         large.append(mem.folio_of(batch_page))
     if run_n:
         free_swap_and_cache_nr(k, SwpEntry(run_type, run_off), run_n)
-    mm.rss_swapents -= sum(1 for w in words if w & 3 == 2)
+    mm.rss_swapents -= swapents
     mm.rss_anon -= present
     k.vmstat.nr_anon_pages -= len(small)
     free_order0_folios(k, small)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .constants import PAGE_SHIFT, PMD_SHIFT
 from .errors import MmError
 from .folio import PG
+from .huge_memory import change_huge_pmd
 from .mm_types import MmStruct
 from .mmap import page_aligned, vma_merge_around, vma_range
-from .pgtable import F_SPECIAL, F_WRITE, PmdKind, pmd_pgtable
-from .vma import VM, PROT_FLAGS, VmArea
+from .pagewalk import Walker, pte_range, walk_pmd_range
+from .pgtable import F_SPECIAL, F_WRITE, PmdKind, pte_pfn, pte_present
+from .vma import VM, VmArea
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -27,10 +28,15 @@ if TYPE_CHECKING:
 _PROT_BITS = VM.READ | VM.WRITE
 
 
-def sys_mprotect(k: "Kernel", mm: MmStruct, start: int, length: int, prot: str) -> None:
-    page_aligned("mprotect", start, length)
+def sys_mprotect(k: "Kernel", mm: MmStruct, start: int, length: int, prot: VM) -> None:
+    """mprotect(start, length, prot), prot as the vm_flags it sets (calc_vm_prot_bits():
+    VM_READ, VM_WRITE, or neither for PROT_NONE)."""
+    if prot & ~_PROT_BITS:
+        raise MmError("EINVAL", "mprotect", f"protection {int(prot):#x} is more than VM_READ | VM_WRITE "
+                      "(the simulation models no other)")
+    page_aligned("mprotect", start, length, beyond="ENOMEM")
     end = start + length
-    newflags = PROT_FLAGS[prot]
+    newflags = prot
     # Find how far the range is mapped without a hole (mprotect stops at the first one).
     addr = start
     for vma in mm.vmas_in(start, end):
@@ -61,28 +67,18 @@ def change_protection(k: "Kernel", mm: MmStruct, vma: VmArea) -> None:
     """change_pmd_range() / change_pte_range() over the whole VMA."""
     mem = k.mem
     writable = bool(vma.flags & VM.WRITE)
-    for pmdi in range(vma.start >> PMD_SHIFT, ((vma.end - 1) >> PMD_SHIFT) + 1):
-        pmd = mm.pmds.get(pmdi)
+    for _, pmd, addr, nxt in walk_pmd_range(k, mm, vma.start, vma.end, Walker.MPROTECT):
         if pmd is None:
             continue
-        if pmd.kind is PmdKind.HUGE:
-            # change_huge_pmd()
-            if writable and mem.test(pmd.pfn, PG.ANON_EXCLUSIVE):
-                pmd.flags |= F_WRITE
-            elif not writable:
-                pmd.flags &= ~F_WRITE
-        elif pmd.kind is PmdKind.ZERO:
-            pmd.flags &= ~F_WRITE
-        elif pmd.kind is PmdKind.TABLE:
-            ptes = pmd_pgtable(pmd).ptes
-            base = pmdi << PMD_SHIFT
-            lo, hi = max(vma.start, base), min(vma.end, base + (1 << PMD_SHIFT))
-            for i in range((lo >> PAGE_SHIFT) & 511, ((hi - 1) >> PAGE_SHIFT & 511) + 1):
+        if pmd.kind is not PmdKind.TABLE:
+            change_huge_pmd(k, vma, pmd)
+        else:
+            ptes, idx = pte_range(k, Walker.MPROTECT, pmd, addr, nxt)
+            for i in idx:
                 pte = ptes[i]
-                if pte & 3 != 1:
-                    continue
-                if writable and not pte & F_SPECIAL and mem.flags[pte >> 12] & PG.ANON_EXCLUSIVE:
+                if not pte_present(pte):
+                    continue        # a swap PTE: its protection lives in the VMA
+                if writable and not pte & F_SPECIAL and mem.flags[pte_pfn(pte)] & PG.ANON_EXCLUSIVE:
                     ptes[i] = pte | F_WRITE
                 elif not writable:
                     ptes[i] = pte & ~F_WRITE
-        # PMD swap entries (series) and swap PTEs: protection lives in the VMA.

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SIZE, pmd_index, pte_index
 from .errors import MmError
-from .huge_memory import split_huge_pmd_locked
+from .huge_memory import move_huge_pmd
+from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
-from .mmap import (get_unmapped_area, may_expand_vm, page_aligned, sys_munmap, unmap_page_range, vma_merge_around,
-                   vma_range)
+from .mmap import (free_pgtables, get_unmapped_area, may_expand_vm, page_aligned, sys_munmap,
+                   unmap_page_range, vma_merge_around, vma_range)
+from .pagewalk import Walker, count_visits, pmd_addr_end
 from .pgtable import Pmd, PmdKind, PteTable, pmd_pgtable
 from .vma import VM, VmArea
 
@@ -65,8 +67,7 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     if new_len < old_len:
         unmap_page_range(k, mm, vma, start + moved, start + old_len)
     mm.vmas.remove(vma)
-    from .mmap import free_pgtables
-    free_pgtables(mm, start, start + old_len)
+    free_pgtables(k, mm, start, start + old_len)
     k.shadow.move(mm.pid, start, mm.pid, new, moved)
     k.shadow.zero(mm.pid, start, start + old_len)
     vma_merge_around(mm, nvma)
@@ -91,32 +92,36 @@ def _remap_move(k: "Kernel", mm: MmStruct, start: int, length: int, fixed: int) 
 
 def move_page_tables(k: "Kernel", mm: MmStruct, ovma: VmArea, old: int, nvma: VmArea, new: int,
                      length: int) -> None:
-    done = 0
-    while done < length:
-        src = old + done
-        dst = new + done
-        extent = min(length - done, PMD_SIZE - (src & ~PMD_MASK), PMD_SIZE - (dst & ~PMD_MASK))
-        pmd = mm.pmds.get(src >> PMD_SHIFT)
-        whole = extent == PMD_SIZE
-        if pmd is None:
-            done += extent
-            continue
-        if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
-            if whole and dst >> PMD_SHIFT not in mm.pmds:
-                # move_huge_pmd(): the entry and its deposited table move as one
-                k.trace("move_huge_pmd")
-                mm.pmds[dst >> PMD_SHIFT] = mm.pmds.pop(src >> PMD_SHIFT)
-                done += extent
-                continue
-            split_huge_pmd_locked(k, mm, ovma, src & PMD_MASK)
-            pmd = mm.pmds[src >> PMD_SHIFT]
-        if whole and dst >> PMD_SHIFT not in mm.pmds and _table_only_for(mm, src):
-            k.trace("move_normal_pmd")
-            mm.pmds[dst >> PMD_SHIFT] = mm.pmds.pop(src >> PMD_SHIFT)
-            done += extent
-            continue
-        move_ptes(k, mm, pmd, src, dst, extent >> PAGE_SHIFT)
-        done += extent
+    """move_page_tables(): PMD by PMD, each extent the source's PMD cut at the destination's
+    (get_extent)."""
+    old_end = old + length
+    src, dst = old, new
+    while src < old_end:
+        extent = min(pmd_addr_end(src, old_end) - src, PMD_SIZE - (dst & ~PMD_MASK))
+        _move_extent(k, mm, ovma, src, dst, extent)
+        src, dst = src + extent, dst + extent
+
+
+def _move_extent(k: "Kernel", mm: MmStruct, ovma: VmArea, src: int, dst: int, extent: int) -> None:
+    """One extent of move_page_tables: a whole PMD-level entry (move_huge_pmd) or a whole PTE
+    table (move_normal_pmd) moves as one entry to an empty destination PMD; anything else is
+    split and moved PTE by PTE (move_ptes)."""
+    pmd = mm.pmds.get(pmd_index(src))
+    if pmd is None:
+        return
+    whole = extent == PMD_SIZE
+    if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
+        count_visits(k, Walker.MREMAP)
+        if whole and move_huge_pmd(k, mm, src, dst):
+            return
+        split_huge_pmd_locked(k, mm, ovma, src & PMD_MASK)
+        pmd = mm.pmds[pmd_index(src)]
+    if whole and pmd_index(dst) not in mm.pmds and _table_only_for(mm, src):
+        k.trace("move_normal_pmd")
+        count_visits(k, Walker.MREMAP)
+        mm.pmds[pmd_index(dst)] = mm.pmds.pop(pmd_index(src))
+        return
+    move_ptes(k, mm, pmd, src, dst, extent >> PAGE_SHIFT)
 
 
 def _table_only_for(mm: MmStruct, src: int) -> bool:
@@ -127,13 +132,14 @@ def _table_only_for(mm: MmStruct, src: int) -> bool:
 
 def move_ptes(k: "Kernel", mm: MmStruct, pmd: Pmd, src: int, dst: int, nr: int) -> None:
     """move_ptes(): each PTE moves as it is (swap PTEs and present ones alike)."""
-    dpmd = mm.pmds.get(dst >> PMD_SHIFT)
+    dpmd = mm.pmds.get(pmd_index(dst))
     if dpmd is None:
-        dpmd = mm.pmds[dst >> PMD_SHIFT] = Pmd(PmdKind.TABLE, table=PteTable())
+        dpmd = mm.pmds[pmd_index(dst)] = Pmd(PmdKind.TABLE, table=PteTable())
         mm.nr_ptes += 1
-    si = (src >> PAGE_SHIFT) & 511
-    di = (dst >> PAGE_SHIFT) & 511
+    si = pte_index(src)
+    di = pte_index(dst)
     sp, dp = pmd_pgtable(pmd).ptes, pmd_pgtable(dpmd).ptes
+    count_visits(k, Walker.MREMAP, nr)
     for j in range(nr):
         dp[di + j] = sp[si + j]
         sp[si + j] = 0

@@ -31,9 +31,6 @@ class PageAllocator:
         self._partial = [b for b in range(nblocks) if 0 < self._block_free[b] < HPAGE_PMD_NR]
         heapq.heapify(self._partial)
 
-    def is_free(self, pfn: int) -> bool:
-        return bool(self._free[pfn])
-
     def free_map(self) -> bytearray:
         """One byte a frame, 1 where free (read-only use: the invariant checker)."""
         return self._free

@@ -43,6 +43,9 @@ PFN_SHIFT = 12
 SWP_TYPE_SHIFT = 12
 SWP_TYPE_MASK = 0x1F
 SWP_OFFSET_SHIFT = 17
+#: The width of the type field: a swap PTE word >> SWP_TYPE_SHIFT is the entry as one int,
+#: (offset << SWP_TYPE_BITS) | type (the invariant checker's census key).
+SWP_TYPE_BITS = SWP_OFFSET_SHIFT - SWP_TYPE_SHIFT
 
 #: Bits a swap entry keeps from the present entry it replaces.
 SWP_KEPT = F_SOFT_DIRTY | F_UFFD_WP

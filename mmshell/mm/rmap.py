@@ -17,13 +17,14 @@ from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
 from .mm_types import MmStruct
-from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, PFN_SHIFT, SWP_KEPT, PmdKind, mk_swap_pmd, pmd_pgtable, pte_pfn,
-                      pte_present)
+from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, PFN_SHIFT, SWP_KEPT,
+                      SWP_OFFSET_SHIFT, PmdKind, mk_swap_pmd, pmd_pgtable, pte_pfn, pte_present,
+                      swp_entry_to_pte)
 from .swap_info import SwapInfo
-from .swapfile import swap_dup_prepare
+from .swap_slots import swap_dup_prepare
 from .vma import VmArea
 
 if TYPE_CHECKING:
@@ -122,6 +123,13 @@ def _maybe_deferred_split(k: "Kernel", head: int) -> None:
         k.vmstat.count_mthp("nr_anon_partially_mapped")
 
 
+def folio_move_anon_rmap(k: "Kernel", pfn: int, vma: VmArea, addr: int) -> None:
+    """folio_move_anon_rmap(): an exclusive folio moved by UFFDIO_MOVE now belongs to vma's
+    anon_vma, at the index addr has in it (move_pages sets folio->index too)."""
+    k.mem.anon_vma[pfn] = vma.anon_vma
+    k.mem.index[pfn] = vma.linear_page_index(addr)
+
+
 # -- the rmap walk -----------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +157,7 @@ def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
             first = vma.address_of(index)
             if first + (nr << PAGE_SHIFT) <= vma.start or first >= vma.end:
                 continue
-            pmd = mm.pmds.get(first >> PMD_SHIFT)
+            pmd = mm.pmds.get(pmd_index(first))
             if pmd is not None and pmd.kind is PmdKind.HUGE and pmd.pfn == pfn:
                 out.append(Mapping(mm, vma, first, True))
                 continue
@@ -163,10 +171,10 @@ def _ptes_map(mm: MmStruct, vma: VmArea, first: int, pfn: int, nr: int) -> bool:
         addr = first + (i << PAGE_SHIFT)
         if not vma.contains(addr):
             continue
-        pmd = mm.pmds.get(addr >> PMD_SHIFT)
+        pmd = mm.pmds.get(pmd_index(addr))
         if pmd is None or pmd.kind is not PmdKind.TABLE:
             continue
-        pte = pmd_pgtable(pmd).ptes[(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)]
+        pte = pmd_pgtable(pmd).ptes[pte_index(addr)]
         if pte_present(pte) and pfn <= pte_pfn(pte) < pfn + nr:
             return True
     return False
@@ -183,7 +191,9 @@ def try_to_unmap(k: "Kernel", pfn: int, split_huge_pmd: bool, discard: bool = Fa
     every mapping without swap, unless a mapping was written since (then it is
     swap-backed again and stays).
     """
-    from .huge_memory import split_huge_pmd_locked
+    # Back-edge: splitting walks this module's rmap (unmap_folio), and unmapping splits PMDs
+    # (TTU_SPLIT_HUGE_PMD); imported when called.
+    from .huge_split import split_huge_pmd_locked
 
     k.trace("try_to_unmap")
     if discard:
@@ -211,7 +221,7 @@ def _discard_lazyfree(k: "Kernel", pfn: int) -> bool:
     table stays, so a later read maps 4 KiB zero pages.  A redirtied folio stays, PTE-mapped.
     (Upstream's unmap_huge_pmd_locked() would drop the PMD whole; this kernel does not.)
     """
-    from .huge_memory import split_huge_pmd_locked
+    from .huge_split import split_huge_pmd_locked       # back-edge, as in try_to_unmap()
 
     mem = k.mem
     split = set()
@@ -229,7 +239,7 @@ def _discard_lazyfree(k: "Kernel", pfn: int) -> bool:
         return False
     for m in maps:
         if (m.mm.pid, m.addr) in split:
-            ptes = pmd_pgtable(m.mm.pmds[m.addr >> PMD_SHIFT]).ptes
+            ptes = pmd_pgtable(m.mm.pmds[pmd_index(m.addr)]).ptes
             ptes[0:HPAGE_PMD_NR] = array("Q", bytes(8 * HPAGE_PMD_NR))
             folio_remove_rmap_ptes(k, pfn, HPAGE_PMD_NR)
             m.mm.rss_anon -= HPAGE_PMD_NR
@@ -237,9 +247,9 @@ def _discard_lazyfree(k: "Kernel", pfn: int) -> bool:
             continue
         for ptes, idx, pte in _folio_ptes(m, pfn, nr):
             ptes[idx] = 0
-            folio_remove_rmap_ptes(k, pte >> PFN_SHIFT, 1)
+            folio_remove_rmap_ptes(k, pte_pfn(pte), 1)
             m.mm.rss_anon -= 1
-            addr = m.vma.address_of(mem.index[pfn] + (pte >> PFN_SHIFT) - pfn)
+            addr = m.vma.address_of(mem.index[pfn] + pte_pfn(pte) - pfn)
             k.shadow.zero(m.mm.pid, addr, addr + (1 << PAGE_SHIFT))
     k.trace("discard lazyfree folio")
     return True
@@ -252,13 +262,13 @@ def _folio_ptes(m: "Mapping", pfn: int, nr: int) -> list[tuple]:
         addr = m.addr + (i << PAGE_SHIFT)
         if not m.vma.contains(addr):
             continue
-        pmd = m.mm.pmds.get(addr >> PMD_SHIFT)
+        pmd = m.mm.pmds.get(pmd_index(addr))
         if pmd is None or pmd.kind is not PmdKind.TABLE:
             continue
-        idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+        idx = pte_index(addr)
         ptes = pmd_pgtable(pmd).ptes
         pte = ptes[idx]
-        if pte & 3 == 1 and pte >> PFN_SHIFT == pfn + i:
+        if pte_present(pte) and pte_pfn(pte) == pfn + i:
             out.append((ptes, idx, pte))
     return out
 
@@ -283,12 +293,12 @@ def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pf
     end = min(nr, (vma.end - first) >> PAGE_SHIFT)
     while i < end:
         addr = first + (i << PAGE_SHIFT)
-        n = min(end - i, PTRS_PER_PTE - ((addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)))
-        pmd = mm.pmds.get(addr >> PMD_SHIFT)
+        n = min(end - i, PTRS_PER_PTE - pte_index(addr))
+        pmd = mm.pmds.get(pmd_index(addr))
         if pmd is not None and pmd.kind is PmdKind.TABLE:
             ok = swap_dup_prepare(k, si, entry.offset + i, n)
             if ok:
-                _unmap_table_run(k, mm, si, pmd_pgtable(pmd).ptes, (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1),
+                _unmap_table_run(k, mm, si, pmd_pgtable(pmd).ptes, pte_index(addr),
                                  pfn + i, entry.offset + i, ok)
             if ok < n:
                 k.trace("try_to_unmap_one(swap_duplicate failed: walk_abort)")
@@ -302,13 +312,16 @@ def try_to_unmap_one_ptes(k: "Kernel", mm: MmStruct, vma: VmArea, first: int, pf
 def _unmap_table_run(k: "Kernel", mm: MmStruct, si: SwapInfo, ptes: array, i0: int, page: int, off: int,
                      n: int) -> None:
     mem = k.mem
-    type_bits = (si.type << 12) | 2
+    type_bits = swp_entry_to_pte(si.type, 0)        # the swap PTE of offset 0: type and kind bits
     words = ptes[i0:i0 + n]
     excl = mem.flags[page:page + n]
-    if [w >> PFN_SHIFT if w & 3 == 1 else -1 for w in words] == list(range(page, page + n)):
+    # pgtable.py's encoding as locals: these passes run once per PTE unmapped
+    kind_mask, present, pfn_shift, offset_shift = KIND_MASK, KIND_PRESENT, PFN_SHIFT, SWP_OFFSET_SHIFT
+    kept, swp_excl, anon_excl = SWP_KEPT, F_SWP_EXCLUSIVE, PG.ANON_EXCLUSIVE
+    if [w >> pfn_shift if w & kind_mask == present else -1 for w in words] == list(range(page, page + n)):
         # the whole run maps the folio's pages in order: one pass builds the swap PTEs
-        ptes[i0:i0 + n] = array("Q", [((off + j) << 17) | type_bits | (w & SWP_KEPT)
-                                      | (F_SWP_EXCLUSIVE if e & PG.ANON_EXCLUSIVE else 0)
+        ptes[i0:i0 + n] = array("Q", [((off + j) << offset_shift) | type_bits | (w & kept)
+                                      | (swp_excl if e & anon_excl else 0)
                                       for j, (w, e) in enumerate(zip(words, excl))])
         if any(w & F_DIRTY for w in words):
             mem.set(mem.folio_of(page), PG.DIRTY)
@@ -318,13 +331,13 @@ def _unmap_table_run(k: "Kernel", mm: MmStruct, si: SwapInfo, ptes: array, i0: i
         mm.rss_swapents += n
         return
     # Some PTEs of the run map other pages (a COW copy, a hole): one at a time.
-    matched = [j for j in range(n) if words[j] & 3 == 1 and words[j] >> PFN_SHIFT == page + j]
+    matched = [j for j in range(n) if pte_present(words[j]) and pte_pfn(words[j]) == page + j]
     dirty = False
     for j in matched:
         w = words[j]
         dirty |= bool(w & F_DIRTY)
         swp = (w & SWP_KEPT) | (F_SWP_EXCLUSIVE if excl[j] & PG.ANON_EXCLUSIVE else 0)
-        ptes[i0 + j] = ((off + j) << 17) | type_bits | swp
+        ptes[i0 + j] = ((off + j) << SWP_OFFSET_SHIFT) | type_bits | swp
     if dirty:
         mem.set(mem.folio_of(page), PG.DIRTY)
     for j in matched:
@@ -346,7 +359,7 @@ def set_pmd_swap_entry(k: "Kernel", mm: MmStruct, addr: int, pfn: int) -> bool:
     mem = k.mem
     entry = k.folio_swap[pfn]
     si = k.swp_info(entry.type)
-    pmd = mm.pmds[addr >> PMD_SHIFT]
+    pmd = mm.pmds[pmd_index(addr)]
     k.trace("set_pmd_swap_entry")
     if swap_dup_prepare(k, si, entry.offset, HPAGE_PMD_NR) < HPAGE_PMD_NR:
         k.trace("set_pmd_swap_entry(folio_dup_swap failed: PMD restored)")
@@ -357,7 +370,7 @@ def set_pmd_swap_entry(k: "Kernel", mm: MmStruct, addr: int, pfn: int) -> bool:
     if mem.test(pfn, PG.ANON_EXCLUSIVE):
         swp_flags |= F_SWP_EXCLUSIVE
     si.dup(entry.offset, HPAGE_PMD_NR)
-    mm.pmds[addr >> PMD_SHIFT] = mk_swap_pmd(entry, swp_flags)
+    mm.pmds[pmd_index(addr)] = mk_swap_pmd(entry, swp_flags)
     folio_remove_rmap_pmd(k, pfn)
     mm.rss_anon -= HPAGE_PMD_NR
     mm.rss_swapents += HPAGE_PMD_NR

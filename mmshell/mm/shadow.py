@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from array import array
 
-from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT
+from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, pmd_index, pte_index
 
 _ZEROS = bytes(8 * HPAGE_PMD_NR)
 
@@ -32,17 +32,17 @@ class Shadow:
         return chunk
 
     def get(self, pid: int, addr: int) -> int:
-        chunk = self.procs.get(pid, {}).get(addr >> PMD_SHIFT)
-        return chunk[(addr >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)] if chunk is not None else 0
+        chunk = self.procs.get(pid, {}).get(pmd_index(addr))
+        return chunk[pte_index(addr)] if chunk is not None else 0
 
     def set_run(self, pid: int, addr: int, values: array) -> None:
         """Record values for consecutive pages starting at addr (within one PMD)."""
-        i = (addr >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
-        self._chunk(pid, addr >> PMD_SHIFT)[i:i + len(values)] = values
+        i = pte_index(addr)
+        self._chunk(pid, pmd_index(addr))[i:i + len(values)] = values
 
     def get_run(self, pid: int, addr: int, nr: int) -> array:
-        chunk = self.procs.get(pid, {}).get(addr >> PMD_SHIFT)
-        i = (addr >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
+        chunk = self.procs.get(pid, {}).get(pmd_index(addr))
+        i = pte_index(addr)
         return chunk[i:i + nr] if chunk is not None else array("Q", bytes(8 * nr))
 
     def _chunks_in(self, pid: int, start: int, end: int) -> list[int]:
@@ -54,7 +54,7 @@ class Shadow:
         chunks = self.procs.get(pid)
         if not chunks or end <= start:
             return []
-        first, last = start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT
+        first, last = pmd_index(start), pmd_index(end - 1)
         if last - first + 1 <= len(chunks):
             return [i for i in range(first, last + 1) if i in chunks]
         return sorted(i for i in chunks if first <= i <= last)
@@ -67,7 +67,7 @@ class Shadow:
         for pmdi in self._chunks_in(pid, start, end):
             base = pmdi << PMD_SHIFT
             lo, hi = max(start, base), min(end, base + (HPAGE_PMD_NR << PAGE_SHIFT))
-            i = (lo >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
+            i = pte_index(lo)
             n = (hi - lo) >> PAGE_SHIFT
             if n == HPAGE_PMD_NR:
                 del chunks[pmdi]
@@ -84,7 +84,7 @@ class Shadow:
         for pmdi in self._chunks_in(src_pid, src, end):
             base = pmdi << PMD_SHIFT
             lo, hi = max(src, base), min(end, base + (HPAGE_PMD_NR << PAGE_SHIFT))
-            i = (lo >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)
+            i = pte_index(lo)
             values = self.procs[src_pid][pmdi][i:i + ((hi - lo) >> PAGE_SHIFT)]
             if any(values):
                 runs.append((dst + (lo - src), values))
@@ -93,7 +93,7 @@ class Shadow:
         for addr, values in runs:
             # the destination may be aligned differently: split the run at its PMD boundaries
             while values:
-                n = min(len(values), HPAGE_PMD_NR - ((addr >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1)))
+                n = min(len(values), HPAGE_PMD_NR - pte_index(addr))
                 if any(values[:n]):
                     self.set_run(dst_pid, addr, values[:n])
                 addr += n << PAGE_SHIFT

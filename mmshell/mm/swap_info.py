@@ -131,9 +131,6 @@ class SwapInfo:
     def has_cache(self, off: int) -> bool:
         return bool(self.swap_map[off] & SWAP_HAS_CACHE) and self.swap_map[off] != SWAP_MAP_BAD
 
-    def slot_allocated(self, off: int) -> bool:
-        return off > 0 and self.swap_map[off] != 0
-
     def need_continuation(self, off: int) -> bool:
         """Whether one more reference to off needs a continuation page it does not have."""
         low = self.swap_map[off] & SWAP_COUNT_MASK
@@ -297,9 +294,3 @@ class SwapInfo:
                     self.cur_order0 = -1
             off += n
 
-    def free_cluster_count(self) -> int:
-        return sum(1 for u in self.cluster_used if u == 0)
-
-    def used_slots(self) -> int:
-        """/proc/swaps Used, in pages."""
-        return self.inuse_pages

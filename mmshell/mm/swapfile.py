@@ -1,10 +1,14 @@
-"""Swap space management (mm/swapfile.c): allocation, references, freeing, swapon.
+"""Swap areas (mm/swapfile.c): swapon, and swapoff's walk that brings every page back.
 
-Per-device slot state is `SwapInfo` (swap_info.py); this module holds the
-operations that involve the whole machine: choosing a device by priority,
-folio_alloc_swap, swap_duplicate with count continuation, and
-free_swap_and_cache_nr, which also reclaims a swap-cache folio whose slots
-just lost their last reference.
+sys_swapon() adds a device in priority order.  try_to_unuse() walks every
+process's page tables (the mmlist) for entries on a device being switched off:
+unuse_pte_range() maps each swap PTE back as unuse_pte() does, and with the
+series unuse_pmd() (patch 8/13) maps a PMD swap entry back as one THP, or
+splits it and falls back to the PTEs (F7).  swapoff.py is the system call around
+the walk.  Per-device slot state is `SwapInfo` (swap_info.py); the slot
+references the fault, unmap, fork and reclaim paths take and drop
+(folio_alloc_swap, swap_duplicate, free_swap_and_cache_nr) are in swap_slots.py,
+below those paths, which this walk calls.
 """
 
 from __future__ import annotations
@@ -12,126 +16,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint
-from .constants import MAX_SWAP, MAX_SWAP_TOTAL, PAGE_SHIFT, PAGE_SIZE, SWAP_HAS_CACHE, SWAPFILE_CLUSTER
-from .errors import MmError
+from .constants import HPAGE_PMD_ORDER, MAX_SWAP, MAX_SWAP_TOTAL, PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PMD_SIZE
+from .errors import MmError, VmBug
 from .folio import PG
-from .swap_info import SWP, SwapInfo, SwapKind
-from .swap_state import add_to_swap_cache, delete_from_swap_cache
-from .swapops import SwpEntry
+from .huge_memory import map_swapped_pmd, pmd_swapin_fallback, swapin_alloc_pmd_folio
+from .huge_split import split_folio, split_huge_pmd_locked
+from .memory import swapin_readahead
+from .mm_types import MmStruct
+from .pagewalk import Walker, pte_range, walk_pmd_range
+from .pgtable import (F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, Pmd, PmdKind, is_swap_pte, mk_pte,
+                      pte_swp_type, pte_to_swp_entry)
+from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
+from .swap import free_folio
+from .swap_info import SwapInfo, SwapKind
+from .swap_slots import free_swap_and_cache_nr
+from .swap_state import folio_free_swap, swap_cache_get_folio
+from .vma import VmArea
 
 if TYPE_CHECKING:
     from .kernel import Kernel
-
-
-def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
-    """folio_alloc_swap(): give the folio swap slots and put it in the swap cache.
-
-    A PMD-size folio needs one wholly free cluster on the first device of the
-    priority list, a block device (a swap file cannot allocate large entries); an
-    order-0 folio tries the devices in priority order.
-    """
-    nr = k.mem.nr_pages(pfn)
-    if k.config.should_fail(FaultPoint.MEMCG_CHARGE):
-        k.trace("mem_cgroup_try_charge_swap failed")
-        return False
-    if nr > 1 and k.config.should_fail(FaultPoint.SWAP_CLUSTER):
-        k.trace("folio_alloc_swap(order=9) failed")
-        return False
-    for si in k.active_swap():
-        # swap_alloc_slow(): each device tried goes behind its equal-priority peers first
-        _plist_requeue(k, si)
-        if nr > 1:
-            # a swap file cannot allocate large entries; and a large folio tries only the
-            # first device ("if (order) return false"): it falls back rather than go lower
-            off = si.alloc_cluster() if si.flags & SWP.BLKDEV else None
-            if off is None:
-                break
-        else:
-            off = si.alloc_slot()
-            if off is None:
-                continue
-        add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
-        k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]})")
-        return True
-    k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]}) failed")
-    return False
-
-
-def _plist_requeue(k: "Kernel", si: SwapInfo) -> None:
-    """Equal-priority devices take turns: the one just used goes last among its peers."""
-    order = k.swap_prio_order
-    order.remove(si.type)
-    i = 0
-    while i < len(order) and k.swp_info(order[i]).prio >= si.prio:
-        i += 1
-    order.insert(i, si.type)
-
-
-def swap_dup_prepare(k: "Kernel", si: SwapInfo, off: int, nr: int) -> int:
-    """Make room for one more reference on nr slots from off; how many of them got it.
-
-    try_to_unmap_one()'s swap_duplicate() loop: a slot at SWAP_MAP_MAX needs a
-    continuation page, allocated GFP_ATOMIC (add_swap_count_continuation); the
-    `swap_cont` fault point makes that fail, and the unmap stops at that slot
-    (nr when every slot can take its reference).
-    """
-    s = si.first_needing_continuation(off, nr)
-    while s is not None:
-        if k.config.should_fail(FaultPoint.SWAP_CONT):
-            return s - off
-        si.add_swap_count_continuation(s)
-        s = si.first_needing_continuation(s + 1, off + nr - s - 1)
-    return nr
-
-
-def swap_duplicate(k: "Kernel", entry: SwpEntry, nr: int = 1) -> None:
-    """swap_duplicate() / folio_dup_swap(): one more reference on nr slots.
-
-    Past SWAP_MAP_MAX the count continues in a continuation page, allocated on
-    first need (add_swap_count_continuation); the `swap_cont` fault point makes
-    that allocation fail with ENOMEM, as the kernel's GFP_ATOMIC attempt can.
-    """
-    si = k.swp_info(entry.type)
-    if swap_dup_prepare(k, si, entry.offset, nr) < nr:
-        raise MmError("ENOMEM", "swap_duplicate", "no memory for a swap count continuation page")
-    si.dup(entry.offset, nr)
-
-
-def free_swap_and_cache_nr(k: "Kernel", entry: SwpEntry, nr: int) -> None:
-    """free_swap_and_cache_nr(): drop nr references; reclaim a now-unused cached folio."""
-    from .memory import free_folio
-
-    si = k.swp_info(entry.type)
-    freed = si.put(entry.offset, nr)
-    si.free_slots(freed)
-    sm = si.swap_map
-    if sm.find(SWAP_HAS_CACHE, entry.offset, entry.offset + nr) < 0:
-        return
-    seen: set[int] = set()
-    for s in range(entry.offset, entry.offset + nr):
-        if sm[s] != SWAP_HAS_CACHE:
-            continue
-        pfn = si.cache[s]
-        if pfn in seen:
-            continue
-        seen.add(pfn)
-        # __try_to_reclaim_swap(TTRS_UNMAPPED | TTRS_FULL)
-        if k.mem.folio_mapped(pfn) and not vm_swap_full(k):
-            continue
-        base = k.folio_swap[pfn].offset
-        if any(sm[t] != SWAP_HAS_CACHE for t in range(base, base + k.mem.nr_pages(pfn))):
-            continue
-        delete_from_swap_cache(k, pfn)
-        k.mem.set(pfn, PG.DIRTY)
-        if not k.mem.folio_mapped(pfn):
-            free_folio(k, pfn)
-
-
-def vm_swap_full(k: "Kernel") -> bool:
-    """vm_swap_full(): more than half of all swap space is in use."""
-    total = sum(si.pages - 1 for si in k.active_swap())
-    used = sum(si.inuse_pages for si in k.active_swap())
-    return total > 0 and used * 2 > total
 
 
 def sys_swapon(k: "Kernel", name: str, size: int, kind: SwapKind, prio: int | None) -> SwapInfo:
@@ -169,9 +72,92 @@ def sys_swapon(k: "Kernel", name: str, size: int, kind: SwapKind, prio: int | No
     return si
 
 
-def swap_clusters_free(si: SwapInfo) -> int:
-    """Clusters with no slot in use (2 MiB allocations possible on a block device)."""
-    return sum(1 for c in range(si.nr_clusters) if si.cluster_used[c] == 0
-               and (c + 1) * SWAPFILE_CLUSTER <= si.pages)
+def try_to_unuse(k: "Kernel", si: SwapInfo) -> None:
+    """try_to_unuse(): walk the mmlist (every process, pid order), then release the folios left
+    in the swap cache; again while slots are in use and the last pass freed some (a reclaim
+    during the walk may have unmapped into this device's cached folios again)."""
+    k.trace("try_to_unuse")
+    while si.inuse_pages:
+        before = si.inuse_pages
+        for pid in sorted(k.mms):
+            mm = k.mms[pid]
+            for vma in list(mm.vmas):
+                unuse_vma(k, mm, vma, si)
+        # Whatever is left in the swap cache has no page-table reference now: folio_free_swap().
+        for pfn in sorted(set(si.cache.values())):
+            if folio_free_swap(k, pfn) and not k.mem.folio_mapped(pfn):
+                free_folio(k, pfn)
+        if si.inuse_pages >= before:
+            raise VmBug(f"swapoff {si.name}: {si.inuse_pages} slots still in use")
 
 
+def unuse_vma(k: "Kernel", mm: MmStruct, vma: VmArea, si: SwapInfo) -> None:
+    """unuse_vma() / unuse_pmd_range(): every entry on si in the VMA, PMD by PMD."""
+    for pmdi, pmd, _, _ in walk_pmd_range(k, mm, vma.start, vma.end, Walker.SWAPOFF):
+        if pmd is None:
+            continue
+        addr = pmdi << PMD_SHIFT
+        if pmd.kind is PmdKind.SWAP and pmd.swp_type == si.type:
+            if unuse_pmd(k, mm, vma, addr, pmd, si):
+                continue
+            split_huge_pmd_locked(k, mm, vma, addr)
+            pmd = mm.pmds[pmdi]
+        if pmd.kind is PmdKind.TABLE:
+            unuse_pte_range(k, mm, vma, pmd, addr, si)
+
+
+def unuse_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, pmd: Pmd, si: SwapInfo) -> bool:
+    """patch 8/13: map a PMD swap entry back as a whole THP; False means split and fall back."""
+    entry = pmd.entry
+    mem = k.mem
+    folio = swap_cache_get_folio(k, entry)
+    if folio is not None and mem.order[folio] == HPAGE_PMD_ORDER \
+            and k.config.should_fail(FaultPoint.SPLIT_RACE):
+        split_folio(k, folio)       # F5/F7: the cached folio was split under us
+    if folio is not None and mem.order[folio] != HPAGE_PMD_ORDER:
+        k.trace("unuse_pmd(cached folio not PMD-size): split")
+        return False
+    if folio is None:
+        why = pmd_swapin_fallback(k, vma, addr, entry)      # decisions 11-13: F7
+        if why is not None:
+            k.trace(f"unuse_pmd({why}): split")
+            return False
+        folio = swapin_alloc_pmd_folio(k, vma, entry)
+        if folio is None:
+            return False
+    k.trace("unuse_pmd")
+    # unuse_pte's rules at PMD level: mapped old and read-only, exclusive as the entry says
+    map_swapped_pmd(k, mm, vma, addr, entry, folio, pmd.flags & (F_SOFT_DIRTY | F_UFFD_WP),
+                    pmd.pmd_swp_exclusive())
+    return True
+
+
+def unuse_pte_range(k: "Kernel", mm: MmStruct, vma: VmArea, pmd: Pmd, addr: int, si: SwapInfo) -> None:
+    """unuse_pte_range(): every swap PTE of this device is mapped back (unuse_pte)."""
+    mem = k.mem
+    ptes, idx = pte_range(k, Walker.SWAPOFF, pmd, max(vma.start, addr), min(vma.end, addr + PMD_SIZE))
+    for i in idx:
+        pte = ptes[i]
+        if not is_swap_pte(pte) or pte_swp_type(pte) != si.type:
+            continue
+        entry = pte_to_swp_entry(pte)
+        folio = swap_cache_get_folio(k, entry)
+        if folio is None:
+            folio = swapin_readahead(k, entry)
+        elif mem.test(folio, PG.WORKINGSET):
+            # 6.18's unuse_pte_range() looks the cache up without swap_update_readahead():
+            # a readahead page found here is no swap_ra_hit (measured: +0 over a swapoff)
+            mem.clear(folio, PG.WORKINGSET)
+        base = k.folio_swap[folio]
+        page = folio + (entry.offset - base.offset)
+        exclusive = bool(pte & F_SWP_EXCLUSIVE)
+        if not mem.test(folio, PG.ANON):
+            folio_add_new_anon_rmap(k, folio, vma, addr + (i << PAGE_SHIFT), pmd=False, exclusive=exclusive)
+        else:
+            folio_add_anon_rmap_ptes(k, page, 1, exclusive)
+        ptes[i] = mk_pte(page, pte & (F_SOFT_DIRTY | F_UFFD_WP))
+        mm.rss_anon += 1
+        mm.rss_swapents -= 1
+        free_swap_and_cache_nr(k, entry, 1)
+        folio_free_swap(k, folio)       # 6.18 unuse_pte_range(): the folio leaves the cache at once
+    k.trace("unuse_pte_range")

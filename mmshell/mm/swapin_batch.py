@@ -13,11 +13,12 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from .constants import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from .constants import PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
 from .mm_types import MmStruct
-from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, KIND_MASK, KIND_SWAP,
-                      PFN_SHIFT, SWP_KEPT, SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind, pmd_pgtable)
+from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, KIND_MASK, KIND_PRESENT,
+                      PFN_SHIFT, SWP_KEPT, SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind,
+                      is_swap_pte, mk_pte, pmd_pgtable, pte_swp_offset, pte_swp_type)
 from .swap_info import SwapInfo
 from .vma import VM
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 def swapin_sync_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool) -> int:
-    pmd = mm.pmds.get(start >> PMD_SHIFT)
+    pmd = mm.pmds.get(pmd_index(start))
     if pmd is None or pmd.kind is not PmdKind.TABLE:
         return 0
     vma = mm.find_vma(start)
@@ -34,18 +35,18 @@ def swapin_sync_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool
         return 0        # not mapped: the per-fault path refuses it
     end = min(end, vma.end)
     ptes = pmd_pgtable(pmd).ptes
-    i0 = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    i0 = pte_index(start)
     first = ptes[i0]
-    if first & KIND_MASK != KIND_SWAP or not first & F_SWP_EXCLUSIVE or first & F_UFFD_WP:
+    if not is_swap_pte(first) or not first & F_SWP_EXCLUSIVE or first & F_UFFD_WP:
         return 0
-    type_ = (first >> SWP_TYPE_SHIFT) & SWP_TYPE_MASK
+    type_ = pte_swp_type(first)
     si = k.swap_info[type_]
     if si is None or not si.synchronous or not vma.flags & VM.WRITE:
         return 0
     sm, zeromap, zswap = si.swap_map, si.zeromap, si.zswap
     bits = first & (SWP_KEPT | F_SWP_EXCLUSIVE | KIND_MASK)
     n_max = min((end - start) >> PAGE_SHIFT, PTRS_PER_PTE - i0, k.mem.alloc.nr_free)
-    o0 = first >> SWP_OFFSET_SHIFT
+    o0 = pte_swp_offset(first)
     offs: range | list[int]
     if n_max >= 2 and _contiguous_run(ptes, i0, n_max, first) and sm.count(1, o0, o0 + n_max) == n_max \
             and zeromap.count(0, o0, o0 + n_max) == n_max and zswap.count(0, o0, o0 + n_max) == n_max:
@@ -103,6 +104,7 @@ def _map_run(k: "Kernel", si: SwapInfo, ptes: array, i0: int, pfns: list[int], o
     flags, mapcount, index, anon_vma, data = mem.flags, mem.mapcount, mem.index, mem.anon_vma, mem.data
     sdata, sm = si.data, si.swap_map
     inactive = k.lru.inactive
+    pfn_shift, pte_bits = PFN_SHIFT, pte_flags | KIND_PRESENT      # mk_pte() inline: once per page
     for j, (pfn, off) in enumerate(zip(pfns, offs)):
         flags[pfn] = folio_flags
         mapcount[pfn] = 1
@@ -110,7 +112,7 @@ def _map_run(k: "Kernel", si: SwapInfo, ptes: array, i0: int, pfns: list[int], o
         anon_vma[pfn] = av
         data[pfn] = sdata[off]
         inactive[pfn] = None
-        ptes[i0 + j] = (pfn << 12) | pte_flags | 1
+        ptes[i0 + j] = (pfn << pfn_shift) | pte_bits
         sm[off] = 0
 
 
@@ -124,6 +126,6 @@ def _map_run_contiguous(k: "Kernel", si: SwapInfo, ptes: array, i0: int, p0: int
     mem.anon_vma[p0:p0 + n] = array("i", [av]) * n
     mem.data[p0:p0 + n] = si.data[o0:o0 + n]
     k.lru.inactive.update(dict.fromkeys(range(p0, p0 + n)))
-    first = (p0 << PFN_SHIFT) | pte_flags | 1
+    first = mk_pte(p0, pte_flags)
     ptes[i0:i0 + n] = array("Q", range(first, first + (n << PFN_SHIFT), 1 << PFN_SHIFT))
     si.swap_map[o0:o0 + n] = bytes(n)

@@ -14,14 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PTRS_PER_PTE
+from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, pte_index
 from .folio import PG
 from .huge_memory import vma_thp_eligible
 from .mm_types import MmStruct
-from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_YOUNG, PmdKind, is_swap_pte, pmd_pgtable, pte_pfn,
+from .pagewalk import Walker, pte_range, walk_page_range, walk_pmd_range
+from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_YOUNG, PmdKind, is_swap_pte, pte_pfn,
                       pte_present, pte_swp_offset, pte_swp_type)
+from .swap import lru_pages
 from .vma import VmArea
-from .vmscan import lru_pages
+from .vmstat import EVENTS
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -106,8 +108,7 @@ def smaps_vma(k: "Kernel", mm: MmStruct, vma: VmArea, lo: int | None = None,
     mss = _Mss()
     lo = vma.start if lo is None else max(lo, vma.start)
     hi = vma.end if hi is None else min(hi, vma.end)
-    for pmdi in range(lo >> PMD_SHIFT, ((hi - 1) >> PMD_SHIFT) + 1):
-        pmd = mm.pmds.get(pmdi)
+    for pmdi, pmd, addr, nxt in walk_pmd_range(k, mm, lo, hi, Walker.SMAPS):
         if pmd is None:
             continue
         base = pmdi << PMD_SHIFT
@@ -123,10 +124,8 @@ def smaps_vma(k: "Kernel", mm: MmStruct, vma: VmArea, lo: int | None = None,
                 for i in range(HPAGE_PMD_NR):
                     mss.account_swap(si.swap_count(pmd.swp_offset + i))
         elif pmd.kind is PmdKind.TABLE:
-            ptes = pmd_pgtable(pmd).ptes
-            t_lo = max(lo, base)
-            t_hi = min(hi, base + (PTRS_PER_PTE << PAGE_SHIFT))
-            for i in range((t_lo >> PAGE_SHIFT) & 511, ((t_hi - 1) >> PAGE_SHIFT & 511) + 1):
+            ptes, idx = pte_range(k, Walker.SMAPS, pmd, addr, nxt)
+            for i in idx:
                 pte = ptes[i]
                 if pte_present(pte):
                     if not pte & F_SPECIAL:
@@ -179,27 +178,27 @@ class PagemapEntry:
 
     @property
     def present(self) -> int:
-        return self.value >> 63 & 1
+        return int(bool(self.value & PM_PRESENT))
 
     @property
     def swapped(self) -> int:
-        return self.value >> 62 & 1
+        return int(bool(self.value & PM_SWAP))
 
     @property
     def file(self) -> int:
-        return self.value >> 61 & 1
+        return int(bool(self.value & PM_FILE))
 
     @property
     def exclusive(self) -> int:
-        return self.value >> 56 & 1
+        return int(bool(self.value & PM_MMAP_EXCLUSIVE))
 
     @property
     def uffd_wp(self) -> int:
-        return self.value >> 57 & 1
+        return int(bool(self.value & PM_UFFD_WP))
 
     @property
     def soft_dirty(self) -> int:
-        return self.value >> 55 & 1
+        return int(bool(self.value & PM_SOFT_DIRTY))
 
     @property
     def pfn(self) -> int:
@@ -219,41 +218,50 @@ def _swap_word(type_: int, offset: int, uffd_wp: bool) -> int:
 
 
 def pagemap_read(k: "Kernel", mm: MmStruct, start: int, end: int) -> list[int]:
-    """The pagemap words for [start, end), one per page (as root: PFNs and offsets visible)."""
+    """The pagemap words for the pages of [start, end), one per page (as root: PFNs and offsets
+    visible): pagemap_pmd_range() over each VMA, pagemap_pte_hole() (0) elsewhere."""
     mem = k.mem
+    first = start & ~(PAGE_SIZE - 1)
+    end = first + (len(range(start, end, PAGE_SIZE)) << PAGE_SHIFT)
     out: list[int] = []
-    addr = start
-    while addr < end:
-        pmd = mm.pmds.get(addr >> PMD_SHIFT)
-        vma = mm.find_vma(addr)
-        i = (addr >> PAGE_SHIFT) & 511
-        if vma is None or pmd is None:
-            out.append(0)
+    done = first
+    for _, _, pmd, addr, nxt in walk_page_range(k, mm, first, end, Walker.PAGEMAP):
+        out += [0] * ((addr - done) >> PAGE_SHIFT)
+        done = nxt
+        i = pte_index(addr)
+        nr = (nxt - addr) >> PAGE_SHIFT
+        if pmd is None:
+            out += [0] * nr
         elif pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
-            page = pmd.pfn + i
-            word = PM_PRESENT | page | (PM_UFFD_WP if pmd.flags & F_UFFD_WP else 0)
-            if pmd.kind is PmdKind.ZERO:
-                word |= PM_FILE
-            elif mem.page_mapcount(page) == 1:
-                word |= PM_MMAP_EXCLUSIVE
-            out.append(word)
-        elif pmd.kind is PmdKind.SWAP:
-            out.append(_swap_word(pmd.swp_type, pmd.swp_offset + i, bool(pmd.flags & F_UFFD_WP)))
-        elif pmd.kind is PmdKind.TABLE:
-            pte = pmd_pgtable(pmd).ptes[i]
-            if pte_present(pte):
-                page = pte_pfn(pte)
-                word = PM_PRESENT | page | (PM_UFFD_WP if pte & F_UFFD_WP else 0)
-                if not pte & F_SPECIAL and mem.page_mapcount(page) == 1:
+            uffd = PM_UFFD_WP if pmd.flags & F_UFFD_WP else 0
+            for page in range(pmd.pfn + i, pmd.pfn + i + nr):
+                word = PM_PRESENT | page | uffd
+                if pmd.kind is PmdKind.ZERO:
+                    word |= PM_FILE
+                elif mem.page_mapcount(page) == 1:
                     word |= PM_MMAP_EXCLUSIVE
                 out.append(word)
-            elif is_swap_pte(pte):
-                out.append(_swap_word(pte_swp_type(pte), pte_swp_offset(pte), bool(pte & F_UFFD_WP)))
-            else:
-                out.append(0)
+        elif pmd.kind is PmdKind.SWAP:
+            uffd_wp = bool(pmd.flags & F_UFFD_WP)
+            offs = range(pmd.swp_offset + i, pmd.swp_offset + i + nr)
+            out += [_swap_word(pmd.swp_type, off, uffd_wp) for off in offs]
+        elif pmd.kind is PmdKind.TABLE:
+            ptes, idx = pte_range(k, Walker.PAGEMAP, pmd, addr, nxt)
+            for i in idx:
+                pte = ptes[i]
+                if pte_present(pte):
+                    page = pte_pfn(pte)
+                    word = PM_PRESENT | page | (PM_UFFD_WP if pte & F_UFFD_WP else 0)
+                    if not pte & F_SPECIAL and mem.page_mapcount(page) == 1:
+                        word |= PM_MMAP_EXCLUSIVE
+                    out.append(word)
+                elif is_swap_pte(pte):
+                    out.append(_swap_word(pte_swp_type(pte), pte_swp_offset(pte), bool(pte & F_UFFD_WP)))
+                else:
+                    out.append(0)
         else:
-            out.append(0)
-        addr += PAGE_SIZE
+            out += [0] * nr
+    out += [0] * ((end - done) >> PAGE_SHIFT)
     return out
 
 
@@ -279,8 +287,6 @@ def meminfo(k: "Kernel") -> dict[str, int]:
 
 def vmstat_snapshot(k: "Kernel") -> dict[str, int]:
     """/proc/vmstat as the simulation models it: gauges then events, kernel order."""
-    from .vmstat import EVENTS
-
     inactive = lru_pages(k, k.lru.inactive)
     active = lru_pages(k, k.lru.active)
     out = {

@@ -17,14 +17,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .constants import (HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SIZE, pmd_index,
+                        pte_index)
 from .errors import MmError
 from .folio import PG
-from .huge_memory import split_folio, split_huge_pmd_locked
+from .huge_memory import move_pages_huge_pmd
+from .huge_split import split_folio, split_huge_pmd_locked
 from .memory import anon_vma_prepare
 from .mm_types import MmStruct
 from .mmap import page_aligned, vma_merge_around, vma_range
-from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, Pmd, PmdKind, PteTable, pmd_pgtable
+from .pagewalk import pmd_addr_end
+from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, Pmd, PmdKind, PteTable, is_swap_pte, pmd_pgtable, pte_pfn,
+                      pte_present, pte_swp_offset, pte_swp_type)
+from .rmap import folio_move_anon_rmap
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -70,10 +75,10 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
     done = 0
     while done < length:
         s, d = src + done, dst + done
-        extent = min(length - done, PMD_SIZE - (s & ~PMD_MASK))
-        pmd = mm.pmds.get(s >> PMD_SHIFT)
-        if pmd is not None and _moves_whole(k, mm, pmd, s, d, extent):
-            _move_huge_pmd(k, mm, dvma, pmd, s, d)
+        extent = pmd_addr_end(s, src + length) - s
+        pmd = mm.pmds.get(pmd_index(s))
+        if pmd is not None and _moves_whole(k, mm, pmd, d, extent):
+            move_pages_huge_pmd(k, mm, dvma, s, d)
         elif pmd is not None:
             if pmd.kind in (PmdKind.HUGE, PmdKind.SWAP, PmdKind.ZERO):
                 split_huge_pmd_locked(k, mm, svma, s & PMD_MASK)
@@ -83,15 +88,15 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
     return length
 
 
-def _moves_whole(k: "Kernel", mm: MmStruct, pmd: Pmd, src: int, dst: int, extent: int) -> bool:
-    """move_pages(): the PMD-level entry at src moves as one (move_pages_huge_pmd), not split.
+def _moves_whole(k: "Kernel", mm: MmStruct, pmd: Pmd, dst: int, extent: int) -> bool:
+    """move_pages(): the PMD-level entry of the extent moves as one (move_pages_huge_pmd), not split.
 
     The extent must be a whole aligned PMD going to an aligned, unpopulated destination PMD
     (!move_splits_huge_pmd() and pmd_none(dst)).  patch 10/13: a PMD swap entry moves whole
     unless some of its slots are cached as smaller folios (which move_swap_pte moves one by one).
     """
     if pmd.kind not in (PmdKind.HUGE, PmdKind.SWAP) or extent != PMD_SIZE or dst & ~PMD_MASK \
-            or (dst >> PMD_SHIFT) in mm.pmds:
+            or pmd_index(dst) in mm.pmds:
         return False
     if pmd.kind is PmdKind.SWAP:
         cache = k.swp_info(pmd.swp_type).cache
@@ -102,11 +107,11 @@ def _moves_whole(k: "Kernel", mm: MmStruct, pmd: Pmd, src: int, dst: int, extent
 
 
 def _page_entry(mm: MmStruct, addr: int) -> tuple[Pmd | None, int]:
-    pmd = mm.pmds.get(addr >> PMD_SHIFT)
+    pmd = mm.pmds.get(pmd_index(addr))
     if pmd is None:
         return None, 0
     if pmd.kind is PmdKind.TABLE:
-        return pmd, pmd_pgtable(pmd).ptes[(addr >> PAGE_SHIFT) & 511]
+        return pmd, pmd_pgtable(pmd).ptes[pte_index(addr)]
     return pmd, -1
 
 
@@ -131,8 +136,8 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
             base = (src + off) & PMD_MASK
             if base not in whole:
                 first = max(src, base)
-                extent = min(src + length, base + PMD_SIZE) - first
-                whole[base] = _moves_whole(k, mm, pmd, first, dst + (first - src), extent)
+                extent = pmd_addr_end(first, src + length) - first
+                whole[base] = _moves_whole(k, mm, pmd, dst + (first - src), extent)
             if not whole[base]:
                 # split and moved PTE by PTE: move_swap_pte() refuses a slot cached in a large folio
                 cached = k.swp_info(pmd.swp_type).cache.get(pmd.swp_offset + ((src + off - base) >> PAGE_SHIFT))
@@ -140,61 +145,42 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
                     raise MmError("EBUSY", "uffd move", f"swap entry at {where} is cached in a large folio")
         elif pmd.kind is PmdKind.ZERO:
             raise MmError("EBUSY", "uffd move", f"huge zero page at {where}")
-        elif pte & 3 == 1 and not pte & F_SPECIAL:
-            page = pte >> 12
+        elif pte_present(pte) and not pte & F_SPECIAL:
+            page = pte_pfn(pte)
             head = mem.folio_of(page)
             if mem.folio_maybe_mapped_shared(head) or not mem.flags[page] & PG.ANON_EXCLUSIVE:
                 raise MmError("EBUSY", "uffd move", f"page at {where} is not exclusive to this process")
-        elif pte & 3 == 2:
+        elif is_swap_pte(pte):
             if not pte & F_SWP_EXCLUSIVE:
                 raise MmError("EBUSY", "uffd move", f"swap entry at {where} is not exclusive")
-            si = k.swp_info((pte >> 12) & 0x1F)
-            cached = si.cache.get(pte >> 17)
+            si = k.swp_info(pte_swp_type(pte))
+            cached = si.cache.get(pte_swp_offset(pte))
             if cached is not None and mem.order[cached]:
                 raise MmError("EBUSY", "uffd move", f"swap entry at {where} is cached in a large folio")
-
-
-def _move_folio_rmap(k: "Kernel", pfn: int, dvma: VmArea, dst: int) -> None:
-    """folio_move_anon_rmap() + the new index."""
-    k.mem.anon_vma[pfn] = dvma.anon_vma
-    k.mem.index[pfn] = dvma.linear_page_index(dst)
-
-
-def _move_huge_pmd(k: "Kernel", mm: MmStruct, dvma: VmArea, pmd: Pmd, src: int, dst: int) -> None:
-    if pmd.kind is PmdKind.HUGE:
-        k.trace("move_pages_huge_pmd")
-        _move_folio_rmap(k, pmd.pfn, dvma, dst)
-    else:
-        k.trace("move_swap_pmd")
-        si = k.swp_info(pmd.swp_type)
-        cached = si.cache.get(pmd.swp_offset)
-        if cached is not None:
-            _move_folio_rmap(k, cached, dvma, dst)
-    mm.pmds[dst >> PMD_SHIFT] = mm.pmds.pop(src >> PMD_SHIFT)
 
 
 def _move_ptes(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int, nr: int) -> None:
     mem = k.mem
     for j in range(nr):
         s, d = src + (j << PAGE_SHIFT), dst + (j << PAGE_SHIFT)
-        stable = pmd_pgtable(mm.pmds[s >> PMD_SHIFT])
-        si_ = (s >> PAGE_SHIFT) & 511
+        stable = pmd_pgtable(mm.pmds[pmd_index(s)])
+        si_ = pte_index(s)
         pte = stable.ptes[si_]
-        if pte & 3 == 1 and not pte & F_SPECIAL:
-            head = mem.folio_of(pte >> 12)
+        if pte_present(pte) and not pte & F_SPECIAL:
+            head = mem.folio_of(pte_pfn(pte))
             if mem.order[head]:
                 split_folio(k, head)
                 pte = stable.ptes[si_]
-            _move_folio_rmap(k, pte >> 12, dvma, d)
-        elif pte & 3 == 2:
-            si = k.swp_info((pte >> 12) & 0x1F)
-            cached = si.cache.get(pte >> 17)
+            folio_move_anon_rmap(k, pte_pfn(pte), dvma, d)
+        elif is_swap_pte(pte):
+            si = k.swp_info(pte_swp_type(pte))
+            cached = si.cache.get(pte_swp_offset(pte))
             if cached is not None:
-                _move_folio_rmap(k, cached, dvma, d)
-        dpmd = mm.pmds.get(d >> PMD_SHIFT)
+                folio_move_anon_rmap(k, cached, dvma, d)
+        dpmd = mm.pmds.get(pmd_index(d))
         if dpmd is None:
-            dpmd = mm.pmds[d >> PMD_SHIFT] = Pmd(PmdKind.TABLE, table=PteTable())
+            dpmd = mm.pmds[pmd_index(d)] = Pmd(PmdKind.TABLE, table=PteTable())
             mm.nr_ptes += 1
-        pmd_pgtable(dpmd).ptes[(d >> PAGE_SHIFT) & 511] = pte
+        pmd_pgtable(dpmd).ptes[pte_index(d)] = pte
         stable.ptes[si_] = 0
     k.trace("move_pages_pte")

@@ -25,17 +25,6 @@ class VM(IntFlag):
     NOHUGEPAGE = 1 << 30
 
 
-#: The `prot` words of the language and the vm_flags they set.
-PROT_FLAGS = {"rw": VM.READ | VM.WRITE, "r": VM.READ, "none": VM(0)}
-
-
-def prot_name(flags: VM) -> str:
-    """Inverse of PROT_FLAGS: 'rw', 'r' or 'none'."""
-    if flags & VM.WRITE:
-        return "rw"
-    return "r" if flags & VM.READ else "none"
-
-
 @dataclass(slots=True)
 class VmArea:
     """One VMA: [start, end), flags, the file-page offset of start, and its anon_vma.

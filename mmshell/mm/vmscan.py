@@ -1,7 +1,7 @@
-"""Reclaim (mm/vmscan.c): the LRU lists, shrink_folio_list and its entry points.
+"""Reclaim (mm/vmscan.c): shrink_folio_list and its entry points.
 
-The LRU holds folios by head pfn, oldest first (dict insertion order).  New
-anonymous folios go on the inactive list (lru_cache_add_inactive_or_unevictable).
+The LRU (swap.py) holds folios by head pfn, oldest first (dict insertion order).
+New anonymous folios go on the inactive list (lru_cache_add_inactive_or_unevictable).
 `shrink_folio_list` follows 6.18 for anonymous folios: lazyfree folios are
 dropped when clean; a partially mapped THP is split first (its unmapped pages
 freed without I/O); others get swap space (folio_alloc_swap: one whole cluster
@@ -17,71 +17,24 @@ as unreferenced, as MADV_PAGEOUT does), kswapd, writeback throttling, memcg.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint
 from .constants import HPAGE_PMD_NR
 from .folio import PG
+from .huge_split import split_folio, split_huge_pmd_locked
+from .page_io import swap_writeout
+from .rmap import rmap_walk_anon, try_to_unmap
+from .swap import free_folio
+from .swap_slots import folio_alloc_swap
+from .swap_state import delete_from_swap_cache
 
 if TYPE_CHECKING:
     from .kernel import Kernel
 
 
-class Lru:
-    """The anon LRU lists of the one node: head pfn -> None, oldest first."""
-
-    __slots__ = ("inactive", "active")
-
-    def __init__(self) -> None:
-        self.inactive: dict[int, None] = {}
-        self.active: dict[int, None] = {}
-
-    def add(self, pfn: int) -> None:
-        self.inactive[pfn] = None
-
-    def delete(self, pfn: int) -> None:
-        self.inactive.pop(pfn, None)
-        self.active.pop(pfn, None)
-
-    def activate(self, pfn: int) -> None:
-        if pfn in self.inactive:
-            del self.inactive[pfn]
-            self.active[pfn] = None
-
-    def deactivate(self, pfn: int) -> bool:
-        if pfn in self.active:
-            del self.active[pfn]
-            self.inactive[pfn] = None
-            return True
-        return False
-
-    def oldest_first(self) -> list[int]:
-        return [*self.inactive, *self.active]
-
-    def __deepcopy__(self, memo: dict) -> "Lru":
-        new = Lru()
-        new.inactive = dict(self.inactive)
-        new.active = dict(self.active)
-        return new
-
-
-def lru_pages(k: "Kernel", lst: dict[int, None]) -> int:
-    """The pages of the folios on one LRU list (the kernel keeps this as NR_INACTIVE_ANON /
-    NR_ACTIVE_ANON; here it is counted when asked): folios counted by order, at C speed."""
-    by_order = Counter(map(k.mem.order.__getitem__, lst))
-    return sum(n << order for order, n in by_order.items())
-
-
 def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
     """Try to reclaim each folio of the list; return the number of pages freed."""
-    from .huge_memory import split_folio
-    from .memory import free_folio
-    from .page_io import swap_writeout
-    from .rmap import try_to_unmap
-    from .swap_state import delete_from_swap_cache
-    from .swapfile import folio_alloc_swap
-
     mem = k.mem
     reclaimed = 0
     todo = list(folios)
@@ -131,8 +84,6 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
         if pmd_entry and k.config.should_fail(FaultPoint.RMAP_SPLIT):
             # F6: an rmap walker (migration, a folio split attempt) split the PMD
             # mapping of the swap-cache folio first; reclaim then sees PTEs.
-            from .huge_memory import split_huge_pmd_locked
-            from .rmap import rmap_walk_anon
             for m in rmap_walk_anon(k, pfn):
                 if m.pmd:
                     split_huge_pmd_locked(k, m.mm, m.vma, m.addr)

@@ -10,12 +10,11 @@ shows the machine and what comes next in a bottom toolbar (:mod:`.toolbar`).
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
-from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 from prompt_toolkit.styles import merge_styles
@@ -27,6 +26,7 @@ from ..lang.session import Session
 from ..report import StepPrinter
 from .completer import MmshCompleter
 from .highlight import LEXER_STYLE, MmshLexer
+from .history import CheckedFileHistory, history_path, open_history
 from .toolbar import TOOLBAR_STYLE, Toolbar
 
 BANNER = ("mmshell: a simulated Linux mm for watching THPs swap.  `help` lists the commands; "
@@ -57,20 +57,11 @@ def run_line(session: Session, printer: StepPrinter, text: str, lineno: int) -> 
     return outcome
 
 
-def history_path() -> Path:
-    """Where history is kept: $MMSHELL_HISTORY, else ~/.mmshell_history."""
-    return Path(os.environ.get("MMSHELL_HISTORY", Path.home() / ".mmshell_history"))
-
-
 def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output | None = None) -> int:
     """The read-eval-print loop; returns the exit status (0)."""
     session = Session.boot(debug_vm=debug_vm)
     printer = StepPrinter(session, echo=False)
-    history: History
-    try:
-        history = FileHistory(str(history_path()))
-    except OSError:
-        history = InMemoryHistory()
+    history, warning = open_history(history_path())
     toolbar = Toolbar(session)
     prompt: PromptSession[str] = PromptSession(
         history=history, input=input, output=output,
@@ -82,6 +73,9 @@ def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output
     printer.console.print(BANNER, highlight=False)
     lineno = 0
     while True:
+        if warning is not None:
+            print(warning, file=sys.stderr)
+            warning = None
         toolbar.refresh()
         try:
             text = prompt.prompt(prompt_text(session))
@@ -89,6 +83,8 @@ def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output
             continue
         except EOFError:
             return 0
+        if isinstance(history, CheckedFileHistory):
+            warning = history.warning()
         lineno += 1
         if text.strip() in ("quit", "exit()"):
             return 0

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from ..lang.expectation import PAGEMAP_FIELDS
 from ..lang.session import Session
+from ..lang.values import pages
 from ..mm.constants import PAGE_SIZE
 from ..mm.kernel import Kernel
 from ..mm.pgtable import PmdKind
@@ -71,7 +72,7 @@ def device_words(session: Session) -> list[Word]:
     words = []
     for si in session.kernel.active_swap():
         size = short_size(si.pages * PAGE_SIZE)
-        words.append(Word(si.name, f"{si.kind.value} {size}, {si.inuse_pages} pages used"))
+        words.append(Word(si.name, f"{si.kind.value} {size}, {pages(si.inuse_pages)} used"))
     return words
 
 

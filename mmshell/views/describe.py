@@ -24,7 +24,7 @@ from mmshell.mm.folio import PG
 from mmshell.mm.pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, KIND_MASK,
                                 KIND_PRESENT, KIND_SWAP, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd, PmdKind, pte_swp_type)
 
-from .fmt import byte_runs, dec_range, device_name, fold_words, hex_range
+from .fmt import byte_runs, device_name, fold_words, hex_range, slot_range
 
 if TYPE_CHECKING:
     from mmshell.mm.kernel import Kernel
@@ -60,30 +60,31 @@ class PteRun:
     def shape(self) -> tuple:
         return (self.lo, self.hi, self.kind, self.dev, self.flags, None if self.slides else self.base)
 
-    def numbers(self, bases: list[int] | None = None, fmt=None) -> str:
-        """The pfn or offset range; over several PMDs (bases) folded as `A..B` or `A..B … C..D`.
-
-        Swap offsets of PTE runs print in decimal (`off 512..1023`, as the contract
-        shows), everything else in hex; `fmt` overrides.
-        """
-        fmt = fmt or (dec_range if self.kind == "swap" else hex_range)
+    def numbers(self, bases: list[int] | None = None) -> str:
+        """The pfns or swap slots after their word: `pfn 0x200..0x3ff`, `slots 0x200-0x3ff`
+        (fmt.hex_range, fmt.slot_range); over several PMDs (bases) folded into one range,
+        or the first and last PMD's as `A … B`."""
+        fmt = slot_range if self.kind == "swap" else hex_range
         bases = bases or [self.base]
         b0, n = bases[0], self.n
-        first = fmt(b0, b0 + n - 1)
         if len(bases) == 1:
-            return first
-        if n == PTRS and all(b == b0 + PTRS * i for i, b in enumerate(bases)):
-            return fmt(b0, bases[-1] + n - 1)
-        return f"{first} … {fmt(bases[-1], bases[-1] + n - 1)}"
+            text = fmt(b0, b0 + n - 1)
+        elif n == PTRS and all(b == b0 + PTRS * i for i, b in enumerate(bases)):
+            text = fmt(b0, bases[-1] + n - 1)
+        else:
+            text = f"{fmt(b0, b0 + n - 1)} … {fmt(bases[-1], bases[-1] + n - 1)}"
+        if self.kind != "swap":
+            return f"pfn {text}"
+        return f"slot {text}" if len(bases) == 1 and n == 1 else f"slots {text}"
 
     def body(self, bases: list[int] | None = None) -> str:
-        """The run without its indices: `swap s0 off 512..1023 excl`."""
+        """The run without its indices: `swap s0 slots 0x200-0x3ff excl`."""
         tail = "".join(" " + f for f in self.flags)
         match self.kind:
             case "present":
-                return f"present pfn {self.numbers(bases)}{tail}"
+                return f"present {self.numbers(bases)}{tail}"
             case "swap":
-                return f"swap {self.dev} off {self.numbers(bases)}{tail}"
+                return f"swap {self.dev} {self.numbers(bases)}{tail}"
             case "zero":
                 return f"zero page{tail}"
             case "other":
@@ -91,7 +92,7 @@ class PteRun:
         return f"none{tail}"
 
     def text(self, bases: list[int] | None = None) -> str:
-        """`0-511 swap s0 off 512..1023`, `256-511 none`, `7 present pfn 0x1207 W D`."""
+        """`0-511 swap s0 slots 0x200-0x3ff`, `256-511 none`, `7 present pfn 0x1207 W D`."""
         idx = str(self.lo) if self.lo == self.hi else f"{self.lo}-{self.hi}"
         return f"{idx} {self.body(bases)}"
 
@@ -132,13 +133,13 @@ class PmdDesc:
         r = self.runs[0]
         tail = "".join(" " + f for f in r.flags)
         if self.label == "THP":
-            return [f"THP pfn {r.numbers(b(0))}{tail}"]
+            return [f"THP {r.numbers(b(0))}{tail}"]
         if self.kind == "swap":
-            return [f"{r.dev} {r.numbers(b(0), hex_range)}{tail}"]
+            return [f"{r.dev} {r.numbers(b(0))}{tail}"]
         return [f"{self.label}{tail}"]
 
     def text(self, bases: list[list[int]] | None = None) -> str:
-        """One line: `swap s0 0x200..0x3ff excl`, `table: 0-255 present ...; 256-511 none`."""
+        """One line: `swap s0 slots 0x200-0x3ff excl`, `table: 0-255 present ...; 256-511 none`."""
         lines = self.detail_lines(bases)
         if self.kind == "table":
             return "table: " + "; ".join(lines)

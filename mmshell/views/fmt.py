@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -41,25 +42,39 @@ def fmt_kb(n_bytes: int) -> str:
 class AddrNamer:
     """Prints addresses as hex and, when region names are known, as `NAME+0xOFF`.
 
-    When several regions hold an address (a name stays bound to its range after
-    mremap), the one starting highest wins, then the first name in sorted order.
+    `names` maps each region name to the range mmap or mremap bound it to, in the
+    order they were bound (a dict keeps it).  An address is named after what is
+    mapped there now: the newest binding that covers it, since only mmap and mremap
+    map anything, and each binds a new name over exactly the range it maps.  So
+    after `munmap a; mmap b` at the same address it is `b+0x0`, while `a` still
+    resolves to its own range in commands.  The bindings are painted oldest first
+    into `pieces`, disjoint (lo, hi, name, start, size) in address order, where
+    start and size are the binding's own range.
     """
 
-    __slots__ = ("_regions",)
+    __slots__ = ("pieces", "_los")
 
     def __init__(self, names: Names | None) -> None:
-        items = sorted((names or {}).items(), key=lambda kv: (-kv[1][0], kv[0]))
-        self._regions: list[tuple[str, int, int]] = [(n, s, s + ln) for n, (s, ln) in items]
+        pieces: list[tuple[int, int, str, int, int]] = []
+        for name, (start, size) in (names or {}).items():
+            if size > 0:
+                pieces = _paint(pieces, (start, start + size, name, start, size))
+        self.pieces = pieces
+        self._los = [p[0] for p in pieces]
 
     def __bool__(self) -> bool:
-        return bool(self._regions)
+        return bool(self.pieces)
+
+    def _piece(self, addr: int) -> tuple[int, int, str, int, int] | None:
+        i = bisect_right(self._los, addr) - 1
+        if i >= 0 and addr < self.pieces[i][1]:
+            return self.pieces[i]
+        return None
 
     def region(self, addr: int) -> tuple[str, int] | None:
-        """(name, offset) of the region holding addr, or None."""
-        for name, start, end in self._regions:
-            if start <= addr < end:
-                return name, addr - start
-        return None
+        """(name, offset in its binding) of what is mapped at addr, or None."""
+        hit = self._piece(addr)
+        return (hit[2], addr - hit[3]) if hit else None
 
     def label(self, addr: int) -> str:
         """`a+0x200000` when a region holds addr, else ''."""
@@ -71,22 +86,42 @@ class AddrNamer:
         return self.label(addr) or f"{addr:#x}"
 
     def first_start_in(self, start: int, end: int) -> tuple[str, int] | None:
-        """(name, region start) of the lowest-starting region that begins inside [start, end)."""
-        hits = [(rs, name) for name, rs, _ in self._regions if start <= rs < end]
-        return (min(hits)[1], min(hits)[0]) if hits else None
+        """(name, address) of the lowest region piece that begins inside [start, end)."""
+        i = bisect_left(self._los, start)
+        if i < len(self.pieces) and self.pieces[i][0] < end:
+            return self.pieces[i][2], self.pieces[i][0]
+        return None
 
     def overlapping(self, start: int, end: int) -> list[str]:
-        """Regions meeting [start, end): `a` when wholly inside, else `a+0xOFF:LEN`."""
+        """What is mapped in [start, end), in address order: `a` when the whole of a's
+        range lies there, else the part there as `a+0xOFF:LEN`."""
         out = []
-        for name, rs, re_ in sorted(self._regions, key=lambda r: (r[1], r[0])):
-            lo, hi = max(rs, start), min(re_, end)
+        for lo, hi, name, rs, size in self.pieces[max(bisect_right(self._los, start) - 1, 0):]:
+            lo, hi = max(lo, start), min(hi, end)
+            if lo >= end:
+                break
             if lo >= hi:
                 continue
-            if lo == rs and hi == re_:
-                out.append(name)
-            else:
-                out.append(f"{name}+{lo - rs:#x}:{fmt_size(hi - lo)}")
+            out.append(name if (lo, hi) == (rs, rs + size) else f"{name}+{lo - rs:#x}:{fmt_size(hi - lo)}")
         return out
+
+
+def _paint(pieces: list[tuple[int, int, str, int, int]],
+           new: tuple[int, int, str, int, int]) -> list[tuple[int, int, str, int, int]]:
+    """`pieces` with `new` laid over them (what it covers is cut out of the older pieces)."""
+    lo, hi = new[0], new[1]
+    out = []
+    for p in pieces:
+        if p[1] <= lo or p[0] >= hi:
+            out.append(p)
+            continue
+        if p[0] < lo:
+            out.append((p[0], lo, *p[2:]))
+        if p[1] > hi:
+            out.append((hi, p[1], *p[2:]))
+    out.append(new)
+    out.sort()
+    return out
 
 
 def device_name(k: "Kernel", swp_type: int) -> str:
@@ -96,13 +131,22 @@ def device_name(k: "Kernel", swp_type: int) -> str:
 
 
 def hex_range(first: int, last: int) -> str:
-    """`0x200..0x3ff`, or `0x200` for one value."""
+    """Page frame numbers: `0x200..0x3ff`, or `0x200` for one (always after the word `pfn`)."""
     return f"{first:#x}" if first == last else f"{first:#x}..{last:#x}"
 
 
-def dec_range(first: int, last: int) -> str:
-    """`512..1023`, or `512` for one value."""
-    return str(first) if first == last else f"{first}..{last}"
+def slot_range(first: int, last: int) -> str:
+    """Swap slots (offsets on a device): `0x200-0x3ff`, or `0x204` for one.
+
+    The one notation for swap offsets in every view: hex with a dash, after the word
+    `slot`/`slots` (`slots_text`), so that it is never read as a pfn range (`pfn 0x200..0x3ff`).
+    """
+    return f"{first:#x}" if first == last else f"{first:#x}-{last:#x}"
+
+
+def slots_text(first: int, last: int) -> str:
+    """`slots 0x200-0x3ff`, `slot 0x204`."""
+    return f"slot {first:#x}" if first == last else f"slots {slot_range(first, last)}"
 
 
 # -- runs in word arrays --------------------------------------------------------------

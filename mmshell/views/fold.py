@@ -8,9 +8,11 @@ numbers are shown as one range when they advance with the address
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mmshell.mm.constants import PMD_SHIFT
+from mmshell.mm.constants import PMD_SHIFT, PMD_SIZE
 
 from .describe import PmdDesc
 from .fmt import AddrNamer
@@ -41,18 +43,43 @@ class PmdGroup:
         return self.descs[0].text(self.bases)
 
 
-def fold_pmds(items: list[tuple[int, PmdDesc]], namer: AddrNamer | None = None) -> list[PmdGroup]:
+#: A process's VMAs as (start, end) pairs in address order.
+Spans = Sequence[tuple[int, int]]
+
+
+class VmaIndex:
+    """Which VMAs meet a PMD slot, found by bisection over the (start, end) spans."""
+
+    __slots__ = ("spans", "_starts", "_ends")
+
+    def __init__(self, spans: Spans) -> None:
+        self.spans = list(spans)
+        self._starts = [s for s, _ in self.spans]
+        self._ends = [e for _, e in self.spans]
+
+    def meeting(self, idx: int) -> tuple[tuple[int, int], ...]:
+        """The VMAs that meet PMD slot idx: two slots fold only when they agree."""
+        lo = idx << PMD_SHIFT
+        first = bisect_right(self._ends, lo)
+        last = bisect_left(self._starts, lo + PMD_SIZE, first)
+        return tuple(self.spans[first:last])
+
+
+def fold_pmds(items: list[tuple[int, PmdDesc]], namer: AddrNamer | None = None,
+              spans: Spans | None = None) -> list[PmdGroup]:
     """Group (pmd index, desc) pairs, in index order, into runs of adjacent slots with one shape.
 
     A group also ends where the region holding the slot changes, so its
-    `NAME+OFF` label stays true.
+    `NAME+OFF` label stays true, and where the VMA changes (`spans`: the
+    process's VMAs), so one row never stands for two mappings.
     """
     groups: list[PmdGroup] = []
     prev_shape = prev_region = None
+    vmas = VmaIndex(spans) if spans is not None else None
     for idx, desc in items:
         shape = desc.shape
         hit = namer.region(idx << PMD_SHIFT) if namer else None
-        region = hit[0] if hit else None
+        region = (hit[0] if hit else None, vmas.meeting(idx) if vmas else None)
         g = groups[-1] if groups else None
         if g is not None and idx == g.last + 1 and shape == prev_shape and region == prev_region:
             g.last = idx

@@ -2,7 +2,7 @@
 
 A run continues while every bit but the pfn / swap offset is equal and those
 advance by one page (the small zero page repeats one pfn, so a run of it keeps
-the same word): `a+0x0-a+0x1ff000 (512) swapped s0 off 0x200..0x3ff excl=0`.
+the same word): `a+0x0-a+0x1ff000 (512) swapped s0 slots 0x200-0x3ff excl=0`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from mmshell.mm.constants import PAGE_SHIFT
 from mmshell.mm.mm_types import MmStruct
 from mmshell.mm.task_mmu import PM_PRESENT, PM_SWAP, PM_SWAP_TYPE_BITS, PagemapEntry, pagemap_read
 
-from .fmt import AddrNamer, Names, device_name, fold_words, hex_range
+from .fmt import AddrNamer, Names, device_name, fold_words, hex_range, slots_text
 from .widgets import KIND_STYLE, Trimmed, cell, view_table
 
 if TYPE_CHECKING:
@@ -58,11 +58,11 @@ def pagemap_runs(k: "Kernel", words: list[int], start: int) -> list[dict]:
 
 
 def run_entry_text(run: dict) -> str:
-    """`swapped s0 off 0x200..0x3ff excl=0`, `present pfn 0x200..0x3ff excl=1`, `none`."""
+    """`swapped s0 slots 0x200-0x3ff excl=0`, `present pfn 0x200..0x3ff excl=1`, `none`."""
     if run["kind"] == "present":
         text = f"present pfn {hex_range(run['pfn'], run['pfn_last'])} excl={run['exclusive']}"
     elif run["kind"] == "swapped":
-        text = (f"swapped {run['device']} off {hex_range(run['swap_offset'], run['swap_offset_last'])}"
+        text = (f"swapped {run['device']} {slots_text(run['swap_offset'], run['swap_offset_last'])}"
                 f" excl={run['exclusive']}")
     else:
         return "none"

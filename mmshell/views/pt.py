@@ -2,7 +2,7 @@
 
 Each present PMD slot is described by `describe.describe_pmd` (huge: the THP's
 pfns and W/D/excl; swap: the PMD swap entry; table: its 512 PTEs as runs like
-`0-511 swap s0 off 512..1023`).  Neighbouring slots whose descriptions differ
+`0-511 swap s0 slots 0x200-0x3ff`).  Neighbouring slots whose descriptions differ
 only in the sliding pfn/offset share one row (`512 × huge`), so a GiB fits on
 one screen; the caption says how many slots were folded.
 """
@@ -64,7 +64,7 @@ class PageTableView:
         self.pid = mm.pid
         self.namer = AddrNamer(names)
         self.items = pmd_items(k, mm, start, end)
-        self.groups: list[PmdGroup] = fold_pmds(self.items, self.namer)
+        self.groups: list[PmdGroup] = fold_pmds(self.items, self.namer, [(v.start, v.end) for v in mm.vmas])
 
     @property
     def folded(self) -> int:

@@ -2,7 +2,8 @@
 
 The session is used duck-typed (`.kernel`, `.pid`, `.names(pid)`) so views do
 not import the language layer.  `opts` is what the `show` handler produced:
-{"all": bool, "name": str | None, "range": (start, length) | absent}.
+{"all": bool, "name": str | None, "range": (start, length) | absent, "pid": int | absent};
+`pid` is the process the view is of (`@2 show vmas` shows pid 2), default the current one.
 `previous` is what "the last step" was for `show vmstat`: the vmstat snapshot
 taken before it, or the whole `Digest` (which also marks mthp changes).
 """
@@ -29,11 +30,12 @@ class SessionLike(Protocol):
 
 def build_view(session: SessionLike, name: str, opts: Mapping[str, Any] | None = None,
                previous: Any = None) -> Any:
-    """The view object for `show NAME` in the session's current process."""
+    """The view object for `show NAME` of process opts["pid"] (default: the current one)."""
     opts = opts or {}
     k = session.kernel
-    mm = k.mm(session.pid)
-    names = session.names()
+    pid = opts.get("pid", session.pid)
+    mm = k.mm(pid)
+    names = session.names(pid)
     rng = opts.get("range")
     start, end = (rng[0], rng[0] + rng[1]) if rng is not None else (None, None)
     if name not in VIEW_NAMES:

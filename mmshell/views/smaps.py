@@ -24,11 +24,13 @@ SHOWN = ("Rss", "Pss", "AnonHugePages", "Swap", "SwapPss", "Private_Dirty", "Laz
 
 
 class SmapsView:
-    """smaps of every VMA of `mm`, or (with `name`) of the VMAs lying inside that region.
+    """smaps of every VMA of `mm`, or (with `name`) of the VMAs meeting that region's range,
+    each only for its part inside it (a VMA merged with a neighbour reaches beyond it).
 
-    to_json(): {"pid", "name", "vmas": [{"start", "end", "regions": [str], FIELD: kB ...}],
-    "total": {FIELD: kB ...}} with every field of task_mmu.SMAPS_FIELDS.  With a name,
-    "total" is smaps_range over the region (the value `smaps.NAME.FIELD` reads).
+    to_json(): {"pid", "name", "vmas": [{"start", "end", "vma": [start, end], "regions": [str], FIELD: kB ...}],
+    "total": {FIELD: kB ...}} with every field of task_mmu.SMAPS_FIELDS; with a name,
+    start and end are those of the part inside the region, and "total" is smaps_range over
+    the region (the value `smaps.NAME.FIELD` reads).
     Raises KeyError for a name that is not a region.
     """
 
@@ -41,13 +43,14 @@ class SmapsView:
             if name not in names:
                 raise KeyError(f"no region named {name!r}")
             start, length = names[name]
-            vmas = [v for v in mm.vmas if v.start >= start and v.end <= start + length]
+            parts = [(v, max(v.start, start), min(v.end, start + length)) for v in mm.vmas_in(start, start + length)]
             total: dict[str, int] | None = smaps_range(k, mm, start, start + length)
         else:
-            vmas = list(mm.vmas)
+            parts = [(v, v.start, v.end) for v in mm.vmas]
             total = None
-        self.vmas: list[dict[str, Any]] = [{"start": v.start, "end": v.end, "regions": namer.overlapping(v.start, v.end),
-                      **smaps_vma(k, mm, v)} for v in vmas]
+        self.vmas: list[dict[str, Any]] = [{"start": lo, "end": hi, "vma": [v.start, v.end],
+                                            "regions": namer.overlapping(lo, hi), **smaps_vma(k, mm, v, lo, hi)}
+                                           for v, lo, hi in parts]
         self.total: dict[str, int] = total if total is not None else self._sum()
 
     def _sum(self) -> dict[str, int]:
@@ -78,11 +81,18 @@ class SmapsView:
                 table.add_row(cell(f + ":"), *(cell(c[1][f]) for c in chunk))
             parts.append(table)
         if self.vmas:
-            where = ", ".join(f"{r['start']:#x}-{r['end']:#x} {' '.join(r['regions'])}".rstrip() for r in self.vmas)
+            where = ", ".join(_where(r) for r in self.vmas)
             parts.append(Text(f"VMAs: {where}", style="dim"))
         else:
-            parts.append(Text("no VMA" + (f" inside region {self.name}" if self.name else ""), style="dim"))
+            parts.append(Text("no VMA" + (f" in region {self.name}'s range" if self.name else ""), style="dim"))
         return Trimmed(Group(*parts))
 
     def to_json(self) -> dict:
         return {"pid": self.pid, "name": self.name, "vmas": self.vmas, "total": self.total}
+
+
+def _where(row: dict[str, Any]) -> str:
+    """`0x...-0x... a`, and for part of a VMA `(part of the VMA 0x...-0x...)`."""
+    text = f"{row['start']:#x}-{row['end']:#x} {' '.join(row['regions'])}".rstrip()
+    lo, hi = row["vma"]
+    return text if (lo, hi) == (row["start"], row["end"]) else f"{text} (part of the VMA {lo:#x}-{hi:#x})"

@@ -22,7 +22,7 @@ from mmshell.mm.constants import PMD_SHIFT
 from mmshell.mm.task_mmu import vmstat_snapshot
 
 from .describe import NONE, PmdDesc, describe_pmd
-from .fold import PmdGroup
+from .fold import PmdGroup, Spans, VmaIndex
 from .fmt import AddrNamer, Names, fmt_size
 from .swap import run_text, swap_map_runs
 from .widgets import Packed, Trimmed, cell, view_table
@@ -50,6 +50,7 @@ class Digest:
     swap: dict[str, DeviceDigest] = field(default_factory=dict)
     vmstat: dict[str, int] = field(default_factory=dict)
     mthp: dict[str, int] = field(default_factory=dict)
+    vmas: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -63,8 +64,10 @@ class Digest:
 def digest(k: "Kernel") -> Digest:
     """Capture the machine's page tables, swap devices and counters."""
     pmds: dict[int, dict[int, PmdDesc]] = {}
+    vmas: dict[int, tuple[tuple[int, int], ...]] = {}
     for pid in sorted(k.mms):
         mm = k.mms[pid]
+        vmas[pid] = tuple((v.start, v.end) for v in mm.vmas)
         per: dict[int, PmdDesc] = {}
         for idx in sorted(mm.pmds):
             desc = describe_pmd(k, mm.pmds[idx])
@@ -76,7 +79,7 @@ def digest(k: "Kernel") -> Digest:
         if si is not None:
             runs = tuple((r["first"], r["last"], r["count"], r["cache"]) for r in swap_map_runs(si))
             swap[si.name] = DeviceDigest(si.inuse_pages, runs)
-    return Digest(pmds, swap, vmstat_snapshot(k), dict(k.vmstat.mthp))
+    return Digest(pmds, swap, vmstat_snapshot(k), dict(k.vmstat.mthp), vmas)
 
 
 def deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
@@ -105,16 +108,18 @@ class PmdChange:
 
 
 def pmd_changes(pid: int, before: Mapping[int, PmdDesc], after: Mapping[int, PmdDesc],
-                namer: AddrNamer) -> list[PmdChange]:
-    """The slots whose description differs, folded where old and new both keep one shape."""
+                namer: AddrNamer, spans_before: Spans = (), spans_after: Spans = ()) -> list[PmdChange]:
+    """The slots whose description differs, folded where old and new both keep one shape,
+    one region and one VMA before and after the step."""
     out: list[PmdChange] = []
     key_prev = None
+    vmas_before, vmas_after = VmaIndex(spans_before), VmaIndex(spans_after)
     for idx in sorted(set(before) | set(after)):
         old, new = before.get(idx, NONE), after.get(idx, NONE)
         if old == new:
             continue
         hit = namer.region(idx << PMD_SHIFT)
-        key = (old.shape, new.shape, hit[0] if hit else None)
+        key = (old.shape, new.shape, hit[0] if hit else None, vmas_before.meeting(idx), vmas_after.meeting(idx))
         last = out[-1] if out else None
         if last is not None and last.last == idx - 1 and key == key_prev:
             last.last = idx
@@ -145,7 +150,8 @@ class StepView:
         for pid in sorted(set(before.pmds) | set(after.pmds)):
             pid_names = names_by_pid.get(pid, names) if names_by_pid else names
             self.namers[pid] = namer = AddrNamer(pid_names)
-            self.changes += pmd_changes(pid, before.pmds.get(pid, {}), after.pmds.get(pid, {}), namer)
+            self.changes += pmd_changes(pid, before.pmds.get(pid, {}), after.pmds.get(pid, {}), namer,
+                                        before.vmas.get(pid, ()), after.vmas.get(pid, ()))
         self.swap: list[dict[str, Any]] = []
         for name in [*after.swap, *(n for n in before.swap if n not in after.swap)]:
             b, a = before.swap.get(name), after.swap.get(name)

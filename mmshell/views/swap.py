@@ -2,8 +2,8 @@
 
 swap_map runs are found with one regex scan over the bytearray (C speed), so
 a 64 GiB device costs no Python step per slot.  A run is a range of slots with
-the same count and the same SWAP_HAS_CACHE bit: `0x200-0x3ff count 1`,
-`0x400-0x5ff count 0 +cache`.  Free slots and the header slot are left out.
+the same count and the same SWAP_HAS_CACHE bit: `slots 0x200-0x3ff count 1`,
+`slots 0x400-0x5ff count 0 +cache`.  Free slots and the header slot are left out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from rich.text import Text
 from mmshell.mm.constants import COUNT_CONTINUED, PAGE_SIZE, SWAP_COUNT_MASK, SWAP_HAS_CACHE, SWAP_MAP_BAD
 from mmshell.mm.swap_info import SwapInfo
 
-from .fmt import bit_runs, byte_runs, fmt_size
+from .fmt import bit_runs, byte_runs, fmt_size, slot_range, slots_text
 from .widgets import Trimmed, cell, view_table
 
 if TYPE_CHECKING:
@@ -24,11 +24,6 @@ if TYPE_CHECKING:
 
 #: swap_map runs shown per device before the rest are summarised.
 MAX_RUNS = 24
-
-
-def slot_range(first: int, last: int) -> str:
-    """`0x200-0x3ff`, or `0x200` for one slot."""
-    return f"{first:#x}" if first == last else f"{first:#x}-{last:#x}"
 
 
 def swap_map_runs(si: SwapInfo) -> list[dict]:
@@ -53,8 +48,8 @@ def swap_map_runs(si: SwapInfo) -> list[dict]:
 
 
 def run_text(run: dict) -> str:
-    """`0x200-0x3ff count 1`, `0x400-0x5ff count 0 +cache`."""
-    return f"{slot_range(run['first'], run['last'])} count {run['count']}" + (" +cache" if run["cache"] else "")
+    """`slots 0x200-0x3ff count 1`, `slot 0x400 count 0 +cache`."""
+    return f"{slots_text(run['first'], run['last'])} count {run['count']}" + (" +cache" if run["cache"] else "")
 
 
 def flag_runs(bits: bytearray) -> list[dict]:
@@ -120,7 +115,7 @@ class SwapView:
                 lines = lines[:MAX_RUNS - 1] + [f"… {len(lines) - MAX_RUNS + 1} more runs"]
             for what in ("zeromap", "zswap"):
                 if d[what]:
-                    lines.append(f"{what} " + ", ".join(slot_range(r["first"], r["last"]) for r in d[what][:8])
+                    lines.append(f"{what} slots " + ", ".join(slot_range(r["first"], r["last"]) for r in d[what][:8])
                                  + (" …" if len(d[what]) > 8 else ""))
             parts.append(Text(f"swap_map of {d['name']}:", style="bold"))
             parts.append(Text("\n".join("  " + ln for ln in lines)))

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from mmshell.mm.folio import PG
 
-from .fmt import device_name, hex_range
+from .fmt import device_name, hex_range, slots_text
 from .widgets import Trimmed, cell, view_table
 
 if TYPE_CHECKING:
@@ -59,12 +59,13 @@ class SwapCacheView:
         table = view_table("swap cache", "folio pfn", "order", "entries", "state", "mapped", "lru",
                            right=("order",))
         for f in self.folios:
-            entries = f"{f['device']} {hex_range(f['offset'], f['offset'] + f['nr'] - 1)}"
+            entries = f"{f['device']} {slots_text(f['offset'], f['offset'] + f['nr'] - 1)}"
             mapped = f"mapped ({f['mapcount']})" if f["mapped"] else "unmapped"
             table.add_row(cell(hex_range(f["pfn"], f["pfn"] + f["nr"] - 1)), cell(f["order"]), cell(entries),
                           cell("dirty" if f["dirty"] else "clean"), cell(mapped), cell(f["lru"] or "-"))
         n = len(self.folios)
-        return Trimmed(Group(table, Text(f"{n} folio{'s' if n != 1 else ''}, {self.pages} pages", style="dim")))
+        pages = f"{self.pages} page{'s' if self.pages != 1 else ''}"
+        return Trimmed(Group(table, Text(f"{n} folio{'s' if n != 1 else ''}, {pages}", style="dim")))
 
     def to_json(self) -> dict:
         return {"folios": self.folios, "pages": self.pages}

@@ -91,9 +91,9 @@ def test_known_difference_comments() -> None:
 
 
 def test_parse_expected_and_compare() -> None:
-    assert parse_expected("2048kB") == 2048
-    assert parse_expected("0x200") == 512
-    assert parse_expected("huge") == "huge"
+    assert parse_expected("2048kB", "smaps.a.Rss") == 2048
+    assert parse_expected("0x200", "pagemap.a.swap_offset") == 512
+    assert parse_expected("huge", "pmd.a") == "huge"
     assert compare(3, ">=", 2)
     with pytest.raises(PathError):
         compare("huge", "<", "table")
@@ -288,7 +288,7 @@ def test_sources_are_bounded_as_in_the_simulator(tmp_path: Path) -> None:
     """`source` of a device, a directory or a loop is refused before anything runs."""
     from mmshell.kernel.runner import run_live_text
     (tmp_path / "self.mmsh").write_text("source self.mmsh\n")
-    for text, errno in [("source /dev/zero", "EINVAL"), ("source .", "EINVAL"), ("source self.mmsh", "ELOOP"),
+    for text, errno in [("source /dev/zero", "EINVAL"), ("source .", "EISDIR"), ("source self.mmsh", "ELOOP"),
                         ("source missing.mmsh", "ENOENT")]:
         seen = []
         out = run_live_text(_session(), text + "\n", "t.mmsh", seen.append, base=tmp_path)

@@ -59,9 +59,36 @@ def test_source_runs_in_place_relative_to_the_file(tmp_path: Path) -> None:
 def test_source_refusals_are_bounded(tmp_path: Path) -> None:
     (tmp_path / "self.mmsh").write_text("source self.mmsh\n")
     for text, errno in [("source self.mmsh", "ELOOP"), ("source /dev/zero", "EINVAL"),
-                        ("source missing.mmsh", "ENOENT"), ("source .", "EINVAL")]:
+                        ("source missing.mmsh", "ENOENT"), ("source .", "EISDIR"),
+                        ("source /proc/self/mem", "EIO")]:
         seen: list[StepRecord] = []
         out = Outcome()
         run_commands(text + "\n", "t.mmsh", Recorder(), seen.append, outcome=out, base=tmp_path)
         assert out.exit_status() == 2 and f"source: {errno}: " in seen[-1].error, (text, seen[-1].error)
     assert MAX_SOURCE_DEPTH == 8
+
+
+def test_expect_fails_source(tmp_path: Path) -> None:
+    (tmp_path / "refused.mmsh").write_text("fork\nswitch 9\nfork\n")
+    (tmp_path / "ok.mmsh").write_text("fork\nexpect pid == 2\n")
+    (tmp_path / "typo.mmsh").write_text("fork\nforj\n")
+    restored: list[str] = []
+
+    def checkpoint():
+        return lambda: restored.append("restored")
+    step, seen = Recorder({"switch": "refused", "expect": "expect-failed"}), []
+    out = run_commands("expect fails source refused.mmsh\nexpect fails source typo.mmsh\n"
+                       "expect fails source missing.mmsh\nexpect fails source ok.mmsh\nfork\n", "t.mmsh", step,
+                       seen.append, base=tmp_path, checkpoint=checkpoint)
+    # FILE's commands run without steps of their own; the refused one stops it and it is undone
+    assert [r.line for r in seen] == [1, 2, 3, 4, 5]
+    assert step.ran == [("refused.mmsh", 1, "fork"), ("refused.mmsh", 2, "switch"), ("ok.mmsh", 1, "fork"),
+                        ("ok.mmsh", 2, "expect"), ("t.mmsh", 5, "fork")]
+    assert restored == ["restored"]
+    assert seen[0].kind == "ok" and seen[0].output.lines == [
+        "refused as expected: switch refused (the commands before it were undone)"]
+    assert seen[1].kind == "ok" and "typo.mmsh:2: syntax: column 1: unknown command 'forj'" in seen[1].output.lines[0]
+    assert seen[2].kind == "ok" and "ENOENT: cannot read" in seen[2].output.lines[0]
+    assert seen[3].kind == "expect-failed" and seen[3].error == (
+        "t.mmsh:4: expect: expected 'source ok.mmsh' to be refused, but it ran (1 failed expectation(s))")
+    assert (out.steps, out.failed, out.refused, out.sourced) == (5, 1, 0, 4)

@@ -14,6 +14,7 @@ from mmshell.mm.config import Config
 from mmshell.mm.constants import PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, PTRS_PER_PTE
 from mmshell.mm.kernel import Kernel
 from mmshell.mm.madvise import sys_madvise
+from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_mmap
 from mmshell.mm.pgtable import Pmd, pmd_pgtable
 from mmshell.mm.swap_info import SwapInfo, SwapKind
@@ -39,14 +40,14 @@ def swapon(k: Kernel, name: str = "zram0", size: int = 16 * M, kind: SwapKind = 
 def mmap_thp(k: Kernel, size: int = THP, pid: int = 1, write: bool = True) -> int:
     """mmap(size, MADV_HUGEPAGE) and, by default, write every page (one THP per 2 MiB)."""
     mm = k.mm(pid)
-    addr = sys_mmap(k, mm, size, RW, "hugepage", None)
+    addr = sys_mmap(k, mm, size, RW, Madv.MADV_HUGEPAGE, None)
     if write:
         access_range(k, mm, addr, addr + size, True)
     return addr
 
 
 def pageout(k: Kernel, addr: int, size: int = THP, pid: int = 1) -> None:
-    sys_madvise(k, k.mm(pid), addr, size, "pageout")
+    sys_madvise(k, k.mm(pid), addr, size, Madv.MADV_PAGEOUT)
 
 
 def swapped_thp(pmd_swap: bool = True, kind: SwapKind = SwapKind.ZRAM,
@@ -79,9 +80,14 @@ def pte_at(k: Kernel, addr: int, pid: int = 1) -> int:
 def mmap_small(k: Kernel, pages: int, pid: int = 1) -> int:
     """mmap(pages * 4 KiB, MADV_NOHUGEPAGE) and write every page: order-0 folios under PTEs."""
     mm = k.mm(pid)
-    addr = sys_mmap(k, mm, pages * PAGE_SIZE, RW, "nohugepage", None)
+    addr = sys_mmap(k, mm, pages * PAGE_SIZE, RW, Madv.MADV_NOHUGEPAGE, None)
     access_range(k, mm, addr, addr + pages * PAGE_SIZE, True)
     return addr
+
+
+def free_clusters(si: SwapInfo) -> int:
+    """Clusters with no slot in use: where a 2 MiB allocation can go on a block device."""
+    return list(si.cluster_used).count(0)
 
 
 class Counters:

@@ -14,6 +14,7 @@ from mm_unit import RW, THP, assert_consistent, boot, mmap_thp, pmd_at, swapped_
 from mmshell.mm.errors import MmError
 from mmshell.mm.exit import exit_mmap
 from mmshell.mm.fork import sys_fork
+from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_mmap
 from mmshell.mm.pgtable import PmdKind
 from mmshell.mm.userfaultfd import sys_uffd_move, sys_uffd_register
@@ -37,7 +38,7 @@ def test_exclusive_is_not_restored_when_the_child_exits() -> None:
     exit_mmap(k, sys_fork(k, k.mm(1)))
     mm = k.mm(1)
     assert not pmd_at(k, a).pmd_swp_exclusive()
-    d = sys_mmap(k, mm, THP, RW, "hugepage", None)
+    d = sys_mmap(k, mm, THP, RW, Madv.MADV_HUGEPAGE, None)
     sys_uffd_register(k, mm, d, THP)
     with pytest.raises(MmError) as e:
         sys_uffd_move(k, mm, a, d, THP)

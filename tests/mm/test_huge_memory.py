@@ -15,8 +15,10 @@ from mmshell.mm.constants import HPAGE_PMD_NR, SWAP_HAS_CACHE
 from mmshell.mm.folio import PG
 from mmshell.mm.exit import exit_mmap
 from mmshell.mm.fork import sys_fork
-from mmshell.mm.huge_memory import split_huge_pmd_locked, thp_vma_allowable
+from mmshell.mm.huge_memory import thp_vma_allowable
+from mmshell.mm.huge_split import split_huge_pmd_locked
 from mmshell.mm.memory import Fault, handle_mm_fault
+from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_mmap, sys_munmap
 from mmshell.mm.pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG,
                                 PmdKind, mk_pte, pmd_pgtable, pte_present, swp_entry_to_pte)
@@ -36,7 +38,7 @@ def test_thp_write_fault_maps_an_exclusive_writable_dirty_thp() -> None:
     nr_anon_transparent_hugepages +1, MM_ANONPAGES +512, one deposited table."""
     k = boot()
     mm = k.mm(1)
-    a = sys_mmap(k, mm, THP, RW, "hugepage", None)
+    a = sys_mmap(k, mm, THP, RW, Madv.MADV_HUGEPAGE, None)
     c = Counters(k)
     assert fault(k, a + 0x5000, True) is Fault.DONE
     pmd = pmd_at(k, a)
@@ -52,8 +54,8 @@ def test_thp_read_fault_maps_the_huge_zero_page_allocated_once() -> None:
     with a deposit; thp_zero_page_alloc counts only the first allocation since boot."""
     k = boot()
     mm = k.mm(1)
-    a = sys_mmap(k, mm, THP, RW, "hugepage", None)
-    b = sys_mmap(k, mm, THP, RW, "hugepage", None)
+    a = sys_mmap(k, mm, THP, RW, Madv.MADV_HUGEPAGE, None)
+    b = sys_mmap(k, mm, THP, RW, Madv.MADV_HUGEPAGE, None)
     c = Counters(k)
     fault(k, a, False)
     fault(k, b, False)
@@ -68,7 +70,7 @@ def test_write_to_the_huge_zero_page_allocates_a_thp() -> None:
     the zero PMD's deposit goes with it."""
     k = boot()
     mm = k.mm(1)
-    a = sys_mmap(k, mm, THP, RW, "hugepage", None)
+    a = sys_mmap(k, mm, THP, RW, Madv.MADV_HUGEPAGE, None)
     fault(k, a, False)
     c = Counters(k)
     fault(k, a, True)
@@ -87,7 +89,7 @@ def test_thp_fault_fallback_maps_one_small_page(point: FaultPoint, moved: dict[s
     do_anonymous_page maps one 4 KiB page under a new PTE table."""
     k = boot()
     mm = k.mm(1)
-    a = sys_mmap(k, mm, THP, RW, "hugepage", None)
+    a = sys_mmap(k, mm, THP, RW, Madv.MADV_HUGEPAGE, None)
     k.config.fail[point] = FailMode.ONCE
     c = Counters(k)
     fault(k, a + 0x5000, True)
@@ -379,7 +381,7 @@ def test_split_of_a_present_thp_pmd_gives_512_ptes_of_the_same_folio() -> None:
 def test_split_of_the_huge_zero_pmd_maps_the_small_zero_page() -> None:
     k = boot()
     mm = k.mm(1)
-    a = sys_mmap(k, mm, THP, RW, "hugepage", None)
+    a = sys_mmap(k, mm, THP, RW, Madv.MADV_HUGEPAGE, None)
     fault(k, a, False)
     split_huge_pmd_locked(k, mm, vma_at(k, a), a)
     assert set(pmd_pgtable(pmd_at(k, a)).ptes) == {mk_pte(k.zero_pfn, F_SPECIAL | F_YOUNG)}

@@ -28,7 +28,7 @@ def test_mprotect_over_a_whole_pmd_swap_entry_leaves_it_alone() -> None:
     mm = k.mm(1)
     before = bytes(si.swap_map)
     c = Counters(k)
-    sys_mprotect(k, mm, a, THP, "r")
+    sys_mprotect(k, mm, a, THP, VM.READ)
     assert c.moved() == {}
     pmd = pmd_at(k, a)
     assert (pmd.kind, pmd.entry, pmd.flags) == (PmdKind.SWAP, SwpEntry(0, 512), F_SWP_EXCLUSIVE)
@@ -43,12 +43,12 @@ def test_read_fault_after_mprotect_read_maps_a_read_only_pmd() -> None:
     mprotect(rw) then makes the exclusive THP writable at once (change_huge_pmd)."""
     k, _, a = swapped_thp()
     mm = k.mm(1)
-    sys_mprotect(k, mm, a, THP, "r")
+    sys_mprotect(k, mm, a, THP, VM.READ)
     vma = mm.find_vma(a)
     assert vma is not None
     handle_mm_fault(k, mm, vma, a, False)
     assert (pmd_at(k, a).kind, pmd_at(k, a).flags) == (PmdKind.HUGE, F_YOUNG)
-    sys_mprotect(k, mm, a, THP, "rw")
+    sys_mprotect(k, mm, a, THP, VM.READ | VM.WRITE)
     assert pmd_at(k, a).flags == F_YOUNG | F_WRITE
     assert_consistent(k)
 
@@ -59,7 +59,7 @@ def test_partial_mprotect_splits_the_pmd_swap_entry_and_every_page_stays_swapped
     k, si, a = swapped_thp()
     mm = k.mm(1)
     c = Counters(k)
-    sys_mprotect(k, mm, a, M, "r")
+    sys_mprotect(k, mm, a, M, VM.READ)
     assert c.moved() == {"thp_split_pmd": 1}
     ptes = pmd_pgtable(pmd_at(k, a)).ptes
     assert all(is_swap_pte(p) and p & F_SWP_EXCLUSIVE for p in ptes)
@@ -73,7 +73,7 @@ def test_mprotect_over_pte_swap_entries_changes_nothing() -> None:
     k, _, a = swapped_thp(False)
     before = pmd_pgtable(pmd_at(k, a)).ptes.tolist()
     c = Counters(k)
-    sys_mprotect(k, k.mm(1), a, THP, "r")
+    sys_mprotect(k, k.mm(1), a, THP, VM.READ)
     assert c.moved() == {} and pmd_pgtable(pmd_at(k, a)).ptes.tolist() == before
     assert_consistent(k)
 
@@ -85,9 +85,9 @@ def test_mprotect_read_of_a_present_thp_write_protects_it_in_place() -> None:
     a = mmap_thp(k)
     mm = k.mm(1)
     c = Counters(k)
-    sys_mprotect(k, mm, a, THP, "r")
+    sys_mprotect(k, mm, a, THP, VM.READ)
     assert c.moved() == {} and pmd_at(k, a).kind is PmdKind.HUGE and not pmd_at(k, a).pmd_write()
-    sys_mprotect(k, mm, a, M, "rw")
+    sys_mprotect(k, mm, a, M, VM.READ | VM.WRITE)
     assert c.moved() == {"thp_split_pmd": 1}
     assert k.mem.order[0x200] == 9
     ptes = pmd_pgtable(pmd_at(k, a)).ptes

@@ -47,7 +47,7 @@ def test_freed_frames_are_reused_lowest_first() -> None:
     assert pa.alloc_bulk(8) == list(range(8))
     pa.free_pages(5, 0)
     pa.free_pages(2, 0)
-    assert pa.is_free(2) and pa.is_free(5) and not pa.is_free(3)
+    assert pa.free_map()[2] and pa.free_map()[5] and not pa.free_map()[3]
     assert [pa.alloc(0), pa.alloc(0), pa.alloc(0)] == [2, 5, 8]
 
 
@@ -89,7 +89,7 @@ def test_machine_boots_with_the_zero_page_in_frame_0_and_its_first_thp_at_0x200(
     """Kernel.boot_mem(): frame 0 is empty_zero_page; the first THP fault gets pfn 0x200..0x3ff
     (the README's session); after munmap the same block serves the next THP."""
     k = boot()
-    assert k.zero_pfn == 0 and not k.mem.alloc.is_free(0)
+    assert k.zero_pfn == 0 and not k.mem.alloc.free_map()[0]
     a = mmap_thp(k)
     assert pmd_at(k, a).pfn == 0x200
     assert k.nr_free_frames() == k.mem.nr_frames - 1 - HPAGE_PMD_NR

@@ -18,13 +18,14 @@ from mmshell.mm.constants import HPAGE_PMD_NR, SWAP_HAS_CACHE
 from mmshell.mm.folio import PG
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.madvise import sys_madvise
-from mmshell.mm.memory import free_folio
+from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_munmap
 from mmshell.mm.mremap import sys_mremap
 from mmshell.mm.pgtable import (F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, PmdKind, pmd_pgtable,
                                 swp_entry_to_pte)
 from mmshell.mm.rmap import Mapping, rmap_walk_anon, try_to_unmap
-from mmshell.mm.swapfile import folio_alloc_swap
+from mmshell.mm.swap import free_folio
+from mmshell.mm.swap_slots import folio_alloc_swap
 from mmshell.mm.swapops import SwpEntry
 
 
@@ -171,7 +172,7 @@ def test_clean_lazyfree_thp_is_discarded_without_swap() -> None:
     a = mmap_thp(k)
     mm = k.mm(1)
     pfn = pmd_at(k, a).pfn
-    sys_madvise(k, mm, a, THP, "free")
+    sys_madvise(k, mm, a, THP, Madv.MADV_FREE)
     assert not k.mem.test(pfn, PG.SWAPBACKED)
     c = Counters(k)
     assert try_to_unmap(k, pfn, split_huge_pmd=True, discard=True)
@@ -192,7 +193,7 @@ def test_redirtied_lazyfree_thp_is_kept_and_swap_backed_again() -> None:
     a = mmap_thp(k)
     mm = k.mm(1)
     pfn = pmd_at(k, a).pfn
-    sys_madvise(k, mm, a, THP, "free")
+    sys_madvise(k, mm, a, THP, Madv.MADV_FREE)
     access_range(k, mm, a, a + 4096, True)
     assert not try_to_unmap(k, pfn, split_huge_pmd=True, discard=True)
     assert k.mem.test(pfn, PG.SWAPBACKED) and k.mem.folio_mapcount(pfn) == HPAGE_PMD_NR

@@ -20,6 +20,7 @@ from mmshell.mm.constants import HPAGE_PMD_NR
 from mmshell.mm.errors import MmError
 from mmshell.mm.folio import PG
 from mmshell.mm.fork import sys_fork
+from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_mmap, sys_munmap
 from mmshell.mm.pgtable import PmdKind, pmd_pgtable, pte_present
 from mmshell.mm.swap_info import SWP, SwapKind
@@ -120,7 +121,7 @@ def fragmented_with_a_swapped_thp(second_device: bool):
     a = mmap_thp(k)
     pageout(k, a)
     mm = k.mm(1)
-    b = sys_mmap(k, mm, 6 << 20, RW, "nohugepage", None)
+    b = sys_mmap(k, mm, 6 << 20, RW, Madv.MADV_NOHUGEPAGE, None)
     access_range(k, mm, b, b + (6 << 20), True)
     sys_munmap(k, mm, b, 4096)
     assert k.nr_free_frames() == HPAGE_PMD_NR and not k.mem.alloc.can_alloc(9)

@@ -15,6 +15,7 @@ from mmshell.mm.constants import SWAP_HAS_CACHE
 from mmshell.mm.errors import MmError
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.memory import handle_mm_fault
+from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_mmap
 from mmshell.mm.pgtable import F_SWP_EXCLUSIVE, PmdKind
 from mmshell.mm.swap_info import SwapKind
@@ -29,7 +30,7 @@ def swapped_with_destination(kind: SwapKind = SwapKind.ZRAM):
     a = mmap_thp(k)
     pageout(k, a)
     mm = k.mm(1)
-    d = sys_mmap(k, mm, THP, RW, "hugepage", None)
+    d = sys_mmap(k, mm, THP, RW, Madv.MADV_HUGEPAGE, None)
     sys_uffd_register(k, mm, d, THP)
     return k, si, a, d
 
@@ -90,7 +91,7 @@ def test_uffd_move_of_a_split_pmd_swap_entry_with_its_thp_cached_is_ebusy(where:
     so the rmap walk no longer found its pages.  Nothing moves."""
     k, si, a, _ = swapped_with_destination(SwapKind.DISK)
     mm = k.mm(1)
-    d = sys_mmap(k, mm, 2 * THP, RW, "nohugepage", None)
+    d = sys_mmap(k, mm, 2 * THP, RW, Madv.MADV_NOHUGEPAGE, None)
     sys_uffd_register(k, mm, d, 2 * THP)
     src, dst, length = (a, d + 0x1000, THP) if where == "unaligned" else (a, d, THP // 2)
     with pytest.raises(MmError) as e:
@@ -106,7 +107,7 @@ def test_uffd_move_splits_a_pmd_swap_entry_without_a_cached_folio() -> None:
     moves the 512 swap PTEs as they are; the data follows."""
     k, si, a, _ = swapped_with_destination()
     mm = k.mm(1)
-    d = sys_mmap(k, mm, 2 * THP, RW, "nohugepage", None)
+    d = sys_mmap(k, mm, 2 * THP, RW, Madv.MADV_NOHUGEPAGE, None)
     sys_uffd_register(k, mm, d, 2 * THP)
     c = Counters(k)
     sys_uffd_move(k, mm, a, d + 0x1000, THP)
@@ -121,7 +122,7 @@ def test_uffd_move_needs_a_registered_destination() -> None:
     swapon(k)
     a = mmap_thp(k)
     mm = k.mm(1)
-    d = sys_mmap(k, mm, THP, RW, "nohugepage", None)
+    d = sys_mmap(k, mm, THP, RW, Madv.MADV_NOHUGEPAGE, None)
     with pytest.raises(MmError) as e:
         sys_uffd_move(k, mm, a, d, THP)
     assert e.value.errno == "EINVAL"

@@ -20,12 +20,14 @@ from mmshell.mm.constants import HPAGE_PMD_NR, SWAP_HAS_CACHE
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.madvise import sys_madvise
 from mmshell.mm.memory import handle_mm_fault
+from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_mmap, sys_munmap
 from mmshell.mm.mremap import sys_mremap
 from mmshell.mm.pgtable import F_SWP_EXCLUSIVE, PmdKind, pmd_pgtable, pte_present, swp_entry_to_pte
 from mmshell.mm.swap_info import SwapKind
 from mmshell.mm.swapops import SwpEntry
-from mmshell.mm.vmscan import Lru, lru_pages, shrink_folio_list, shrink_lruvec
+from mmshell.mm.swap import Lru, lru_pages
+from mmshell.mm.vmscan import shrink_folio_list, shrink_lruvec
 
 #: THP_SWPOUT_FALLBACK (F2): the folio was split, then its 512 pages went out one by one.
 F2 = {"thp_swpout_fallback": 1, "mthp.swpout_fallback": 1, "thp_split_page": 1, "mthp.split": 1,
@@ -201,7 +203,7 @@ def test_zero_filled_thp_goes_to_the_zeromap_without_io(pmd_swap: bool) -> None:
     k = boot(pmd_swap)
     si = swapon(k)
     mm = k.mm(1)
-    a = sys_mmap(k, mm, THP, RW, "hugepage", None)
+    a = sys_mmap(k, mm, THP, RW, Madv.MADV_HUGEPAGE, None)
     vma = mm.find_vma(a)
     assert vma is not None
     handle_mm_fault(k, mm, vma, a, True)                # a THP, never written: zeros
@@ -237,7 +239,7 @@ def test_lazyfree_thp_is_freed_without_swap() -> None:
     k = boot()
     si = swapon(k)
     a = mmap_thp(k)
-    sys_madvise(k, k.mm(1), a, THP, "free")
+    sys_madvise(k, k.mm(1), a, THP, Madv.MADV_FREE)
     c = Counters(k)
     assert shrink_lruvec(k, None) == HPAGE_PMD_NR
     assert c.moved() == {"pglazyfreed": 512, "pgfree": 512, "thp_split_pmd": 1, "mthp.nr_anon": -1}
@@ -251,7 +253,7 @@ def test_redirtied_lazyfree_thp_is_activated_not_freed() -> None:
     swapon(k)
     a = mmap_thp(k)
     mm = k.mm(1)
-    sys_madvise(k, mm, a, THP, "free")
+    sys_madvise(k, mm, a, THP, Madv.MADV_FREE)
     access_range(k, mm, a, a + 4096, True)
     c = Counters(k)
     assert shrink_lruvec(k, None) == 0

@@ -10,11 +10,13 @@ _COMMON = dict(deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.filter_too_much])
 
-# 10**5 rule steps per mode: 1100 examples of up to 100 steps (a run stops a little
-# early now and then, and the test asserts the total).
-settings.register_profile("ci", max_examples=1100, stateful_step_count=100, derandomize=True,
+# 200 examples of up to 100 rules per mode (about 2 * 10**4 rule steps: a rule is often a
+# scenario of several commands, and few are refused, so a step costs several times what it
+# did when a third were refused); the test asserts MIN_STEPS_CI.  Enough for the reach
+# check to find each of issue 9's defects on a tree without their fixes (docs/reliability.md).
+settings.register_profile("ci", max_examples=200, stateful_step_count=100, derandomize=True,
                           database=None, **_COMMON)
-settings.register_profile("long", max_examples=8000, stateful_step_count=150, **_COMMON)
+settings.register_profile("long", max_examples=2000, stateful_step_count=150, **_COMMON)
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 if PROFILE not in ("ci", "long"):

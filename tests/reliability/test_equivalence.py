@@ -22,6 +22,7 @@ from collections import Counter
 
 from hypothesis.stateful import invariant, run_state_machine_as_test
 
+import mmsh_coverage
 import mmsh_machine as machine
 from mmsh_profiles import stateful_settings
 from mmsh_state import diff_dumps, state_dump
@@ -33,7 +34,7 @@ from mmshell.mm.check import check_invariants
 from mmshell.mm.check_data import _read_entry, check_data
 from mmshell.mm.config import Config
 from mmshell.mm.constants import HPAGE_PMD_NR
-from mmshell.mm.errors import MmError
+from mmshell.mm.errors import MmError, VmBug
 from mmshell.mm.pgtable import PmdKind
 
 EQUIV: Counter = Counter()
@@ -86,44 +87,59 @@ class LockstepMachine(machine.MmshMachine):
         self.m = Session.boot(Config(pmd_swap=False))
         self.diverged = False
 
-    def run(self, text: str) -> None:
+    def run(self, text: str, deliberate: bool = False) -> bool:
+        if self.diverged:
+            return super().run(text, deliberate)    # the series machine goes on alone, still fully checked
+        if self.dead:
+            return False
+        self.script.append(text)
         try:
             commands = parse_line(text)
         except LangError:
-            return
+            self.count(deliberate, "syntax")
+            return False
+        ok = True
         for cmd in commands:
             if self.diverged:
-                self.step(cmd)          # the series machine goes on alone, still fully checked
+                ok = self.step(cmd, deliberate) and ok
                 continue
-            self.stats["steps"] += 1
-            a = _outcome(self.s, cmd)
-            b = _outcome(self.m, cmd)
+            try:
+                a = _outcome(self.s, cmd)
+                b = _outcome(self.m, cmd)
+            except (AssertionError, VmBug) as e:
+                self.count(deliberate)
+                self.fail(f"'{cmd.text}': {e}")
+                return False
+            self.count(deliberate, None if a == "ok" else f"{machine._inner(cmd).name} {a}")
+            ok = ok and a == "ok"
             if a != b and machine._only_looks(cmd):
                 # e.g. `expect vmstat.thp_swpout_pmd`: a counter only the series has
                 EQUIV[f"differs, changes nothing: {cmd.name} {a} / {b}"] += 1
             elif a != b:
                 self.diverged = True
                 EQUIV[f"diverged: {cmd.name} {a} / {b}"] += 1
-                return
+                return False
             self.changed = True
+        return ok
 
     @invariant()
     def same_data(self) -> None:
         self.stats["rules"] += 1
-        if not self.changed:
+        if not self.changed or self.dead:
             return
         for name, sess in (("series", self.s), ("mainline", self.m))[:1 if self.diverged else 2]:
             problems = check_invariants(sess.kernel) + check_data(sess.kernel)
-            assert not problems, f"{name}: " + "\n".join(problems[:10])
+            if problems:
+                return self.fail(f"{name}: " + "\n".join(problems[:10]))
         if self.diverged:
             return
         ks, km = self.s.kernel, self.m.kernel
         EQUIV["compared"] += 1
-        assert self.s.pid == self.m.pid and self.s.regions == self.m.regions
+        self.ensure(self.s.pid == self.m.pid and self.s.regions == self.m.regions, "the sessions differ")
         a, b = shadow_data(ks), shadow_data(km)
-        assert a == b, "the shadows differ: " + "; ".join(diff_dumps(a, b))
+        self.ensure(a == b, lambda: "the shadows differ: " + "; ".join(diff_dumps(a, b)))
         a, b = process_data(ks), process_data(km)
-        assert a == b, "the machines read different data: " + "; ".join(diff_dumps(a, b))
+        self.ensure(a == b, lambda: "the machines read different data: " + "; ".join(diff_dumps(a, b)))
 
     def machine_holds(self) -> None:
         """Not an invariant here: same_data checks both machines."""
@@ -145,6 +161,7 @@ def _outcome(session: Session, cmd) -> str:
 
 def test_modes_leave_the_same_data() -> None:
     EQUIV.clear()
-    run_state_machine_as_test(LockstepMachine, settings=stateful_settings(scale=0.15))
+    with mmsh_coverage.measure("lockstep"):
+        run_state_machine_as_test(LockstepMachine, settings=stateful_settings(scale=0.15))
     assert EQUIV["compared"] > 0
     print(dict(EQUIV.most_common(20)))

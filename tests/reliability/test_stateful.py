@@ -4,8 +4,11 @@ The rules are the .mmsh commands (see mmsh_machine.py); after every step the
 invariant checker and the shadow of page contents must agree with the
 machine, and a refused command must leave the whole state as it was.  The
 profile (`HYPOTHESIS_PROFILE`, default `ci`; see mmsh_profiles.py) sets how many
-steps: at least 10**5 rule steps per mode in CI, about 1.2 million with
-`HYPOTHESIS_PROFILE=long python3 -m pytest tests/reliability/test_stateful.py`.
+steps: 200 examples (at least 15,000 rule steps) per mode in CI, about 300,000
+rule steps with `HYPOTHESIS_PROFILE=long python3 -m pytest tests/reliability/test_stateful.py`.
+
+`MMSHELL_REACH=all` runs them as the reach check of issue 9's defects
+(mmsh_reach.py): on a tree without their fixes each must be found.
 
 The two modes run at the same time on a machine with two CPUs: the mainline run
 goes to a forked child when the first test starts, and its test waits for it
@@ -27,10 +30,12 @@ from contextlib import redirect_stdout
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
+import mmsh_coverage
 import mmsh_machine as machine
+import mmsh_reach as reach
 from mmsh_profiles import PROFILE, stateful_settings
 
-MIN_STEPS_CI = 10 ** 5
+MIN_STEPS_CI = 15_000
 
 
 class SeriesMachine(machine.MmshMachine):
@@ -44,20 +49,23 @@ class MainlineMachine(machine.MmshMachine):
 MACHINES = {"series": SeriesMachine, "mainline": MainlineMachine}
 
 
-def run_mode(mode: str) -> tuple[str | None, Counter, str]:
-    """Run one mode's state machine; (failure text or None, its stats, Hypothesis output)."""
+Result = tuple[str | None, Counter, str, dict]
+
+
+def run_mode(mode: str) -> Result:
+    """Run one mode's state machine; (failure text or None, its stats, Hypothesis output, reach findings)."""
     machine.STATS.pop(mode, None)
     out = io.StringIO()
     t = time.perf_counter()
     failure = None
     try:
-        with redirect_stdout(out):
+        with redirect_stdout(out), mmsh_coverage.measure(mode):
             run_state_machine_as_test(MACHINES[mode], settings=stateful_settings())
     except BaseException as e:      # noqa: BLE001 -- reported in full by the test
         failure = "".join(traceback.format_exception(e))
     stats = machine.STATS.get(mode, Counter())
     stats["wall"] = time.perf_counter() - t
-    return failure, stats, out.getvalue()
+    return failure, stats, out.getvalue(), {d: f for d, f in reach.FOUND.items() if f["mode"] == mode}
 
 
 def _child(mode: str, conn) -> None:
@@ -78,11 +86,11 @@ class _Background:
         self.proc.start()
         send.close()
 
-    def result(self) -> tuple[str | None, Counter, str]:
+    def result(self) -> Result:
         try:
             res = self.recv.recv()
         except EOFError:
-            res = (f"the {self.mode} child died (exit code {self.proc.exitcode})", Counter(), "")
+            res = (f"the {self.mode} child died (exit code {self.proc.exitcode})", Counter(), "", {})
         self.proc.join()
         return res
 
@@ -100,10 +108,17 @@ def background() -> dict[str, _Background]:
 @pytest.mark.parametrize("mode", ["series", "mainline"])
 def test_stateful(mode: str, background: dict[str, _Background]) -> None:
     job = background.get(mode)
-    failure, stats, report = job.result() if job is not None else run_mode(mode)
+    failure, stats, report, found = job.result() if job is not None else run_mode(mode)
     machine.STATS[mode] = stats
+    for defect, f in found.items():
+        reach.FOUND.setdefault(defect, f)
     if report:
         print(report)
+    if reach.REACH:
+        print("\n".join(reach.table(found)))
+        for defect, f in sorted(found.items()):
+            print(f"defect {defect}, first found by example {f['example']} at its step {f['step']}:",
+                  *f["script"], f"  -> {f['text']}", sep="\n  ")
     assert failure is None, failure
-    if PROFILE == "ci" and not os.environ.get("MMSHELL_STATEFUL_EXAMPLES"):
+    if PROFILE == "ci" and not os.environ.get("MMSHELL_STATEFUL_EXAMPLES") and not reach.REACH:
         assert stats["rules"] >= MIN_STEPS_CI, f"only {stats['rules']} rule steps in {mode}"

@@ -127,3 +127,42 @@ def test_the_toolbar_status_is_read_once_per_prompt(capsys, monkeypatch, tmp_pat
     # one read when the shell starts, then one before each of the five prompts,
     # however many keystrokes (and toolbar renders) there were
     assert calls == [1, 1, 1, 2, 2, 2]
+
+
+def _history_run(path: str, capsys, monkeypatch) -> tuple[str, str]:
+    monkeypatch.setenv("MMSHELL_HISTORY", path)
+    with create_pipe_input() as inp:
+        inp.send_text("mmap a 2M\rfork\r\x04")
+        assert run_shell(input=inp, output=DummyOutput()) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and "child pid 2" in out
+    return out, err
+
+
+def test_history_is_checked_before_use(capsys, monkeypatch, tmp_path) -> None:
+    import os
+    import stat
+
+    from mmshell.shell import history
+
+    h = tmp_path / "h"
+    _, err = _history_run(str(h), capsys, monkeypatch)
+    assert err == "" and stat.S_IMODE(os.stat(h).st_mode) == 0o600 and h.read_text().count("+") == 2
+    for path, why in [("/nonexistent/dir/h", "cannot be created: No such file or directory"),
+                      (str(tmp_path), "not a regular file"), ("/dev/zero", "not a regular file")]:
+        _, err = _history_run(path, capsys, monkeypatch)
+        assert err == f"mmshell: history file {path}: {why}; history is kept in memory only\n", path
+    monkeypatch.setattr(history, "MAX_HISTORY_BYTES", 16)
+    _, err = _history_run(str(h), capsys, monkeypatch)
+    assert err.endswith("larger than 0 MiB; history is kept in memory only\n")
+
+
+def test_a_history_write_that_fails_warns_once(capsys, monkeypatch, tmp_path) -> None:
+    from prompt_toolkit.history import FileHistory
+
+    def full(self, string):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(FileHistory, "store_string", full)
+    _, err = _history_run(str(tmp_path / "h"), capsys, monkeypatch)
+    assert err == (f"mmshell: history file {tmp_path / 'h'}: No space left on device; history is kept in memory "
+                   "from now on\n")

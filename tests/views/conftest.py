@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mmshell.lang.registry import ADVICE
 from mmshell.mm.access import access_range
 from mmshell.mm.config import Config, ThpMode
 from mmshell.mm.kernel import Kernel
@@ -30,7 +31,7 @@ class Machine:
             sys_swapon(self.k, "s0", swap, kind, None)
 
     def mmap(self, name: str, size: int, advice: str | None = "hugepage") -> int:
-        start = sys_mmap(self.k, self.mm, size, VM.READ | VM.WRITE, advice, None)
+        start = sys_mmap(self.k, self.mm, size, VM.READ | VM.WRITE, ADVICE[advice] if advice else None, None)
         self.names[name] = (start, size)
         return start
 
@@ -43,7 +44,7 @@ class Machine:
 
     def madvise(self, name: str, advice: str, off: int = 0, length: int | None = None) -> None:
         start, end = self.span(name, off, length)
-        sys_madvise(self.k, self.mm, start, end - start, advice)
+        sys_madvise(self.k, self.mm, start, end - start, ADVICE[advice])
 
 
 def _text(view, width: int = WIDTH) -> str:

@@ -86,11 +86,20 @@ def test_byte_runs_long_runs_and_special_bytes() -> None:
 def test_addr_namer() -> None:
     namer = AddrNamer({"a": (0x40000000, 4 << 20), "b": (0x40200000, 1 << 20)})
     assert namer.addr(0x40000000) == "a+0x0"
-    assert namer.addr(0x40200000) == "b+0x0"          # the innermost (highest-starting) region wins
+    assert namer.addr(0x40200000) == "b+0x0"          # the newest binding wins: b was mapped over a
     assert namer.addr(0x40300000) == "a+0x300000"
     assert namer.addr(0x1000) == "0x1000"
     assert namer.overlapping(0x40000000, 0x40200000) == ["a+0x0:2M"]
-    assert namer.overlapping(0x3FE00000, 0x40600000) == ["a", "b"]
+    assert namer.overlapping(0x3FE00000, 0x40600000) == ["a+0x0:2M", "b", "a+0x300000:1M"]
     assert namer.first_start_in(0x40100000, 0x40300000) == ("b", 0x40200000)
     assert not AddrNamer(None)
+
+
+def test_addr_namer_names_what_is_mapped_now() -> None:
+    # `mmap a 2M; munmap a; mmap b 2M` at the same address: b is there now, though a still
+    # resolves to its own range; a later binding over part of b wins there
+    namer = AddrNamer({"a": (0x40000000, 2 << 20), "b": (0x40000000, 2 << 20), "c": (0x40100000, 4096)})
+    assert namer.addr(0x40000000) == "b+0x0"
+    assert namer.addr(0x40100000) == "c+0x0" and namer.addr(0x40101000) == "b+0x101000"
+    assert namer.overlapping(0x40000000, 0x40200000) == ["b+0x0:1M", "c", "b+0x101000:1020K"]
     assert [fmt_size(n) for n in (0, 4096, 2 << 20, 1 << 30, 4097)] == ["0", "4K", "2M", "1G", "4097"]

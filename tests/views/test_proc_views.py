@@ -35,9 +35,10 @@ def test_vmas(machine, text) -> None:
     js = view.to_json()["vmas"]
     assert [(v["start"], v["end"], v["perms"], v["flags"]) for v in js] == [
         (b, b + M, "rw-p", ["nohugepage"]), (a, a + 4 * M, "rw-p", ["hugepage"])]
-    assert js[1]["regions"] == ["a", "part+0x0:2M"]
+    # part was bound after a, over a's upper half: that half is named after it
+    assert js[1]["regions"] == ["a+0x0:2M", "part+0x0:2M"]
     out = squeeze(text(view))
-    assert f"{a:#x}-{a + 4 * M:#x} rw-p 4M hugepage a part+0x0:2M" in out
+    assert f"{a:#x}-{a + 4 * M:#x} rw-p 4M hugepage a+0x0:2M part+0x0:2M" in out
     assert "2 VMAs" in out
 
 
@@ -73,7 +74,7 @@ def test_pagemap_same_in_both_modes(machine, text) -> None:
         m = swapped_machine(machine, pmd_swap)
         views[pmd_swap] = view = PagemapView(m.k, m.mm, *m.span("a"), m.names)
         out = text(view)
-        assert "a+0x0-a+0x1ff000 (512) swapped s0 off 0x200..0x3ff excl=0" in squeeze(out)
+        assert "a+0x0-a+0x1ff000 (512) swapped s0 slots 0x200-0x3ff excl=0" in squeeze(out)
         pfn = view.to_json()["runs"][1]["pfn"]
         assert f"a+0x200000-a+0x3ff000 (512) present pfn {pfn:#x}..{pfn + 511:#x} excl=1" in squeeze(out)
     assert views[True].to_json() == views[False].to_json()

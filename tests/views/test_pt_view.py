@@ -18,7 +18,7 @@ def test_mainline_pageout_is_one_table_row_of_swap_ptes(machine, text) -> None:
     m.madvise("a", "pageout")
     view = PageTableView(m.k, m.mm, names=m.names)
     out = text(view)
-    assert "0-511 swap s0 off 512..1023" in out
+    assert "0-511 swap s0 slots 0x200-0x3ff" in out
     assert "table" in out and "a+0x0" in out
     assert len(view.groups) == 1
     pmd = view.to_json()["pmds"][0]
@@ -35,10 +35,10 @@ def test_series_pageout_is_one_swap_pmd(machine, text) -> None:
     view = PageTableView(m.k, m.mm, names=m.names)
     out = text(view)
     row = next(ln for ln in out.splitlines() if ln.startswith("0x"))
-    assert row.split()[2:] == ["swap", "s0", "0x200..0x3ff", "excl"]
+    assert row.split()[2:] == ["swap", "s0", "slots", "0x200-0x3ff", "excl"]
     js = view.to_json()
     assert [p["kind"] for p in js["pmds"]] == ["swap"]
-    assert js["pmds"][0]["text"] == "swap s0 0x200..0x3ff excl"
+    assert js["pmds"][0]["text"] == "swap s0 slots 0x200-0x3ff excl"
     assert js["rows"][0]["count"] == 1
 
 
@@ -128,9 +128,9 @@ def test_one_gib_fits_one_screen(gib_states, text) -> None:
         assert view.folded == 511, label
         assert "512 × " in out and "(511 folded)" in out, label
     mainline = text(PageTableView(gib_states["mainline"].k, gib_states["mainline"].mm))
-    assert "512 × table 0-511 swap s0 off 512..262655 excl" in " ".join(mainline.split())
+    assert "512 × table 0-511 swap s0 slots 0x200-0x401ff excl" in " ".join(mainline.split())
     series = text(PageTableView(gib_states["series"].k, gib_states["series"].mm))
-    assert "512 × swap s0 0x200..0x401ff excl" in " ".join(series.split())
+    assert "512 × swap s0 slots 0x200-0x401ff excl" in " ".join(series.split())
 
 
 def test_json_is_plain_data(gib_states) -> None:

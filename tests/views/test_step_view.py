@@ -25,10 +25,10 @@ def test_pageout_step(machine, text, pmd_swap) -> None:
     old = before.pmds[1][m.names["a"][0] >> 21].text()
     assert old.startswith("huge THP pfn ") and old.endswith("W D excl")
     if pmd_swap:
-        assert f"a+0x0 1 {old} → swap s0 0x200..0x3ff excl" in out
+        assert f"a+0x0 1 {old} → swap s0 slots 0x200-0x3ff excl" in out
     else:
-        assert f"a+0x0 1 {old} → table: 0-511 swap s0 off 512..1023 excl" in out
-    assert "swap s0: used 0 → 512 (+512) + 0x200-0x3ff count 1" in out
+        assert f"a+0x0 1 {old} → table: 0-511 swap s0 slots 0x200-0x3ff excl" in out
+    assert "swap s0: used 0 → 512 (+512) + slots 0x200-0x3ff count 1" in out
     assert "thp_swpout +1" in out and "pswpout +512" in out
     assert "mthp:" in out and "swpout +1" in out
     js = view.to_json()

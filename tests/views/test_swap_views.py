@@ -22,7 +22,7 @@ def test_zram_pageout_one_run_of_count_1(machine, text, pmd_swap) -> None:
     m.madvise("a", "pageout")
     view = SwapView(m.k)
     out = text(view)
-    assert "0x200-0x3ff count 1" in out
+    assert "slots 0x200-0x3ff count 1" in out
     assert "+cache" not in out
     assert "s0 0 zram -2 64M 512 2048 30/1/1 of 32" in squeeze(out)
     dev = view.to_json()["devices"][0]
@@ -40,16 +40,16 @@ def test_disk_keeps_the_folio_in_the_swap_cache(machine, text, pmd_swap) -> None
     m.madvise("a", "pageout")
     m.touch("a", 0, 8192, write=False)   # a swap-cache hit maps the first folio again
     out = text(SwapView(m.k))
-    assert "0x200-0x3ff count 0 +cache" in out
-    assert "0x400-0x5ff count 1 +cache" in out
+    assert "slots 0x200-0x3ff count 0 +cache" in out
+    assert "slots 0x400-0x5ff count 1 +cache" in out
     cache = SwapCacheView(m.k)
     folios = cache.to_json()["folios"]
     assert [(f["device"], f["offset"], f["nr"], f["order"], f["dirty"], f["mapped"]) for f in folios] == [
         ("s0", 0x200, 512, 9, False, True), ("s0", 0x400, 512, 9, False, False)]
     assert cache.to_json()["pages"] == 1024
     out = squeeze(text(cache))
-    assert "s0 0x200..0x3ff clean mapped" in out
-    assert "s0 0x400..0x5ff clean unmapped inactive" in out
+    assert "s0 slots 0x200-0x3ff clean mapped" in out
+    assert "s0 slots 0x400-0x5ff clean unmapped inactive" in out
     assert "2 folios, 1024 pages" in out
 
 

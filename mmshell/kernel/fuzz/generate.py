@@ -181,7 +181,7 @@ class Generator:
     # -- the script ------------------------------------------------------------------------------
     def generate(self) -> Script:
         for line in HEADER:
-            self._try(lambda line=line: line)
+            self._try(_constant(line))
         # Commands after the header, the final `check` included: MIN_STEPS .. steps.
         self.budget = self.rng.randint(MIN_STEPS, self.steps) - 1
         if self.rng.random() < 0.85:
@@ -533,6 +533,10 @@ class Generator:
             if r is not None:
                 out.append((other, f"smaps.{r[0]}.{self.rng.choice(SMAPS)}"))
         return out
+
+
+def _constant(line: str) -> Callable[[], str]:
+    return lambda: line
 
 
 def _inner_name(line: str) -> str:

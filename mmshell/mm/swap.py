@@ -1,0 +1,108 @@
+"""The LRU lists and the end of a folio's life (mm/swap.c, include/linux/mm_inline.h).
+
+`Lru` holds the anon LRU lists of the one node; `lru_add` puts a new folio on
+them (folio_add_lru_vma).  `free_folio` and `free_order0_folios` give folios
+whose last reference is gone back to the allocator (__folio_put,
+folios_put_refs), `folio_put_if_unused` drops a mapping's reference.  The
+refcount itself is not modelled: a folio is referenced while it is mapped or in
+the swap cache.
+
+These sit below the fault, unmap and reclaim paths (memory, huge_memory, rmap,
+vmscan), which all end folios' lives, as mm/swap.c sits below them in the kernel.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from .constants import HPAGE_PMD_ORDER
+from .folio import PG
+from .swap_state import folio_free_swap
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+class Lru:
+    """The anon LRU lists of the one node: head pfn -> None, oldest first."""
+
+    __slots__ = ("inactive", "active")
+
+    def __init__(self) -> None:
+        self.inactive: dict[int, None] = {}
+        self.active: dict[int, None] = {}
+
+    def add(self, pfn: int) -> None:
+        self.inactive[pfn] = None
+
+    def delete(self, pfn: int) -> None:
+        self.inactive.pop(pfn, None)
+        self.active.pop(pfn, None)
+
+    def activate(self, pfn: int) -> None:
+        if pfn in self.inactive:
+            del self.inactive[pfn]
+            self.active[pfn] = None
+
+    def deactivate(self, pfn: int) -> bool:
+        if pfn in self.active:
+            del self.active[pfn]
+            self.inactive[pfn] = None
+            return True
+        return False
+
+    def oldest_first(self) -> list[int]:
+        return [*self.inactive, *self.active]
+
+    def __deepcopy__(self, memo: dict) -> "Lru":
+        new = Lru()
+        new.inactive = dict(self.inactive)
+        new.active = dict(self.active)
+        return new
+
+
+def lru_pages(k: "Kernel", lst: dict[int, None]) -> int:
+    """The pages of the folios on one LRU list (the kernel keeps this as NR_INACTIVE_ANON /
+    NR_ACTIVE_ANON; here it is counted when asked): folios counted by order, at C speed."""
+    by_order = Counter(map(k.mem.order.__getitem__, lst))
+    return sum(n << order for order, n in by_order.items())
+
+
+def lru_add(k: "Kernel", pfn: int) -> None:
+    """folio_add_lru_vma(): new anonymous folios start on the inactive list."""
+    k.mem.set(pfn, PG.LRU)
+    k.lru.add(pfn)
+
+
+def free_folio(k: "Kernel", pfn: int) -> None:
+    """The last reference is gone: off the LRU, out of the deferred queue, back to the allocator."""
+    mem = k.mem
+    k.lru.delete(pfn)
+    k.vmstat.count("pgfree", mem.nr_pages(pfn))
+    if mem.order[pfn] == HPAGE_PMD_ORDER:
+        k.vmstat.mthp["nr_anon"] -= 1
+        if mem.test(pfn, PG.PARTIALLY_MAPPED):
+            k.vmstat.mthp["nr_anon_partially_mapped"] -= 1
+    mem.free_folio(pfn)
+
+
+def free_order0_folios(k: "Kernel", pfns: list[int]) -> None:
+    """Free order-0 folios that just lost their last mapping (a swap-cache one leaves the cache)."""
+    mem = k.mem
+    out = []
+    lru_in, lru_act = k.lru.inactive, k.lru.active
+    for pfn in pfns:
+        if mem.flags[pfn] & PG.SWAPCACHE and not folio_free_swap(k, pfn):
+            continue
+        lru_in.pop(pfn, None)
+        lru_act.pop(pfn, None)
+        out.append(pfn)
+    k.vmstat.count("pgfree", len(out))
+    mem.free_order0_runs(sorted(out))
+
+
+def folio_put_if_unused(k: "Kernel", pfn: int) -> None:
+    """Drop a mapping's reference: free the folio if nothing maps or caches it."""
+    if not k.mem.folio_mapped(pfn) and not k.mem.test(pfn, PG.SWAPCACHE):
+        free_folio(k, pfn)

@@ -1,0 +1,138 @@
+"""Swap slot references (mm/swapfile.c): allocation, duplication and freeing of slots.
+
+Per-device slot state is `SwapInfo` (swap_info.py); this module holds what the
+fault, unmap, fork and reclaim paths do to slots across the machine: choosing
+a device by priority (folio_alloc_swap), swap_duplicate with count
+continuation, and free_swap_and_cache_nr, which also reclaims a swap-cache
+folio whose slots just lost their last reference.
+
+The kernel keeps these in mm/swapfile.c beside swapon/swapoff; here they sit
+below the fault, unmap and reclaim paths that call them, and swapoff's unuse
+walk, which calls those paths, stays in swapfile.py above them (the simulation's
+modules may not import each other in a circle).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .config import FaultPoint
+from .constants import SWAP_HAS_CACHE
+from .errors import MmError
+from .folio import PG
+from .swap import free_folio
+from .swap_info import SWP, SwapInfo
+from .swap_state import add_to_swap_cache, delete_from_swap_cache
+from .swapops import SwpEntry
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
+    """folio_alloc_swap(): give the folio swap slots and put it in the swap cache.
+
+    A PMD-size folio needs one wholly free cluster on the first device of the
+    priority list, a block device (a swap file cannot allocate large entries); an
+    order-0 folio tries the devices in priority order.
+    """
+    nr = k.mem.nr_pages(pfn)
+    if k.config.should_fail(FaultPoint.MEMCG_CHARGE):
+        k.trace("mem_cgroup_try_charge_swap failed")
+        return False
+    if nr > 1 and k.config.should_fail(FaultPoint.SWAP_CLUSTER):
+        k.trace("folio_alloc_swap(order=9) failed")
+        return False
+    for si in k.active_swap():
+        # swap_alloc_slow(): each device tried goes behind its equal-priority peers first
+        _plist_requeue(k, si)
+        if nr > 1:
+            # a swap file cannot allocate large entries; and a large folio tries only the
+            # first device ("if (order) return false"): it falls back rather than go lower
+            off = si.alloc_cluster() if si.flags & SWP.BLKDEV else None
+            if off is None:
+                break
+        else:
+            off = si.alloc_slot()
+            if off is None:
+                continue
+        add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
+        k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]})")
+        return True
+    k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]}) failed")
+    return False
+
+
+def _plist_requeue(k: "Kernel", si: SwapInfo) -> None:
+    """Equal-priority devices take turns: the one just used goes last among its peers."""
+    order = k.swap_prio_order
+    order.remove(si.type)
+    i = 0
+    while i < len(order) and k.swp_info(order[i]).prio >= si.prio:
+        i += 1
+    order.insert(i, si.type)
+
+
+def swap_dup_prepare(k: "Kernel", si: SwapInfo, off: int, nr: int) -> int:
+    """Make room for one more reference on nr slots from off; how many of them got it.
+
+    try_to_unmap_one()'s swap_duplicate() loop: a slot at SWAP_MAP_MAX needs a
+    continuation page, allocated GFP_ATOMIC (add_swap_count_continuation); the
+    `swap_cont` fault point makes that fail, and the unmap stops at that slot
+    (nr when every slot can take its reference).
+    """
+    s = si.first_needing_continuation(off, nr)
+    while s is not None:
+        if k.config.should_fail(FaultPoint.SWAP_CONT):
+            return s - off
+        si.add_swap_count_continuation(s)
+        s = si.first_needing_continuation(s + 1, off + nr - s - 1)
+    return nr
+
+
+def swap_duplicate(k: "Kernel", entry: SwpEntry, nr: int = 1) -> None:
+    """swap_duplicate() / folio_dup_swap(): one more reference on nr slots.
+
+    Past SWAP_MAP_MAX the count continues in a continuation page, allocated on
+    first need (add_swap_count_continuation); the `swap_cont` fault point makes
+    that allocation fail with ENOMEM, as the kernel's GFP_ATOMIC attempt can.
+    """
+    si = k.swp_info(entry.type)
+    if swap_dup_prepare(k, si, entry.offset, nr) < nr:
+        raise MmError("ENOMEM", "swap_duplicate", "no memory for a swap count continuation page")
+    si.dup(entry.offset, nr)
+
+
+def free_swap_and_cache_nr(k: "Kernel", entry: SwpEntry, nr: int) -> None:
+    """free_swap_and_cache_nr(): drop nr references; reclaim a now-unused cached folio."""
+    si = k.swp_info(entry.type)
+    freed = si.put(entry.offset, nr)
+    si.free_slots(freed)
+    sm = si.swap_map
+    if sm.find(SWAP_HAS_CACHE, entry.offset, entry.offset + nr) < 0:
+        return
+    seen: set[int] = set()
+    for s in range(entry.offset, entry.offset + nr):
+        if sm[s] != SWAP_HAS_CACHE:
+            continue
+        pfn = si.cache[s]
+        if pfn in seen:
+            continue
+        seen.add(pfn)
+        # __try_to_reclaim_swap(TTRS_UNMAPPED | TTRS_FULL)
+        if k.mem.folio_mapped(pfn) and not vm_swap_full(k):
+            continue
+        base = k.folio_swap[pfn].offset
+        if any(sm[t] != SWAP_HAS_CACHE for t in range(base, base + k.mem.nr_pages(pfn))):
+            continue
+        delete_from_swap_cache(k, pfn)
+        k.mem.set(pfn, PG.DIRTY)
+        if not k.mem.folio_mapped(pfn):
+            free_folio(k, pfn)
+
+
+def vm_swap_full(k: "Kernel") -> bool:
+    """vm_swap_full(): more than half of all swap space is in use."""
+    total = sum(si.pages - 1 for si in k.active_swap())
+    used = sum(si.inuse_pages for si in k.active_swap())
+    return total > 0 and used * 2 > total
