@@ -86,7 +86,12 @@ def madvise_thp_flags(k: "Kernel", mm: MmStruct, start: int, end: int, huge: boo
 
 
 def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pageout: bool) -> None:
-    """madvise_cold_or_pageout_pte_range() over every VMA, then reclaim_pages() for PAGEOUT."""
+    """madvise_cold_or_pageout_pte_range() over every VMA, then reclaim_pages() for PAGEOUT.
+
+    Each folio loses PG_referenced; only MADV_COLD clears the young bit of its PMD or PTEs
+    (`if (!pageout && pmd_young(orig_pmd))`): a folio that PAGEOUT fails to reclaim (no swap
+    space) keeps them, and khugepaged counts its pages as referenced.
+    """
     mem = k.mem
     folios: dict[int, None] = {}
     for vma, pmdi, pmd, addr, nxt in walk_page_range(k, mm, start, end, Walker.MADVISE):
@@ -95,7 +100,8 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
             if mem.folio_maybe_mapped_shared(pfn):
                 continue
             if addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE:
-                pmd.flags &= ~F_YOUNG
+                if not pageout:
+                    pmd.flags &= ~F_YOUNG
                 mem.clear(pfn, PG.REFERENCED)
                 folios[pfn] = None
                 continue
@@ -112,7 +118,8 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
                 head = _folio_to_advise(k, ptes, i, vma, lo, hi)
                 if head is None:
                     continue
-                ptes[i] = pte & ~F_YOUNG
+                if not pageout:
+                    ptes[i] = pte & ~F_YOUNG
                 mem.clear(head, PG.REFERENCED)
                 folios[head] = None
     if pageout:
