@@ -18,7 +18,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_NR, pmd_index, pte_index
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, pmd_index, pte_index
 from .folio import PG
 from .mm_types import MmStruct
 from .pgtable import (F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_YOUNG, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd,
@@ -155,3 +155,34 @@ def _map_unused_to_zeropage(k: "Kernel", pages: list[int]) -> None:
             table.ptes[i] = mk_pte(k.zero_pfn, F_SPECIAL | soft)
             folio_remove_rmap_ptes(k, p, 1)
             m.mm.rss_anon -= 1
+
+
+def thp_underused(k: "Kernel", pfn: int) -> bool:
+    """thp_underused(): more than max_ptes_none of the THP's pages read all zero (never
+    written); never while max_ptes_none is 511, its default."""
+    limit = k.config.max_ptes_none
+    if limit == HPAGE_PMD_NR - 1:
+        return False
+    data = k.mem.data[pfn:pfn + HPAGE_PMD_NR]
+    return HPAGE_PMD_NR - sum(1 for v in data if v) > limit
+
+
+def deferred_split_scan(k: "Kernel", underused: bool) -> int:
+    """deferred_split_scan(), the deferred split shrinker: every THP a fault or a collapse
+    made is on the queue (deferred_split_folio(folio, false), 6.12+).  A partially mapped
+    one is split (its unmapped pages are freed); another one, when `underused` is asked for,
+    only if it is underused (thp_underused(), counted as thp_underused_split_page), its
+    unwritten pages then mapped by the zero page.  Returns the number of THPs split.  The
+    simulation keeps no queue: every anonymous PMD-size folio on the LRU stands for its entry."""
+    mem = k.mem
+    split = 0
+    for pfn in [p for p in k.lru.oldest_first() if mem.order[p] == HPAGE_PMD_ORDER and mem.test(p, PG.ANON)]:
+        if mem.test(pfn, PG.PARTIALLY_MAPPED):
+            split_folio(k, pfn)
+        elif underused and thp_underused(k, pfn):
+            split_folio(k, pfn)
+            k.vmstat.count("thp_underused_split_page")
+        else:
+            continue
+        split += 1
+    return split

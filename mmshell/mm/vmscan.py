@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from .config import FaultPoint
 from .constants import HPAGE_PMD_NR
 from .folio import PG
-from .huge_split import split_folio, split_huge_pmd_locked
+from .huge_split import deferred_split_scan, split_folio, split_huge_pmd_locked
 from .page_io import swap_writeout
 from .rmap import rmap_walk_anon, try_to_unmap
 from .swap import free_folio
@@ -147,7 +147,15 @@ def shrink_lruvec(k: "Kernel", nr_to_reclaim: int | None) -> int:
 
     Without SIZE, pass after pass until a pass neither frees nor writes anything (as
     memory.force_empty and memory.reclaim retry): a folio left clean in the swap cache by
-    the writeback of one pass (a disk) is freed by the next.
+    the writeback of one pass (a disk) is freed by the next.  After each such pass the
+    memory cgroup's shrinkers run (shrink_node() calls shrink_slab()): the deferred split
+    one splits the partially mapped THPs (the LRU pass splits them too, while there is swap
+    space), and while no swap space is free also the underused ones (`deferred_split_scan`);
+    the next pass sees their small folios.  Not modelled: an underused THP with swap space
+    free, which the kernel swaps out whole or splits first depending on how many passes and
+    shrinker calls the rest of the cgroup's memory takes (measured: whole when it is alone);
+    the simulation swaps it out whole.  Reclaim with SIZE and direct reclaim stop before the
+    shrinkers get a low enough priority to scan a short queue: not modelled there.
     """
     reclaimed = 0
     while True:
@@ -159,7 +167,10 @@ def shrink_lruvec(k: "Kernel", nr_to_reclaim: int | None) -> int:
             if _scannable(k, pfn):
                 freed += shrink_folio_list(k, [pfn])
         reclaimed += freed
-        if nr_to_reclaim is not None or not (freed or k.vmstat.events["pswpout"] != written):
+        if nr_to_reclaim is not None:
+            return reclaimed
+        split = deferred_split_scan(k, underused=get_nr_swap_pages(k) == 0)
+        if not (freed or k.vmstat.events["pswpout"] != written or split):
             return reclaimed
 
 
