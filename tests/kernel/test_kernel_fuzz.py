@@ -204,6 +204,21 @@ def test_fuzz_loop_shrinks_and_saves_the_first_difference(tmp_path: Path) -> Non
     assert _needs_pageout_of_a_written_thp(body)
     assert len(body) <= len(HEADER) + 4, body
     parse_script(text)
+    # the run went on after it; the same difference met again is counted, not shrunk again
+    later = [i for i in range(first + 1, first + 5) if _script_with_a_pageout(i)]
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == [saved.name]
+    if later:
+        assert f"the same difference as {saved}" in out.getvalue()
+        assert f"(met in {1 + len(later)} scripts)" in out.getvalue()
+
+
+def test_fuzz_loop_with_first_stops_at_the_first_difference(tmp_path: Path) -> None:
+    first = next(i for i in range(200) if _script_with_a_pageout(i))
+    out = io.StringIO()
+    status = Fuzzer(5, seconds=None, scripts=first + 5, out=tmp_path / "f", stream=out,
+                    compare=_fake_compare(True), first=True).run()
+    assert status == 1
+    assert f"seed 5: {first + 1} scripts" in out.getvalue(), out.getvalue()
 
 
 def test_fuzz_loop_without_a_live_kernel_exits_2(tmp_path: Path) -> None:
@@ -218,9 +233,10 @@ def test_fuzz_loop_without_a_live_kernel_exits_2(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(LIVE_SKIP is not None, reason=LIVE_SKIP or "")
 def test_fuzz_on_the_live_kernel(tmp_path: Path) -> None:
-    """A bounded run (a fixed seed, about a minute): no difference the simulator does not explain."""
+    """A bounded run (a fixed seed, six scripts, about a minute): no difference the simulator
+    does not explain."""
     out = io.StringIO()
-    status = Fuzzer(2026, seconds=60, out=tmp_path / "failures", stream=out).run()
+    status = Fuzzer(2026, seconds=None, scripts=6, out=tmp_path / "failures", stream=out).run()
     saved = "\n".join(p.read_text() for p in (tmp_path / "failures").glob("*.mmsh")) \
         if (tmp_path / "failures").exists() else ""
     assert status == 0, out.getvalue() + saved

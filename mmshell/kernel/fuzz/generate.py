@@ -33,6 +33,9 @@ compares"):
 * `reclaim` always reclaims everything: which folios `reclaim SIZE` takes depends on
   the kernel's LRU aging (referenced bits, active/inactive balancing), which the
   simulator does not model, and on the runner's own pages charged to the cgroup;
+* no `reclaim` while `max_ptes_none` is below 511 and a swap device is on: whether the
+  deferred split shrinker splits an underused THP before the LRU pass swaps it out whole
+  depends on the kernel's reclaim priorities (mm/vmscan.py, `shrink_lruvec`);
 * `mmap ... at` and `mremap ... at` pick free addresses in a window of their
   own, or where the script's own mappings are, never the worker's memory.
 
@@ -260,7 +263,7 @@ class Generator:
             ("mmap", 8 if len(self.sim.regions()) < 6 else 1, self._mmap),
             ("swapon", 3 if len(self.devices) < MAX_DEVICES else 0, self._swapon),
             ("set", 3, self._set),
-            ("reclaim", 4, self._reclaim),
+            ("reclaim", 4 if self._reclaim_modelled() else 0, self._reclaim),
             ("khugepaged", 2 if self.sim.thp() != "always" else 0, lambda: "khugepaged"),
         ]
         if have_regions:
@@ -473,6 +476,11 @@ class Generator:
 
     def _reclaim(self) -> str:
         return "reclaim"
+
+    def _reclaim_modelled(self) -> bool:
+        """Not while an underused THP could be split or swapped out whole (max_ptes_none below
+        511 and a swap device): the kernel's choice depends on its reclaim priorities."""
+        return self.sim.session.kernel.config.max_ptes_none == 511 or not self.devices
 
     def _set(self) -> str:
         what = self.rng.choices(("thp", "max_ptes_none", "max_ptes_swap", "max_ptes_shared", "use_zero_page",

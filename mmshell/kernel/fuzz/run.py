@@ -1,10 +1,10 @@
-"""`mmshell kernel fuzz [--seed N] [--steps K] [--time S] [--scripts N] [--out DIR]`.
+"""`mmshell kernel fuzz [--seed N] [--steps K] [--time S] [--count N] [--out DIR] [--first]`.
 
 Script after script (`generate.py`, script i of seed N has the seed `N:i`), each is
 compared on the live kernel and in the simulator by `kernel diff`'s comparison
 (`diff.diff_script`, the one narrow interface used: a script's name and text in,
 its `Difference`s out).  A difference a pattern of `known.py` explains is counted
-as known.  On the first other one:
+as known.  On any other one whose `signature` was not met before in this run:
 
 1. the script runs again: a difference not seen twice is counted as noise (another
    process on the machine moved a counter) and the run goes on;
@@ -12,11 +12,13 @@ as known.  On the first other one:
    same observable (`signature`) remains;
 3. the minimal script is run twice more, and saved as DIR/seedN-i.mmsh with a
    header giving the seed, the difference and the command that replays it; the
-   differing `expect` line holds the kernel's value.
+   differing `expect` line holds the kernel's value;
+4. the run goes on (with `--first`, it stops there).  A later difference with a
+   signature already saved is counted under that file, not shrunk again.
 
-Exit status: 0 no unexplained difference, 1 one found (saved), 2 the live kernel
-could not be used (not root, no zram, a set-up that failed, a live run that failed
-twice).
+Exit status: 0 no unexplained difference, 1 one or more found (saved), 2 the live
+kernel could not be used (not root, no zram, a set-up that failed, a live run that
+failed twice).
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from .shrink import shrink
 #: Compares one script (name, text) on the kernel and in the simulator.
 Compare = Callable[[str, str], DiffResult]
 DEFAULT_OUT = "fuzz-failures"
-#: Predicate calls one shrink may take (each is a live run of about a second).
-SHRINK_BUDGET = 250
+#: Predicate calls one shrink may take (each is a live run of a few seconds: about five minutes).
+SHRINK_BUDGET = 100
 
 
 class LiveFailed(Exception):
@@ -106,17 +108,20 @@ class Stats:
     known: dict[str, int] = field(default_factory=dict)
     noise: list[str] = field(default_factory=list)
     shrink_runs: int = 0
+    #: each unexplained difference saved: its signature, the file, and how often it was met
+    found: dict[tuple[str, ...], tuple[Path, int]] = field(default_factory=dict)
 
 
 class Fuzzer:
     def __init__(self, seed: int, steps: int = DEFAULT_STEPS, seconds: float | None = 60.0,
                  scripts: int | None = None, out: Path = Path(DEFAULT_OUT), stream: TextIO | None = None,
-                 compare: Compare = diff_script, verbose: bool = False) -> None:
+                 compare: Compare = diff_script, verbose: bool = False, first: bool = False) -> None:
         self.seed, self.steps, self.seconds, self.max_scripts = seed, steps, seconds, scripts
         self.out = out
         self.stream = stream if stream is not None else sys.stdout
         self.compare = compare
         self.verbose = verbose
+        self.first = first
         self.stats = Stats()
 
     def say(self, text: str) -> None:
@@ -167,7 +172,7 @@ class Fuzzer:
                     break
                 status = self.one(i)
                 i += 1
-                if status is not None:
+                if status == 2 or (status == 1 and self.first):
                     self.summary(time.monotonic() - t0)
                     return status
         except MissingRequirement as e:
@@ -181,7 +186,7 @@ class Fuzzer:
             self.summary(time.monotonic() - t0)
             return 130
         self.summary(time.monotonic() - t0)
-        return 0
+        return 1 if self.stats.found else 0
 
     def one(self, i: int) -> int | None:
         """Script i: None when it shows no unexplained difference, else the exit status."""
@@ -208,6 +213,11 @@ class Fuzzer:
         sig = signature(first)
         self.say(f"{name}:{first.line}: {first.command}: {first.what}: kernel {first.kernel}, "
                  f"simulator {first.simulator}")
+        if sig in self.stats.found:
+            path, n = self.stats.found[sig]
+            self.stats.found[sig] = (path, n + 1)
+            self.say(f"  the same difference as {path}: not shrunk again")
+            return 1
         if not self.reproduces(name, script.lines, sig):
             self.stats.noise.append(f"{name}: {first.what} at line {first.line}")
             self.say(f"  not seen again on a second run: counted as noise")
@@ -224,6 +234,7 @@ class Fuzzer:
         else:
             note = f"shrunk from {len(script.lines)} lines to {len(minimal)} in {calls} runs"
         path = self.save(script, minimal, final, note, calls)
+        self.stats.found[sig] = (path, 1)
         self.say(f"  {note}; saved {path}\n  replay: mmshell kernel diff {path}")
         return 1
 
@@ -251,8 +262,10 @@ class Fuzzer:
         self.say(f"mmshell kernel fuzz: seed {self.seed}: {s.scripts} scripts ({s.lines} lines, {s.steps} steps "
                  f"compared) in {seconds:.0f} s; known differences: {known or 'none'}; noise (not seen "
                  f"twice): {len(s.noise)}" + (f"; {s.shrink_runs} runs shrinking" if s.shrink_runs else ""))
-        for n in s.noise:
-            self.say(f"  noise: {n}")
+        for line in s.noise:
+            self.say(f"  noise: {line}")
+        for sig, (path, met) in s.found.items():
+            self.say(f"  unexplained: {' '.join(sig)}: {path}" + (f" (met in {met} scripts)" if met > 1 else ""))
 
 
 def _with_kernel_value(line: str, d: Difference) -> str:
@@ -265,7 +278,7 @@ def _with_kernel_value(line: str, d: Difference) -> str:
 
 
 def run_fuzz(seed: int | None, steps: int, seconds: float | None, scripts: int | None, out: str,
-             verbose: bool = False) -> int:
+             verbose: bool = False, first: bool = False) -> int:
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
-    return Fuzzer(seed, steps, seconds, scripts, Path(out), verbose=verbose).run()
+    return Fuzzer(seed, steps, seconds, scripts, Path(out), verbose=verbose, first=first).run()
