@@ -5,7 +5,9 @@ for, as root with zram: the same opt-in as the differential corpus)."""
 from __future__ import annotations
 
 import io
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -240,3 +242,23 @@ def test_fuzz_on_the_live_kernel(tmp_path: Path) -> None:
     saved = "\n".join(p.read_text() for p in (tmp_path / "failures").glob("*.mmsh")) \
         if (tmp_path / "failures").exists() else ""
     assert status == 0, out.getvalue() + saved
+
+
+def test_ctrl_c_stops_the_run_with_its_summary(tmp_path: Path) -> None:
+    """Ctrl-C inside the simulator becomes that command's EINTR refusal; the fuzzer must still
+    stop (not shrink on), print its summary and exit 2, as every command does on Ctrl-C."""
+    calls = []
+
+    def compare(name: str, text: str) -> DiffResult:
+        calls.append(name)
+        if len(calls) == 2:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+            except KeyboardInterrupt:
+                pass            # as the simulator does: the command is refused (EINTR)
+        return DiffResult(name, [], {"steps": 1}, [], [])
+    out = io.StringIO()
+    assert Fuzzer(5, seconds=None, scripts=10, out=tmp_path, stream=out, compare=compare).run() == 2
+    assert len(calls) == 2
+    assert "interrupted" in out.getvalue() and "seed 5: 1 scripts" in out.getvalue(), out.getvalue()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

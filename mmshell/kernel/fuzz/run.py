@@ -18,13 +18,15 @@ as known.  On any other one whose `signature` was not met before in this run:
 
 Exit status: 0 no unexplained difference, 1 one or more found (saved), 2 the live
 kernel could not be used (not root, no zram, a set-up that failed, a live run that
-failed twice).
+failed twice) or Ctrl-C (which stops the run once the comparison under way is over, and
+prints the summary).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -123,6 +125,7 @@ class Fuzzer:
         self.verbose = verbose
         self.first = first
         self.stats = Stats()
+        self.interrupted = False
 
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -131,10 +134,10 @@ class Fuzzer:
     def judge(self, name: str, lines: list[str]) -> Verdict:
         """Compare lines on both sides; raises LiveFailed when the live run itself failed twice."""
         text = "\n".join(lines) + "\n"
-        res = self.compare(name, text)
+        res = self._compare(name, text)
         failure = _live_failure(res)
         if failure is not None:
-            res = self.compare(name, text)
+            res = self._compare(name, text)
             failure = _live_failure(res)
             if failure is not None:
                 raise LiveFailed(failure)
@@ -147,6 +150,19 @@ class Fuzzer:
             else:
                 verdict.unexplained.append(d)
         return verdict
+
+    def _compare(self, name: str, text: str) -> DiffResult:
+        """One comparison; Ctrl-C during it stops the run once it is over (the simulator turns
+        a Ctrl-C inside a command into that command's EINTR refusal, which a shrink would take
+        for a script that no longer differs)."""
+        res = self.compare(name, text)
+        if self.interrupted:
+            raise KeyboardInterrupt
+        return res
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        self.interrupted = True
+        raise KeyboardInterrupt
 
     def reproduces(self, name: str, lines: list[str], sig: tuple[str, ...]) -> bool:
         try:
@@ -164,6 +180,7 @@ class Fuzzer:
                  f"a difference is saved under {self.out}/")
         t0 = time.monotonic()
         i = 0
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             while True:
                 if self.seconds is not None and time.monotonic() - t0 >= self.seconds:
@@ -184,7 +201,9 @@ class Fuzzer:
         except KeyboardInterrupt:
             self.say("mmshell kernel fuzz: interrupted; everything set up was torn down")
             self.summary(time.monotonic() - t0)
-            return 130
+            return 2
+        finally:
+            signal.signal(signal.SIGINT, previous)
         self.summary(time.monotonic() - t0)
         return 1 if self.stats.found else 0
 
