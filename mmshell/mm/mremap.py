@@ -4,7 +4,9 @@ The range must lie in one VMA, but for a same-size MREMAP_FIXED move, which sinc
 6.17 moves every VMA of the range (remap_move()).
 
 The moved part becomes a new VMA with the same vm_pgoff and anon_vma, so
-folio->index and the rmap stay valid.  move_page_tables moves a whole,
+folio->index and the rmap stay valid.  It loses its userfaultfd registration:
+mremap_userfaultfd_prep() drops it (userfaultfd_reset_ctx()) when the userfaultfd was
+not opened with UFFD_FEATURE_EVENT_REMAP, which `uffd register` does not ask for.  move_page_tables moves a whole,
 aligned PMD-level entry with its deposited table (move_huge_pmd: a present
 THP, the huge zero page, and with the series a PMD swap entry) or a whole PTE
 table (move_normal_pmd); anything else is split (thp_split_pmd) and moved PTE
@@ -60,7 +62,7 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
         sys_munmap(k, mm, new, new_len)
     vma = vma_range(k, mm, start, start + old_len)[0]
     moved = min(old_len, new_len)
-    nvma = VmArea(start=new, end=new + new_len, flags=vma.flags,
+    nvma = VmArea(start=new, end=new + new_len, flags=vma.flags & ~(VM.UFFD_MISSING | VM.UFFD_WP),
                   pgoff=vma.pgoff, anon_vma=vma.anon_vma, anon_vma_chain=vma.anon_vma_chain)
     mm.insert_vma(nvma)
     move_page_tables(k, mm, vma, start, nvma, new, moved)
