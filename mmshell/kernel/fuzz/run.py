@@ -43,8 +43,8 @@ from .shrink import shrink
 #: Compares one script (name, text) on the kernel and in the simulator.
 Compare = Callable[[str, str], DiffResult]
 DEFAULT_OUT = "fuzz-failures"
-#: Predicate calls one shrink may take (each is a live run of a few seconds: about five minutes).
-SHRINK_BUDGET = 100
+#: Predicate calls one shrink may take (each is a live run of a few seconds, more while other live runs hold the lock).
+SHRINK_BUDGET = 40
 
 
 class LiveFailed(Exception):
