@@ -12,7 +12,7 @@ page's PTE and the device its swap entry names, each device's Used):
 `kernel diff` compares each such value, and every step's counter changes.  Slot numbers are
 not read (`pagemap.ADDR.swap_offset`, `swapmap.NAME.OFF`, `swapcache.NAME.OFF`): the kernel's
 order-0 slot allocator (a per-CPU cursor through a cluster, clusters on free, nonfull and
-fragmented lists) is not modelled (docs/semantics.md, "Differences left open").
+fragmented lists) is not modelled (docs/semantics.md, "What the simulation leaves out").
 
 What the generator leaves out, and why (docs/kernel.md, "What `kernel diff`
 compares"):

@@ -52,7 +52,31 @@ class Known:
         return self.before is None or self.before(lines[:max(0, d.line - 1)])
 
 
-KNOWN: tuple[Known, ...] = ()
+#: Steps that fault nothing in: no major fault of the script's own can happen in them.
+_NO_FAULT_STEP = r"^(@\d+ )?(mmap|munmap|mprotect|swapon|set|uffd register|madvise \S+ (hugepage|nohugepage|cold))\b"
+
+KNOWN: tuple[Known, ...] = (
+    Known(
+        name="machine-wide pgmajfault",
+        reason="/proc/vmstat counts the major faults of every process on the machine: during a step "
+               "that faults nothing in, another process reading a file page from disk moves "
+               "pgmajfault, which user space cannot attribute; the simulator counts the script's own",
+        docs="also counts major faults of other processes",
+        what=r"vmstat\.pgmajfault change",
+        command=_NO_FAULT_STEP,
+        examples=(
+            Example(("set pmd_swap off", "swapon z0 64M kind zram"), "vmstat.pgmajfault change", "+2", "+0"),
+            Example(("set pmd_swap off", "mmap a 2M", "@2 mmap c 1M"), "vmstat.pgmajfault change", "+1", "+0"),
+            Example(("mmap a 2M", "madvise a:1M cold"), "vmstat.pgmajfault change", "+1", "+0"),
+        ),
+        near_misses=(
+            Example(("mmap a 2M", "touch a"), "vmstat.pgmajfault change", "+3", "+0"),
+            Example(("mmap a 2M", "madvise a pageout"), "vmstat.pgmajfault change", "+1", "+0"),
+            Example(("mmap a 2M", "swapoff z0"), "vmstat.pgmajfault change", "+1", "+0"),
+            Example(("mmap a 2M", "swapon z0 64M"), "vmstat.pswpin change", "+1", "+0"),
+        ),
+    ),
+)
 
 
 def explain(d: Difference, lines: list[str]) -> Known | None:
