@@ -208,12 +208,31 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
                     a = (pmdi << PMD_SHIFT) + (i << PAGE_SHIFT)
                     k.shadow.zero(mm.pid, a, a + (1 << PAGE_SHIFT))
                 elif pte_present(pte) and not pte & F_SPECIAL:
-                    head = _folio_to_advise(k, ptes, i, vma, lo, hi)
+                    head = _folio_to_free(k, ptes, i, vma, lo, hi)
                     if head is None:
                         continue
                     ptes[i] &= ~(F_YOUNG | F_DIRTY)
                     _mark_lazyfree(k, head)
     k.trace("madvise_free")
+
+
+def _folio_to_free(k: "Kernel", ptes: array, i: int, vma: VmArea, lo: int, hi: int) -> int | None:
+    """The folio the present PTE ptes[i] maps, for MADV_FREE over [lo, hi) of vma
+    (madvise_free_pte_range()), or None when it is left alone.  Unlike COLD and PAGEOUT, a
+    folio another process maps too is marked lazyfree when it is clean and not in the swap
+    cache; a dirty or swap-cache one only when this mapping is its only one
+    (`folio_mapcount(folio) != folio_nr_pages(folio)`).  A large folio the range does not
+    cover whole is split first, unless it is shared (left alone)."""
+    mem = k.mem
+    head = mem.folio_of(pte_pfn(ptes[i]))
+    if mem.order[head] and not _covers_folio(k, vma, lo, hi, head):
+        if mem.folio_maybe_mapped_shared(head):
+            return None
+        split_folio(k, head)
+        head = pte_pfn(ptes[i])
+    if mem.flags[head] & (PG.SWAPCACHE | PG.DIRTY) and mem.folio_mapcount(head) != mem.nr_pages(head):
+        return None
+    return head
 
 
 def _mark_lazyfree(k: "Kernel", pfn: int) -> None:
