@@ -40,6 +40,10 @@ compares"):
 * no `reclaim` while `max_ptes_none` is below 511 and a swap device is on: whether the
   deferred split shrinker splits an underused THP before the LRU pass swaps it out whole
   depends on the kernel's reclaim priorities (mm/vmscan.py, `shrink_lruvec`);
+* no `reclaim` while a MADV_FREE folio has been written again: reclaim makes it swap-backed
+  again and activates it; the kernel's memory-cgroup reclaim does not come back to it in the
+  same `reclaim` (measured), the simulator's next pass swaps it out (it does not model the
+  active/inactive balancing that decides this);
 * `mmap ... at` and `mremap ... at` pick free addresses in a window of their
   own, or where the script's own mappings are, never the worker's memory.
 
@@ -59,6 +63,8 @@ from ...lang.session import Session
 from ...lang.values import format_offset, format_size
 from ...mm.config import Config
 from ...mm.errors import MmError
+from ...mm.folio import PG
+from ...mm.pgtable import F_DIRTY, F_SPECIAL, PmdKind, pmd_pgtable, pte_pfn, pte_present
 from ...mm.vma import VM
 
 K = 1 << 10
@@ -159,6 +165,22 @@ class SimModel:
 
     def thp(self) -> str:
         return str(self.session.kernel.config.thp.value)
+
+    def redirtied_lazyfree(self) -> bool:
+        """Whether a MADV_FREE folio (not swap-backed) is mapped by a dirty PTE or PMD: written
+        again after the advice, so that reclaim makes it swap-backed again and activates it."""
+        mem = self.session.kernel.mem
+        for mm in self.session.kernel.mms.values():
+            for pmd in mm.pmds.values():
+                if pmd.kind is PmdKind.HUGE:
+                    if pmd.flags & F_DIRTY and not mem.test(pmd.pfn, PG.SWAPBACKED):
+                        return True
+                elif pmd.kind is PmdKind.TABLE:
+                    for pte in pmd_pgtable(pmd).ptes:
+                        if (pte & F_DIRTY and pte_present(pte) and not pte & F_SPECIAL
+                                and not mem.test(mem.folio_of(pte_pfn(pte)), PG.SWAPBACKED)):
+                            return True
+        return False
 
     def uffd_armed(self, pid: int, start: int, end: int) -> bool:
         """Whether a VMA of [start, end) in pid is registered with a userfaultfd (missing mode)."""
@@ -482,8 +504,11 @@ class Generator:
 
     def _reclaim_modelled(self) -> bool:
         """Not while an underused THP could be split or swapped out whole (max_ptes_none below
-        511 and a swap device): the kernel's choice depends on its reclaim priorities."""
-        return self.sim.session.kernel.config.max_ptes_none == 511 or not self.devices
+        511 and a swap device): the kernel's choice depends on its reclaim priorities; nor
+        while a MADV_FREE folio was written again (see the module's docstring)."""
+        if self.sim.session.kernel.config.max_ptes_none != 511 and self.devices:
+            return False
+        return not self.sim.redirtied_lazyfree()
 
     def _set(self) -> str:
         what = self.rng.choices(("thp", "max_ptes_none", "max_ptes_swap", "max_ptes_shared", "use_zero_page",
