@@ -179,6 +179,28 @@ def kernel_diff(files: tuple[str, ...], quiet: bool) -> None:
     sys.exit(run_diff(sources, quiet=quiet))
 
 
+@kernel.command("fuzz")
+@click.option("--seed", type=int, default=None, help="Seed of the scripts (default: a random one, printed).")
+@click.option("--steps", type=click.IntRange(5, 60), default=20, show_default=True,
+              help="Commands per script, at most (expect lines not counted).")
+@click.option("--time", "seconds", type=click.FloatRange(min=0), default=None,
+              help="Stop starting scripts after this many seconds (default 60 without --scripts).")
+@click.option("--count", "--scripts", "scripts", type=click.IntRange(min=1), default=None,
+              help="Stop after this many scripts.")
+@click.option("--out", default="fuzz-failures", show_default=True,
+              help="Directory where the minimal script of each difference is saved.")
+@click.option("--first", is_flag=True, help="Stop at the first unexplained difference.")
+@click.option("--verbose", is_flag=True, help="One line per script.")
+def kernel_fuzz(seed: int | None, steps: int, seconds: float | None, scripts: int | None, out: str,
+                first: bool, verbose: bool) -> None:
+    """Random scripts on the live kernel and in the simulator; each new difference is shrunk and saved."""
+    from .kernel.fuzz.run import run_fuzz
+
+    if seconds is None and scripts is None:
+        seconds = 60.0
+    sys.exit(run_fuzz(seed, steps, seconds, scripts, out, verbose=verbose, first=first))
+
+
 @kernel.command("recover")
 def kernel_recover() -> None:
     """Undo what a killed live run left behind (its journal), without running a script."""

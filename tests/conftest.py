@@ -34,6 +34,7 @@ def _worker(config) -> bool:
 
 
 def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "xdist_group(name): the tests of one group run on one pytest-xdist worker")
     cache = getattr(config, "cache", None)
     mmsh_coverage.DIR = (cache.mkdir("mmshell") / "coverage" if cache is not None
                          else Path(str(config.rootpath)) / "build" / "mmshell-coverage")

@@ -120,18 +120,34 @@ def _write(path: Path, value: str) -> None:
 
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Block SIGINT/SIGTERM/SIGHUP for the duration, so an undo step cannot be cut in half;
-    a signal that arrives meanwhile is delivered when the block ends."""
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    """Hold SIGINT/SIGTERM/SIGHUP for the duration, so an undo step cannot be cut in half;
+    a signal that arrives meanwhile is delivered when the block ends.
+
+    Blocking them (pthread_sigmask) holds them for this thread only: in a process with
+    other threads the kernel may hand the signal to one of those, and Python then runs the
+    handler in the main thread all the same.  So the Python-level handlers are swapped for
+    one that only notes the signal, and each noted signal is raised again at the end."""
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    pending: list[int] = []
     try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     except (ValueError, OSError):
-        yield
-        return
+        old_mask = None
+    old_handlers: dict[int, Any] = {}
+    try:
+        for s in sigs:
+            old_handlers[s] = signal.signal(s, lambda signum, _frame: pending.append(signum))
+    except ValueError:                  # not the main thread: no Python handler runs here anyway
+        pass
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        if old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)     # a blocked one is delivered now
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
 
 
 def fs_type(path: Path) -> str:

@@ -25,6 +25,7 @@ _TUNE_FILES = {
     "max_ptes_swap": tun.KHUGEPAGED / "max_ptes_swap",
     "max_ptes_none": tun.KHUGEPAGED / "max_ptes_none",
     "max_ptes_shared": tun.KHUGEPAGED / "max_ptes_shared",
+    "page_cluster": tun.PAGE_CLUSTER,
 }
 
 
@@ -76,7 +77,7 @@ def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
                           "the live runner prints each step's changes")
     elif name in _TUNE_FILES:
         text = ("1" if value else "0") if name == "use_zero_page" else str(value)
-        if name != "use_zero_page" and not 0 <= value <= 511:
+        if name.startswith("max_ptes") and not 0 <= value <= 511:
             raise Refused(f"EINVAL: {name} must be 0..511")
         t.set(_TUNE_FILES[name], text)
     else:
@@ -437,6 +438,11 @@ def do_mremap(s: LiveSession, cmd: Command) -> LiveOutput:
             raise Refused("EINVAL: old and new ranges overlap")
         _free_or_own(s, new, new_len, "mremap")
     else:
+        # A plain MREMAP_MAYMOVE needs the range inside one VMA (EFAULT otherwise); the
+        # MREMAP_FIXED the runner moves it with would move several (6.17+ remap_move()).
+        if not any(lo <= start and start + old_len <= hi for lo, hi, _p, _n in procfs.maps(s.kpid())):
+            raise Refused(f"EFAULT: {start:#x}-{start + old_len:#x} is not inside one VMA (mremap without "
+                          "`at` is MREMAP_MAYMOVE)")
         new = get_unmapped_area(s, new_len)
     got = s.call("mremap", start, old_len, new_len, new)
     moved = min(old_len, new_len)

@@ -14,8 +14,9 @@ Every worker lives in the run's memory cgroup (cgroup.py) with
 machine or the cgroup's limit, takes a worker before any other process.  A
 new worker joins the cgroup's `stage` first, copies every page it shares
 with its parent outside the script's regions (`unshare_pages`), and only then
-joins `work`: so `work` is charged for the script's memory, not the
-interpreter's, and `reclaim` swaps out what the script mapped.
+joins `work` (a forking worker waits in `stage` until its child has done
+so): so `work` is charged for the script's memory, not the interpreter's,
+and `reclaim` swaps out what the script mapped.
 
 Accesses follow kernel-semantics §0.4: a write is a plain ``memmove`` of a
 fresh 8-byte value to the start of each page (one write fault, no read
@@ -258,8 +259,12 @@ class _Worker:
     # processes
     def op_fork(self, exclude: list[tuple[int, int]]) -> dict:
         """Fork; the child copies what it shares with this process outside `exclude` (the
-        script's regions, which it must share as a forked process does) before it serves."""
+        script's regions, which it must share as a forked process does) before it serves.
+        This process waits in `stage` until then (`op_settled`): what it copies of the
+        interpreter meanwhile (its own writes right after the fork) is not charged to `work`."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        if self.placement is not None:
+            _join(self.placement.stage)
         pid = os.fork()
         if pid == 0:
             theirs.close()
@@ -271,6 +276,11 @@ class _Worker:
             raise _Forked(mine)
         mine.close()
         return {"pid": pid, "handoff": theirs}
+
+    def op_settled(self) -> None:
+        """The child of the last fork has copied what it shared: back to `work`."""
+        if self.placement is not None:
+            _join(self.placement.work)
 
     def op_exit(self) -> None:
         return None
@@ -404,7 +414,10 @@ class Processes:
         child = Proc(self.next_spid, res["pid"], sock, sc.pidfd_open(res["pid"]), parent)
         self.procs[child.spid] = child
         self.next_spid += 1
-        self.call(child.spid, "ping")
+        try:
+            self.call(child.spid, "ping")
+        finally:
+            self.call(parent, "settled")
         return child
 
     def exit(self, spid: int, timeout: float = 10.0) -> None:

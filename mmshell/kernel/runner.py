@@ -170,7 +170,13 @@ class LiveSession(RegionNames):
         if inner.name in READ_ONLY or (inner.name == "check" and inner.args.get("range") is None):
             return fn(self, cmd)
         before = Counters.take(self)
-        out = fn(self, cmd)
+        try:
+            out = fn(self, cmd)
+        except Refused:
+            # The kernel may have done part of it before its error (madvise or mprotect across
+            # a hole): its batched counts must not land in a later step.
+            self.drain()
+            raise
         if out.changed:
             self.drain()
             out.changes = Counters.take(self).delta(before)

@@ -9,8 +9,8 @@ holds one of them (a knob someone changed since is left alone).  At the start of
 knobs are brought to the simulator's defaults (THP ``enabled=madvise``,
 ``hugepages-2048kB/enabled=inherit``, every other mTHP size ``never``,
 ``use_zero_page=1``, khugepaged ``max_ptes_none=511``, ``max_ptes_swap=64``,
-``max_ptes_shared=256``, zswap off), so that a script sees the machine the
-simulator boots.
+``max_ptes_shared=256``, zswap off, ``vm.page-cluster=3``), so that a script sees
+the machine the simulator boots.
 
 khugepaged (kernel-semantics §0.4): it would otherwise scan on its own timer
 and whenever a process registers.  `park()` raises ``pages_to_scan`` so that
@@ -34,6 +34,7 @@ from .journal import Journal, NotProven, Step
 THP = Path("/sys/kernel/mm/transparent_hugepage")
 KHUGEPAGED = THP / "khugepaged"
 ZSWAP_ENABLED = Path("/sys/module/zswap/parameters/enabled")
+PAGE_CLUSTER = Path("/proc/sys/vm/page-cluster")
 PARK_SLEEP_MS = 3_600_000
 PAGES_PER_PASS = 1 << 24        # 64 GiB of PMD ranges per wake-up: always a full pass
 PASS_TIMEOUT = 20.0
@@ -53,6 +54,7 @@ MANAGED: dict[str, tuple[str, ...] | re.Pattern[str]] = {
     **{str(KHUGEPAGED / n): _NUMBER for n in ("max_ptes_none", "max_ptes_swap", "max_ptes_shared",
                                                "pages_to_scan", "scan_sleep_millisecs")},
     str(ZSWAP_ENABLED): _WORDS["yn"],
+    str(PAGE_CLUSTER): re.compile(r"[0-9]|[12][0-9]|3[01]"),      # the sysctl takes 0..31
 }
 #: The per-size mTHP knobs: hugepages-<N>kB/enabled.
 _MTHP_KNOB = re.compile(re.escape(str(THP)) + r"/hugepages-[0-9]{1,8}kB/enabled")
@@ -166,6 +168,7 @@ class Tunables:
         self.set(KHUGEPAGED / "max_ptes_shared", "256")
         if ZSWAP_ENABLED.exists():
             self.set(ZSWAP_ENABLED, "N")
+        self.set(PAGE_CLUSTER, "3")
 
     # -- khugepaged ------------------------------------------------------------------------------
     def park_khugepaged(self) -> None:

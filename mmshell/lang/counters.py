@@ -126,6 +126,8 @@ COUNTERS: tuple[CounterDoc, ...] = (
     _v("thp_split_page_failed", "THP folio splits that failed (extra references)", "__folio_split"),
     _v("thp_deferred_split_page", "THPs queued to be split later, because they became partly mapped",
        "deferred_split_folio"),
+    _v("thp_underused_split_page", "THPs on the deferred split queue split by the shrinker because "
+       "most of their pages were never written (zero-filled: thp_underused)", "deferred_split_scan"),
     _v("thp_split_pmd", "PMD entries split into a table of 512 PTEs (a huge mapping, or with the "
        "series a PMD swap entry)", "__split_huge_pmd / __split_huge_pmd_locked"),
     _v("thp_scan_exceed_none_pte", "ranges khugepaged skipped: more empty PTEs than max_ptes_none",

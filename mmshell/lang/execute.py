@@ -191,6 +191,8 @@ def do_set(s: Session, cmd: Command) -> StepOutput:
         if not 0 <= value <= 511:
             raise MmError("EINVAL", "set", f"{name} must be 0..511")
         setattr(cfg, name, value)
+    elif name == "page_cluster":
+        cfg.page_cluster = value
     else:
         raise MmError("EINVAL", "set", f"unknown setting {name!r}")
     return StepOutput(changed=False)
@@ -493,7 +495,7 @@ def _setting_is(s: Session, name: str, value: Any, point: str | None) -> bool:
     current = {"pmd_swap": cfg.pmd_swap, "thp": cfg.thp.value, "zswap": cfg.zswap, "ram": cfg.ram,
                "use_zero_page": cfg.use_zero_page, "max_ptes_swap": cfg.max_ptes_swap,
                "max_ptes_none": cfg.max_ptes_none, "max_ptes_shared": cfg.max_ptes_shared,
-               "counters": s.counters, "pager": s.pager}
+               "page_cluster": cfg.page_cluster, "counters": s.counters, "pager": s.pager}
     if name == "fail":
         return cfg.fail.get(FaultPoint(point), FailMode.OFF).value == value
     return current[name] == value

@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from ..mm.constants import PAGE_CLUSTER_MAX
 from .grammar import Arg, Grammar, Kind
 from .values import PAGE_SIZE, format_size
 
@@ -150,6 +151,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "khugepaged/max_ptes_shared: the most PTEs mapping shared pages a range may have\n"
         "and still collapse (thp_scan_exceed_share_pte).",
         minimum=0, maximum=511,
+    ),
+    SettingSpec(
+        "page_cluster", SettingKind.INT, (), 3,
+        "/proc/sys/vm/page-cluster: a swap-in through the swap cache reads 2^N slots around\n"
+        "the faulting one (swapin_readahead; 0: only that slot, no swap_ra).",
+        minimum=0, maximum=PAGE_CLUSTER_MAX,
     ),
     SettingSpec(
         "counters", SettingKind.CHOICE, ("key", "all"), "key",

@@ -46,6 +46,7 @@ class Config:
     max_ptes_swap: int = 64
     max_ptes_none: int = 511
     max_ptes_shared: int = 256
+    page_cluster: int = 3           # /proc/sys/vm/page-cluster: swap readahead reads 2**N slots
     fail: dict[FaultPoint, FailMode] = field(default_factory=dict)
 
     def should_fail(self, point: FaultPoint) -> bool:

@@ -56,3 +56,7 @@ def pmd_index(addr: int) -> int:
 def pte_index(addr: int) -> int:
     """Index of addr's PTE inside its PTE table."""
     return (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+
+#: The largest page_cluster (`set page_cluster N`): a swap readahead window of at most 2**5
+#: slots (the kernel's VMA-based readahead caps its window there too, SWAP_RA_ORDER_CEILING).
+PAGE_CLUSTER_MAX = 5

@@ -247,14 +247,16 @@ def move_huge_pmd(k: "Kernel", mm: MmStruct, old_addr: int, new_addr: int) -> bo
 def move_pages_huge_pmd(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int) -> None:
     """move_pages_huge_pmd(): UFFDIO_MOVE of the whole PMD-level entry at src to the empty,
     aligned PMD at dst (move_pages() checked both, and that a THP is exclusive).  The
-    folio follows to the destination VMA (folio_move_anon_rmap).  patch 10/13: a PMD swap
-    entry goes to move_swap_pmd()."""
+    folio follows to the destination VMA (folio_move_anon_rmap); the huge zero page has
+    no folio to follow (src_folio = NULL).  patch 10/13: a PMD swap entry goes to
+    move_swap_pmd()."""
     pmd = mm.pmds[pmd_index(src)]
     if pmd.kind is PmdKind.SWAP:
         move_swap_pmd(k, mm, dvma, src, dst)
         return
     k.trace("move_pages_huge_pmd")
-    folio_move_anon_rmap(k, pmd.pfn, dvma, dst)
+    if pmd.kind is PmdKind.HUGE:
+        folio_move_anon_rmap(k, pmd.pfn, dvma, dst)
     mm.pmds[pmd_index(dst)] = mm.pmds.pop(pmd_index(src))
 
 

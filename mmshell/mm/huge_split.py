@@ -18,12 +18,12 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_NR, pmd_index
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, pmd_index, pte_index
 from .folio import PG
 from .mm_types import MmStruct
 from .pgtable import (F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_YOUNG, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd,
-                      PmdKind, PteTable, mk_pte, swp_entry_to_pte)
-from .rmap import rmap_walk_anon
+                      PmdKind, PteTable, mk_pte, pmd_pgtable, swp_entry_to_pte)
+from .rmap import folio_remove_rmap_ptes, rmap_walk_anon
 from .swap import free_folio
 from .swapops import SwpEntry
 from .vma import VmArea
@@ -79,12 +79,15 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
     mm.pmds[pmdi] = Pmd(PmdKind.TABLE, table=table)
 
 
-def split_folio(k: "Kernel", pfn: int) -> list[int]:
+def split_folio(k: "Kernel", pfn: int, to_list: bool = False) -> list[int]:
     """split_folio_to_list(): turn a PMD-size folio into 512 order-0 folios.
 
     Its PMD mappings are split first (unmap_folio with TTU_SPLIT_HUGE_PMD), so
     every mapping ends as PTEs of the new small folios; swap-cache membership,
-    flags and contents carry over page by page.  Returns the new folios, head first.
+    flags and contents carry over page by page; a page never written is mapped by the
+    shared zero page instead (`_map_unused_to_zeropage`).  Returns the new folios, head
+    first.  A new folio nothing maps is freed, unless `to_list` (reclaim's split: the list
+    holds a reference to each, lru_add_split_folio(), and reclaim frees them).
     """
     mem = k.mem
     k.trace("split_folio")
@@ -127,7 +130,59 @@ def split_folio(k: "Kernel", pfn: int) -> list[int]:
     k.vmstat.count("thp_split_page")
     k.vmstat.count_mthp("split")
     k.vmstat.mthp["nr_anon"] -= 1
+    _map_unused_to_zeropage(k, new)
     for p in new:
-        if not mem.mapcount[p] and p not in k.folio_swap:
+        if not to_list and not mem.mapcount[p] and p not in k.folio_swap:
             free_folio(k, p)
     return [p for p in new if mem.flags[p] & PG.USED]
+
+
+def _map_unused_to_zeropage(k: "Kernel", pages: list[int]) -> None:
+    """6.12+ __folio_split() remaps an anonymous folio's pages with RMP_USE_SHARED_ZEROPAGE:
+    a page that reads all zero (never written) is mapped by the shared zero page instead
+    (try_to_map_unused_to_zeropage(): a special, read-only PTE; the page loses that
+    mapping and the process's RSS with it).  Measured on 6.18.44: MADV_PAGEOUT of part of a
+    THP written in one page swaps out only the written pages of the range.  Not modelled:
+    mlocked VMAs (there is no mlock), which keep their pages."""
+    mem = k.mem
+    for p in pages:
+        if mem.data[p] or not mem.mapcount[p]:
+            continue
+        for m in rmap_walk_anon(k, p):
+            table = pmd_pgtable(m.mm.pmds[pmd_index(m.addr)])
+            i = pte_index(m.addr)
+            soft = table.ptes[i] & (F_SOFT_DIRTY | F_UFFD_WP)
+            table.ptes[i] = mk_pte(k.zero_pfn, F_SPECIAL | soft)
+            folio_remove_rmap_ptes(k, p, 1)
+            m.mm.rss_anon -= 1
+
+
+def thp_underused(k: "Kernel", pfn: int) -> bool:
+    """thp_underused(): more than max_ptes_none of the THP's pages read all zero (never
+    written); never while max_ptes_none is 511, its default."""
+    limit = k.config.max_ptes_none
+    if limit == HPAGE_PMD_NR - 1:
+        return False
+    data = k.mem.data[pfn:pfn + HPAGE_PMD_NR]
+    return HPAGE_PMD_NR - sum(1 for v in data if v) > limit
+
+
+def deferred_split_scan(k: "Kernel", underused: bool) -> int:
+    """deferred_split_scan(), the deferred split shrinker: every THP a fault or a collapse
+    made is on the queue (deferred_split_folio(folio, false), 6.12+).  A partially mapped
+    one is split (its unmapped pages are freed); another one, when `underused` is asked for,
+    only if it is underused (thp_underused(), counted as thp_underused_split_page), its
+    unwritten pages then mapped by the zero page.  Returns the number of THPs split.  The
+    simulation keeps no queue: every anonymous PMD-size folio on the LRU stands for its entry."""
+    mem = k.mem
+    split = 0
+    for pfn in [p for p in k.lru.oldest_first() if mem.order[p] == HPAGE_PMD_ORDER and mem.test(p, PG.ANON)]:
+        if mem.test(pfn, PG.PARTIALLY_MAPPED):
+            split_folio(k, pfn)
+        elif underused and thp_underused(k, pfn):
+            split_folio(k, pfn)
+            k.vmstat.count("thp_underused_split_page")
+        else:
+            continue
+        split += 1
+    return split

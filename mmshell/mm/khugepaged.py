@@ -5,8 +5,10 @@ none PMD, a PMD-mapped THP and any non-present PMD (with the series that is a
 PMD swap entry: decision 8, not a collapse candidate, no counter); a PTE
 table is acceptable when its none/zero PTEs, swap PTEs and shared pages stay
 within max_ptes_none / max_ptes_swap / max_ptes_shared (khugepaged only;
-MADV_COLLAPSE ignores the limits), at least one PTE is writable, and for
-khugepaged at least one page was referenced.  collapse_huge_page() swaps the
+MADV_COLLAPSE ignores the limits), and for khugepaged at least one page was
+referenced (6.18.44 has no SCAN_PAGE_RO: read-only pages collapse too, measured).
+A VMA may collapse when it holds an aligned 2 MiB block and has an anon_vma
+(thp_vma_allowable_order() outside a fault).  collapse_huge_page() swaps the
 swap PTEs in (one major fault each), allocates a THP (thp_collapse_alloc),
 copies, and installs the PMD over the old PTE table, which becomes the deposit.
 """
@@ -42,16 +44,23 @@ class Scan(Enum):
     EXCEED_NONE_PTE = "exceed_none_pte"
     EXCEED_SWAP_PTE = "exceed_swap_pte"
     EXCEED_SHARED_PTE = "exceed_shared_pte"
-    PAGE_RO = "page_ro"
     LACK_REFERENCED_PAGE = "lack_referenced_page"
     ALLOC_HUGE_PAGE_FAIL = "alloc_huge_page_fail"
     PTE_NON_PRESENT = "pte_non_present"
     VMA_CHECK = "vma_check"
+    FAIL = "fail"
 
 
 def hugepage_vma_check(k: "Kernel", vma: VmArea, khugepaged: bool) -> bool:
     """thp_vma_allowable_order(TVA_KHUGEPAGED / TVA_FORCED_COLLAPSE) for PMD order."""
     if vma.flags & VM.NOHUGEPAGE:
+        return False
+    # thp_vma_suitable_order(vma, vm_end - HPAGE_PMD_SIZE): the VMA holds an aligned 2 MiB block.
+    if (vma.end - PMD_SIZE) & PMD_MASK < vma.start:
+        return False
+    # "Allow page fault since anon_vma may be not initialized until the first page fault":
+    # outside a fault, a VMA never written (no anon_vma; zero pages at most) may not collapse.
+    if not vma.anon_vma:
         return False
     if not khugepaged:
         return True
@@ -67,7 +76,6 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
     cfg = k.config
     mem = k.mem
     none = swap = shared = referenced = 0
-    writable = False
     for pte in pmd_pgtable(pmd).ptes:
         if pte_none(pte) or (pte_present(pte) and pte & F_SPECIAL):
             none += 1
@@ -81,7 +89,6 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
                 return Scan.EXCEED_SWAP_PTE
         else:
             page = pte_pfn(pte)
-            writable |= bool(pte & F_WRITE)
             if pte & F_YOUNG or mem.test(mem.folio_of(page), PG.REFERENCED):
                 referenced += 1
             if mem.page_mapcount(page) > 1:
@@ -89,10 +96,8 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
                 if khugepaged and shared > cfg.max_ptes_shared:
                     k.vmstat.count("thp_scan_exceed_share_pte")
                     return Scan.EXCEED_SHARED_PTE
-    # SCAN_PAGE_RO needs a present page: on 6.18 MADV_COLLAPSE of a wholly swapped
-    # range succeeds (measured, semantics #22).
-    if not writable and swap < HPAGE_PMD_NR - none:
-        return Scan.PAGE_RO
+    # Measured on 6.18.44: no SCAN_PAGE_RO (a range of read-only pages, a wholly swapped one
+    # (semantics #22) and an empty table all collapse, by khugepaged and MADV_COLLAPSE alike).
     if khugepaged and (not referenced or (swap and referenced < HPAGE_PMD_NR // 2)):
         return Scan.LACK_REFERENCED_PAGE
     return collapse_huge_page(k, mm, vma, haddr)
@@ -157,23 +162,34 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
 
 
 def madvise_collapse(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
-    """MADV_COLLAPSE: collapse every aligned 2 MiB block of the range, ignoring the limits."""
-    results = []
+    """MADV_COLLAPSE: collapse every aligned 2 MiB block of the range, ignoring the limits.
+
+    VMA by VMA, as madvise_walk_vmas() calls madvise_collapse(): a VMA that may not hold
+    a THP is EINVAL; a VMA with a block that failed returns its errno, and the VMAs after
+    it are not visited.  A part of a VMA inside one 2 MiB block that does not start at the
+    block's start is EINVAL too: the kernel's `thps == (hend - hstart) >> HPAGE_PMD_SHIFT`
+    is false when hstart > hend (unsigned), and `last_fail` is still SCAN_FAIL.
+    """
+    collapsed = False
     for vma in mm.vmas_in(start, end):
+        results = []
+        lo, hi = max(start, vma.start), min(end, vma.end)
         if not hugepage_vma_check(k, vma, khugepaged=False):
             results.append(Scan.VMA_CHECK)
-            continue
-        haddr = max(start, vma.start)
-        haddr = (haddr + PMD_SIZE - 1) & PMD_MASK
-        while haddr + PMD_SIZE <= min(end, vma.end):
-            results.append(hpage_collapse_scan_pmd(k, mm, vma, haddr, khugepaged=False))
-            haddr += PMD_SIZE
-    bad = [r for r in results if r not in (Scan.SUCCEED, Scan.PMD_MAPPED)]
-    if bad:
-        errno = "ENOMEM" if Scan.ALLOC_HUGE_PAGE_FAIL in bad else "EINVAL"
-        raise MmError(errno, "madvise", f"MADV_COLLAPSE failed: {bad[0].value}",
-                      partial="blocks before the failure were collapsed, as the kernel does"
-                      if Scan.SUCCEED in results else None)
+        elif (lo + PMD_SIZE - 1) & PMD_MASK > hi & PMD_MASK:
+            results.append(Scan.FAIL)
+        else:
+            haddr = (lo + PMD_SIZE - 1) & PMD_MASK
+            while haddr + PMD_SIZE <= hi:
+                results.append(hpage_collapse_scan_pmd(k, mm, vma, haddr, khugepaged=False))
+                collapsed = collapsed or results[-1] is Scan.SUCCEED
+                haddr += PMD_SIZE
+        bad = [r for r in results if r not in (Scan.SUCCEED, Scan.PMD_MAPPED)]
+        if bad:
+            errno = "ENOMEM" if Scan.ALLOC_HUGE_PAGE_FAIL in bad else "EINVAL"
+            raise MmError(errno, "madvise", f"MADV_COLLAPSE failed: {bad[0].value}",
+                          partial="blocks before the failure were collapsed, as the kernel does"
+                          if collapsed else None)
 
 
 def khugepaged_scan(k: "Kernel") -> dict[str, int]:

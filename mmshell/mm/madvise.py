@@ -71,18 +71,27 @@ def sys_madvise(k: "Kernel", mm: MmStruct, start: int, length: int, advice: Madv
 
 def madvise_thp_flags(k: "Kernel", mm: MmStruct, start: int, end: int, huge: bool) -> None:
     """hugepage_madvise(): set VM_HUGEPAGE (clearing VM_NOHUGEPAGE) or the reverse."""
-    for vma in vma_range(k, mm, start, end):
-        if huge:
-            vma.flags = (vma.flags | VM.HUGEPAGE) & ~VM.NOHUGEPAGE
-        else:
-            vma.flags = (vma.flags | VM.NOHUGEPAGE) & ~VM.HUGEPAGE
+    def new_flags(flags: VM) -> VM:
+        return (flags | VM.HUGEPAGE) & ~VM.NOHUGEPAGE if huge else (flags | VM.NOHUGEPAGE) & ~VM.HUGEPAGE
+
+    # madvise_update_vma() leaves a VMA that already has the new flags alone (no VMA split,
+    # no PMD split at the range's edges).
+    parts = [(max(start, v.start), min(end, v.end)) for v in mm.vmas_in(start, end) if new_flags(v.flags) != v.flags]
+    for lo, hi in parts:
+        for vma in vma_range(k, mm, lo, hi):
+            vma.flags = new_flags(vma.flags)
     for vma in list(mm.vmas_in(start - 1, end + 1)):
         if vma in mm.vmas:
             vma_merge_around(mm, vma)
 
 
 def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pageout: bool) -> None:
-    """madvise_cold_or_pageout_pte_range() over every VMA, then reclaim_pages() for PAGEOUT."""
+    """madvise_cold_or_pageout_pte_range() over every VMA, then reclaim_pages() for PAGEOUT.
+
+    Each folio loses PG_referenced; only MADV_COLD clears the young bit of its PMD or PTEs
+    (`if (!pageout && pmd_young(orig_pmd))`): a folio that PAGEOUT fails to reclaim (no swap
+    space) keeps them, and khugepaged counts its pages as referenced.
+    """
     mem = k.mem
     folios: dict[int, None] = {}
     for vma, pmdi, pmd, addr, nxt in walk_page_range(k, mm, start, end, Walker.MADVISE):
@@ -91,7 +100,8 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
             if mem.folio_maybe_mapped_shared(pfn):
                 continue
             if addr & ~PMD_MASK == 0 and nxt - addr == PMD_SIZE:
-                pmd.flags &= ~F_YOUNG
+                if not pageout:
+                    pmd.flags &= ~F_YOUNG
                 mem.clear(pfn, PG.REFERENCED)
                 folios[pfn] = None
                 continue
@@ -108,7 +118,8 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
                 head = _folio_to_advise(k, ptes, i, vma, lo, hi)
                 if head is None:
                     continue
-                ptes[i] = pte & ~F_YOUNG
+                if not pageout:
+                    ptes[i] = pte & ~F_YOUNG
                 mem.clear(head, PG.REFERENCED)
                 folios[head] = None
     if pageout:
@@ -142,12 +153,14 @@ def _covers_folio(k: "Kernel", vma: VmArea, lo: int, hi: int, head: int) -> bool
 def madvise_dontneed(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     """madvise_dontneed_single_vma(): zap the range; the pages read zero afterwards.
 
-    CONFIG_PT_RECLAIM: PTE tables that end up empty over a whole PMD are freed.
+    CONFIG_PT_RECLAIM: a PTE table that ends up empty is freed when the zap of this VMA
+    covered its whole PMD (zap_pte_range() reclaims only if `end - start >= PMD_SIZE`,
+    reclaim_pt_is_enabled()); a table the zap covered in part stays.
     """
     for vma in mm.vmas_in(start, end):
         lo, hi = max(start, vma.start), min(end, vma.end)
         unmap_page_range(k, mm, vma, lo, hi)
-        for pmdi, pmd, _, _ in walk_pmd_range(k, mm, lo, hi, Walker.ZAP):
+        for pmdi, pmd, _, _ in walk_pmd_range(k, mm, (lo + PMD_SIZE - 1) & PMD_MASK, hi & PMD_MASK, Walker.ZAP):
             if pmd is not None and pmd.kind is PmdKind.TABLE and pmd_pgtable(pmd).is_empty():
                 del mm.pmds[pmdi]
                 mm.nr_ptes -= 1
@@ -195,12 +208,31 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
                     a = (pmdi << PMD_SHIFT) + (i << PAGE_SHIFT)
                     k.shadow.zero(mm.pid, a, a + (1 << PAGE_SHIFT))
                 elif pte_present(pte) and not pte & F_SPECIAL:
-                    head = _folio_to_advise(k, ptes, i, vma, lo, hi)
+                    head = _folio_to_free(k, ptes, i, vma, lo, hi)
                     if head is None:
                         continue
                     ptes[i] &= ~(F_YOUNG | F_DIRTY)
                     _mark_lazyfree(k, head)
     k.trace("madvise_free")
+
+
+def _folio_to_free(k: "Kernel", ptes: array, i: int, vma: VmArea, lo: int, hi: int) -> int | None:
+    """The folio the present PTE ptes[i] maps, for MADV_FREE over [lo, hi) of vma
+    (madvise_free_pte_range()), or None when it is left alone.  Unlike COLD and PAGEOUT, a
+    folio another process maps too is marked lazyfree when it is clean and not in the swap
+    cache; a dirty or swap-cache one only when this mapping is its only one
+    (`folio_mapcount(folio) != folio_nr_pages(folio)`).  A large folio the range does not
+    cover whole is split first, unless it is shared (left alone)."""
+    mem = k.mem
+    head = mem.folio_of(pte_pfn(ptes[i]))
+    if mem.order[head] and not _covers_folio(k, vma, lo, hi, head):
+        if mem.folio_maybe_mapped_shared(head):
+            return None
+        split_folio(k, head)
+        head = pte_pfn(ptes[i])
+    if mem.flags[head] & (PG.SWAPCACHE | PG.DIRTY) and mem.folio_mapcount(head) != mem.nr_pages(head):
+        return None
+    return head
 
 
 def _mark_lazyfree(k: "Kernel", pfn: int) -> None:

@@ -44,10 +44,6 @@ class Fault(Enum):
     FALLBACK = 2    # VM_FAULT_FALLBACK: retry at PTE level
 
 
-#: Swap readahead window: 1 << page_cluster (page_cluster = 3).
-SWAP_RA_PAGES = 8
-
-
 # -- allocation ------------------------------------------------------------------------
 
 def alloc_anon_folio(k: "Kernel", order: int, reclaim: bool = True) -> int | None:
@@ -82,11 +78,16 @@ def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bo
                               thp_vma_allowable)
 
     k.vmstat.count("pgfault")
-    anon_vma_prepare(k, vma)
     pmdi = pmd_index(addr)
     pmd = mm.pmds.get(pmdi)
+    huge = pmd is None and thp_vma_allowable(k, vma, addr)
+    if write or huge:
+        # vmf_anon_prepare(): a write, and a THP fault (do_huge_pmd_anonymous_page(), also
+        # for the huge zero page); a read that maps the zero page by a PTE gives the VMA no
+        # anon_vma (so khugepaged and MADV_COLLAPSE leave it alone).
+        anon_vma_prepare(k, vma)
     if pmd is None:
-        if thp_vma_allowable(k, vma, addr):
+        if huge:
             if do_huge_pmd_anonymous_page(k, mm, vma, addr, write) is not Fault.FALLBACK:
                 return Fault.DONE
         pmd = mm.pmds.get(pmdi)
@@ -283,17 +284,19 @@ def _finish_write(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool
 
 
 def swapin_readahead(k: "Kernel", entry: SwpEntry) -> int:
-    """swap_cluster_readahead(): read the aligned window of 8 slots into the swap cache.
+    """swap_cluster_readahead(): read the aligned window of 2**page_cluster slots (8 by
+    default; page_cluster 0: only the faulting slot) into the swap cache.
 
     Slots that are free, already cached or zero-referenced are skipped; every
     extra page read counts swap_ra.  Returns the folio for `entry`.
     """
     si = k.swp_info(entry.type)
     k.trace("swapin_readahead")         # traced before its callees, in call order
-    start = entry.offset & ~(SWAP_RA_PAGES - 1)
+    window = 1 << k.config.page_cluster
+    start = entry.offset & ~(window - 1)
     target = None
     read: list[int] = []
-    for off in [entry.offset] + [o for o in range(start, min(start + SWAP_RA_PAGES, si.pages))
+    for off in [entry.offset] + [o for o in range(start, min(start + window, si.pages))
                                  if o != entry.offset]:
         if off == 0 or si.swap_count(off) == 0 or si.has_cache(off):
             continue

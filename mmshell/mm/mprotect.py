@@ -47,9 +47,14 @@ def sys_mprotect(k: "Kernel", mm: MmStruct, start: int, length: int, prot: VM) -
     if mapped_end <= start:
         raise MmError("ENOMEM", "mprotect", f"no mapping at {start:#x}")
     k.trace("mprotect_fixup")
-    for vma in vma_range(k, mm, start, mapped_end):
-        vma.flags = (vma.flags & ~_PROT_BITS) | newflags
-        change_protection(k, mm, vma)
+    # mprotect_fixup() leaves a VMA that already has the new flags alone: no VMA split, no
+    # PMD split at the range's edges.
+    parts = [(max(start, v.start), min(mapped_end, v.end)) for v in mm.vmas_in(start, mapped_end)
+             if v.flags & _PROT_BITS != newflags]
+    for lo, hi in parts:
+        for vma in vma_range(k, mm, lo, hi):
+            vma.flags = (vma.flags & ~_PROT_BITS) | newflags
+            change_protection(k, mm, vma)
     for vma in list(mm.vmas_in(start - 1, mapped_end + 1)):
         if vma in mm.vmas:
             vma_merge_around(mm, vma)

@@ -1,7 +1,12 @@
 """mremap(2) with MREMAP_MAYMOVE (and MREMAP_FIXED) (mm/mremap.c move_page_tables).
 
+The range must lie in one VMA, but for a same-size MREMAP_FIXED move, which since
+6.17 moves every VMA of the range (remap_move()).
+
 The moved part becomes a new VMA with the same vm_pgoff and anon_vma, so
-folio->index and the rmap stay valid.  move_page_tables moves a whole,
+folio->index and the rmap stay valid.  It loses its userfaultfd registration:
+mremap_userfaultfd_prep() drops it (userfaultfd_reset_ctx()) when the userfaultfd was
+not opened with UFFD_FEATURE_EVENT_REMAP, which `uffd register` does not ask for.  move_page_tables moves a whole,
 aligned PMD-level entry with its deposited table (move_huge_pmd: a present
 THP, the huge zero page, and with the series a PMD swap entry) or a whole PTE
 table (move_normal_pmd); anything else is split (thp_split_pmd) and moved PTE
@@ -21,7 +26,7 @@ from .mmap import (free_pgtables, get_unmapped_area, may_expand_vm, page_aligned
                    unmap_page_range, vma_merge_around, vma_range)
 from .pagewalk import Walker, count_visits, pmd_addr_end
 from .pgtable import Pmd, PmdKind, PteTable, pmd_pgtable
-from .vma import VmArea
+from .vma import VM, VmArea
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -39,7 +44,9 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     if vma is None:
         raise MmError("EFAULT", "mremap", f"no mapping at {start:#x}")
     if start + old_len > vma.end:
-        raise MmError("EFAULT", "mremap", "the range spans more than one VMA")
+        if fixed is None or new_len != old_len:
+            raise MmError("EFAULT", "mremap", "the range spans more than one VMA")
+        return _remap_move(k, mm, start, old_len, fixed)
     if fixed is not None:
         page_aligned("mremap", fixed, new_len)
         if fixed < start + old_len and start < fixed + new_len:
@@ -55,7 +62,7 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
         sys_munmap(k, mm, new, new_len)
     vma = vma_range(k, mm, start, start + old_len)[0]
     moved = min(old_len, new_len)
-    nvma = VmArea(start=new, end=new + new_len, flags=vma.flags,
+    nvma = VmArea(start=new, end=new + new_len, flags=vma.flags & ~(VM.UFFD_MISSING | VM.UFFD_WP),
                   pgoff=vma.pgoff, anon_vma=vma.anon_vma, anon_vma_chain=vma.anon_vma_chain)
     mm.insert_vma(nvma)
     move_page_tables(k, mm, vma, start, nvma, new, moved)
@@ -67,6 +74,22 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     k.shadow.zero(mm.pid, start, start + old_len)
     vma_merge_around(mm, nvma)
     return new
+
+
+def _remap_move(k: "Kernel", mm: MmStruct, start: int, length: int, fixed: int) -> int:
+    """6.17+ remap_move(): a same-size MREMAP_FIXED move of a range over several VMAs moves
+    each VMA's part, the gaps between them kept; no gap may open the range, and a VMA
+    registered with a userfaultfd may not be one of several."""
+    page_aligned("mremap", fixed, length)
+    end = start + length
+    if fixed < end and start < fixed + length:
+        raise MmError("EINVAL", "mremap", "old and new ranges overlap")
+    parts = [(max(v.start, start), min(v.end, end), v.flags) for v in mm.vmas_in(start, end)]
+    if any(flags & VM.UFFD_MISSING for _, _, flags in parts):
+        raise MmError("EFAULT", "mremap", "a VMA registered with a userfaultfd cannot move with others")
+    for lo, hi, _ in parts:
+        sys_mremap(k, mm, lo, hi - lo, hi - lo, fixed + (lo - start))
+    return fixed
 
 
 def move_page_tables(k: "Kernel", mm: MmStruct, ovma: VmArea, old: int, nvma: VmArea, new: int,

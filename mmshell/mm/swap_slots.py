@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
     """folio_alloc_swap(): give the folio swap slots and put it in the swap cache.
 
-    A PMD-size folio needs one wholly free cluster on a block device (a swap
-    file cannot allocate large entries); devices are tried in priority order.
+    A PMD-size folio needs one wholly free cluster on the first device of the
+    priority list, a block device (a swap file cannot allocate large entries); an
+    order-0 folio tries the devices in priority order.
     """
     nr = k.mem.nr_pages(pfn)
     if k.config.should_fail(FaultPoint.MEMCG_CHARGE):
@@ -43,15 +44,18 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
         k.trace("folio_alloc_swap(order=9) failed")
         return False
     for si in k.active_swap():
+        # swap_alloc_slow(): each device tried goes behind its equal-priority peers first
+        _plist_requeue(k, si)
         if nr > 1:
-            if not si.flags & SWP.BLKDEV:
-                continue
-            off = si.alloc_cluster()
+            # a swap file cannot allocate large entries; and a large folio tries only the
+            # first device ("if (order) return false"): it falls back rather than go lower
+            off = si.alloc_cluster() if si.flags & SWP.BLKDEV else None
+            if off is None:
+                break
         else:
             off = si.alloc_slot()
-        if off is None:
-            continue
-        _plist_requeue(k, si)
+            if off is None:
+                continue
         add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
         k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]})")
         return True

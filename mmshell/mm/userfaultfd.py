@@ -2,10 +2,11 @@
 
 UFFDIO_MOVE moves pages from a source range to an unpopulated, registered
 destination.  A whole aligned PMD moves as one (move_pages_huge_pmd: the THP
-must be exclusive to this process, else EBUSY; patch 10/13: a PMD swap entry
-moves through move_swap_pmd, exclusive required, a PMD-size swap-cache folio
-moving with it: decision 5).  Anything else goes PTE by PTE (move_pages_pte):
-a large folio is split first, a PMD swap entry too; a present page must be
+must be exclusive to this process, else EBUSY; the huge zero page moves as it is;
+patch 10/13: a PMD swap entry moves through move_swap_pmd, exclusive required, a
+PMD-size swap-cache folio moving with it: decision 5).  Anything else goes PTE by PTE
+(move_pages_pte): a large folio is split first, a PMD swap entry and the huge zero
+page's PMD too (a zero-page PTE moves as it is, move_zeropage_pte); a present page must be
 PageAnonExclusive, a swap entry must carry the exclusive bit and its
 swap-cache folio, if any, must be small, else EBUSY (so a PMD swap entry whose
 PMD-size folio is still cached cannot move split: EBUSY, as in mainline).  The
@@ -95,7 +96,7 @@ def _moves_whole(k: "Kernel", mm: MmStruct, pmd: Pmd, dst: int, extent: int) -> 
     (!move_splits_huge_pmd() and pmd_none(dst)).  patch 10/13: a PMD swap entry moves whole
     unless some of its slots are cached as smaller folios (which move_swap_pte moves one by one).
     """
-    if pmd.kind not in (PmdKind.HUGE, PmdKind.SWAP) or extent != PMD_SIZE or dst & ~PMD_MASK \
+    if pmd.kind not in (PmdKind.HUGE, PmdKind.SWAP, PmdKind.ZERO) or extent != PMD_SIZE or dst & ~PMD_MASK \
             or pmd_index(dst) in mm.pmds:
         return False
     if pmd.kind is PmdKind.SWAP:
@@ -144,7 +145,7 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
                 if cached is not None and mem.order[cached]:
                     raise MmError("EBUSY", "uffd move", f"swap entry at {where} is cached in a large folio")
         elif pmd.kind is PmdKind.ZERO:
-            raise MmError("EBUSY", "uffd move", f"huge zero page at {where}")
+            pass            # moved whole, or split into zero-page PTEs that move as they are
         elif pte_present(pte) and not pte & F_SPECIAL:
             page = pte_pfn(pte)
             head = mem.folio_of(page)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from .config import FaultPoint
 from .constants import HPAGE_PMD_NR
 from .folio import PG
-from .huge_split import split_folio, split_huge_pmd_locked
+from .huge_split import deferred_split_scan, split_folio, split_huge_pmd_locked
 from .page_io import swap_writeout
 from .rmap import rmap_walk_anon, try_to_unmap
 from .swap import free_folio
@@ -57,7 +57,7 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
                 # 6.12+: "Split partially mapped folios right away.  We can free the unmapped
                 # pages without IO." (on the deferred split queue as partially mapped); the
                 # mapped pages come round as order-0 folios, the head first if it is one.
-                todo = split_folio(k, pfn) + todo
+                todo = _split_order(pfn, split_folio(k, pfn, to_list=True)) + todo
                 continue
             if not folio_alloc_swap(k, pfn):
                 if nr == 1:
@@ -65,16 +65,10 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
                     continue
                 # Fallback to swap normal pages: split, then retry the head at order 0.
                 # Measured on 6.18: this happens with no swap device at all, too.
-                new = split_folio(k, pfn)
+                new = split_folio(k, pfn, to_list=True)
                 k.vmstat.count("thp_swpout_fallback")
                 k.vmstat.count_mthp("swpout_fallback")
-                if not mem.flags[pfn] & PG.USED:
-                    # The split freed the head page: it was no longer mapped (the THP
-                    # was partly unmapped), so there is nothing left to swap out for it.
-                    todo = new + todo
-                    reclaimed += 1
-                    continue
-                todo = new[1:] + todo
+                todo = _split_order(pfn, new)[1:] + todo
                 nr = 1
                 if not folio_alloc_swap(k, pfn):
                     _activate(k, pfn)
@@ -97,6 +91,14 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
             _activate(k, pfn)
             continue
         if mem.test(pfn, PG.DIRTY):
+            entry = k.folio_swap[pfn]
+            if not k.swp_info(entry.type).any_count(entry.offset, nr):
+                # swap_writeout(): folio_free_swap() first; nothing references the slots
+                # (a page a split left unmapped), so it leaves the swap cache without I/O.
+                delete_from_swap_cache(k, pfn)
+                free_folio(k, pfn)
+                reclaimed += nr
+                continue
             written = swap_writeout(k, pfn)
             if written and not k.swp_info(k.folio_swap[pfn].type).synchronous:
                 continue  # under writeback: stays in the swap cache, clean, until a later pass
@@ -105,6 +107,15 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
         free_folio(k, pfn)
         reclaimed += nr
     return reclaimed
+
+
+def _split_order(head: int, new: list[int]) -> list[int]:
+    """The order shrink_folio_list() takes the folios of a split in: the head goes on (it is
+    the folio in hand), the tails were added at the list's tail (lru_add_split_folio) and
+    the list is taken from its tail (lru_to_folio), so the last tail comes next: a split
+    THP's pages get their swap slots head first, then from its last page down."""
+    tails = [p for p in new if p != head]
+    return ([head] if head in new else []) + tails[::-1]
 
 
 def _activate(k: "Kernel", pfn: int) -> None:
@@ -117,16 +128,50 @@ def reclaim_pages(k: "Kernel", folios: list[int]) -> int:
     return shrink_folio_list(k, folios)
 
 
+def get_nr_swap_pages(k: "Kernel") -> int:
+    """get_nr_swap_pages(): free slots on the devices that take new swap (SWP_WRITEOK)."""
+    return sum(si.pages - 1 - si.inuse_pages for si in k.active_swap() if si.writeok)
+
+
+def _scannable(k: "Kernel", pfn: int) -> bool:
+    """Whether the LRU scan of global or direct reclaim looks at this folio: get_scan_count()
+    scans only the file LRU when no swap space is free (can_reclaim_anon_pages()), and the
+    file LRU is where MADV_FREE put the lazyfree folios (!PG_swapbacked)."""
+    if pfn not in k.lru.inactive and pfn not in k.lru.active:
+        return False
+    return not k.mem.test(pfn, PG.SWAPBACKED) or get_nr_swap_pages(k) > 0
+
+
 def shrink_lruvec(k: "Kernel", nr_to_reclaim: int | None) -> int:
-    """Global pressure (`reclaim [SIZE]`, direct reclaim): oldest folios first."""
+    """Global pressure (`reclaim [SIZE]`, direct reclaim): oldest folios first.
+
+    Without SIZE, pass after pass until a pass neither frees nor writes anything (as
+    memory.force_empty and memory.reclaim retry): a folio left clean in the swap cache by
+    the writeback of one pass (a disk) is freed by the next.  After each such pass the
+    memory cgroup's shrinkers run (shrink_node() calls shrink_slab()): the deferred split
+    one splits the partially mapped THPs (the LRU pass splits them too, while there is swap
+    space), and while no swap space is free also the underused ones (`deferred_split_scan`);
+    the next pass sees their small folios.  Not modelled: an underused THP with swap space
+    free, which the kernel swaps out whole or splits first depending on how many passes and
+    shrinker calls the rest of the cgroup's memory takes (measured: whole when it is alone);
+    the simulation swaps it out whole.  Reclaim with SIZE and direct reclaim stop before the
+    shrinkers get a low enough priority to scan a short queue: not modelled there.
+    """
     reclaimed = 0
-    for pfn in k.lru.oldest_first():
-        if nr_to_reclaim is not None and reclaimed >= nr_to_reclaim:
-            break
-        if pfn not in k.lru.inactive and pfn not in k.lru.active:
-            continue
-        reclaimed += shrink_folio_list(k, [pfn])
-    return reclaimed
+    while True:
+        freed = 0
+        written = k.vmstat.events["pswpout"]
+        for pfn in k.lru.oldest_first():
+            if nr_to_reclaim is not None and reclaimed + freed >= nr_to_reclaim:
+                break
+            if _scannable(k, pfn):
+                freed += shrink_folio_list(k, [pfn])
+        reclaimed += freed
+        if nr_to_reclaim is not None:
+            return reclaimed
+        split = deferred_split_scan(k, underused=get_nr_swap_pages(k) == 0)
+        if not (freed or k.vmstat.events["pswpout"] != written or split):
+            return reclaimed
 
 
 def try_to_free_pages(k: "Kernel", order: int) -> int:
@@ -136,7 +181,7 @@ def try_to_free_pages(k: "Kernel", order: int) -> int:
     for pfn in k.lru.oldest_first():
         if k.mem.alloc.can_alloc(order):
             break
-        if pfn in k.lru.inactive or pfn in k.lru.active:
+        if _scannable(k, pfn):
             reclaimed += shrink_folio_list(k, [pfn])
     k.vmstat.count("pgsteal_direct", reclaimed)
     return reclaimed

@@ -44,6 +44,7 @@ EVENTS: tuple[str, ...] = (
     "thp_split_page",
     "thp_split_page_failed",
     "thp_deferred_split_page",
+    "thp_underused_split_page",
     "thp_split_pmd",
     "thp_scan_exceed_none_pte",
     "thp_scan_exceed_swap_pte",

@@ -102,14 +102,16 @@ def test_swap_file_cannot_allocate_a_cluster_but_gives_small_slots() -> None:
     assert_consistent(k)
 
 
-def test_thp_goes_to_the_next_device_when_the_first_is_a_swap_file() -> None:
-    """Devices are tried in priority order; one that cannot take a large folio is passed over."""
+def test_thp_tries_only_the_first_device() -> None:
+    """swap_alloc_slow(): a large folio tries the first device of the priority list only ("if
+    (order) return false"); a swap file there (no large entries) makes it fall back, even with
+    a block device behind it (measured on 6.18.44, tests/kernel/89_thp_first_device_only)."""
     k = boot()
     swapon(k, "file0", kind=SwapKind.FILE, prio=10)
-    zram = swapon(k, "zram0", prio=5)
+    swapon(k, "zram0", prio=5)
     a = mmap_thp(k)
-    assert folio_alloc_swap(k, pmd_at(k, a).pfn)
-    assert k.folio_swap[pmd_at(k, a).pfn] == SwpEntry(zram.type, 512)
+    assert not folio_alloc_swap(k, pmd_at(k, a).pfn)
+    assert pmd_at(k, a).pfn not in k.folio_swap
     assert_consistent(k)
 
 

@@ -85,8 +85,9 @@ def test_thp_swpout_fallback_splits_the_folio_and_swaps_512_small_pages(how: str
     """F2: folio_alloc_swap() of the order-9 folio fails (`swap_cluster`; every cluster taken; a
     swap file that cannot allocate large entries): split_folio_to_list(), THP_SWPOUT_FALLBACK,
     then 512 order-0 slots and 512 PTE swap entries; no thp_swpout, no thp_swpout_pmd, even with
-    the series.  The slots come lowest free first, the simulation's deterministic rule (the
-    kernel's order differs: §1.7 measured 1, 512, 511, ... on a swap file)."""
+    the series.  The head takes the first slot, then the tails from the last page down
+    (shrink_folio_list() takes the split's tails from its list's tail): §1.7 measured 1, 512,
+    511, ... on a swap file, as the live kernel does (tests/kernel/29_reclaim_split_slot_order)."""
     k = boot(True)
     if how == "swap file":
         si = swapon(k, "file0", kind=SwapKind.FILE)
@@ -106,8 +107,8 @@ def test_thp_swpout_fallback_splits_the_folio_and_swaps_512_small_pages(how: str
     freed = {} if how == "swap file" else {"pgfree": 512}   # a file is asynchronous: cached
     assert moved == {**F2, "pswpout": 512, **freed}
     offsets = pte_offsets(k, a)
-    assert offsets[:511] == list(range(1, 512))         # cluster 0 fills first, from slot 1
-    assert offsets[511] == {"no free cluster": 1024}.get(how, 512)
+    assert offsets[0] == 1 and offsets[2:] == list(range(511, 1, -1))     # cluster 0 fills first
+    assert offsets[1] == {"no free cluster": 1024}.get(how, 512)
     assert pmd_at(k, a).kind is PmdKind.TABLE
     assert si.inuse_pages == (1024 if how == "no free cluster" else 512)
     assert_consistent(k)
@@ -133,17 +134,21 @@ def test_reclaim_of_a_thp_mapped_across_a_vma_edge_swaps_it_out_whole(pmd_swap: 
 def test_reclaim_splits_a_partially_mapped_thp_first(pmd_swap: bool) -> None:
     """Issue 9, defect 6, 6.12+ shrink_folio_list(): "Split partially mapped folios right away.
     We can free the unmapped pages without IO."  Half a THP munmapped (queued as partially
-    mapped): the split frees the 256 unmapped pages (no I/O, no THP_SWPOUT_FALLBACK), the 256
-    mapped ones go out as order-0 folios."""
+    mapped): the split's folios go on reclaim's list, the last page first; the 256 unmapped
+    ones take a slot each and leave the swap cache without I/O (folio_free_swap(), nothing
+    references the slot), the 256 mapped ones go out as order-0 folios: 512 reclaimed.  The
+    freed slot is taken again at once (lowest free first: the kernel's allocator moves on,
+    docs/semantics.md)."""
     k = boot(pmd_swap)
     si = swapon(k)
     a = mmap_thp(k)
     sys_munmap(k, k.mm(1), a + THP // 2, THP // 2)
     c = Counters(k)
-    assert shrink_lruvec(k, None) == 256
+    assert shrink_lruvec(k, None) == 512
     assert c.moved() == {"thp_split_page": 1, "mthp.split": 1, "mthp.nr_anon": -1,
                          "mthp.nr_anon_partially_mapped": -1, "pswpout": 256, "pgfree": 512}
-    assert pte_offsets(k, a)[:256] == list(range(1, 257)) and si.inuse_pages == 256
+    offsets = pte_offsets(k, a)
+    assert offsets[0] == 1 and offsets[1:256] == list(range(256, 1, -1)) and si.inuse_pages == 256
     assert_consistent(k)
 
 

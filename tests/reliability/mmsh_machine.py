@@ -720,6 +720,7 @@ class MmshMachine(RuleBasedStateMachine):
     @rule(what=st.sampled_from(("set pmd_swap", "set use_zero_page off", "set use_zero_page on",
                                 "set max_ptes_swap 0", "set max_ptes_none 0", "set max_ptes_shared 0",
                                 "set max_ptes_swap 64", "set max_ptes_none 511", "set max_ptes_shared 256",
+                                "set page_cluster 0", "set page_cluster 5", "set page_cluster 3",
                                 "trace on", "trace off")))
     def set_other(self, what: str) -> None:
         if what == "set pmd_swap":

@@ -187,7 +187,7 @@ def test_internal_error_mid_command_changes_nothing(mode: bool, monkeypatch) -> 
 
 
 @pytest.mark.parametrize("limit,setup,command", [
-    ("MAX_PAGE_TABLES", "mmap a 64M; touch a:40M read", "fork"),
+    ("MAX_PAGE_TABLES", "mmap a 64M; touch a:40M read; touch a:4K", "fork"),  # written: an anon_vma to copy
     ("MAX_MAP_COUNT", "mmap a 1M", "mprotect a+256K:4K r"),
 ])
 def test_global_limits_refuse_whole(limit: str, setup: str, command: str, monkeypatch) -> None:

@@ -35,7 +35,7 @@ def test_shared_and_cached_slots_have_their_glyphs(machine, text) -> None:
     m.mmap("a", 2 * M)
     m.touch("a")
     sys_fork(m.k, m.mm)
-    shrink_lruvec(m.k, None)
+    shrink_lruvec(m.k, 512)        # one pass: the disk leaves the written folio cached
     (dev,) = SwapMapView(m.k).to_json()["devices"]
     assert dev["strips"][1]["slots"] == "*" * 512
     assert dev["counts"]["shared"] == dev["counts"]["cached"] == 512
