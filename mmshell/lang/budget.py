@@ -1,8 +1,9 @@
 """The host memory the simulated machine takes, and the budget it stays within (docs/limits.md).
 
 mmshell keeps every frame, swap slot, page table and page's contents in Python
-objects, and each command runs on a snapshot of the whole state (so a refusal can
-put it back): while a command runs, about twice the state is in host memory.  So
+objects, and each command runs on a checkpoint (so a refusal can put it back): the
+machine-wide state copied whole and the processes the command reaches, so while a
+command runs up to about twice the state is in host memory.  So
 the state is costed, item by item, at the host bytes each item takes (`COST`,
 measured with tracemalloc on CPython 3.11), and kept within HOST_BUDGET:
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from ..mm.constants import HOST_BUDGET, HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, PMD_SIZE
 from ..mm.errors import MmError
@@ -62,9 +64,33 @@ def _tables(mm: "MmStruct") -> int:
     return sum(1 for pmd in mm.pmds.values() if pmd.kind is PmdKind.TABLE)
 
 
+#: Per kernel, per pid: the stamps of its entries (mm/pidtable.py) and its counts then.
+_COUNTS: "WeakKeyDictionary[Kernel, dict[int, tuple[tuple[int, int], dict[str, int]]]]" = WeakKeyDictionary()
+
+
+def _cached_counts(k: "Kernel") -> list[dict[str, int]]:
+    """process_counts of every pid; a pid whose entries are settled and unchanged since
+    the last call is not counted again (a command pays for the processes it reached)."""
+    cache = _COUNTS.setdefault(k, {})
+    if len(cache) > len(k.mms):
+        for pid in [p for p in cache if p not in k.mms]:
+            del cache[pid]
+    out = []
+    for pid in k.mms:
+        mm_stamp, shadow_stamp = k.mms.settled(pid), k.shadow.procs.settled(pid)
+        if mm_stamp is None or shadow_stamp is None:
+            out.append(process_counts(k, pid))
+            continue
+        hit = cache.get(pid)
+        if hit is None or hit[0] != (mm_stamp, shadow_stamp):
+            hit = cache[pid] = ((mm_stamp, shadow_stamp), process_counts(k, pid))
+        out.append(hit[1])
+    return out
+
+
 def footprint(k: "Kernel") -> Footprint:
     """The items of the whole state: the machine's, and every process's."""
-    procs = [process_counts(k, pid) for pid in k.mms]
+    procs = _cached_counts(k)
     counts = {
         "frames": k.mem.nr_frames,
         "swap slots": sum(si.pages for si in k.active_swap()),
@@ -78,9 +104,11 @@ def footprint(k: "Kernel") -> Footprint:
 
 def process_counts(k: "Kernel", pid: int) -> dict[str, int]:
     """The items one process holds."""
-    mm = k.mms[pid]
+    mm = k.mms.peek(pid)
+    if mm is None:
+        raise KeyError(pid)
     return {"PMD entries": len(mm.pmds), "page tables": _tables(mm),
-            "contents blocks": len(k.shadow.procs.get(pid, {})), "VMAs": len(mm.vmas)}
+            "contents blocks": len(k.shadow.procs.peek(pid) or ()), "VMAs": len(mm.vmas)}
 
 
 def process_cost(k: "Kernel", pid: int) -> int:
@@ -137,7 +165,7 @@ def reclaim_bound(k: "Kernel", pid: int | None, start: int = 0, end: int = 0) ->
     every process; MADV_PAGEOUT of pid's [start, end) only those pid alone maps (it
     skips a folio mapped by another process)."""
     tables = 0
-    for mm in [k.mms[pid]] if pid is not None else list(k.mms.values()):
+    for mm in [k.mms[pid]] if pid is not None else list(k.mms.peek_values()):
         for idx, pmd in mm.pmds.items():
             if pmd.kind is PmdKind.HUGE and (pid is None or (start < (idx + 1) << PMD_SHIFT and idx << PMD_SHIFT < end
                                                              and k.mem.entire_mapcount[pmd.pfn] <= 1)):

@@ -1,4 +1,14 @@
-"""A fast deep copy of the machine, taken before each command so a refusal can restore it.
+"""The checkpoint taken before each command so a refusal can put the machine back, and the
+fast deep copy it is made with.
+
+`Checkpoint(session)` saves what a command may change at a cost proportional to
+what it reaches: the per-process tables (`Kernel.mms`, the shadow's `procs`, the
+session's region names) are `PidTable`s that save a process's entry when the
+command first reaches it (mm/pidtable.py); the rest of the machine (mem_map,
+swap devices and cache, LRU, counters: sized by `set ram` and `swapon`, not by
+the number of processes or mappings) is copied whole with `snapshot`.
+`rollback()` puts everything back in the same Kernel object; `commit()` keeps
+what the command did.  Exactly one of them ends each checkpoint.
 
 `copy.deepcopy` is correct but visits every key and value of every dict on
 its own; the machine is mostly containers of plain ints (swap caches, LRU
@@ -23,7 +33,12 @@ import copy
 from array import array
 from dataclasses import is_dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..mm.pidtable import PidTable
+
+if TYPE_CHECKING:
+    from .session import Session
 
 _PLAIN: set[type] = {int, bool, str, bytes, float, type(None), range}
 
@@ -79,6 +94,11 @@ def snapshot(obj: Any, memo: dict[int, Any] | None = None) -> Any:
             memo[key] = new
             for k, v in obj.items():
                 new[snapshot(k, memo)] = snapshot(v, memo)
+    elif t is PidTable:
+        new = PidTable()
+        memo[key] = new
+        for k, v in dict.items(obj):
+            dict.__setitem__(new, k, snapshot(v, memo))
     elif t is list:
         if _all_plain(obj):
             new = list(obj)
@@ -111,3 +131,50 @@ def snapshot(obj: Any, memo: dict[int, Any] | None = None) -> Any:
         return copy.deepcopy(obj, memo)
     memo[key] = new
     return new
+
+
+#: The Kernel's attributes that are PidTables or hold one: saved per process, not copied whole.
+_PER_PROCESS = frozenset({"mms", "shadow"})
+
+
+class Checkpoint:
+    """The machine, the current pid and the region names as they were before a command."""
+
+    __slots__ = ("session", "kernel", "pid", "regions", "tables", "rest", "open")
+
+    def __init__(self, session: "Session") -> None:
+        self.session = session
+        k = self.kernel = session.kernel
+        self.pid = session.pid
+        if type(session.regions) is not PidTable:
+            session.regions = PidTable(session.regions)
+        self.regions = session.regions
+        self.tables: tuple[PidTable, ...] = (k.mms, k.shadow.procs, session.regions)
+        for table in self.tables:
+            table.open_level(snapshot)
+        self.rest: dict[str, Any] = snapshot({name: value for name, value in vars(k).items()
+                                              if name not in _PER_PROCESS})
+        self.open = True
+
+    def rollback(self) -> None:
+        """Put the machine, pid and region names back as they were at the checkpoint."""
+        self._close()
+        for table in self.tables:
+            table.rollback()
+        k = self.kernel
+        for name in [n for n in vars(k) if n not in self.rest and n not in _PER_PROCESS]:
+            delattr(k, name)
+        for name, value in self.rest.items():
+            setattr(k, name, value)
+        self.session.kernel, self.session.pid, self.session.regions = k, self.pid, self.regions
+
+    def commit(self) -> None:
+        """Keep what the commands since the checkpoint did."""
+        self._close()
+        for table in self.tables:
+            table.commit()
+
+    def _close(self) -> None:
+        if not self.open:
+            raise RuntimeError("a checkpoint ends once")
+        self.open = False
