@@ -20,7 +20,7 @@ with forks and mappings; frames and swap slots are fixed by `set ram` and `swapo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..mm.kernel import Kernel
     from ..mm.mm_types import MmStruct
 
-__all__ = ["COST", "Footprint", "footprint", "process_cost", "range_bound", "reclaim_bound", "refuse_over"]
+__all__ = ["COST", "Footprint", "ProcessTally", "footprint", "process_cost", "process_tally", "range_bound", "reclaim_bound", "refuse_over"]
 
 #: Host bytes per item of state (measured; rounded up).
 COST = {
@@ -64,41 +64,77 @@ def _tables(mm: "MmStruct") -> int:
     return sum(1 for pmd in mm.pmds.values() if pmd.kind is PmdKind.TABLE)
 
 
-#: Per kernel, per pid: the stamps of its entries (mm/pidtable.py) and its counts then.
-_COUNTS: "WeakKeyDictionary[Kernel, dict[int, tuple[tuple[int, int], dict[str, int]]]]" = WeakKeyDictionary()
+#: The costed items each process holds.
+_PROCESS_ITEMS = ("PMD entries", "page tables", "contents blocks", "VMAs")
 
 
-def _cached_counts(k: "Kernel") -> list[dict[str, int]]:
-    """process_counts of every pid; a pid whose entries are settled and unchanged since
-    the last call is not counted again (a command pays for the processes it reached)."""
-    cache = _COUNTS.setdefault(k, {})
-    if len(cache) > len(k.mms):
-        for pid in [p for p in cache if p not in k.mms]:
-            del cache[pid]
-    out = []
-    for pid in k.mms:
-        mm_stamp, shadow_stamp = k.mms.settled(pid), k.shadow.procs.settled(pid)
-        if mm_stamp is None or shadow_stamp is None:
-            out.append(process_counts(k, pid))
-            continue
-        hit = cache.get(pid)
-        if hit is None or hit[0] != (mm_stamp, shadow_stamp):
-            hit = cache[pid] = ((mm_stamp, shadow_stamp), process_counts(k, pid))
-        out.append(hit[1])
-    return out
+@dataclass(slots=True)
+class ProcessTally:
+    """process_counts of every pid, their sums, and PTE tables (nr_ptes) per pid and in all,
+    kept up to date a command at a time: a pid is counted again only when it was reached
+    (mm/pidtable.py) since the last count, or by the command counted then (which may have
+    changed it after), so a command pays for the processes it reached."""
+
+    per_pid: dict[int, tuple[dict[str, int], int]] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_PROCESS_ITEMS, 0))
+    nr_ptes: int = 0
+    clocks: tuple[int, int] = (-1, -1)
+    unsettled: set[int] = field(default_factory=set)
+    #: the pids counted again by the last update
+    recounted: list[int] = field(default_factory=list)
+
+    def update(self, k: "Kernel") -> None:
+        mms, procs = k.mms, k.shadow.procs
+        if self.clocks == (-1, -1):
+            changed = set(mms)
+        else:
+            changed = (set(mms.stamped_since(self.clocks[0])) | set(procs.stamped_since(self.clocks[1]))
+                       | self.unsettled)
+        self.unsettled = mms.unsettled() | procs.unsettled()
+        changed |= self.unsettled
+        totals = self.totals
+        for pid in changed:
+            old = self.per_pid.pop(pid, None)
+            if old is not None:
+                for item, n in old[0].items():
+                    totals[item] -= n
+                self.nr_ptes -= old[1]
+            mm = mms.peek(pid)
+            if mm is not None:
+                counts = process_counts(k, pid)
+                self.per_pid[pid] = (counts, mm.nr_ptes)
+                for item, n in counts.items():
+                    totals[item] += n
+                self.nr_ptes += mm.nr_ptes
+        self.recounted = sorted(changed)
+        self.clocks = (mms.clock, procs.clock)
+
+#: Per kernel: its processes' tally.
+_TALLIES: "WeakKeyDictionary[Kernel, ProcessTally]" = WeakKeyDictionary()
+
+
+def process_tally(k: "Kernel") -> ProcessTally:
+    """The tally of k's processes, brought up to date (from scratch outside a command)."""
+    if not k.mms.levels or not k.shadow.procs.levels:
+        _TALLIES.pop(k, None)
+        tally = ProcessTally()
+        tally.update(k)
+        return tally
+    tally = _TALLIES.get(k) or _TALLIES.setdefault(k, ProcessTally())
+    tally.update(k)
+    return tally
 
 
 def footprint(k: "Kernel") -> Footprint:
     """The items of the whole state: the machine's, and every process's."""
-    procs = _cached_counts(k)
+    tally = process_tally(k)
     counts = {
         "frames": k.mem.nr_frames,
         "swap slots": sum(si.pages for si in k.active_swap()),
         "LRU folios": len(k.lru.active) + len(k.lru.inactive),
         "cached slots": sum(len(si.cache) for si in k.active_swap()),
     }
-    for item in ("PMD entries", "page tables", "contents blocks", "VMAs"):
-        counts[item] = sum(p[item] for p in procs)
+    counts.update(tally.totals)
     return Footprint(counts)
 
 

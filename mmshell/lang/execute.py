@@ -135,11 +135,12 @@ def _op(cmd: Command) -> str:
 def _check_limits(k: Kernel, cmd: Command) -> None:
     """Limits of the simulation that no single system call checks (docs/limits.md): page
     tables, VMAs per process, and the host memory budget (lang/budget.py)."""
-    tables = sum(mm.nr_ptes for mm in k.mms.peek_values())
+    tally = budget.process_tally(k)     # processes the command did not reach are not counted again
+    tables = tally.nr_ptes
     if tables > MAX_PAGE_TABLES:
         raise MmError("ENOMEM", _op(cmd), f"{tables} page tables would exist: beyond the simulation's limit "
                       f"of {MAX_PAGE_TABLES} ({MAX_PAGE_TABLES * 2 >> 10}G of populated address space)")
-    for mm in k.mms.peek_values():
+    for mm in filter(None, map(k.mms.peek, tally.recounted)):
         if len(mm.vmas) > MAX_MAP_COUNT:
             raise MmError("ENOMEM", _op(cmd), f"pid {mm.pid} would have {len(mm.vmas)} VMAs: more than "
                           f"vm.max_map_count ({MAX_MAP_COUNT})")

@@ -4,7 +4,8 @@ fast deep copy it is made with.
 `Checkpoint(session)` saves what a command may change at a cost proportional to
 what it reaches: the per-process tables (`Kernel.mms`, the shadow's `procs`, the
 session's region names) are `PidTable`s that save a process's entry when the
-command first reaches it (mm/pidtable.py); the rest of the machine (mem_map,
+command first reaches it (mm/pidtable.py), a process's VMAs are shared with its
+saved copy and put back from the journal of stores into them (mm/vma.py); the rest of the machine (mem_map,
 swap devices and cache, LRU, counters: sized by `set ram` and `swapon`, not by
 the number of processes or mappings) is copied whole with `snapshot`.
 `rollback()` puts everything back in the same Kernel object; `commit()` keeps
@@ -35,7 +36,9 @@ from dataclasses import is_dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from ..mm.mm_types import MmStruct
 from ..mm.pidtable import PidTable
+from ..mm.vma import vma_journal_commit, vma_journal_open, vma_journal_rollback
 
 if TYPE_CHECKING:
     from .session import Session
@@ -55,6 +58,36 @@ def _is_plain_type(t: type) -> bool:
 
 def _all_plain(items) -> bool:
     return all(t in _PLAIN or _is_plain_type(t) for t in set(map(type, items)))
+
+
+#: Buffers of at least this many items are recycled (the mem_map's per-frame arrays).
+_RECYCLED_LEN = 1 << 14
+
+#: Copies of large buffers that a committed checkpoint no longer needs, by (type code, length):
+#: copying into one costs a memcpy, where a fresh buffer also costs the host a page fault per
+#: 4 KiB touched (most of a command's checkpoint, before they were reused).
+_POOL: dict[tuple[str, int], list[Any]] = {}
+
+
+def _copy_buffer(obj: Any) -> Any:
+    code = obj.typecode if type(obj) is array else ""
+    if len(obj) >= _RECYCLED_LEN:
+        spare = _POOL.get((code, len(obj)))
+        if spare:
+            new = spare.pop()
+            new[:] = obj
+            return new
+    return array(code, obj) if code else bytearray(obj)
+
+
+def _recycle(copies: Any) -> None:
+    """Give the large buffers among `copies` (no longer referenced) to later copies."""
+    for obj in copies:
+        t = type(obj)
+        if (t is array or t is bytearray) and len(obj) >= _RECYCLED_LEN:
+            spare = _POOL.setdefault((obj.typecode if t is array else "", len(obj)), [])
+            if len(spare) < 4:
+                spare.append(obj)
 
 
 _SLOTS: dict[type, tuple[str, ...]] = {}
@@ -82,10 +115,8 @@ def snapshot(obj: Any, memo: dict[int, Any] | None = None) -> Any:
     done = memo.get(key)
     if done is not None:
         return done
-    if t is bytearray:
-        new: Any = bytearray(obj)
-    elif t is array:
-        new = array(obj.typecode, obj)
+    if t is bytearray or t is array:
+        new: Any = _copy_buffer(obj)
     elif t is dict:
         if _all_plain(obj.values()) and _all_plain(obj.keys()):
             new = dict(obj)
@@ -140,7 +171,7 @@ _PER_PROCESS = frozenset({"mms", "shadow"})
 class Checkpoint:
     """The machine, the current pid and the region names as they were before a command."""
 
-    __slots__ = ("session", "kernel", "pid", "regions", "tables", "rest", "open")
+    __slots__ = ("session", "kernel", "pid", "regions", "tables", "rest", "copies", "open")
 
     def __init__(self, session: "Session") -> None:
         self.session = session
@@ -150,10 +181,14 @@ class Checkpoint:
             session.regions = PidTable(session.regions)
         self.regions = session.regions
         self.tables: tuple[PidTable, ...] = (k.mms, k.shadow.procs, session.regions)
-        for table in self.tables:
-            table.open_level(snapshot)
+        k.mms.open_level(MmStruct.checkpoint_copy)
+        k.shadow.procs.open_level(snapshot)
+        session.regions.open_level(dict.copy)     # name -> (start, length): the tuples are immutable
+        vma_journal_open()
+        memo: dict[int, Any] = {}
         self.rest: dict[str, Any] = snapshot({name: value for name, value in vars(k).items()
-                                              if name not in _PER_PROCESS})
+                                              if name not in _PER_PROCESS}, memo)
+        self.copies = list(memo.values())
         self.open = True
 
     def rollback(self) -> None:
@@ -161,6 +196,7 @@ class Checkpoint:
         self._close()
         for table in self.tables:
             table.rollback()
+        vma_journal_rollback()
         k = self.kernel
         for name in [n for n in vars(k) if n not in self.rest and n not in _PER_PROCESS]:
             delattr(k, name)
@@ -173,6 +209,9 @@ class Checkpoint:
         self._close()
         for table in self.tables:
             table.commit()
+        vma_journal_commit()
+        copies, self.copies, self.rest = self.copies, [], {}
+        _recycle(copies)
 
     def _close(self) -> None:
         if not self.open:

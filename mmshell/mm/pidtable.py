@@ -87,7 +87,22 @@ class PidTable(dict[int, V]):
 
     def _stamp(self, pid: int) -> None:
         self.clock += 1
-        self.stamps[pid] = self.clock
+        stamps = self.stamps
+        stamps.pop(pid, None)           # kept in stamp order: see stamped_since
+        stamps[pid] = self.clock
+
+    def stamped_since(self, clock: int) -> list[int]:
+        """The pids reached after `clock` (a past value of `self.clock`), newest first."""
+        out = []
+        for pid, stamp in reversed(self.stamps.items()):
+            if stamp <= clock:
+                break
+            out.append(pid)
+        return out
+
+    def unsettled(self) -> set[int]:
+        """The pids the innermost open checkpoint's command reached (every pid when none is open)."""
+        return set(self.levels[-1]) if self.levels else set(dict.keys(self))
 
     def settled(self, pid: int) -> int | None:
         """pid's stamp if its entry cannot change until the stamp does: a checkpoint is open
