@@ -5,9 +5,10 @@ fast deep copy it is made with.
 what it reaches: the per-process tables (`Kernel.mms`, the shadow's `procs`, the
 session's region names) are `PidTable`s that save a process's entry when the
 command first reaches it (mm/pidtable.py), a process's VMAs are shared with its
-saved copy and put back from the journal of stores into them (mm/vma.py); the rest of the machine (mem_map,
-swap devices and cache, LRU, counters: sized by `set ram` and `swapon`, not by
-the number of processes or mappings) is copied whole with `snapshot`.
+saved copy and put back from the journal of stores into them (mm/vma.py), and the
+mem_map is saved below its high-water mark (the frames ever allocated); the rest of
+the machine (swap devices and cache, LRU, counters: sized by `swapon` and the pages
+in use, not by the number of processes or mappings) is copied whole with `snapshot`.
 `rollback()` puts everything back in the same Kernel object; `commit()` keeps
 what the command did.  Exactly one of them ends each checkpoint.
 
@@ -164,14 +165,15 @@ def snapshot(obj: Any, memo: dict[int, Any] | None = None) -> Any:
     return new
 
 
-#: The Kernel's attributes that are PidTables or hold one: saved per process, not copied whole.
-_PER_PROCESS = frozenset({"mms", "shadow"})
+#: The Kernel's attributes saved apart, not copied whole: the PidTables (per process) and the
+#: mem_map (below its high-water mark: MemMap.checkpoint).
+_APART = frozenset({"mms", "shadow", "mem"})
 
 
 class Checkpoint:
     """The machine, the current pid and the region names as they were before a command."""
 
-    __slots__ = ("session", "kernel", "pid", "regions", "tables", "rest", "copies", "open")
+    __slots__ = ("session", "kernel", "pid", "regions", "tables", "mem", "mem_saved", "rest", "copies", "open")
 
     def __init__(self, session: "Session") -> None:
         self.session = session
@@ -185,9 +187,11 @@ class Checkpoint:
         k.shadow.procs.open_level(snapshot)
         session.regions.open_level(dict.copy)     # name -> (start, length): the tuples are immutable
         vma_journal_open()
+        self.mem = k.mem
+        self.mem_saved = k.mem.checkpoint()
         memo: dict[int, Any] = {}
         self.rest: dict[str, Any] = snapshot({name: value for name, value in vars(k).items()
-                                              if name not in _PER_PROCESS}, memo)
+                                              if name not in _APART}, memo)
         self.copies = list(memo.values())
         self.open = True
 
@@ -198,10 +202,12 @@ class Checkpoint:
             table.rollback()
         vma_journal_rollback()
         k = self.kernel
-        for name in [n for n in vars(k) if n not in self.rest and n not in _PER_PROCESS]:
+        for name in [n for n in vars(k) if n not in self.rest and n not in _APART]:
             delattr(k, name)
         for name, value in self.rest.items():
             setattr(k, name, value)
+        k.mem = self.mem
+        self.mem.rollback(self.mem_saved)
         self.session.kernel, self.session.pid, self.session.regions = k, self.pid, self.regions
 
     def commit(self) -> None:

@@ -152,3 +152,14 @@ def test_stores_into_vmas_are_undone_from_the_journal() -> None:
     cp.rollback()
     assert state_dump(s) == whole
     assert [(v.start, v.end, v.flags, v.anon_vma) for v in s.kernel.mms.peek(1).vmas] == vmas_before  # type: ignore[union-attr]
+
+
+def test_the_mem_map_is_put_back_above_and_below_its_high_water_mark() -> None:
+    s = _session("mmap a 4M hugepage; touch a:2M; munmap a:2M; mmap b 8M; touch b:64K")
+    whole = state_dump(s)
+    hwm = s.kernel.mem.hwm
+    cp = Checkpoint(s)
+    _run(s, "touch b; touch a+2M:2M; fork; @2 touch b")
+    assert s.kernel.mem.hwm > hwm
+    cp.rollback()
+    assert s.kernel.mem.hwm == hwm and state_dump(s) == whole
