@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from time import perf_counter
 from typing import Callable
 
 from ..mm.errors import MmError, VmBug
@@ -61,6 +62,7 @@ def _step(session: Session, cmd: Command, source: str) -> StepRecord:
     """One command in the simulator: a refusal (MmError, ExpectError) or a broken
     invariant (VmBug) becomes the record's one error line."""
     rec = StepRecord(source, cmd.line, cmd)
+    start = perf_counter()
     try:
         rec.output = execute(session, cmd)
     except MmError as e:
@@ -70,6 +72,7 @@ def _step(session: Session, cmd: Command, source: str) -> StepRecord:
     except VmBug as e:
         rec.kind, rec.error = "bug", format_error(source, cmd.line, op_name(cmd),
                                                   f"simulator bug (invariant broken): {e}")
+    rec.ms = (perf_counter() - start) * 1000
     if rec.kind == "ok" and rec.output is not None and rec.output.failed_expect:
         rec.kind = "expect-failed"
         rec.error = format_error(source, cmd.line, "expect", rec.output.failed_expect)

@@ -50,6 +50,7 @@ class StepRecord:
     output: Any = None
     error: str | None = None          # the one formatted error line
     kind: str = "ok"
+    ms: float | None = None           # wall time of the step in ms, rendering excluded
 
     @property
     def text(self) -> str:
@@ -65,6 +66,8 @@ class StepRecord:
             obj["error"] = self.error
         if self.output is not None and self.output.lines:
             obj["output"] = self.output.lines
+        if self.ms is not None:
+            obj["ms"] = round(self.ms, 3)
         return obj
 
 
