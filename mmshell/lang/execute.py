@@ -162,7 +162,7 @@ def do_set(s: Session, cmd: Command) -> StepOutput:
     name, value = cmd.args["setting"], cmd.args["value"]
     cfg = k.config
     if name == "pmd_swap":
-        if value != cfg.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.peek_values()
+        if value != cfg.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
                                          for p in mm.pmds.values()):
             raise MmError("EBUSY", "set", "PMD swap entries exist: switch pmd_swap before swapping out")
         cfg.pmd_swap = value
