@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..mm.mm_types import MmStruct
 from ..mm.pidtable import PidTable
-from ..mm.vma import vma_journal_commit, vma_journal_open, vma_journal_rollback
+from ..mm.vma import vma_journal_commit, vma_journal_begin, vma_journal_rollback
 
 if TYPE_CHECKING:
     from .session import Session
@@ -186,7 +186,7 @@ class Checkpoint:
         k.mms.open_level(MmStruct.checkpoint_copy)
         k.shadow.procs.open_level(snapshot)
         session.regions.open_level(dict.copy)     # name -> (start, length): the tuples are immutable
-        vma_journal_open()
+        vma_journal_begin()
         self.mem = k.mem
         self.mem_saved = k.mem.checkpoint()
         memo: dict[int, Any] = {}

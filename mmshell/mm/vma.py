@@ -35,7 +35,7 @@ VMA_JOURNAL: list[list[tuple["VmArea", str, object]]] = []
 _UNSET = object()
 
 
-def vma_journal_open() -> None:
+def vma_journal_begin() -> None:
     VMA_JOURNAL.append([])
 
 
