@@ -61,12 +61,12 @@ def _all_plain(items) -> bool:
     return all(t in _PLAIN or _is_plain_type(t) for t in set(map(type, items)))
 
 
-#: Buffers of at least this many items are recycled (the mem_map's per-frame arrays).
+#: Buffers of at least this many items are recycled (a swap device's swap_map and the like).
 _RECYCLED_LEN = 1 << 14
 
 #: Copies of large buffers that a committed checkpoint no longer needs, by (type code, length):
 #: copying into one costs a memcpy, where a fresh buffer also costs the host a page fault per
-#: 4 KiB touched (most of a command's checkpoint, before they were reused).
+#: 4 KiB touched.
 _POOL: dict[tuple[str, int], list[Any]] = {}
 
 
