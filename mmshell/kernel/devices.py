@@ -142,8 +142,8 @@ def signals_deferred() -> Iterator[None]:
     try:
         yield
     finally:
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
+        for held, handler in old_handlers.items():
+            signal.signal(held, handler)
         if old_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)     # a blocked one is delivered now
         for signum in dict.fromkeys(pending):

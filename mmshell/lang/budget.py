@@ -1,8 +1,9 @@
 """The host memory the simulated machine takes, and the budget it stays within (docs/limits.md).
 
 mmshell keeps every frame, swap slot, page table and page's contents in Python
-objects, and each command runs on a snapshot of the whole state (so a refusal can
-put it back): while a command runs, about twice the state is in host memory.  So
+objects, and each command runs on a checkpoint (so a refusal can put it back): the
+machine-wide state copied whole and the processes the command reaches, so while a
+command runs up to about twice the state is in host memory.  So
 the state is costed, item by item, at the host bytes each item takes (`COST`,
 measured with tracemalloc on CPython 3.11), and kept within HOST_BUDGET:
 
@@ -19,8 +20,9 @@ with forks and mappings; frames and swap slots are fixed by `set ram` and `swapo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from ..mm.constants import HOST_BUDGET, HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, PMD_SIZE
 from ..mm.errors import MmError
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from ..mm.kernel import Kernel
     from ..mm.mm_types import MmStruct
 
-__all__ = ["COST", "Footprint", "footprint", "process_cost", "range_bound", "reclaim_bound", "refuse_over"]
+__all__ = ["COST", "Footprint", "ProcessTally", "footprint", "process_cost", "process_tally", "range_bound", "reclaim_bound", "refuse_over"]
 
 #: Host bytes per item of state (measured; rounded up).
 COST = {
@@ -62,25 +64,87 @@ def _tables(mm: "MmStruct") -> int:
     return sum(1 for pmd in mm.pmds.values() if pmd.kind is PmdKind.TABLE)
 
 
+#: The costed items each process holds.
+_PROCESS_ITEMS = ("PMD entries", "page tables", "contents blocks", "VMAs")
+
+
+@dataclass(slots=True)
+class ProcessTally:
+    """process_counts of every pid, their sums, and PTE tables (nr_ptes) per pid and in all,
+    kept up to date a command at a time: a pid is counted again only when it was reached
+    (mm/pidtable.py) since the last count, or by the command counted then (which may have
+    changed it after), so a command pays for the processes it reached."""
+
+    per_pid: dict[int, tuple[dict[str, int], int]] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_PROCESS_ITEMS, 0))
+    nr_ptes: int = 0
+    clocks: tuple[int, int] = (-1, -1)
+    unsettled: set[int] = field(default_factory=set)
+    #: the pids counted again by the last update
+    recounted: list[int] = field(default_factory=list)
+
+    def update(self, k: "Kernel") -> None:
+        mms, procs = k.mms, k.shadow.procs
+        if self.clocks == (-1, -1):
+            changed = set(mms)
+        else:
+            changed = (set(mms.stamped_since(self.clocks[0])) | set(procs.stamped_since(self.clocks[1]))
+                       | self.unsettled)
+        self.unsettled = mms.unsettled() | procs.unsettled()
+        changed |= self.unsettled
+        totals = self.totals
+        for pid in changed:
+            old = self.per_pid.pop(pid, None)
+            if old is not None:
+                for item, n in old[0].items():
+                    totals[item] -= n
+                self.nr_ptes -= old[1]
+            mm = mms.peek(pid)
+            if mm is not None:
+                counts = process_counts(k, pid)
+                self.per_pid[pid] = (counts, mm.nr_ptes)
+                for item, n in counts.items():
+                    totals[item] += n
+                self.nr_ptes += mm.nr_ptes
+        self.recounted = sorted(changed)
+        self.clocks = (mms.clock, procs.clock)
+
+#: Per kernel: its processes' tally.
+_TALLIES: "WeakKeyDictionary[Kernel, ProcessTally]" = WeakKeyDictionary()
+
+
+def process_tally(k: "Kernel") -> ProcessTally:
+    """The tally of k's processes, brought up to date (from scratch outside a command)."""
+    if not k.mms.levels or not k.shadow.procs.levels:
+        _TALLIES.pop(k, None)
+        tally = ProcessTally()
+        tally.update(k)
+        return tally
+    tally = _TALLIES.get(k) or _TALLIES.setdefault(k, ProcessTally())
+    tally.update(k)
+    return tally
+
+
 def footprint(k: "Kernel") -> Footprint:
     """The items of the whole state: the machine's, and every process's."""
-    procs = [process_counts(k, pid) for pid in k.mms]
+    tally = process_tally(k)
     counts = {
         "frames": k.mem.nr_frames,
         "swap slots": sum(si.pages for si in k.active_swap()),
         "LRU folios": len(k.lru.active) + len(k.lru.inactive),
         "cached slots": sum(len(si.cache) for si in k.active_swap()),
     }
-    for item in ("PMD entries", "page tables", "contents blocks", "VMAs"):
-        counts[item] = sum(p[item] for p in procs)
+    counts.update(tally.totals)
     return Footprint(counts)
 
 
 def process_counts(k: "Kernel", pid: int) -> dict[str, int]:
     """The items one process holds."""
-    mm = k.mms[pid]
+    mm = k.mms.peek(pid)
+    if mm is None:
+        raise KeyError(pid)
     return {"PMD entries": len(mm.pmds), "page tables": _tables(mm),
-            "contents blocks": len(k.shadow.procs.get(pid, {})), "VMAs": len(mm.vmas)}
+            "contents blocks": len(k.shadow.procs.peek(pid) or ()), "VMAs": len(mm.vmas)}
 
 
 def process_cost(k: "Kernel", pid: int) -> int:
@@ -137,7 +201,7 @@ def reclaim_bound(k: "Kernel", pid: int | None, start: int = 0, end: int = 0) ->
     every process; MADV_PAGEOUT of pid's [start, end) only those pid alone maps (it
     skips a folio mapped by another process)."""
     tables = 0
-    for mm in [k.mms[pid]] if pid is not None else list(k.mms.values()):
+    for mm in [k.mms[pid]] if pid is not None else list(k.mms.peek_values()):
         for idx, pmd in mm.pmds.items():
             if pmd.kind is PmdKind.HUGE and (pid is None or (start < (idx + 1) << PMD_SHIFT and idx << PMD_SHIFT < end
                                                              and k.mem.entire_mapcount[pmd.pfn] <= 1)):

@@ -34,7 +34,7 @@ from .expect import evaluate
 from .expectation import PathError, compare, parse_expected
 from .parser import Command, Unparsed
 from .session import Session
-from .snapshot import snapshot
+from .snapshot import Checkpoint
 from .steps import back_to, exit_of
 from .values import format_size, pages
 
@@ -96,7 +96,7 @@ def execute(session: Session, cmd: Command) -> StepOutput:
             raise
         except Exception as e:
             raise VmBug(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e}") from e
-    saved = snapshot((session.kernel, session.pid, session.regions))
+    saved = Checkpoint(session)
     k.trace_log = []
     explaining = session.explain and not k.tracing      # record the path for explain, print no trace
     k.tracing = k.tracing or explaining
@@ -105,24 +105,27 @@ def execute(session: Session, cmd: Command) -> StepOutput:
         _check_limits(session.kernel, cmd)
     except MmError as e:
         if e.partial is None:
-            session.kernel, session.pid, session.regions = saved
+            saved.rollback()
         raise
     except ExpectError:
-        session.kernel, session.pid, session.regions = saved
+        saved.rollback()
         raise
     except KeyboardInterrupt:
-        session.kernel, session.pid, session.regions = saved
+        saved.rollback()
         raise MmError("EINTR", _op(cmd), "interrupted: the machine is as it was before the command") from None
     except _Restored:
-        session.kernel, session.pid, session.regions = saved
+        saved.rollback()
         raise                       # a nested command has said so already
     except VmBug as e:
-        session.kernel, session.pid, session.regions = saved
+        saved.rollback()
         raise _Restored(f"{e} (the machine is as it was before '{cmd.text or cmd}')") from e
     except Exception as e:
-        session.kernel, session.pid, session.regions = saved
+        saved.rollback()
         raise _Restored(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e} "
                         "(the machine is as it was before the command)") from e
+    finally:
+        if saved.open:
+            saved.commit()
     out.calls = session.kernel.trace_log
     out.trace = [] if explaining else out.calls
     session.kernel.trace_log = []
@@ -142,11 +145,12 @@ def _op(cmd: Command) -> str:
 def _check_limits(k: Kernel, cmd: Command) -> None:
     """Limits of the simulation that no single system call checks (docs/limits.md): page
     tables, VMAs per process, and the host memory budget (lang/budget.py)."""
-    tables = sum(mm.nr_ptes for mm in k.mms.values())
+    tally = budget.process_tally(k)     # processes the command did not reach are not counted again
+    tables = tally.nr_ptes
     if tables > MAX_PAGE_TABLES:
         raise MmError("ENOMEM", _op(cmd), f"{tables} page tables would exist: beyond the simulation's limit "
                       f"of {MAX_PAGE_TABLES} ({MAX_PAGE_TABLES * 2 >> 10}G of populated address space)")
-    for mm in k.mms.values():
+    for mm in filter(None, map(k.mms.peek, tally.recounted)):
         if len(mm.vmas) > MAX_MAP_COUNT:
             raise MmError("ENOMEM", _op(cmd), f"pid {mm.pid} would have {len(mm.vmas)} VMAs: more than "
                           f"vm.max_map_count ({MAX_MAP_COUNT})")
@@ -335,7 +339,7 @@ def do_check(s: Session, cmd: Command) -> StepOutput:
             # reporting on itself, not a refusal of what the user typed.
             raise MmError("EFAULT", "check", f"{len(problems)} problem(s) found by the invariant checker "
                           "(a simulator bug):\n" + "\n".join(f"  {p}" for p in problems))
-        nr_pmds = sum(len(mm.pmds) for mm in k.mms.values())
+        nr_pmds = sum(len(mm.pmds) for mm in k.mms.peek_values())
         return StepOutput(changed=False, lines=["check: data and invariants hold"
                                                  f" ({len(k.mms)} process(es), {nr_pmds} PMD slots)"])
     start, length = s.resolve_range(cmd.args["range"], "check")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from time import perf_counter
 from typing import Callable
 
 from ..mm.errors import MmError, VmBug
 from .execute import ExpectError, execute
 from .parser import Command
 from .session import Session
-from .snapshot import snapshot
+from .snapshot import Checkpoint
 from .steps import (MAX_SCRIPT_BYTES, MAX_SOURCE_DEPTH, MAX_SOURCES, Observer, Outcome, StepRecord, format_error,
                     op_name, read_script, run_commands, run_step)
 
@@ -43,20 +44,25 @@ def run_one(session: Session, cmd: Command, source: str, depth: int, base: Path 
                     partial(_checkpoint, session))
 
 
-def _checkpoint(session: Session) -> Callable[[], None]:
-    """A copy of the machine, the current pid and the region names; the function returned
-    puts them back (`expect fails source FILE` when one of FILE's commands is refused)."""
-    saved = snapshot((session.kernel, session.pid, session.regions))
+def _checkpoint(session: Session) -> Callable[[bool], None]:
+    """A checkpoint of the machine, the current pid and the region names; the function returned
+    puts them back when called with True (`expect fails source FILE` when one of FILE's commands
+    is refused), and keeps what the commands did when called with False."""
+    saved = Checkpoint(session)
 
-    def restore() -> None:
-        session.kernel, session.pid, session.regions = saved
-    return restore
+    def close(undo: bool) -> None:
+        if undo:
+            saved.rollback()
+        else:
+            saved.commit()
+    return close
 
 
 def _step(session: Session, cmd: Command, source: str) -> StepRecord:
     """One command in the simulator: a refusal (MmError, ExpectError) or a broken
     invariant (VmBug) becomes the record's one error line."""
     rec = StepRecord(source, cmd.line, cmd)
+    start = perf_counter()
     try:
         rec.output = execute(session, cmd)
     except MmError as e:
@@ -66,6 +72,7 @@ def _step(session: Session, cmd: Command, source: str) -> StepRecord:
     except VmBug as e:
         rec.kind, rec.error = "bug", format_error(source, cmd.line, op_name(cmd),
                                                   f"simulator bug (invariant broken): {e}")
+    rec.ms = (perf_counter() - start) * 1000
     if rec.kind == "ok" and rec.output is not None and rec.output.failed_expect:
         rec.kind = "expect-failed"
         rec.error = format_error(source, cmd.line, "expect", rec.output.failed_expect)

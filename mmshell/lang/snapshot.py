@@ -1,4 +1,16 @@
-"""A fast deep copy of the machine, taken before each command so a refusal can restore it.
+"""The checkpoint taken before each command so a refusal can put the machine back, and the
+fast deep copy it is made with.
+
+`Checkpoint(session)` saves what a command may change at a cost proportional to
+what it reaches: the per-process tables (`Kernel.mms`, the shadow's `procs`, the
+session's region names) are `PidTable`s that save a process's entry when the
+command first reaches it (mm/pidtable.py), a process's VMAs are shared with its
+saved copy and put back from the journal of stores into them (mm/vma.py), and the
+mem_map is saved below its high-water mark (the frames ever allocated); the rest of
+the machine (swap devices and cache, LRU, counters: sized by `swapon` and the pages
+in use, not by the number of processes or mappings) is copied whole with `snapshot`.
+`rollback()` puts everything back in the same Kernel object; `commit()` keeps
+what the command did.  Exactly one of them ends each checkpoint.
 
 `copy.deepcopy` is correct but visits every key and value of every dict on
 its own; the machine is mostly containers of plain ints (swap caches, LRU
@@ -23,7 +35,14 @@ import copy
 from array import array
 from dataclasses import is_dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..mm.mm_types import MmStruct
+from ..mm.pidtable import PidTable
+from ..mm.vma import vma_journal_commit, vma_journal_begin, vma_journal_rollback
+
+if TYPE_CHECKING:
+    from .session import Session
 
 _PLAIN: set[type] = {int, bool, str, bytes, float, type(None), range}
 
@@ -40,6 +59,36 @@ def _is_plain_type(t: type) -> bool:
 
 def _all_plain(items) -> bool:
     return all(t in _PLAIN or _is_plain_type(t) for t in set(map(type, items)))
+
+
+#: Buffers of at least this many items are recycled (a swap device's swap_map and the like).
+_RECYCLED_LEN = 1 << 14
+
+#: Copies of large buffers that a committed checkpoint no longer needs, by (type code, length):
+#: copying into one costs a memcpy, where a fresh buffer also costs the host a page fault per
+#: 4 KiB touched.
+_POOL: dict[tuple[str, int], list[Any]] = {}
+
+
+def _copy_buffer(obj: Any) -> Any:
+    code = obj.typecode if type(obj) is array else ""
+    if len(obj) >= _RECYCLED_LEN:
+        spare = _POOL.get((code, len(obj)))
+        if spare:
+            new = spare.pop()
+            new[:] = obj
+            return new
+    return array(code, obj) if code else bytearray(obj)
+
+
+def _recycle(copies: Any) -> None:
+    """Give the large buffers among `copies` (no longer referenced) to later copies."""
+    for obj in copies:
+        t = type(obj)
+        if (t is array or t is bytearray) and len(obj) >= _RECYCLED_LEN:
+            spare = _POOL.setdefault((obj.typecode if t is array else "", len(obj)), [])
+            if len(spare) < 4:
+                spare.append(obj)
 
 
 _SLOTS: dict[type, tuple[str, ...]] = {}
@@ -67,10 +116,8 @@ def snapshot(obj: Any, memo: dict[int, Any] | None = None) -> Any:
     done = memo.get(key)
     if done is not None:
         return done
-    if t is bytearray:
-        new: Any = bytearray(obj)
-    elif t is array:
-        new = array(obj.typecode, obj)
+    if t is bytearray or t is array:
+        new: Any = _copy_buffer(obj)
     elif t is dict:
         if _all_plain(obj.values()) and _all_plain(obj.keys()):
             new = dict(obj)
@@ -79,6 +126,11 @@ def snapshot(obj: Any, memo: dict[int, Any] | None = None) -> Any:
             memo[key] = new
             for k, v in obj.items():
                 new[snapshot(k, memo)] = snapshot(v, memo)
+    elif t is PidTable:
+        new = PidTable()
+        memo[key] = new
+        for k, v in dict.items(obj):
+            dict.__setitem__(new, k, snapshot(v, memo))
     elif t is list:
         if _all_plain(obj):
             new = list(obj)
@@ -111,3 +163,63 @@ def snapshot(obj: Any, memo: dict[int, Any] | None = None) -> Any:
         return copy.deepcopy(obj, memo)
     memo[key] = new
     return new
+
+
+#: The Kernel's attributes saved apart, not copied whole: the PidTables (per process) and the
+#: mem_map (below its high-water mark: MemMap.checkpoint).
+_APART = frozenset({"mms", "shadow", "mem"})
+
+
+class Checkpoint:
+    """The machine, the current pid and the region names as they were before a command."""
+
+    __slots__ = ("session", "kernel", "pid", "regions", "tables", "mem", "mem_saved", "rest", "copies", "open")
+
+    def __init__(self, session: "Session") -> None:
+        self.session = session
+        k = self.kernel = session.kernel
+        self.pid = session.pid
+        if type(session.regions) is not PidTable:
+            session.regions = PidTable(session.regions)
+        self.regions = session.regions
+        self.tables: tuple[PidTable, ...] = (k.mms, k.shadow.procs, session.regions)
+        k.mms.open_level(MmStruct.checkpoint_copy)
+        k.shadow.procs.open_level(snapshot)
+        session.regions.open_level(dict.copy)     # name -> (start, length): the tuples are immutable
+        vma_journal_begin()
+        self.mem = k.mem
+        self.mem_saved = k.mem.checkpoint()
+        memo: dict[int, Any] = {}
+        self.rest: dict[str, Any] = snapshot({name: value for name, value in vars(k).items()
+                                              if name not in _APART}, memo)
+        self.copies = list(memo.values())
+        self.open = True
+
+    def rollback(self) -> None:
+        """Put the machine, pid and region names back as they were at the checkpoint."""
+        self._close()
+        for table in self.tables:
+            table.rollback()
+        vma_journal_rollback()
+        k = self.kernel
+        for name in [n for n in vars(k) if n not in self.rest and n not in _APART]:
+            delattr(k, name)
+        for name, value in self.rest.items():
+            setattr(k, name, value)
+        k.mem = self.mem
+        self.mem.rollback(self.mem_saved)
+        self.session.kernel, self.session.pid, self.session.regions = k, self.pid, self.regions
+
+    def commit(self) -> None:
+        """Keep what the commands since the checkpoint did."""
+        self._close()
+        for table in self.tables:
+            table.commit()
+        vma_journal_commit()
+        copies, self.copies, self.rest = self.copies, [], {}
+        _recycle(copies)
+
+    def _close(self) -> None:
+        if not self.open:
+            raise RuntimeError("a checkpoint ends once")
+        self.open = False

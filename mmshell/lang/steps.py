@@ -50,6 +50,7 @@ class StepRecord:
     output: Any = None
     error: str | None = None          # the one formatted error line
     kind: str = "ok"
+    ms: float | None = None           # wall time of the step in ms, rendering excluded
 
     @property
     def text(self) -> str:
@@ -65,6 +66,8 @@ class StepRecord:
             obj["error"] = self.error
         if self.output is not None and self.output.lines:
             obj["output"] = self.output.lines
+        if self.ms is not None:
+            obj["ms"] = round(self.ms, 3)
         return obj
 
 
@@ -85,8 +88,9 @@ class Outcome:
 Observer = Callable[[StepRecord], None]
 #: Runs one command (never `source`) read from `source`; returns its classified record.
 StepFn = Callable[[Command, str], StepRecord]
-#: Takes a checkpoint of the machine; calling what it returns puts the machine back there.
-Checkpoint = Callable[[], Callable[[], None]]
+#: Takes a checkpoint of the machine; what it returns is called once when the commands after
+#: it are done: with True it puts the machine back there, with False it keeps what they did.
+Checkpoint = Callable[[], Callable[[bool], None]]
 
 
 @dataclass(slots=True)
@@ -256,28 +260,32 @@ def _expect_fails_source(cmd: Command, inner: Command, source: str, step: StepFn
     path, text, why = _read_source(inner, depth, base, outcome)
     if text is not None:
         restore = checkpoint() if checkpoint is not None else None
-        sub = Outcome(sourced=outcome.sourced)
-        stops: list[StepRecord] = []
+        undo = False
+        try:
+            sub = Outcome(sourced=outcome.sourced)
+            stops: list[StepRecord] = []
 
-        def stopped(r: StepRecord) -> None:
-            if r.kind in ("refused", "bug", "syntax"):
-                stops.append(r)
-        run_commands(text, str(path), step, stopped, False, sub, depth + 1, path.parent, None, checkpoint)
-        outcome.sourced = sub.sourced
-        if stops and stops[0].kind == "bug":
-            rec.kind, rec.error = "bug", stops[0].error
-            return rec
-        if not stops:
-            ran = "but it ran" + (f" ({sub.failed} failed expectation(s))" if sub.failed else "")
-            rec.kind = "expect-failed"
-            rec.error = format_error(source, cmd.line, "expect", f"expected '{inner.text or inner}' to be "
-                                     f"refused, {ran}")
-            return rec
-        why = stops[0].error or ""
-        if sub.steps > 1:
-            why += (" (the commands before it were undone)" if restore is not None else
-                    " (the commands before it took effect: they cannot be undone here)")
-        if restore is not None and sub.steps:
-            restore()
+            def stopped(r: StepRecord) -> None:
+                if r.kind in ("refused", "bug", "syntax"):
+                    stops.append(r)
+            run_commands(text, str(path), step, stopped, False, sub, depth + 1, path.parent, None, checkpoint)
+            outcome.sourced = sub.sourced
+            if stops and stops[0].kind == "bug":
+                rec.kind, rec.error = "bug", stops[0].error
+                return rec
+            if not stops:
+                ran = "but it ran" + (f" ({sub.failed} failed expectation(s))" if sub.failed else "")
+                rec.kind = "expect-failed"
+                rec.error = format_error(source, cmd.line, "expect", f"expected '{inner.text or inner}' to be "
+                                         f"refused, {ran}")
+                return rec
+            why = stops[0].error or ""
+            if sub.steps > 1:
+                why += (" (the commands before it were undone)" if restore is not None else
+                        " (the commands before it took effect: they cannot be undone here)")
+            undo = bool(sub.steps)
+        finally:
+            if restore is not None:
+                restore(undo)
     rec.output = LoopOutput(lines=[f"refused as expected: {why}"])
     return rec

@@ -51,6 +51,8 @@ class Config:
 
     def should_fail(self, point: FaultPoint) -> bool:
         """Consult (and for `once`, consume) a fault-injection point."""
+        if not self.fail:           # no point ever set: no Enum hashing on the hot paths
+            return False
         mode = self.fail.get(point, FailMode.OFF)
         if mode is FailMode.ONCE:
             self.fail[point] = FailMode.OFF

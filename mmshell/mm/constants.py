@@ -30,7 +30,7 @@ MAX_SWAPFILES = 32  # MAX_SWAPFILES_SHIFT = 5
 MAX_RAM = 64 << 30
 MAX_SWAP = 64 << 30
 #: All active swap devices together (each device's swap_map, zeromap and contents live in
-#: host memory, and every command snapshots them).
+#: host memory, and every command's checkpoint copies them).
 MAX_SWAP_TOTAL = 64 << 30
 #: Mapped address space per process (the RLIMIT_AS of the simulation: mmap and mremap beyond
 #: it fail ENOMEM).  Whole-VMA operations walk a VMA 2 MiB at a time, so this bounds them.
@@ -43,8 +43,9 @@ MAX_PAGE_TABLES = 1 << 18
 #: vm.max_map_count: VMAs per process.
 MAX_MAP_COUNT = 65530
 #: Host memory the simulated state may take (lang/budget.py costs it item by item: frames,
-#: swap slots, folios, PMD entries, page tables, page contents, VMAs).  Each command runs
-#: on a snapshot of the state, so host memory peaks at about twice this.
+#: swap slots, folios, PMD entries, page tables, page contents, VMAs).  Each command's
+#: checkpoint copies what it reaches (lang/snapshot.py), so host memory peaks at up to about
+#: twice this.
 HOST_BUDGET = 1536 << 20
 
 

@@ -48,10 +48,15 @@ class MemMap:
     """Per-frame state for `nr_frames` frames, plus the allocator over them."""
 
     __slots__ = ("nr_frames", "alloc", "flags", "order", "mapcount", "entire_mapcount",
-                 "index", "anon_vma", "data")
+                 "index", "anon_vma", "data", "hwm")
+
+    #: The per-frame arrays (every entry of a frame never allocated is 0).
+    ARRAYS = ("flags", "order", "mapcount", "entire_mapcount", "index", "anon_vma", "data")
 
     def __init__(self, nr_frames: int) -> None:
         self.nr_frames = nr_frames
+        #: high-water mark: no frame at or above it was ever allocated, so its entries are all 0
+        self.hwm = 0
         self.alloc = PageAllocator(nr_frames)
         self.flags = array("I", bytes(4 * nr_frames))
         self.order = bytearray(nr_frames)
@@ -60,6 +65,30 @@ class MemMap:
         self.index = array("q", bytes(8 * nr_frames))
         self.anon_vma = array("i", bytes(4 * nr_frames))
         self.data = array("Q", bytes(8 * nr_frames))
+
+    # -- a command's checkpoint (lang/snapshot.py) -------------------------------
+    def checkpoint(self) -> tuple[int, list, "PageAllocator"]:
+        """What a refusal needs to put the mem_map back: the arrays below the high-water
+        mark and the allocator (the frames above it are all 0 and stay so until allocated),
+        so a command's checkpoint costs the frames ever used, not the machine's RAM."""
+        hwm = self.hwm
+        return hwm, [getattr(self, name)[:hwm] for name in self.ARRAYS], self.alloc.copy()
+
+    def rollback(self, saved: tuple[int, list, "PageAllocator"]) -> None:
+        """Put the mem_map back as `checkpoint` saw it."""
+        hwm, prefixes, alloc = saved
+        for name, prefix in zip(self.ARRAYS, prefixes):
+            arr = getattr(self, name)
+            arr[:hwm] = prefix
+            if self.hwm > hwm:
+                arr[hwm:self.hwm] = type(arr)(arr.typecode, bytes(arr.itemsize * (self.hwm - hwm))) \
+                    if isinstance(arr, array) else bytearray(self.hwm - hwm)
+        self.hwm = hwm
+        self.alloc = alloc
+
+    def _allocated(self, end: int) -> None:
+        if end > self.hwm:
+            self.hwm = end
 
     # -- folio-wide accessors (pfn is the head) ---------------------------------
     def nr_pages(self, pfn: int) -> int:
@@ -110,12 +139,15 @@ class MemMap:
         pfn = self.alloc.alloc(order)
         if pfn is None:
             return None
+        self._allocated(pfn + (1 << order))
         self._prep(pfn, order)
         return pfn
 
     def folio_alloc_bulk(self, nr: int) -> list[int]:
         """Allocate up to nr zeroed order-0 folios."""
         pfns = self.alloc.alloc_bulk(nr)
+        if pfns:
+            self._allocated(max(pfns) + 1)
         flags = self.flags
         base = PG.USED | PG.UPTODATE
         for pfn in pfns:

@@ -17,6 +17,7 @@ from .errors import MmError, VmBug
 from .folio import PG, MemMap
 from .mm_types import MmStruct
 from .pagewalk import Walker
+from .pidtable import PidTable
 from .shadow import Shadow
 from .swap import Lru
 from .swap_info import SwapInfo
@@ -39,7 +40,7 @@ class Kernel:
         self.least_priority = -1
         self.folio_swap: dict[int, SwpEntry] = {}   # folio->swap of swap-cache folios
         self.lru = Lru()
-        self.mms: dict[int, MmStruct] = {1: MmStruct(pid=1, parent=0)}
+        self.mms: PidTable[MmStruct] = PidTable({1: MmStruct(pid=1, parent=0)})
         self.next_pid = 2
         self.next_anon_vma = 1
         self.zswap_ever_enabled = self.config.zswap

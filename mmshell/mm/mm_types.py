@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import bisect
+from array import array
 from dataclasses import dataclass, field
 
-from .pgtable import Pmd
+from .pgtable import Pmd, PteTable
 from .vma import VmArea
 
 
@@ -27,6 +28,25 @@ class MmStruct:
     rss_swapents: int = 0
     nr_ptes: int = 0
     on_mmlist: bool = False
+
+    def __deepcopy__(self, memo: dict) -> "MmStruct":
+        """A copy sharing nothing mutable: each VMA, PMD and PTE table copied by its constructor."""
+        new = self._copy_with([VmArea(v.start, v.end, v.flags, v.pgoff, v.anon_vma, v.anon_vma_chain)
+                               for v in self.vmas])
+        memo[id(self)] = new
+        return new
+
+    def checkpoint_copy(self) -> "MmStruct":
+        """The copy a command's checkpoint keeps (lang/snapshot.py): as __deepcopy__, but the
+        VMAs themselves are shared, since every store into one is journaled (vma.VMA_JOURNAL)."""
+        return self._copy_with(list(self.vmas))
+
+    def _copy_with(self, vmas: list[VmArea]) -> "MmStruct":
+        return MmStruct(self.pid, self.parent, vmas,
+                        {i: Pmd(p.kind, p.flags, p.pfn, p.swp_type, p.swp_offset,
+                                None if p.table is None else PteTable(array("Q", p.table.ptes)), p.deposited)
+                         for i, p in self.pmds.items()},
+                        self.rss_anon, self.rss_swapents, self.nr_ptes, self.on_mmlist)
 
     def find_vma(self, addr: int) -> VmArea | None:
         """find_vma() restricted to a VMA containing addr (vma_lookup)."""

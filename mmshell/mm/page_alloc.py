@@ -31,6 +31,14 @@ class PageAllocator:
         self._partial = [b for b in range(nblocks) if 0 < self._block_free[b] < HPAGE_PMD_NR]
         heapq.heapify(self._partial)
 
+    def copy(self) -> "PageAllocator":
+        """An independent copy (a command's checkpoint)."""
+        new = PageAllocator.__new__(PageAllocator)
+        new.nr_frames, new.nr_free = self.nr_frames, self.nr_free
+        new._free = bytearray(self._free)
+        new._block_free, new._whole, new._partial = list(self._block_free), list(self._whole), list(self._partial)
+        return new
+
     def free_map(self) -> bytearray:
         """One byte a frame, 1 where free (read-only use: the invariant checker)."""
         return self._free

@@ -76,4 +76,5 @@ def swap_read_folio(k: "Kernel", pfn: int, entry: SwpEntry) -> None:
     if nr == HPAGE_PMD_NR and dev:
         k.vmstat.count_mthp("swpin")
     mem.set(pfn, PG.UPTODATE)
-    k.trace(f"swap_read_folio(order={mem.order[pfn]})")
+    if k.tracing:
+        k.trace(f"swap_read_folio(order={mem.order[pfn]})")

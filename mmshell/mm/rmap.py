@@ -149,8 +149,11 @@ def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
     index = mem.index[pfn]
     nr = mem.nr_pages(pfn)
     out = []
-    for pid in sorted(k.mms):
-        mm = k.mms[pid]
+    mms = k.mms
+    for pid in sorted(mms):
+        mm = mms.peek(pid)          # looked at only; reached (pidtable.py) where the folio is mapped
+        if mm is None:
+            continue
         for vma in mm.vmas:
             if vma.anon_vma != av and av not in vma.anon_vma_chain:
                 continue
@@ -159,9 +162,11 @@ def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
                 continue
             pmd = mm.pmds.get(pmd_index(first))
             if pmd is not None and pmd.kind is PmdKind.HUGE and pmd.pfn == pfn:
+                mms.reach(pid)
                 out.append(Mapping(mm, vma, first, True))
                 continue
             if _ptes_map(mm, vma, first, pfn, nr):
+                mms.reach(pid)
                 out.append(Mapping(mm, vma, first, False))
     return out
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from array import array
 
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, pmd_index, pte_index
+from .pidtable import PidTable
 
 _ZEROS = bytes(8 * HPAGE_PMD_NR)
 
@@ -22,7 +23,7 @@ class Shadow:
     __slots__ = ("procs",)
 
     def __init__(self) -> None:
-        self.procs: dict[int, dict[int, array]] = {}
+        self.procs: PidTable[dict[int, array]] = PidTable()
 
     def _chunk(self, pid: int, pmdi: int) -> array:
         chunks = self.procs.setdefault(pid, {})

@@ -57,9 +57,11 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
             if off is None:
                 continue
         add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
-        k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]})")
+        if k.tracing:
+            k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]})")
         return True
-    k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]}) failed")
+    if k.tracing:
+        k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]}) failed")
     return False
 
 

@@ -279,7 +279,7 @@ def meminfo(k: "Kernel") -> dict[str, int]:
         "SwapCached": k.vmstat.nr_swapcached * kb,
         "SwapTotal": swap_total * kb,
         "SwapFree": (swap_total - swap_used) * kb,
-        "PageTables": sum(mm.nr_ptes for mm in k.mms.values()) * kb,
+        "PageTables": sum(mm.nr_ptes for mm in k.mms.peek_values()) * kb,
         "Active(anon)": lru_pages(k, k.lru.active) * kb,
         "Inactive(anon)": lru_pages(k, k.lru.inactive) * kb,
     }
@@ -297,7 +297,7 @@ def vmstat_snapshot(k: "Kernel") -> dict[str, int]:
         "nr_active_anon": active,
         "nr_anon_pages": k.vmstat.nr_anon_pages,
         "nr_anon_transparent_hugepages": k.vmstat.nr_anon_thps,
-        "nr_page_table_pages": sum(mm.nr_ptes for mm in k.mms.values()),
+        "nr_page_table_pages": sum(mm.nr_ptes for mm in k.mms.peek_values()),
         "nr_swapcached": k.vmstat.nr_swapcached,
     }
     for name in EVENTS:

@@ -25,6 +25,34 @@ class VM(IntFlag):
     NOHUGEPAGE = 1 << 30
 
 
+#: While a command's checkpoint is open (lang/snapshot.py), each store into a field of a
+#: VmArea appends (vma, field, old value) to the innermost list here, so that a refusal can
+#: put VMAs back without the checkpoint copying them (it copies a process's list of VMAs,
+#: not the VMAs: `MmStruct.checkpoint_copy`).  The simulation's own bookkeeping.
+VMA_JOURNAL: list[list[tuple["VmArea", str, object]]] = []
+
+#: The old value of a field stored for the first time (a VmArea being built).
+_UNSET = object()
+
+
+def vma_journal_begin() -> None:
+    VMA_JOURNAL.append([])
+
+
+def vma_journal_commit() -> None:
+    """Keep the stores; an enclosing checkpoint can still undo them."""
+    done = VMA_JOURNAL.pop()
+    if VMA_JOURNAL:
+        VMA_JOURNAL[-1].extend(done)
+
+
+def vma_journal_rollback() -> None:
+    """Undo the stores of the innermost checkpoint, newest first."""
+    for vma, name, old in reversed(VMA_JOURNAL.pop()):
+        if old is not _UNSET:
+            object.__setattr__(vma, name, old)
+
+
 @dataclass(slots=True)
 class VmArea:
     """One VMA: [start, end), flags, the file-page offset of start, and its anon_vma.
@@ -40,6 +68,11 @@ class VmArea:
     pgoff: int
     anon_vma: int = 0
     anon_vma_chain: tuple[int, ...] = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if VMA_JOURNAL:
+            VMA_JOURNAL[-1].append((self, name, getattr(self, name, _UNSET)))
+        object.__setattr__(self, name, value)
 
     def link_anon_vma(self, anon_vma: int) -> None:
         """anon_vma_prepare(): the VMA's own anon_vma, linked into its chain."""

@@ -17,6 +17,7 @@ as unreferenced, as MADV_PAGEOUT does), kswapd, writeback throttling, memcg.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint
@@ -37,10 +38,10 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
     """Try to reclaim each folio of the list; return the number of pages freed."""
     mem = k.mem
     reclaimed = 0
-    todo = list(folios)
+    todo = deque(folios)
     k.trace("shrink_folio_list")
     while todo:
-        pfn = todo.pop(0)
+        pfn = todo.popleft()
         nr = mem.nr_pages(pfn)
         if not mem.test(pfn, PG.SWAPBACKED):
             # Lazyfree (MADV_FREE): a clean folio is dropped without swap.
@@ -57,7 +58,7 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
                 # 6.12+: "Split partially mapped folios right away.  We can free the unmapped
                 # pages without IO." (on the deferred split queue as partially mapped); the
                 # mapped pages come round as order-0 folios, the head first if it is one.
-                todo = _split_order(pfn, split_folio(k, pfn, to_list=True)) + todo
+                todo.extendleft(reversed(_split_order(pfn, split_folio(k, pfn, to_list=True))))
                 continue
             if not folio_alloc_swap(k, pfn):
                 if nr == 1:
@@ -68,7 +69,7 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
                 new = split_folio(k, pfn, to_list=True)
                 k.vmstat.count("thp_swpout_fallback")
                 k.vmstat.count_mthp("swpout_fallback")
-                todo = _split_order(pfn, new)[1:] + todo
+                todo.extendleft(reversed(_split_order(pfn, new)[1:]))
                 nr = 1
                 if not folio_alloc_swap(k, pfn):
                     _activate(k, pfn)

@@ -75,7 +75,7 @@ def test_expect_fails_source(tmp_path: Path) -> None:
     restored: list[str] = []
 
     def checkpoint():
-        return lambda: restored.append("restored")
+        return lambda undo: restored.append("restored" if undo else "kept")
     step, seen = Recorder({"switch": "refused", "expect": "expect-failed"}), []
     out = run_commands("expect fails source refused.mmsh\nexpect fails source typo.mmsh\n"
                        "expect fails source missing.mmsh\nexpect fails source ok.mmsh\nfork\n", "t.mmsh", step,
@@ -84,7 +84,8 @@ def test_expect_fails_source(tmp_path: Path) -> None:
     assert [r.line for r in seen] == [1, 2, 3, 4, 5]
     assert step.ran == [("refused.mmsh", 1, "fork"), ("refused.mmsh", 2, "switch"), ("ok.mmsh", 1, "fork"),
                         ("ok.mmsh", 2, "expect"), ("t.mmsh", 5, "fork")]
-    assert restored == ["restored"]
+    # every checkpoint is closed once: undone after a refusal, kept when nothing ran or all held
+    assert restored == ["restored", "kept", "kept"]
     assert seen[0].kind == "ok" and seen[0].output.lines == [
         "refused as expected: switch refused (the commands before it were undone)"]
     assert seen[1].kind == "ok" and "typo.mmsh:2: syntax: column 1: unknown command 'forj'" in seen[1].output.lines[0]
