@@ -69,6 +69,10 @@ def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
         raise Unsupported("'set ram' sizes the simulated machine; the live machine has the memory it has")
     elif name == "fail":
         raise Unsupported("fault injection ('set fail') exists only in the simulator")
+    elif name == "deposit":
+        if value == "lazy":
+            raise Unsupported("the running kernel deposits a PTE table with every PMD-level entry; "
+                              "'set deposit lazy' is a what-if of the simulator")
     elif name in _TUNE_FILES:
         text = ("1" if value else "0") if name == "use_zero_page" else str(value)
         if name != "use_zero_page" and not 0 <= value <= 511:
@@ -533,6 +537,8 @@ def _setting_is(s: LiveSession, name: str, value: Any) -> bool:
         return int(tun.read_knob(_TUNE_FILES[name])) == value
     if name == "ram":
         return procfs.meminfo()["MemTotal"] * 1024 == value
+    if name == "deposit":
+        return value == "eager"
     return False
 
 

@@ -148,6 +148,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "and still collapse (thp_scan_exceed_share_pte).",
         minimum=0, maximum=511,
     ),
+    SettingSpec(
+        "deposit", SettingKind.CHOICE, ("eager", "lazy"), "eager",
+        "eager: the kernel today (mainline and the series): every PMD-mapped THP, huge zero\n"
+        "PMD and PMD swap entry owns a deposited PTE table (pgtable_trans_huge_deposit).\n"
+        "lazy: a what-if for the lazy page-table deposit series: nothing is deposited, and a\n"
+        "PMD split allocates its PTE table then (nr_page_table_pages +1).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -229,7 +229,7 @@ def _error(text: str) -> LangError:
     ("mmap a x", 8, "expected a size after 'mmap a', got 'x'"),
     ("mmap a", 7, "expected a size after 'mmap a'"),
     ("set foo on", 5, "unknown setting 'foo' (pmd_swap, thp, zswap, ram, fail, use_zero_page, "
-                      "max_ptes_swap, max_ptes_none, max_ptes_shared)"),
+                      "max_ptes_swap, max_ptes_none, max_ptes_shared, deposit)"),
     ("set pmd_swp on", 5, "unknown setting 'pmd_swp' (did you mean 'pmd_swap'?)"),
     ("MMAP a 2M", 1, "unknown command 'MMAP' (did you mean 'mmap'?)"),
     ("frobnicate", 1, "unknown command 'frobnicate' (help lists the commands)"),
@@ -276,7 +276,7 @@ def _error(text: str) -> LangError:
     ("if pmd_swap on:touch a", 13, "expected on or off after 'if pmd_swap', got 'on:touch' "
                                    "(put a space after ':')"),
     ("if fail on: fork", 4, "setting 'fail' cannot be used after 'if' (pmd_swap, thp, zswap, ram, "
-                            "use_zero_page, max_ptes_swap, max_ptes_none, max_ptes_shared)"),
+                            "use_zero_page, max_ptes_swap, max_ptes_none, max_ptes_shared, deposit)"),
     ("expect vmstat.x==1", 8, "expected a path after 'expect', got 'vmstat.x==1' (put spaces around the operator)"),
     ("expect vmstat.x =! 1", 17, "expected ==, !=, <, <=, > or >= after 'expect vmstat.x', got '=!' "
                                  "(put spaces around the operator)"),

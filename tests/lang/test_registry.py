@@ -87,7 +87,7 @@ def test_settings() -> None:
         "zswap": (SettingKind.BOOL, False), "ram": (SettingKind.SIZE, 1 << 30),
         "fail": (SettingKind.FAULT, "off"), "use_zero_page": (SettingKind.BOOL, True),
         "max_ptes_swap": (SettingKind.INT, 64), "max_ptes_none": (SettingKind.INT, 511),
-        "max_ptes_shared": (SettingKind.INT, 256),
+        "max_ptes_shared": (SettingKind.INT, 256), "deposit": (SettingKind.CHOICE, "eager"),
     }
     assert registry.FAULT_POINTS == ("thp_alloc", "swap_cluster", "memcg_charge", "zswap",
                                      "split_race", "rmap_split", "swap_cont")

@@ -720,13 +720,16 @@ class MmshMachine(RuleBasedStateMachine):
     @rule(what=st.sampled_from(("set pmd_swap", "set use_zero_page off", "set use_zero_page on",
                                 "set max_ptes_swap 0", "set max_ptes_none 0", "set max_ptes_shared 0",
                                 "set max_ptes_swap 64", "set max_ptes_none 511", "set max_ptes_shared 256",
-                                "trace on", "trace off")))
+                                "set deposit", "trace on", "trace off")))
     def set_other(self, what: str) -> None:
         if what == "set pmd_swap":
             k = self.s.kernel
             busy = any(p.kind is PmdKind.SWAP for mm in k.mms.values() for p in mm.pmds.values())
             on = k.config.pmd_swap != (not busy)    # switch only where the kernel lets it
             what = f"set pmd_swap {'on' if on else 'off'}"
+        elif what == "set deposit":
+            # a fresh machine may switch (and a refusal while PMD-level entries exist changes nothing)
+            what = f"set deposit {'eager' if self.s.kernel.config.deposit.value == 'lazy' else 'lazy'}"
         self.run(what)
 
     # -- looking ------------------------------------------------------------------------------
