@@ -508,6 +508,8 @@ def do_show(s: LiveSession, cmd: Command) -> LiveOutput:
         s.walk_limit("show pagemap", rng[1])
     if a["view"] == "smaps" and a.get("name") is not None and a["name"] not in s.names():
         raise Refused(f"EINVAL: no region named {a['name']!r} in pid {s.pid}")
+    if a["view"] == "walks":
+        raise Unsupported("walker visit counts are the simulator's own tally; the kernel keeps none")
     return LiveOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))
 
 

@@ -35,7 +35,7 @@ ADVICE: dict[str, Madv] = {"hugepage": Madv.MADV_HUGEPAGE, "nohugepage": Madv.MA
                            "dontneed": Madv.MADV_DONTNEED, "collapse": Madv.MADV_COLLAPSE}
 PROTS = tuple(PROT_FLAGS)
 ADVICES = tuple(ADVICE)
-VIEWS = ("vmas", "pt", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
+VIEWS = ("vmas", "pt", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo", "walks")
 SWAP_KINDS = ("zram", "disk", "file")
 OPS = ("==", "!=", "<", "<=", ">", ">=")
 
@@ -176,17 +176,18 @@ COMMANDS: tuple[CommandSpec, ...] = (
     _spec("show", "show", _V, "show a view of the machine",
           "vmas: /proc/PID/maps with flags; pt: the page table per PMD; swap: devices and\n"
           "swap_map; swapcache: cached folios; vmstat: non-zero counters (all: every one);\n"
-          "smaps: Rss, AnonHugePages, Swap, SwapPss; pagemap: /proc/PID/pagemap; meminfo.",
+          "smaps: Rss, AnonHugePages, Swap, SwapPss; pagemap: /proc/PID/pagemap; meminfo;\n"
+          "walks: page-table entries each walker visited (simulator counts).",
           Switch("view", "VIEW", (
               ("vmas", Grammar()), ("pt", Grammar((_OPT_RANGE,))), ("swap", Grammar()),
               ("swapcache", Grammar()),
               ("vmstat", Grammar(options=(Flags("all", ("all",), boolean=True),))),
               ("smaps", Grammar((Arg("name", Kind.NAME, "NAME", optional=True, refers="region"),))),
-              ("pagemap", Grammar((_RANGE,))), ("meminfo", Grammar())), "view"),
+              ("pagemap", Grammar((_RANGE,))), ("meminfo", Grammar()), ("walks", Grammar())), "view"),
           synopsis="show VIEW [ARGS]",
           examples=("show vmas", "show pt", "show pt a+2M:2M", "show swap", "show swapcache",
                     "show vmstat", "show vmstat all", "show smaps", "show smaps a",
-                    "show pagemap a:8K", "show meminfo")),
+                    "show pagemap a:8K", "show meminfo", "show walks")),
     _spec("trace", "trace", _V, "print the kernel functions each step goes through",
           "e.g. shrink_folio_list > folio_alloc_swap(order=9) > try_to_unmap_one >\n"
           "set_pmd_swap_entry.",

@@ -25,6 +25,7 @@ from .describe import NONE, PmdDesc, describe_pmd
 from .fold import PmdGroup, Spans, VmaIndex
 from .fmt import AddrNamer, Names, fmt_size
 from .swap import run_text, swap_map_runs
+from .walks import sim_counts
 from .widgets import Packed, Trimmed, cell, view_table
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class Digest:
     vmstat: dict[str, int] = field(default_factory=dict)
     mthp: dict[str, int] = field(default_factory=dict)
     vmas: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    sim: dict[str, int] = field(default_factory=dict)     # walks.sim_counts: the simulator's own
 
     def to_json(self) -> dict:
         return {
@@ -79,7 +81,7 @@ def digest(k: "Kernel") -> Digest:
         if si is not None:
             runs = tuple((r["first"], r["last"], r["count"], r["cache"]) for r in swap_map_runs(si))
             swap[si.name] = DeviceDigest(si.inuse_pages, runs)
-    return Digest(pmds, swap, vmstat_snapshot(k), dict(k.vmstat.mthp), vmas)
+    return Digest(pmds, swap, vmstat_snapshot(k), dict(k.vmstat.mthp), vmas, sim_counts(k))
 
 
 def deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:

@@ -260,7 +260,7 @@ def _error(text: str) -> LangError:
     ("switch -1", 8, "expected a pid after 'switch', got '-1' (must be 1..4194304)"),
     ("exit 2 3", 8, "unexpected '3' after 'exit 2' (usage: exit [PID])"),
     ("fork now", 6, "unexpected 'now' after 'fork' (usage: fork)"),
-    ("show", 5, "expected a view (vmas, pt, swap, swapcache, vmstat, smaps, pagemap, meminfo) after 'show'"),
+    ("show", 5, "expected a view (vmas, pt, swap, swapcache, vmstat, smaps, pagemap, meminfo, walks) after 'show'"),
     ("show vmsta", 6, "unknown view 'vmsta' (did you mean 'vmstat'?)"),
     ("show pagemap", 13, "expected a range after 'show pagemap'"),
     ("show vmas a", 11, "unexpected 'a' after 'show vmas' (usage: show vmas)"),

@@ -117,7 +117,7 @@ def test_help() -> None:
 def test_switch_usages() -> None:
     assert registry.command("show").usages() == (
         "show vmas", "show pt [RANGE]", "show swap", "show swapcache", "show vmstat [all]",
-        "show smaps [NAME]", "show pagemap RANGE", "show meminfo")
+        "show smaps [NAME]", "show pagemap RANGE", "show meminfo", "show walks")
     assert "set fail POINT on|off|once" in registry.command("set").usages()
     assert registry.command("mmap").synopsis == \
         "mmap NAME SIZE [prot rw|r|none] [hugepage|nohugepage] [at ADDR]"

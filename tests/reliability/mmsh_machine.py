@@ -72,7 +72,7 @@ ADVICES = ("hugepage", "nohugepage", "pageout", "pageout", "cold", "free", "dont
 PROTS = ("rw", "rw", "r", "none")
 POINTS = ("thp_alloc", "swap_cluster", "memcg_charge", "zswap", "split_race", "rmap_split", "swap_cont")
 KINDS = ("zram", "disk", "disk", "file")
-VIEWS = ("vmas", "pt", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
+VIEWS = ("vmas", "pt", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo", "walks")
 #: Paths of `expect` that every machine has ({r} a live region, {a} an address in it, {d} an active device).
 EXPECT_PATHS = ("vmstat.pswpout", "vmstat.pswpin", "vmstat.thp_split_pmd", "mthp.swpout", "mthp.swpin",
                 "smaps.{r}.Rss", "smaps.{r}.Swap", "smaps.{r}.AnonHugePages", "pmd.{a}", "pte.{a}",
