@@ -1,12 +1,15 @@
 """What one step changed: a `Digest` of the machine before and after, and the view of their difference.
 
-`digest(k)` records, per process, every non-none PMD slot as the `PmdDesc`
-`show pt` prints (PTE tables folded into runs with C-level slice work, so a
-GiB of 512 tables digests in milliseconds), per swap device the used count
-and swap_map runs, and the counters.  `StepView(before, after)` shows the PMD
-slots whose description changed (old -> new, neighbours folded as in `show pt`),
-swap use per device, and the counter deltas (`thp_swpout +1`, `pswpout +512`,
-mthp `swpout +1`).
+`digest(k)` records, per process, its VMAs and every non-none PMD slot as the
+`PmdDesc` `show pt` prints (PTE tables folded into runs with C-level slice
+work, so a GiB of 512 tables digests in milliseconds), per swap device the used
+count and swap_map runs, the counters, and the simulator's own counts.
+`StepView(before, after)` shows what changed at the finest grain (step_diff.py):
+the PTEs of a table that changed (`PTE 3: old → new`), or the whole PMD slot
+where its kind changed (old -> new, neighbours folded as in `show pt`); the VMAs
+mapped, unmapped or changed; per swap device its use and the slots that changed
+(`slot 0x203: count 1 → free`); and the counter deltas (`thp_swpout +1`,
+`pswpout +512`, mthp `swpout +1`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from mmshell.mm.task_mmu import vmstat_snapshot
 from .describe import NONE, PmdDesc, describe_pmd
 from .fold import PmdGroup, Spans, VmaIndex
 from .fmt import AddrNamer, Names, fmt_size
-from .swap import run_text, swap_map_runs
+from .step_diff import pte_diff, slot_change_text, slot_changes, vma_changes
+from .swap import swap_map_runs
+from .vmas import vma_flag_words
 from .walks import sim_counts
 from .widgets import Packed, Trimmed, cell, view_table
 
@@ -53,6 +58,7 @@ class Digest:
     mthp: dict[str, int] = field(default_factory=dict)
     vmas: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     sim: dict[str, int] = field(default_factory=dict)     # walks.sim_counts: the simulator's own
+    vma_text: dict[int, dict[tuple[int, int], str]] = field(default_factory=dict)   # "perms flags"
 
     def to_json(self) -> dict:
         return {
@@ -67,9 +73,11 @@ def digest(k: "Kernel") -> Digest:
     """Capture the machine's page tables, swap devices and counters."""
     pmds: dict[int, dict[int, PmdDesc]] = {}
     vmas: dict[int, tuple[tuple[int, int], ...]] = {}
+    vma_text: dict[int, dict[tuple[int, int], str]] = {}
     for pid in sorted(k.mms):
         mm = k.mms[pid]
         vmas[pid] = tuple((v.start, v.end) for v in mm.vmas)
+        vma_text[pid] = {(v.start, v.end): " ".join([v.flag_string(), *vma_flag_words(v)]) for v in mm.vmas}
         per: dict[int, PmdDesc] = {}
         for idx in sorted(mm.pmds):
             desc = describe_pmd(k, mm.pmds[idx])
@@ -81,7 +89,7 @@ def digest(k: "Kernel") -> Digest:
         if si is not None:
             runs = tuple((r["first"], r["last"], r["count"], r["cache"]) for r in swap_map_runs(si))
             swap[si.name] = DeviceDigest(si.inuse_pages, runs)
-    return Digest(pmds, swap, vmstat_snapshot(k), dict(k.vmstat.mthp), vmas, sim_counts(k))
+    return Digest(pmds, swap, vmstat_snapshot(k), dict(k.vmstat.mthp), vmas, sim_counts(k), vma_text)
 
 
 def deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
@@ -96,7 +104,8 @@ def deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int
 
 @dataclass(slots=True)
 class PmdChange:
-    """Adjacent PMD slots first..last of one process that changed alike."""
+    """Adjacent PMD slots first..last of one process that changed alike: whole PMD-level
+    entries, or (`level` pte) some PTEs of tables that stayed tables."""
 
     pid: int
     first: int
@@ -108,11 +117,16 @@ class PmdChange:
     def count(self) -> int:
         return self.last - self.first + 1
 
+    @property
+    def level(self) -> str:
+        return "pte" if self.old.descs[0].kind == "ptes" else "pmd"
+
 
 def pmd_changes(pid: int, before: Mapping[int, PmdDesc], after: Mapping[int, PmdDesc],
                 namer: AddrNamer, spans_before: Spans = (), spans_after: Spans = ()) -> list[PmdChange]:
     """The slots whose description differs, folded where old and new both keep one shape,
-    one region and one VMA before and after the step."""
+    one region and one VMA before and after the step.  A table that stays a table is
+    described by the PTEs that changed in it (step_diff.pte_diff)."""
     out: list[PmdChange] = []
     key_prev = None
     vmas_before, vmas_after = VmaIndex(spans_before), VmaIndex(spans_after)
@@ -120,6 +134,8 @@ def pmd_changes(pid: int, before: Mapping[int, PmdDesc], after: Mapping[int, Pmd
         old, new = before.get(idx, NONE), after.get(idx, NONE)
         if old == new:
             continue
+        if old.kind == new.kind == "table":
+            old, new = pte_diff(old, new)
         hit = namer.region(idx << PMD_SHIFT)
         key = (old.shape, new.shape, hit[0] if hit else None, vmas_before.meeting(idx), vmas_after.meeting(idx))
         last = out[-1] if out else None
@@ -138,9 +154,12 @@ class StepView:
     """The difference between two digests.
 
     `names` labels addresses of every process; `names_by_pid` overrides it per pid.
-    to_json(): {"processes": {"new": [pid], "gone": [pid]}, "pmds": [{"pid", "start", "end"
-    (last byte), "count", "old", "new"}], "swap": [{"name", "before", "after", "delta",
-    "added": [run], "removed": [run]}], "vmstat": {name: delta}, "mthp": {name: delta}}.
+    to_json(): {"processes": {"new": [pid], "gone": [pid]}, "vmas": [{"pid", "start", "end",
+    "old", "new"}] (old/new "perms flags", null where there is no such VMA), "pmds": [{"pid",
+    "start", "end" (last byte), "count", "level" (pmd, or pte: old/new are the PTEs that
+    changed), "old", "new"}], "swap": [{"name", "before", "after", "delta", "slots":
+    [{"first", "last", "old", "new"}]}] (old/new {"count", "cache"}, null for a free slot),
+    "vmstat": {name: delta}, "mthp": {name: delta}}.
     """
 
     def __init__(self, before: Digest, after: Digest, names: Names | None = None,
@@ -154,25 +173,25 @@ class StepView:
             self.namers[pid] = namer = AddrNamer(pid_names)
             self.changes += pmd_changes(pid, before.pmds.get(pid, {}), after.pmds.get(pid, {}), namer,
                                         before.vmas.get(pid, ()), after.vmas.get(pid, ()))
+        self.vmas = [{"pid": pid, **c} for pid in sorted(set(before.vma_text) | set(after.vma_text))
+                     for c in vma_changes(before.vma_text.get(pid, {}), after.vma_text.get(pid, {}))]
         self.swap: list[dict[str, Any]] = []
         for name in [*after.swap, *(n for n in before.swap if n not in after.swap)]:
             b, a = before.swap.get(name), after.swap.get(name)
             if a == b:
                 continue
-            b_runs, a_runs = (b.runs if b else ()), (a.runs if a else ())
-            b_set, a_set = set(b_runs), set(a_runs)
             self.swap.append({
                 "name": name, "before": b.used if b else None, "after": a.used if a else None,
                 "delta": (a.used if a else 0) - (b.used if b else 0),
-                "added": [_run_dict(r) for r in a_runs if r not in b_set],
-                "removed": [_run_dict(r) for r in b_runs if r not in a_set],
+                "slots": slot_changes(b.runs if b else (), a.runs if a else ()),
             })
         self.vmstat = deltas(before.vmstat, after.vmstat)
         self.mthp = deltas(before.mthp, after.mthp)
 
     @property
     def empty(self) -> bool:
-        return not (self.changes or self.swap or self.vmstat or self.mthp or self.new_pids or self.gone_pids)
+        return not (self.changes or self.vmas or self.swap or self.vmstat or self.mthp or self.new_pids
+                    or self.gone_pids)
 
     def _where(self, c: PmdChange) -> str:
         start, end = c.first << PMD_SHIFT, (c.last + 1) << PMD_SHIFT
@@ -188,6 +207,10 @@ class StepView:
         for what, pids in (("new process", self.new_pids), ("process gone", self.gone_pids)):
             for pid in pids:
                 parts.append(Text(f"{what}: {pid}"))
+        for v in self.vmas:
+            label = self.namers[v["pid"]].label(v["start"]) if v["pid"] in self.namers else ""
+            where = f"{v['start']:#x}-{v['end']:#x}" + (f" ({label})" if label else "")
+            parts.append(Text(f"vma pid {v['pid']} {where}: {v['old'] or 'unmapped'} → {v['new'] or 'unmapped'}"))
         if self.changes:
             table = view_table("page tables", "pid", "where", "PMDs", "change", right=("PMDs",))
             for c in self.changes:
@@ -201,7 +224,7 @@ class StepView:
                 lines = [f"swap {s['name']}: swapoff, was used {s['before']}"]
             else:
                 lines = [f"swap {s['name']}: used {s['before']} → {s['after']} ({s['delta']:+d})"]
-            runs = [f"  - {run_text(r)}" for r in s["removed"]] + [f"  + {run_text(r)}" for r in s["added"]]
+            runs = [f"  {slot_change_text(c)}" for c in s["slots"]]
             if len(runs) > MAX_SWAP_LINES:
                 runs = runs[:MAX_SWAP_LINES - 1] + [f"  … {len(runs) - MAX_SWAP_LINES + 1} more"]
             parts.append(Text("\n".join(lines + runs)))
@@ -213,10 +236,7 @@ class StepView:
 
     def to_json(self) -> dict:
         pmds = [{"pid": c.pid, "start": c.first << PMD_SHIFT, "end": ((c.last + 1) << PMD_SHIFT) - 1,
-                 "count": c.count, "old": c.old.text(), "new": c.new.text()} for c in self.changes]
-        return {"processes": {"new": self.new_pids, "gone": self.gone_pids}, "pmds": pmds, "swap": self.swap,
-                "vmstat": self.vmstat, "mthp": self.mthp}
-
-
-def _run_dict(r: tuple[int, int, int, bool]) -> dict:
-    return {"first": r[0], "last": r[1], "count": r[2], "cache": r[3]}
+                 "count": c.count, "level": c.level, "old": c.old.text(), "new": c.new.text()}
+                for c in self.changes]
+        return {"processes": {"new": self.new_pids, "gone": self.gone_pids}, "vmas": self.vmas, "pmds": pmds,
+                "swap": self.swap, "vmstat": self.vmstat, "mthp": self.mthp}

@@ -112,7 +112,7 @@ def test_one_notation_for_swap_slots_in_every_view(pmd_swap: bool) -> None:
                      "madvise a pageout\nshow pt\nshow swap\nshow swapcache\nshow pagemap a:8K\n")
     pageout = out.split("t.mmsh:5")[1].split("t.mmsh:6")[0]
     table = "swap d0 slots 0x200-0x3ff excl" if pmd_swap else "0-511 swap d0 slots 0x200-0x3ff excl"
-    assert table in pageout and "+ slots 0x200-0x3ff count 1 +cache" in pageout
+    assert table in pageout and "slots 0x200-0x3ff: free → count 1 +cache" in pageout
     views = out.split("t.mmsh:6")[1]
     assert table in views                                                       # show pt
     assert "slots 0x200-0x3ff count 1 +cache" in views                          # show swap

@@ -28,14 +28,14 @@ def test_pageout_step(machine, text, pmd_swap) -> None:
         assert f"a+0x0 1 {old} → swap s0 slots 0x200-0x3ff excl" in out
     else:
         assert f"a+0x0 1 {old} → table: 0-511 swap s0 slots 0x200-0x3ff excl" in out
-    assert "swap s0: used 0 → 512 (+512) + slots 0x200-0x3ff count 1" in out
+    assert "swap s0: used 0 → 512 (+512) slots 0x200-0x3ff: free → count 1" in out
     assert "thp_swpout +1" in out and "pswpout +512" in out
     assert "mthp:" in out and "swpout +1" in out
     js = view.to_json()
     assert js["vmstat"]["thp_swpout"] == 1 and js["vmstat"]["pswpout"] == 512 and js["mthp"]["swpout"] == 1
     assert js["swap"] == [{"name": "s0", "before": 0, "after": 512, "delta": 512,
-                           "added": [{"first": 512, "last": 1023, "count": 1, "cache": False}], "removed": []}]
-    assert [(c["count"], c["old"]) for c in js["pmds"]] == [(1, old)]
+                           "slots": [{"first": 512, "last": 1023, "old": None, "new": {"count": 1, "cache": False}}]}]
+    assert [(c["count"], c["level"], c["old"]) for c in js["pmds"]] == [(1, "pmd", old)]
     assert json.loads(json.dumps(js)) == js
 
 

@@ -1,0 +1,103 @@
+"""The step summary at the finest grain (views/step_diff.py): the PTEs that changed, the
+swap slots that changed, and VMA changes, never the whole table or "no change"."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mmshell.mm.access import access_range
+from mmshell.mm.mprotect import sys_mprotect
+from mmshell.mm.vma import VM
+from mmshell.views.step import StepView, digest
+from mmshell.views.step_diff import slot_changes, vma_changes
+
+M = 1 << 20
+
+
+def squeeze(s: str) -> str:
+    return " ".join(s.split())
+
+
+def mainline_swapped(machine):
+    """Mainline: one THP written and paged out, 512 swap PTEs in one table."""
+    m = machine(pmd_swap=False)
+    m.mmap("a", 2 * M)
+    m.touch("a")
+    m.madvise("a", "pageout")
+    return m
+
+
+def test_one_pte_read_back_is_that_pte_and_that_slot(machine, text) -> None:
+    m = mainline_swapped(machine)
+    before = digest(m.k)
+    m.touch("a", 3 * 4096, 4096, write=False)
+    view = StepView(before, digest(m.k), m.names)
+    out = squeeze(text(view))
+    assert "PTE 3: swap s0 slot 0x203 excl → PTE 3: present pfn" in out
+    assert "0-2 swap" not in out and "4-511" not in out           # not the whole table
+    assert "slot 0x203: count 1 → free" in out
+    js = view.to_json()
+    assert [(c["level"], c["old"]) for c in js["pmds"]] == [("pte", "PTE 3: swap s0 slot 0x203 excl")]
+    assert js["swap"][0]["slots"] == [{"first": 0x203, "last": 0x203, "old": {"count": 1, "cache": False},
+                                       "new": None}]
+    assert max(len(ln) for ln in text(view).splitlines() if "PTE" in ln) < 60    # not 150-character tables
+
+
+def test_a_kind_change_is_shown_whole(machine, text) -> None:
+    """A PMD whose kind changes (THP -> table of swap PTEs) is shown old -> new whole."""
+    m = machine(pmd_swap=False)
+    m.mmap("a", 2 * M)
+    m.touch("a")
+    before = digest(m.k)
+    m.madvise("a", "pageout")
+    js = StepView(before, digest(m.k), m.names).to_json()
+    assert [(c["level"], c["new"]) for c in js["pmds"]] == [("pmd", "table: 0-511 swap s0 slots 0x200-0x3ff excl")]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pages=st.sets(st.integers(0, 511), min_size=1, max_size=12))
+def test_the_ptes_shown_are_exactly_the_ptes_read(machine, pages: set[int]) -> None:
+    """Read some pages of a swapped-out mainline THP: the PTE-level change lists exactly those
+    indices (runs folded), and the slot changes exactly their slots."""
+    m = mainline_swapped(machine)
+    a = m.names["a"][0]
+    before = digest(m.k)
+    for i in sorted(pages):
+        access_range(m.k, m.mm, a + i * 4096, a + (i + 1) * 4096, False)
+    js = StepView(before, digest(m.k), m.names).to_json()
+    [change] = js["pmds"]
+    shown: set[int] = set()
+    for part in change["old"].split("; "):
+        idx = part.split(":")[0].split()[1]
+        lo, _, hi = idx.partition("-")
+        shown |= set(range(int(lo), int(hi or lo) + 1))
+    assert change["level"] == "pte" and shown == pages
+    slots = {s for c in js["swap"][0]["slots"] for s in range(c["first"], c["last"] + 1)}
+    assert slots == {0x200 + i for i in pages}
+
+
+def test_vma_changes_are_changes(machine, text) -> None:
+    """mmap, mprotect and madvise hugepage change VMAs only: never 'no change'."""
+    m = machine()
+    before = digest(m.k)
+    m.mmap("a", 2 * M)
+    view = StepView(before, digest(m.k), m.names)
+    assert not view.empty and "unmapped → rw-p hugepage" in squeeze(text(view))
+    before = digest(m.k)
+    sys_mprotect(m.k, m.mm, m.names["a"][0], 2 * M, VM.READ)
+    view = StepView(before, digest(m.k), m.names)
+    assert view.to_json()["vmas"] == [{"pid": 1, "start": m.names["a"][0], "end": m.names["a"][0] + 2 * M,
+                                       "old": "rw-p hugepage", "new": "r--p hugepage"}]
+    assert "rw-p hugepage → r--p hugepage" in squeeze(text(view))
+
+
+def test_slot_and_vma_diffs_fold_and_order() -> None:
+    before = [(0, 9, 1, False), (20, 29, 2, True)]
+    after = [(0, 3, 1, False), (5, 9, 1, False), (20, 29, 1, True)]
+    assert slot_changes(before, after) == [
+        {"first": 4, "last": 4, "old": {"count": 1, "cache": False}, "new": None},
+        {"first": 20, "last": 29, "old": {"count": 2, "cache": True}, "new": {"count": 1, "cache": True}}]
+    assert slot_changes(after, after) == []
+    assert vma_changes({(0, 4): "rw-p"}, {(0, 2): "rw-p", (2, 4): "r--p"}) == [
+        {"start": 0, "end": 2, "old": None, "new": "rw-p"}, {"start": 0, "end": 4, "old": "rw-p", "new": None},
+        {"start": 2, "end": 4, "old": None, "new": "r--p"}]
