@@ -157,6 +157,8 @@ def do_set(s: Session, cmd: Command) -> StepOutput:
     k = s.kernel
     name, value = cmd.args["setting"], cmd.args["value"]
     cfg = k.config
+    if name in s.pinned:
+        return StepOutput(changed=False, lines=[f"skipped: {name} {s.pinned[name]}"])
     if name == "pmd_swap":
         if value != cfg.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
                                          for p in mm.pmds.values()):

@@ -23,6 +23,8 @@ class Session(RegionNames):
     pid: int = 1
     regions: dict[int, dict[str, tuple[int, int]]] = field(default_factory=lambda: {1: {}})
     debug_vm: bool = False
+    #: settings a script's `set` may not change here, with why (compare pins pmd_swap)
+    pinned: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def boot(cls, config: Config | None = None, debug_vm: bool = False) -> "Session":

@@ -6,6 +6,8 @@ prompt comes back.  History is kept in ~/.mmshell_history (suggested as you
 type, from history: the right arrow takes it).  The prompt completes by the
 grammar (:mod:`.completer`), colours by the grammar (:mod:`.highlight`), and
 shows the machine and what comes next in a bottom toolbar (:mod:`.toolbar`).
+`compare` alone on a line runs the lines entered so far (those that parsed) on two
+fresh machines, mainline and the series, as `mmshell compare` runs a file.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .history import CheckedFileHistory, history_path, open_history
 from .toolbar import TOOLBAR_STYLE, Toolbar
 
 BANNER = ("mmshell: a simulated Linux mm for watching THPs swap.  `help` lists the commands; "
-          "Ctrl-D leaves.")
+          "`compare` runs the session so far both ways; Ctrl-D leaves.")
 
 
 def prompt_text(session: Session) -> str:
@@ -57,6 +59,14 @@ def run_line(session: Session, printer: StepPrinter, text: str, lineno: int) -> 
     return outcome
 
 
+def _parses(text: str, lineno: int) -> bool:
+    try:
+        parse_line(text, lineno)
+    except LangError:
+        return False
+    return True
+
+
 def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output | None = None) -> int:
     """The read-eval-print loop; returns the exit status (0)."""
     session = Session.boot(debug_vm=debug_vm)
@@ -72,6 +82,7 @@ def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output
     )
     printer.console.print(BANNER, highlight=False)
     lineno = 0
+    script: list[str] = []          # the lines that parsed, for `compare`
     while True:
         if warning is not None:
             print(warning, file=sys.stderr)
@@ -89,7 +100,14 @@ def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output
         if text.strip() in ("quit", "exit()"):
             return 0
         try:
+            if text.strip() == "compare":
+                from ..compare import compare_text
+
+                compare_text("<session>", "\n".join(script), out=printer.stream)
+                continue
             run_line(session, printer, text, lineno)
+            if _parses(text, lineno):
+                script.append(text)
         except KeyboardInterrupt:
             # Ctrl-C outside a command (a command itself is refused EINTR, nothing changed)
             printer.console.print("interrupted", highlight=False)

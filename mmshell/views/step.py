@@ -84,12 +84,17 @@ def digest(k: "Kernel") -> Digest:
             if desc.kind != "none":
                 per[idx] = desc
         pmds[pid] = per
+    return Digest(pmds, swap_digest(k), vmstat_snapshot(k), dict(k.vmstat.mthp), vmas, sim_counts(k), vma_text)
+
+
+def swap_digest(k: "Kernel") -> dict[str, DeviceDigest]:
+    """Each swap device's used count and swap_map runs, by name."""
     swap = {}
     for si in k.swap_info:
         if si is not None:
             runs = tuple((r["first"], r["last"], r["count"], r["cache"]) for r in swap_map_runs(si))
             swap[si.name] = DeviceDigest(si.inuse_pages, runs)
-    return Digest(pmds, swap, vmstat_snapshot(k), dict(k.vmstat.mthp), vmas, sim_counts(k), vma_text)
+    return swap
 
 
 def deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
@@ -193,7 +198,8 @@ class StepView:
         return not (self.changes or self.vmas or self.swap or self.vmstat or self.mthp or self.new_pids
                     or self.gone_pids)
 
-    def _where(self, c: PmdChange) -> str:
+    def where(self, c: PmdChange) -> str:
+        """Where a change is: `a+0x0`, `a+0x0:4M`, or the address range."""
         start, end = c.first << PMD_SHIFT, (c.last + 1) << PMD_SHIFT
         label = self.namers[c.pid].label(start)
         if c.count == 1:
@@ -214,7 +220,7 @@ class StepView:
         if self.changes:
             table = view_table("page tables", "pid", "where", "PMDs", "change", right=("PMDs",))
             for c in self.changes:
-                table.add_row(cell(c.pid), cell(self._where(c)), cell(c.count),
+                table.add_row(cell(c.pid), cell(self.where(c)), cell(c.count),
                               cell(f"{c.old.text()}\n→ {c.new.text()}"))
             parts.append(table)
         for s in self.swap:

@@ -10,7 +10,7 @@ counts the PTEs looked at: zapping one PMD swap entry is 1 visit, its PTE-mapped
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.text import Text
@@ -44,7 +44,7 @@ class WalksView:
 
     def __init__(self, counts: Mapping[str, int], previous: Mapping[str, int] | None = None) -> None:
         prev = previous or {}
-        self.rows = [{"walker": w.value, "function": WALKER_FUNCTION[w], "visits": counts[w.value],
+        self.rows: list[dict[str, Any]] = [{"walker": w.value, "function": WALKER_FUNCTION[w], "visits": counts[w.value],
                       "delta": counts[w.value] - prev.get(w.value, counts[w.value])} for w in Walker]
         self.tables = {"value": counts[PTE_TABLES], "delta": counts[PTE_TABLES] - prev.get(PTE_TABLES,
                                                                                            counts[PTE_TABLES])}
