@@ -82,7 +82,7 @@ class Comparison:
     def print_text(self, out: TextIO, width: int | None = None) -> None:
         console = make_console(file=out, width=width)
         for note in self.notes:
-            console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+            console.print(f"note: {note}", highlight=False, markup=False)
         console.print(render_compare(self.name, self.steps, [_differs(p) for p in self.steps],
                                      [k in self.swap_differs for k in self.keys], self.summary))
         for m, run in self.runs.items():
@@ -101,7 +101,7 @@ def compare_text(name: str, text: str, json_mode: bool = False, out: TextIO | No
     """Compare `text` (named `name`) and print it; the exit status."""
     out = out if out is not None else sys.stdout
     console_width = width or make_console(file=out).width
-    cmp = Comparison(name, text, view_width=max(30, (console_width - 3) // 2), base=base)
+    cmp = Comparison(name, text, view_width=console_width, base=base)
     if json_mode:
         cmp.print_json(out)
     else:

@@ -27,8 +27,8 @@ from .summary import ROWS, row_value
 MAX_SLOT_LINES = 3
 #: The marks of a step, explained under the table.
 DIFFERS, SWAP_DIFFERS = "≠", "!"
-LEGEND = (f"{DIFFERS} the two columns differ   {SWAP_DIFFERS} the swap_maps differ after this step   "
-          "pid: the process the command ran in")
+LEGEND = (f"{DIFFERS} the modes differ (their lines in bold)  {SWAP_DIFFERS} the swap_maps differ "
+          "after the step")
 
 
 def change_lines(view: StepView, pid: int) -> list[str]:
@@ -65,16 +65,20 @@ def change_lines(view: StepView, pid: int) -> list[str]:
     return lines
 
 
-def mode_cell(step: Step | None) -> Text:
-    """One mode's cell of a step."""
+def mode_cell(step: Step | None, views: bool = True) -> Text:
+    """One mode's cell of a step (without its `show` views when views is False)."""
     if step is None:
         return Text("(not reached)", style="dim")
     if step.error:
         return Text(step.error.split(": ", 2)[-1], style="red")
-    parts = list(step.lines) + [text for _, text, _ in step.views]
+    parts = list(step.lines) + ([text for _, text, _ in step.views] if views else [])
     if step.changes is not None:
         parts += change_lines(step.changes, step.pid)
     return Text("\n".join(parts))
+
+
+def _views_text(step: Step | None) -> str:
+    return "\n".join(text for _, text, _ in step.views) if step is not None and not step.error else ""
 
 
 def step_json(mode: str, step: Step, differs: bool, swap_identical: bool) -> dict[str, Any]:
@@ -97,25 +101,56 @@ def _header(pair: dict[str, Step | None], differs: bool, swap_differs: bool) -> 
     return head
 
 
+def _columns(*cells: RenderableType) -> Table:
+    """Two cells side by side, half the width each."""
+    grid = Table.grid(expand=True, padding=(0, 2))
+    grid.add_column(ratio=1, overflow="fold")
+    grid.add_column(ratio=1, overflow="fold")
+    grid.add_row(*cells)
+    return grid
+
+
+def _mark_differences(a: Text, b: Text) -> tuple[Text, Text]:
+    """The two cells with each line the other cell lacks in bold."""
+    la, lb = a.plain.split("\n"), b.plain.split("\n")
+
+    def marked(cell: Text, lines: list[str], other: set[str]) -> Text:
+        if cell.style:                  # an error or (not reached): as it is
+            return cell
+        out = Text()
+        for i, line in enumerate(lines):
+            out.append(("\n" if i else "") + line, style="" if line in other else "bold")
+        return out
+    return marked(a, la, set(lb)), marked(b, lb, set(la))
+
+
 def render_compare(name: str, steps: Sequence[dict[str, Step | None]], differs: Sequence[bool],
                    swap_differs: Sequence[bool], summary: dict[str, dict[str, Any]]) -> RenderableType:
-    """The steps, each a header over its two cells, then the summary table."""
-    table = Table(title=f"{name}: mainline (pmd_swap off) against the series (pmd_swap on)", box=box.SIMPLE_HEAD,
-                  show_edge=False, pad_edge=False, expand=True, title_justify="left")
-    table.add_column("mainline", ratio=1, overflow="fold")
-    table.add_column("series", ratio=1, overflow="fold")
-    shown = 0
+    """The steps, each a header over its two cells, then the summary table.  `show` views,
+    drawn at the full width, follow the cells: once when both modes drew the same, else
+    one under the other."""
+    parts: list[RenderableType] = [
+        Text(f"{name}: mainline (pmd_swap off) against the series (pmd_swap on)", style="bold"),
+        _columns(Text("mainline", style="bold underline"), Text("series", style="bold underline"))]
     for pair, d, s in zip(steps, differs, swap_differs):
-        cells = [mode_cell(pair["mainline"]), mode_cell(pair["series"])]
-        if not any(c.plain for c in cells) and not s:
+        a, b = pair["mainline"], pair["series"]
+        cells = [mode_cell(a, views=False), mode_cell(b, views=False)]
+        va, vb = _views_text(a), _views_text(b)
+        if not any(c.plain for c in cells) and not (va or vb) and not s:
             continue
-        if shown:
-            table.add_row("", "")
-        table.add_row(_header(pair, d, s), "")
-        style = "bold" if d else ""
-        table.add_row(*(Text.assemble(c, style=style) if style else c for c in cells))
-        shown += 1
-    return Trimmed(Group(table, Text(LEGEND, style="dim"), Text(""), summary_table(name, summary)))
+        parts.append(Text(""))
+        parts.append(_header(pair, d, s))
+        if any(c.plain for c in cells):
+            parts.append(_columns(*_mark_differences(*cells)))
+        if va == vb and va:
+            parts.append(Text("both modes:", style="dim"))
+            parts.append(Text(va))
+        else:
+            for mode, text in (("mainline", va), ("series", vb)):
+                if text:
+                    parts += [Text(f"{mode}:", style="dim"), Text(text)]
+    parts += [Text(""), Text(LEGEND, style="dim"), Text(""), summary_table(name, summary)]
+    return Trimmed(Group(*parts))
 
 
 def _value(v: Any) -> str:

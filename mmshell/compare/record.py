@@ -24,7 +24,7 @@ from ..views.render import render_view, view_json
 from ..views.step import Digest, StepView, digest, swap_digest
 
 #: Why a pinned setting's `set` line is skipped (the step's output line says so).
-PINNED = "is pinned by compare: each column runs in its own mode"
+PINNED = "is pinned by compare: each column keeps its mode"
 
 #: A step's key: the file it was read from and its line there.
 StepKey = tuple[str, int]

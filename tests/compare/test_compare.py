@@ -52,8 +52,7 @@ def test_each_column_is_pinned_and_the_skip_is_noted() -> None:
     installs PMD swap entries."""
     objs = json_lines(ROUND_TRIP)
     sets = [o for o in objs if o.get("command") == "set pmd_swap off"]
-    assert [o["output"] for o in sets] == [["skipped: pmd_swap is pinned by compare: each column runs in its "
-                                            "own mode"]] * 2
+    assert [o["output"] for o in sets] == [["skipped: pmd_swap is pinned by compare: each column keeps its mode"]] * 2
     final = next(o for o in objs if o.get("final"))
     assert final["notes"] == ["rt.mmsh:1: 'set pmd_swap off' skipped: each column is pinned to its mode"]
     pageout = {o["mode"]: o for o in objs if o.get("command") == "madvise a pageout"}
@@ -76,7 +75,7 @@ def test_pid_column_show_output_and_marks() -> None:
     assert "f.mmsh:6  pid 2  @2 touch a:4K read  ≠" in rendered
     assert "pid 2 vma a+0x0: unmapped → rw-p hugepage" in rendered      # fork, run in pid 1
     assert "swap devices" in rendered                   # the show output, in both columns
-    assert "≠ the two columns differ" in rendered
+    assert "≠ the modes differ" in rendered
     assert "PMD splits (thp_split_pmd)" in rendered and "summary" in rendered
 
 
