@@ -40,9 +40,7 @@ def change_lines(view: StepView, pid: int) -> list[str]:
     j = view.to_json()
     lines = [f"new process {p}" for p in j["processes"]["new"]] + [f"process {p} gone" for p in j["processes"]["gone"]]
     for v in j["vmas"]:
-        label = view.namers[v["pid"]].label(v["start"]) if v["pid"] in view.namers else ""
-        lines.append(f"{of(v['pid'])}vma {label or hex(v['start'])}: {v['old'] or 'unmapped'} → "
-                     f"{v['new'] or 'unmapped'}")
+        lines.append(f"{of(v['pid'])}vma {view.vma_label(v)}: {v['old'] or 'unmapped'} → {v['new'] or 'unmapped'}")
     for c in view.changes:
         count = f" ×{c.count}" if c.count > 1 else ""
         lines.append(f"{of(c.pid)}{view.where(c)}{count}: {c.old.text()} → {c.new.text()}")

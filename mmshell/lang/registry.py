@@ -249,8 +249,9 @@ TOPICS: dict[str, str] = {
                 "                        swap entry's exclusive bit)\n"
                 "  sd, uffd-wp           soft-dirty, userfaultfd write-protected\n"
                 "  (THP), (order N)      a PTE maps part of a large folio\n"
-                "  count N, +cache       a slot's swap_map count, and SWAP_HAS_CACHE\n"
-                "  + slots / - slots     swap_map runs a step added / removed",
+                "  count N, +cache, free a slot's swap_map count and SWAP_HAS_CACHE, or a free slot\n"
+                "  PTE 3: old → new      in a step summary, a PTE of a table that changed\n"
+                "  unmapped → rw-p       a VMA a step mapped; `rw-p → unmapped` one it unmapped",
 }
 
 

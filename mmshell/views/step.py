@@ -198,6 +198,11 @@ class StepView:
         return not (self.changes or self.vmas or self.swap or self.vmstat or self.mthp or self.new_pids
                     or self.gone_pids)
 
+    def vma_label(self, v: dict) -> str:
+        """A changed VMA's start, named after its region (`a+0x0`), or its address."""
+        label = self.namers[v["pid"]].label(v["start"]) if v["pid"] in self.namers else ""
+        return label or f"{v['start']:#x}"
+
     def where(self, c: PmdChange) -> str:
         """Where a change is: `a+0x0`, `a+0x0:4M`, or the address range."""
         start, end = c.first << PMD_SHIFT, (c.last + 1) << PMD_SHIFT
@@ -213,10 +218,12 @@ class StepView:
         for what, pids in (("new process", self.new_pids), ("process gone", self.gone_pids)):
             for pid in pids:
                 parts.append(Text(f"{what}: {pid}"))
-        for v in self.vmas:
-            label = self.namers[v["pid"]].label(v["start"]) if v["pid"] in self.namers else ""
-            where = f"{v['start']:#x}-{v['end']:#x}" + (f" ({label})" if label else "")
-            parts.append(Text(f"vma pid {v['pid']} {where}: {v['old'] or 'unmapped'} → {v['new'] or 'unmapped'}"))
+        if self.vmas:
+            table = view_table("VMAs", "pid", "where", "address", "change")
+            for v in self.vmas:
+                table.add_row(cell(v["pid"]), cell(self.vma_label(v)), cell(f"{v['start']:#x}-{v['end']:#x}"),
+                              cell(f"{v['old'] or 'unmapped'} → {v['new'] or 'unmapped'}"))
+            parts.append(table)
         if self.changes:
             table = view_table("page tables", "pid", "where", "PMDs", "change", right=("PMDs",))
             for c in self.changes:
