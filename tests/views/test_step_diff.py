@@ -101,3 +101,62 @@ def test_slot_and_vma_diffs_fold_and_order() -> None:
     assert vma_changes({(0, 4): "rw-p"}, {(0, 2): "rw-p", (2, 4): "r--p"}) == [
         {"start": 0, "end": 2, "old": None, "new": "rw-p"}, {"start": 0, "end": 4, "old": "rw-p", "new": None},
         {"start": 2, "end": 4, "old": None, "new": "r--p"}]
+
+
+def _per_index(desc) -> list[tuple]:
+    """A table description as one entry per PTE index (the reference pte_diff is checked against)."""
+    out = []
+    for r in desc.runs:
+        for i in range(r.lo, r.hi + 1):
+            out.append((r.kind, r.dev, r.flags, r.base + (i - r.lo) if r.slides else r.base))
+    return out
+
+
+OPS = st.lists(st.tuples(st.sampled_from(("read", "write", "pageout", "dontneed", "fork")),
+                         st.integers(0, 1023), st.integers(1, 64)), min_size=1, max_size=8)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_pte_diff_names_exactly_the_ptes_whose_entry_changed(machine, ops) -> None:
+    """Random reads, writes, page-outs, MADV_DONTNEED and forks over a split mainline THP: each
+    PTE-level change lists exactly the indices whose entry (kind, device, flags, pfn or slot)
+    differs, old and new as they were."""
+    from mmshell.mm.fork import sys_fork
+    from mmshell.views.describe import describe_pmd
+
+    m = mainline_swapped(machine)
+    m.touch("a", 0, 4096)
+    a = m.names["a"][0]
+    for op, first, n in ops:
+        off, length = first * 4096 % (2 * M), min(n * 4096, 2 * M - first * 4096 % (2 * M))
+        before = {i: describe_pmd(m.k, p) for i, p in m.mm.pmds.items()}
+        d0 = digest(m.k)
+        if op == "fork":
+            sys_fork(m.k, m.mm)
+        elif op in ("read", "write"):
+            access_range(m.k, m.mm, a + off, a + off + length, op == "write")
+        else:
+            m.madvise("a", op, off, length)
+        after = {i: describe_pmd(m.k, p) for i, p in m.mm.pmds.items()}
+        view = StepView(d0, digest(m.k), m.names)
+        for c in view.changes:
+            if c.pid != 1 or c.level != "pte":
+                continue
+            for k, (old, new) in enumerate(zip(c.old.descs, c.new.descs)):
+                idx = c.first + k
+                ref_old, ref_new = _per_index(before[idx]), _per_index(after[idx])
+                want = {i for i in range(512) if ref_old[i] != ref_new[i]}
+                got = {i for r in old.runs for i in range(r.lo, r.hi + 1)}
+                assert got == want == {i for r in new.runs for i in range(r.lo, r.hi + 1)}
+                assert all(ref_old[i] == _per_index_of(old, i) and ref_new[i] == _per_index_of(new, i) for i in got)
+        # and every table that changed and stayed a table is reported
+        for idx in set(before) & set(after):
+            if before[idx].kind == after[idx].kind == "table" and before[idx] != after[idx]:
+                if _per_index(before[idx]) != _per_index(after[idx]):
+                    assert any(c.pid == 1 and c.first <= idx <= c.last for c in view.changes)
+
+
+def _per_index_of(desc, i: int) -> tuple:
+    r = next(r for r in desc.runs if r.lo <= i <= r.hi)
+    return (r.kind, r.dev, r.flags, r.base + (i - r.lo) if r.slides else r.base)
