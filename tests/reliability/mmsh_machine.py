@@ -720,17 +720,22 @@ class MmshMachine(RuleBasedStateMachine):
     @rule(what=st.sampled_from(("set pmd_swap", "set use_zero_page off", "set use_zero_page on",
                                 "set max_ptes_swap 0", "set max_ptes_none 0", "set max_ptes_shared 0",
                                 "set max_ptes_swap 64", "set max_ptes_none 511", "set max_ptes_shared 256",
-                                "set deposit", "trace on", "trace off")))
+                                "trace on", "trace off")))
     def set_other(self, what: str) -> None:
         if what == "set pmd_swap":
             k = self.s.kernel
             busy = any(p.kind is PmdKind.SWAP for mm in k.mms.values() for p in mm.pmds.values())
             on = k.config.pmd_swap != (not busy)    # switch only where the kernel lets it
             what = f"set pmd_swap {'on' if on else 'off'}"
-        elif what == "set deposit":
-            # a fresh machine may switch (and a refusal while PMD-level entries exist changes nothing)
-            what = f"set deposit {'eager' if self.s.kernel.config.deposit.value == 'lazy' else 'lazy'}"
         self.run(what)
+
+    @precondition(lambda self: not any(p.kind is not PmdKind.TABLE for mm in self.s.kernel.mms.values()
+                                       for p in mm.pmds.values()))
+    @rule(mode=st.sampled_from(("lazy", "lazy", "eager")))
+    def set_deposit(self, mode: str) -> None:
+        """Lazy page-table deposit (set deposit lazy) while no PMD-level entry exists, so a
+        good share of runs go on with no deposited tables and splits that allocate them."""
+        self.run(f"set deposit {mode}")
 
     # -- looking ------------------------------------------------------------------------------
     @rule()
