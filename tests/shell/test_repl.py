@@ -179,3 +179,14 @@ def test_compare_runs_the_session_so_far_both_ways(capsys, monkeypatch, tmp_path
     assert "thp_swpout_pmd +1" in out and "<session>: summary" in out
     assert "mmpa" not in out.split("<session>: mainline")[1]
     assert "expected pmd.a" not in out          # the session is still in mainline mode
+
+
+def test_compare_runs_what_save_would_write(capsys, monkeypatch, tmp_path) -> None:
+    """`compare` runs the commands that ran, as `save` writes them: an undone step and a
+    refused command are not among them."""
+    out = _run("swapon s0 64M\rmmap a 2M hugepage\rtouch a\rmadvise a pageout\rundo\rtouch 0x1000\r"
+               "compare\r\x04", capsys, monkeypatch, tmp_path)
+    compared = out.split("<session>: mainline")[1]
+    assert "<session>:3  pid 1  touch a" in compared
+    assert "madvise a pageout" not in compared and "0x1000" not in compared
+    assert "mainline: 3 steps, 0 failed expectation(s), 0 refused" in compared
