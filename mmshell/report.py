@@ -184,7 +184,7 @@ class StepPrinter:
             items.append(Text.assemble(("  trace:", "dim"), " " + " > ".join(_fold_trace(out.trace))))
         summary = None
         if self._before is not None:
-            previous = self._prev
+            previous = self._before             # a displayed view marks what this step changed
             if out.changed:
                 from .views.step import StepView, digest
                 summary = StepView(self._before, digest(self.session.kernel), names_by_pid=self._names(),
@@ -261,7 +261,7 @@ class StepPrinter:
                 view = StepView(self._before, after, names_by_pid=self._names(), counters=self.session.counters)
                 obj["changes"] = view.to_json()
                 self._prev = self._before
-            if self._before is not None and (shown := self.display.to_json(self.session, self._prev)):
+            if self._before is not None and (shown := self.display.to_json(self.session, self._before)):
                 obj["display"] = shown
         if self.session.explain and rec.command is not None:
             obj["explain"] = self._sentences(rec, view)

@@ -52,6 +52,7 @@ def _config(cfg) -> dict[str, Any]:
         "pmd_swap": cfg.pmd_swap, "thp": cfg.thp.value, "zswap": cfg.zswap, "ram": cfg.ram,
         "use_zero_page": cfg.use_zero_page, "max_ptes_swap": cfg.max_ptes_swap,
         "max_ptes_none": cfg.max_ptes_none, "max_ptes_shared": cfg.max_ptes_shared,
+        "deposit": cfg.deposit.value,
         "fail": {p.value: m.value for p, m in sorted(cfg.fail.items(), key=lambda kv: kv[0].value)},
     }
 
@@ -67,6 +68,7 @@ def kernel_dump(k) -> dict[str, Any]:
         "write_seq": k.write_seq,
         "zswap_ever_enabled": k.zswap_ever_enabled,
         "tracing": k.tracing,
+        "pte_tables_allocated": k.pte_tables_allocated,
         "zero_pfn": k.zero_pfn,
         "huge_zero_pfn": k.huge_zero_pfn,
         "mem": {

@@ -55,3 +55,14 @@ def test_swapmap_and_json(capsys) -> None:
 def test_refused(words, why, capsys) -> None:
     assert run_sources([("-c", f"set display {words}")]) == 2
     assert why in capsys.readouterr().out
+
+
+def test_a_displayed_vmstat_marks_what_this_step_moved(capsys) -> None:
+    """`set display vmstat`: the deltas are this step's, not those since the step before it."""
+    out = run("set display vmstat; mmap a 2M; mmap b 2M; touch a; touch b", capsys)
+    last = out.split("touch b")[1]
+    assert ["*", "pgfault", "1024", "+512"] in [ln.split() for ln in last.splitlines()]
+    out = run("set display vmstat; mmap a 2M; mmap b 2M; touch a; touch b", capsys, json_mode=True)
+    step = [json.loads(ln) for ln in out.splitlines()][-2]
+    [pgfault] = [r for r in step["display"]["vmstat"]["vmstat"] if r["name"] == "pgfault"]
+    assert (pgfault["value"], pgfault["delta"]) == (1024, 512)

@@ -75,6 +75,10 @@ def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
     elif name == "display":
         raise Unsupported("'set display' chooses what mmshell run and the shell draw after each step; "
                           "the live runner prints each step's changes")
+    elif name == "deposit":
+        if value == "lazy":
+            raise Unsupported("the running kernel deposits a PTE table with every PMD-level entry; "
+                              "'set deposit lazy' is a what-if of the simulator")
     elif name in _TUNE_FILES:
         text = ("1" if value else "0") if name == "use_zero_page" else str(value)
         if name.startswith("max_ptes") and not 0 <= value <= 511:
@@ -518,6 +522,8 @@ def do_show(s: LiveSession, cmd: Command) -> LiveOutput:
     if a["view"] == "swap" and a.get("map"):
         raise Unsupported("swap_map is not exported by the kernel: 'show swap NAME map' exists only in "
                           "the simulator")
+    if a["view"] == "walks":
+        raise Unsupported("walker visit counts are the simulator's own tally; the kernel keeps none")
     return LiveOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))
 
 
@@ -555,6 +561,8 @@ def _setting_is(s: LiveSession, name: str, value: Any) -> bool:
         return int(tun.read_knob(_TUNE_FILES[name])) == value
     if name == "ram":
         return procfs.meminfo()["MemTotal"] * 1024 == value
+    if name == "deposit":
+        return value == "eager"
     return False
 
 

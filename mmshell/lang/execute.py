@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from ..mm.check import check_invariants
 from ..mm.check_data import check_data
-from ..mm.config import FailMode, FaultPoint, ThpMode
+from ..mm.config import Deposit, FailMode, FaultPoint, ThpMode
 from ..mm.constants import MAX_ACCESS, MAX_MAP_COUNT, MAX_PAGE_TABLES, MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from ..mm.errors import MmError, VmBug
 from ..mm.kernel import Kernel
@@ -171,6 +171,8 @@ def do_set(s: Session, cmd: Command) -> StepOutput:
     k = s.kernel
     name, value = cmd.args["setting"], cmd.args["value"]
     cfg = k.config
+    if name in s.pinned:
+        return StepOutput(changed=False, lines=[f"skipped: {name} {s.pinned[name]}"])
     if name == "display":
         s.display = check_display(display_words(cmd.args))
     elif registry.setting(name).display:
@@ -182,6 +184,11 @@ def do_set(s: Session, cmd: Command) -> StepOutput:
         cfg.pmd_swap = value
     elif name == "thp":
         cfg.thp = ThpMode(value)
+    elif name == "deposit":
+        if Deposit(value) is not cfg.deposit and any(p.kind is not PmdKind.TABLE for mm in k.mms.values()
+                                                     for p in mm.pmds.values()):
+            raise MmError("EBUSY", "set", "PMD-level entries exist: set deposit before the first THP is mapped")
+        cfg.deposit = Deposit(value)
     elif name == "zswap":
         cfg.zswap = value
         k.zswap_ever_enabled |= value
@@ -499,7 +506,8 @@ def _setting_is(s: Session, name: str, value: Any, point: str | None) -> bool:
     current = {"pmd_swap": cfg.pmd_swap, "thp": cfg.thp.value, "zswap": cfg.zswap, "ram": cfg.ram,
                "use_zero_page": cfg.use_zero_page, "max_ptes_swap": cfg.max_ptes_swap,
                "max_ptes_none": cfg.max_ptes_none, "max_ptes_shared": cfg.max_ptes_shared,
-               "page_cluster": cfg.page_cluster, "counters": s.counters, "pager": s.pager}
+               "page_cluster": cfg.page_cluster, "deposit": cfg.deposit.value, "counters": s.counters,
+               "pager": s.pager}
     if name == "fail":
         return cfg.fail.get(FaultPoint(point), FailMode.OFF).value == value
     return current[name] == value

@@ -38,7 +38,7 @@ ADVICE: dict[str, Madv] = {"hugepage": Madv.MADV_HUGEPAGE, "nohugepage": Madv.MA
                            "dontneed": Madv.MADV_DONTNEED, "collapse": Madv.MADV_COLLAPSE}
 PROTS = tuple(PROT_FLAGS)
 ADVICES = tuple(ADVICE)
-VIEWS = ("vmas", "pt", "map", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
+VIEWS = ("vmas", "pt", "map", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo", "walks")
 SWAP_KINDS = ("zram", "disk", "file")
 OPS = ("==", "!=", "<", "<=", ">", ">=")
 
@@ -190,7 +190,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
           "grid of its 512 pages, one letter per page (help notation); swap: devices and\n"
           "swap_map (NAME: one device; map: one strip per cluster, one glyph per slot);\n"
           "swapcache: cached folios; vmstat: non-zero counters (all: every one);\n"
-          "smaps: Rss, AnonHugePages, Swap, SwapPss; pagemap: /proc/PID/pagemap; meminfo.",
+          "smaps: Rss, AnonHugePages, Swap, SwapPss; pagemap: /proc/PID/pagemap; meminfo;\n"
+          "walks: page-table entries each walker visited (simulator counts).",
           Switch("view", "VIEW", (
               ("vmas", Grammar()), ("pt", Grammar((_OPT_RANGE,))), ("map", Grammar((_OPT_RANGE,))),
               ("swap", Grammar((Arg("name", Kind.NAME, "NAME", optional=True, refers="device"),),
@@ -198,11 +199,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
               ("swapcache", Grammar()),
               ("vmstat", Grammar(options=(Flags("all", ("all",), boolean=True),))),
               ("smaps", Grammar((Arg("name", Kind.NAME, "NAME", optional=True, refers="region"),))),
-              ("pagemap", Grammar((_RANGE,))), ("meminfo", Grammar())), "view"),
+              ("pagemap", Grammar((_RANGE,))), ("meminfo", Grammar()), ("walks", Grammar())), "view"),
           synopsis="show VIEW [ARGS]",
-          examples=("show vmas", "show pt", "show pt a+2M:2M", "show map", "show map a", "show swap s0 map", "show swap", "show swapcache",
-                    "show vmstat", "show vmstat all", "show smaps", "show smaps a",
-                    "show pagemap a:8K", "show meminfo")),
+          examples=("show vmas", "show pt", "show pt a+2M:2M", "show map", "show map a", "show swap s0 map",
+                    "show swap", "show swapcache", "show vmstat", "show vmstat all", "show smaps", "show smaps a",
+                    "show pagemap a:8K", "show meminfo", "show walks")),
     _spec("trace", "trace", _V, "print the kernel functions each step goes through",
           "e.g. shrink_folio_list > folio_alloc_swap(order=9) > try_to_unmap_one >\n"
           "set_pmd_swap_entry.",
@@ -289,10 +290,10 @@ TOPICS: dict[str, str] = {
                 "                        swap entry's exclusive bit)\n"
                 "  sd, uffd-wp           soft-dirty, userfaultfd write-protected\n"
                 "  (THP), (order N)      a PTE maps part of a large folio\n"
-                "  count N, +cache       a slot's swap_map count, and SWAP_HAS_CACHE\n"
+                "  count N, +cache, free swap_map count, SWAP_HAS_CACHE; an unused slot\n"
                 "  slots A-B: old → new  swap_map slots a step changed (count N, +cache, free)\n"
-                "  PTEs 0-2: old → new   the PTEs a step changed in one table\n"
-                "  + slots / - slots     swap_map runs of a device swapped on / off\n"
+                "  PTE 3: old → new      a PTE a step changed in a table (PTEs 0-2: a run)\n"
+                "  unmapped → rw-p       a VMA a step mapped (→ unmapped: one it unmapped)\n"
                 "show map draws each PMD as 16 rows of 32 cells, one per 4K page:\n" + map_legend(),
 }
 

@@ -34,6 +34,8 @@ class Session(RegionNames):
     explain: bool = False
     counters: str = "key"
     pager: bool = True
+    #: settings a script's `set` may not change here, with why (compare pins pmd_swap)
+    pinned: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def boot(cls, config: Config | None = None, debug_vm: bool = False) -> "Session":

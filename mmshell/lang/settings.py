@@ -159,6 +159,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         minimum=0, maximum=PAGE_CLUSTER_MAX,
     ),
     SettingSpec(
+        "deposit", SettingKind.CHOICE, ("eager", "lazy"), "eager",
+        "eager: the kernel today (mainline and the series): every PMD-mapped THP, huge zero\n"
+        "PMD and PMD swap entry owns a deposited PTE table (pgtable_trans_huge_deposit).\n"
+        "lazy: a what-if for the lazy page-table deposit series: nothing is deposited, and a\n"
+        "PMD split allocates its PTE table then (nr_page_table_pages +1).",
+    ),
+    SettingSpec(
         "counters", SettingKind.CHOICE, ("key", "all"), "key",
         "Which counters the step summary lists. key: the ones that teach; the counters that\n"
         "restate another (nr_zone_* beside nr_*, pgfree beside nr_free_pages, the PMD-size\n"

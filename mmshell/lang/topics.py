@@ -37,12 +37,18 @@ Entries (show pt, the step summary, show pagemap)
   (THP), (order N)             a PTE maps part of a large folio (order 9:
                                a THP), not a small page of its own
   excl=1                       show pagemap's exclusive bit (PM_MMAP_EXCLUSIVE)
+  PTE 3: old → new             a PTE a step changed in a table that stayed a
+                               table (`PTEs 0-2:` a run of them); a PMD whose
+                               kind changed is shown whole, old → new
+  unmapped → rw-p              a VMA a step mapped (`rw-p → unmapped`: one it
+                               unmapped, `rw-p → r--p`: one it changed)
 
 Swap (show swap, show swapcache, the step summary)
   slots 0x200-0x3ff            offsets on a swap device, one 4 KiB page each
   count N                      a slot's swap_map count: the entries pointing at it
   +cache                       SWAP_HAS_CACHE: a folio in the swap cache holds it
-  + slots / - slots            swap_map runs a step added / removed
+  free                         a slot no entry points at
+  slot 0x203: count 1 → free   a slot a step changed: old → new
   type                         the swap type: the device's index (swap_info[])
   kind zram|disk|file          synchronous (zram), asynchronous (disk), or a
                                file that cannot give whole clusters
@@ -119,6 +125,8 @@ SHELL_COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("history", "list the steps so far"),
     "save": ("save FILE.mmsh", "write the commands that ran as a script (refused ones and failed "
                                "expectations left out); `mmshell run FILE` ends in the same state"),
+    "compare": ("compare", "run the commands that ran so far (as save writes them) on two fresh "
+                           "machines, mainline and the series, side by side, as `mmshell compare FILE`"),
     "reset": ("reset", "boot a fresh machine; the history starts again"),
     "clear": ("clear", "clear the screen (Ctrl-L too)"),
     "quit": ("quit", "leave the shell (Ctrl-D too; `exit` when pid 1 is the only process)"),

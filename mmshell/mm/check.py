@@ -5,7 +5,8 @@ every page table and compares: swap counts against the PTE and PMD swap entries
 that reference each slot (a PMD entry counts once for each of its 512 slots),
 the cache bit against the swap cache, Used slots and clusters, PMD swap entry
 shape and exclusivity, MM_ANONPAGES / MM_SWAPENTS, folio mapcounts and the
-NR_ANON_MAPPED / NR_ANON_THPS / mTHP nr_anon gauges, deposited tables against
+NR_ANON_MAPPED / NR_ANON_THPS / mTHP nr_anon gauges, deposited tables (one per
+PMD-level entry with eager deposit, none with lazy) against
 nr_ptes, free + used frames against RAM, leaked folios, the LRU (the mem_map's
 invariants are in check_folio.py), VMA shape and entries outside every VMA, and
 (check_rmap.py) that reclaim can reach every folio: the rmap walk finds each
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 from . import pte_masks as bm
 from .check_folio import check_folios
 from .check_rmap import check_rmap_pmd, check_rmap_table, check_swap_cache_overlap
+from .config import Deposit
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, SWAP_COUNT_MASK, SWAP_MAP_BAD, TASK_SIZE
 from .folio import PG
 from .pgtable import F_SWP_EXCLUSIVE, PFN_SHIFT, SWP_TYPE_BITS, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind
@@ -82,9 +84,11 @@ def check_invariants(k: "Kernel") -> list[str]:
                         exclusive_slots.append((ptes[i] >> SWP_TYPE_SHIFT, 1, f"{where} pte {i}"))
                         exclusive_keys.append(ptes[i] >> SWP_TYPE_SHIFT)
                 continue
-            if not pmd.deposited:
-                problems.append(f"{where}: {pmd.kind.value} PMD without a deposited table")
-            tables += 1
+            # decision 10: eager deposit gives every PMD-level entry a table, lazy deposit none
+            if pmd.deposited != (k.config.deposit is Deposit.EAGER):
+                problems.append(f"{where}: {pmd.kind.value} PMD {'with' if pmd.deposited else 'without'} "
+                                f"a deposited table ({k.config.deposit.value} deposit)")
+            tables += pmd.deposited
             vma = mm.find_vma(pmdi << PMD_SHIFT)
             if vma is None or vma.end < (pmdi + 1) << PMD_SHIFT:
                 problems.append(f"{where}: {pmd.kind.value} PMD not wholly inside a VMA")

@@ -14,6 +14,21 @@ class ThpMode(Enum):
     NEVER = "never"
 
 
+class Deposit(Enum):
+    """Whether a PMD-level entry owns a pre-allocated PTE table (`set deposit`).
+
+    EAGER is the kernel today, mainline and the PMD swap series alike: every
+    present THP PMD, huge zero PMD and (series) PMD swap entry has one table
+    deposited with pgtable_trans_huge_deposit().  LAZY is a what-if for the
+    lazy page-table deposit series (Usama Arif, "mm: thp: lazy PTE page table
+    allocation at PMD split time", 2026): nothing is deposited and a split
+    allocates the table it fills.
+    """
+
+    EAGER = "eager"
+    LAZY = "lazy"
+
+
 class FailMode(Enum):
     """How a fault-injection point behaves."""
 
@@ -47,6 +62,7 @@ class Config:
     max_ptes_none: int = 511
     max_ptes_shared: int = 256
     page_cluster: int = 3           # /proc/sys/vm/page-cluster: swap readahead reads 2**N slots
+    deposit: Deposit = Deposit.EAGER
     fail: dict[FaultPoint, FailMode] = field(default_factory=dict)
 
     def should_fail(self, point: FaultPoint) -> bool:

@@ -27,6 +27,7 @@ from .huge_memory import copy_huge_pmd
 from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_pmd_range
+from .pgtable_generic import pte_alloc_one
 from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable, is_swap_pte,
                       pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
 from .swap_slots import swap_duplicate
@@ -83,7 +84,7 @@ def copy_pte_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma
     dpmd = dst.pmds.get(pmd_index(addr))
     if dpmd is None:
         dpmd = dst.pmds[pmd_index(addr)] = Pmd(PmdKind.TABLE, table=PteTable())
-        dst.nr_ptes += 1
+        pte_alloc_one(k, dst)
     dptes = pmd_pgtable(dpmd).ptes
     keep_uffd = bool(dvma.flags & VM.UFFD_WP)
     sptes, idx = pte_range(k, Walker.FORK, pmd, max(svma.start, addr), min(svma.end, addr + PMD_SIZE))

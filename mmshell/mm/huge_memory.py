@@ -22,6 +22,7 @@ from .huge_split import __split_huge_pmd, split_folio, split_huge_pmd_locked
 from .memory import Fault, alloc_anon_folio, anon_vma_prepare
 from .mm_types import MmStruct
 from .page_io import swap_read_folio
+from .pgtable_generic import pgtable_trans_huge_deposit, zap_deposited_table
 from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, Pmd, PmdKind,
                       mk_huge_pmd)
 from .rmap import (folio_add_anon_rmap_pmd, folio_add_new_anon_rmap, folio_move_anon_rmap,
@@ -73,8 +74,8 @@ def do_huge_pmd_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int
         zero_pfn = get_huge_zero_folio(k)
         if zero_pfn is not None:
             k.trace("set_huge_zero_folio")
-            mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.ZERO, flags=F_YOUNG, pfn=zero_pfn, deposited=True)
-            mm.nr_ptes += 1
+            deposited = pgtable_trans_huge_deposit(k, mm)
+            mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.ZERO, flags=F_YOUNG, pfn=zero_pfn, deposited=deposited)
             return Fault.DONE
         return Fault.FALLBACK
     if k.config.should_fail(FaultPoint.MEMCG_CHARGE):
@@ -90,19 +91,19 @@ def do_huge_pmd_anonymous_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int
         k.vmstat.count_mthp("anon_fault_fallback")
         k.trace("do_huge_pmd_anonymous_page(fallback)")
         return Fault.FALLBACK
-    map_anon_folio_pmd(k, mm, vma, haddr, pfn)
+    map_anon_folio_pmd(k, mm, vma, haddr, pfn, pgtable_trans_huge_deposit(k, mm))
     k.vmstat.count("thp_fault_alloc")
     k.vmstat.count_mthp("anon_fault_alloc")
     return Fault.DONE
 
 
-def map_anon_folio_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, pfn: int) -> None:
-    """map_anon_folio_pmd(): map a new exclusive THP writable and dirty, with a deposit."""
+def map_anon_folio_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, pfn: int, deposited: bool) -> None:
+    """map_anon_folio_pmd(): map a new exclusive THP writable and dirty (the caller has
+    deposited its table, or with lazy deposit not)."""
     folio_add_new_anon_rmap(k, pfn, vma, haddr, pmd=True)
     lru_add(k, pfn)
     mm.rss_anon += HPAGE_PMD_NR
-    mm.nr_ptes += 1
-    mm.pmds[pmd_index(haddr)] = mk_huge_pmd(pfn, F_WRITE | F_DIRTY | F_YOUNG)
+    mm.pmds[pmd_index(haddr)] = mk_huge_pmd(pfn, F_WRITE | F_DIRTY | F_YOUNG, deposited)
 
 
 def get_huge_zero_folio(k: "Kernel") -> int | None:
@@ -130,8 +131,7 @@ def do_huge_pmd_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fa
         pfn = vma_alloc_anon_folio_pmd(k, vma)
         if pfn is not None:
             k.trace("do_huge_zero_wp_pmd")
-            mm.nr_ptes -= 1          # the zero PMD's deposit goes with it
-            map_anon_folio_pmd(k, mm, vma, haddr, pfn)
+            map_anon_folio_pmd(k, mm, vma, haddr, pfn, pmd.deposited)   # the zero PMD's deposit stays
             k.vmstat.count("thp_fault_alloc")
             k.vmstat.count_mthp("anon_fault_alloc")
             return Fault.DONE
@@ -168,16 +168,16 @@ def copy_huge_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, pmd: Pmd, addr: int)
     if pmd.kind is PmdKind.SWAP:
         return copy_huge_non_present_pmd(k, dst, dvma, pmd, addr)
     if pmd.kind is PmdKind.ZERO:
-        dst.pmds[pmd_index(addr)] = Pmd(PmdKind.ZERO, flags=pmd.flags & ~F_WRITE, pfn=pmd.pfn, deposited=True)
-        dst.nr_ptes += 1
+        dst.pmds[pmd_index(addr)] = Pmd(PmdKind.ZERO, flags=pmd.flags & ~F_WRITE, pfn=pmd.pfn,
+                                        deposited=pgtable_trans_huge_deposit(k, dst))
         return True
     mem = k.mem
     k.trace("copy_huge_pmd")
     mem.entire_mapcount[pmd.pfn] += 1
     mem.clear(pmd.pfn, PG.ANON_EXCLUSIVE)
     pmd.flags &= ~F_WRITE
-    dst.pmds[pmd_index(addr)] = Pmd(PmdKind.HUGE, flags=pmd.flags, pfn=pmd.pfn, deposited=True)
-    dst.nr_ptes += 1
+    dst.pmds[pmd_index(addr)] = Pmd(PmdKind.HUGE, flags=pmd.flags, pfn=pmd.pfn,
+                                    deposited=pgtable_trans_huge_deposit(k, dst))
     dst.rss_anon += HPAGE_PMD_NR
     return True
 
@@ -204,8 +204,7 @@ def copy_huge_non_present_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, pmd: Pmd
     pmd.flags &= ~F_SWP_EXCLUSIVE
     flags = pmd.flags & ~(F_UFFD_WP if not dvma.flags & VM.UFFD_WP else 0)
     dst.pmds[pmd_index(addr)] = Pmd(PmdKind.SWAP, flags=flags, swp_type=pmd.swp_type,
-                                    swp_offset=pmd.swp_offset, deposited=True)
-    dst.nr_ptes += 1
+                                    swp_offset=pmd.swp_offset, deposited=pgtable_trans_huge_deposit(k, dst))
     dst.rss_swapents += HPAGE_PMD_NR
     dst.on_mmlist = True
     return True
@@ -281,7 +280,7 @@ def zap_huge_pmd(k: "Kernel", mm: MmStruct, addr: int) -> None:
     """
     pmdi = pmd_index(addr)
     pmd = mm.pmds.pop(pmdi)
-    mm.nr_ptes -= 1
+    zap_deposited_table(mm, pmd)
     if pmd.kind is PmdKind.HUGE:
         k.trace("zap_huge_pmd")
         pfn = pmd.pfn
@@ -419,7 +418,9 @@ def map_swapped_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, entry: S
         folio_add_new_anon_rmap(k, folio, vma, haddr, pmd=True, exclusive=exclusive)
     else:
         folio_add_anon_rmap_pmd(k, folio, exclusive)
-    mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.HUGE, flags=flags, pfn=folio, deposited=True)
+    # the PMD swap entry's deposit (if any) stays with the PMD that replaces it
+    deposited = mm.pmds[pmd_index(haddr)].deposited
+    mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.HUGE, flags=flags, pfn=folio, deposited=deposited)
     mm.rss_anon += HPAGE_PMD_NR
     mm.rss_swapents -= HPAGE_PMD_NR
     free_swap_and_cache_nr(k, entry, HPAGE_PMD_NR)

@@ -23,6 +23,7 @@ from .folio import PG
 from .mm_types import MmStruct
 from .pgtable import (F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_YOUNG, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd,
                       PmdKind, PteTable, mk_pte, pmd_pgtable, swp_entry_to_pte)
+from .pgtable_generic import pgtable_trans_huge_withdraw
 from .rmap import folio_remove_rmap_ptes, rmap_walk_anon
 from .swap import free_folio
 from .swapops import SwpEntry
@@ -46,11 +47,13 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
     page, entire mapcount -> per-page mapcounts.  Huge zero page: 512 PTEs of
     the zero page.  patch 6/13 (series): a PMD swap entry becomes 512 swap PTEs
     (type, base+i) with its soft-dirty, uffd-wp and exclusive bits; no folio and
-    no count changes.  Counted as thp_split_pmd in every case.
+    no count changes.  Counted as thp_split_pmd in every case.  With lazy deposit
+    (`set deposit lazy`) there is no deposit to withdraw: the table is allocated here.
     """
     pmdi = pmd_index(addr)
     pmd = mm.pmds[pmdi]
     k.vmstat.count("thp_split_pmd")
+    pgtable_trans_huge_withdraw(k, mm, pmd)
     mem = k.mem
     table = PteTable()
     if pmd.kind is PmdKind.SWAP:

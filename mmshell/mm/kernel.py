@@ -2,11 +2,11 @@
 
 `Kernel` owns the configuration, physical memory (mem_map), the swap devices,
 the swap cache's folio->swap map, the LRU, every process (mm_struct), the vm
-event counters, the trace of kernel functions a step went through, the tally
-of page-table entries each walker visited, and the shadow record of what every
-page should read.  Operations live in the modules
-named after the kernel files that implement them; they all take the Kernel as
-their first argument.
+event counters, the trace of kernel functions a step went through, the tallies
+of page-table entries each walker visited and of PTE table pages allocated (the
+simulation's own counts), and the shadow record of what every page should read.
+Operations live in the modules named after the kernel files that implement
+them; they all take the Kernel as their first argument.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ class Kernel:
         self.trace_log: list[str] = []
         # page-table entries visited, per walker (pagewalk.py): the simulation's own tally
         self.walk_visits: dict[Walker, int] = dict.fromkeys(Walker, 0)
+        # PTE table pages allocated, deposits included (pgtable_generic.py): a simulator count
+        self.pte_tables_allocated = 0
 
     def boot_mem(self) -> None:
         """A fresh mem_map of config.ram, frame 0 the shared zero page (empty_zero_page)."""

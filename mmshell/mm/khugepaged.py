@@ -18,12 +18,13 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .config import FaultPoint, ThpMode
+from .config import Deposit, FaultPoint, ThpMode
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SIZE, pmd_index
 from .errors import MmError
 from .folio import PG
 from .memory import alloc_anon_folio, do_swap_page
 from .mm_types import MmStruct
+from .pgtable_generic import pte_free
 from .pgtable import (F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, Pmd, PmdKind, is_swap_pte, pmd_pgtable, pte_none,
                       pte_pfn, pte_present)
 from .rmap import folio_add_new_anon_rmap, folio_remove_rmap_ptes
@@ -157,7 +158,11 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     folio_add_new_anon_rmap(k, new, vma, haddr, pmd=True)
     lru_add(k, new)
     mm.rss_anon += HPAGE_PMD_NR
-    mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.HUGE, flags=F_WRITE | F_DIRTY | F_YOUNG, pfn=new, deposited=True)
+    # pgtable_trans_huge_deposit() of the old table; with lazy deposit it is freed instead
+    deposited = k.config.deposit is Deposit.EAGER
+    if not deposited:
+        pte_free(mm)
+    mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.HUGE, flags=F_WRITE | F_DIRTY | F_YOUNG, pfn=new, deposited=deposited)
     return Scan.SUCCEED
 
 

@@ -23,6 +23,7 @@ from .mm_types import MmStruct
 from .mman import Madv
 from .mmap import page_aligned, unmap_page_range, vma_merge_around, vma_range
 from .pagewalk import Walker, pte_range, walk_page_range, walk_pmd_range
+from .pgtable_generic import pte_free
 from .pgtable import (F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, is_swap_pte, pmd_pgtable, pte_pfn, pte_present,
                       pte_to_swp_entry)
 from .swap_slots import free_swap_and_cache_nr
@@ -163,7 +164,7 @@ def madvise_dontneed(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
         for pmdi, pmd, _, _ in walk_pmd_range(k, mm, (lo + PMD_SIZE - 1) & PMD_MASK, hi & PMD_MASK, Walker.ZAP):
             if pmd is not None and pmd.kind is PmdKind.TABLE and pmd_pgtable(pmd).is_empty():
                 del mm.pmds[pmdi]
-                mm.nr_ptes -= 1
+                pte_free(mm)
     k.shadow.zero(mm.pid, start, end)
 
 

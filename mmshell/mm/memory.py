@@ -21,6 +21,7 @@ from .errors import MmError, VmBug
 from .folio import PG
 from .mm_types import MmStruct
 from .page_io import swap_read_folio
+from .pgtable_generic import pte_alloc_one
 from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, SWP_KEPT,
                       PmdKind, PteTable, is_swap_pte, mk_pte, mk_table_pmd, pmd_pgtable, pte_flags, pte_pfn,
                       pte_swp_offset, pte_swp_type, swp_entry_to_pte)
@@ -93,7 +94,7 @@ def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bo
         pmd = mm.pmds.get(pmdi)
         if pmd is None:
             pmd = mm.pmds[pmdi] = mk_table_pmd()
-            mm.nr_ptes += 1
+            pte_alloc_one(k, mm)
     elif pmd.kind is PmdKind.SWAP:
         ret = do_huge_pmd_swap_page(k, mm, vma, addr, write)
         if ret is not Fault.FALLBACK:

@@ -20,6 +20,7 @@ from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
 from .mman import Madv
 from .pagewalk import Walker, count_visits, walk_pmd_range
+from .pgtable_generic import pte_free
 from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT,
                       SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind, pmd_pgtable)
 from .rmap import folio_remove_rmap_ptes
@@ -188,7 +189,7 @@ def free_pgtables(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
         lo = pmdi << PMD_SHIFT
         if not mm.vmas_in(lo, lo + PMD_SIZE):
             del mm.pmds[pmdi]
-            mm.nr_ptes -= 1
+            pte_free(mm)
 
 
 def unmap_page_range(k: "Kernel", mm: MmStruct, vma: VmArea, start: int, end: int) -> None:

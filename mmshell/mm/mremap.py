@@ -25,6 +25,7 @@ from .mm_types import MmStruct
 from .mmap import (free_pgtables, get_unmapped_area, may_expand_vm, page_aligned, sys_munmap,
                    unmap_page_range, vma_merge_around, vma_range)
 from .pagewalk import Walker, count_visits, pmd_addr_end
+from .pgtable_generic import pte_alloc_one
 from .pgtable import Pmd, PmdKind, PteTable, pmd_pgtable
 from .vma import VM, VmArea
 
@@ -137,7 +138,7 @@ def move_ptes(k: "Kernel", mm: MmStruct, pmd: Pmd, src: int, dst: int, nr: int) 
     dpmd = mm.pmds.get(pmd_index(dst))
     if dpmd is None:
         dpmd = mm.pmds[pmd_index(dst)] = Pmd(PmdKind.TABLE, table=PteTable())
-        mm.nr_ptes += 1
+        pte_alloc_one(k, mm)
     si = pte_index(src)
     di = pte_index(dst)
     sp, dp = pmd_pgtable(pmd).ptes, pmd_pgtable(dpmd).ptes

@@ -35,16 +35,30 @@ if TYPE_CHECKING:
 
 
 class Walker(Enum):
-    """The page-table walkers the tally tells apart (the kernel function each models)."""
+    """The page-table walkers the tally tells apart (`WALKER_FUNCTION` names the kernel
+    function each models)."""
 
-    ZAP = "zap"                 # unmap_page_range / zap_pmd_range: munmap, MADV_DONTNEED, exit, mremap
-    MPROTECT = "mprotect"       # change_protection / change_pmd_range
-    SMAPS = "smaps"             # smaps_pte_range (/proc/PID/smaps)
-    PAGEMAP = "pagemap"         # pagemap_pmd_range (/proc/PID/pagemap)
-    MREMAP = "mremap"           # move_page_tables
-    FORK = "fork"               # copy_page_range / copy_pmd_range
-    SWAPOFF = "swapoff"         # unuse_vma / unuse_pmd_range
-    MADVISE = "madvise"         # madvise_cold_or_pageout_pte_range, madvise_free_pte_range
+    ZAP = "zap"
+    MPROTECT = "mprotect"
+    SMAPS = "smaps"
+    PAGEMAP = "pagemap"
+    MREMAP = "mremap"
+    FORK = "fork"
+    SWAPOFF = "swapoff"
+    MADVISE = "madvise"
+
+
+#: The kernel function(s) each walker models, and what runs it (the legend of `show walks`).
+WALKER_FUNCTION: dict[Walker, str] = {
+    Walker.ZAP: "zap_pmd_range/zap_pte_range: munmap, MADV_DONTNEED, exit, mremap",
+    Walker.MPROTECT: "change_protection/change_pmd_range: mprotect",
+    Walker.SMAPS: "smaps_pte_range: /proc/PID/smaps",
+    Walker.PAGEMAP: "pagemap_pmd_range: /proc/PID/pagemap",
+    Walker.MREMAP: "move_page_tables: mremap",
+    Walker.FORK: "copy_page_range/copy_pmd_range: fork",
+    Walker.SWAPOFF: "unuse_vma/unuse_pmd_range: swapoff",
+    Walker.MADVISE: "madvise_cold_or_pageout_pte_range, madvise_free_pte_range: MADV_PAGEOUT/COLD/FREE",
+}
 
 
 def pmd_addr_end(addr: int, end: int) -> int:

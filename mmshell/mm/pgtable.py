@@ -164,12 +164,12 @@ def mk_table_pmd(table: PteTable | None = None) -> Pmd:
     return Pmd(PmdKind.TABLE, table=table if table is not None else PteTable())
 
 
-def mk_huge_pmd(pfn: int, flags: int) -> Pmd:
-    """A present PMD mapping the THP at head pfn (with its deposited table)."""
-    return Pmd(PmdKind.HUGE, flags=flags & FLAGS_MASK, pfn=pfn, deposited=True)
+def mk_huge_pmd(pfn: int, flags: int, deposited: bool = True) -> Pmd:
+    """A present PMD mapping the THP at head pfn (with its deposited table, if it has one)."""
+    return Pmd(PmdKind.HUGE, flags=flags & FLAGS_MASK, pfn=pfn, deposited=deposited)
 
 
-def mk_swap_pmd(entry: SwpEntry, flags: int) -> Pmd:
-    """patch 12: a PMD swap entry; offset % 512 == 0 (its deposit stays with it)."""
+def mk_swap_pmd(entry: SwpEntry, flags: int, deposited: bool = True) -> Pmd:
+    """patch 12: a PMD swap entry; offset % 512 == 0 (the THP's deposit, if any, stays with it)."""
     return Pmd(PmdKind.SWAP, flags=flags & FLAGS_MASK, swp_type=entry.type,
-               swp_offset=entry.offset, deposited=True)
+               swp_offset=entry.offset, deposited=deposited)

@@ -375,7 +375,7 @@ def set_pmd_swap_entry(k: "Kernel", mm: MmStruct, addr: int, pfn: int) -> bool:
     if mem.test(pfn, PG.ANON_EXCLUSIVE):
         swp_flags |= F_SWP_EXCLUSIVE
     si.dup(entry.offset, HPAGE_PMD_NR)
-    mm.pmds[pmd_index(addr)] = mk_swap_pmd(entry, swp_flags)
+    mm.pmds[pmd_index(addr)] = mk_swap_pmd(entry, swp_flags, pmd.deposited)
     folio_remove_rmap_pmd(k, pfn)
     mm.rss_anon -= HPAGE_PMD_NR
     mm.rss_swapents += HPAGE_PMD_NR

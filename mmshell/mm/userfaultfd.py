@@ -28,6 +28,7 @@ from .memory import anon_vma_prepare
 from .mm_types import MmStruct
 from .mmap import page_aligned, vma_merge_around, vma_range
 from .pagewalk import pmd_addr_end
+from .pgtable_generic import pte_alloc_one
 from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, Pmd, PmdKind, PteTable, is_swap_pte, pmd_pgtable, pte_pfn,
                       pte_present, pte_swp_offset, pte_swp_type)
 from .rmap import folio_move_anon_rmap
@@ -181,7 +182,7 @@ def _move_ptes(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int, nr: 
         dpmd = mm.pmds.get(pmd_index(d))
         if dpmd is None:
             dpmd = mm.pmds[pmd_index(d)] = Pmd(PmdKind.TABLE, table=PteTable())
-            mm.nr_ptes += 1
+            pte_alloc_one(k, mm)
         pmd_pgtable(dpmd).ptes[pte_index(d)] = pte
         stable.ptes[si_] = 0
     k.trace("move_pages_pte")

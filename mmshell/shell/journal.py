@@ -130,7 +130,11 @@ class Journal:
     def script(self) -> str:
         head = ("# Saved at the mmshell prompt: the commands that ran, refused ones and failed\n"
                 "# expectations left out. `mmshell run` of this file ends in the same state.\n")
-        return head + "".join(e.text + "\n" for e in self.entries)
+        return head + self.commands()
+
+    def commands(self) -> str:
+        """The commands that ran, one a line (what `save` writes and `compare` runs)."""
+        return "".join(e.text + "\n" for e in self.entries)
 
     def save(self, path: Path) -> str:
         if path.exists():

@@ -1,5 +1,5 @@
-"""The commands only the prompt takes (`undo`, `back N`, `history`, `save FILE`, `reset`,
-`clear`, `quit`), and how the prompt prints: errors with a caret at their column and
+"""The commands only the prompt takes (`undo`, `back N`, `history`, `save FILE`, `compare`,
+`reset`, `clear`, `quit`), and how the prompt prints: errors with a caret at their column and
 without the `<stdin>:N:` prefix, a passing `expect` said so, long output through a pager.
 
 Their names and help are declared in lang/topics.py (`help shell`); each is
@@ -70,6 +70,12 @@ def run_shell_command(text: str, session: Session, journal: Journal, console: Co
             lines = [journal.back(int(args[0]))]
         elif name == "save":
             lines = [journal.save(Path(args[0]))]
+        elif name == "compare":
+            from ..compare import Comparison          # loaded on use: it runs four machines
+
+            for part in Comparison("<session>", journal.commands(), view_width=console.width).renderables():
+                console.print(part, highlight=False, markup=False)
+            return Leave.STAY
         else:                               # reset
             session.kernel, session.pid, session.regions = Kernel(), 1, {1: {}}
             journal.clear()

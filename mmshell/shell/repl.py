@@ -10,6 +10,8 @@ History is kept in ~/.mmshell_history (suggested as you type, from history:
 the right arrow takes it).  The prompt completes by the
 grammar (:mod:`.completer`), colours by the grammar (:mod:`.highlight`), and
 shows the machine and what comes next in a bottom toolbar (:mod:`.toolbar`).
+`compare` alone on a line runs the commands that ran so far (as `save` writes them) on
+two fresh machines, mainline and the series, as `mmshell compare` runs a file.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .meta import Leave, ShellPrinter, caret, is_shell_command, paged, run_shell
 from .toolbar import TOOLBAR_STYLE, Toolbar
 
 BANNER = ("mmshell: a simulated Linux mm for watching THPs swap.\n"
-          "`help` lists the commands, `help shell` undo and save; `quit` or Ctrl-D leaves.")
+          "`help` lists the commands, `help shell` undo, save, compare; `quit` leaves.")
 
 
 def prompt_text(session: Session) -> str:
@@ -119,7 +121,8 @@ def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output
         if text.strip() == "exit()":
             return 0
         if is_shell_command(text):
-            leave = run_shell_command(text, session, journal, printer.console)
+            leave = paged(printer.console, session.pager,
+                          lambda: run_shell_command(text, session, journal, printer.console))
             if leave is Leave.QUIT:
                 return 0
             if leave is Leave.CLEAR:

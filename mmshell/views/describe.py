@@ -111,7 +111,10 @@ class PteRun:
 
 @dataclass(frozen=True, slots=True)
 class PmdDesc:
-    """One PMD slot: `kind` is the contract's word, `label` says more (THP, huge zero page)."""
+    """One PMD slot: `kind` is the contract's word, `label` says more (THP, huge zero page).
+
+    Kind `ptes` is no slot's content but some PTEs of a table, the ones a step changed
+    (step_diff.pte_diff): `PTE 3: present pfn 0x1 W excl`."""
 
     kind: str
     label: str = ""
@@ -128,6 +131,9 @@ class PmdDesc:
 
         if self.kind == "table":
             return [r.text(b(j)) for j, r in enumerate(self.runs)]
+        if self.kind == "ptes":
+            return [f"PTE {r.lo}: {r.body(b(j))}" if r.n == 1 else f"PTEs {r.lo}-{r.hi}: {r.body(b(j))}"
+                    for j, r in enumerate(self.runs)]
         if not self.runs:
             return [self.label] if self.label else []
         r = self.runs[0]
@@ -143,6 +149,8 @@ class PmdDesc:
         lines = self.detail_lines(bases)
         if self.kind == "table":
             return "table: " + "; ".join(lines)
+        if self.kind == "ptes":
+            return "; ".join(lines)
         if self.label == "huge zero page" or self.kind == "none":
             return " ".join(lines) or self.kind
         return f"{self.kind} {' '.join(lines)}".rstrip()

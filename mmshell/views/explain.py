@@ -8,8 +8,9 @@ together from the step's record:
   with what the central ones do (:data:`NOTES`, one line per function);
 - a fallback and its cause: a trace point that failed, fell back or split
   (`do_huge_pmd_swap_page(no PMD-order folio): split`) says so in its name;
-- the entries and slots that changed: the step view's PMD changes, new and
-  gone processes, and swap slot counts per device;
+- the entries and slots that changed: the step view's (views/step.py, at the
+  finest grain of step_diff.py) VMA changes, PMD changes or the PTEs that changed
+  in a table, new and gone processes, and swap slots and counts per device;
 - the counters that moved, each with what it counts (lang/counters.py, the
   table `help COUNTER` reads); the ones that restate another are named
   together at the end.
@@ -28,11 +29,12 @@ from mmshell.lang.counters import family_doc
 from mmshell.lang.settings import setting_names, setting as setting_spec
 
 from .describe import PmdDesc
+from .fmt import slots_text
 
 if TYPE_CHECKING:
     from mmshell.lang.parser import Command
 
-    from .step import StepView
+    from .step import PmdChange, StepView
 
 __all__ = ["NOTES", "explain_step", "fold_calls"]
 
@@ -235,14 +237,19 @@ def _entry_sentences(view: "StepView") -> list[str]:
         parts.append(f"pid {pid} appeared")
     for pid in view.gone_pids:
         parts.append(f"pid {pid} went away")
+    for v in view.vmas:
+        if v["old"] is not None and v["new"] is not None:
+            parts.append(f"in pid {v['pid']} the VMA at {view.vma_label(v)} went from {v['old']} to {v['new']}")
     for c in view.changes[:2]:
         n = "PMD" if c.count == 1 else f"{c.count} PMDs"
         old, new = c.old.descs[0], c.new.descs[0]
-        if (old.kind, old.label) == (new.kind, new.label) and old.kind != "table":
-            parts.append(f"in pid {c.pid} the {n} at {view._where(c)} still maps {_desc(new)}"
+        if c.level == "pte":
+            parts.append(_pte_sentence(view, c))
+        elif (old.kind, old.label) == (new.kind, new.label):
+            parts.append(f"in pid {c.pid} the {n} at {view.where(c)} still maps {_desc(new)}"
                          + _flag_change(old.text(), new.text()))
         else:
-            parts.append(f"in pid {c.pid} the {n} at {view._where(c)} went from {_desc(old)} to {_desc(new)}")
+            parts.append(f"in pid {c.pid} the {n} at {view.where(c)} went from {_desc(old)} to {_desc(new)}")
     if len(view.changes) > 2:
         parts.append(f"{len(view.changes) - 2} more PMD range(s) changed")
     for s in view.swap:
@@ -279,17 +286,36 @@ def _flag_change(old: str, new: str) -> str:
     return out
 
 
+def _pte_sentence(view: "StepView", c: "PmdChange") -> str:
+    """`in pid 1 PTE 3 of the PTE table at a+0x0 went from swap ... to present ...`."""
+    ptes = c.ptes()
+    p = ptes[0]
+    idx = f"PTE {p['first']}" if p["first"] == p["last"] else f"PTEs {p['first']}-{p['last']}"
+    table = "the PTE table" if c.count == 1 else f"each of the {c.count} PTE tables"
+    more = f" ({len(ptes) - 1} more run(s) of its PTEs changed too)" if len(ptes) > 1 else ""
+    head = f"in pid {c.pid} {idx} of {table} at {view.where(c)}"
+    if _unflagged(p["old"]) == _unflagged(p["new"]):
+        return f"{head} still {'holds' if idx.startswith('PTE ') else 'hold'} {_unflagged(p['new'])}" \
+            + _flag_change(p["old"], p["new"]) + more
+    return f"{head} went from {p['old']} to {p['new']}{more}"
+
+
+def _unflagged(text: str) -> str:
+    """An entry's words without its flags (help legend): what it maps or where it is swapped."""
+    return " ".join(w for w in text.split() if w not in _FLAGS)
+
+
 def _count_change(s: dict) -> str:
     """A device whose slots stayed in use but whose swap counts (or cache bits) changed."""
-    old = {(r["first"], r["last"]): r for r in s["removed"]}
-    for r in s["added"]:
-        was = old.get((r["first"], r["last"]))
-        if was is not None:
-            cache = {(False, True): ", now held by the swap cache (+cache)",
-                     (True, False): ", no longer held by the swap cache"}.get((was["cache"], r["cache"]), "")
-            return (f"the swap count of {s['name']} slots {r['first']:#x}-{r['last']:#x} went "
-                    f"{was['count']} → {r['count']}{cache} (still {s['after']} in use)")
-    return f"the swap counts of {s['name']}'s slots changed (still {s['after']} in use)"
+    both = [c for c in s["slots"] if c["old"] is not None and c["new"] is not None]
+    if not both:
+        return f"the swap counts of {s['name']}'s slots changed (still {s['after']} in use)"
+    c, was, now = both[0], both[0]["old"], both[0]["new"]
+    cache = {(False, True): ", now held by the swap cache (+cache)",
+             (True, False): ", no longer held by the swap cache"}.get((was["cache"], now["cache"]), "")
+    more = f"; {len(both) - 1} more slot range(s) changed too" if len(both) > 1 else ""
+    return (f"the swap count of {s['name']} {slots_text(c['first'], c['last'])} went {was['count']} → "
+            f"{now['count']}{cache} (still {s['after']} in use){more}")
 
 
 def _moved(view: "StepView") -> list[_Moved]:

@@ -18,7 +18,7 @@ from mmshell.mm.task_mmu import vmstat_snapshot
 from importlib import import_module
 
 #: The contract's view names, in the order `show` lists them.
-VIEW_NAMES = ("vmas", "pt", "map", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
+VIEW_NAMES = ("vmas", "pt", "map", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo", "walks")
 
 
 class SessionLike(Protocol):
@@ -67,6 +67,9 @@ def build_view(session: SessionLike, name: str, opts: Mapping[str, Any] | None =
             return mod.PagemapView(k, mm, start, end, names)
         case "meminfo":
             return mod.MeminfoView(k)
+        case "walks":
+            # `previous` is a step Digest (its `sim` counts) or nothing
+            return mod.WalksView(mod.sim_counts(k), getattr(previous, "sim", None))
     raise ValueError(f"no view named {name!r} (views: {', '.join(VIEW_NAMES)})")
 
 

@@ -1,12 +1,15 @@
 """What one step changed: a `Digest` of the machine before and after, and the view of their difference.
 
-`digest(k)` records, per process, every non-none PMD slot as the `PmdDesc`
-`show pt` prints (PTE tables folded into runs with C-level slice work, so a
-GiB of 512 tables digests in milliseconds), per swap device the used count
-and swap_map runs, and the counters.  `StepView(before, after)` shows the PMD
-slots whose description changed (old -> new, neighbours folded as in `show pt`),
-swap use per device, and the counter deltas (`thp_swpout +1`, `pswpout +512`,
-mthp `swpout +1`).
+`digest(k)` records, per process, its VMAs and every non-none PMD slot as the
+`PmdDesc` `show pt` prints (PTE tables folded into runs with C-level slice
+work, so a GiB of 512 tables digests in milliseconds), per swap device the used
+count and swap_map runs, the counters, and the simulator's own counts.
+`StepView(before, after)` shows what changed at the finest grain (step_diff.py):
+the PTEs of a table that changed (`PTE 3: old → new`), or the whole PMD slot
+where its kind changed (old -> new, neighbours folded as in `show pt`); the VMAs
+mapped, unmapped or changed; per swap device its use and the slots that changed
+(`slot 0x203: count 1 → free`); and the counter deltas (`thp_swpout +1`,
+`pswpout +512`, mthp `swpout +1`).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from mmshell.lang.counters import is_key
 from mmshell.mm.constants import PMD_SHIFT
 from mmshell.mm.task_mmu import vmstat_snapshot
 
-from .describe import NONE, PmdDesc, PteRun, describe_pmd
-from .finegrain import pte_change_text, pte_changes, slot_change_text, slot_changes, vma_changes, vma_words
+from .describe import NONE, PmdDesc, describe_pmd
 from .fold import PmdGroup, Spans, VmaIndex
 from .fmt import AddrNamer, Names, fmt_size
-from .swap import run_text, swap_map_runs
+from .step_diff import pte_change_text, pte_changes, pte_diff, slot_change_text, slot_changes, vma_changes
+from .swap import swap_map_runs
+from .vmas import vma_flag_words
+from .walks import sim_counts
 from .widgets import Packed, Trimmed, cell, view_table
 
 if TYPE_CHECKING:
@@ -34,8 +39,6 @@ if TYPE_CHECKING:
 
 #: swap_map run changes listed per device before the rest are summarised.
 MAX_SWAP_LINES = 8
-#: Runs of changed PTEs listed for one table; more, and the table is shown whole, old → new.
-MAX_PTE_LINES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,8 @@ class Digest:
     vmstat: dict[str, int] = field(default_factory=dict)
     mthp: dict[str, int] = field(default_factory=dict)
     vmas: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
-    vma_flags: dict[int, tuple[tuple[int, int, int], ...]] = field(default_factory=dict)
+    sim: dict[str, int] = field(default_factory=dict)     # walks.sim_counts: the simulator's own
+    vma_text: dict[int, dict[tuple[int, int], str]] = field(default_factory=dict)   # "perms flags"
 
     def to_json(self) -> dict:
         return {
@@ -70,23 +74,28 @@ def digest(k: "Kernel") -> Digest:
     """Capture the machine's page tables, swap devices and counters."""
     pmds: dict[int, dict[int, PmdDesc]] = {}
     vmas: dict[int, tuple[tuple[int, int], ...]] = {}
-    vma_flags: dict[int, tuple[tuple[int, int, int], ...]] = {}
+    vma_text: dict[int, dict[tuple[int, int], str]] = {}
     for pid in sorted(k.mms):
         mm = k.mms[pid]
         vmas[pid] = tuple((v.start, v.end) for v in mm.vmas)
-        vma_flags[pid] = tuple((v.start, v.end, int(v.flags)) for v in mm.vmas)
+        vma_text[pid] = {(v.start, v.end): " ".join([v.flag_string(), *vma_flag_words(v)]) for v in mm.vmas}
         per: dict[int, PmdDesc] = {}
         for idx in sorted(mm.pmds):
             desc = describe_pmd(k, mm.pmds[idx])
             if desc.kind != "none":
                 per[idx] = desc
         pmds[pid] = per
+    return Digest(pmds, swap_digest(k), vmstat_snapshot(k), dict(k.vmstat.mthp), vmas, sim_counts(k), vma_text)
+
+
+def swap_digest(k: "Kernel") -> dict[str, DeviceDigest]:
+    """Each swap device's used count and swap_map runs, by name."""
     swap = {}
     for si in k.swap_info:
         if si is not None:
             runs = tuple((r["first"], r["last"], r["count"], r["cache"]) for r in swap_map_runs(si))
             swap[si.name] = DeviceDigest(si.inuse_pages, runs)
-    return Digest(pmds, swap, vmstat_snapshot(k), dict(k.vmstat.mthp), vmas, vma_flags)
+    return swap
 
 
 def deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
@@ -101,7 +110,8 @@ def deltas(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int
 
 @dataclass(slots=True)
 class PmdChange:
-    """Adjacent PMD slots first..last of one process that changed alike."""
+    """Adjacent PMD slots first..last of one process that changed alike: whole PMD-level
+    entries, or (`level` pte) some PTEs of tables that stayed tables."""
 
     pid: int
     first: int
@@ -113,11 +123,27 @@ class PmdChange:
     def count(self) -> int:
         return self.last - self.first + 1
 
+    @property
+    def level(self) -> str:
+        return "pte" if self.old.descs[0].kind == "ptes" else "pmd"
+
+    def ptes(self) -> list[dict]:
+        """A PTE-level change's changed PTEs, one per run ([] for a PMD-level change)."""
+        return pte_changes(self.old, self.new) if self.level == "pte" else []
+
+    def lines(self) -> list[str]:
+        """The change as the step summary, explain and compare show it: `PTE 3: old → new`
+        per changed run of PTEs, or the whole PMD slot `old`, `→ new`."""
+        if self.level == "pte":
+            return [pte_change_text(p) for p in self.ptes()]
+        return [self.old.text(), f"→ {self.new.text()}"]
+
 
 def pmd_changes(pid: int, before: Mapping[int, PmdDesc], after: Mapping[int, PmdDesc],
                 namer: AddrNamer, spans_before: Spans = (), spans_after: Spans = ()) -> list[PmdChange]:
     """The slots whose description differs, folded where old and new both keep one shape,
-    one region and one VMA before and after the step."""
+    one region and one VMA before and after the step.  A table that stays a table is
+    described by the PTEs that changed in it (step_diff.pte_diff)."""
     out: list[PmdChange] = []
     key_prev = None
     vmas_before, vmas_after = VmaIndex(spans_before), VmaIndex(spans_after)
@@ -125,6 +151,10 @@ def pmd_changes(pid: int, before: Mapping[int, PmdDesc], after: Mapping[int, Pmd
         old, new = before.get(idx, NONE), after.get(idx, NONE)
         if old == new:
             continue
+        if old.kind == new.kind == "table":
+            old, new = pte_diff(old, new)
+            if not old.runs:            # the same entries, told apart by nothing a view shows
+                continue
         hit = namer.region(idx << PMD_SHIFT)
         key = (old.shape, new.shape, hit[0] if hit else None, vmas_before.meeting(idx), vmas_after.meeting(idx))
         last = out[-1] if out else None
@@ -143,9 +173,14 @@ class StepView:
     """The difference between two digests.
 
     `names` labels addresses of every process; `names_by_pid` overrides it per pid.
-    to_json(): {"processes": {"new": [pid], "gone": [pid]}, "pmds": [{"pid", "start", "end"
-    (last byte), "count", "old", "new"}], "swap": [{"name", "before", "after", "delta",
-    "added": [run], "removed": [run]}], "vmstat": {name: delta}, "mthp": {name: delta}}.
+    to_json(): {"processes": {"new": [pid], "gone": [pid]}, "vmas": [{"pid", "start", "end",
+    "old", "new"}] (old/new "perms flags", null where there is no such VMA), "pmds": [{"pid",
+    "start", "end" (last byte), "count", "level" (pmd, or pte: old/new are the PTEs that
+    changed), "old", "new", and at level pte "ptes": [{"first", "last", "old", "new"}] (one
+    per changed run of PTEs, old/new the entries)}], "swap": [{"name", "before", "after",
+    "delta", "slots": [{"first", "last", "old", "new"}]}] (old/new {"count", "cache"}, null
+    for a free slot), "vmstat": {name: delta}, "mthp": {name: delta}}.  `counters` (`set
+    counters`) key leaves the counters that restate another out of the text, not the JSON.
     """
 
     def __init__(self, before: Digest, after: Digest, names: Names | None = None,
@@ -160,52 +195,39 @@ class StepView:
             self.namers[pid] = namer = AddrNamer(pid_names)
             self.changes += pmd_changes(pid, before.pmds.get(pid, {}), after.pmds.get(pid, {}), namer,
                                         before.vmas.get(pid, ()), after.vmas.get(pid, ()))
+        # a process that appeared or went is said so once, not VMA by VMA
+        self.vmas = [{"pid": pid, **c} for pid in sorted(set(before.vma_text) & set(after.vma_text))
+                     for c in vma_changes(before.vma_text[pid], after.vma_text[pid])]
         self.swap: list[dict[str, Any]] = []
         for name in [*after.swap, *(n for n in before.swap if n not in after.swap)]:
             b, a = before.swap.get(name), after.swap.get(name)
             if a == b:
                 continue
-            b_runs, a_runs = (b.runs if b else ()), (a.runs if a else ())
-            b_set, a_set = set(b_runs), set(a_runs)
             self.swap.append({
                 "name": name, "before": b.used if b else None, "after": a.used if a else None,
                 "delta": (a.used if a else 0) - (b.used if b else 0),
-                "added": [_run_dict(r) for r in a_runs if r not in b_set],
-                "removed": [_run_dict(r) for r in b_runs if r not in a_set],
-                "slots": [{"first": f, "last": la, "old": o, "new": n}
-                          for f, la, o, n in slot_changes(b_runs, a_runs)] if a and b else [],
+                "slots": slot_changes(b.runs if b else (), a.runs if a else ()),
             })
         self.vmstat = deltas(before.vmstat, after.vmstat)
         self.mthp = deltas(before.mthp, after.mthp)
-        self.vmas = {pid: ch for pid in sorted(set(before.vma_flags) | set(after.vma_flags))
-                     if pid not in self.new_pids and pid not in self.gone_pids
-                     and (ch := vma_changes(before.vma_flags.get(pid, ()), after.vma_flags.get(pid, ())))}
 
     @property
     def empty(self) -> bool:
-        return not (self.changes or self.swap or self.vmstat or self.mthp or self.new_pids or self.gone_pids
-                    or self.vmas)
+        return not (self.changes or self.vmas or self.swap or self.vmstat or self.mthp or self.new_pids
+                    or self.gone_pids)
 
-    def _where(self, c: PmdChange) -> str:
+    def vma_label(self, v: dict) -> str:
+        """A changed VMA's start, named after its region (`a+0x0`), or its address."""
+        label = self.namers[v["pid"]].label(v["start"]) if v["pid"] in self.namers else ""
+        return label or f"{v['start']:#x}"
+
+    def where(self, c: PmdChange) -> str:
+        """Where a change is: `a+0x0`, `a+0x0:4M`, or the address range."""
         start, end = c.first << PMD_SHIFT, (c.last + 1) << PMD_SHIFT
         label = self.namers[c.pid].label(start)
         if c.count == 1:
             return label or f"{start:#x}"
         return f"{label}:{fmt_size(end - start)}" if label else f"{start:#x}-{end - 1:#x}"
-
-    def _ptes(self, c: PmdChange) -> list[tuple[PteRun, PteRun]] | None:
-        """The PTEs a one-PMD change of a table changed, when they are few enough to list."""
-        if c.count != 1:
-            return None
-        ptes = pte_changes(c.old.descs[0], c.new.descs[0])
-        return ptes if ptes is not None and len(ptes) <= MAX_PTE_LINES else None
-
-    def _change_text(self, c: PmdChange) -> str:
-        """`old\n→ new`, or for a table whose few PTEs changed, one line per changed run of PTEs."""
-        ptes = self._ptes(c)
-        if ptes is None:
-            return f"{c.old.text()}\n→ {c.new.text()}"
-        return "\n".join(pte_change_text(o, n) for o, n in ptes)
 
     def __rich__(self) -> Trimmed:
         if self.empty:
@@ -214,16 +236,16 @@ class StepView:
         for what, pids in (("new process", self.new_pids), ("process gone", self.gone_pids)):
             for pid in pids:
                 parts.append(Text(f"{what}: {pid}"))
-        for pid, changes in self.vmas.items():
-            lines = [f"vmas of pid {pid}:"]
-            for sign, (start, end, flags) in changes:
-                label = self.namers[pid].label(start) if pid in self.namers else ""
-                lines.append(f"  {sign} {start:#x}-{end:#x} {vma_words(flags)}" + (f" ({label})" if label else ""))
-            parts.append(Text("\n".join(lines)))
+        if self.vmas:
+            table = view_table("VMAs", "pid", "where", "address", "change")
+            for v in self.vmas:
+                table.add_row(cell(v["pid"]), cell(self.vma_label(v)), cell(f"{v['start']:#x}-{v['end']:#x}"),
+                              cell(f"{v['old'] or 'unmapped'} → {v['new'] or 'unmapped'}"))
+            parts.append(table)
         if self.changes:
             table = view_table("page tables", "pid", "where", "PMDs", "change", right=("PMDs",))
             for c in self.changes:
-                table.add_row(cell(c.pid), cell(self._where(c)), cell(c.count), cell(self._change_text(c)))
+                table.add_row(cell(c.pid), cell(self.where(c)), cell(c.count), cell("\n".join(c.lines())))
             parts.append(table)
         for s in self.swap:
             if s["before"] is None:
@@ -232,10 +254,7 @@ class StepView:
                 lines = [f"swap {s['name']}: swapoff, was used {s['before']}"]
             else:
                 lines = [f"swap {s['name']}: used {s['before']} → {s['after']} ({s['delta']:+d})"]
-            if s["slots"]:
-                runs = [f"  {slot_change_text(x['first'], x['last'], x['old'], x['new'])}" for x in s["slots"]]
-            else:
-                runs = [f"  - {run_text(r)}" for r in s["removed"]] + [f"  + {run_text(r)}" for r in s["added"]]
+            runs = [f"  {slot_change_text(c)}" for c in s["slots"]]
             if len(runs) > MAX_SWAP_LINES:
                 runs = runs[:MAX_SWAP_LINES - 1] + [f"  … {len(runs) - MAX_SWAP_LINES + 1} more"]
             parts.append(Text("\n".join(lines + runs)))
@@ -246,19 +265,9 @@ class StepView:
         return Trimmed(Group(*parts))
 
     def to_json(self) -> dict:
-        pmds = []
-        for c in self.changes:
-            obj: dict[str, Any] = {"pid": c.pid, "start": c.first << PMD_SHIFT,
-                                   "end": ((c.last + 1) << PMD_SHIFT) - 1, "count": c.count,
-                                   "old": c.old.text(), "new": c.new.text()}
-            if (ptes := self._ptes(c)) is not None:
-                obj["ptes"] = [{"first": o.lo, "last": o.hi, "old": o.body(), "new": n.body()} for o, n in ptes]
-            pmds.append(obj)
-        vmas = [{"pid": pid, "change": sign, "start": v[0], "end": v[1], "flags": vma_words(v[2])}
-                for pid, changes in self.vmas.items() for sign, v in changes]
-        return {"processes": {"new": self.new_pids, "gone": self.gone_pids}, "pmds": pmds, "swap": self.swap,
-                "vmstat": self.vmstat, "mthp": self.mthp, "vmas": vmas}
-
-
-def _run_dict(r: tuple[int, int, int, bool]) -> dict:
-    return {"first": r[0], "last": r[1], "count": r[2], "cache": r[3]}
+        pmds = [{"pid": c.pid, "start": c.first << PMD_SHIFT, "end": ((c.last + 1) << PMD_SHIFT) - 1,
+                 "count": c.count, "level": c.level, "old": c.old.text(), "new": c.new.text(),
+                 **({"ptes": c.ptes()} if c.level == "pte" else {})}
+                for c in self.changes]
+        return {"processes": {"new": self.new_pids, "gone": self.gone_pids}, "vmas": self.vmas, "pmds": pmds,
+                "swap": self.swap, "vmstat": self.vmstat, "mthp": self.mthp}

@@ -238,7 +238,7 @@ def _error(text: str) -> LangError:
     ("mmap a x", 8, "expected a size after 'mmap a', got 'x'"),
     ("mmap a", 7, "expected a size after 'mmap a'"),
     ("set foo on", 5, "unknown setting 'foo' (pmd_swap, thp, zswap, ram, fail, use_zero_page, "
-                      "max_ptes_swap, max_ptes_none, max_ptes_shared, page_cluster, counters, pager, display)"),
+                      "max_ptes_swap, max_ptes_none, max_ptes_shared, page_cluster, deposit, counters, pager, display)"),
     ("set pmd_swp on", 5, "unknown setting 'pmd_swp' (did you mean 'pmd_swap'?)"),
     ("MMAP a 2M", 1, "unknown command 'MMAP' (did you mean 'mmap'?)"),
     ("frobnicate", 1, "unknown command 'frobnicate' (help lists the commands)"),
@@ -269,7 +269,8 @@ def _error(text: str) -> LangError:
     ("switch -1", 8, "expected a pid after 'switch', got '-1' (must be 1..4194304)"),
     ("exit 2 3", 8, "unexpected '3' after 'exit 2' (usage: exit [PID])"),
     ("fork now", 6, "unexpected 'now' after 'fork' (usage: fork)"),
-    ("show", 5, "expected a view (vmas, pt, map, swap, swapcache, vmstat, smaps, pagemap, meminfo) after 'show'"),
+    ("show", 5, "expected a view (vmas, pt, map, swap, swapcache, vmstat, smaps, pagemap, meminfo, walks) "
+                "after 'show'"),
     ("show vmsta", 6, "unknown view 'vmsta' (did you mean 'vmstat'?)"),
     ("show pagemap", 13, "expected a range after 'show pagemap'"),
     ("show vmas a", 11, "unexpected 'a' after 'show vmas' (usage: show vmas)"),
@@ -285,7 +286,7 @@ def _error(text: str) -> LangError:
     ("if pmd_swap on:touch a", 13, "expected on or off after 'if pmd_swap', got 'on:touch' "
                                    "(put a space after ':')"),
     ("if fail on: fork", 4, "setting 'fail' cannot be used after 'if' (pmd_swap, thp, zswap, ram, "
-                            "use_zero_page, max_ptes_swap, max_ptes_none, max_ptes_shared, page_cluster, counters, pager)"),
+                            "use_zero_page, max_ptes_swap, max_ptes_none, max_ptes_shared, page_cluster, deposit, counters, pager)"),
     ("expect vmstat.x==1", 8, "expected a path after 'expect', got 'vmstat.x==1' (put spaces around the operator)"),
     ("expect vmstat.x =! 1", 17, "expected ==, !=, <, <=, > or >= after 'expect vmstat.x', got '=!' "
                                  "(put spaces around the operator)"),

@@ -89,6 +89,7 @@ def test_settings() -> None:
         "fail": (SettingKind.FAULT, "off"), "use_zero_page": (SettingKind.BOOL, True),
         "max_ptes_swap": (SettingKind.INT, 64), "max_ptes_none": (SettingKind.INT, 511),
         "max_ptes_shared": (SettingKind.INT, 256), "page_cluster": (SettingKind.INT, 3),
+        "deposit": (SettingKind.CHOICE, "eager"),
         "counters": (SettingKind.CHOICE, "key"), "pager": (SettingKind.BOOL, True),
     }
     assert registry.FAULT_POINTS == ("thp_alloc", "swap_cluster", "memcg_charge", "zswap",
@@ -120,7 +121,7 @@ def test_switch_usages() -> None:
     assert registry.command("show").usages() == (
         "show vmas", "show pt [RANGE]", "show map [RANGE]", "show swap [NAME] [map]", "show swapcache",
         "show vmstat [all]",
-        "show smaps [NAME]", "show pagemap RANGE", "show meminfo")
+        "show smaps [NAME]", "show pagemap RANGE", "show meminfo", "show walks")
     assert "set fail POINT on|off|once" in registry.command("set").usages()
     assert registry.command("mmap").synopsis == \
         "mmap NAME SIZE [prot rw|r|none] [hugepage|nohugepage] [at ADDR]"

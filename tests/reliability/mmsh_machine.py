@@ -72,7 +72,7 @@ ADVICES = ("hugepage", "nohugepage", "pageout", "pageout", "cold", "free", "dont
 PROTS = ("rw", "rw", "r", "none")
 POINTS = ("thp_alloc", "swap_cluster", "memcg_charge", "zswap", "split_race", "rmap_split", "swap_cont")
 KINDS = ("zram", "disk", "disk", "file")
-VIEWS = ("vmas", "pt", "map", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo")
+VIEWS = ("vmas", "pt", "map", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo", "walks")
 #: Paths of `expect` that every machine has ({r} a live region, {a} an address in it, {d} an active device).
 EXPECT_PATHS = ("vmstat.pswpout", "vmstat.pswpin", "vmstat.thp_split_pmd", "mthp.swpout", "mthp.swpin",
                 "smaps.{r}.Rss", "smaps.{r}.Swap", "smaps.{r}.AnonHugePages", "pmd.{a}", "pte.{a}",
@@ -729,6 +729,14 @@ class MmshMachine(RuleBasedStateMachine):
             on = k.config.pmd_swap != (not busy)    # switch only where the kernel lets it
             what = f"set pmd_swap {'on' if on else 'off'}"
         self.run(what)
+
+    @precondition(lambda self: not any(p.kind is not PmdKind.TABLE for mm in self.s.kernel.mms.values()
+                                       for p in mm.pmds.values()))
+    @rule(mode=st.sampled_from(("lazy", "lazy", "eager")))
+    def set_deposit(self, mode: str) -> None:
+        """Lazy page-table deposit (set deposit lazy) while no PMD-level entry exists, so a
+        good share of runs go on with no deposited tables and splits that allocate them."""
+        self.run(f"set deposit {mode}")
 
     # -- looking ------------------------------------------------------------------------------
     @rule()

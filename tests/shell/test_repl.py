@@ -167,3 +167,26 @@ def test_a_history_write_that_fails_warns_once(capsys, monkeypatch, tmp_path) ->
     _, err = _history_run(str(tmp_path / "h"), capsys, monkeypatch)
     assert err == (f"mmshell: history file {tmp_path / 'h'}: No space left on device; history is kept in memory "
                    "from now on\n")
+
+
+def test_compare_runs_the_session_so_far_both_ways(capsys, monkeypatch, tmp_path) -> None:
+    """`compare` at the prompt: the lines entered so far (a line that did not parse left out)
+    on two fresh machines; the session itself goes on as it was."""
+    out = _run("set pmd_swap off\rswapon s0 64M\rmmap a 2M hugepage\rmmpa b 2M\rtouch a\rmadvise a pageout\r"
+               "compare\rexpect pmd.a == table\r\x04", capsys, monkeypatch, tmp_path)
+    assert "<session>: mainline (pmd_swap off) against the series (pmd_swap on)" in out
+    assert "note: <session>:1: 'set pmd_swap off' skipped" in out
+    assert "thp_swpout_pmd +1" in out and "<session>: summary" in out
+    assert "mmpa" not in out.split("<session>: mainline")[1]
+    assert "expected pmd.a" not in out          # the session is still in mainline mode
+
+
+def test_compare_runs_what_save_would_write(capsys, monkeypatch, tmp_path) -> None:
+    """`compare` runs the commands that ran, as `save` writes them: an undone step and a
+    refused command are not among them."""
+    out = _run("swapon s0 64M\rmmap a 2M hugepage\rtouch a\rmadvise a pageout\rundo\rtouch 0x1000\r"
+               "compare\r\x04", capsys, monkeypatch, tmp_path)
+    compared = out.split("<session>: mainline")[1]
+    assert "<session>:3  pid 1  touch a" in compared
+    assert "madvise a pageout" not in compared and "0x1000" not in compared
+    assert "mainline: 3 steps, 0 failed expectation(s), 0 refused" in compared

@@ -94,3 +94,15 @@ def test_trace_is_in_call_order() -> None:
     assert trace.index("do_huge_pmd_swap_page") < trace.index("swapin_alloc_pmd_folio") \
         < trace.index("swap_read_folio(order=9)")
     assert trace.index("folio_free_swap") < trace.index("delete_from_swap_cache")
+
+
+def test_the_ptes_and_slots_that_changed_are_named() -> None:
+    """A mainline read of one page names that PTE; a fork names the PTEs that lost their
+    exclusive bit and the slots whose swap count went up, from the step view's fine grain."""
+    steps = explained("swapon z 1G\nmmap a 2M hugepage\ntouch a\nmadvise a pageout\ntouch a+0x5000:4K read\n"
+                      "fork\n", False)
+    read, fork = " ".join(steps[4]["explain"]), " ".join(steps[5]["explain"])
+    assert "PTE 5 of the PTE table at a+0x0 went from swap z slot 0x205 excl to present pfn" in read
+    assert "1 slot(s) of z were freed (512 → 511 in use)" in read
+    assert "PTEs 0-4 of the PTE table at a+0x0 still hold swap z slots 0x200-0x204, no longer exclusive" in fork
+    assert "the swap count of z slots 0x200-0x204 went 1 → 2 (still 511 in use)" in fork

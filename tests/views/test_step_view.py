@@ -36,9 +36,8 @@ def test_pageout_step(machine, text, pmd_swap) -> None:
     js = view.to_json()
     assert js["vmstat"]["thp_swpout"] == 1 and js["vmstat"]["pswpout"] == 512 and js["mthp"]["swpout"] == 1
     assert js["swap"] == [{"name": "s0", "before": 0, "after": 512, "delta": 512,
-                           "added": [{"first": 512, "last": 1023, "count": 1, "cache": False}], "removed": [],
-                           "slots": [{"first": 512, "last": 1023, "old": "free", "new": "count 1"}]}]
-    assert [(c["count"], c["old"]) for c in js["pmds"]] == [(1, old)]
+                           "slots": [{"first": 512, "last": 1023, "old": None, "new": {"count": 1, "cache": False}}]}]
+    assert [(c["count"], c["level"], c["old"]) for c in js["pmds"]] == [(1, "pmd", old)]
     assert json.loads(json.dumps(js)) == js
 
 
@@ -85,50 +84,3 @@ def test_digest_is_fast_on_a_gib(gib_states) -> None:
         d = bounded_calls(DIGEST_WORK, digest, m.k)     # a call or two per PMD, none per page
         assert len(d.pmds[1]) == 512, label
 
-
-def read_back(machine, off: int, length: int) -> StepView:
-    """The step that reads [off, off+length) of a THP swapped out in mainline (a table of swap PTEs)."""
-    m = machine(pmd_swap=False)
-    m.mmap("a", 2 * M)
-    m.touch("a")
-    m.madvise("a", "pageout")
-    before = digest(m.k)
-    m.touch("a", off, length, write=False)
-    return StepView(before, digest(m.k), m.names)
-
-
-def test_one_pte_and_one_slot_are_shown_as_themselves(machine, text) -> None:
-    """Issue 11: a step that swaps in one page shows that PTE and that slot, not the table."""
-    view = read_back(machine, 0x1000, 0x1000)
-    out = squeeze(text(view))
-    assert "a+0x0 1 PTE 1: swap s0 slot 0x201 excl → present pfn 0x1 W excl" in out
-    assert "slot 0x201: count 1 → free" in out
-    assert "table:" not in out and "- slots" not in out and "+ slots" not in out
-    js = view.to_json()
-    assert js["pmds"][0]["ptes"] == [{"first": 1, "last": 1, "old": "swap s0 slot 0x201 excl",
-                                      "new": "present pfn 0x1 W excl"}]
-    assert js["swap"][0]["slots"] == [{"first": 0x201, "last": 0x201, "old": "count 1", "new": "free"}]
-
-
-def test_a_run_of_ptes_is_one_line(machine, text) -> None:
-    out = squeeze(text(read_back(machine, 0x10000, 0x3000)))
-    assert "PTEs 16-18: swap s0 slots 0x210-0x212 excl → present pfn 0x1..0x3 W excl" in out
-    assert "slots 0x210-0x212: count 1 → free" in out
-
-
-def test_a_vma_change_is_a_change(machine, text) -> None:
-    from mmshell.mm.mprotect import sys_mprotect
-    from mmshell.mm.vma import VM
-
-    m = machine()
-    start = m.mmap("a", 2 * M)
-    before = digest(m.k)
-    sys_mprotect(m.k, m.mm, start, 2 * M, VM.READ)
-    view = StepView(before, digest(m.k), m.names)
-    assert not view.empty
-    out = text(view)
-    assert f"- {start:#x}-{start + 2 * M:#x} rw-p hugepage (a+0x0)" in out
-    assert f"+ {start:#x}-{start + 2 * M:#x} r--p hugepage (a+0x0)" in out
-    assert view.to_json()["vmas"] == [
-        {"pid": 1, "change": "-", "start": start, "end": start + 2 * M, "flags": "rw-p hugepage"},
-        {"pid": 1, "change": "+", "start": start, "end": start + 2 * M, "flags": "r--p hugepage"}]
