@@ -99,16 +99,26 @@ def run(files: tuple[str, ...], json_mode: bool, step: str | None, keep_going: b
 @main.command()
 @click.argument("file", type=click.Path())
 @click.option("--json", "json_mode", is_flag=True, help="Both runs as JSON Lines, each object tagged with its mode.")
+@click.option("--export", "export_path", metavar="OUT.html|OUT.svg|OUT.txt", default=None,
+              help="Also write the comparison as a page, a picture or text (the format from the suffix).")
+@click.option("--width", type=click.IntRange(40, 400), default=100, show_default=True,
+              help="Columns of the --export picture.")
 @interruptible
-def compare(file: str, json_mode: bool) -> None:
+def compare(file: str, json_mode: bool, export_path: str | None, width: int) -> None:
     """Run FILE with pmd_swap off and on, and show both side by side."""
     from .compare import run_compare
     from .report import read_sources, readable
 
+    if export_path is not None:
+        from .export import format_of
+        if json_mode:
+            raise click.UsageError("--export draws the text output: not with --json")
+        if format_of(export_path) is None:
+            raise click.UsageError(f"{export_path}: --export writes .html, .svg or .txt; say which by the suffix")
     sources = readable(read_sources([file]), json_mode)
     if sources is None:
         sys.exit(2)
-    sys.exit(run_compare(sources[0], json_mode=json_mode))
+    sys.exit(run_compare(sources[0], json_mode=json_mode, export=(export_path, width) if export_path else None))
 
 
 @main.command()

@@ -110,7 +110,20 @@ def _draw(steps: list[RecordedStep], width: int, with_map: bool = False, titles:
 
 def render(steps: list[RecordedStep], fmt: str, width: int = EXPORT_WIDTH, title: str = "mmshell") -> str:
     """The steps drawn as one SVG, HTML page or plain text."""
-    console = _draw(steps, width)
+    return _export(_draw(steps, width), fmt, title)
+
+
+def export_renderables(items: list[Any], fmt: str, path: str | Path, width: int = EXPORT_WIDTH) -> str:
+    """Anything rich draws (`mmshell compare --export`), written to path in fmt as the steps are;
+    the line that says what was written (OSError if it cannot be)."""
+    console = _console(width)
+    for item in items:
+        console.print(item)
+    Path(path).write_text(_export(console, fmt, Path(path).name), encoding="utf-8")
+    return f"exported as {fmt} to {path}"
+
+
+def _export(console: Console, fmt: str, title: str) -> str:
     if fmt == "svg":
         return console.export_svg(title=title, theme=LIGHT_THEME, code_format=_svg_format())
     if fmt == "html":

@@ -105,8 +105,10 @@ def _differs(pair: dict) -> bool:
 
 
 def compare_text(name: str, text: str, json_mode: bool = False, out: TextIO | None = None,
-                 width: int | None = None, base: Path | None = None) -> int:
-    """Compare `text` (named `name`) and print it; the exit status."""
+                 width: int | None = None, base: Path | None = None,
+                 export: tuple[str, int] | None = None) -> int:
+    """Compare `text` (named `name`) and print it; the exit status.  `export`: (path, width),
+    the comparison also drawn at that width into path (.html, .svg or .txt, export.py)."""
     out = out if out is not None else sys.stdout
     console_width = width or make_console(file=out).width
     cmp = Comparison(name, text, view_width=console_width, base=base)
@@ -114,11 +116,22 @@ def compare_text(name: str, text: str, json_mode: bool = False, out: TextIO | No
         cmp.print_json(out)
     else:
         cmp.print_text(out, width)
+    if export is not None:
+        from ..export import export_renderables, format_of
+        path, pic_width = export
+        pictured = cmp if pic_width == console_width else Comparison(name, text, view_width=pic_width, base=base)
+        fmt = format_of(path)
+        assert fmt is not None
+        try:
+            print(export_renderables(pictured.renderables(), fmt, path, pic_width), file=sys.stderr)
+        except OSError as e:
+            print(f"mmshell compare: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+            return 2
     return cmp.exit_status()
 
 
-def run_compare(source: tuple[str, str], json_mode: bool = False) -> int:
+def run_compare(source: tuple[str, str], json_mode: bool = False, export: tuple[str, int] | None = None) -> int:
     """`mmshell compare FILE`: source is (name, text); a relative `source` in it is taken
     from the file's directory."""
     name, text = source
-    return compare_text(name, text, json_mode, base=Path(name).parent)
+    return compare_text(name, text, json_mode, base=Path(name).parent, export=export)

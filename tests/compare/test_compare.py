@@ -100,3 +100,29 @@ def test_a_script_that_sets_deposit_is_counted_both_ways() -> None:
     assert cmp.summary["mainline"]["pte_tables"] == {"eager": 8, "lazy": 8}
     assert cmp.summary["series"]["pte_tables"] == {"eager": 8, "lazy": 0}
     assert cmp.runs["series"].session.kernel.config.deposit.value == "lazy"
+
+
+def test_export_writes_a_page_a_picture_and_text(tmp_path) -> None:
+    """`mmshell compare FILE --export OUT.html|svg|txt`: the side-by-side steps and the summary,
+    drawn at the given width; the SVG is XML, the page needs nothing from the network."""
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    script = tmp_path / "rt.mmsh"
+    script.write_text("swapon z 64M\nmmap a 2M hugepage\ntouch a\nmadvise a pageout\ntouch a:12K read\n")
+    for suffix in ("html", "svg", "txt"):
+        out = tmp_path / f"cmp.{suffix}"
+        done = subprocess.run([sys.executable, "-m", "mmshell.cli", "compare", str(script), "--export", str(out),
+                               "--width", "90"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert f"exported as {suffix} to {out}" in done.stderr
+        text = out.read_text()
+        assert "pgmajfault" in text and "thp_split_pmd" in text      # (an SVG spaces words with &#160;)
+        if suffix == "svg":
+            ET.parse(out)
+        if suffix == "html":
+            assert "http://" not in text and "https://" not in text
+    bad = subprocess.run([sys.executable, "-m", "mmshell.cli", "compare", str(script), "--export", "x.png"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--export writes .html, .svg or .txt" in bad.stderr
