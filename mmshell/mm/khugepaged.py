@@ -47,6 +47,7 @@ class Scan(Enum):
     ALLOC_HUGE_PAGE_FAIL = "alloc_huge_page_fail"
     PTE_NON_PRESENT = "pte_non_present"
     VMA_CHECK = "vma_check"
+    PAGE_ANON = "page_not_anon"
 
 
 def hugepage_vma_check(k: "Kernel", vma: VmArea, khugepaged: bool) -> bool:
@@ -89,9 +90,13 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
                 if khugepaged and shared > cfg.max_ptes_shared:
                     k.vmstat.count("thp_scan_exceed_share_pte")
                     return Scan.EXCEED_SHARED_PTE
-    # SCAN_PAGE_RO needs a present page: on 6.18 MADV_COLLAPSE of a wholly swapped
-    # range succeeds (measured, semantics #22).
-    if not writable and swap < HPAGE_PMD_NR - none:
+    # SCAN_PAGE_RO: no writable present PTE.  On 6.18 MADV_COLLAPSE of a wholly swapped
+    # range succeeds all the same (measured, semantics #22), so a table whose only entries
+    # are swap PTEs is let through; a table with no entry at all (every PTE none, as
+    # move_ptes leaves one in a VMA that never faulted) is not: the kernel refuses it
+    # with SCAN_PAGE_RO, and collapsing it used to install a THP in a VMA with no anon_vma,
+    # which fork then did not copy (vma_needs_copy).
+    if not writable and (not swap or swap < HPAGE_PMD_NR - none):
         return Scan.PAGE_RO
     if khugepaged and (not referenced or (swap and referenced < HPAGE_PMD_NR // 2)):
         return Scan.LACK_REFERENCED_PAGE
@@ -104,6 +109,11 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     pmd = mm.pmds[pmd_index(haddr)]
     table = pmd_pgtable(pmd)
     k.trace("collapse_huge_page")          # traced before its callees, in call order
+    # hugepage_vma_revalidate(expect_anon=true): an anonymous collapse needs the VMA's
+    # anon_vma (the new folio's rmap, and fork's vma_needs_copy, go by it).  The kernel
+    # checks it after allocating the folio; here no folio is allocated for a VMA without one.
+    if not vma.anon_vma:
+        return Scan.PAGE_ANON
     # __collapse_huge_page_swapin(): a do_swap_page for each swap PTE
     for i in range(HPAGE_PMD_NR):
         if is_swap_pte(table.ptes[i]):
