@@ -40,8 +40,12 @@ _HEAD_MASK = ~(HPAGE_PMD_NR - 1)
 
 
 def _allowed(vma: VmArea) -> set[int]:
-    """The anon_vmas whose folios the rmap walk looks for in this VMA."""
-    return {vma.anon_vma, *vma.anon_vma_chain}
+    """The anon_vmas whose folios the rmap walk looks for in this VMA.
+
+    None for a VMA with no anon_vma (0): rmap_walk_anon finds nothing there, so an
+    anonymous page mapped in it is one reclaim cannot unmap and fork does not copy
+    (vma_needs_copy)."""
+    return {vma.anon_vma, *vma.anon_vma_chain} - {0}
 
 
 def _page_indexes(k: "Kernel", pfns: list[int]) -> tuple[list[int], list[int]]:

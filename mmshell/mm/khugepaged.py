@@ -50,6 +50,7 @@ class Scan(Enum):
     PTE_NON_PRESENT = "pte_non_present"
     VMA_CHECK = "vma_check"
     FAIL = "fail"
+    PAGE_ANON = "page_not_anon"
 
 
 def hugepage_vma_check(k: "Kernel", vma: VmArea, khugepaged: bool) -> bool:
@@ -110,6 +111,11 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     pmd = mm.pmds[pmd_index(haddr)]
     table = pmd_pgtable(pmd)
     k.trace("collapse_huge_page")          # traced before its callees, in call order
+    # hugepage_vma_revalidate(expect_anon=true): an anonymous collapse needs the VMA's
+    # anon_vma (the new folio's rmap, and fork's vma_needs_copy, go by it).  The kernel
+    # checks it after allocating the folio; here no folio is allocated for a VMA without one.
+    if not vma.anon_vma:
+        return Scan.PAGE_ANON
     # __collapse_huge_page_swapin(): a do_swap_page for each swap PTE
     for i in range(HPAGE_PMD_NR):
         if is_swap_pte(table.ptes[i]):
