@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from ..lang import registry
@@ -17,22 +18,17 @@ from .devices import DeviceError
 from .syscalls import PAGE_IS_PRESENT, PAGE_IS_SWAPPED
 from .observe import NotObservable, evaluate
 from .process import WorkerError
-from .runner import HANDLERS, HPAGE, PAGE, ExpectError, LiveOutput, LiveSession, Refused, Unsupported, handler
+from .runner import HPAGE, PAGE, ExpectError, LiveOutput, LiveSession, Refused, Unsupported, handler, live_handler
 from .views import show_view
-
-_TUNE_FILES = {
-    "use_zero_page": tun.THP / "use_zero_page",
-    "max_ptes_swap": tun.KHUGEPAGED / "max_ptes_swap",
-    "max_ptes_none": tun.KHUGEPAGED / "max_ptes_none",
-    "max_ptes_shared": tun.KHUGEPAGED / "max_ptes_shared",
-}
-
 
 # -- machine set-up ---------------------------------------------------------------------------------
 
 @handler("set")
 def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
     name, value = cmd.args["setting"], cmd.args["value"]
+    spec = registry.setting(name)
+    if spec.live is not True:
+        raise Unsupported(str(spec.live))
     t = s.machine.tunables
     out = LiveOutput(changed=False)
     if name == "pmd_swap":
@@ -46,7 +42,7 @@ def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
         was_running = tun.khugepaged_running()
         before = tun.full_scans()
         try:
-            t.set(tun.THP / "enabled", value)
+            t.set(Path(spec.knob), value)
         except tun.TunableError as e:
             raise Refused(f"EIO: {e}") from None
         if not was_running and tun.khugepaged_running():
@@ -59,23 +55,16 @@ def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
                              "(start_stop_khugepaged)")
             out.changed = True
     elif name == "zswap":
-        if not tun.ZSWAP_ENABLED.exists():
+        if not Path(spec.knob).exists():
             raise Unsupported("this kernel has no zswap (CONFIG_ZSWAP=n)")
-        t.set(tun.ZSWAP_ENABLED, "Y" if value else "N")
+        t.set(Path(spec.knob), spec.knob_text(value))
         if value:
             out.notes.append("zswap was enabled: zswap_never_enabled() is false on this machine "
                              "until it reboots")
-    elif name == "ram":
-        raise Unsupported("'set ram' sizes the simulated machine; the live machine has the memory it has")
-    elif name == "fail":
-        raise Unsupported("fault injection ('set fail') exists only in the simulator")
-    elif name in _TUNE_FILES:
-        text = ("1" if value else "0") if name == "use_zero_page" else str(value)
-        if name != "use_zero_page" and not 0 <= value <= 511:
-            raise Refused(f"EINVAL: {name} must be 0..511")
-        t.set(_TUNE_FILES[name], text)
     else:
-        raise Refused(f"EINVAL: unknown setting {name!r}")
+        if spec.minimum is not None and spec.maximum is not None and not spec.minimum <= value <= spec.maximum:
+            raise Refused(f"EINVAL: {name} must be {spec.minimum}..{spec.maximum}")
+        t.set(Path(spec.knob), spec.knob_text(value))
     return out
 
 
@@ -153,10 +142,7 @@ def do_at(s: LiveSession, cmd: Command) -> LiveOutput:
 
 
 def _dispatch(s: LiveSession, inner: Command) -> LiveOutput:
-    fn = HANDLERS.get(inner.name)
-    if fn is None:
-        raise Unsupported(f"'{' '.join(inner.spec.words)}' has no live-kernel counterpart")
-    return fn(s, inner)
+    return live_handler(inner)(s, inner)
 
 
 @handler("fork")
@@ -229,9 +215,9 @@ def do_mmap(s: LiveSession, cmd: Command) -> LiveOutput:
             raise Refused(f"EPERM: address {addr:#x} is below mmap_min_addr")
     else:
         addr = get_unmapped_area(s, length)
-    advice = {"hugepage": sc.MADV_HUGEPAGE, "nohugepage": sc.MADV_NOHUGEPAGE}.get(a["advice"])
+    advice = int(registry.ADVICE[a["advice"]]) if a["advice"] else None
     try:
-        s.machine.procs.call(s.pid, "mmap", addr, length, sc.PROTS[a["prot"] or "rw"], advice)
+        s.machine.procs.call(s.pid, "mmap", addr, length, sc.prot_of(registry.PROT_FLAGS[a["prot"] or "rw"]), advice)
     except WorkerError as e:
         if e.errno_name == "EEXIST":
             raise Refused(f"EEXIST: {addr:#x}+{length:#x} overlaps an existing mapping") from None
@@ -378,7 +364,7 @@ def do_madvise(s: LiveSession, cmd: Command) -> LiveOutput:
     present = list(procfs.page_runs(s.kpid(), start, end, PAGE_IS_PRESENT)) if advice == "free" else []
     out = LiveOutput()
     try:
-        s.call("madvise", start, length, sc.ADVICE[advice])
+        s.call("madvise", start, length, int(registry.ADVICE[advice]))
     finally:
         if advice == "dontneed":
             s.shadow.zero(s.pid, start, end)
@@ -404,7 +390,7 @@ def _foreign_swap(s: LiveSession, start: int, end: int) -> list[str]:
 def do_mprotect(s: LiveSession, cmd: Command) -> LiveOutput:
     start, length = s.resolve_range(cmd.args["range"], "mprotect")
     s.own_range(start, length, "mprotect")
-    s.call("mprotect", start, length, sc.PROTS[cmd.args["prot"]])
+    s.call("mprotect", start, length, sc.prot_of(registry.PROT_FLAGS[cmd.args["prot"]]))
     return LiveOutput()
 
 
@@ -507,12 +493,6 @@ def do_show(s: LiveSession, cmd: Command) -> LiveOutput:
     return LiveOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))
 
 
-@handler("trace")
-def do_trace(s: LiveSession, cmd: Command) -> LiveOutput:
-    raise Unsupported("tracing the kernel functions a step goes through needs ftrace, which the live "
-                      "runner does not drive")
-
-
 @handler("if")
 def do_if(s: LiveSession, cmd: Command) -> LiveOutput:
     if not _setting_is(s, cmd.args["setting"], cmd.args["value"]):
@@ -521,19 +501,14 @@ def do_if(s: LiveSession, cmd: Command) -> LiveOutput:
 
 
 def _setting_is(s: LiveSession, name: str, value: Any) -> bool:
+    spec = registry.setting(name)
     if name == "pmd_swap":
         return s.machine.has_series == value
-    if name == "thp":
-        return tun.read_knob(tun.THP / "enabled") == value
-    if name == "zswap":
-        return tun.ZSWAP_ENABLED.exists() and (tun.read_knob(tun.ZSWAP_ENABLED) == "Y") == value
-    if name == "use_zero_page":
-        return (tun.read_knob(_TUNE_FILES[name]) == "1") == value
-    if name in _TUNE_FILES:
-        return int(tun.read_knob(_TUNE_FILES[name])) == value
     if name == "ram":
         return procfs.meminfo()["MemTotal"] * 1024 == value
-    return False
+    if not spec.knob or not Path(spec.knob).exists():
+        return False
+    return spec.from_knob(tun.read_knob(Path(spec.knob))) == value
 
 
 @handler("expect")

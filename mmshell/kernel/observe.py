@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Iterator
 from ..lang.expectation import PAGEMAP_FIELDS, PathError, pagemap_count, pagemap_span
 from ..lang.parser import split_path
 from ..lang.values import BadValue, parse_size
+from ..mm.task_mmu import SMAPS_FIELDS
 from . import procfs
 from .procfs import PagemapEntry
 from .syscalls import PAGE_IS_HUGE, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
 PAGE = 4096
 HPAGE = 2 << 20
 
-#: The smaps fields the simulator reports (mm/task_mmu.py SMAPS_FIELDS).
-SMAPS_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Pss", "Pss_Dirty",
-                "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Referenced",
-                "Anonymous", "LazyFree", "AnonHugePages", "Swap", "SwapPss", "Locked", "THPeligible")
 #: Fields that can be computed for part of a VMA from pagemap.
 PARTIAL_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Anonymous", "AnonHugePages",
                   "Swap", "SwapPss", "Locked", "THPeligible")

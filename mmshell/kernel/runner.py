@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..lang.parser import Command
+from ..lang.registry import only_looks, unwrap
 from ..lang.steps import Observer, Outcome, StepRecord, format_error, op_name, run_commands
 from ..lang.regions import RegionNames
 from ..mm.constants import MAX_ACCESS, MAX_MAPPED, MMAP_BASE
@@ -43,8 +44,6 @@ from .shadow import Shadow
 
 PAGE = 4096
 HPAGE = 2 << 20
-#: Commands that only look (no counter snapshot around them).
-READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch"})
 
 
 class Refused(Exception):
@@ -80,6 +79,14 @@ def handler(name: str) -> Callable[[Handler], Handler]:
         HANDLERS[name] = fn
         return fn
     return register
+
+
+def live_handler(cmd: Command) -> Handler:
+    """The live handler of `cmd`, or `Unsupported` with the reason its registry entry gives."""
+    live = cmd.spec.live
+    if live is not True:
+        raise Unsupported(str(live))
+    return HANDLERS[cmd.name]
 
 
 class LiveSession(RegionNames):
@@ -161,13 +168,8 @@ class LiveSession(RegionNames):
 
     # -- executing -----------------------------------------------------------------------------------
     def execute(self, cmd: Command) -> LiveOutput:
-        fn = HANDLERS.get(cmd.name)
-        if fn is None:
-            raise Unsupported(f"'{' '.join(cmd.spec.words)}' has no live-kernel counterpart")
-        inner = cmd
-        while inner.name in ("at", "if") and isinstance(inner.args.get("command"), Command):
-            inner = inner.args["command"]
-        if inner.name in READ_ONLY or (inner.name == "check" and inner.args.get("range") is None):
+        fn = live_handler(cmd)
+        if only_looks(cmd):
             return fn(self, cmd)
         before = Counters.take(self)
         out = fn(self, cmd)
@@ -276,20 +278,13 @@ def script_priorities(commands: list[Command]) -> list[int]:
     """The priority each `swapon` of the script asks for, in order (defaults as the kernel: -2, -3 ...)."""
     out: list[int] = []
     least = -1
-
-    def walk(c: Command) -> None:
-        nonlocal least
+    for c in map(partial(unwrap, into_refusal=True), commands):
         if c.name == "swapon":
             if c.args["prio"] is not None:
                 out.append(c.args["prio"])
             else:
                 least -= 1
                 out.append(least)
-        inner = c.args.get("command") if c.name in ("at", "if", "expect_fails") else None
-        if isinstance(inner, Command):
-            walk(inner)
-    for c in commands:
-        walk(c)
     return out
 
 
@@ -298,12 +293,8 @@ def asks_for_huge_zero(commands: list[Command]) -> bool:
     or `expect fails`): only then is the huge zero page freed before it (drop_caches=2, which
     also shrinks every slab cache of the machine), so that its first huge-zero read fault counts
     +1 as on a freshly booted machine.  Otherwise that count depends on the machine's past."""
-    def reads(c: Command) -> bool:
-        if c.name == "expect":
-            return str(c.args["path"]).startswith(HUGE_ZERO_COUNTERS)
-        inner = c.args.get("command") if c.name in ("at", "if", "expect_fails") else None
-        return isinstance(inner, Command) and reads(inner)
-    return any(reads(c) for c in commands)
+    return any(c.name == "expect" and str(c.args["path"]).startswith(HUGE_ZERO_COUNTERS)
+               for c in map(partial(unwrap, into_refusal=True), commands))
 
 
 #: vmstat counters of the huge zero page, which is allocated once and kept until freed.

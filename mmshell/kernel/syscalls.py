@@ -39,13 +39,12 @@ MADV_PAGEOUT = 21
 MADV_POPULATE_WRITE = 23
 MADV_COLLAPSE = 25
 
-#: .mmsh advice word -> MADV_* value.
-ADVICE = {"hugepage": MADV_HUGEPAGE, "nohugepage": MADV_NOHUGEPAGE, "pageout": MADV_PAGEOUT,
-          "cold": MADV_COLD, "free": MADV_FREE, "dontneed": MADV_DONTNEED,
-          "collapse": MADV_COLLAPSE}
 
-#: .mmsh prot word -> PROT_* value.
-PROTS = {"rw": PROT_READ | PROT_WRITE, "r": PROT_READ, "none": PROT_NONE}
+
+def prot_of(vm_flags: int) -> int:
+    """The PROT_* bits of mmap/mprotect that give these VM_READ/VM_WRITE flags (the inverse of
+    the kernel's calc_vm_prot_bits; the language names protections by their vm_flags)."""
+    return (PROT_READ if vm_flags & 1 else 0) | (PROT_WRITE if vm_flags & 2 else 0)
 
 MREMAP_MAYMOVE = 1
 MREMAP_FIXED = 2

@@ -11,11 +11,12 @@ hole), where the error says what was changed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable
 
 from ..mm.check import check_invariants
 from ..mm.check_data import check_data
-from ..mm.config import FailMode, FaultPoint, ThpMode
+from ..mm.config import FailMode, FaultPoint
 from ..mm.constants import MAX_ACCESS, MAX_MAP_COUNT, MAX_PAGE_TABLES, MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from ..mm.errors import MmError, VmBug
 from ..mm.kernel import Kernel
@@ -55,10 +56,6 @@ class StepOutput:
 Handler = Callable[[Session, Command], StepOutput]
 HANDLERS: dict[str, Handler] = {}
 
-#: Commands that only look: no snapshot, no step summary.
-READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "check_all", "trace"})
-
-
 def handler(name: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         HANDLERS[name] = fn
@@ -82,7 +79,7 @@ def execute(session: Session, cmd: Command) -> StepOutput:
     if fn is None:
         raise MmError("ENOSYS", _op(cmd), f"'{cmd.spec.words[0]}' is not simulated yet")
     k = session.kernel
-    if cmd.name in READ_ONLY or (cmd.name == "check" and cmd.args.get("range") is None):
+    if registry.only_looks(cmd):
         try:
             return fn(session, cmd)
         except KeyboardInterrupt:
@@ -154,36 +151,48 @@ def _walk_limit(op: str, length: int) -> None:
 
 @handler("set")
 def do_set(s: Session, cmd: Command) -> StepOutput:
-    k = s.kernel
-    name, value = cmd.args["setting"], cmd.args["value"]
-    cfg = k.config
-    if name == "pmd_swap":
-        if value != cfg.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
-                                         for p in mm.pmds.values()):
-            raise MmError("EBUSY", "set", "PMD swap entries exist: switch pmd_swap before swapping out")
-        cfg.pmd_swap = value
-    elif name == "thp":
-        cfg.thp = ThpMode(value)
-    elif name == "zswap":
-        cfg.zswap = value
-        k.zswap_ever_enabled |= value
-    elif name == "ram":
-        _set_ram(s, value)
-    elif name == "fail":
-        cfg.fail[FaultPoint(cmd.args["point"])] = FailMode(value)
-    elif name == "use_zero_page":
-        cfg.use_zero_page = value
-    elif name in ("max_ptes_swap", "max_ptes_none", "max_ptes_shared"):
-        if not 0 <= value <= 511:
-            raise MmError("EINVAL", "set", f"{name} must be 0..511")
-        setattr(cfg, name, value)
-    else:
-        raise MmError("EINVAL", "set", f"unknown setting {name!r}")
+    spec = registry.setting(cmd.args["setting"])
+    value = cmd.args["value"]
+    if spec.name in _SETTERS:
+        _SETTERS[spec.name](s, cmd)
+        return StepOutput(changed=False)
+    if spec.minimum is not None and spec.maximum is not None and not spec.minimum <= value <= spec.maximum:
+        raise MmError("EINVAL", "set", f"{spec.name} must be {spec.minimum}..{spec.maximum}")
+    cfg = s.kernel.config
+    old = getattr(cfg, spec.field)
+    setattr(cfg, spec.field, type(old)(value) if isinstance(old, Enum) else value)
     return StepOutput(changed=False)
 
 
-def _set_ram(s: Session, size: int) -> None:
+def setting_value(s: Session, name: str, point: str | None = None) -> Any:
+    """A setting's value as `set` writes it (`if SETTING VALUE` compares with it)."""
+    cfg = s.kernel.config
+    if name == "fail":
+        return cfg.fail.get(FaultPoint(point), FailMode.OFF).value
+    value = getattr(cfg, registry.setting(name).field)
+    return value.value if isinstance(value, Enum) else value
+
+
+def _set_pmd_swap(s: Session, cmd: Command) -> None:
     k = s.kernel
+    if cmd.args["value"] != k.config.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
+                                                      for p in mm.pmds.values()):
+        raise MmError("EBUSY", "set", "PMD swap entries exist: switch pmd_swap before swapping out")
+    k.config.pmd_swap = cmd.args["value"]
+
+
+def _set_zswap(s: Session, cmd: Command) -> None:
+    s.kernel.config.zswap = cmd.args["value"]
+    s.kernel.zswap_ever_enabled |= cmd.args["value"]
+
+
+def _set_fail(s: Session, cmd: Command) -> None:
+    s.kernel.config.fail[FaultPoint(cmd.args["point"])] = FailMode(cmd.args["value"])
+
+
+def _set_ram(s: Session, cmd: Command) -> None:
+    k = s.kernel
+    size = cmd.args["value"]
     if size % (2 << 20) or size < (8 << 20):
         raise MmError("EINVAL", "set", "ram must be a multiple of 2M and at least 8M")
     if size > MAX_RAM:
@@ -208,6 +217,11 @@ def _set_ram(s: Session, size: int) -> None:
             for pmd in mm.pmds.values():
                 if pmd.kind is PmdKind.ZERO:
                     pmd.pfn = huge_zero
+
+
+#: The settings whose `set` does more than store the value in its Config field.
+_SETTERS: dict[str, Callable[[Session, Command], None]] = {
+    "pmd_swap": _set_pmd_swap, "zswap": _set_zswap, "ram": _set_ram, "fail": _set_fail}
 
 
 @handler("swapon")
@@ -444,20 +458,10 @@ def do_trace(s: Session, cmd: Command) -> StepOutput:
 
 @handler("if")
 def do_if(s: Session, cmd: Command) -> StepOutput:
-    if not _setting_is(s, cmd.args["setting"], cmd.args["value"], cmd.args.get("point")):
+    if setting_value(s, cmd.args["setting"], cmd.args.get("point")) != cmd.args["value"]:
         return StepOutput(changed=False)
     inner = cmd.args["command"]
     return HANDLERS.get(inner.name, _unsupported)(s, inner)
-
-
-def _setting_is(s: Session, name: str, value: Any, point: str | None) -> bool:
-    cfg = s.kernel.config
-    current = {"pmd_swap": cfg.pmd_swap, "thp": cfg.thp.value, "zswap": cfg.zswap, "ram": cfg.ram,
-               "use_zero_page": cfg.use_zero_page, "max_ptes_swap": cfg.max_ptes_swap,
-               "max_ptes_none": cfg.max_ptes_none, "max_ptes_shared": cfg.max_ptes_shared}
-    if name == "fail":
-        return cfg.fail.get(FaultPoint(point), FailMode.OFF).value == value
-    return current[name] == value
 
 
 @handler("expect")

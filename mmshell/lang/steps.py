@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, Callable, Container
 
 from .errors import LangError
 from .parser import Command, parse_script
+from .registry import unwrap
 
 __all__ = ["MAX_SOURCE_DEPTH", "MAX_SOURCES", "MAX_SCRIPT_BYTES", "StepRecord", "Outcome", "Observer",
            "StepFn", "Checkpoint", "LoopOutput", "back_to", "exit_of", "format_error", "op_name", "read_script",
@@ -130,10 +131,7 @@ def format_error(source: str, line: int, op: str, why: str) -> str:
 
 def op_name(cmd: Command) -> str:
     """The command an error line names: the innermost of `@PID`, `if` and `expect fails`."""
-    inner = cmd
-    while inner.name in ("at", "if", "expect_fails") and isinstance(inner.args.get("command"), Command):
-        inner = inner.args["command"]
-    return " ".join(inner.spec.words)
+    return " ".join(unwrap(cmd, into_refusal=True).spec.words)
 
 
 def read_script(path: Path) -> str:
