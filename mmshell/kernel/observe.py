@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
+from ..lang.backend import NotObservable, Reading
 from ..lang.expectation import PAGEMAP_FIELDS, PathError, pagemap_count, pagemap_span
 from ..lang.parser import split_path
 from ..lang.values import BadValue, parse_size
@@ -35,7 +36,7 @@ from .procfs import PagemapEntry
 from .syscalls import PAGE_IS_HUGE, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED
 
 if TYPE_CHECKING:
-    from .runner import LiveSession
+    from .session import LiveSession
 
 PAGE = 4096
 HPAGE = 2 << 20
@@ -45,20 +46,6 @@ PARTIAL_FIELDS = ("Size", "KernelPageSize", "MMUPageSize", "Rss", "Anonymous", "
                   "Swap", "SwapPss", "Locked", "THPeligible")
 #: Values that depend on the machine, not on what the script did (never compared by `diff`).
 MACHINE_SPECIFIC = ("meminfo.MemTotal", "meminfo.MemFree", "vmstat.nr_free_pages")
-
-
-class NotObservable(Exception):
-    """Userspace cannot see this on a live kernel (the message says why)."""
-
-
-class Reading:
-    """An observed value and, when a proxy was used, which one."""
-
-    __slots__ = ("value", "proxy")
-
-    def __init__(self, value: int | str, proxy: str | None = None) -> None:
-        self.value = value
-        self.proxy = proxy
 
 
 def evaluate(s: "LiveSession", path: str) -> Reading:

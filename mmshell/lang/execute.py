@@ -10,9 +10,8 @@ hole), where the error says what was changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any, Callable, Container
 
 from ..mm.check import check_invariants
 from ..mm.check_data import check_data
@@ -27,30 +26,14 @@ from ..mm.pgtable import PmdKind
 from ..mm.swap_info import SwapKind
 from ..mm.swapfile import sys_swapon
 from ..mm.vmscan import shrink_lruvec
-from . import budget, registry
-from .errors import SOURCE_NESTED, not_refused, switch_under_at
+from . import budget, control, registry
+from .backend import Reading, StepOutput
+from .errors import ExpectError
 from .expect import evaluate
-from .expectation import PathError, compare, parse_expected
-from .parser import Command, Unparsed
+from .parser import Command
 from .session import Session
 from .snapshot import snapshot
-from .steps import back_to, exit_of
 from .values import format_size, pages
-
-
-class ExpectError(Exception):
-    """An `expect` whose PATH or VALUE is itself wrong (not merely unmet)."""
-
-
-@dataclass(slots=True)
-class StepOutput:
-    """What one step produced: views to render, lines of text, an unmet expectation."""
-
-    views: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-    failed_expect: str | None = None
-    changed: bool = True
-    trace: list[str] = field(default_factory=list)
 
 
 Handler = Callable[[Session, Command], StepOutput]
@@ -233,26 +216,6 @@ def do_swapon(s: Session, cmd: Command) -> StepOutput:
 
 # -- processes ---------------------------------------------------------------------------------------
 
-@handler("at")
-def do_at(s: Session, cmd: Command) -> StepOutput:
-    pid, inner = cmd.args["pid"], cmd.args["command"]
-    current = s.kernel.mm(s.pid)
-    s.kernel.mm(pid)
-    if inner.name == "switch":
-        raise MmError("EINVAL", "switch", switch_under_at(pid, s.pid))
-    if inner.name == "exit":            # `@2 exit` is `exit 2`: the current process stays current
-        return do_exit(s, exit_of(inner, pid))
-    s.pid = pid
-    try:
-        return HANDLERS.get(inner.name, _unsupported)(s, inner)
-    finally:
-        s.pid = back_to(current.pid, current.parent, s.kernel.mms)
-
-
-def _unsupported(s: Session, cmd: Command) -> StepOutput:
-    raise MmError("ENOSYS", _op(cmd), f"'{cmd.spec.words[0]}' is not simulated yet")
-
-
 @handler("fork")
 def do_fork(s: Session, cmd: Command) -> StepOutput:
     from ..mm.fork import sys_fork
@@ -261,13 +224,6 @@ def do_fork(s: Session, cmd: Command) -> StepOutput:
     child = sys_fork(s.kernel, _mm(s))
     s.regions[child.pid] = dict(s.names())
     return StepOutput(lines=[f"child pid {child.pid}"])
-
-
-@handler("switch")
-def do_switch(s: Session, cmd: Command) -> StepOutput:
-    s.kernel.mm(cmd.args["pid"])
-    s.pid = cmd.args["pid"]
-    return StepOutput(changed=False, lines=[f"pid {s.pid}"])
 
 
 @handler("exit")
@@ -456,55 +412,52 @@ def do_trace(s: Session, cmd: Command) -> StepOutput:
     return StepOutput(changed=False)
 
 
-@handler("if")
-def do_if(s: Session, cmd: Command) -> StepOutput:
-    if setting_value(s, cmd.args["setting"], cmd.args.get("point")) != cmd.args["value"]:
-        return StepOutput(changed=False)
-    inner = cmd.args["command"]
-    return HANDLERS.get(inner.name, _unsupported)(s, inner)
+# -- the language's own commands -----------------------------------------------------------------------
+
+class _Simulator:
+    """The simulator as the language's Backend (lang/backend.py), over one Session."""
+
+    refusals: tuple[type[Exception], ...] = (MmError, ExpectError)
+
+    def __init__(self, s: Session) -> None:
+        self.s = s
+
+    @property
+    def pid(self) -> int:
+        return self.s.pid
+
+    @pid.setter
+    def pid(self, pid: int) -> None:
+        self.s.pid = pid
+
+    def refuse(self, errno: str, op: str, why: str) -> Exception:
+        return self.s.refuse(errno, op, why)
+
+    def check_pid(self, pid: int) -> None:
+        self.s.kernel.mm(pid)
+
+    def parent_of(self, pid: int) -> int | None:
+        return self.s.kernel.mm(pid).parent
+
+    def alive(self) -> Container[int]:
+        return self.s.kernel.mms
+
+    def setting_value(self, name: str, point: str | None = None) -> Any:
+        return setting_value(self.s, name, point)
+
+    def run(self, cmd: Command) -> StepOutput:
+        return HANDLERS[cmd.name](self.s, cmd)
+
+    def execute(self, cmd: Command) -> StepOutput:
+        return execute(self.s, cmd)
+
+    def observe(self, path: str) -> Reading:
+        return Reading(evaluate(self.s, path))
 
 
-@handler("expect")
-def do_expect(s: Session, cmd: Command) -> StepOutput:
-    a = cmd.args
-    try:
-        actual = evaluate(s, a["path"])
-        expected = parse_expected(str(a["value"]), a["path"])
-        ok = compare(actual, a["op"], expected)
-    except PathError as e:
-        raise ExpectError(str(e)) from None
-    if ok:
-        return StepOutput(changed=False)
-    return StepOutput(changed=False, failed_expect=f"expected {a['path']} {a['op']} {a['value']}, "
-                                                   f"actual {actual}")
+def _on_simulator(fn: Callable[[_Simulator, Command], StepOutput]) -> Handler:
+    return lambda s, cmd: fn(_Simulator(s), cmd)
 
 
-@handler("expect_fails")
-def do_expect_fails(s: Session, cmd: Command) -> StepOutput:
-    inner = cmd.args["command"]
-    if isinstance(inner, Unparsed):           # a command that does not parse is refused too
-        return StepOutput(changed=False, lines=[f"refused as expected: {inner.error}"])
-    if inner.name == "source":                # the runner runs `expect fails source` at the top level
-        raise MmError("EINVAL", "source", SOURCE_NESTED)
-    try:
-        out = execute(s, inner)
-    except (MmError, ExpectError) as e:
-        return StepOutput(changed=False, lines=[f"refused as expected: {e}"])
-    if out.failed_expect and inner.name != "expect":
-        return StepOutput(changed=False, failed_expect=out.failed_expect)
-    return StepOutput(changed=False, failed_expect=not_refused(inner.text or str(inner), out.failed_expect))
-
-
-@handler("source")
-def do_source(s: Session, cmd: Command) -> StepOutput:
-    # The runner reads files; a `source` reached here is nested in @PID, if or expect fails.
-    raise MmError("EINVAL", "source", SOURCE_NESTED)
-
-
-@handler("help")
-def do_help(s: Session, cmd: Command) -> StepOutput:
-    try:
-        text = registry.help_text(cmd.args.get("topic"))
-    except (KeyError, ValueError) as e:
-        raise MmError("EINVAL", "help", str(e).strip("'\"")) from None
-    return StepOutput(changed=False, lines=text.splitlines())
+for _name, _fn in control.HANDLERS.items():
+    handler(_name)(_on_simulator(_fn))

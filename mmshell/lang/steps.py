@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import errno
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Container
 
 from .errors import LangError
+from .backend import StepOutput
 from .parser import Command, parse_script
 from .registry import unwrap
 
 __all__ = ["MAX_SOURCE_DEPTH", "MAX_SOURCES", "MAX_SCRIPT_BYTES", "StepRecord", "Outcome", "Observer",
-           "StepFn", "Checkpoint", "LoopOutput", "back_to", "exit_of", "format_error", "op_name", "read_script",
+           "StepFn", "Checkpoint", "back_to", "exit_of", "format_error", "op_name", "read_script",
            "read_script_stream", "run_commands", "run_step"]
 
 MAX_SOURCE_DEPTH = 8
@@ -40,8 +41,8 @@ MAX_SCRIPT_BYTES = 16 << 20
 class StepRecord:
     """One executed (or refused) command.
 
-    `output` is what the command produced: a `StepOutput` in the simulator, a
-    `LiveOutput` on the live kernel.  `kind` is ok, refused, expect-failed,
+    `output` is what the command produced (lang/backend.py's `StepOutput`, in
+    either backend).  `kind` is ok, refused, expect-failed,
     not-observable (live kernel only), syntax or bug.
     """
 
@@ -88,25 +89,6 @@ Observer = Callable[[StepRecord], None]
 StepFn = Callable[[Command, str], StepRecord]
 #: Takes a checkpoint of the machine; calling what it returns puts the machine back there.
 Checkpoint = Callable[[], Callable[[], None]]
-
-
-@dataclass(slots=True)
-class LoopOutput:
-    """The output of a step the loop runs itself (`expect fails source FILE`): lines only.
-
-    It has, empty, every other field a printer reads of either runner's output
-    (lang/execute.py's StepOutput, kernel/runner.py's LiveOutput).
-    """
-
-    lines: list[str] = field(default_factory=list)
-    failed_expect: str | None = None
-    changed: bool = False
-    views: list[Any] = field(default_factory=list)
-    trace: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    changes: dict[str, Any] | None = None
-    not_observable: str | None = None
-    value: Any = None
 
 
 def back_to(current: int, parent: int | None, alive: Container[int]) -> int:
@@ -277,5 +259,5 @@ def _expect_fails_source(cmd: Command, inner: Command, source: str, step: StepFn
                     " (the commands before it took effect: they cannot be undone here)")
         if restore is not None and sub.steps:
             restore()
-    rec.output = LoopOutput(lines=[f"refused as expected: {why}"])
+    rec.output = StepOutput(lines=[f"refused as expected: {why}"], changed=False)
     return rec

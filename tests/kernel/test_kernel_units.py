@@ -397,16 +397,14 @@ def test_workers_map_write_fork_read_and_exit() -> None:
         procs.close_all()
 
 
-def test_not_observable_is_an_exception_type() -> None:
-    assert issubclass(NotObservable, Exception)
+def test_the_live_runner_shares_the_languages_vocabulary() -> None:
+    """What both backends name is declared once: the live side imports it, never copies it."""
+    from mmshell.kernel import observe
+    from mmshell.lang import backend
+    from mmshell.mm.task_mmu import SMAPS_FIELDS
 
-
-def test_copies_of_simulator_constants_agree() -> None:
-    """The live runner cannot import mm/, so it keeps copies: they must stay equal."""
-    from mmshell.kernel import runner
-    from mmshell.mm.constants import MMAP_BASE
-
-    assert runner.MMAP_BASE == MMAP_BASE
+    assert observe.SMAPS_FIELDS is SMAPS_FIELDS
+    assert NotObservable is backend.NotObservable
 
 
 # -- the workers' memory cgroup, on a stand-in hierarchy ----------------------------------------------------------

@@ -1,36 +1,40 @@
-"""The live-kernel handler of each .mmsh command (the counterpart of lang/execute.py)."""
+"""The live kernel as a backend: the handler of each .mmsh command that acts on memory.
+
+The counterpart of lang/execute.py: each handler does through the worker
+processes' system calls (kernel/process.py), the swap devices, the sysfs knobs
+and the memory cgroup what the simulator's does through mm/, and keeps the
+shadow of page contents that `check` compares with.  The language's own
+commands (`@PID`, `if`, `switch`, `expect`, `expect fails`, `source`, `help`)
+are lang/control.py's, registered here as they are.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
-from ..lang import registry
-from ..lang.errors import SOURCE_NESTED, not_refused, switch_under_at
-from ..lang.expectation import PathError, compare, parse_expected
-from ..lang.parser import Command, Unparsed
-from ..lang.steps import back_to, exit_of
+from ..lang import control, registry
+from ..lang.backend import StepOutput
+from ..lang.parser import Command
 from ..lang.values import pages
 from ..mm.constants import MMAP_BASE, TASK_SIZE
 from . import procfs, syscalls as sc, tunables as tun
 from .devices import DeviceError
-from .syscalls import PAGE_IS_PRESENT, PAGE_IS_SWAPPED
-from .observe import NotObservable, evaluate
 from .process import WorkerError
-from .runner import HPAGE, PAGE, ExpectError, LiveOutput, LiveSession, Refused, Unsupported, handler, live_handler
+from .session import HPAGE, PAGE, LiveSession, Refused, Unsupported, handler
+from .syscalls import PAGE_IS_PRESENT, PAGE_IS_SWAPPED
 from .views import show_view
 
 # -- machine set-up ---------------------------------------------------------------------------------
 
 @handler("set")
-def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_set(s: LiveSession, cmd: Command) -> StepOutput:
     name, value = cmd.args["setting"], cmd.args["value"]
     spec = registry.setting(name)
     if spec.live is not True:
         raise Unsupported(str(spec.live))
     t = s.machine.tunables
-    out = LiveOutput(changed=False)
+    out = StepOutput(changed=False)
     if name == "pmd_swap":
         if value and not s.machine.has_series:
             raise Refused(f"EOPNOTSUPP: this kernel ({s.release}) lacks the PMD swap entry series "
@@ -78,7 +82,7 @@ def _wait_scans(before: int) -> bool:
 
 
 @handler("swapon")
-def do_swapon(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_swapon(s: LiveSession, cmd: Command) -> StepOutput:
     a = cmd.args
     kind = a["kind"] or "zram"
     if a["prio"] is not None and not -1 <= a["prio"] <= 32767:
@@ -98,12 +102,12 @@ def do_swapon(s: LiveSession, cmd: Command) -> LiveOutput:
         raise Refused(f"{e.errno_name}: {e}") from None
     except OSError as e:
         raise Refused(f"{sc.errno_name(e.errno or 0)}: swapon {a['name']}: {e.strerror or e}") from None
-    return LiveOutput(lines=[f"swap {dev.name}: {kind} {dev.path}, {dev.size >> 10} kB, priority "
+    return StepOutput(lines=[f"swap {dev.name}: {kind} {dev.path}, {dev.size >> 10} kB, priority "
                              f"{prio} (script {script_prio}), swap type {dev.type}"])
 
 
 @handler("swapoff")
-def do_swapoff(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_swapoff(s: LiveSession, cmd: Command) -> StepOutput:
     name = cmd.args["name"]
     if s.devices.get(name) is None:
         raise Refused(f"ENOENT: no swap device {name!r}")
@@ -113,66 +117,32 @@ def do_swapoff(s: LiveSession, cmd: Command) -> LiveOutput:
         raise Refused(f"{e.errno_name}: {e}") from None
     except OSError as e:
         raise Refused(f"{sc.errno_name(e.errno or 0)}: swapoff {name}: {e.strerror or e}") from None
-    return LiveOutput()
+    return StepOutput()
 
 
 # -- processes ------------------------------------------------------------------------------------------
 
-def _check_pid(s: LiveSession, pid: int) -> None:
-    try:
-        s.machine.procs.get(pid)
-    except KeyError:
-        raise Refused(f"ESRCH: no process {pid}") from None
-
-
-@handler("at")
-def do_at(s: LiveSession, cmd: Command) -> LiveOutput:
-    pid, inner = cmd.args["pid"], cmd.args["command"]
-    _check_pid(s, pid)
-    if inner.name == "switch":
-        raise Refused(f"EINVAL: {switch_under_at(pid, s.pid)}")
-    if inner.name == "exit":            # `@2 exit` is `exit 2`: the current process stays current
-        return do_exit(s, exit_of(inner, pid))
-    current, parent = s.pid, s.machine.procs.get(s.pid).parent
-    s.pid = pid
-    try:
-        return _dispatch(s, inner)
-    finally:
-        s.pid = back_to(current, parent, {p for p, _ in s.live_pids()})
-
-
-def _dispatch(s: LiveSession, inner: Command) -> LiveOutput:
-    return live_handler(inner)(s, inner)
-
-
 @handler("fork")
-def do_fork(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_fork(s: LiveSession, cmd: Command) -> StepOutput:
     child = s.machine.procs.fork(s.pid, list(s.names().values()))
     s.regions[child.spid] = dict(s.names())
     s.shadow.copy_process(s.pid, child.spid)
-    return LiveOutput(lines=[f"child pid {child.spid}"])
-
-
-@handler("switch")
-def do_switch(s: LiveSession, cmd: Command) -> LiveOutput:
-    _check_pid(s, cmd.args["pid"])
-    s.pid = cmd.args["pid"]
-    return LiveOutput(changed=False, lines=[f"pid {s.pid}"])
+    return StepOutput(lines=[f"child pid {child.spid}"])
 
 
 @handler("exit")
-def do_exit(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_exit(s: LiveSession, cmd: Command) -> StepOutput:
     pid = cmd.args["pid"] if cmd.args["pid"] is not None else s.pid
     if pid == 1:
         raise Refused("EPERM: pid 1 cannot exit")
-    _check_pid(s, pid)
-    parent = s.machine.procs.get(pid).parent
+    s.check_pid(pid)
+    parent = s.parent_of(pid)
     s.machine.procs.exit(pid)
     s.regions.pop(pid, None)
     s.shadow.drop_process(pid)
     if s.pid == pid:
-        s.pid = parent if parent is not None and parent in {p for p, _ in s.live_pids()} else 1
-    return LiveOutput(lines=[f"pid {pid} exited; current pid {s.pid}"])
+        s.pid = parent if parent is not None and parent in s.alive() else 1
+    return StepOutput(lines=[f"pid {pid} exited; current pid {s.pid}"])
 
 
 # -- memory ------------------------------------------------------------------------------------------------
@@ -196,7 +166,7 @@ def get_unmapped_area(s: LiveSession, length: int) -> int:
 
 
 @handler("mmap")
-def do_mmap(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_mmap(s: LiveSession, cmd: Command) -> StepOutput:
     a = cmd.args
     name = a["name"]
     if name in s.names():
@@ -223,16 +193,16 @@ def do_mmap(s: LiveSession, cmd: Command) -> LiveOutput:
             raise Refused(f"EEXIST: {addr:#x}+{length:#x} overlaps an existing mapping") from None
         raise Refused(f"{e.errno_name}: {e.message}") from None
     s.names()[name] = (addr, length)
-    return LiveOutput(lines=[f"{name} = {addr:#x}-{addr + length:#x}"])
+    return StepOutput(lines=[f"{name} = {addr:#x}-{addr + length:#x}"])
 
 
 @handler("munmap")
-def do_munmap(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_munmap(s: LiveSession, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "munmap")
     s.own_range(start, length, "munmap")
     s.call("munmap", start, length)
     s.shadow.zero(s.pid, start, start + _pages(length) * PAGE)
-    return LiveOutput()
+    return StepOutput()
 
 
 def _pages(length: int) -> int:
@@ -280,7 +250,7 @@ def _check_access(s: LiveSession, start: int, end: int, write: bool) -> None:
 
 
 @handler("touch")
-def do_touch(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_touch(s: LiveSession, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "touch")
     s.walk_limit("touch", length)
     s.own_range(start, length, "touch")
@@ -293,11 +263,11 @@ def do_touch(s: LiveSession, cmd: Command) -> LiveOutput:
         s.shadow.write(s.pid, start, n, first)
     else:
         s.call("load", [(start, n)])
-    return LiveOutput(lines=[f"{pages(n)} {'written' if write else 'read'}"])
+    return StepOutput(lines=[f"{pages(n)} {'written' if write else 'read'}"])
 
 
 @handler("check")
-def do_check(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_check(s: LiveSession, cmd: Command) -> StepOutput:
     if cmd.args.get("range") is None:
         return _check_all(s)
     start, length = s.resolve_range(cmd.args["range"], "check")
@@ -317,10 +287,10 @@ def do_check(s: LiveSession, cmd: Command) -> LiveOutput:
         addr, actual = first_bad
         raise Refused(f"EIO: page {s.describe(addr)} reads {actual:#x}, last written "
                       f"{s.shadow.expected(s.pid, addr)[0]:#x} ({nbad} bad page(s))")
-    return LiveOutput(lines=[f"check: {pages(n)} read back what was written"])
+    return StepOutput(lines=[f"check: {pages(n)} read back what was written"])
 
 
-def _check_all(s: LiveSession) -> LiveOutput:
+def _check_all(s: LiveSession) -> StepOutput:
     """Every present page of every process reads what was written; swapped pages are not faulted in."""
     present = swapped = unreadable = 0
     problems: list[str] = []
@@ -348,7 +318,7 @@ def _check_all(s: LiveSession) -> LiveOutput:
                                                 f"written {s.shadow.expected(spid, p)[0]:#x}")
     if bad:
         raise Refused(f"EFAULT: {bad} problem(s): " + "; ".join(problems))
-    return LiveOutput(changed=False, lines=[
+    return StepOutput(changed=False, lines=[
         f"check: {pages(present)} present read back what was written; {pages(swapped)} swapped out "
         "not read (that would fault them in)" + (f", {unreadable} in PROT_NONE mappings not read"
                                                   if unreadable else "")
@@ -356,13 +326,13 @@ def _check_all(s: LiveSession) -> LiveOutput:
 
 
 @handler("madvise")
-def do_madvise(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_madvise(s: LiveSession, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "madvise")
     s.own_range(start, length, "madvise")
     advice = cmd.args["advice"]
     end = start + _pages(length) * PAGE
     present = list(procfs.page_runs(s.kpid(), start, end, PAGE_IS_PRESENT)) if advice == "free" else []
-    out = LiveOutput()
+    out = StepOutput()
     try:
         s.call("madvise", start, length, int(registry.ADVICE[advice]))
     finally:
@@ -387,15 +357,15 @@ def _foreign_swap(s: LiveSession, start: int, end: int) -> list[str]:
 
 
 @handler("mprotect")
-def do_mprotect(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_mprotect(s: LiveSession, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "mprotect")
     s.own_range(start, length, "mprotect")
     s.call("mprotect", start, length, sc.prot_of(registry.PROT_FLAGS[cmd.args["prot"]]))
-    return LiveOutput()
+    return StepOutput()
 
 
 @handler("mremap")
-def do_mremap(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_mremap(s: LiveSession, cmd: Command) -> StepOutput:
     a = cmd.args
     name = a["newname"]
     if name in s.names():
@@ -425,19 +395,19 @@ def do_mremap(s: LiveSession, cmd: Command) -> LiveOutput:
     s.shadow.move(s.pid, start, got, moved)
     s.shadow.zero(s.pid, start, start + old_len)
     s.names()[name] = (got, new_len)
-    return LiveOutput(lines=[f"{name} = {got:#x}-{got + new_len:#x}"])
+    return StepOutput(lines=[f"{name} = {got:#x}-{got + new_len:#x}"])
 
 
 @handler("uffd_register")
-def do_uffd_register(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_uffd_register(s: LiveSession, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "uffd register")
     s.own_range(start, length, "uffd register")
     s.call("uffd_register", start, length)
-    return LiveOutput()
+    return StepOutput()
 
 
 @handler("uffd_move")
-def do_uffd_move(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_uffd_move(s: LiveSession, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["src"], "uffd move")
     s.walk_limit("uffd move", length)
     s.own_range(start, length, "uffd move")
@@ -451,19 +421,19 @@ def do_uffd_move(s: LiveSession, cmd: Command) -> LiveOutput:
             s.shadow.move(s.pid, start, dst, done)
         raise Refused(f"{e.errno_name}: {e.message} (moved {done} of {length} bytes)") from None
     s.shadow.move(s.pid, start, dst, moved)
-    return LiveOutput(lines=[f"moved {moved} bytes"])
+    return StepOutput(lines=[f"moved {moved} bytes"])
 
 
 @handler("khugepaged")
-def do_khugepaged(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_khugepaged(s: LiveSession, cmd: Command) -> StepOutput:
     if not tun.khugepaged_running():
-        return LiveOutput(lines=["khugepaged: not running (PMD-size THP is disabled): nothing scanned"])
+        return StepOutput(lines=["khugepaged: not running (PMD-size THP is disabled): nothing scanned"])
     s.machine.tunables.khugepaged_pass()
-    return LiveOutput(lines=["khugepaged: one full pass over every registered process"])
+    return StepOutput(lines=["khugepaged: one full pass over every registered process"])
 
 
 @handler("reclaim")
-def do_reclaim(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_reclaim(s: LiveSession, cmd: Command) -> StepOutput:
     """Reclaim in the workers' memory cgroup (cgroup.py): the script's pages, never the machine's."""
     cg = s.machine.cgroup
     if cg is None:
@@ -476,88 +446,22 @@ def do_reclaim(s: LiveSession, cmd: Command) -> LiveOutput:
     n = max(freed, 0) // PAGE
     how = ("memory.force_empty" if cmd.args["size"] is None else "a lowered memory.limit_in_bytes") \
         if cg.version == 1 else "memory.reclaim"
-    return LiveOutput(lines=[f"reclaimed {pages(n)} ({n * 4} kB) in the workers' memory cgroup "
+    return StepOutput(lines=[f"reclaimed {pages(n)} ({n * 4} kB) in the workers' memory cgroup "
                              f"({how}, {passes} pass{'es' if passes != 1 else ''})"])
 
 
 # -- views and scripts ---------------------------------------------------------------------------------
 
 @handler("show")
-def do_show(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_show(s: LiveSession, cmd: Command) -> StepOutput:
     a = cmd.args
     rng = s.resolve_range(a["range"], "show") if a.get("range") is not None else None
     if rng is not None and a["view"] == "pagemap":
         s.walk_limit("show pagemap", rng[1])
     if a["view"] == "smaps" and a.get("name") is not None and a["name"] not in s.names():
         raise Refused(f"EINVAL: no region named {a['name']!r} in pid {s.pid}")
-    return LiveOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))
+    return StepOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))
 
 
-@handler("if")
-def do_if(s: LiveSession, cmd: Command) -> LiveOutput:
-    if not _setting_is(s, cmd.args["setting"], cmd.args["value"]):
-        return LiveOutput(changed=False)
-    return _dispatch(s, cmd.args["command"])
-
-
-def _setting_is(s: LiveSession, name: str, value: Any) -> bool:
-    spec = registry.setting(name)
-    if name == "pmd_swap":
-        return s.machine.has_series == value
-    if name == "ram":
-        return procfs.meminfo()["MemTotal"] * 1024 == value
-    if not spec.knob or not Path(spec.knob).exists():
-        return False
-    return spec.from_knob(tun.read_knob(Path(spec.knob))) == value
-
-
-@handler("expect")
-def do_expect(s: LiveSession, cmd: Command) -> LiveOutput:
-    a = cmd.args
-    try:
-        reading = evaluate(s, a["path"])
-        expected = parse_expected(str(a["value"]), a["path"])
-        ok = compare(reading.value, a["op"], expected)
-    except PathError as e:
-        raise ExpectError(str(e)) from None
-    except NotObservable as e:
-        return LiveOutput(changed=False, not_observable=str(e))
-    out = LiveOutput(changed=False, value=reading.value)
-    if reading.proxy:
-        out.notes.append(f"{a['path']} read through a proxy: {reading.proxy}")
-    if not ok:
-        out.failed_expect = f"expected {a['path']} {a['op']} {a['value']}, actual {reading.value}"
-    return out
-
-
-@handler("expect_fails")
-def do_expect_fails(s: LiveSession, cmd: Command) -> LiveOutput:
-    inner = cmd.args["command"]
-    if isinstance(inner, Unparsed):           # a command that does not parse is refused too
-        return LiveOutput(changed=False, lines=[f"refused as expected: {inner.error}"])
-    if inner.name == "source":                # the runner runs `expect fails source` at the top level
-        raise Refused(f"EINVAL: {SOURCE_NESTED}")
-    try:
-        out = s.execute(inner)
-    except (Refused, ExpectError) as e:
-        return LiveOutput(changed=False, lines=[f"refused as expected: {e}"])
-    if out.not_observable:
-        return LiveOutput(changed=False, not_observable=out.not_observable)
-    if out.failed_expect and inner.name != "expect":
-        return LiveOutput(changed=False, failed_expect=out.failed_expect)
-    return LiveOutput(changed=False, failed_expect=not_refused(inner.text or str(inner), out.failed_expect))
-
-
-@handler("source")
-def do_source(s: LiveSession, cmd: Command) -> LiveOutput:
-    # The runner reads files; a `source` reached here is nested in @PID or if.
-    raise Refused(f"EINVAL: {SOURCE_NESTED}")
-
-
-@handler("help")
-def do_help(s: LiveSession, cmd: Command) -> LiveOutput:
-    try:
-        text = registry.help_text(cmd.args.get("topic"))
-    except (KeyError, ValueError) as e:
-        raise Refused(f"EINVAL: {str(e).strip(chr(39) + chr(34))}") from None
-    return LiveOutput(changed=False, lines=text.splitlines())
+for _name, _fn in control.HANDLERS.items():         # the language's own commands
+    handler(_name)(_fn)
