@@ -168,9 +168,7 @@ def get_unmapped_area(s: LiveSession, length: int) -> int:
 @handler("mmap")
 def do_mmap(s: LiveSession, cmd: Command) -> StepOutput:
     a = cmd.args
-    name = a["name"]
-    if name in s.names():
-        raise Refused(f"EEXIST: region {name!r} already exists in pid {s.pid}")
+    name = s.new_name(a["name"], "mmap")
     if a["size"] <= 0:
         raise Refused("EINVAL: length must be positive")
     length = (a["size"] + PAGE - 1) & ~(PAGE - 1)
@@ -367,9 +365,7 @@ def do_mprotect(s: LiveSession, cmd: Command) -> StepOutput:
 @handler("mremap")
 def do_mremap(s: LiveSession, cmd: Command) -> StepOutput:
     a = cmd.args
-    name = a["newname"]
-    if name in s.names():
-        raise Refused(f"EEXIST: region {name!r} already exists in pid {s.pid}")
+    name = s.new_name(a["newname"], "mremap")
     start, length = s.resolve_range(a["range"], "mremap")
     s.own_range(start, length, "mremap")
     new_len = a["size"] if a["size"] is not None else length

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..lang import registry
-from ..lang.backend import Reading, StepOutput
+from ..lang.backend import Handler, Handlers, Reading, StepOutput
 from ..lang.errors import ExpectError
 from ..lang.parser import Command
 from ..lang.registry import only_looks
@@ -47,18 +47,11 @@ class Unsupported(Refused):
         super().__init__(f"not supported on the live kernel: {why}")
 
 
-Handler = Callable[["LiveSession", Command], StepOutput]
-HANDLERS: dict[str, Handler] = {}
+HANDLERS: Handlers["LiveSession"] = Handlers()
+handler = HANDLERS.register
 
 
-def handler(name: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        HANDLERS[name] = fn
-        return fn
-    return register
-
-
-def live_handler(cmd: Command) -> Handler:
+def live_handler(cmd: Command) -> Handler["LiveSession"]:
     """The live handler of `cmd`, or `Unsupported` with the reason its registry entry gives."""
     live = cmd.spec.live
     if live is not True:

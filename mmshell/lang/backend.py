@@ -14,11 +14,11 @@ reading made through a proxy says which (:class:`Reading`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Container, Protocol
+from typing import Any, Callable, Container, Protocol, TypeVar
 
 from .parser import Command
 
-__all__ = ["StepOutput", "Reading", "NotObservable", "Backend", "Handler"]
+__all__ = ["StepOutput", "Reading", "NotObservable", "Backend", "Handler", "Handlers"]
 
 
 @dataclass(slots=True)
@@ -106,5 +106,16 @@ class Backend(Protocol):
         ...
 
 
+S = TypeVar("S")
 #: A command's handler in a backend: the backend's session and the parsed command.
-Handler = Callable[[Any, Command], StepOutput]
+Handler = Callable[[S, Command], StepOutput]
+
+
+class Handlers(dict[str, Handler[S]]):
+    """A backend's handler table, by ``Command.name``; ``@table.register(name)`` fills it."""
+
+    def register(self, name: str) -> Callable[[Handler[S]], Handler[S]]:
+        def add(fn: Handler[S]) -> Handler[S]:
+            self[name] = fn
+            return fn
+        return add

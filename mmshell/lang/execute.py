@@ -27,7 +27,7 @@ from ..mm.swap_info import SwapKind
 from ..mm.swapfile import sys_swapon
 from ..mm.vmscan import shrink_lruvec
 from . import budget, control, registry
-from .backend import Reading, StepOutput
+from .backend import Handler, Handlers, Reading, StepOutput
 from .errors import ExpectError
 from .expect import evaluate
 from .parser import Command
@@ -36,14 +36,8 @@ from .snapshot import snapshot
 from .values import format_size, pages
 
 
-Handler = Callable[[Session, Command], StepOutput]
-HANDLERS: dict[str, Handler] = {}
-
-def handler(name: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        HANDLERS[name] = fn
-        return fn
-    return register
+HANDLERS: Handlers[Session] = Handlers()
+handler = HANDLERS.register
 
 
 class _Restored(VmBug):
@@ -250,9 +244,7 @@ def _mm(s: Session):
 @handler("mmap")
 def do_mmap(s: Session, cmd: Command) -> StepOutput:
     a = cmd.args
-    name = a["name"]
-    if name in s.names():
-        raise MmError("EEXIST", "mmap", f"region {name!r} already exists in pid {s.pid}")
+    name = s.new_name(a["name"], "mmap")
     at = s.resolve_addr(a["at"], "mmap") if a["at"] is not None else None
     advice = registry.ADVICE[a["advice"]] if a["advice"] else None
     start = sys_mmap(s.kernel, _mm(s), a["size"], registry.PROT_FLAGS[a["prot"] or "rw"], advice, at)
@@ -328,9 +320,7 @@ def do_mremap(s: Session, cmd: Command) -> StepOutput:
     from ..mm.mremap import sys_mremap
 
     a = cmd.args
-    name = a["newname"]
-    if name in s.names():
-        raise MmError("EEXIST", "mremap", f"region {name!r} already exists in pid {s.pid}")
+    name = s.new_name(a["newname"], "mremap")
     start, length = s.resolve_range(a["range"], "mremap")
     new_len = a["size"] if a["size"] is not None else length
     at = s.resolve_addr(a["at"], "mremap") if a["at"] is not None else None
@@ -455,7 +445,7 @@ class _Simulator:
         return Reading(evaluate(self.s, path))
 
 
-def _on_simulator(fn: Callable[[_Simulator, Command], StepOutput]) -> Handler:
+def _on_simulator(fn: Callable[[_Simulator, Command], StepOutput]) -> Handler[Session]:
     return lambda s, cmd: fn(_Simulator(s), cmd)
 
 
