@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..lang import expect as sim_expect
+from ..lang.expectation import PathError
+from ..lang.sim_observer import evaluate as sim_evaluate
 from ..lang.errors import LangError
 from ..lang.execute import setting_value
 from ..lang.grammar import Nests
@@ -140,8 +141,8 @@ def _sim_value(s: Session, cmd: Command) -> tuple[Any, str | None]:
         if pid not in s.kernel.mms:
             return ("error", f"no process {pid}"), exp.args["path"]
         s.pid = pid
-        return sim_expect.evaluate(s, exp.args["path"]), exp.args["path"]
-    except sim_expect.PathError as e:
+        return sim_evaluate(s, exp.args["path"]), exp.args["path"]
+    except PathError as e:
         return ("error", str(e)), exp.args["path"]
     except MmError as e:
         return ("error", str(e)), exp.args["path"]

@@ -24,13 +24,15 @@ from typing import Any
 from ..lang import registry
 from ..lang.backend import Handler, Handlers, Reading, StepOutput
 from ..lang.errors import ExpectError
+from ..lang.expect import read_path
 from ..lang.parser import Command
 from ..lang.registry import only_looks
 from ..lang.regions import RegionNames
 from ..mm.constants import MAX_ACCESS, MAX_MAPPED
-from . import observe, procfs, tunables as tun
+from . import procfs, tunables as tun
 from .devices import DeviceError, SwapDevices
 from .machine import LiveMachine
+from .observer import LiveObserver
 from .process import WorkerError
 from .shadow import Shadow
 
@@ -132,7 +134,7 @@ class LiveSession(RegionNames):
         return live_handler(cmd)(self, cmd)
 
     def observe(self, path: str) -> Reading:
-        return observe.evaluate(self, path)
+        return read_path(LiveObserver(self), path)
 
     # -- what a command may touch ----------------------------------------------------------------
     def own_range(self, start: int, length: int, op: str) -> None:

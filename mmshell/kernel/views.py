@@ -9,7 +9,7 @@ from ..lang.values import pages
 from ..views.fmt import slots_text
 from . import procfs
 from .observe import pmd_kind
-from .procfs import PagemapEntry
+from ..mm.task_mmu import PagemapEntry
 
 if TYPE_CHECKING:
     from .session import LiveSession

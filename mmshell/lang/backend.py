@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Container, Protocol, TypeVar
 
+from ..mm.task_mmu import PagemapEntry
 from .parser import Command
 
-__all__ = ["StepOutput", "Reading", "NotObservable", "Backend", "Handler", "Handlers"]
+__all__ = ["StepOutput", "Reading", "NotObservable", "Observer", "SessionReadings", "Backend", "Handler", "Handlers"]
 
 
 @dataclass(slots=True)
@@ -58,6 +59,84 @@ class Reading:
     def __init__(self, value: int | str, proxy: str | None = None) -> None:
         self.value = value
         self.proxy = proxy
+
+
+class Observer(Protocol):
+    """What `expect` reads (lang/expect.py walks the path, once for both backends).
+
+    Each method answers for the current process (``pid``) where it is per
+    process; a name or field the backend does not have raises PathError with
+    the backend's words for it, and a reading it cannot make NotObservable.
+    """
+
+    @property
+    def pid(self) -> int:
+        """The current process."""
+        ...
+
+    def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
+        """The region names of a process: name -> (start, length)."""
+        ...
+
+    def path_addr(self, text: str) -> int:
+        """The address an ADDR of a path names."""
+        ...
+
+    def vmstat(self, name: str) -> int:
+        ...
+
+    def mthp(self, name: str) -> int:
+        ...
+
+    def smaps(self, name: str, start: int, end: int, fld: str) -> Reading:
+        """smaps FIELD of region `name`, [start, end) of the current process."""
+        ...
+
+    def pmd_kind(self, addr: int) -> str:
+        """none, table, huge, swap ... of the PMD that maps addr."""
+        ...
+
+    def pte_kind(self, addr: int) -> str:
+        """none, present or swap of the PTE that maps addr."""
+        ...
+
+    def pagemap(self, addr: int, npages: int) -> list[PagemapEntry]:
+        """The pagemap entries of npages pages from the page-aligned addr."""
+        ...
+
+    def swap_pages(self, name: str) -> int:
+        """The size in pages of the swap device `name`."""
+        ...
+
+    def swap_used(self, name: str) -> int:
+        ...
+
+    def swap_count(self, name: str, off: int) -> Reading:
+        """swap_map count of slot `off` of the device."""
+        ...
+
+    def swapcache(self, name: str, off: int) -> Reading:
+        """1 when the swap cache holds slot `off` of the device, else 0."""
+        ...
+
+    def meminfo(self, fld: str) -> int:
+        ...
+
+
+class SessionReadings:
+    """What an Observer answers from its session (``s``) alone: the current pid, region names."""
+
+    s: Any
+
+    @property
+    def pid(self) -> int:
+        return int(self.s.pid)
+
+    def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
+        return self.s.names(pid)
+
+    def path_addr(self, text: str) -> int:
+        return int(self.s.path_addr(text))
 
 
 class Backend(Protocol):

@@ -29,7 +29,8 @@ from ..mm.vmscan import shrink_lruvec
 from . import budget, control, registry
 from .backend import Handler, Handlers, Reading, StepOutput
 from .errors import ExpectError
-from .expect import evaluate
+from .expect import read_path
+from .sim_observer import SimObserver
 from .parser import Command
 from .session import Session
 from .snapshot import snapshot
@@ -442,7 +443,7 @@ class _Simulator:
         return execute(self.s, cmd)
 
     def observe(self, path: str) -> Reading:
-        return Reading(evaluate(self.s, path))
+        return read_path(SimObserver(self.s), path)
 
 
 def _on_simulator(fn: Callable[[_Simulator, Command], StepOutput]) -> Handler[Session]:
