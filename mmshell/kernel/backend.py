@@ -66,8 +66,8 @@ def do_set(s: LiveSession, cmd: Command) -> StepOutput:
             out.notes.append("zswap was enabled: zswap_never_enabled() is false on this machine "
                              "until it reboots")
     else:
-        if spec.minimum is not None and spec.maximum is not None and not spec.minimum <= value <= spec.maximum:
-            raise Refused(f"EINVAL: {name} must be {spec.minimum}..{spec.maximum}")
+        if spec.out_of_range(value):
+            raise Refused(f"EINVAL: {spec.out_of_range(value)}")
         t.set(Path(spec.knob), spec.knob_text(value))
     return out
 
@@ -185,7 +185,8 @@ def do_mmap(s: LiveSession, cmd: Command) -> StepOutput:
         addr = get_unmapped_area(s, length)
     advice = int(registry.ADVICE[a["advice"]]) if a["advice"] else None
     try:
-        s.machine.procs.call(s.pid, "mmap", addr, length, sc.prot_of(registry.PROT_FLAGS[a["prot"] or "rw"]), advice)
+        prot = sc.prot_of(registry.PROT_FLAGS[a["prot"] or "rw"])
+        s.machine.procs.call(s.pid, "mmap", addr, length, prot, advice)
     except WorkerError as e:
         if e.errno_name == "EEXIST":
             raise Refused(f"EEXIST: {addr:#x}+{length:#x} overlaps an existing mapping") from None

@@ -13,7 +13,8 @@ lang/expect.py walks the path (once for both backends); this reads:
 | `pmd.ADDR` | PAGEMAP_SCAN of the 2 MiB block: a PMD-level mapping reports PAGE_IS_HUGE; a PTE |
 |   | table reports every entry (an empty one as written); no table reports nothing |
 | `pte.ADDR` | pagemap bits 63/62 when the PMD is a table, else `none` |
-| `pagemap.ADDR.FIELD` | /proc/PID/pagemap (as root: PFNs and swap offsets visible); over `ADDR:LEN`, the pages with a 0/1 FIELD set |
+| `pagemap.ADDR.FIELD` | /proc/PID/pagemap (as root: PFNs and swap offsets visible); over |
+|   | `ADDR:LEN`, the pages with a 0/1 FIELD set |
 | `swap.NAME.used` | /proc/swaps Used / 4 kB |
 | `swapmap.NAME.OFF` | PROXY: the number of page-table entries of the script's processes that hold |
 |   | the slot (a pagemap scan of every region).  swap_map itself is not exported; the |

@@ -161,8 +161,8 @@ class LiveSession(RegionNames):
         """The simulator's RLIMIT_AS (MAX_MAPPED per process) over the script's mappings."""
         total = sum(hi - lo for lo, hi in self.scan_ranges(self.pid)) + grow
         if total > MAX_MAPPED:
-            raise Refused(f"ENOMEM: {total >> 30}G would be mapped in pid {self.pid}: beyond the simulation's "
-                          f"limit of {MAX_MAPPED >> 40}T of address space per process")
+            raise Refused(f"ENOMEM: {total >> 30}G would be mapped in pid {self.pid}: beyond the "
+                          f"simulation's limit of {MAX_MAPPED >> 40}T of address space per process")
 
     def call(self, op: str, *args: Any) -> Any:
         try:

@@ -19,7 +19,8 @@ from typing import Any, Callable, Container, Protocol, TypeVar
 from ..mm.task_mmu import PagemapEntry
 from .parser import Command
 
-__all__ = ["StepOutput", "Reading", "NotObservable", "Observer", "SessionReadings", "Backend", "Handler", "Handlers"]
+__all__ = ["StepOutput", "Reading", "NotObservable", "Observer", "SessionReadings", "Backend", "Handler",
+           "Handlers"]
 
 
 @dataclass(slots=True)

@@ -134,8 +134,9 @@ def do_set(s: Session, cmd: Command) -> StepOutput:
     if spec.name in _SETTERS:
         _SETTERS[spec.name](s, cmd)
         return StepOutput(changed=False)
-    if spec.minimum is not None and spec.maximum is not None and not spec.minimum <= value <= spec.maximum:
-        raise MmError("EINVAL", "set", f"{spec.name} must be {spec.minimum}..{spec.maximum}")
+    why = spec.out_of_range(value)
+    if why:
+        raise MmError("EINVAL", "set", why)
     cfg = s.kernel.config
     old = getattr(cfg, spec.field)
     setattr(cfg, spec.field, type(old)(value) if isinstance(old, Enum) else value)

@@ -72,6 +72,13 @@ class SettingSpec:
     knob_words: tuple[str, str] = ("1", "0")
     live: bool | str = True
 
+    def out_of_range(self, value: Any) -> str | None:
+        """Why an INT value cannot be set (the grammar bounds what a script writes), or None."""
+        if self.kind is SettingKind.INT and self.minimum is not None and self.maximum is not None \
+                and not self.minimum <= value <= self.maximum:
+            return f"{self.name} must be {self.minimum}..{self.maximum}"
+        return None
+
     def knob_text(self, value: Any) -> str:
         """How ``value`` is written to the live knob: ``1``/``0`` (or ``Y``/``N``), a word, a number."""
         if self.kind is SettingKind.BOOL:

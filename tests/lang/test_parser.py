@@ -329,6 +329,7 @@ def test_nesting_depth() -> None:
     "touch a" + " " * 100_000 + "b",
     "touch " + "a+" * 50_000,
 ])
+@pytest.mark.slow
 def test_huge_inputs_fail_fast(text: str) -> None:
     start = time.perf_counter()
     with pytest.raises(LangError) as info:

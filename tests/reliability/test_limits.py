@@ -13,6 +13,8 @@ import pytest
 
 from mmsh_helpers import run
 
+pytestmark = pytest.mark.slow      # each drives the simulation to one of its limits: seconds each
+
 FAST = 10.0     # seconds: far above what each case takes, far below a hang
 
 CASES = {
