@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
-from ..lang import control, registry
-from ..lang.backend import StepOutput
+from ..lang import control, memory, registry
+from ..lang.backend import Handler, OnSession, StepOutput
 from ..lang.parser import Command
 from ..lang.values import pages
 from ..mm.constants import MMAP_BASE, TASK_SIZE
+from ..mm.vma import VM
 from . import procfs, syscalls as sc, tunables as tun
 from .devices import DeviceError
 from .process import WorkerError
@@ -195,15 +197,6 @@ def do_mmap(s: LiveSession, cmd: Command) -> StepOutput:
     return StepOutput(lines=[f"{name} = {addr:#x}-{addr + length:#x}"])
 
 
-@handler("munmap")
-def do_munmap(s: LiveSession, cmd: Command) -> StepOutput:
-    start, length = s.resolve_range(cmd.args["range"], "munmap")
-    s.own_range(start, length, "munmap")
-    s.call("munmap", start, length)
-    s.shadow.zero(s.pid, start, start + _pages(length) * PAGE)
-    return StepOutput()
-
-
 def _pages(length: int) -> int:
     return (length + PAGE - 1) // PAGE
 
@@ -355,54 +348,6 @@ def _foreign_swap(s: LiveSession, start: int, end: int) -> list[str]:
     return []
 
 
-@handler("mprotect")
-def do_mprotect(s: LiveSession, cmd: Command) -> StepOutput:
-    start, length = s.resolve_range(cmd.args["range"], "mprotect")
-    s.own_range(start, length, "mprotect")
-    s.call("mprotect", start, length, sc.prot_of(registry.PROT_FLAGS[cmd.args["prot"]]))
-    return StepOutput()
-
-
-@handler("mremap")
-def do_mremap(s: LiveSession, cmd: Command) -> StepOutput:
-    a = cmd.args
-    name = s.new_name(a["newname"], "mremap")
-    start, length = s.resolve_range(a["range"], "mremap")
-    s.own_range(start, length, "mremap")
-    new_len = a["size"] if a["size"] is not None else length
-    if new_len <= 0:
-        raise Refused("EINVAL: new size must be positive")
-    old_len = _pages(length) * PAGE
-    new_len = _pages(new_len) * PAGE
-    s.may_expand("mremap", new_len - old_len)
-    if a["at"] is not None:
-        new = s.resolve_addr(a["at"], "mremap")
-        if new % PAGE:
-            raise Refused(f"EINVAL: address {new:#x} not page aligned")
-        if new + new_len > TASK_SIZE:
-            raise Refused("EINVAL: range beyond the user address space")
-        if new < start + old_len and start < new + new_len:
-            raise Refused("EINVAL: old and new ranges overlap")
-        _free_or_own(s, new, new_len, "mremap")
-    else:
-        new = get_unmapped_area(s, new_len)
-    got = s.call("mremap", start, old_len, new_len, new)
-    moved = min(old_len, new_len)
-    s.shadow.zero(s.pid, got, got + new_len)
-    s.shadow.move(s.pid, start, got, moved)
-    s.shadow.zero(s.pid, start, start + old_len)
-    s.names()[name] = (got, new_len)
-    return StepOutput(lines=[f"{name} = {got:#x}-{got + new_len:#x}"])
-
-
-@handler("uffd_register")
-def do_uffd_register(s: LiveSession, cmd: Command) -> StepOutput:
-    start, length = s.resolve_range(cmd.args["range"], "uffd register")
-    s.own_range(start, length, "uffd register")
-    s.call("uffd_register", start, length)
-    return StepOutput()
-
-
 @handler("uffd_move")
 def do_uffd_move(s: LiveSession, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["src"], "uffd move")
@@ -462,3 +407,60 @@ def do_show(s: LiveSession, cmd: Command) -> StepOutput:
 
 for _name, _fn in control.HANDLERS.items():         # the language's own commands
     handler(_name)(_fn)
+
+
+# -- lang/memory.py's operations, through the worker's system calls ------------------------------
+
+class _Live(OnSession):
+    """The live kernel as lang/memory.py's Memory backend, over one LiveSession."""
+
+    def __init__(self, s: LiveSession) -> None:
+        self.s = s
+
+    def munmap(self, start: int, length: int) -> None:
+        s = self.s
+        s.own_range(start, length, "munmap")
+        s.call("munmap", start, length)
+        s.shadow.zero(s.pid, start, start + _pages(length) * PAGE)
+
+    def mprotect(self, start: int, length: int, flags: VM) -> None:
+        self.s.own_range(start, length, "mprotect")
+        self.s.call("mprotect", start, length, sc.prot_of(flags))
+
+    def mremap(self, start: int, length: int, new_len: int, at: int | None) -> tuple[int, int]:
+        s = self.s
+        s.own_range(start, length, "mremap")
+        if new_len <= 0:
+            raise Refused("EINVAL: new size must be positive")
+        old_len = _pages(length) * PAGE
+        new_len = _pages(new_len) * PAGE
+        s.may_expand("mremap", new_len - old_len)
+        if at is not None:
+            new = at
+            if new % PAGE:
+                raise Refused(f"EINVAL: address {new:#x} not page aligned")
+            if new + new_len > TASK_SIZE:
+                raise Refused("EINVAL: range beyond the user address space")
+            if new < start + old_len and start < new + new_len:
+                raise Refused("EINVAL: old and new ranges overlap")
+            _free_or_own(s, new, new_len, "mremap")
+        else:
+            new = get_unmapped_area(s, new_len)
+        got = s.call("mremap", start, old_len, new_len, new)
+        moved = min(old_len, new_len)
+        s.shadow.zero(s.pid, got, got + new_len)
+        s.shadow.move(s.pid, start, got, moved)
+        s.shadow.zero(s.pid, start, start + old_len)
+        return got, new_len
+
+    def uffd_register(self, start: int, length: int) -> None:
+        self.s.own_range(start, length, "uffd register")
+        self.s.call("uffd_register", start, length)
+
+
+def _on_live(fn: Callable[[_Live, Command], StepOutput]) -> Handler[LiveSession]:
+    return lambda s, cmd: fn(_Live(s), cmd)
+
+
+for _name, _mem in memory.HANDLERS.items():
+    handler(_name)(_on_live(_mem))

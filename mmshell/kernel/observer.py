@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..lang.backend import NotObservable, Reading, SessionReadings
+from ..lang.backend import NotObservable, Reading, OnSession
 from ..lang.expectation import PathError
 from ..mm.task_mmu import PagemapEntry
 from . import procfs
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .session import LiveSession
 
 
-class LiveObserver(SessionReadings):
+class LiveObserver(OnSession):
     """Readings of one live session's processes; counters as moved since the script began."""
 
     def __init__(self, s: "LiveSession") -> None:

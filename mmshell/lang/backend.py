@@ -19,7 +19,7 @@ from typing import Any, Callable, Container, Protocol, TypeVar
 from ..mm.task_mmu import PagemapEntry
 from .parser import Command
 
-__all__ = ["StepOutput", "Reading", "NotObservable", "Observer", "SessionReadings", "Backend", "Handler",
+__all__ = ["StepOutput", "Reading", "NotObservable", "Observer", "OnSession", "Backend", "Handler",
            "Handlers"]
 
 
@@ -124,8 +124,9 @@ class Observer(Protocol):
         ...
 
 
-class SessionReadings:
-    """What an Observer answers from its session (``s``) alone: the current pid, region names."""
+class OnSession:
+    """What a backend's adapter (an Observer, lang/memory.py's Memory) answers from its
+    session ``s`` alone: the current pid and the region names (lang/regions.py)."""
 
     s: Any
 
@@ -133,11 +134,25 @@ class SessionReadings:
     def pid(self) -> int:
         return int(self.s.pid)
 
+    @pid.setter
+    def pid(self, pid: int) -> None:
+        self.s.pid = pid
+
     def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
         return self.s.names(pid)
 
     def path_addr(self, text: str) -> int:
         return int(self.s.path_addr(text))
+
+    def new_name(self, name: str, op: str) -> str:
+        return str(self.s.new_name(name, op))
+
+    def resolve_addr(self, addr: Any, op: str) -> int:
+        return int(self.s.resolve_addr(addr, op))
+
+    def resolve_range(self, rng: Any, op: str) -> tuple[int, int]:
+        start, length = self.s.resolve_range(rng, op)
+        return start, length
 
 
 class Backend(Protocol):

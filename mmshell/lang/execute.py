@@ -25,9 +25,10 @@ from ..mm.mmap import sys_munmap, sys_mmap
 from ..mm.pgtable import PmdKind
 from ..mm.swap_info import SwapKind
 from ..mm.swapfile import sys_swapon
+from ..mm.vma import VM
 from ..mm.vmscan import shrink_lruvec
-from . import budget, control, registry
-from .backend import Handler, Handlers, Reading, StepOutput
+from . import budget, control, memory, registry
+from .backend import Handler, Handlers, OnSession, Reading, StepOutput
 from .errors import ExpectError
 from .expect import read_path
 from .sim_observer import SimObserver
@@ -255,13 +256,6 @@ def do_mmap(s: Session, cmd: Command) -> StepOutput:
     return StepOutput(lines=[f"{name} = {start:#x}-{start + length:#x}"])
 
 
-@handler("munmap")
-def do_munmap(s: Session, cmd: Command) -> StepOutput:
-    start, length = s.resolve_range(cmd.args["range"], "munmap")
-    sys_munmap(s.kernel, _mm(s), start, length)
-    return StepOutput()
-
-
 @handler("touch")
 def do_touch(s: Session, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "touch")
@@ -305,39 +299,6 @@ def do_madvise(s: Session, cmd: Command) -> StepOutput:
         budget.refuse_over(s.kernel, "madvise", budget.reclaim_bound(s.kernel, s.pid, start, start + length),
                            "splitting the PMDs of the THPs it swaps out")
     sys_madvise(s.kernel, _mm(s), start, length, registry.ADVICE[cmd.args["advice"]])
-    return StepOutput()
-
-
-@handler("mprotect")
-def do_mprotect(s: Session, cmd: Command) -> StepOutput:
-    from ..mm.mprotect import sys_mprotect
-
-    start, length = s.resolve_range(cmd.args["range"], "mprotect")
-    sys_mprotect(s.kernel, _mm(s), start, length, registry.PROT_FLAGS[cmd.args["prot"]])
-    return StepOutput()
-
-
-@handler("mremap")
-def do_mremap(s: Session, cmd: Command) -> StepOutput:
-    from ..mm.mremap import sys_mremap
-
-    a = cmd.args
-    name = s.new_name(a["newname"], "mremap")
-    start, length = s.resolve_range(a["range"], "mremap")
-    new_len = a["size"] if a["size"] is not None else length
-    at = s.resolve_addr(a["at"], "mremap") if a["at"] is not None else None
-    new = sys_mremap(s.kernel, _mm(s), start, length, new_len, at)
-    new_len = (new_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-    s.names()[name] = (new, new_len)
-    return StepOutput(lines=[f"{name} = {new:#x}-{new + new_len:#x}"])
-
-
-@handler("uffd_register")
-def do_uffd_register(s: Session, cmd: Command) -> StepOutput:
-    from ..mm.userfaultfd import sys_uffd_register
-
-    start, length = s.resolve_range(cmd.args["range"], "uffd register")
-    sys_uffd_register(s.kernel, _mm(s), start, length)
     return StepOutput()
 
 
@@ -406,21 +367,13 @@ def do_trace(s: Session, cmd: Command) -> StepOutput:
 
 # -- the language's own commands -----------------------------------------------------------------------
 
-class _Simulator:
+class _Simulator(OnSession):
     """The simulator as the language's Backend (lang/backend.py), over one Session."""
 
     refusals: tuple[type[Exception], ...] = (MmError, ExpectError)
 
     def __init__(self, s: Session) -> None:
         self.s = s
-
-    @property
-    def pid(self) -> int:
-        return self.s.pid
-
-    @pid.setter
-    def pid(self, pid: int) -> None:
-        self.s.pid = pid
 
     def refuse(self, errno: str, op: str, why: str) -> Exception:
         return self.s.refuse(errno, op, why)
@@ -446,6 +399,26 @@ class _Simulator:
     def observe(self, path: str) -> Reading:
         return read_path(SimObserver(self.s), path)
 
+    # -- lang/memory.py's operations, through mm/ --------------------------------------------
+    def munmap(self, start: int, length: int) -> None:
+        sys_munmap(self.s.kernel, _mm(self.s), start, length)
+
+    def mprotect(self, start: int, length: int, flags: VM) -> None:
+        from ..mm.mprotect import sys_mprotect
+
+        sys_mprotect(self.s.kernel, _mm(self.s), start, length, flags)
+
+    def mremap(self, start: int, length: int, new_len: int, at: int | None) -> tuple[int, int]:
+        from ..mm.mremap import sys_mremap
+
+        new = sys_mremap(self.s.kernel, _mm(self.s), start, length, new_len, at)
+        return new, (new_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+    def uffd_register(self, start: int, length: int) -> None:
+        from ..mm.userfaultfd import sys_uffd_register
+
+        sys_uffd_register(self.s.kernel, _mm(self.s), start, length)
+
 
 def _on_simulator(fn: Callable[[_Simulator, Command], StepOutput]) -> Handler[Session]:
     return lambda s, cmd: fn(_Simulator(s), cmd)
@@ -453,3 +426,5 @@ def _on_simulator(fn: Callable[[_Simulator, Command], StepOutput]) -> Handler[Se
 
 for _name, _fn in control.HANDLERS.items():
     handler(_name)(_on_simulator(_fn))
+for _name, _mem in memory.HANDLERS.items():
+    handler(_name)(_on_simulator(_mem))

@@ -13,7 +13,7 @@ from ..mm.constants import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from ..mm.swap_info import SwapInfo
 from ..mm.task_mmu import PagemapEntry, meminfo, pagemap_read, smaps_range, vmstat_snapshot
 from ..mm.vmstat import MTHP_STATS, SERIES_ONLY
-from .backend import Reading, SessionReadings
+from .backend import Reading, OnSession
 from .expect import read_path
 from .expectation import PathError
 from .session import Session
@@ -26,7 +26,7 @@ def evaluate(session: Session, path: str) -> int | str:
     return read_path(SimObserver(session), path).value
 
 
-class SimObserver(SessionReadings):
+class SimObserver(OnSession):
     """The simulated kernel as an Observer: every reading exact, none through a proxy."""
 
     def __init__(self, session: Session) -> None:
