@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..lang.parser import Command
 from ..lang.registry import unwrap
-from ..lang.steps import Observer, Outcome, StepRecord, format_error, op_name, run_commands
+from ..lang.steps import Observer, Outcome, Run, StepRecord, format_error, op_name
 from . import backend as _backend  # noqa: F401  (registers the live handlers in session.HANDLERS)
 from . import tunables as tun
 from .devices import DeviceError
@@ -49,7 +49,8 @@ def run_live_text(s: LiveSession, text: str, source: str, observer: Observer | N
                   keep_going: bool = False, outcome: Outcome | None = None, depth: int = 0,
                   base: Path | None = None) -> Outcome:
     """Parse all of `text` first, then run it step by step on the live kernel (steps.py's loop)."""
-    return run_commands(text, source, partial(_live_step, s), observer, keep_going, outcome, depth, base)
+    run = Run(partial(_live_step, s), observer, keep_going, outcome if outcome is not None else Outcome())
+    return run.text(text, source, depth, base)
 
 
 def _live_step(s: LiveSession, cmd: Command, source: str) -> StepRecord:
