@@ -1,8 +1,8 @@
 """What `expect PATH OP VALUE` means whatever is observed: the VALUE, the OPs, path errors.
 
-The simulator (lang/expect.py) and the live kernel (kernel/observe.py) each
-read PATH their own way; both parse VALUE and compare with these, so one
-script means the same on both.  Imports nothing of the simulator but its limits.
+lang/expect.py reads PATH through either backend's Observer; both backends
+parse VALUE and compare with these, so one script means the same on both.
+Imports nothing of the simulator but its limits.
 """
 
 from __future__ import annotations
