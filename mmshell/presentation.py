@@ -28,7 +28,8 @@ from .lang.runner import Outcome, StepRecord, run_text
 from .lang.session import Session
 from .mm.config import Config
 from .mm.task_mmu import vmstat_snapshot
-from .report import StepPrinter, print_narration, shows_changes
+from .lang.registry import shows_changes
+from .report import StepPrinter, print_narration
 from .views.render import render_view
 
 __all__ = ["Frame", "Presentation", "lesson_title"]

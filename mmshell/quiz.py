@@ -20,7 +20,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .lang.expect import evaluate
+from .lang.sim_observer import evaluate
 from .lang.runner import run_text
 from .lang.session import Session
 from .report import StepPrinter

@@ -18,6 +18,7 @@ from rich.text import Text
 from rich.markup import escape
 
 from .lang.parser import Command
+from .lang.registry import shows_changes
 from .lang.runner import Outcome, StepRecord, read_script, run_text
 from .lang.steps import read_script_stream
 from .lang.values import plural
@@ -33,21 +34,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .views.step import Digest
-
-#: Commands after which no step summary is shown (they change nothing).
-QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "pause", "export",
-                            "explain"})
-
-
-def shows_changes(cmd: Command) -> bool:
-    """Whether a step summary follows the command: what it runs (through `@PID` and `if`)
-    may change the machine.  `check RANGE` reads through the fault path, so it may; a
-    bare `check` only looks."""
-    while cmd.name in ("at", "if") and isinstance(cmd.args.get("command"), Command):
-        cmd = cmd.args["command"]
-    if cmd.name == "check":
-        return cmd.args.get("range") is not None
-    return cmd.name not in QUIET_COMMANDS
 
 
 @dataclass(frozen=True)

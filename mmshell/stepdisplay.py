@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from .lang.display import display_view
 from .lang.session import Session
 from .views.cells import PmdCells
-from .views.render import render_view, view_json
+from .views.render import render_view
 
 
 class StepDisplay:

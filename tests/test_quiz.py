@@ -6,7 +6,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from mmshell.commands import main
-from mmshell.lang.expect import evaluate
+from mmshell.lang.sim_observer import evaluate
 from mmshell.lang.runner import run_text
 from mmshell.lang.session import Session
 from mmshell.quiz import KINDS, TOPICS, make_quiz, render_quiz

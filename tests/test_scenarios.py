@@ -10,9 +10,18 @@ from mmsh_helpers import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted([*ROOT.glob("examples/*.mmsh"), *ROOT.glob("tests/scenarios/**/*.mmsh")])
+#: The scenarios that take seconds (memory pressure, swap count continuations of many forks).
+LONG = {"examples/memory-pressure.mmsh", "tests/scenarios/fallbacks/f4_fork_count_continuation.mmsh",
+        "tests/scenarios/fallbacks/f8_swap_dup_failure.mmsh",
+        "tests/scenarios/regressions/fork_swap_cont_retry.mmsh"}
 
 
-@pytest.mark.parametrize("path", SCRIPTS, ids=[str(p.relative_to(ROOT)) for p in SCRIPTS])
+def _param(p: Path) -> object:
+    name = str(p.relative_to(ROOT))
+    return pytest.param(p, id=name, marks=[pytest.mark.slow] if name in LONG else [])
+
+
+@pytest.mark.parametrize("path", [_param(p) for p in SCRIPTS])
 @pytest.mark.parametrize("mode", [True, False], ids=["series", "mainline"])
 def test_script(path: Path, mode: bool) -> None:
     r = run(path.read_text(), pmd_swap=mode)

@@ -18,7 +18,7 @@ from ..lang.parser import Command
 from ..lang.runner import Outcome, StepRecord, run_text
 from ..lang.session import Session
 from ..mm.config import Config, Deposit
-from ..report import shows_changes
+from ..lang.registry import shows_changes
 from ..views.console import render_text
 from ..views.render import render_view, view_json
 from ..views.step import Digest, StepView, digest, swap_digest

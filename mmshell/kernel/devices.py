@@ -241,7 +241,7 @@ class SwapDevices:
     def top_foreign_priority(self) -> int | None:
         mine = {d.path for d in self.devices.values() if d.active}
         prios = [s.priority for s in active_swaps() if s.filename not in mine
-                 and not s.filename.removesuffix(" (deleted)") in mine]
+                 and s.filename.removesuffix(" (deleted)") not in mine]
         return max(prios) if prios else None
 
     def used_pages(self, name: str) -> int:

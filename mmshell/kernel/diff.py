@@ -39,9 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..lang import expect as sim_expect
+from ..lang.expectation import PathError
+from ..lang.sim_observer import evaluate as sim_evaluate
 from ..lang.errors import LangError
-from ..lang.execute import _setting_is
+from ..lang.execute import setting_value
+from ..lang.grammar import Nests
 from ..lang.parser import Command, parse_script
 from ..lang.runner import StepRecord, run_text
 from ..lang.session import Session
@@ -115,7 +117,7 @@ def _sim_counters(s: Session) -> dict[str, int]:
 def _expect_of(cmd: Command) -> tuple[list[tuple[str, Any]], Command | None]:
     """The wrappers (at / if) around an expect, and the expect itself (None if not an expect)."""
     wrappers: list[tuple[str, Any]] = []
-    while cmd.name in ("at", "if"):
+    while cmd.spec.nests is Nests.RUNS:
         if cmd.name == "at":
             wrappers.append(("at", cmd.args["pid"]))
         else:
@@ -132,15 +134,15 @@ def _sim_value(s: Session, cmd: Command) -> tuple[Any, str | None]:
     for kind, arg in wrappers:
         if kind == "at":
             pid = arg
-        elif kind == "if" and not _setting_is(s, arg["setting"], arg["value"], arg.get("point")):
+        elif kind == "if" and setting_value(s, arg["setting"], arg.get("point")) != arg["value"]:
             return SKIPPED, exp.args["path"]
     saved = s.pid
     try:
         if pid not in s.kernel.mms:
             return ("error", f"no process {pid}"), exp.args["path"]
         s.pid = pid
-        return sim_expect.evaluate(s, exp.args["path"]), exp.args["path"]
-    except sim_expect.PathError as e:
+        return sim_evaluate(s, exp.args["path"]), exp.args["path"]
+    except PathError as e:
         return ("error", str(e)), exp.args["path"]
     except MmError as e:
         return ("error", str(e)), exp.args["path"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import struct
 
+from ..mm.task_mmu import PagemapEntry
 from ..views.cells import PTRS, PmdCells
 from . import procfs, syscalls
 
@@ -64,7 +65,7 @@ def block_cells(kpid: int, blk: int) -> PmdCells:
             zero[i] = 1 if cat & syscalls.PAGE_IS_PFNZERO else 0
     words = list(procfs.pagemap_words(kpid, blk, PTRS))
     words += [0] * (PTRS - len(words))
-    entries = [procfs.PagemapEntry(w) for w in words]
+    entries = [PagemapEntry(w) for w in words]
     pfns = sorted({e.pfn for e in entries if e.present and e.pfn})
     flags = _per_pfn("/proc/kpageflags", pfns)
     counts = _per_pfn("/proc/kpagecount", pfns)

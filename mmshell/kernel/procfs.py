@@ -1,12 +1,10 @@
 """Readers of what the kernel exports: /proc/vmstat, the 2 MiB mTHP stats, /proc/meminfo,
 /proc/PID/smaps, /proc/PID/maps, /proc/PID/pagemap (words and PAGEMAP_SCAN).
 
-Only reading; no state.  pagemap is decoded as Documentation/admin-guide/mm/
-pagemap.rst says: bit 63 present, 62 swapped, 61 file-page or shared-anon
-(also the huge zero page), 58 guard region, 57 uffd-wp, 56 exclusively
-mapped, 55 soft-dirty; bits 0-54 the PFN when present, or for a swap entry
-the type (bits 0-4) and offset (bits 5-54).  Reading PFNs and offsets needs
-CAP_SYS_ADMIN, which a live run has.
+Only reading; no state.  A pagemap word is decoded by the one PagemapEntry
+(mm/task_mmu.py, as Documentation/admin-guide/mm/pagemap.rst says), the
+simulator's own.  Reading PFNs and offsets needs CAP_SYS_ADMIN, which a live
+run has.
 """
 
 from __future__ import annotations
@@ -124,56 +122,6 @@ def maps(pid: int) -> list[tuple[int, int, str, str]]:
 
 
 # -- pagemap ----------------------------------------------------------------------------------------
-
-PM_PFRAME_MASK = (1 << 55) - 1
-
-
-@dataclass(frozen=True, slots=True)
-class PagemapEntry:
-    """One /proc/PID/pagemap word, decoded."""
-
-    value: int
-
-    @property
-    def present(self) -> int:
-        return self.value >> 63 & 1
-
-    @property
-    def swapped(self) -> int:
-        return self.value >> 62 & 1
-
-    @property
-    def file(self) -> int:
-        return self.value >> 61 & 1
-
-    @property
-    def guard(self) -> int:
-        return self.value >> 58 & 1
-
-    @property
-    def uffd_wp(self) -> int:
-        return self.value >> 57 & 1
-
-    @property
-    def exclusive(self) -> int:
-        return self.value >> 56 & 1
-
-    @property
-    def soft_dirty(self) -> int:
-        return self.value >> 55 & 1
-
-    @property
-    def pfn(self) -> int:
-        return self.value & PM_PFRAME_MASK if self.present else 0
-
-    @property
-    def swap_type(self) -> int:
-        return self.value & 0x1F if self.swapped and not self.present else 0
-
-    @property
-    def swap_offset(self) -> int:
-        return (self.value & PM_PFRAME_MASK) >> 5 if self.swapped and not self.present else 0
-
 
 #: Pages of pagemap read at a time: 512 KiB of words, whatever the range (a range can be 4T).
 PAGEMAP_CHUNK = 1 << 16

@@ -24,9 +24,6 @@ from ..lang.steps import Outcome, StepRecord
 from ..lang.values import plural
 from .runner import LiveSession, asks_for_huge_zero, live_priorities, run_live_text, script_priorities
 
-#: Commands whose steps show no counter changes.
-QUIET_COMMANDS = frozenset({"show", "expect", "expect_fails", "help", "trace", "switch", "check", "if", "pause"})
-
 
 class LivePrinter:
     def __init__(self, json_mode: bool = False, quiet: bool = False, stream: TextIO | None = None) -> None:

@@ -18,6 +18,8 @@ import ctypes
 import errno as _errno
 import os
 
+from ..mm.mman import Madv
+
 _libc = ctypes.CDLL(None, use_errno=True)
 
 # -- mmap / madvise -------------------------------------------------------------------------------
@@ -30,39 +32,32 @@ MAP_NORESERVE = 0x4000
 MAP_FIXED_NOREPLACE = 0x100000
 MAP_FAILED = ctypes.c_void_p(-1).value
 
-MADV_DONTNEED = 4
-MADV_FREE = 8
-MADV_HUGEPAGE = 14
-MADV_NOHUGEPAGE = 15
-MADV_COLD = 20
-MADV_PAGEOUT = 21
-MADV_POPULATE_WRITE = 23
-MADV_COLLAPSE = 25
+# The MADV_* values of the language's advice are mm/mman.py's Madv (the kernel's numbers);
+# the runner's own uses take them from there too.
+MADV_COLD = int(Madv.MADV_COLD)
+MADV_HUGEPAGE = int(Madv.MADV_HUGEPAGE)
+MADV_POPULATE_WRITE = 23          # the runner's own (cgroup.py): no .mmsh advice
 
-#: .mmsh advice word -> MADV_* value.
-ADVICE = {"hugepage": MADV_HUGEPAGE, "nohugepage": MADV_NOHUGEPAGE, "pageout": MADV_PAGEOUT,
-          "cold": MADV_COLD, "free": MADV_FREE, "dontneed": MADV_DONTNEED,
-          "collapse": MADV_COLLAPSE}
 
-#: .mmsh prot word -> PROT_* value.
-PROTS = {"rw": PROT_READ | PROT_WRITE, "r": PROT_READ, "none": PROT_NONE}
 
-MREMAP_MAYMOVE = 1
-MREMAP_FIXED = 2
+def prot_of(vm_flags: int) -> int:
+    """The PROT_* bits of mmap/mprotect that give these VM_READ/VM_WRITE flags (the inverse of
+    the kernel's calc_vm_prot_bits; the language names protections by their vm_flags)."""
+    return (PROT_READ if vm_flags & 1 else 0) | (PROT_WRITE if vm_flags & 2 else 0)
+
+
+MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 
 # -- syscall numbers (x86-64) -----------------------------------------------------------------------
 
-SYS_userfaultfd = 323
-SYS_pidfd_open = 434
+SYS_userfaultfd, SYS_pidfd_open = 323, 434
 
 # -- userfaultfd (include/uapi/linux/userfaultfd.h) --------------------------------------------------
 
 UFFD_API = 0xAA
-UFFD_FEATURE_SIGBUS = 1 << 7
-UFFD_FEATURE_MOVE = 1 << 16
+UFFD_FEATURE_SIGBUS, UFFD_FEATURE_MOVE = 1 << 7, 1 << 16
 UFFDIO_REGISTER_MODE_MISSING = 1
-O_CLOEXEC = 0o2000000
-O_NONBLOCK = 0o4000
+O_CLOEXEC, O_NONBLOCK = 0o2000000, 0o4000
 
 _IOC_WRITE, _IOC_READ = 1, 2
 

@@ -9,10 +9,10 @@ from ..lang.values import pages
 from ..views.fmt import slots_text
 from . import procfs
 from .observe import pmd_kind
-from .procfs import PagemapEntry
+from ..mm.task_mmu import PagemapEntry
 
 if TYPE_CHECKING:
-    from .runner import LiveSession
+    from .session import LiveSession
 
 PAGE = 4096
 HPAGE = 2 << 20
@@ -70,7 +70,7 @@ def show_view(s: "LiveSession", view: str, rng: tuple[int, int] | None, name: st
     if view == "vmstat":
         base = s.machine.baseline
         assert base is not None
-        from .runner import STEP_VMSTAT
+        from .session import STEP_VMSTAT
         now = procfs.vmstat()
         items = [(k, v - base.vmstat.get(k, 0)) for k, v in now.items() if k != "nr_free_pages"
                  and (all_ or k in STEP_VMSTAT)]

@@ -10,7 +10,7 @@ kernel's own refusals (``MmError``) and simulator bugs (``VmBug``) belong to
 
 from __future__ import annotations
 
-__all__ = ["LangError", "SOURCE_NESTED", "not_refused", "switch_under_at"]
+__all__ = ["LangError", "ExpectError", "SOURCE_NESTED", "not_refused", "switch_under_at"]
 
 
 class LangError(Exception):
@@ -36,6 +36,10 @@ class LangError(Exception):
 
     def __repr__(self) -> str:
         return f"LangError(line={self.line}, column={self.column}, message={self.message!r})"
+
+
+class ExpectError(Exception):
+    """An `expect` whose PATH or VALUE is itself wrong (not merely unmet), in either backend."""
 
 
 #: Why `source` is refused inside `@PID`, `if` (and `expect fails` within them).

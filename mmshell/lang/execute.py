@@ -11,12 +11,12 @@ hole), where the error says what was changed.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from enum import Enum
+from typing import Any, Callable, Container
 
 from ..mm.check import check_invariants
 from ..mm.check_data import check_data
-from ..mm.config import Deposit, FailMode, FaultPoint, ThpMode
+from ..mm.config import Deposit, FailMode, FaultPoint
 from ..mm.constants import MAX_ACCESS, MAX_MAP_COUNT, MAX_PAGE_TABLES, MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from ..mm.errors import MmError, VmBug
 from ..mm.kernel import Kernel
@@ -26,49 +26,22 @@ from ..mm.mmap import sys_munmap, sys_mmap
 from ..mm.pgtable import PmdKind
 from ..mm.swap_info import SwapKind
 from ..mm.swapfile import sys_swapon
+from ..mm.vma import VM
 from ..mm.vmscan import shrink_lruvec
-from . import budget, registry
+from . import budget, control, memory, registry
+from .backend import Handler, Handlers, OnSession, Reading, StepOutput
 from .display import check_display, display_words
-from .errors import SOURCE_NESTED, not_refused, switch_under_at
-from .expect import evaluate
-from .expectation import PathError, compare, parse_expected
-from .parser import Command, Unparsed
+from .errors import ExpectError
+from .expect import read_path
+from .sim_observer import SimObserver
+from .parser import Command
 from .session import Session
 from .snapshot import Checkpoint
-from .steps import back_to, exit_of
 from .values import format_size, pages
 
 
-class ExpectError(Exception):
-    """An `expect` whose PATH or VALUE is itself wrong (not merely unmet)."""
-
-
-@dataclass(slots=True)
-class StepOutput:
-    """What one step produced: views to render, lines of text, an unmet expectation."""
-
-    views: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-    failed_expect: str | None = None
-    changed: bool = True
-    trace: list[str] = field(default_factory=list)
-    #: The kernel functions the step went through, recorded for `explain` even when `trace` is off.
-    calls: list[str] = field(default_factory=list)
-
-
-Handler = Callable[[Session, Command], StepOutput]
-HANDLERS: dict[str, Handler] = {}
-
-#: Commands that only look: no snapshot, no step summary.
-READ_ONLY = frozenset({"show", "expect", "expect_fails", "help", "check_all", "trace", "pause", "export",
-                       "explain"})
-
-
-def handler(name: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        HANDLERS[name] = fn
-        return fn
-    return register
+HANDLERS: Handlers[Session] = Handlers()
+handler = HANDLERS.register
 
 
 class _Restored(VmBug):
@@ -87,7 +60,7 @@ def execute(session: Session, cmd: Command) -> StepOutput:
     if fn is None:
         raise MmError("ENOSYS", _op(cmd), f"'{cmd.spec.words[0]}' is not simulated yet")
     k = session.kernel
-    if cmd.name in READ_ONLY or (cmd.name == "check" and cmd.args.get("range") is None):
+    if registry.only_looks(cmd):
         try:
             return fn(session, cmd)
         except KeyboardInterrupt:
@@ -168,49 +141,60 @@ def _walk_limit(op: str, length: int) -> None:
 
 @handler("set")
 def do_set(s: Session, cmd: Command) -> StepOutput:
-    k = s.kernel
     name, value = cmd.args["setting"], cmd.args["value"]
-    cfg = k.config
     if name in s.pinned:
         return StepOutput(changed=False, lines=[f"skipped: {name} {s.pinned[name]}"])
-    if name == "display":
+    if name == "display":                   # a grammar case of `set`, not a setting
         s.display = check_display(display_words(cmd.args))
-    elif registry.setting(name).display:
-        setattr(s, name, value)
-    elif name == "pmd_swap":
-        if value != cfg.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
-                                         for p in mm.pmds.values()):
-            raise MmError("EBUSY", "set", "PMD swap entries exist: switch pmd_swap before swapping out")
-        cfg.pmd_swap = value
-    elif name == "thp":
-        cfg.thp = ThpMode(value)
-    elif name == "deposit":
-        if Deposit(value) is not cfg.deposit and any(p.kind is not PmdKind.TABLE for mm in k.mms.values()
-                                                     for p in mm.pmds.values()):
-            raise MmError("EBUSY", "set", "PMD-level entries exist: set deposit before the first THP is mapped")
-        cfg.deposit = Deposit(value)
-    elif name == "zswap":
-        cfg.zswap = value
-        k.zswap_ever_enabled |= value
-    elif name == "ram":
-        _set_ram(s, value)
-    elif name == "fail":
-        cfg.fail[FaultPoint(cmd.args["point"])] = FailMode(value)
-    elif name == "use_zero_page":
-        cfg.use_zero_page = value
-    elif name in ("max_ptes_swap", "max_ptes_none", "max_ptes_shared"):
-        if not 0 <= value <= 511:
-            raise MmError("EINVAL", "set", f"{name} must be 0..511")
-        setattr(cfg, name, value)
-    elif name == "page_cluster":
-        cfg.page_cluster = value
-    else:
-        raise MmError("EINVAL", "set", f"unknown setting {name!r}")
+        return StepOutput(changed=False)
+    spec = registry.setting(name)
+    if spec.display:
+        setattr(s, spec.name, value)
+        return StepOutput(changed=False)
+    if spec.name in _SETTERS:
+        _SETTERS[spec.name](s, cmd)
+        return StepOutput(changed=False)
+    why = spec.out_of_range(value)
+    if why:
+        raise MmError("EINVAL", "set", why)
+    cfg = s.kernel.config
+    old = getattr(cfg, spec.field)
+    setattr(cfg, spec.field, type(old)(value) if isinstance(old, Enum) else value)
     return StepOutput(changed=False)
 
 
-def _set_ram(s: Session, size: int) -> None:
+def setting_value(s: Session, name: str, point: str | None = None) -> Any:
+    """A setting's value as `set` writes it (`if SETTING VALUE` compares with it)."""
+    cfg = s.kernel.config
+    if name == "fail":
+        return cfg.fail.get(FaultPoint(point), FailMode.OFF).value
+    spec = registry.setting(name)
+    if spec.display:                        # kept by the session, not the machine
+        return getattr(s, name)
+    value = getattr(cfg, spec.field)
+    return value.value if isinstance(value, Enum) else value
+
+
+def _set_pmd_swap(s: Session, cmd: Command) -> None:
     k = s.kernel
+    if cmd.args["value"] != k.config.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
+                                                      for p in mm.pmds.values()):
+        raise MmError("EBUSY", "set", "PMD swap entries exist: switch pmd_swap before swapping out")
+    k.config.pmd_swap = cmd.args["value"]
+
+
+def _set_zswap(s: Session, cmd: Command) -> None:
+    s.kernel.config.zswap = cmd.args["value"]
+    s.kernel.zswap_ever_enabled |= cmd.args["value"]
+
+
+def _set_fail(s: Session, cmd: Command) -> None:
+    s.kernel.config.fail[FaultPoint(cmd.args["point"])] = FailMode(cmd.args["value"])
+
+
+def _set_ram(s: Session, cmd: Command) -> None:
+    k = s.kernel
+    size = cmd.args["value"]
     if size % (2 << 20) or size < (8 << 20):
         raise MmError("EINVAL", "set", "ram must be a multiple of 2M and at least 8M")
     if size > MAX_RAM:
@@ -237,6 +221,21 @@ def _set_ram(s: Session, size: int) -> None:
                     pmd.pfn = huge_zero
 
 
+#: The settings whose `set` does more than store the value in its Config field.
+def _set_deposit(s: Session, cmd: Command) -> None:
+    k = s.kernel
+    deposit = Deposit(cmd.args["value"])
+    if deposit is not k.config.deposit and any(p.kind is not PmdKind.TABLE for mm in k.mms.values()
+                                               for p in mm.pmds.values()):
+        raise MmError("EBUSY", "set", "PMD-level entries exist: set deposit before the first THP is mapped")
+    k.config.deposit = deposit
+
+
+_SETTERS: dict[str, Callable[[Session, Command], None]] = {
+    "pmd_swap": _set_pmd_swap, "zswap": _set_zswap, "ram": _set_ram, "fail": _set_fail,
+    "deposit": _set_deposit}
+
+
 @handler("swapon")
 def do_swapon(s: Session, cmd: Command) -> StepOutput:
     a = cmd.args
@@ -246,26 +245,6 @@ def do_swapon(s: Session, cmd: Command) -> StepOutput:
 
 # -- processes ---------------------------------------------------------------------------------------
 
-@handler("at")
-def do_at(s: Session, cmd: Command) -> StepOutput:
-    pid, inner = cmd.args["pid"], cmd.args["command"]
-    current = s.kernel.mm(s.pid)
-    s.kernel.mm(pid)
-    if inner.name == "switch":
-        raise MmError("EINVAL", "switch", switch_under_at(pid, s.pid))
-    if inner.name == "exit":            # `@2 exit` is `exit 2`: the current process stays current
-        return do_exit(s, exit_of(inner, pid))
-    s.pid = pid
-    try:
-        return HANDLERS.get(inner.name, _unsupported)(s, inner)
-    finally:
-        s.pid = back_to(current.pid, current.parent, s.kernel.mms)
-
-
-def _unsupported(s: Session, cmd: Command) -> StepOutput:
-    raise MmError("ENOSYS", _op(cmd), f"'{cmd.spec.words[0]}' is not simulated yet")
-
-
 @handler("fork")
 def do_fork(s: Session, cmd: Command) -> StepOutput:
     from ..mm.fork import sys_fork
@@ -274,13 +253,6 @@ def do_fork(s: Session, cmd: Command) -> StepOutput:
     child = sys_fork(s.kernel, _mm(s))
     s.regions[child.pid] = dict(s.names())
     return StepOutput(lines=[f"child pid {child.pid}"])
-
-
-@handler("switch")
-def do_switch(s: Session, cmd: Command) -> StepOutput:
-    s.kernel.mm(cmd.args["pid"])
-    s.pid = cmd.args["pid"]
-    return StepOutput(changed=False, lines=[f"pid {s.pid}"])
 
 
 @handler("exit")
@@ -307,22 +279,13 @@ def _mm(s: Session):
 @handler("mmap")
 def do_mmap(s: Session, cmd: Command) -> StepOutput:
     a = cmd.args
-    name = a["name"]
-    if name in s.names():
-        raise MmError("EEXIST", "mmap", f"region {name!r} already exists in pid {s.pid}")
+    name = s.new_name(a["name"], "mmap")
     at = s.resolve_addr(a["at"], "mmap") if a["at"] is not None else None
     advice = registry.ADVICE[a["advice"]] if a["advice"] else None
     start = sys_mmap(s.kernel, _mm(s), a["size"], registry.PROT_FLAGS[a["prot"] or "rw"], advice, at)
     length = (a["size"] + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
     s.names()[name] = (start, length)
     return StepOutput(lines=[f"{name} = {start:#x}-{start + length:#x}"])
-
-
-@handler("munmap")
-def do_munmap(s: Session, cmd: Command) -> StepOutput:
-    start, length = s.resolve_range(cmd.args["range"], "munmap")
-    sys_munmap(s.kernel, _mm(s), start, length)
-    return StepOutput()
 
 
 @handler("touch")
@@ -368,41 +331,6 @@ def do_madvise(s: Session, cmd: Command) -> StepOutput:
         budget.refuse_over(s.kernel, "madvise", budget.reclaim_bound(s.kernel, s.pid, start, start + length),
                            "splitting the PMDs of the THPs it swaps out")
     sys_madvise(s.kernel, _mm(s), start, length, registry.ADVICE[cmd.args["advice"]])
-    return StepOutput()
-
-
-@handler("mprotect")
-def do_mprotect(s: Session, cmd: Command) -> StepOutput:
-    from ..mm.mprotect import sys_mprotect
-
-    start, length = s.resolve_range(cmd.args["range"], "mprotect")
-    sys_mprotect(s.kernel, _mm(s), start, length, registry.PROT_FLAGS[cmd.args["prot"]])
-    return StepOutput()
-
-
-@handler("mremap")
-def do_mremap(s: Session, cmd: Command) -> StepOutput:
-    from ..mm.mremap import sys_mremap
-
-    a = cmd.args
-    name = a["newname"]
-    if name in s.names():
-        raise MmError("EEXIST", "mremap", f"region {name!r} already exists in pid {s.pid}")
-    start, length = s.resolve_range(a["range"], "mremap")
-    new_len = a["size"] if a["size"] is not None else length
-    at = s.resolve_addr(a["at"], "mremap") if a["at"] is not None else None
-    new = sys_mremap(s.kernel, _mm(s), start, length, new_len, at)
-    new_len = (new_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-    s.names()[name] = (new, new_len)
-    return StepOutput(lines=[f"{name} = {new:#x}-{new + new_len:#x}"])
-
-
-@handler("uffd_register")
-def do_uffd_register(s: Session, cmd: Command) -> StepOutput:
-    from ..mm.userfaultfd import sys_uffd_register
-
-    start, length = s.resolve_range(cmd.args["range"], "uffd register")
-    sys_uffd_register(s.kernel, _mm(s), start, length)
     return StepOutput()
 
 
@@ -493,73 +421,66 @@ def do_explain(s: Session, cmd: Command) -> StepOutput:
     return StepOutput(changed=False)
 
 
-@handler("if")
-def do_if(s: Session, cmd: Command) -> StepOutput:
-    if not _setting_is(s, cmd.args["setting"], cmd.args["value"], cmd.args.get("point")):
-        return StepOutput(changed=False)
-    inner = cmd.args["command"]
-    return HANDLERS.get(inner.name, _unsupported)(s, inner)
+# -- the language's own commands -----------------------------------------------------------------------
+
+class _Simulator(OnSession):
+    """The simulator as the language's Backend (lang/backend.py), over one Session."""
+
+    refusals: tuple[type[Exception], ...] = (MmError, ExpectError)
+
+    def __init__(self, s: Session) -> None:
+        self.s = s
+
+    def refuse(self, errno: str, op: str, why: str) -> Exception:
+        return self.s.refuse(errno, op, why)
+
+    def check_pid(self, pid: int) -> None:
+        self.s.kernel.mm(pid)
+
+    def parent_of(self, pid: int) -> int | None:
+        return self.s.kernel.mm(pid).parent
+
+    def alive(self) -> Container[int]:
+        return self.s.kernel.mms
+
+    def setting_value(self, name: str, point: str | None = None) -> Any:
+        return setting_value(self.s, name, point)
+
+    def run(self, cmd: Command) -> StepOutput:
+        return HANDLERS[cmd.name](self.s, cmd)
+
+    def execute(self, cmd: Command) -> StepOutput:
+        return execute(self.s, cmd)
+
+    def observe(self, path: str) -> Reading:
+        return read_path(SimObserver(self.s), path)
+
+    # -- lang/memory.py's operations, through mm/ --------------------------------------------
+    def munmap(self, start: int, length: int) -> None:
+        sys_munmap(self.s.kernel, _mm(self.s), start, length)
+
+    def mprotect(self, start: int, length: int, flags: VM) -> None:
+        from ..mm.mprotect import sys_mprotect
+
+        sys_mprotect(self.s.kernel, _mm(self.s), start, length, flags)
+
+    def mremap(self, start: int, length: int, new_len: int, at: int | None) -> tuple[int, int]:
+        from ..mm.mremap import sys_mremap
+
+        new = sys_mremap(self.s.kernel, _mm(self.s), start, length, new_len, at)
+        return new, (new_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+    def uffd_register(self, start: int, length: int) -> None:
+        from ..mm.userfaultfd import sys_uffd_register
+
+        sys_uffd_register(self.s.kernel, _mm(self.s), start, length)
 
 
-def _setting_is(s: Session, name: str, value: Any, point: str | None) -> bool:
-    cfg = s.kernel.config
-    current = {"pmd_swap": cfg.pmd_swap, "thp": cfg.thp.value, "zswap": cfg.zswap, "ram": cfg.ram,
-               "use_zero_page": cfg.use_zero_page, "max_ptes_swap": cfg.max_ptes_swap,
-               "max_ptes_none": cfg.max_ptes_none, "max_ptes_shared": cfg.max_ptes_shared,
-               "page_cluster": cfg.page_cluster, "deposit": cfg.deposit.value, "counters": s.counters,
-               "pager": s.pager}
-    if name == "fail":
-        return cfg.fail.get(FaultPoint(point), FailMode.OFF).value == value
-    return current[name] == value
+def _on_simulator(fn: Callable[[_Simulator, Command], StepOutput]) -> Handler[Session]:
+    return lambda s, cmd: fn(_Simulator(s), cmd)
 
 
-@handler("expect")
-def do_expect(s: Session, cmd: Command) -> StepOutput:
-    a = cmd.args
-    try:
-        actual = evaluate(s, a["path"])
-        expected = parse_expected(str(a["value"]), a["path"])
-        ok = compare(actual, a["op"], expected)
-    except PathError as e:
-        raise ExpectError(str(e)) from None
-    if ok:
-        return StepOutput(changed=False)
-    return StepOutput(changed=False, failed_expect=f"expected {a['path']} {a['op']} {a['value']}, "
-                                                   f"actual {actual}")
-
-
-@handler("expect_fails")
-def do_expect_fails(s: Session, cmd: Command) -> StepOutput:
-    inner = cmd.args["command"]
-    if isinstance(inner, Unparsed):           # a command that does not parse is refused too
-        return StepOutput(changed=False, lines=[f"refused as expected: {inner.error}"])
-    if inner.name == "source":                # the runner runs `expect fails source` at the top level
-        raise MmError("EINVAL", "source", SOURCE_NESTED)
-    try:
-        out = execute(s, inner)
-    except (MmError, ExpectError) as e:
-        return StepOutput(changed=False, lines=[f"refused as expected: {e}"])
-    if out.failed_expect and inner.name != "expect":
-        return StepOutput(changed=False, failed_expect=out.failed_expect)
-    return StepOutput(changed=False, failed_expect=not_refused(inner.text or str(inner), out.failed_expect))
-
-
-@handler("pause")
-def do_pause(s: Session, cmd: Command) -> StepOutput:
-    # a stop point for `run --step=pause` and `present`, which stop before it; running it does nothing
-    return StepOutput(changed=False)
-
-
-@handler("source")
-def do_source(s: Session, cmd: Command) -> StepOutput:
-    # The runner reads files; a `source` reached here is nested in @PID, if or expect fails.
-    raise MmError("EINVAL", "source", SOURCE_NESTED)
-
-
-@handler("help")
-def do_help(s: Session, cmd: Command) -> StepOutput:
-    try:
-        text = registry.help_text(cmd.args.get("topic"))
-    except (KeyError, ValueError) as e:
-        raise MmError("EINVAL", "help", str(e).strip("'\"")) from None
-    return StepOutput(changed=False, lines=text.splitlines())
+for _name, _fn in control.HANDLERS.items():
+    handler(_name)(_on_simulator(_fn))
+for _name, _mem in memory.HANDLERS.items():
+    handler(_name)(_on_simulator(_mem))

@@ -1,8 +1,8 @@
 """What `expect PATH OP VALUE` means whatever is observed: the VALUE, the OPs, path errors.
 
-The simulator (lang/expect.py) and the live kernel (kernel/observe.py) each
-read PATH their own way; both parse VALUE and compare with these, so one
-script means the same on both.  Imports nothing of the simulator but its limits.
+lang/expect.py reads PATH through either backend's Observer; both backends
+parse VALUE and compare with these, so one script means the same on both.
+Imports nothing of the simulator but its limits.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any, Callable
 from ..mm.constants import MAX_ACCESS
 from .values import PAGE_SIZE, BadValue, parse_int, parse_size
 
-__all__ = ["OPS", "PAGEMAP_FIELDS", "PathError", "pagemap_count", "pagemap_span", "value_unit", "parse_expected",
+__all__ = ["OPS", "PAGEMAP_FIELDS", "PathError", "pagemap_count", "pagemap_span", "value_unit",
+           "parse_expected",
            "compare"]
 
 OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -60,7 +61,8 @@ def value_unit(path: str) -> tuple[str, int] | None:
     smaps and meminfo (as /proc shows them), pages for swap.NAME.used; None for counts,
     flags, offsets and words."""
     head, field = path.partition(".")[0], path.rpartition(".")[2]
-    if (head == "smaps" and field != "THPeligible") or (head == "meminfo" and not field.startswith("HugePages")):
+    if (head == "smaps" and field != "THPeligible") \
+            or (head == "meminfo" and not field.startswith("HugePages")):
         return "kB", 1024
     if head == "swap" and field == "used":
         return "pages", 4096

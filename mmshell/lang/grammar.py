@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-__all__ = ["Kind", "Group", "Arg", "Option", "Flags", "Switch", "Grammar", "CommandSpec", "Slot"]
+__all__ = ["Kind", "Group", "Nests", "Arg", "Option", "Flags", "Switch", "Grammar", "CommandSpec", "Slot"]
 
 
 class Kind(enum.Enum):
@@ -51,6 +51,14 @@ class Group(enum.Enum):
     MEMORY = "memory"
     VIEW = "view"
     SCRIPT = "script"
+
+
+class Nests(enum.Enum):
+    """How a command holds the COMMAND it nests."""
+
+    NO = "no"
+    RUNS = "runs"            # `@PID`, `if`: the step is what COMMAND does (COMMAND's traits count)
+    REFUSAL = "refusal"      # `expect fails`: the step expects COMMAND to be refused
 
 
 def describe(kind: Kind, choices: tuple[str, ...]) -> str:
@@ -216,6 +224,14 @@ class CommandSpec:
     ``name`` is ``Command.name``; ``words`` the keyword(s) that start it.
     With ``glued`` the first positional is written onto the last word
     (``@PID``).  ``examples`` are lines that must parse (the tests check).
+
+    Its traits, which both backends read (never a list of names elsewhere):
+    ``read_only``: it only looks, so no snapshot is taken around it and no
+    step summary follows it; ``acts_with`` names the argument that makes a
+    read-only command act (``check RANGE`` faults pages in; a bare ``check``
+    only looks).  ``quiet``: no step summary (by default: when it only looks).
+    ``nests``: how it holds a nested COMMAND (:class:`Nests`).  ``live``: True
+    when it runs on the live kernel, else the reason it is refused there.
     """
 
     name: str
@@ -227,6 +243,19 @@ class CommandSpec:
     grammar: Grammar = field(default_factory=Grammar)
     glued: bool = False
     examples: tuple[str, ...] = ()
+    read_only: bool = False
+    acts_with: str = ""
+    quiet: bool | None = None
+    nests: Nests = Nests.NO
+    live: bool | str = True
+
+    def __post_init__(self) -> None:
+        if self.quiet is None:
+            object.__setattr__(self, "quiet", self.read_only)
+
+    def only_looks(self, args: Any) -> bool:
+        """Whether this command, with these arguments, only looks at the machine."""
+        return self.read_only and not (self.acts_with and args.get(self.acts_with) is not None)
 
     def usages(self) -> tuple[str, ...]:
         """One usage line per form: a Switch as first positional gives one per case."""

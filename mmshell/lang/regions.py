@@ -33,6 +33,12 @@ class RegionNames:
     def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
         return self.regions.setdefault(self.pid if pid is None else pid, {})
 
+    def new_name(self, name: str, op: str) -> str:
+        """`name` for a region `op` makes (mmap, mremap); EEXIST if the process has one."""
+        if name in self.names():
+            raise self.refuse("EEXIST", op, f"region {name!r} already exists in pid {self.pid}")
+        return name
+
     def resolve_addr(self, addr: Addr, op: str) -> int:
         if addr.name is None:
             return addr.offset

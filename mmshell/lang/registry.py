@@ -11,12 +11,13 @@ line), :func:`first_words` / :func:`next_words` (what can start a command),
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..mm.mman import Madv
+from ..mm.swap_info import SwapKind
 from ..mm.vma import VM
 from ..notation import map_legend
-from .grammar import Arg, CommandSpec, Flags, Grammar, Group, Kind, Option, Switch
+from .grammar import Arg, CommandSpec, Flags, Grammar, Group, Kind, Nests, Option, Switch
 from .display import DISPLAY_WORDS, MAX_DISPLAY
 from .topics import teaching_text, teaching_topics, wrap_help
 from .settings import FAULT_POINT_HELP, FAULT_POINTS, SETTINGS, SettingSpec, setting, setting_names
@@ -26,7 +27,7 @@ __all__ = [
     "COMMANDS", "SETTINGS", "FAULT_POINTS", "RESERVED_WORDS", "SettingSpec", "CommandSpec",
     "PROTS", "ADVICES", "VIEWS", "SWAP_KINDS", "OPS", "command", "setting", "setting_names",
     "match", "first_words", "next_words", "by_group", "help_topics", "help_text",
-    "PROT_FLAGS", "ADVICE",
+    "PROT_FLAGS", "ADVICE", "unwrap", "only_looks", "shows_changes",
 ]
 
 #: The language's words for the kernel's values (the one place they are paired): a `prot`
@@ -38,8 +39,7 @@ ADVICE: dict[str, Madv] = {"hugepage": Madv.MADV_HUGEPAGE, "nohugepage": Madv.MA
                            "dontneed": Madv.MADV_DONTNEED, "collapse": Madv.MADV_COLLAPSE}
 PROTS = tuple(PROT_FLAGS)
 ADVICES = tuple(ADVICE)
-VIEWS = ("vmas", "pt", "map", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo", "walks")
-SWAP_KINDS = ("zram", "disk", "file")
+SWAP_KINDS = tuple(k.value for k in SwapKind)
 OPS = ("==", "!=", "<", "<=", ">", ">=")
 
 _RANGE = Arg("range", Kind.RANGE, "RANGE")
@@ -81,12 +81,14 @@ def _wrap_paths(width: int = 80) -> str:
 def _spec(name: str, words: str, group: Group, summary: str, help: str,
           *positionals: Arg | Switch, options: tuple[Option | Flags, ...] = (),
           synopsis: str | None = None, examples: tuple[str, ...] = (), glued: bool = False,
-          ) -> CommandSpec:
+          read_only: bool = False, acts_with: str = "", nests: Nests = Nests.NO,
+          live: bool | str = True) -> CommandSpec:
     grammar = Grammar(tuple(positionals), options)
     head = words.split()
     if synopsis is None:
         synopsis = " ".join(head + ([grammar.usage()] if grammar.usage() else []))
-    return CommandSpec(name, tuple(head), synopsis, summary, help, group, grammar, glued, examples)
+    return CommandSpec(name, tuple(head), synopsis, summary, help, group, grammar, glued, examples,
+                       read_only=read_only, acts_with=acts_with, nests=nests, live=live)
 
 
 _S, _P, _M, _V, _X = Group.SETUP, Group.PROCESS, Group.MEMORY, Group.VIEW, Group.SCRIPT
@@ -96,7 +98,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
           "Settings: " + ", ".join(s.name for s in SETTINGS) + ".\n"
           "Each models a sysfs knob or a kernel build choice; see help pmd_swap, help fail ...\n"
           "set display VIEW... chooses what is drawn after each step (help display).",
-          Switch("setting", "SETTING", tuple((s.name, s.grammar()) for s in SETTINGS) + (("display", _DISPLAY),),
+          Switch("setting", "SETTING",
+                 tuple((s.name, s.grammar()) for s in SETTINGS) + (("display", _DISPLAY),),
                  "setting"),
           synopsis="set SETTING VALUE",
           examples=("set pmd_swap off", "set thp always", "set zswap on", "set ram 64M",
@@ -121,11 +124,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
           examples=("fork",)),
     _spec("switch", "switch", _P, "make PID the current process",
           "Only changes which mm the following commands act on.",
-          _pid(), examples=("switch 2",)),
+          _pid(), examples=("switch 2",), read_only=True),
     _spec("at", "@", _P, "run one command in process PID",
           "Runs COMMAND as if PID were current, then switches back.",
           _pid(), _NESTED, synopsis="@PID COMMAND", glued=True,
-          examples=("@2 touch a", "@1 show vmas")),
+          examples=("@2 touch a", "@1 show vmas"), nests=Nests.RUNS),
     _spec("exit", "exit", _P, "the process exits (default: the current one)",
           "exit_mmap > unmap_vmas > zap_huge_pmd / zap_pte_range: the whole address space is\n"
           "torn down, swap entries freed (free_swap_and_cache). pid 1 cannot exit.",
@@ -152,7 +155,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
           "With RANGE: read-fault every page and compare with what was last written.\n"
           "Without: verify every mapped page of every process without faulting, and run\n"
           "the invariant checker (CONFIG_DEBUG_VM).",
-          _OPT_RANGE, examples=("check", "check a", "check a+2M:2M")),
+          _OPT_RANGE, examples=("check", "check a", "check a+2M:2M"), read_only=True, acts_with="range"),
     _spec("madvise", "madvise", _M, "madvise(RANGE, ADVICE)",
           "pageout: madvise_pageout > reclaim_pages > shrink_folio_list; cold: deactivate;\n"
           "free: lazyfree (madvise_free_pte_range); dontneed: zap_page_range_single;\n"
@@ -202,12 +205,14 @@ COMMANDS: tuple[CommandSpec, ...] = (
               ("pagemap", Grammar((_RANGE,))), ("meminfo", Grammar()), ("walks", Grammar())), "view"),
           synopsis="show VIEW [ARGS]",
           examples=("show vmas", "show pt", "show pt a+2M:2M", "show map", "show map a", "show swap s0 map",
-                    "show swap", "show swapcache", "show vmstat", "show vmstat all", "show smaps", "show smaps a",
-                    "show pagemap a:8K", "show meminfo", "show walks")),
+                    "show swap", "show swapcache", "show vmstat", "show vmstat all", "show smaps",
+                    "show smaps a", "show pagemap a:8K", "show meminfo", "show walks"), read_only=True),
     _spec("trace", "trace", _V, "print the kernel functions each step goes through",
           "e.g. shrink_folio_list > folio_alloc_swap(order=9) > try_to_unmap_one >\n"
           "set_pmd_swap_entry.",
-          Arg("on", Kind.BOOL, "on|off"), examples=("trace on", "trace off")),
+          Arg("on", Kind.BOOL, "on|off"), examples=("trace on", "trace off"), read_only=True,
+          live="tracing the kernel functions a step goes through needs ftrace, which the live "
+               "runner does not drive"),
     _spec("export", "export", _V, "write the last step (or every step: session) as a picture",
           "svg, html, txt: the last step as drawn, at 100 columns in a light theme, to FILE\n"
           "(for slides and web pages). session FILE: every step so far (the last 200 in a\n"
@@ -215,24 +220,28 @@ COMMANDS: tuple[CommandSpec, ...] = (
           Switch("what", "svg|html|txt|session", tuple((w, Grammar((Arg("path", Kind.FILE, "FILE"),)))
                                                       for w in ("svg", "html", "txt", "session")), "format"),
           synopsis="export svg|html|txt|session FILE",
-          examples=("export svg step.svg", "export txt step.txt", "export session talk.html")),
+          examples=("export svg step.svg", "export txt step.txt", "export session talk.html"),
+          read_only=True, live="export writes the steps the shell drew; the live runner prints its "
+                               "steps and keeps no pictures of them"),
     _spec("explain", "explain", _V, "after each step, say in plain words what the kernel did",
           "2-6 sentences built from the step itself: the kernel functions it went through and\n"
           "what they do, a fallback and its cause, the entries and swap slots that changed,\n"
           "and every counter that moved with what it counts (help COUNTER for one).",
-          Arg("on", Kind.BOOL, "on|off"), examples=("explain on", "explain off")),
+          Arg("on", Kind.BOOL, "on|off"), examples=("explain on", "explain off"), read_only=True,
+          live="explain is built from the simulator's trace points; the live runner cannot see "
+               "which kernel functions a step went through"),
     _spec("if", "if", _X, "run COMMAND only when a setting has VALUE",
           "if pmd_swap on: expect pmd.a == swap",
           Switch("setting", "SETTING", tuple((s.name, s.grammar(then=":"))
                                              for s in SETTINGS if s.name != "fail"), "setting"),
           _NESTED, synopsis="if SETTING VALUE: COMMAND",
-          examples=("if pmd_swap on: expect pmd.a == swap", "if thp never : show vmas")),
+          examples=("if pmd_swap on: expect pmd.a == swap", "if thp never : show vmas"), nests=Nests.RUNS),
     _spec("expect", "expect", _X, "check PATH OP VALUE; a failure is reported, not refused",
           f"PATH: {_wrap_paths()}. OP: == != < <= > >=. VALUE is one word (2048, 2048kB, swap).",
           Arg("path", Kind.PATH, "PATH"), Arg("op", Kind.ENUM, "OP", choices=OPS),
           Arg("value", Kind.WORD, "VALUE"),
           examples=("expect vmstat.thp_swpout == 1", "expect smaps.a.AnonHugePages == 2048kB",
-                    "expect pagemap.a+0x1000.swap_offset == 0x200", "expect pid == 1")),
+                    "expect pagemap.a+0x1000.swap_offset == 0x200", "expect pid == 1"), read_only=True),
     _spec("expect_fails", "expect fails", _X, "pass when COMMAND is refused with an error",
           "A refused command changes nothing. A COMMAND that does not parse is refused too\n"
           "(the rest of the script is still parsed first). 'expect fails expect ...' passes\n"
@@ -241,10 +250,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
           "commands is refused (then what its commands did is undone).",
           Arg("command", Kind.COMMAND, "COMMAND", tolerant=True),
           examples=("expect fails munmap 0x1000", "expect fails expect vmstat.nope == 1",
-                    "expect fails mmpa a 2M")),
+                    "expect fails mmpa a 2M"), read_only=True, nests=Nests.REFUSAL),
     _spec("help", "help", _X, "list the commands, or explain one command, setting or topic",
           "help; help mmap; help uffd move; help pmd_swap; help fail; help sizes.",
-          Arg("topic", Kind.TOPIC, "TOPIC", optional=True), examples=("help", "help mmap")),
+          Arg("topic", Kind.TOPIC, "TOPIC", optional=True), examples=("help", "help mmap"), read_only=True),
     _spec("source", "source", _X, "run the commands of FILE here",
           "FILE is one word: no spaces, ';' or '#'.",
           Arg("path", Kind.FILE, "FILE"), examples=("source setup.mmsh",)),
@@ -253,10 +262,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
           "'mmshell present'. A comment line that starts with '#:' is narration: run --step\n"
           "and present show it with the command after it.",
           Arg("text", Kind.TEXT, "TEXT", optional=True),
-          examples=("pause", "pause now the PMD is a swap entry")),
+          examples=("pause", "pause now the PMD is a swap entry"), read_only=True),
 )
 
 _BY_NAME = {spec.name: spec for spec in COMMANDS}
+#: The views `show` draws, as its grammar names them.
+VIEWS: tuple[str, ...] = _BY_NAME["show"].grammar.positionals[0].choices
 
 TOPICS: dict[str, str] = {
     "sizes": "A plain integer is bytes; 0x hex is allowed. K M G T P (also KB.., KiB..) are\n"
@@ -296,6 +307,33 @@ TOPICS: dict[str, str] = {
                 "  unmapped → rw-p       a VMA a step mapped (→ unmapped: one it unmapped)\n"
                 "show map draws each PMD as 16 rows of 32 cells, one per 4K page:\n" + map_legend(),
 }
+
+
+def unwrap(cmd: Any, into_refusal: bool = False) -> Any:
+    """The command a step runs: ``cmd`` itself, or the COMMAND inside its `@PID` and `if`
+    (with ``into_refusal``, inside `expect fails` too).  Stops at an unparsed COMMAND."""
+    while True:
+        nests = _BY_NAME[cmd.name].nests if cmd.name in _BY_NAME else Nests.NO
+        inner = cmd.args.get("command")
+        if inner is None or inner.name not in _BY_NAME or not (
+                nests is Nests.RUNS or (into_refusal and nests is Nests.REFUSAL)):
+            return cmd
+        cmd = inner
+
+
+def only_looks(cmd: Any) -> bool:
+    """Whether a step only looks at the machine (no snapshot, no counters, no step summary)."""
+    inner = unwrap(cmd)
+    return _BY_NAME[inner.name].only_looks(inner.args)
+
+
+def shows_changes(cmd: Any) -> bool:
+    """Whether a step summary follows the command: what it runs (through `@PID` and `if`)
+    may change the machine.  `check RANGE` reads through the fault path, so it may; a
+    bare `check` only looks."""
+    inner = unwrap(cmd)
+    spec = _BY_NAME[inner.name]
+    return not spec.quiet or bool(spec.acts_with and inner.args.get(spec.acts_with) is not None)
 
 
 def command(name: str) -> CommandSpec:

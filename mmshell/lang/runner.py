@@ -20,8 +20,8 @@ from .execute import ExpectError, execute
 from .parser import Command
 from .session import Session
 from .snapshot import Checkpoint
-from .steps import (MAX_SCRIPT_BYTES, MAX_SOURCE_DEPTH, MAX_SOURCES, Observer, Outcome, StepRecord, format_error,
-                    op_name, read_script, run_commands, run_step)
+from .steps import (MAX_SCRIPT_BYTES, MAX_SOURCE_DEPTH, MAX_SOURCES, Observer, Outcome, Run, StepRecord,
+                    format_error, op_name, read_script)
 
 __all__ = ["MAX_SCRIPT_BYTES", "MAX_SOURCE_DEPTH", "MAX_SOURCES", "Observer", "Outcome", "StepRecord",
            "format_error", "read_script", "run_text", "run_one"]
@@ -31,8 +31,8 @@ def run_text(session: Session, text: str, source: str, observer: Observer | None
              keep_going: bool = False, outcome: Outcome | None = None, depth: int = 0,
              base: Path | None = None, before: Callable[[Command], None] | None = None) -> Outcome:
     """Parse all of `text` first (a syntax error runs nothing), then run it step by step."""
-    return run_commands(text, source, partial(_step, session), observer, keep_going, outcome, depth, base,
-                        before, partial(_checkpoint, session))
+    run = _run(session, observer, keep_going, outcome if outcome is not None else Outcome(), before)
+    return run.text(text, source, depth, base)
 
 
 def run_one(session: Session, cmd: Command, source: str, depth: int, base: Path | None,
@@ -40,8 +40,13 @@ def run_one(session: Session, cmd: Command, source: str, depth: int, base: Path 
             before: Callable[[Command], None] | None = None) -> StepRecord | None:
     """Run one command; a `source` runs its file's commands (each seen by `before` and
     `observer` as its own step) and returns None."""
-    return run_step(cmd, source, partial(_step, session), observer, keep_going, outcome, depth, base, before,
-                    partial(_checkpoint, session))
+    return _run(session, observer, keep_going, outcome, before).command(cmd, source, depth, base)
+
+
+def _run(session: Session, observer: Observer | None, keep_going: bool, outcome: Outcome,
+         before: Callable[[Command], None] | None) -> Run:
+    """A run of commands in the simulator, which can put the machine back (checkpoint)."""
+    return Run(partial(_step, session), observer, keep_going, outcome, before, partial(_checkpoint, session))
 
 
 def _checkpoint(session: Session) -> Callable[[bool], None]:

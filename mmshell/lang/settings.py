@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from ..mm.config import FailMode, FaultPoint
 from ..mm.constants import PAGE_CLUSTER_MAX
 from .grammar import Arg, Grammar, Kind
 from .values import PAGE_SIZE, format_size
@@ -21,12 +22,10 @@ __all__ = [
     "FAULT_POINT_HELP", "setting", "setting_names",
 ]
 
-FAULT_POINTS: tuple[str, ...] = (
-    "thp_alloc", "swap_cluster", "memcg_charge", "zswap", "split_race", "rmap_split", "swap_cont",
-)
-"""Fault injection points, in the order ``help fail`` lists them."""
+FAULT_POINTS: tuple[str, ...] = tuple(p.value for p in FaultPoint)
+"""Fault injection points (the simulated kernel's ``FaultPoint``), in the order ``help fail`` lists them."""
 
-FAULT_MODES: tuple[str, ...] = ("on", "off", "once")
+FAULT_MODES: tuple[str, ...] = tuple(m.value for m in (FailMode.ON, FailMode.OFF, FailMode.ONCE))
 """``on``: every time; ``off``: never (the default); ``once``: the next time only."""
 
 FAULT_POINT_HELP: dict[str, str] = {
@@ -56,6 +55,10 @@ class SettingSpec:
 
     ``default`` is the typed value (bool, str, int); for ``fail`` it is the
     mode of every point.  ``minimum``/``maximum`` bound SIZE and INT values.
+    ``field`` is the attribute of the simulated kernel's ``Config`` it sets.
+    On the live kernel: ``knob`` is the sysfs file it writes (``knob_words``:
+    how on and off are written there), empty when it has none; ``live`` is
+    True, or the reason ``set`` of it is refused there.
     A ``display`` setting changes what is printed, not the machine: the
     session keeps it, a refused command or an undo leaves it as it is.
     """
@@ -67,7 +70,34 @@ class SettingSpec:
     help: str
     minimum: int | None = None
     maximum: int | None = None
+    field: str = ""
+    knob: str = ""
+    knob_words: tuple[str, str] = ("1", "0")
+    live: bool | str = True
     display: bool = False
+
+    def out_of_range(self, value: Any) -> str | None:
+        """Why an INT value cannot be set (the grammar bounds what a script writes), or None."""
+        if self.kind is SettingKind.INT and self.minimum is not None and self.maximum is not None \
+                and not self.minimum <= value <= self.maximum:
+            return f"{self.name} must be {self.minimum}..{self.maximum}"
+        return None
+
+    def knob_text(self, value: Any) -> str:
+        """How ``value`` is written to the live knob: ``1``/``0`` (or ``Y``/``N``), a word, a number."""
+        if self.kind is SettingKind.BOOL:
+            return self.knob_words[0] if value else self.knob_words[1]
+        return str(value)
+
+    def from_knob(self, text: str) -> Any:
+        """The typed value the live knob's text says (``read_knob`` strips the ``[brackets]``)."""
+        match self.kind:
+            case SettingKind.BOOL:
+                return text == self.knob_words[0]
+            case SettingKind.INT:
+                return int(text)
+            case _:
+                return text
 
     def grammar(self, then: str | None = None) -> Grammar:
         """The words after ``set NAME`` (or ``if NAME``, with ``then=':'``)."""
@@ -103,60 +133,69 @@ class SettingSpec:
         return f"set {self.name} " + "|".join(self.choices)
 
 
+_THP = "/sys/kernel/mm/transparent_hugepage/"
+_KHUGEPAGED = _THP + "khugepaged/"
+
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "pmd_swap", SettingKind.BOOL, ("on", "off"), True,
         "on: the kernel carries the PMD swap entry series, so reclaim installs one PMD swap\n"
         "entry per THP (try_to_unmap_one > set_pmd_swap_entry). off: mainline today, where\n"
         "the PMD is split into 512 PTE swap entries (__split_huge_pmd).",
+        field="pmd_swap",
     ),
     SettingSpec(
         "thp", SettingKind.CHOICE, ("always", "madvise", "never"), "madvise",
         "/sys/kernel/mm/transparent_hugepage/enabled: which mappings get THPs on fault\n"
         "(do_huge_pmd_anonymous_page) and from khugepaged.",
+        field="thp", knob=_THP + "enabled",
     ),
     SettingSpec(
         "zswap", SettingKind.BOOL, ("on", "off"), False,
         "/sys/module/zswap/parameters/enabled. Once zswap has been on, the series keeps\n"
         "splitting THPs at swap-out (zswap_never_enabled() is false): the PTE-split fallback.",
+        field="zswap", knob="/sys/module/zswap/parameters/enabled", knob_words=("Y", "N"),
     ),
     SettingSpec(
         "ram", SettingKind.SIZE, (), 1 << 30,
         "Simulated physical memory (MemTotal). A fault that finds no free frame runs\n"
         "direct reclaim (try_to_free_pages > shrink_folio_list).",
-        minimum=PAGE_SIZE,
+        minimum=PAGE_SIZE, field="ram",
+        live="'set ram' sizes the simulated machine; the live machine has the memory it has",
     ),
     SettingSpec(
         "fail", SettingKind.FAULT, FAULT_MODES, "off",
         "Fault injection: set fail POINT on|off|once. Points: " + ", ".join(FAULT_POINTS) + ".",
+        field="fail", live="fault injection ('set fail') exists only in the simulator",
     ),
     SettingSpec(
         "use_zero_page", SettingKind.BOOL, ("on", "off"), True,
         "/sys/kernel/mm/transparent_hugepage/use_zero_page: a read fault in a THP-enabled\n"
         "range maps the huge zero page (do_huge_pmd_anonymous_page, thp_zero_page_alloc).",
+        field="use_zero_page", knob=_THP + "use_zero_page",
     ),
     SettingSpec(
         "max_ptes_swap", SettingKind.INT, (), 64,
         "khugepaged/max_ptes_swap: the most swap PTEs khugepaged swaps in to collapse a\n"
         "PMD range (hpage_collapse_scan_pmd; more gives thp_scan_exceed_swap_pte).",
-        minimum=0, maximum=511,
+        minimum=0, maximum=511, field="max_ptes_swap", knob=_KHUGEPAGED + "max_ptes_swap",
     ),
     SettingSpec(
         "max_ptes_none", SettingKind.INT, (), 511,
         "khugepaged/max_ptes_none: the most empty PTEs a range may have and still collapse.",
-        minimum=0, maximum=511,
+        minimum=0, maximum=511, field="max_ptes_none", knob=_KHUGEPAGED + "max_ptes_none",
     ),
     SettingSpec(
         "max_ptes_shared", SettingKind.INT, (), 256,
         "khugepaged/max_ptes_shared: the most PTEs mapping shared pages a range may have\n"
         "and still collapse (thp_scan_exceed_share_pte).",
-        minimum=0, maximum=511,
+        minimum=0, maximum=511, field="max_ptes_shared", knob=_KHUGEPAGED + "max_ptes_shared",
     ),
     SettingSpec(
         "page_cluster", SettingKind.INT, (), 3,
         "/proc/sys/vm/page-cluster: a swap-in through the swap cache reads 2^N slots around\n"
         "the faulting one (swapin_readahead; 0: only that slot, no swap_ra).",
-        minimum=0, maximum=PAGE_CLUSTER_MAX,
+        minimum=0, maximum=PAGE_CLUSTER_MAX, field="page_cluster", knob="/proc/sys/vm/page-cluster",
     ),
     SettingSpec(
         "deposit", SettingKind.CHOICE, ("eager", "lazy"), "eager",
@@ -164,6 +203,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "PMD and PMD swap entry owns a deposited PTE table (pgtable_trans_huge_deposit).\n"
         "lazy: a what-if for the lazy page-table deposit series: nothing is deposited, and a\n"
         "PMD split allocates its PTE table then (nr_page_table_pages +1).",
+        field="deposit",
     ),
     SettingSpec(
         "counters", SettingKind.CHOICE, ("key", "all"), "key",

@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Container
 
 from .errors import LangError
+from .backend import StepOutput
 from .parser import Command, parse_script
+from .registry import unwrap
 
 __all__ = ["MAX_SOURCE_DEPTH", "MAX_SOURCES", "MAX_SCRIPT_BYTES", "StepRecord", "Outcome", "Observer",
-           "StepFn", "Checkpoint", "LoopOutput", "back_to", "exit_of", "format_error", "op_name", "read_script",
-           "read_script_stream", "run_commands", "run_step"]
+           "StepFn", "Checkpoint", "Run", "back_to", "exit_of", "format_error", "op_name", "read_script",
+           "read_script_stream", "run_commands"]
 
 MAX_SOURCE_DEPTH = 8
 #: Files sourced in one run, at any depth (a file that sources itself twice per level
@@ -39,8 +41,8 @@ MAX_SCRIPT_BYTES = 16 << 20
 class StepRecord:
     """One executed (or refused) command.
 
-    `output` is what the command produced: a `StepOutput` in the simulator, a
-    `LiveOutput` on the live kernel.  `kind` is ok, refused, expect-failed,
+    `output` is what the command produced (lang/backend.py's `StepOutput`, in
+    either backend).  `kind` is ok, refused, expect-failed,
     not-observable (live kernel only), syntax or bug.
     """
 
@@ -93,25 +95,6 @@ StepFn = Callable[[Command, str], StepRecord]
 Checkpoint = Callable[[], Callable[[bool], None]]
 
 
-@dataclass(slots=True)
-class LoopOutput:
-    """The output of a step the loop runs itself (`expect fails source FILE`): lines only.
-
-    It has, empty, every other field a printer reads of either runner's output
-    (lang/execute.py's StepOutput, kernel/runner.py's LiveOutput).
-    """
-
-    lines: list[str] = field(default_factory=list)
-    failed_expect: str | None = None
-    changed: bool = False
-    views: list[Any] = field(default_factory=list)
-    trace: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    changes: dict[str, Any] | None = None
-    not_observable: str | None = None
-    value: Any = None
-
-
 def back_to(current: int, parent: int | None, alive: Container[int]) -> int:
     """The current process after `@PID COMMAND`: the same one as before, unless COMMAND
     made it exit; then its parent (or pid 1), as when the current process exits."""
@@ -134,10 +117,7 @@ def format_error(source: str, line: int, op: str, why: str) -> str:
 
 def op_name(cmd: Command) -> str:
     """The command an error line names: the innermost of `@PID`, `if` and `expect fails`."""
-    inner = cmd
-    while inner.name in ("at", "if", "expect_fails") and isinstance(inner.args.get("command"), Command):
-        inner = inner.args["command"]
-    return " ".join(inner.spec.words)
+    return " ".join(unwrap(cmd, into_refusal=True).spec.words)
 
 
 def read_script(path: Path) -> str:
@@ -164,59 +144,126 @@ def read_script_stream(f: BinaryIO) -> str:
     return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
 
 
+@dataclass(slots=True)
+class Run:
+    """One run of .mmsh text: how each command runs, who sees the steps, and the tally.
+
+    `step` runs one command (never `source`) and classifies its record; `before`
+    sees each command just before it runs (a sourced file's too), `observer` each
+    record just after; `keep_going` goes on after a refusal; `checkpoint` (where the
+    machine can be put back) lets `expect fails source FILE` undo FILE's commands
+    when one of them is refused.  `source`, `depth` and `base` (where a relative
+    `source` path is taken from) are the file's being run, so they are arguments.
+    """
+
+    step: StepFn
+    observer: Observer | None = None
+    keep_going: bool = False
+    outcome: Outcome = field(default_factory=Outcome)
+    before: Callable[[Command], None] | None = None
+    checkpoint: Checkpoint | None = None
+
+    def text(self, text: str, source: str, depth: int = 0, base: Path | None = None) -> Outcome:
+        """Parse all of `text` first (a syntax error runs nothing), then run it step by step."""
+        outcome = self.outcome
+        try:
+            commands = parse_script(text)
+        except LangError as e:
+            outcome.refused += 1
+            outcome.stopped = True
+            if self.observer:
+                self.observer(StepRecord(source, e.line, None, kind="syntax",
+                                         error=format_error(source, e.line, "syntax", str(e))))
+            return outcome
+        for cmd in commands:
+            if self.before is not None:
+                self.before(cmd)
+            rec = self.command(cmd, source, depth, base)
+            outcome.steps += 1
+            if rec is not None and self.observer:
+                self.observer(rec)
+            if outcome.stopped:
+                break
+        return outcome
+
+    def command(self, cmd: Command, source: str, depth: int = 0, base: Path | None = None) -> StepRecord | None:
+        """Run one command and tally it; a `source` runs its file's commands (each seen by
+        `before` and `observer` as its own step) and returns None; `expect fails source FILE`
+        is one step, run here (FILE is read as `source` reads it)."""
+        outcome = self.outcome
+        if cmd.name == "source":
+            return self._source(cmd, source, depth, base)
+        inner = cmd.args.get("command") if cmd.name == "expect_fails" else None
+        if isinstance(inner, Command) and inner.name == "source":
+            rec = self._expect_fails_source(cmd, inner, source, depth, base)
+        else:
+            rec = self.step(cmd, source)
+        if rec.kind in ("refused", "bug"):
+            outcome.refused += 1
+            outcome.stopped = not self.keep_going or rec.kind == "bug"
+        elif rec.kind in ("expect-failed", "not-observable"):
+            outcome.failed += 1
+        return rec
+
+    def _source(self, cmd: Command, source: str, depth: int, base: Path | None) -> StepRecord | None:
+        path, text, why = _read_source(cmd, depth, base, self.outcome)
+        if text is None:
+            self.outcome.refused += 1
+            self.outcome.stopped = not self.keep_going
+            return StepRecord(source, cmd.line, cmd, error=format_error(source, cmd.line, "source", why),
+                              kind="refused")
+        self.text(text, str(path), depth + 1, path.parent)
+        return None
+
+    def _expect_fails_source(self, cmd: Command, inner: Command, source: str, depth: int,
+                             base: Path | None) -> StepRecord:
+        """`expect fails source FILE`: one step that holds when FILE cannot be read or parsed,
+        or one of its commands is refused; then what its commands did is undone (where the
+        machine can be put back).  FILE's commands run without steps of their own."""
+        outcome = self.outcome
+        rec = StepRecord(source, cmd.line, cmd)
+        path, text, why = _read_source(inner, depth, base, outcome)
+        if text is not None:
+            restore = self.checkpoint() if self.checkpoint is not None else None
+            undo = False
+            try:
+                stops: list[StepRecord] = []
+
+                def stopped(r: StepRecord) -> None:
+                    if r.kind in ("refused", "bug", "syntax"):
+                        stops.append(r)
+                sub = Run(self.step, stopped, False, Outcome(sourced=outcome.sourced), None, self.checkpoint)
+                sub.text(text, str(path), depth + 1, path.parent)
+                outcome.sourced = sub.outcome.sourced
+                if stops and stops[0].kind == "bug":
+                    rec.kind, rec.error = "bug", stops[0].error
+                    return rec
+                if not stops:
+                    failed = sub.outcome.failed
+                    ran = "but it ran" + (f" ({failed} failed expectation(s))" if failed else "")
+                    rec.kind = "expect-failed"
+                    rec.error = format_error(source, cmd.line, "expect", f"expected '{inner.text or inner}' to be "
+                                             f"refused, {ran}")
+                    return rec
+                why = stops[0].error or ""
+                if sub.outcome.steps > 1:
+                    why += (" (the commands before it were undone)" if restore is not None else
+                            " (the commands before it took effect: they cannot be undone here)")
+                undo = bool(sub.outcome.steps)
+            finally:
+                if restore is not None:
+                    restore(undo)
+        rec.output = StepOutput(lines=[f"refused as expected: {why}"], changed=False)
+        return rec
+
+
 def run_commands(text: str, source: str, step: StepFn, observer: Observer | None = None,
                  keep_going: bool = False, outcome: Outcome | None = None, depth: int = 0,
                  base: Path | None = None, before: Callable[[Command], None] | None = None,
                  checkpoint: Checkpoint | None = None) -> Outcome:
-    """Parse all of `text` first (a syntax error runs nothing), then run it step by step.
-
-    `before` sees each command just before it runs (a sourced file's too), `observer`
-    each record just after; a relative `source` path is taken from `base`.  `checkpoint`
-    (where the machine can be put back) lets `expect fails source FILE` undo FILE's
-    commands when one of them is refused.
-    """
-    outcome = outcome if outcome is not None else Outcome()
-    try:
-        commands = parse_script(text)
-    except LangError as e:
-        outcome.refused += 1
-        outcome.stopped = True
-        if observer:
-            observer(StepRecord(source, e.line, None, error=format_error(source, e.line, "syntax", str(e)),
-                                kind="syntax"))
-        return outcome
-    for cmd in commands:
-        if before is not None:
-            before(cmd)
-        rec = run_step(cmd, source, step, observer, keep_going, outcome, depth, base, before, checkpoint)
-        outcome.steps += 1
-        if rec is not None and observer:
-            observer(rec)
-        if outcome.stopped:
-            break
-    return outcome
-
-
-def run_step(cmd: Command, source: str, step: StepFn, observer: Observer | None, keep_going: bool,
-             outcome: Outcome, depth: int = 0, base: Path | None = None,
-             before: Callable[[Command], None] | None = None,
-             checkpoint: Checkpoint | None = None) -> StepRecord | None:
-    """Run one command and tally it; a `source` runs its file's commands (each seen by
-    `before` and `observer` as its own step) and returns None; `expect fails source FILE`
-    is one step, run here (FILE is read as `source` reads it)."""
-    if cmd.name == "source":
-        return _run_source(cmd, source, step, observer, keep_going, outcome, depth, base, before, checkpoint)
-    inner = cmd.args.get("command") if cmd.name == "expect_fails" else None
-    if isinstance(inner, Command) and inner.name == "source":
-        rec = _expect_fails_source(cmd, inner, source, step, outcome, depth, base, checkpoint)
-    else:
-        rec = step(cmd, source)
-    if rec.kind in ("refused", "bug"):
-        outcome.refused += 1
-        outcome.stopped = not keep_going or rec.kind == "bug"
-    elif rec.kind in ("expect-failed", "not-observable"):
-        outcome.failed += 1
-    return rec
+    """`Run(...).text(...)` with the run's parts as arguments."""
+    run = Run(step, observer, keep_going, outcome if outcome is not None else Outcome(), before, checkpoint)
+    return run.text(text, source, depth, base)
 
 
 def _read_source(cmd: Command, depth: int, base: Path | None, outcome: Outcome) -> tuple[Path, str | None, str]:
@@ -236,56 +283,3 @@ def _read_source(cmd: Command, depth: int, base: Path | None, outcome: Outcome) 
         return path, None, f"{name}: cannot read {path}: {e.strerror or e}"
     except (UnicodeDecodeError, ValueError) as e:
         return path, None, f"EINVAL: cannot read {path}: {e}"
-
-
-def _run_source(cmd: Command, source: str, step: StepFn, observer: Observer | None, keep_going: bool,
-                outcome: Outcome, depth: int, base: Path | None,
-                before: Callable[[Command], None] | None, checkpoint: Checkpoint | None) -> StepRecord | None:
-    path, text, why = _read_source(cmd, depth, base, outcome)
-    if text is None:
-        outcome.refused += 1
-        outcome.stopped = not keep_going
-        return StepRecord(source, cmd.line, cmd, error=format_error(source, cmd.line, "source", why),
-                          kind="refused")
-    run_commands(text, str(path), step, observer, keep_going, outcome, depth + 1, path.parent, before, checkpoint)
-    return None
-
-
-def _expect_fails_source(cmd: Command, inner: Command, source: str, step: StepFn, outcome: Outcome,
-                         depth: int, base: Path | None, checkpoint: Checkpoint | None) -> StepRecord:
-    """`expect fails source FILE`: one step that holds when FILE cannot be read or parsed,
-    or one of its commands is refused; then what its commands did is undone (where the
-    machine can be put back).  FILE's commands run without steps of their own."""
-    rec = StepRecord(source, cmd.line, cmd)
-    path, text, why = _read_source(inner, depth, base, outcome)
-    if text is not None:
-        restore = checkpoint() if checkpoint is not None else None
-        undo = False
-        try:
-            sub = Outcome(sourced=outcome.sourced)
-            stops: list[StepRecord] = []
-
-            def stopped(r: StepRecord) -> None:
-                if r.kind in ("refused", "bug", "syntax"):
-                    stops.append(r)
-            run_commands(text, str(path), step, stopped, False, sub, depth + 1, path.parent, None, checkpoint)
-            outcome.sourced = sub.sourced
-            if stops and stops[0].kind == "bug":
-                rec.kind, rec.error = "bug", stops[0].error
-                return rec
-            if not stops:
-                ran = "but it ran" + (f" ({sub.failed} failed expectation(s))" if sub.failed else "")
-                rec.kind = "expect-failed"
-                rec.error = format_error(source, cmd.line, "expect", f"expected '{inner.text or inner}' to be "
-                                         f"refused, {ran}")
-                return rec
-            why = stops[0].error or ""
-            if sub.steps > 1:
-                why += (" (the commands before it were undone)" if restore is not None else
-                        " (the commands before it took effect: they cannot be undone here)")
-            undo = bool(sub.steps)
-        finally:
-            if restore is not None:
-                restore(undo)
-    rec.output = LoopOutput(lines=[f"refused as expected: {why}"])
-    return rec

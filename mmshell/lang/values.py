@@ -183,7 +183,8 @@ def _offset_sum(off: str, what: str, text: str) -> int:
     for i in range(0, len(terms), 2):
         sign = -1 if i and terms[i - 1] == "-" else 1
         if not terms[i]:
-            raise BadValue(what, text, f"missing size after '{terms[i - 1]}'" if i else "missing offset after '+'")
+            raise BadValue(what, text,
+                           f"missing size after '{terms[i - 1]}'" if i else "missing offset after '+'")
         try:
             total += sign * parse_size(terms[i])
         except BadValue as e:

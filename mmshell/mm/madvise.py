@@ -77,7 +77,8 @@ def madvise_thp_flags(k: "Kernel", mm: MmStruct, start: int, end: int, huge: boo
 
     # madvise_update_vma() leaves a VMA that already has the new flags alone (no VMA split,
     # no PMD split at the range's edges).
-    parts = [(max(start, v.start), min(end, v.end)) for v in mm.vmas_in(start, end) if new_flags(v.flags) != v.flags]
+    parts = [(max(start, v.start), min(end, v.end)) for v in mm.vmas_in(start, end)
+             if new_flags(v.flags) != v.flags]
     for lo, hi in parts:
         for vma in vma_range(k, mm, lo, hi):
             vma.flags = new_flags(vma.flags)
@@ -161,7 +162,8 @@ def madvise_dontneed(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     for vma in mm.vmas_in(start, end):
         lo, hi = max(start, vma.start), min(end, vma.end)
         unmap_page_range(k, mm, vma, lo, hi)
-        for pmdi, pmd, _, _ in walk_pmd_range(k, mm, (lo + PMD_SIZE - 1) & PMD_MASK, hi & PMD_MASK, Walker.ZAP):
+        first = (lo + PMD_SIZE - 1) & PMD_MASK
+        for pmdi, pmd, _, _ in walk_pmd_range(k, mm, first, hi & PMD_MASK, Walker.ZAP):
             if pmd is not None and pmd.kind is PmdKind.TABLE and pmd_pgtable(pmd).is_empty():
                 del mm.pmds[pmdi]
                 pte_free(mm)

@@ -6,8 +6,8 @@ The range must lie in one VMA, but for a same-size MREMAP_FIXED move, which sinc
 The moved part becomes a new VMA with the same vm_pgoff and anon_vma, so
 folio->index and the rmap stay valid.  It loses its userfaultfd registration:
 mremap_userfaultfd_prep() drops it (userfaultfd_reset_ctx()) when the userfaultfd was
-not opened with UFFD_FEATURE_EVENT_REMAP, which `uffd register` does not ask for.  move_page_tables moves a whole,
-aligned PMD-level entry with its deposited table (move_huge_pmd: a present
+not opened with UFFD_FEATURE_EVENT_REMAP, which `uffd register` does not ask for.
+move_page_tables moves a whole, aligned PMD-level entry with its deposited table (move_huge_pmd: a present
 THP, the huge zero page, and with the series a PMD swap entry) or a whole PTE
 table (move_normal_pmd); anything else is split (thp_split_pmd) and moved PTE
 by PTE (move_ptes).

@@ -36,7 +36,8 @@ class PageAllocator:
         new = PageAllocator.__new__(PageAllocator)
         new.nr_frames, new.nr_free = self.nr_frames, self.nr_free
         new._free = bytearray(self._free)
-        new._block_free, new._whole, new._partial = list(self._block_free), list(self._whole), list(self._partial)
+        new._block_free, new._whole = list(self._block_free), list(self._whole)
+        new._partial = list(self._partial)
         return new
 
     def free_map(self) -> bytearray:

@@ -34,7 +34,7 @@ from prompt_toolkit.completion import (
 from prompt_toolkit.document import Document
 
 from ..lang import registry
-from ..lang.expect import evaluate
+from ..lang.sim_observer import evaluate
 from ..lang.expectation import PathError
 from ..lang.grammar import Kind, Slot
 from ..lang.parser import expected_next

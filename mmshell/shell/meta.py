@@ -19,7 +19,7 @@ from typing import Callable, TypeVar
 
 from rich.console import Console
 
-from ..lang.expect import evaluate
+from ..lang.sim_observer import evaluate
 from ..lang.expectation import PathError
 from ..lang.runner import StepRecord
 from ..lang.session import Session

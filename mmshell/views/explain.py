@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from mmshell.lang.counters import family_doc
+from mmshell.lang.registry import unwrap
 from mmshell.lang.settings import setting_names, setting as setting_spec
 
 from .describe import PmdDesc
@@ -347,9 +348,7 @@ def explain_step(cmd: "Command", calls: Sequence[str], view: "StepView | None", 
                  output: Sequence[str] = (), kind: str = "ok") -> list[str]:
     """The sentences for one step (`kind` as its StepRecord's): its kernel path, a fallback
     and its cause, the entries and slots that changed, and every counter that moved."""
-    inner = cmd
-    while inner.name in ("at", "if") and hasattr(inner.args.get("command"), "name"):
-        inner = inner.args["command"]
+    inner = unwrap(cmd)
     if kind == "expect-failed":
         return [f"`{cmd.text or cmd}` only reads the machine, and what it read is not what it expected.",
                 "A failed expectation changes nothing; the script goes on and ends with exit status 1."]

@@ -1,7 +1,7 @@
 """`show VIEW`: build the named view from a session, for the script runner and the shell.
 
-The session is used duck-typed (`.kernel`, `.pid`, `.names(pid)`) so views do
-not import the language layer.  `opts` is what the `show` handler produced:
+The session is used duck-typed (`.kernel`, `.pid`, `.names(pid)`); of the language
+layer the views take only the view names `show` offers (its grammar declares them).  `opts` is what the `show` handler produced:
 {"all": bool, "name": str | None, "range": (start, length) | absent, "pid": int | absent};
 `pid` is the process the view is of (`@2 show vmas` shows pid 2), default the current one.
 `previous` is what "the last step" was for `show vmstat`: the vmstat snapshot
@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from mmshell.lang.registry import VIEWS
 from mmshell.mm.task_mmu import vmstat_snapshot
 
 from importlib import import_module
 
 #: The contract's view names, in the order `show` lists them.
-VIEW_NAMES = ("vmas", "pt", "map", "swap", "swapcache", "vmstat", "smaps", "pagemap", "meminfo", "walks")
+VIEW_NAMES: tuple[str, ...] = VIEWS
 
 
 class SessionLike(Protocol):

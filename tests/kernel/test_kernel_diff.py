@@ -77,6 +77,7 @@ def _problems(res) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(LIVE_SKIP is not None, reason=LIVE_SKIP or "")
 @pytest.mark.parametrize("path", CORPUS, ids=IDS)
 def test_kernel_diff(path: Path) -> None:

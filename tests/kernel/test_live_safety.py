@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 from typing import Any
 
 import pytest
@@ -23,7 +24,9 @@ import pytest
 from test_kernel_diff import LIVE_SKIP
 
 ROOT = Path(__file__).resolve().parents[2]
-live = pytest.mark.skipif(LIVE_SKIP is not None, reason=LIVE_SKIP or "")
+def live(test: Callable[..., None]) -> Callable[..., None]:
+    """A test on the live kernel: skipped unless asked for (LIVE_SKIP says how), and slow."""
+    return pytest.mark.slow(pytest.mark.skipif(LIVE_SKIP is not None, reason=LIVE_SKIP or "")(test))
 
 
 # -- what a live run may touch (docs/kernel.md, "What a live run touches") -------------------------------------

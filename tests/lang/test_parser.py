@@ -340,6 +340,7 @@ def test_nesting_depth() -> None:
     "touch a" + " " * 100_000 + "b",
     "touch " + "a+" * 50_000,
 ])
+@pytest.mark.slow
 def test_huge_inputs_fail_fast(text: str) -> None:
     with pytest.raises(LangError) as info:
         bounded_calls(max(20_000, 20 * len(text)), parse_script, text)

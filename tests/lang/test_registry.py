@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from mmshell.lang import registry
-from mmshell.lang.grammar import Arg, Flags, Group, Kind, Option, Switch
-from mmshell.lang.parser import parse_command
-from mmshell.lang.settings import SettingKind
+from mmshell.lang.grammar import Arg, Flags, Group, Kind, Nests, Option, Switch
+from mmshell.lang.parser import parse_command, parse_line
+from mmshell.lang.registry import COMMANDS, SETTINGS, setting
+from mmshell.lang.settings import FAULT_POINTS, SettingKind
 
 CONTRACT = Path("/work/shared/spec/mmsh-language.md")
 
@@ -52,13 +53,15 @@ def test_optional_positionals_come_last() -> None:
 def test_executor_arg_keys() -> None:
     keys = {s.name: set(s.grammar.defaults()) for s in registry.COMMANDS}
     assert keys == {
-        "set": {"setting", "value", "point", "more1", "more2", "more3"}, "swapon": {"name", "size", "kind", "prio"},
+        "set": {"setting", "value", "point", "more1", "more2", "more3"},
+        "swapon": {"name", "size", "kind", "prio"},
         "swapoff": {"name"}, "fork": set(), "switch": {"pid"}, "at": {"pid", "command"},
         "exit": {"pid"}, "mmap": {"name", "size", "prot", "advice", "at"}, "munmap": {"range"},
         "touch": {"range", "access"}, "check": {"range"}, "madvise": {"range", "advice"},
         "mprotect": {"range", "prot"}, "mremap": {"range", "newname", "size", "at"},
         "uffd_register": {"range"}, "uffd_move": {"src", "dst"}, "reclaim": {"size"},
-        "khugepaged": set(), "show": {"view", "range", "name", "all", "map"}, "trace": {"on"}, "explain": {"on"},
+        "khugepaged": set(), "show": {"view", "range", "name", "all", "map"}, "trace": {"on"},
+        "explain": {"on"},
         "if": {"setting", "value", "command"}, "expect": {"path", "op", "value"},
         "expect_fails": {"command"}, "help": {"topic"}, "source": {"path"}, "pause": {"text"},
         "export": {"what", "path"},
@@ -146,3 +149,80 @@ def test_every_contract_command_is_registered() -> None:
             words = ["@"]
         spec, n = registry.match(words)
         assert spec is not None, row
+
+
+# -- traits: each command's and each setting's, declared once in the registry ----------------------------
+
+def test_every_command_has_a_handler_in_each_backend_or_a_reason() -> None:
+    """The simulator runs every command; the live kernel runs each one whose entry says it
+    does, and refuses the rest with the reason the entry gives (never a missing handler)."""
+    from mmshell.kernel.runner import HANDLERS as LIVE
+    from mmshell.lang.execute import HANDLERS as SIM
+
+    assert set(SIM) == {s.name for s in COMMANDS}
+    for spec in COMMANDS:
+        if spec.live is True:
+            assert spec.name in LIVE, f"{spec.name}: no live handler and no reason it is refused live"
+        else:
+            assert isinstance(spec.live, str) and spec.live, spec.name
+            assert spec.name not in LIVE, f"{spec.name}: a live handler, yet refused live ({spec.live})"
+
+
+def test_nesting_trait_matches_the_grammar() -> None:
+    """A command nests exactly when its grammar takes a COMMAND."""
+    for spec in COMMANDS:
+        takes = any(getattr(p, "kind", None) is Kind.COMMAND for p in spec.grammar.positionals)
+        assert takes == (spec.nests is not Nests.NO), spec.name
+
+
+@pytest.mark.parametrize("line, looks, summary", [
+    ("show vmas", True, False), ("@2 show pt", True, False), ("if thp never: expect pid == 1", True, False),
+    ("check", True, False), ("check a", False, True), ("@2 check a", False, True), ("switch 2", True, False),
+    ("touch a", False, True), ("expect fails touch a", True, False), ("set thp always", False, True),
+    ("trace on", True, False),
+])
+def test_traits_through_nesting(line: str, looks: bool, summary: bool) -> None:
+    cmd = parse_line(line)[0]
+    assert registry.only_looks(cmd) is looks
+    assert registry.shows_changes(cmd) is summary
+
+
+def test_unwrap() -> None:
+    cmd = parse_line("@2 if thp never: expect fails @3 touch a")[0]
+    assert registry.unwrap(cmd).name == "expect_fails"
+    assert registry.unwrap(cmd, into_refusal=True).name == "touch"
+    assert registry.unwrap(parse_line("expect fails mmpa a 2M")[0], into_refusal=True).name == "expect_fails"
+
+
+def test_each_setting_names_its_config_field_and_live_knob() -> None:
+    from mmshell.mm.config import Config
+
+    cfg = Config()
+    for spec in SETTINGS:
+        if spec.display:                      # kept by the session: neither Config nor a knob
+            assert not spec.field and not spec.knob, spec.name
+            continue
+        assert hasattr(cfg, spec.field), spec.name
+        if spec.live is not True:
+            assert isinstance(spec.live, str) and spec.live and not spec.knob, spec.name
+        elif spec.name not in ("pmd_swap", "deposit"):     # a build of the kernel, not a knob
+            assert spec.knob.startswith(("/sys/", "/proc/sys/")), spec.name
+    assert setting("zswap").knob_text(True) == "Y" and setting("use_zero_page").knob_text(False) == "0"
+    assert setting("max_ptes_none").from_knob("511") == 511 and setting("thp").from_knob("never") == "never"
+
+
+def test_word_lists_come_from_the_kernel_types() -> None:
+    from mmshell.kernel import syscalls as sc
+    from mmshell.mm.config import FaultPoint
+    from mmshell.mm.swap_info import SwapKind
+    from mmshell.views.render import VIEW_NAMES
+
+    assert FAULT_POINTS == tuple(p.value for p in FaultPoint)
+    assert registry.SWAP_KINDS == tuple(k.value for k in SwapKind)
+    assert VIEW_NAMES is registry.VIEWS
+    # the simulated kernel's MADV_* numbers are the system call's (include/uapi/asm-generic/mman-common.h)
+    assert {a.name: int(a) for a in registry.ADVICE.values()} == {
+        "MADV_DONTNEED": 4, "MADV_FREE": 8, "MADV_HUGEPAGE": 14, "MADV_NOHUGEPAGE": 15, "MADV_COLD": 20,
+        "MADV_PAGEOUT": 21, "MADV_COLLAPSE": 25}
+    assert sc.prot_of(registry.PROT_FLAGS["rw"]) == sc.PROT_READ | sc.PROT_WRITE
+    assert sc.prot_of(registry.PROT_FLAGS["none"]) == sc.PROT_NONE

@@ -16,6 +16,8 @@ import pytest
 
 from mmsh_helpers import Run
 
+pytestmark = pytest.mark.slow      # 536 cases of a tenth of a second or more: a minute in all
+
 STATES = {
     "present": "",
     "zram": "madvise a pageout",

@@ -51,7 +51,8 @@ import mmsh_oracles as oracles
 import mmsh_reach as reach
 from mmsh_state import diff_dumps, state_dump
 from mmshell.lang.errors import LangError
-from mmshell.lang.execute import READ_ONLY, ExpectError, execute
+from mmshell.lang.execute import ExpectError, execute
+from mmshell.lang.registry import unwrap
 from mmshell.lang.parser import Command, parse_line
 from mmshell.lang.session import Session
 from mmshell.mm.check import check_invariants
@@ -822,15 +823,11 @@ def _parse(text: str) -> int:
 
 
 def _inner(cmd: Command) -> Command:
-    while cmd.name in ("at", "if", "expect_fails") and "command" in cmd.args:
-        cmd = cmd.args["command"]
-    return cmd
+    return unwrap(cmd, into_refusal=True)
 
 
 def _only_looks(cmd: Command) -> bool:
     """Commands that must leave the state exactly as it was (trace flips a switch, so it does not count)."""
     if cmd.name == "expect_fails":
         return False        # the inner command may succeed, and then it has its effect
-    if cmd.name == "check":
-        return cmd.args.get("range") is None
-    return cmd.name in READ_ONLY and cmd.name != "trace"
+    return cmd.spec.only_looks(cmd.args) and cmd.name not in ("trace", "switch")

@@ -225,6 +225,7 @@ def test_check_prints_through_the_command_line(capsys) -> None:
 ARRAYS = ("flags", "order", "mapcount", "entire_mapcount", "data", "index", "anon_vma")
 
 
+@pytest.mark.slow
 @settings(max_examples=int(os.environ.get("MMSHELL_CORRUPT_EXAMPLES", 300)), deadline=None, database=None,
           derandomize=True, suppress_health_check=list(HealthCheck))
 @given(st.integers(0, 2**32 - 1), st.sampled_from(ARRAYS + ("swap_map", "pte", "cache", "lru")))

@@ -17,6 +17,8 @@ and comparing stops for that example; EQUIV counts how often and why.
 
 from __future__ import annotations
 
+import pytest
+
 from array import array
 from collections import Counter
 
@@ -36,6 +38,8 @@ from mmshell.mm.config import Config
 from mmshell.mm.constants import HPAGE_PMD_NR
 from mmshell.mm.errors import MmError, VmBug
 from mmshell.mm.pgtable import PmdKind
+
+pytestmark = pytest.mark.slow      # Hypothesis: both modes on the same random scripts
 
 EQUIV: Counter = Counter()
 

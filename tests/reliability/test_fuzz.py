@@ -25,6 +25,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from mmsh_fuzz import VOCAB, run_checked
 from mmshell.lang import registry
 
+pytestmark = pytest.mark.slow      # fuzzers: seconds to minutes
+
 # The subprocesses import this checkout, wherever the package was installed from.
 SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 

@@ -11,6 +11,8 @@ import pytest
 
 from mmsh_helpers import bounded_calls, run
 
+pytestmark = pytest.mark.slow      # each drives the simulation to one of its limits: seconds each
+
 #: Python calls a case may make: about 4 times what the largest takes (15 million), far below a walk
 #: page by page of a 1T region (268 million pages).
 WORK = 60_000_000

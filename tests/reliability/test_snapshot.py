@@ -13,6 +13,7 @@ import dataclasses
 import enum
 from array import array
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mmsh_fuzz import session
@@ -73,6 +74,7 @@ def shadow_ops(draw):
     return base, writes, ops
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, database=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @given(shadow_ops())

@@ -35,6 +35,8 @@ import mmsh_machine as machine
 import mmsh_reach as reach
 from mmsh_profiles import PROFILE, stateful_settings
 
+pytestmark = pytest.mark.slow      # Hypothesis state machines: minutes per mode
+
 MIN_STEPS_CI = 15_000
 
 

@@ -22,6 +22,8 @@ from mmshell.mm.check_data import check_data
 from mmshell.mm.config import Config
 from mmshell.mm.errors import MmError, VmBug
 
+pytestmark = pytest.mark.slow      # every command refused in many states, each checked whole: minutes
+
 #: A machine with a bit of everything: THPs present and swapped, PTE-mapped pages, a
 #: child sharing them, a disk device whose folios stay in the swap cache.
 BUSY = ("set ram 32M; swapon z0 16M; swapon d0 16M kind disk prio 5; mmap a 4M hugepage; mmap b 1M; "

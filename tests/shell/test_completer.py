@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mmsh_helpers import run
@@ -223,6 +224,7 @@ def _shared() -> MmshCompleter:
     return _completer()
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(text=st.one_of(st.text(max_size=60),
                       st.lists(st.one_of(_LANG_CHARS, _LANG_WORDS), max_size=20).map("".join)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mmsh_helpers import run
 
-from mmshell.lang.expect import evaluate
+from mmshell.lang.sim_observer import evaluate
 from mmshell.shell.paths import PathShape, path_candidates, path_shapes
 
 SETUP = "swapon s0 64M\nmmap a 4M hugepage\ntouch a\nmadvise a pageout\n"

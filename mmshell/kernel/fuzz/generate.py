@@ -57,7 +57,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ...lang import expect as sim_expect
+from ...lang.expect import PathError
+from ...lang.sim_observer import evaluate
 from ...lang.runner import StepRecord, run_text
 from ...lang.session import Session
 from ...lang.values import format_offset, format_size
@@ -147,8 +148,8 @@ class SimModel:
         saved = s.pid
         try:
             s.pid = s.pid if pid is None else pid
-            return sim_expect.evaluate(s, path)
-        except (sim_expect.PathError, MmError):
+            return evaluate(s, path)
+        except (PathError, MmError):
             return None
         finally:
             s.pid = saved

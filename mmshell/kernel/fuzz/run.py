@@ -239,7 +239,7 @@ class Fuzzer:
             return 1
         if not self.reproduces(name, script.lines, sig):
             self.stats.noise.append(f"{name}: {first.what} at line {first.line}")
-            self.say(f"  not seen again on a second run: counted as noise")
+            self.say("  not seen again on a second run: counted as noise")
             return None
         self.say(f"  seen again; shrinking (at most {SHRINK_BUDGET} runs)")
         minimal, calls = shrink(script.lines, lambda c: self.reproduces(name, c, sig), fixed=len(HEADER),

@@ -1,42 +1,46 @@
-"""The live-kernel handler of each .mmsh command (the counterpart of lang/execute.py)."""
+"""The live kernel as a backend: the handler of each .mmsh command that acts on memory.
+
+The counterpart of lang/execute.py: each handler does through the worker
+processes' system calls (kernel/process.py), the swap devices, the sysfs knobs
+and the memory cgroup what the simulator's does through mm/, and keeps the
+shadow of page contents that `check` compares with.  The language's own
+commands (`@PID`, `if`, `switch`, `expect`, `expect fails`, `source`, `help`)
+are lang/control.py's, registered here as they are.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
+from typing import Callable
 
-from ..lang import registry
-from ..lang.errors import SOURCE_NESTED, not_refused, switch_under_at
-from ..lang.expectation import PathError, compare, parse_expected
-from ..lang.parser import Command, Unparsed
-from ..lang.steps import back_to, exit_of
+from ..lang import control, memory, registry
+from ..lang.backend import Handler, OnSession, StepOutput
+from ..lang.parser import Command
 from ..lang.values import pages
 from ..mm.constants import MMAP_BASE, TASK_SIZE
+from ..mm.vma import VM
 from . import procfs, syscalls as sc, tunables as tun
 from .devices import DeviceError
-from .syscalls import PAGE_IS_PRESENT, PAGE_IS_SWAPPED
-from .observe import NotObservable, evaluate
 from .process import WorkerError
-from .runner import HANDLERS, HPAGE, PAGE, ExpectError, LiveOutput, LiveSession, Refused, Unsupported, handler
+from .session import HPAGE, PAGE, LiveSession, Refused, Unsupported, handler
+from .syscalls import PAGE_IS_PRESENT, PAGE_IS_SWAPPED
 from .views import show_view
-
-_TUNE_FILES = {
-    "use_zero_page": tun.THP / "use_zero_page",
-    "max_ptes_swap": tun.KHUGEPAGED / "max_ptes_swap",
-    "max_ptes_none": tun.KHUGEPAGED / "max_ptes_none",
-    "max_ptes_shared": tun.KHUGEPAGED / "max_ptes_shared",
-    "page_cluster": tun.PAGE_CLUSTER,
-}
-
 
 # -- machine set-up ---------------------------------------------------------------------------------
 
 @handler("set")
-def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_set(s: LiveSession, cmd: Command) -> StepOutput:
     name, value = cmd.args["setting"], cmd.args["value"]
+    if name == "display":                   # a grammar case of `set`, not a setting
+        raise Unsupported("'set display' chooses what mmshell run and the shell draw after each step; "
+                          "the live runner prints each step's changes")
+    spec = registry.setting(name)
+    if spec.live is not True:
+        raise Unsupported(str(spec.live))
     t = s.machine.tunables
-    out = LiveOutput(changed=False)
-    if registry.setting(name).display:
+    out = StepOutput(changed=False)
+    if spec.display:
         out.notes.append(f"set {name}: the live runner always lists the counters it watches, and never pages")
     elif name == "pmd_swap":
         if value and not s.machine.has_series:
@@ -49,7 +53,7 @@ def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
         was_running = tun.khugepaged_running()
         before = tun.full_scans()
         try:
-            t.set(tun.THP / "enabled", value)
+            t.set(Path(spec.knob), value)
         except tun.TunableError as e:
             raise Refused(f"EIO: {e}") from None
         if not was_running and tun.khugepaged_running():
@@ -62,30 +66,20 @@ def do_set(s: LiveSession, cmd: Command) -> LiveOutput:
                              "(start_stop_khugepaged)")
             out.changed = True
     elif name == "zswap":
-        if not tun.ZSWAP_ENABLED.exists():
+        if not Path(spec.knob).exists():
             raise Unsupported("this kernel has no zswap (CONFIG_ZSWAP=n)")
-        t.set(tun.ZSWAP_ENABLED, "Y" if value else "N")
+        t.set(Path(spec.knob), spec.knob_text(value))
         if value:
             out.notes.append("zswap was enabled: zswap_never_enabled() is false on this machine "
                              "until it reboots")
-    elif name == "ram":
-        raise Unsupported("'set ram' sizes the simulated machine; the live machine has the memory it has")
-    elif name == "fail":
-        raise Unsupported("fault injection ('set fail') exists only in the simulator")
-    elif name == "display":
-        raise Unsupported("'set display' chooses what mmshell run and the shell draw after each step; "
-                          "the live runner prints each step's changes")
     elif name == "deposit":
         if value == "lazy":
             raise Unsupported("the running kernel deposits a PTE table with every PMD-level entry; "
                               "'set deposit lazy' is a what-if of the simulator")
-    elif name in _TUNE_FILES:
-        text = ("1" if value else "0") if name == "use_zero_page" else str(value)
-        if name.startswith("max_ptes") and not 0 <= value <= 511:
-            raise Refused(f"EINVAL: {name} must be 0..511")
-        t.set(_TUNE_FILES[name], text)
     else:
-        raise Refused(f"EINVAL: unknown setting {name!r}")
+        if spec.out_of_range(value):
+            raise Refused(f"EINVAL: {spec.out_of_range(value)}")
+        t.set(Path(spec.knob), spec.knob_text(value))
     return out
 
 
@@ -99,7 +93,7 @@ def _wait_scans(before: int) -> bool:
 
 
 @handler("swapon")
-def do_swapon(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_swapon(s: LiveSession, cmd: Command) -> StepOutput:
     a = cmd.args
     kind = a["kind"] or "zram"
     if a["prio"] is not None and not -1 <= a["prio"] <= 32767:
@@ -119,12 +113,12 @@ def do_swapon(s: LiveSession, cmd: Command) -> LiveOutput:
         raise Refused(f"{e.errno_name}: {e}") from None
     except OSError as e:
         raise Refused(f"{sc.errno_name(e.errno or 0)}: swapon {a['name']}: {e.strerror or e}") from None
-    return LiveOutput(lines=[f"swap {dev.name}: {kind} {dev.path}, {dev.size >> 10} kB, priority "
+    return StepOutput(lines=[f"swap {dev.name}: {kind} {dev.path}, {dev.size >> 10} kB, priority "
                              f"{prio} (script {script_prio}), swap type {dev.type}"])
 
 
 @handler("swapoff")
-def do_swapoff(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_swapoff(s: LiveSession, cmd: Command) -> StepOutput:
     name = cmd.args["name"]
     if s.devices.get(name) is None:
         raise Refused(f"ENOENT: no swap device {name!r}")
@@ -134,69 +128,32 @@ def do_swapoff(s: LiveSession, cmd: Command) -> LiveOutput:
         raise Refused(f"{e.errno_name}: {e}") from None
     except OSError as e:
         raise Refused(f"{sc.errno_name(e.errno or 0)}: swapoff {name}: {e.strerror or e}") from None
-    return LiveOutput()
+    return StepOutput()
 
 
 # -- processes ------------------------------------------------------------------------------------------
 
-def _check_pid(s: LiveSession, pid: int) -> None:
-    try:
-        s.machine.procs.get(pid)
-    except KeyError:
-        raise Refused(f"ESRCH: no process {pid}") from None
-
-
-@handler("at")
-def do_at(s: LiveSession, cmd: Command) -> LiveOutput:
-    pid, inner = cmd.args["pid"], cmd.args["command"]
-    _check_pid(s, pid)
-    if inner.name == "switch":
-        raise Refused(f"EINVAL: {switch_under_at(pid, s.pid)}")
-    if inner.name == "exit":            # `@2 exit` is `exit 2`: the current process stays current
-        return do_exit(s, exit_of(inner, pid))
-    current, parent = s.pid, s.machine.procs.get(s.pid).parent
-    s.pid = pid
-    try:
-        return _dispatch(s, inner)
-    finally:
-        s.pid = back_to(current, parent, {p for p, _ in s.live_pids()})
-
-
-def _dispatch(s: LiveSession, inner: Command) -> LiveOutput:
-    fn = HANDLERS.get(inner.name)
-    if fn is None:
-        raise Unsupported(f"'{' '.join(inner.spec.words)}' has no live-kernel counterpart")
-    return fn(s, inner)
-
-
 @handler("fork")
-def do_fork(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_fork(s: LiveSession, cmd: Command) -> StepOutput:
     child = s.machine.procs.fork(s.pid, list(s.names().values()))
     s.regions[child.spid] = dict(s.names())
     s.shadow.copy_process(s.pid, child.spid)
-    return LiveOutput(lines=[f"child pid {child.spid}"])
-
-
-@handler("switch")
-def do_switch(s: LiveSession, cmd: Command) -> LiveOutput:
-    _check_pid(s, cmd.args["pid"])
-    s.pid = cmd.args["pid"]
-    return LiveOutput(changed=False, lines=[f"pid {s.pid}"])
+    return StepOutput(lines=[f"child pid {child.spid}"])
 
 
 @handler("exit")
-def do_exit(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_exit(s: LiveSession, cmd: Command) -> StepOutput:
     pid = cmd.args["pid"] if cmd.args["pid"] is not None else s.pid
     if pid == 1:
         raise Refused("EPERM: pid 1 cannot exit")
-    _check_pid(s, pid)
-    parent = s.machine.procs.get(pid).parent
+    s.check_pid(pid)
+    parent = s.parent_of(pid)
     s.machine.procs.exit(pid)
     s.regions.pop(pid, None)
     s.shadow.drop_process(pid)
     if s.pid == pid:
-        s.pid = parent if parent is not None and parent in {p for p, _ in s.live_pids()} else 1
-    return LiveOutput(lines=[f"pid {pid} exited; current pid {s.pid}"])
+        s.pid = parent if parent is not None and parent in s.alive() else 1
+    return StepOutput(lines=[f"pid {pid} exited; current pid {s.pid}"])
 
 
 # -- memory ------------------------------------------------------------------------------------------------
@@ -220,11 +177,9 @@ def get_unmapped_area(s: LiveSession, length: int) -> int:
 
 
 @handler("mmap")
-def do_mmap(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_mmap(s: LiveSession, cmd: Command) -> StepOutput:
     a = cmd.args
-    name = a["name"]
-    if name in s.names():
-        raise Refused(f"EEXIST: region {name!r} already exists in pid {s.pid}")
+    name = s.new_name(a["name"], "mmap")
     if a["size"] <= 0:
         raise Refused("EINVAL: length must be positive")
     length = (a["size"] + PAGE - 1) & ~(PAGE - 1)
@@ -239,24 +194,16 @@ def do_mmap(s: LiveSession, cmd: Command) -> LiveOutput:
             raise Refused(f"EPERM: address {addr:#x} is below mmap_min_addr")
     else:
         addr = get_unmapped_area(s, length)
-    advice = {"hugepage": sc.MADV_HUGEPAGE, "nohugepage": sc.MADV_NOHUGEPAGE}.get(a["advice"])
+    advice = int(registry.ADVICE[a["advice"]]) if a["advice"] else None
     try:
-        s.machine.procs.call(s.pid, "mmap", addr, length, sc.PROTS[a["prot"] or "rw"], advice)
+        prot = sc.prot_of(registry.PROT_FLAGS[a["prot"] or "rw"])
+        s.machine.procs.call(s.pid, "mmap", addr, length, prot, advice)
     except WorkerError as e:
         if e.errno_name == "EEXIST":
             raise Refused(f"EEXIST: {addr:#x}+{length:#x} overlaps an existing mapping") from None
         raise Refused(f"{e.errno_name}: {e.message}") from None
     s.names()[name] = (addr, length)
-    return LiveOutput(lines=[f"{name} = {addr:#x}-{addr + length:#x}"])
-
-
-@handler("munmap")
-def do_munmap(s: LiveSession, cmd: Command) -> LiveOutput:
-    start, length = s.resolve_range(cmd.args["range"], "munmap")
-    s.own_range(start, length, "munmap")
-    s.call("munmap", start, length)
-    s.shadow.zero(s.pid, start, start + _pages(length) * PAGE)
-    return LiveOutput()
+    return StepOutput(lines=[f"{name} = {addr:#x}-{addr + length:#x}"])
 
 
 def _pages(length: int) -> int:
@@ -304,7 +251,7 @@ def _check_access(s: LiveSession, start: int, end: int, write: bool) -> None:
 
 
 @handler("touch")
-def do_touch(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_touch(s: LiveSession, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "touch")
     s.walk_limit("touch", length)
     s.own_range(start, length, "touch")
@@ -317,11 +264,11 @@ def do_touch(s: LiveSession, cmd: Command) -> LiveOutput:
         s.shadow.write(s.pid, start, n, first)
     else:
         s.call("load", [(start, n)])
-    return LiveOutput(lines=[f"{pages(n)} {'written' if write else 'read'}"])
+    return StepOutput(lines=[f"{pages(n)} {'written' if write else 'read'}"])
 
 
 @handler("check")
-def do_check(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_check(s: LiveSession, cmd: Command) -> StepOutput:
     if cmd.args.get("range") is None:
         return _check_all(s)
     start, length = s.resolve_range(cmd.args["range"], "check")
@@ -341,10 +288,10 @@ def do_check(s: LiveSession, cmd: Command) -> LiveOutput:
         addr, actual = first_bad
         raise Refused(f"EIO: page {s.describe(addr)} reads {actual:#x}, last written "
                       f"{s.shadow.expected(s.pid, addr)[0]:#x} ({nbad} bad page(s))")
-    return LiveOutput(lines=[f"check: {pages(n)} read back what was written"])
+    return StepOutput(lines=[f"check: {pages(n)} read back what was written"])
 
 
-def _check_all(s: LiveSession) -> LiveOutput:
+def _check_all(s: LiveSession) -> StepOutput:
     """Every present page of every process reads what was written; swapped pages are not faulted in."""
     present = swapped = unreadable = 0
     problems: list[str] = []
@@ -372,7 +319,7 @@ def _check_all(s: LiveSession) -> LiveOutput:
                                                 f"written {s.shadow.expected(spid, p)[0]:#x}")
     if bad:
         raise Refused(f"EFAULT: {bad} problem(s): " + "; ".join(problems))
-    return LiveOutput(changed=False, lines=[
+    return StepOutput(changed=False, lines=[
         f"check: {pages(present)} present read back what was written; {pages(swapped)} swapped out "
         "not read (that would fault them in)" + (f", {unreadable} in PROT_NONE mappings not read"
                                                   if unreadable else "")
@@ -380,15 +327,15 @@ def _check_all(s: LiveSession) -> LiveOutput:
 
 
 @handler("madvise")
-def do_madvise(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_madvise(s: LiveSession, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["range"], "madvise")
     s.own_range(start, length, "madvise")
     advice = cmd.args["advice"]
     end = start + _pages(length) * PAGE
     present = list(procfs.page_runs(s.kpid(), start, end, PAGE_IS_PRESENT)) if advice == "free" else []
-    out = LiveOutput()
+    out = StepOutput()
     try:
-        s.call("madvise", start, length, sc.ADVICE[advice])
+        s.call("madvise", start, length, int(registry.ADVICE[advice]))
     finally:
         if advice == "dontneed":
             s.shadow.zero(s.pid, start, end)
@@ -410,63 +357,8 @@ def _foreign_swap(s: LiveSession, start: int, end: int) -> list[str]:
     return []
 
 
-@handler("mprotect")
-def do_mprotect(s: LiveSession, cmd: Command) -> LiveOutput:
-    start, length = s.resolve_range(cmd.args["range"], "mprotect")
-    s.own_range(start, length, "mprotect")
-    s.call("mprotect", start, length, sc.PROTS[cmd.args["prot"]])
-    return LiveOutput()
-
-
-@handler("mremap")
-def do_mremap(s: LiveSession, cmd: Command) -> LiveOutput:
-    a = cmd.args
-    name = a["newname"]
-    if name in s.names():
-        raise Refused(f"EEXIST: region {name!r} already exists in pid {s.pid}")
-    start, length = s.resolve_range(a["range"], "mremap")
-    s.own_range(start, length, "mremap")
-    new_len = a["size"] if a["size"] is not None else length
-    if new_len <= 0:
-        raise Refused("EINVAL: new size must be positive")
-    old_len = _pages(length) * PAGE
-    new_len = _pages(new_len) * PAGE
-    s.may_expand("mremap", new_len - old_len)
-    if a["at"] is not None:
-        new = s.resolve_addr(a["at"], "mremap")
-        if new % PAGE:
-            raise Refused(f"EINVAL: address {new:#x} not page aligned")
-        if new + new_len > TASK_SIZE:
-            raise Refused("EINVAL: range beyond the user address space")
-        if new < start + old_len and start < new + new_len:
-            raise Refused("EINVAL: old and new ranges overlap")
-        _free_or_own(s, new, new_len, "mremap")
-    else:
-        # A plain MREMAP_MAYMOVE needs the range inside one VMA (EFAULT otherwise); the
-        # MREMAP_FIXED the runner moves it with would move several (6.17+ remap_move()).
-        if not any(lo <= start and start + old_len <= hi for lo, hi, _p, _n in procfs.maps(s.kpid())):
-            raise Refused(f"EFAULT: {start:#x}-{start + old_len:#x} is not inside one VMA (mremap without "
-                          "`at` is MREMAP_MAYMOVE)")
-        new = get_unmapped_area(s, new_len)
-    got = s.call("mremap", start, old_len, new_len, new)
-    moved = min(old_len, new_len)
-    s.shadow.zero(s.pid, got, got + new_len)
-    s.shadow.move(s.pid, start, got, moved)
-    s.shadow.zero(s.pid, start, start + old_len)
-    s.names()[name] = (got, new_len)
-    return LiveOutput(lines=[f"{name} = {got:#x}-{got + new_len:#x}"])
-
-
-@handler("uffd_register")
-def do_uffd_register(s: LiveSession, cmd: Command) -> LiveOutput:
-    start, length = s.resolve_range(cmd.args["range"], "uffd register")
-    s.own_range(start, length, "uffd register")
-    s.call("uffd_register", start, length)
-    return LiveOutput()
-
-
 @handler("uffd_move")
-def do_uffd_move(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_uffd_move(s: LiveSession, cmd: Command) -> StepOutput:
     start, length = s.resolve_range(cmd.args["src"], "uffd move")
     s.walk_limit("uffd move", length)
     s.own_range(start, length, "uffd move")
@@ -480,19 +372,19 @@ def do_uffd_move(s: LiveSession, cmd: Command) -> LiveOutput:
             s.shadow.move(s.pid, start, dst, done)
         raise Refused(f"{e.errno_name}: {e.message} (moved {done} of {length} bytes)") from None
     s.shadow.move(s.pid, start, dst, moved)
-    return LiveOutput(lines=[f"moved {moved} bytes"])
+    return StepOutput(lines=[f"moved {moved} bytes"])
 
 
 @handler("khugepaged")
-def do_khugepaged(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_khugepaged(s: LiveSession, cmd: Command) -> StepOutput:
     if not tun.khugepaged_running():
-        return LiveOutput(lines=["khugepaged: not running (PMD-size THP is disabled): nothing scanned"])
+        return StepOutput(lines=["khugepaged: not running (PMD-size THP is disabled): nothing scanned"])
     s.machine.tunables.khugepaged_pass()
-    return LiveOutput(lines=["khugepaged: one full pass over every registered process"])
+    return StepOutput(lines=["khugepaged: one full pass over every registered process"])
 
 
 @handler("reclaim")
-def do_reclaim(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_reclaim(s: LiveSession, cmd: Command) -> StepOutput:
     """Reclaim in the workers' memory cgroup (cgroup.py): the script's pages, never the machine's."""
     cg = s.machine.cgroup
     if cg is None:
@@ -505,14 +397,14 @@ def do_reclaim(s: LiveSession, cmd: Command) -> LiveOutput:
     n = max(freed, 0) // PAGE
     how = ("memory.force_empty" if cmd.args["size"] is None else "a lowered memory.limit_in_bytes") \
         if cg.version == 1 else "memory.reclaim"
-    return LiveOutput(lines=[f"reclaimed {pages(n)} ({n * 4} kB) in the workers' memory cgroup "
+    return StepOutput(lines=[f"reclaimed {pages(n)} ({n * 4} kB) in the workers' memory cgroup "
                              f"({how}, {passes} pass{'es' if passes != 1 else ''})"])
 
 
 # -- views and scripts ---------------------------------------------------------------------------------
 
 @handler("show")
-def do_show(s: LiveSession, cmd: Command) -> LiveOutput:
+def do_show(s: LiveSession, cmd: Command) -> StepOutput:
     a = cmd.args
     rng = s.resolve_range(a["range"], "show") if a.get("range") is not None else None
     if rng is not None and a["view"] == "pagemap":
@@ -524,101 +416,70 @@ def do_show(s: LiveSession, cmd: Command) -> LiveOutput:
                           "the simulator")
     if a["view"] == "walks":
         raise Unsupported("walker visit counts are the simulator's own tally; the kernel keeps none")
-    return LiveOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))
+    return StepOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))
 
 
-@handler("trace")
-def do_trace(s: LiveSession, cmd: Command) -> LiveOutput:
-    raise Unsupported("tracing the kernel functions a step goes through needs ftrace, which the live "
-                      "runner does not drive")
+for _name, _fn in control.HANDLERS.items():         # the language's own commands
+    handler(_name)(_fn)
 
 
-@handler("explain")
-def do_explain(s: LiveSession, cmd: Command) -> LiveOutput:
-    raise Unsupported("explain is built from the simulator's trace points; the live runner cannot see "
-                      "which kernel functions a step went through")
+# -- lang/memory.py's operations, through the worker's system calls ------------------------------
+
+class _Live(OnSession):
+    """The live kernel as lang/memory.py's Memory backend, over one LiveSession."""
+
+    def __init__(self, s: LiveSession) -> None:
+        self.s = s
+
+    def munmap(self, start: int, length: int) -> None:
+        s = self.s
+        s.own_range(start, length, "munmap")
+        s.call("munmap", start, length)
+        s.shadow.zero(s.pid, start, start + _pages(length) * PAGE)
+
+    def mprotect(self, start: int, length: int, flags: VM) -> None:
+        self.s.own_range(start, length, "mprotect")
+        self.s.call("mprotect", start, length, sc.prot_of(flags))
+
+    def mremap(self, start: int, length: int, new_len: int, at: int | None) -> tuple[int, int]:
+        s = self.s
+        s.own_range(start, length, "mremap")
+        if new_len <= 0:
+            raise Refused("EINVAL: new size must be positive")
+        old_len = _pages(length) * PAGE
+        new_len = _pages(new_len) * PAGE
+        s.may_expand("mremap", new_len - old_len)
+        if at is not None:
+            new = at
+            if new % PAGE:
+                raise Refused(f"EINVAL: address {new:#x} not page aligned")
+            if new + new_len > TASK_SIZE:
+                raise Refused("EINVAL: range beyond the user address space")
+            if new < start + old_len and start < new + new_len:
+                raise Refused("EINVAL: old and new ranges overlap")
+            _free_or_own(s, new, new_len, "mremap")
+        else:
+            # A plain MREMAP_MAYMOVE needs the range inside one VMA (EFAULT otherwise); the
+            # MREMAP_FIXED the runner moves it with would move several (6.17+ remap_move()).
+            if not any(lo <= start and start + old_len <= hi for lo, hi, _p, _n in procfs.maps(s.kpid())):
+                raise Refused(f"EFAULT: {start:#x}-{start + old_len:#x} is not inside one VMA (mremap "
+                              "without `at` is MREMAP_MAYMOVE)")
+            new = get_unmapped_area(s, new_len)
+        got = s.call("mremap", start, old_len, new_len, new)
+        moved = min(old_len, new_len)
+        s.shadow.zero(s.pid, got, got + new_len)
+        s.shadow.move(s.pid, start, got, moved)
+        s.shadow.zero(s.pid, start, start + old_len)
+        return got, new_len
+
+    def uffd_register(self, start: int, length: int) -> None:
+        self.s.own_range(start, length, "uffd register")
+        self.s.call("uffd_register", start, length)
 
 
-@handler("if")
-def do_if(s: LiveSession, cmd: Command) -> LiveOutput:
-    if not _setting_is(s, cmd.args["setting"], cmd.args["value"]):
-        return LiveOutput(changed=False)
-    return _dispatch(s, cmd.args["command"])
+def _on_live(fn: Callable[[_Live, Command], StepOutput]) -> Handler[LiveSession]:
+    return lambda s, cmd: fn(_Live(s), cmd)
 
 
-def _setting_is(s: LiveSession, name: str, value: Any) -> bool:
-    if registry.setting(name).display:          # the live runner keeps them at their defaults
-        return registry.setting(name).default == value
-    if name == "pmd_swap":
-        return s.machine.has_series == value
-    if name == "thp":
-        return tun.read_knob(tun.THP / "enabled") == value
-    if name == "zswap":
-        return tun.ZSWAP_ENABLED.exists() and (tun.read_knob(tun.ZSWAP_ENABLED) == "Y") == value
-    if name == "use_zero_page":
-        return (tun.read_knob(_TUNE_FILES[name]) == "1") == value
-    if name in _TUNE_FILES:
-        return int(tun.read_knob(_TUNE_FILES[name])) == value
-    if name == "ram":
-        return procfs.meminfo()["MemTotal"] * 1024 == value
-    if name == "deposit":
-        return value == "eager"
-    return False
-
-
-@handler("expect")
-def do_expect(s: LiveSession, cmd: Command) -> LiveOutput:
-    a = cmd.args
-    try:
-        reading = evaluate(s, a["path"])
-        expected = parse_expected(str(a["value"]), a["path"])
-        ok = compare(reading.value, a["op"], expected)
-    except PathError as e:
-        raise ExpectError(str(e)) from None
-    except NotObservable as e:
-        return LiveOutput(changed=False, not_observable=str(e))
-    out = LiveOutput(changed=False, value=reading.value)
-    if reading.proxy:
-        out.notes.append(f"{a['path']} read through a proxy: {reading.proxy}")
-    if not ok:
-        out.failed_expect = f"expected {a['path']} {a['op']} {a['value']}, actual {reading.value}"
-    return out
-
-
-@handler("expect_fails")
-def do_expect_fails(s: LiveSession, cmd: Command) -> LiveOutput:
-    inner = cmd.args["command"]
-    if isinstance(inner, Unparsed):           # a command that does not parse is refused too
-        return LiveOutput(changed=False, lines=[f"refused as expected: {inner.error}"])
-    if inner.name == "source":                # the runner runs `expect fails source` at the top level
-        raise Refused(f"EINVAL: {SOURCE_NESTED}")
-    try:
-        out = s.execute(inner)
-    except (Refused, ExpectError) as e:
-        return LiveOutput(changed=False, lines=[f"refused as expected: {e}"])
-    if out.not_observable:
-        return LiveOutput(changed=False, not_observable=out.not_observable)
-    if out.failed_expect and inner.name != "expect":
-        return LiveOutput(changed=False, failed_expect=out.failed_expect)
-    return LiveOutput(changed=False, failed_expect=not_refused(inner.text or str(inner), out.failed_expect))
-
-
-@handler("pause")
-def do_pause(s: LiveSession, cmd: Command) -> LiveOutput:
-    # a stop point of `mmshell run --step` and `present` in the simulator; here it does nothing
-    return LiveOutput(changed=False)
-
-
-@handler("source")
-def do_source(s: LiveSession, cmd: Command) -> LiveOutput:
-    # The runner reads files; a `source` reached here is nested in @PID or if.
-    raise Refused(f"EINVAL: {SOURCE_NESTED}")
-
-
-@handler("help")
-def do_help(s: LiveSession, cmd: Command) -> LiveOutput:
-    try:
-        text = registry.help_text(cmd.args.get("topic"))
-    except (KeyError, ValueError) as e:
-        raise Refused(f"EINVAL: {str(e).strip(chr(39) + chr(34))}") from None
-    return LiveOutput(changed=False, lines=text.splitlines())
+for _name, _mem in memory.HANDLERS.items():
+    handler(_name)(_on_live(_mem))
