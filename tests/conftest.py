@@ -43,6 +43,7 @@ def pytest_configure(config) -> None:
             stale.unlink()
 
 
+@pytest.hookimpl(tryfirst=True)       # before pytest-xdist reads the groups into the node ids
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         path = Path(str(item.fspath))
