@@ -1,0 +1,62 @@
+"""The views built from a backend's readings (views/source.py) draw what the views built from
+the simulator's core draw: the simulator's readings through `observed_view` give the same text
+and JSON as `show VIEW` (views/render.py), so the live kernel's readings, which fill the same
+fields, go through the very views the simulator uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmshell.lang.registry import LIVE_VIEWS, VIEWS
+from mmshell.lang.runner import run_text
+from mmshell.lang.session import Session
+from mmshell.views.console import render_text
+from mmshell.views.render import build_view
+from mmshell.views.sim_source import SimViews
+from mmshell.views.source import observed_view
+
+#: A machine with a THP, a split table with swap entries and present pages, the huge zero
+#: page, two swap devices, a second process and a VMA split by mprotect.
+SCRIPT = """set pmd_swap off
+swapon s0 64M
+swapon s1 16M prio 5
+mmap a 6M hugepage
+touch a
+mmap z 2M hugepage
+touch z read
+madvise a+2M:2M pageout
+touch a+2M:12K
+mprotect a+4M:1M r
+fork
+"""
+
+#: The views the simulator's observer feeds (smaps reads parts of VMAs from the core itself).
+FED = ("vmas", "pt", "map", "pagemap", "vmstat", "meminfo", "swap")
+
+
+@pytest.fixture(scope="module")
+def session() -> Session:
+    s = Session.boot(debug_vm=True)
+    assert run_text(s, SCRIPT, "t.mmsh").exit_status() == 0
+    return s
+
+
+@pytest.mark.parametrize("name", FED)
+@pytest.mark.parametrize("opts", [{}, {"all": True, "name": "s1", "pid": 2}, {"range": (0, 0)}])
+def test_observed_views_draw_what_the_core_views_draw(session, name, opts) -> None:
+    if "range" in opts:
+        start, length = session.names()["a"]
+        opts = {"range": (start + (1 << 20), length)}
+    elif name == "pagemap":
+        return
+    core = build_view(session, name, opts)
+    observed = observed_view(SimViews(session), name, opts)
+    assert render_text(observed) == render_text(core)
+    assert observed.to_json() == core.to_json()
+
+
+def test_every_view_has_a_live_trait() -> None:
+    assert set(LIVE_VIEWS) == {*VIEWS, "swap map"}
+    refused = {v for v, live in LIVE_VIEWS.items() if live is not True}
+    assert refused == {"swapcache", "walks", "swap map"}
+    assert all(isinstance(LIVE_VIEWS[v], str) and LIVE_VIEWS[v] for v in refused)
