@@ -39,6 +39,7 @@ from ..views.source import VmaFacts, observed_view
 from ..views.step import DeviceDigest, Digest
 from ..views.vmas import FLAG_WORDS
 from . import procfs
+from .session import STEP_VMSTAT
 from .map_cells import KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, kpage_words, live_map_cells, per_pfn
 from .syscalls import PAGE_IS_HUGE, PAGE_IS_PFNZERO
 
@@ -149,8 +150,6 @@ class LiveViews:
 
     # -- counters and devices ------------------------------------------------------------------------------
     def counters(self, every: bool) -> tuple[dict[str, int], dict[str, int]]:
-        from .session import STEP_VMSTAT
-
         now = procfs.vmstat()
         names = now if every else [n for n in STEP_VMSTAT if n in now]
         vm = {n: now[n] - self.base.vmstat.get(n, 0) for n in names}

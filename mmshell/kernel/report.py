@@ -65,6 +65,8 @@ class LiveRun:
         self.not_observable = 0
 
     def start(self, s: LiveSession) -> None:
+        # Printed has what the printer reads of a session; the rest (the kernel, `set display`'s
+        # views) it reads through LiveViews, so it is passed where a simulator Session goes
         self.printer = StepPrinter(Printed(s), json_mode=self.json_mode, quiet=self.quiet,  # type: ignore[arg-type]
                                    recorder=Recorder(keep=0), views=LiveViews(s))
 

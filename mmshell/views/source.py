@@ -141,7 +141,8 @@ def observed_view(obs: ViewObserver, name: str, opts: Mapping[str, Any] | None =
             view = smaps.SmapsView.of(pid, opts.get("name"), rows)
         case "vmstat":
             values, mthp = obs.counters(bool(opts.get("all")))
-            prev, prev_mthp = (previous.vmstat, previous.mthp) if hasattr(previous, "mthp") else (previous, None)
+            prev, prev_mthp = ((previous.vmstat, previous.mthp) if hasattr(previous, "mthp")
+                               else (previous, None))
             view = vmstat.VmstatView(values, mthp, prev, bool(opts.get("all")), prev_mthp)
         case "meminfo":
             title, fields = obs.meminfo_fields()

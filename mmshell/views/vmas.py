@@ -26,7 +26,8 @@ def vma_flag_words(vma: VmArea) -> list[str]:
     return [word for flag, word in FLAG_WORDS if vma.flags & flag]
 
 
-def vma_rows(vmas: list[tuple[int, int, str, int | None, list[str]]], names: Names | None) -> list[dict[str, Any]]:
+def vma_rows(vmas: list[tuple[int, int, str, int | None, list[str]]],
+             names: Names | None) -> list[dict[str, Any]]:
     """The view's rows of (start, end, perms, pgoff, flag words) of each VMA, with the regions they meet."""
     namer = AddrNamer(names)
     return [{"start": lo, "end": hi, "size": hi - lo, "perms": perms, "pgoff": pgoff, "flags": flags,
