@@ -92,6 +92,13 @@ class LiveRun:
         self.printer.final(source, outcome, where=f" on Linux {procfs_release()}", counts=extra)
 
 
+def cannot_run(what: str, name: str, e: MissingRequirement | SetupError) -> str:
+    """The line `mmshell kernel run|diff` prints when a script's live machine cannot be set up (exit 2)."""
+    if isinstance(e, MissingRequirement):
+        return f"mmshell kernel {what}: cannot run on the live kernel: missing {e}"
+    return f"mmshell kernel {what}: {name}: setting up the live machine failed: {e}"
+
+
 def procfs_release() -> str:
     return os.uname().release
 
@@ -153,11 +160,8 @@ def run_live(sources: list[tuple[str, str]], json_mode: bool = False, keep_going
         try:
             outcome, state, warnings = run_script_live(name, text, run, keep_going, start=run.start,
                                                        before=run.before)
-        except MissingRequirement as e:
-            print(f"mmshell kernel run: cannot run on the live kernel: missing {e}", file=sys.stderr)
-            return 2
-        except SetupError as e:
-            print(f"mmshell kernel run: {name}: setting up the live machine failed: {e}", file=sys.stderr)
+        except (MissingRequirement, SetupError) as e:
+            print(cannot_run("run", name, e), file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("mmshell kernel run: interrupted; everything set up was torn down", file=sys.stderr)
