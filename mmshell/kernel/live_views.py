@@ -26,6 +26,7 @@ NAME map` are refused (lang/registry.py LIVE_VIEWS).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +34,14 @@ from ..mm.task_mmu import SMAPS_FIELDS, PagemapEntry
 from ..mm.vma import VM
 from ..views.cells import PTRS, PmdCells
 from ..views.describe import NONE, PmdDesc, PteRun
-from ..views.fmt import AddrNamer
-from ..views.pagemap import fold_pagemap
+from ..views.fmt import AddrNamer, fold_words
+from ..views.pagemap import fold_pagemap, pagemap_steps
 from ..views.source import VmaFacts, observed_view
 from ..views.step import DeviceDigest, Digest
 from ..views.vmas import FLAG_WORDS
 from . import procfs
 from .session import STEP_VMSTAT
-from .map_cells import KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, kpage_words, live_map_cells, per_pfn
+from .map_cells import KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, kpage_words, live_map_cells
 from .syscalls import PAGE_IS_HUGE, PAGE_IS_PFNZERO
 
 if TYPE_CHECKING:
@@ -193,13 +194,34 @@ def _flags(e: PagemapEntry) -> tuple[str, ...]:
     return ("uffd-wp",) if e.uffd_wp else ()
 
 
-def _thp_blocks(pfns: list[int]) -> dict[int, bool]:
-    """Per 512-aligned pfn block of the large pages given: whether it is one compound page (a THP)."""
-    out = {}
-    for blk in sorted({p & ~(PTRS - 1) for p in pfns}):
-        words = kpage_words("/proc/kpageflags", blk, PTRS)
-        out[blk] = (len(words) == PTRS and bool(words[0] & KPF_COMPOUND_HEAD)
-                    and all(w & KPF_COMPOUND_TAIL for w in words[1:]))
+def _is_thp(pfn: int) -> bool:
+    """Whether the 512-aligned pfn block of a large folio's page is one compound page (a THP)."""
+    words = kpage_words("/proc/kpageflags", pfn & ~(PTRS - 1), PTRS)
+    return (len(words) == PTRS and bool(words[0] & KPF_COMPOUND_HEAD)
+            and all(w & KPF_COMPOUND_TAIL for w in words[1:]))
+
+
+def _present_runs(lo: int, hi: int, e: PagemapEntry) -> list[PteRun]:
+    """PTEs lo..hi-1 mapping pfns e.pfn, e.pfn+1 ..., split where the page's folio turns large
+    or small: `(THP)` on a page of a THP, `(large)` on a page of another large folio."""
+    n = hi - lo
+    flags = kpage_words("/proc/kpageflags", e.pfn, n) if e.pfn else []
+    large = [bool(f & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL)) for f in flags] or [False] * n
+    marks: dict[int, tuple[str, ...]] = {}
+    out: list[PteRun] = []
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and large[j] == large[i]:
+            j += 1
+        mark: tuple[str, ...] = ()
+        if large[i]:
+            blk = (e.pfn + i) & ~(PTRS - 1)
+            if blk not in marks:
+                marks[blk] = ("(THP)",) if _is_thp(blk) else ("(large)",)
+            mark = marks[blk]
+        out.append(PteRun(lo + i, lo + j - 1, "present", e.pfn + i, "", _flags(e) + mark))
+        i = j
     return out
 
 
@@ -215,38 +237,24 @@ def block_desc(kpid: int, blk: int, device: Any) -> PmdDesc:
         huge += n if cat & PAGE_IS_HUGE else 0
         zero += n if cat & PAGE_IS_PFNZERO else 0
     words = list(procfs.pagemap_words(kpid, blk, PTRS))
-    entries = [PagemapEntry(w) for w in words + [0] * (PTRS - len(words))]
     if huge == PTRS:
-        e = entries[0]
+        e = PagemapEntry(words[0])
         if zero == PTRS:
             return PmdDesc("huge", "huge zero page", (PteRun(0, PTRS - 1, "zero", e.pfn, "", _flags(e)),))
         return PmdDesc("huge", "THP", (PteRun(0, PTRS - 1, "present", e.pfn, "", _flags(e)),))
     zero_addrs = {a for a0, b, cat in scan if cat & PAGE_IS_PFNZERO
-                 for a in range(max(a0, blk), min(b, blk + HPAGE), PAGE)}
-    present = sorted({e.pfn for e in entries if e.present and e.pfn})
-    flags = per_pfn("/proc/kpageflags", present)
-    large = [p for p in present if flags.get(p, 0) & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL)]
-    thp = _thp_blocks(large)
+                  for a in range(max(a0, blk), min(b, blk + HPAGE), PAGE)}
+    arr = array("Q", words + [0] * (PTRS - len(words)))
     runs: list[PteRun] = []
-    prev: tuple[Any, ...] | None = None
-    for i, e in enumerate(entries):
-        if e.present and blk + i * PAGE in zero_addrs:
-            key: tuple[Any, ...] = ("zero", "", _flags(e))
-            base, step = e.pfn, 0
+    for lo, hi, _step in fold_words(arr, pagemap_steps):
+        e = PagemapEntry(arr[lo])
+        if e.present and blk + lo * PAGE in zero_addrs:
+            runs.append(PteRun(lo, hi - 1, "zero", e.pfn, "", _flags(e)))
         elif e.present:
-            mark = (() if not flags.get(e.pfn, 0) & (KPF_COMPOUND_HEAD | KPF_COMPOUND_TAIL)
-                    else ("(THP)",) if thp.get(e.pfn & ~(PTRS - 1)) else ("(large)",))
-            key, base, step = ("present", "", _flags(e) + mark), e.pfn, 1
+            runs += _present_runs(lo, hi, e)
         elif e.swapped:
-            key, base, step = ("swap", device(e.swap_type), _flags(e)), e.swap_offset, 1
+            runs.append(PteRun(lo, hi - 1, "swap", e.swap_offset, device(e.swap_type), _flags(e)))
         else:
-            key, base, step = ("none", "", ()), 0, 0
-        if prev is not None and prev[0] == key and base == prev[2] + step * (i - prev[1]):
-            continue
-        if prev is not None:
-            runs.append(PteRun(prev[1], i - 1, prev[0][0], prev[2], prev[0][1], prev[0][2]))
-        prev = (key, i, base)
-    assert prev is not None
-    runs.append(PteRun(prev[1], PTRS - 1, prev[0][0], prev[2], prev[0][1], prev[0][2]))
+            runs.append(PteRun(lo, hi - 1, "none"))
     return PmdDesc("table", "", tuple(runs))
 

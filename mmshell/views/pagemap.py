@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 MAX_ROWS = 64
 
 
-def _steps(word: int) -> tuple[int, ...]:
+def pagemap_steps(word: int) -> tuple[int, ...]:
+    """The steps a run of pagemap words from `word` may take (views/fmt.fold_words): a pfn, a swap offset."""
     if word & PM_PRESENT:
         return (1, 0)
     if word & PM_SWAP:
@@ -45,7 +46,7 @@ def fold_pagemap(words: Iterable[int], start: int, device: Callable[[int], str])
     names a swap type."""
     arr = array("Q", words)
     out = []
-    for lo, hi, step in fold_words(arr, _steps):
+    for lo, hi, step in fold_words(arr, pagemap_steps):
         e = PagemapEntry(arr[lo])
         kind = "present" if e.present else "swapped" if e.swapped else "none"
         run = {"start": start + (lo << PAGE_SHIFT), "end": start + ((hi - 1) << PAGE_SHIFT), "pages": hi - lo,
