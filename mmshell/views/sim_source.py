@@ -8,14 +8,15 @@ same: tests/views/test_view_source.py checks it), so nothing is unseen.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmshell.mm.task_mmu import meminfo, pagemap_read, vmstat_snapshot
 
-from .cells import PmdCells
-from .describe import PmdDesc
-from .source import VmaFacts
-from .step import Digest, digest
+if TYPE_CHECKING:
+    from .cells import PmdCells
+    from .describe import PmdDesc
+    from .source import VmaFacts
+    from .step import Digest
 
 
 class SimViews:
@@ -74,6 +75,8 @@ class SimViews:
                 if si is not None and (names is None or si.name in names)]
 
     def digest(self) -> Digest:
+        from .step import digest
+
         return digest(self.k)
 
     def view(self, name: str, opts: Any = None, previous: Any = None) -> Any:

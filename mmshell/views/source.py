@@ -17,15 +17,17 @@ LIVE_VIEWS).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Group
 from rich.text import Text
 
-from .cells import PmdCells
-from .describe import PmdDesc
 from .fmt import Names
-from .step import Digest
+
+if TYPE_CHECKING:
+    from .cells import PmdCells
+    from .describe import PmdDesc
+    from .step import Digest
 
 #: One VMA as the views read it: start, end (exclusive), perms ("rw-p"), pgoff (None where it is
 #: not exported), flag words.
