@@ -26,7 +26,7 @@ from .lang.session import Session
 from .stepkeys import Quit, ask
 from .views.console import make_console
 from .export import Pictures, Recorder
-from .stepdisplay import StepDisplay
+from .stepdisplay import PrintedSession, StepDisplay
 from .views.sim_source import SimViews
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class StepPrinter:
     for `mmshell kernel run`), so a step's views and its change summary (a Digest
     before and after it, views/step.py) are the same objects on both."""
 
-    def __init__(self, session: Session, json_mode: bool = False, quiet: bool = False,
+    def __init__(self, session: PrintedSession, json_mode: bool = False, quiet: bool = False,
                  step: str | None = None, echo: bool = True, stream=None, show_views: bool = True,
                  recorder: Recorder | None = None, views: ViewObserver | None = None) -> None:
         self.session = session

@@ -37,8 +37,8 @@ class Printed:
 
     explain = False
     counters = "all"
-    display = ("summary",)
-    exporter: Any = None
+    display: tuple[str, ...] = ("summary",)
+    exporter: Callable[[str, str], str] | None = None
 
     def __init__(self, s: LiveSession) -> None:
         self.s = s
@@ -65,9 +65,7 @@ class LiveRun:
         self.not_observable = 0
 
     def start(self, s: LiveSession) -> None:
-        # Printed has what the printer reads of a session; the rest (the kernel, `set display`'s
-        # views) it reads through LiveViews, so it is passed where a simulator Session goes
-        self.printer = StepPrinter(Printed(s), json_mode=self.json_mode, quiet=self.quiet,  # type: ignore[arg-type]
+        self.printer = StepPrinter(Printed(s), json_mode=self.json_mode, quiet=self.quiet,
                                    recorder=Recorder(keep=0), views=LiveViews(s))
 
     def before(self, cmd: Command) -> None:

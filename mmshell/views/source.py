@@ -145,6 +145,9 @@ def observed_view(obs: ViewObserver, name: str, opts: Mapping[str, Any] | None =
             values, mthp = obs.counters(bool(opts.get("all")))
             prev, prev_mthp = ((previous.vmstat, previous.mthp) if hasattr(previous, "mthp")
                                else (previous, None))
+            # a counter the step summary does not follow (the live kernel's others) is not marked
+            prev = {**values, **prev} if prev is not None else None
+            prev_mthp = {**mthp, **prev_mthp} if prev_mthp is not None else None
             view = vmstat.VmstatView(values, mthp, prev, bool(opts.get("all")), prev_mthp)
         case "meminfo":
             title, fields = obs.meminfo_fields()
