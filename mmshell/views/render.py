@@ -6,6 +6,11 @@ layer the views take only the view names `show` offers (its grammar declares the
 `pid` is the process the view is of (`@2 show vmas` shows pid 2), default the current one.
 `previous` is what "the last step" was for `show vmstat`: the vmstat snapshot
 taken before it, or the whole `Digest` (which also marks mthp changes).
+
+The views the live kernel can feed too are built from the simulator's readings
+(views/sim_source.py) by views/source.py, the path the live kernel's readings
+take; the others (smaps, which reads parts of VMAs, swapcache, walks, swap map)
+from the core here.
 """
 
 from __future__ import annotations

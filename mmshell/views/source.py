@@ -17,6 +17,7 @@ LIVE_VIEWS).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Group
@@ -115,32 +116,31 @@ def observed_view(obs: ViewObserver, name: str, opts: Mapping[str, Any] | None =
                   previous: Any = None) -> Any:
     """The view object of `show NAME` built from what `obs` reads (opts as views/render.py's),
     with the backend's note on what it cannot see."""
-    from . import map as map_, meminfo, pagemap, pt, smaps, swap, vmas, vmstat
-
     opts = opts or {}
     pid = opts.get("pid", obs.pid)
     names: Names = obs.names(pid)
     rng = opts.get("range")
     start, end = (rng[0], rng[0] + rng[1]) if rng is not None else (None, None)
     view: Any
+    mod = import_module(f".{name}", __package__)      # one view module per view, loaded on use
     match name:
         case "vmas":
-            view = vmas.VmasView.of(pid, vmas.vma_rows(obs.vma_facts(pid), names))
+            view = mod.VmasView.of(pid, mod.vma_rows(obs.vma_facts(pid), names))
         case "pt":
             spans = [(lo, hi) for lo, hi, *_ in obs.vma_facts(pid)]
-            view = pt.PageTableView.of(pid, obs.pmd_descs(pid, start, end), names, spans)
+            view = mod.PageTableView.of(pid, obs.pmd_descs(pid, start, end), names, spans)
         case "map":
-            view = map_.MapView(pid, obs.map_cells(pid, start, end), names)
+            view = mod.MapView(pid, obs.map_cells(pid, start, end), names)
         case "pagemap":
             if start is None or end is None:
                 raise ValueError("show pagemap needs a range")
-            view = pagemap.PagemapView.of(pid, start, end, names, obs.pagemap_runs(pid, start, end))
+            view = mod.PagemapView.of(pid, start, end, names, obs.pagemap_runs(pid, start, end))
         case "smaps":
             if opts.get("name") is not None and opts["name"] not in names:
                 raise KeyError(f"no region named {opts['name']!r}")
             rows = obs.smaps_rows(pid, opts.get("name"))
             assert rows is not None
-            view = smaps.SmapsView.of(pid, opts.get("name"), rows)
+            view = mod.SmapsView.of(pid, opts.get("name"), rows)
         case "vmstat":
             values, mthp = obs.counters(bool(opts.get("all")))
             prev, prev_mthp = ((previous.vmstat, previous.mthp) if hasattr(previous, "mthp")
@@ -148,12 +148,12 @@ def observed_view(obs: ViewObserver, name: str, opts: Mapping[str, Any] | None =
             # a counter the step summary does not follow (the live kernel's others) is not marked
             prev = {**values, **prev} if prev is not None else None
             prev_mthp = {**mthp, **prev_mthp} if prev_mthp is not None else None
-            view = vmstat.VmstatView(values, mthp, prev, bool(opts.get("all")), prev_mthp)
+            view = mod.VmstatView(values, mthp, prev, bool(opts.get("all")), prev_mthp)
         case "meminfo":
             title, fields = obs.meminfo_fields()
-            view = meminfo.MeminfoView.of(fields, title)
+            view = mod.MeminfoView.of(fields, title)
         case "swap":
-            view = swap.SwapView.of(obs.swap_facts([opts["name"]] if opts.get("name") else None))
+            view = mod.SwapView.of(obs.swap_facts([opts["name"]] if opts.get("name") else None))
         case _:
             raise ValueError(f"show {name}: this backend cannot draw it")
     note = obs.unseen(name)

@@ -37,7 +37,8 @@ def vma_rows(vmas: list[tuple[int, int, str, int | None, list[str]]],
 class VmasView:
     """The VMAs of one process in address order.
 
-    to_json(): {"pid", "vmas": [{"start", "end", "size", "perms", "pgoff", "flags": [str],
+    to_json(): {"pid", "vmas": [{"start", "end", "size", "perms", "pgoff" (null where the backend
+    cannot see it: an anonymous VMA's on the live kernel), "flags": [str],
     "regions": [str]}]}; end is exclusive as in maps; a region wholly inside the VMA
     is its name, one partly inside is `NAME+0xOFF:LEN` (the part inside).
     """
