@@ -19,8 +19,7 @@ What user space cannot see is left out and said once under the view
 (:meth:`LiveViews.unseen`): the W, D and PageAnonExclusive bits of an entry,
 swap_map counts and the swap cache per slot, the clusters of a device, a PMD
 swap entry of the series or a migration entry (pagemap reports a swap entry
-per page, so either is drawn as a table of swap entries), and the page table
-a PMD mapping keeps deposited.  `show swapcache`, `show walks` and `show swap
+per page, so either is drawn as a table of swap entries).  `show swapcache`, `show walks` and `show swap
 NAME map` are refused (lang/registry.py LIVE_VIEWS).
 """
 
@@ -29,6 +28,8 @@ from __future__ import annotations
 from array import array
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
 
 from ..mm.task_mmu import SMAPS_FIELDS, PagemapEntry
 from ..mm.vma import VM
@@ -40,6 +41,7 @@ from ..views.source import VmaFacts, observed_view
 from ..views.step import DeviceDigest, Digest
 from ..views.vmas import FLAG_WORDS
 from . import procfs
+from .devices import DeviceError
 from .session import STEP_VMSTAT
 from .map_cells import KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, kpage_words, live_map_cells
 from .syscalls import PAGE_IS_HUGE, PAGE_IS_PFNZERO
@@ -91,7 +93,10 @@ class LiveViews:
         return sorted(p for p, _ in self.s.live_pids())
 
     def view(self, name: str, opts: Mapping[str, Any] | None = None, previous: Any = None) -> Any:
-        return observed_view(self, name, opts, previous)
+        try:
+            return observed_view(self, name, opts, previous)
+        except OSError as e:        # a worker gone since its step ran: its /proc files with it
+            return Unreadable(f"show {name}: cannot read it from /proc: {e}")
 
     def _device(self, swp_type: int) -> str:
         dev = self.s.devices.by_type(swp_type)
@@ -167,7 +172,10 @@ class LiveViews:
         out = []
         for dev in sorted(self.s.devices.devices.values(), key=lambda d: d.type):
             if dev.active and (names is None or dev.name in names):
-                used = self.s.devices.used_pages(dev.name)
+                try:
+                    used = self.s.devices.used_pages(dev.name)
+                except DeviceError:     # not in /proc/swaps (as the step's counters leave it out)
+                    continue
                 out.append({"name": dev.name, "type": dev.type, "kind": dev.kind, "prio": dev.prio,
                             "pages": dev.size // PAGE, "size": dev.size, "used": used, "used_kb": used * 4,
                             "clusters": None, "runs": None, "zeromap": None, "zswap": None, "cached": None})
@@ -178,13 +186,30 @@ class LiveViews:
         vmas: dict[int, tuple[tuple[int, int], ...]] = {}
         vma_text: dict[int, dict[tuple[int, int], str]] = {}
         for spid, _kpid in sorted(self.s.live_pids()):
-            facts = self.vma_facts(spid)
+            try:
+                facts = self.vma_facts(spid)
+                descs = dict(self.pmd_descs(spid, None, None))
+            except OSError:         # a worker gone since its step ran: the summary says it went
+                continue
             vmas[spid] = tuple((lo, hi) for lo, hi, *_ in facts)
             vma_text[spid] = {(lo, hi): " ".join([perms, *flags]) for lo, hi, perms, _off, flags in facts}
-            pmds[spid] = dict(self.pmd_descs(spid, None, None))
+            pmds[spid] = descs
         swap = {d["name"]: DeviceDigest(d["used"], ()) for d in self.swap_facts(None)}
         vm, mthp = self.counters(False)
         return Digest(pmds, swap, vm, mthp, vmas, {}, vma_text)
+
+
+class Unreadable:
+    """A view that could not be read (one line), in place of the view."""
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+
+    def __rich__(self) -> Text:
+        return Text(self.line)
+
+    def to_json(self) -> dict[str, str]:
+        return {"error": self.line}
 
 
 # -- one PMD slot from pagemap ---------------------------------------------------------------------------
