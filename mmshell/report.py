@@ -23,16 +23,16 @@ from .lang.runner import Outcome, StepRecord, read_script, run_text
 from .lang.steps import read_script_stream
 from .lang.values import plural
 from .lang.session import Session
-from .mm.task_mmu import vmstat_snapshot
 from .stepkeys import Quit, ask
 from .views.console import make_console
 from .export import Pictures, Recorder
-from .stepdisplay import StepDisplay
-from .views.render import render_view, view_json
+from .stepdisplay import PrintedSession, StepDisplay
+from .views.sim_source import SimViews
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .views.source import ViewObserver
     from .views.step import Digest
 
 
@@ -87,12 +87,18 @@ def print_narration(console: Console, cmd: Command) -> None:
 
 
 class StepPrinter:
-    """Render each StepRecord as it arrives: the command, its output, what it changed."""
+    """Render each StepRecord as it arrives: the command, its output, what it changed.
 
-    def __init__(self, session: Session, json_mode: bool = False, quiet: bool = False,
+    One printer for both backends: what it draws it reads through `views` (the
+    ViewObserver of views/source.py: the simulator's by default, the live kernel's
+    for `mmshell kernel run`), so a step's views and its change summary (a Digest
+    before and after it, views/step.py) are the same objects on both."""
+
+    def __init__(self, session: PrintedSession, json_mode: bool = False, quiet: bool = False,
                  step: str | None = None, echo: bool = True, stream=None, show_views: bool = True,
-                 recorder: Recorder | None = None) -> None:
+                 recorder: Recorder | None = None, views: ViewObserver | None = None) -> None:
         self.session = session
+        self.views: ViewObserver = views if views is not None else SimViews(session)
         self.show_views = show_views      # False: `show` output is drawn elsewhere (the presenter's top)
         self.json_mode = json_mode
         self.quiet = quiet
@@ -114,8 +120,7 @@ class StepPrinter:
         if (self.quiet and self.recorder.keep is not None) or not shows_changes(cmd):
             self._before = None
             return
-        from .views.step import digest
-        self._before = digest(self.session.kernel)
+        self._before = self.views.digest()
         self.display.before(self.session)
         # an exited process's names go with it: its last rows are still named
         self._before_names = {pid: dict(names) for pid, names in self.session.regions.items()}
@@ -164,16 +169,17 @@ class StepPrinter:
         if self.echo and rec.command is not None:
             items.append(Text.assemble((f"{rec.source}:{rec.line}", "bold"), f"  {rec.text}"))
         items += [Text("  " + line) for line in out.lines]
+        items += [Text("  note: " + note) for note in out.notes]
         for name, opts in out.views if self.show_views else ():
-            items.append(render_view(self.session, name, opts, self._prev))
+            items.append(self.views.view(name, opts, self._prev))
         if out.trace:
             items.append(Text.assemble(("  trace:", "dim"), " " + " > ".join(_fold_trace(out.trace))))
         summary = None
         if self._before is not None:
             previous = self._before             # a displayed view marks what this step changed
             if out.changed:
-                from .views.step import StepView, digest
-                summary = StepView(self._before, digest(self.session.kernel), names_by_pid=self._names(),
+                from .views.step import StepView
+                summary = StepView(self._before, self.views.digest(), names_by_pid=self._names(),
                                    counters=self.session.counters)
                 self._prev = self._before
             items += list(self.display.renderables(self.session, summary, previous))
@@ -236,14 +242,16 @@ class StepPrinter:
         out = rec.output
         view = None
         if out is not None:
+            if out.notes:
+                obj["notes"] = out.notes
             if out.views:
-                obj["views"] = {name: view_json(self.session, name, opts, self._prev)
+                obj["views"] = {name: self.views.view(name, opts, self._prev).to_json()
                                 for name, opts in out.views}
             if out.trace:
                 obj["trace"] = out.trace
             if self._before is not None and out.changed:
-                from .views.step import StepView, digest
-                after = digest(self.session.kernel)
+                from .views.step import StepView
+                after = self.views.digest()
                 view = StepView(self._before, after, names_by_pid=self._names(), counters=self.session.counters)
                 obj["changes"] = view.to_json()
                 self._prev = self._before
@@ -254,18 +262,23 @@ class StepPrinter:
         self._before = None
         print(json.dumps(obj), file=self.stream)
 
-    def final(self, source: str, outcome: Outcome) -> None:
-        k = self.session.kernel
+    def final(self, source: str, outcome: Outcome, extra: dict[str, Any] | None = None,
+              where: str = "", counts: str = "") -> None:
+        """The script's last line, or with --json its final object: the outcome, then `extra`
+        (the backend's own keys: the live kernel's are read before its tear-down), else the
+        machine's counters and processes; `where`, `counts`: words the backend adds to the line."""
         if self.json_mode:
-            print(json.dumps({"final": True, "source": source, "exit": outcome.exit_status(),
-                              "steps": outcome.steps, "refused": outcome.refused,
-                              "expectations_failed": outcome.failed,
-                              "vmstat": vmstat_snapshot(k), "mthp": dict(k.vmstat.mthp),
-                              "pids": sorted(k.mms), "current_pid": self.session.pid}), file=self.stream)
+            obj = {"final": True, "source": source, "exit": outcome.exit_status(),
+                   "steps": outcome.steps, "refused": outcome.refused, "expectations_failed": outcome.failed}
+            if extra is None:
+                vmstat, mthp = self.views.counters(False)
+                extra = {"vmstat": vmstat, "mthp": mthp, "pids": self.views.pids(), "current_pid": self.session.pid}
+            print(json.dumps({**obj, **extra}), file=self.stream)
             return
         status = STATUS_WORDS[outcome.exit_status()]
-        self.console.print(f"{source}: {plural(outcome.steps, 'step')}, {outcome.failed} failed expectation(s), "
-                           f"{outcome.refused} refused: {status}", highlight=False, soft_wrap=True)
+        self.console.print(f"{source}: {plural(outcome.steps, 'step')}{where}, {outcome.failed} failed "
+                           f"expectation(s){counts}, {outcome.refused} refused: {status}",
+                           highlight=False, soft_wrap=True)
 
 
 def _fold_trace(names: list[str]) -> list[str]:

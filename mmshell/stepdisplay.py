@@ -8,12 +8,31 @@ each view; `to_json` the views as `show VIEW --json` gives them.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 from .lang.display import display_view
 from .lang.session import Session
 from .views.cells import PmdCells
 from .views.render import render_view
+
+
+class PrintedSession(Protocol):
+    """What the step printer (report.py) and the display read of a session, on either backend:
+    the simulator's Session, or the live kernel's (kernel/report.py Printed), whose only
+    display is the summary."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def regions(self) -> dict[int, dict[str, tuple[int, int]]]: ...
+
+    display: tuple[str, ...]
+    explain: bool
+    counters: str
+    exporter: Callable[[str, str], str] | None
+
+    def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]: ...
 
 
 class StepDisplay:
@@ -23,17 +42,18 @@ class StepDisplay:
         self._cells: dict[int, PmdCells] | None = None
         self._pid: int | None = None
 
-    def before(self, session: Session) -> None:
+    def before(self, session: PrintedSession) -> None:
         """Remember the current process's map cells when `map` is displayed."""
         self._cells = None
-        if "map" in session.display:
+        if "map" in session.display and isinstance(session, Session):
             from .views.map import map_cells
             self._pid = session.pid
             k = session.kernel
             self._cells = {c.index: c for c in map_cells(k, k.mm(session.pid))}
 
-    def _view(self, session: Session, word: str, previous: Any) -> Any:
+    def _view(self, session: PrintedSession, word: str, previous: Any) -> Any:
         name, opts = display_view(word)
+        assert isinstance(session, Session)     # a backend that displays the summary alone draws no view
         if name == "map" and session.pid in session.kernel.mms:
             from .views.map import MapView, map_cells
             k = session.kernel
@@ -41,7 +61,7 @@ class StepDisplay:
             return MapView(session.pid, map_cells(k, k.mm(session.pid)), session.names(), before=before)
         return render_view(session, name, opts, previous)
 
-    def renderables(self, session: Session, summary: Any, previous: Any) -> Iterator[Any]:
+    def renderables(self, session: PrintedSession, summary: Any, previous: Any) -> Iterator[Any]:
         """What to draw after the step: the summary (when it is displayed and there is one) and
         each displayed view, in the order `set display` named them."""
         for word in session.display:
@@ -51,7 +71,7 @@ class StepDisplay:
             else:
                 yield self._view(session, word, previous)
 
-    def to_json(self, session: Session, previous: Any) -> dict[str, Any]:
+    def to_json(self, session: PrintedSession, previous: Any) -> dict[str, Any]:
         """The displayed views (not the summary: a step's JSON has its changes anyway)."""
         out = {}
         for word in session.display:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..lang import control, memory, registry
 from ..lang.backend import Handler, OnSession, StepOutput
@@ -25,7 +25,6 @@ from .devices import DeviceError
 from .process import WorkerError
 from .session import HPAGE, PAGE, LiveSession, Refused, Unsupported, handler
 from .syscalls import PAGE_IS_PRESENT, PAGE_IS_SWAPPED
-from .views import show_view
 
 # -- machine set-up ---------------------------------------------------------------------------------
 
@@ -405,18 +404,25 @@ def do_reclaim(s: LiveSession, cmd: Command) -> StepOutput:
 
 @handler("show")
 def do_show(s: LiveSession, cmd: Command) -> StepOutput:
+    """The view is drawn after the step by the step printer, through the simulator's views
+    (views/source.py over kernel/live_views.py); what the kernel cannot feed is refused with
+    the reason the registry gives."""
     a = cmd.args
-    rng = s.resolve_range(a["range"], "show") if a.get("range") is not None else None
-    if rng is not None and a["view"] == "pagemap":
-        s.walk_limit("show pagemap", rng[1])
-    if a["view"] == "smaps" and a.get("name") is not None and a["name"] not in s.names():
-        raise Refused(f"EINVAL: no region named {a['name']!r} in pid {s.pid}")
-    if a["view"] == "swap" and a.get("map"):
-        raise Unsupported("swap_map is not exported by the kernel: 'show swap NAME map' exists only in "
-                          "the simulator")
-    if a["view"] == "walks":
-        raise Unsupported("walker visit counts are the simulator's own tally; the kernel keeps none")
-    return StepOutput(changed=False, lines=show_view(s, a["view"], rng, a.get("name"), a.get("all", False)))
+    view = a["view"]
+    live = registry.LIVE_VIEWS["swap map" if view == "swap" and a.get("map") else view]
+    if live is not True:
+        raise Unsupported(str(live))
+    opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name"), "pid": s.pid,
+                            "map": a.get("map", False)}
+    if a.get("range") is not None:
+        opts["range"] = s.resolve_range(a["range"], "show")
+        if view == "pagemap":
+            s.walk_limit("show pagemap", opts["range"][1])
+    if view == "smaps" and opts["name"] is not None and opts["name"] not in s.names():
+        raise Refused(f"EINVAL: no region named {opts['name']!r} in pid {s.pid}")
+    if view == "swap" and opts["name"] is not None and s.devices.get(opts["name"]) is None:
+        raise Refused(f"ENOENT: no swap device {opts['name']!r}")
+    return StepOutput(views=[(view, opts)], changed=False)
 
 
 for _name, _fn in control.HANDLERS.items():         # the language's own commands

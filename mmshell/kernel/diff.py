@@ -53,7 +53,7 @@ from ..mm.task_mmu import vmstat_snapshot
 from ..mm.vmstat import MTHP_STATS
 from .machine import MissingRequirement, SetupError
 from .observe import MACHINE_SPECIFIC
-from .report import run_script_live
+from .report import cannot_run, run_script_live
 from .runner import HUGE_ZERO_COUNTERS, STEP_VMSTAT, asks_for_huge_zero
 
 def thp_wide(key: str) -> bool:
@@ -364,11 +364,8 @@ def run_diff(sources: list[tuple[str, str]], quiet: bool = False, stream: TextIO
         except LangError as e:
             print(f"{name}:{e.line}: syntax: {e}", file=out)
             return 2
-        except MissingRequirement as e:
-            print(f"mmshell kernel diff: cannot run on the live kernel: missing {e}", file=sys.stderr)
-            return 2
-        except SetupError as e:
-            print(f"mmshell kernel diff: {name}: setting up the live machine failed: {e}", file=sys.stderr)
+        except (MissingRequirement, SetupError) as e:
+            print(cannot_run("diff", name, e), file=sys.stderr)
             return 2
         diffs, stats, unknown = res.diffs, res.stats, res.unknown
         width = max((len(d.what) for d in diffs), default=0)

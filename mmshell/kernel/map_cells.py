@@ -29,24 +29,33 @@ KPF_COMPOUND_HEAD = 1 << 15
 KPF_COMPOUND_TAIL = 1 << 16
 
 
-def _per_pfn(path: str, pfns: list[int]) -> dict[int, int]:
-    """The 64-bit word of each pfn in /proc/kpageflags or /proc/kpagecount ({} when unreadable)."""
-    out: dict[int, int] = {}
-    if not pfns:
-        return out
+def kpage_words(path: str, pfn: int, n: int) -> list[int]:
+    """The 64-bit words of pfns pfn..pfn+n-1 in /proc/kpageflags or /proc/kpagecount, in one
+    read ([] when unreadable)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return out
+        return []
     try:
-        for pfn in pfns:
-            data = os.pread(fd, 8, pfn * 8)
-            if len(data) == 8:
-                out[pfn] = struct.unpack("<Q", data)[0]
+        data = os.pread(fd, 8 * n, pfn * 8)
     except OSError:
-        return {}
+        return []
     finally:
         os.close(fd)
+    return list(struct.unpack(f"<{len(data) // 8}Q", data[:len(data) // 8 * 8]))
+
+
+def per_pfn(path: str, pfns: list[int]) -> dict[int, int]:
+    """The word of each pfn in /proc/kpageflags or /proc/kpagecount ({} when unreadable), a
+    read per run of consecutive pfns."""
+    out: dict[int, int] = {}
+    i = 0
+    while i < len(pfns):
+        j = i + 1
+        while j < len(pfns) and pfns[j] == pfns[j - 1] + 1:
+            j += 1
+        out.update(zip(pfns[i:j], kpage_words(path, pfns[i], j - i)))
+        i = j
     return out
 
 
@@ -67,8 +76,8 @@ def block_cells(kpid: int, blk: int) -> PmdCells:
     words += [0] * (PTRS - len(words))
     entries = [PagemapEntry(w) for w in words]
     pfns = sorted({e.pfn for e in entries if e.present and e.pfn})
-    flags = _per_pfn("/proc/kpageflags", pfns)
-    counts = _per_pfn("/proc/kpagecount", pfns)
+    flags = per_pfn("/proc/kpageflags", pfns)
+    counts = per_pfn("/proc/kpagecount", pfns)
     letters = []
     cached = bytearray(PTRS)
     shared = bytearray(PTRS)

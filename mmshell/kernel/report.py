@@ -1,107 +1,104 @@
 """`mmshell kernel run`: each script on a freshly set-up live machine, every step printed.
 
-The output follows `mmshell run`: one block per step (or, with --json, one
-JSON object per step with the keys of `mmshell run --json`: source, line,
-command, status, error, output, changes; plus notes where a proxy was used
-or the kernel did something worth knowing), then a final object or summary
-line per script.  Exit statuses are those of `mmshell run`.
+The steps are printed by `mmshell run`'s printer (report.py StepPrinter) through
+the same views: a step's `show VIEW` and its change summary (page tables, VMAs,
+swap use, counters) are built from what the live kernel exports
+(kernel/live_views.py), with a line under a view for what user space cannot
+see.  With --json: the JSON Lines of `mmshell run --json` (per step source,
+line, command, status, error, output, views, changes; notes where a proxy was
+used or the kernel did something worth knowing), then a final object per
+script with the live run's own keys (kernel, not_observable, warnings, the
+counters as moved since the script began).  Exit statuses are those of
+`mmshell run`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable
 
+from ..export import Recorder
 from ..lang.errors import LangError
-from ..lang.parser import parse_script
+from ..lang.parser import Command, parse_script
+from ..report import StepPrinter
 from . import procfs
+from .live_views import LiveViews
 from .machine import LiveMachine, MissingRequirement, SetupError, raise_on_sigterm, recover_now, restore_signals
 from .state import UnsafeState
 from ..lang.steps import Outcome, StepRecord
-from ..lang.values import plural
 from .runner import LiveSession, asks_for_huge_zero, live_priorities, run_live_text, script_priorities
 
 
-class LivePrinter:
-    def __init__(self, json_mode: bool = False, quiet: bool = False, stream: TextIO | None = None) -> None:
-        self.json_mode = json_mode
-        self.quiet = quiet
-        self.stream = stream if stream is not None else sys.stdout
+class Printed:
+    """A live session as the step printer reads it: its pid and region names; the summary is
+    its only display (`set display`, `set counters`, `explain` and `export` are the simulator's)."""
 
-    def _p(self, text: str) -> None:
-        print(text, file=self.stream)
+    explain = False
+    counters = "all"
+    display: tuple[str, ...] = ("summary",)
+    exporter: Callable[[str, str], str] | None = None
+
+    def __init__(self, s: LiveSession) -> None:
+        self.s = s
+
+    @property
+    def pid(self) -> int:
+        return self.s.pid
+
+    @property
+    def regions(self) -> dict[int, dict[str, tuple[int, int]]]:
+        return self.s.regions
+
+    def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
+        return self.s.names(pid)
+
+
+class LiveRun:
+    """The printing of one script's live run: a StepPrinter made once its machine is set up,
+    and the count of expectations the kernel could not answer."""
+
+    def __init__(self, json_mode: bool = False, quiet: bool = False) -> None:
+        self.json_mode, self.quiet = json_mode, quiet
+        self.printer: StepPrinter | None = None
+        self.not_observable = 0
+
+    def start(self, s: LiveSession) -> None:
+        self.printer = StepPrinter(Printed(s), json_mode=self.json_mode, quiet=self.quiet,
+                                   recorder=Recorder(keep=0), views=LiveViews(s))
+
+    def before(self, cmd: Command) -> None:
+        assert self.printer is not None
+        self.printer.before(cmd)
 
     def __call__(self, rec: StepRecord) -> None:
-        if self.json_mode:
-            self._json(rec)
-            return
-        out = rec.output
-        if rec.error:
-            self._p(rec.error)
-            return
-        if self.quiet:
-            return
-        if rec.command is not None:
-            self._p(f"{rec.source}:{rec.line}  {rec.text}")
-        assert out is not None
-        for line in out.lines:
-            self._p("  " + line)
-        for note in out.notes:
-            self._p("  note: " + note)
-        if out.changes:
-            for line in format_changes(out.changes):
-                self._p("  " + line)
+        if rec.kind == "not-observable":
+            self.not_observable += 1
+        assert self.printer is not None
+        self.printer(rec)
 
-    def _json(self, rec: StepRecord) -> None:
-        obj = rec.json_head()
-        out = rec.output
-        if out is not None:
-            if out.notes:
-                obj["notes"] = out.notes
-            if out.changes is not None:
-                obj["changes"] = out.changes
-        print(json.dumps(obj), file=self.stream)
-
-    def final(self, source: str, outcome: Outcome, state: dict[str, Any], not_observable: int,
-              warnings: list[str]) -> None:
+    def final(self, source: str, outcome: Outcome, state: dict[str, Any], warnings: list[str]) -> None:
+        assert self.printer is not None
         if self.json_mode:
-            obj: dict[str, Any] = {"final": True, "source": source, "exit": outcome.exit_status(),
-                                   "steps": outcome.steps, "refused": outcome.refused,
-                                   "expectations_failed": outcome.failed, "not_observable": not_observable,
-                                   "kernel": procfs_release()}
-            obj.update(state)
-            if warnings:
-                obj["warnings"] = warnings
-            print(json.dumps(obj), file=self.stream)
+            self.printer.final(source, outcome, {"not_observable": self.not_observable, "kernel": procfs_release(),
+                                                 **state, **({"warnings": warnings} if warnings else {})})
             return
         for w in warnings:
-            self._p(f"{source}: warning: {w}")
-        status = {0: "ok", 1: "expectation failed", 2: "refused"}[outcome.exit_status()]
-        extra = f", {not_observable} not observable" if not_observable else ""
-        self._p(f"{source}: {plural(outcome.steps, 'step')} on Linux {procfs_release()}, {outcome.failed} failed "
-                f"expectation(s){extra}, {outcome.refused} refused: {status}")
+            print(f"{source}: warning: {w}", file=self.printer.stream)
+        extra = f", {self.not_observable} not observable" if self.not_observable else ""
+        self.printer.final(source, outcome, where=f" on Linux {procfs_release()}", counts=extra)
+
+
+def cannot_run(what: str, name: str, e: MissingRequirement | SetupError) -> str:
+    """The line `mmshell kernel run|diff` prints when a script's live machine cannot be set up (exit 2)."""
+    if isinstance(e, MissingRequirement):
+        return f"mmshell kernel {what}: cannot run on the live kernel: missing {e}"
+    return f"mmshell kernel {what}: {name}: setting up the live machine failed: {e}"
 
 
 def procfs_release() -> str:
     return os.uname().release
-
-
-def format_changes(ch: dict[str, Any]) -> list[str]:
-    lines = []
-    for sw in ch.get("swap", []):
-        if sw["before"] is None:
-            lines.append(f"swap {sw['name']}: swapon, used {sw['after']}")
-        else:
-            lines.append(f"swap {sw['name']}: used {sw['before']} -> {sw['after']} ({sw['delta']:+d})")
-    vm = {k: v for k, v in ch.get("vmstat", {}).items() if k != "nr_free_pages"}
-    if vm:
-        lines.append("vmstat: " + "  ".join(f"{k} {v:+d}" for k, v in vm.items()))
-    if ch.get("mthp"):
-        lines.append("mthp: " + "  ".join(f"{k} {v:+d}" for k, v in ch["mthp"].items()))
-    return lines or ["no counter changed"]
 
 
 def final_state(s: LiveSession) -> dict[str, Any]:
@@ -116,8 +113,11 @@ def final_state(s: LiveSession) -> dict[str, Any]:
 def run_script_live(name: str, text: str, observer: Callable[[StepRecord], None] | None,
                     keep_going: bool = False,
                     after: Callable[[LiveSession, Outcome], None] | None = None,
+                    start: Callable[[LiveSession], None] | None = None,
+                    before: Callable[[Command], None] | None = None,
                     ) -> tuple[Outcome, dict[str, Any], list[str]]:
-    """Set up a live machine, run one script on it, tear everything down.
+    """Set up a live machine, run one script on it, tear everything down.  `start` sees the
+    session once it is set up, `before` each command before it runs.
 
     Raises MissingRequirement when the machine cannot run scripts at all.
     Returns the outcome, the final state (read before the tear-down) and warnings.
@@ -135,7 +135,10 @@ def run_script_live(name: str, text: str, observer: Callable[[StepRecord], None]
             top = machine.devices.top_foreign_priority()
             session = LiveSession(machine, live_priorities(prios, top if top is not None else -1))
             base = Path(name).parent if name != "-c" else Path.cwd()
-            outcome = run_live_text(session, text, name, observer, keep_going=keep_going, base=base)
+            if start is not None:
+                start(session)
+            outcome = run_live_text(session, text, name, observer, keep_going=keep_going, base=base,
+                                    before=before)
             if after is not None:
                 after(session, outcome)
             state = final_state(session)
@@ -151,25 +154,17 @@ def run_live(sources: list[tuple[str, str]], json_mode: bool = False, keep_going
              quiet: bool = False) -> int:
     refused = failed = False
     for name, text in sources:
-        printer = LivePrinter(json_mode=json_mode, quiet=quiet)
-        counts = {"not_observable": 0}
-
-        def observer(rec: StepRecord, printer: LivePrinter = printer) -> None:
-            if rec.kind == "not-observable":
-                counts["not_observable"] += 1
-            printer(rec)
+        run = LiveRun(json_mode=json_mode, quiet=quiet)
         try:
-            outcome, state, warnings = run_script_live(name, text, observer, keep_going)
-        except MissingRequirement as e:
-            print(f"mmshell kernel run: cannot run on the live kernel: missing {e}", file=sys.stderr)
-            return 2
-        except SetupError as e:
-            print(f"mmshell kernel run: {name}: setting up the live machine failed: {e}", file=sys.stderr)
+            outcome, state, warnings = run_script_live(name, text, run, keep_going, start=run.start,
+                                                       before=run.before)
+        except (MissingRequirement, SetupError) as e:
+            print(cannot_run("run", name, e), file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("mmshell kernel run: interrupted; everything set up was torn down", file=sys.stderr)
             return 2
-        printer.final(name, outcome, state, counts["not_observable"], warnings)
+        run.final(name, outcome, state, warnings)
         refused |= outcome.refused > 0       # every script runs, each on its own machine
         failed |= outcome.failed > 0
     return 2 if refused else 1 if failed else 0

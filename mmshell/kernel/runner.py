@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from ..lang.parser import Command
 from ..lang.registry import unwrap
@@ -47,9 +48,11 @@ __all__ = ["HANDLERS", "HPAGE", "PAGE", "STEP_VMSTAT", "Counters", "ExpectError"
 
 def run_live_text(s: LiveSession, text: str, source: str, observer: Observer | None = None,
                   keep_going: bool = False, outcome: Outcome | None = None, depth: int = 0,
-                  base: Path | None = None) -> Outcome:
-    """Parse all of `text` first, then run it step by step on the live kernel (steps.py's loop)."""
-    run = Run(partial(_live_step, s), observer, keep_going, outcome if outcome is not None else Outcome())
+                  base: Path | None = None, before: Callable[[Command], None] | None = None) -> Outcome:
+    """Parse all of `text` first, then run it step by step on the live kernel (steps.py's loop);
+    `before` sees each command just before it runs."""
+    run = Run(partial(_live_step, s), observer, keep_going, outcome if outcome is not None else Outcome(),
+              before)
     return run.text(text, source, depth, base)
 
 

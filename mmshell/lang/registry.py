@@ -25,7 +25,7 @@ from .values import RESERVED_WORDS
 
 __all__ = [
     "COMMANDS", "SETTINGS", "FAULT_POINTS", "RESERVED_WORDS", "SettingSpec", "CommandSpec",
-    "PROTS", "ADVICES", "VIEWS", "SWAP_KINDS", "OPS", "command", "setting", "setting_names",
+    "PROTS", "ADVICES", "VIEWS", "LIVE_VIEWS", "SWAP_KINDS", "OPS", "command", "setting", "setting_names",
     "match", "first_words", "next_words", "by_group", "help_topics", "help_text",
     "PROT_FLAGS", "ADVICE", "unwrap", "only_looks", "shows_changes",
 ]
@@ -268,6 +268,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
 _BY_NAME = {spec.name: spec for spec in COMMANDS}
 #: The views `show` draws, as its grammar names them.
 VIEWS: tuple[str, ...] = _BY_NAME["show"].grammar.positionals[0].choices
+#: The live trait of each view `show` draws (and of `show swap NAME map`): True, or why the live
+#: kernel cannot feed it (the live `show` refuses with that reason).
+LIVE_VIEWS: dict[str, bool | str] = {
+    **dict.fromkeys(VIEWS, True),
+    "swapcache": "the swap cache is not exported: which slots it holds cannot be listed from user space "
+                 "(swapcache.NAME.OFF asks mincore() about one slot through a mapping of it)",
+    "walks": "walker visit counts are the simulator's own tally; the kernel keeps none",
+    "swap map": "swap_map is not exported by the kernel: 'show swap NAME map' exists only in the simulator",
+}
 
 TOPICS: dict[str, str] = {
     "sizes": "A plain integer is bytes; 0x hex is allowed. K M G T P (also KB.., KiB..) are\n"

@@ -103,6 +103,7 @@ class ShellPrinter(StepPrinter):
 
     prompt_width = 0
     line_text = ""
+    session: Session                # the shell runs the simulator
 
     def __call__(self, rec: StepRecord) -> None:
         if rec.error and rec.command is not None and rec.command.column > 1 and self.line_text:

@@ -20,9 +20,17 @@ class MeminfoView:
 
     def __init__(self, k: "Kernel") -> None:
         self.fields = meminfo(k)
+        self.title = "/proc/meminfo"
+
+    @classmethod
+    def of(cls, fields: dict[str, int], title: str) -> "MeminfoView":
+        """The view of fields a backend read, under its own title."""
+        view = cls.__new__(cls)
+        view.fields, view.title = fields, title
+        return view
 
     def __rich__(self) -> Trimmed:
-        table = view_table("/proc/meminfo", "field", "kB", right=("kB",))
+        table = view_table(self.title, "field", "kB", right=("kB",))
         for name, value in self.fields.items():
             table.add_row(cell(name + ":"), cell(value))
         return Trimmed(table)

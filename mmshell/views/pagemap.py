@@ -8,7 +8,7 @@ the same word): `a+0x0-a+0x1ff000 (512) swapped s0 slots 0x200-0x3ff excl=0`.
 from __future__ import annotations
 
 from array import array
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from rich.console import Group
 from rich.text import Text
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 MAX_ROWS = 64
 
 
-def _steps(word: int) -> tuple[int, ...]:
+def pagemap_steps(word: int) -> tuple[int, ...]:
+    """The steps a run of pagemap words from `word` may take (views/fmt.fold_words): a pfn, a swap offset."""
     if word & PM_PRESENT:
         return (1, 0)
     if word & PM_SWAP:
@@ -37,9 +38,15 @@ def _steps(word: int) -> tuple[int, ...]:
 
 def pagemap_runs(k: "Kernel", words: list[int], start: int) -> list[dict]:
     """Fold pagemap words (one per page from `start`) into runs of plain data."""
+    return fold_pagemap(words, start, lambda swp_type: device_name(k, swp_type))
+
+
+def fold_pagemap(words: Iterable[int], start: int, device: Callable[[int], str]) -> list[dict]:
+    """Fold pagemap words (one per page from `start`) into runs of plain data; `device`
+    names a swap type."""
     arr = array("Q", words)
     out = []
-    for lo, hi, step in fold_words(arr, _steps):
+    for lo, hi, step in fold_words(arr, pagemap_steps):
         e = PagemapEntry(arr[lo])
         kind = "present" if e.present else "swapped" if e.swapped else "none"
         run = {"start": start + (lo << PAGE_SHIFT), "end": start + ((hi - 1) << PAGE_SHIFT), "pages": hi - lo,
@@ -50,7 +57,7 @@ def pagemap_runs(k: "Kernel", words: list[int], start: int) -> list[dict]:
             run["pfn_last"] = e.pfn + (hi - lo - 1 if step else 0)
         elif e.swapped:
             run["swap_type"] = e.swap_type
-            run["device"] = device_name(k, e.swap_type)
+            run["device"] = device(e.swap_type)
             run["swap_offset"] = e.swap_offset
             run["swap_offset_last"] = e.swap_offset + hi - lo - 1
         out.append(run)
@@ -81,10 +88,20 @@ class PagemapView:
     """
 
     def __init__(self, k: "Kernel", mm: MmStruct, start: int, end: int, names: Names | None = None) -> None:
-        self.pid = mm.pid
+        self._fill(mm.pid, start, end, names, pagemap_runs(k, pagemap_read(k, mm, start, end), start))
+
+    def _fill(self, pid: int, start: int, end: int, names: Names | None, runs: list[dict]) -> None:
+        self.pid = pid
         self.start, self.end = start, end
         self.namer = AddrNamer(names)
-        self.runs = pagemap_runs(k, pagemap_read(k, mm, start, end), start)
+        self.runs = runs
+
+    @classmethod
+    def of(cls, pid: int, start: int, end: int, names: Names | None, runs: list[dict]) -> "PagemapView":
+        """The view of runs a backend folded (fold_pagemap)."""
+        view = cls.__new__(cls)
+        view._fill(pid, start, end, names, runs)
+        return view
 
     def __rich__(self) -> Trimmed:
         table = view_table(f"pagemap of pid {self.pid}", "pages", "n", "entry", right=("n",))

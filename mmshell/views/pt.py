@@ -61,10 +61,22 @@ class PageTableView:
 
     def __init__(self, k: "Kernel", mm: MmStruct, start: int | None = None, end: int | None = None,
                  names: Names | None = None) -> None:
-        self.pid = mm.pid
+        self._fill(mm.pid, pmd_items(k, mm, start, end), names, [(v.start, v.end) for v in mm.vmas])
+
+    def _fill(self, pid: int, items: list[tuple[int, PmdDesc]], names: Names | None,
+              vmas: list[tuple[int, int]]) -> None:
+        self.pid = pid
         self.namer = AddrNamer(names)
-        self.items = pmd_items(k, mm, start, end)
-        self.groups: list[PmdGroup] = fold_pmds(self.items, self.namer, [(v.start, v.end) for v in mm.vmas])
+        self.items = items
+        self.groups: list[PmdGroup] = fold_pmds(self.items, self.namer, vmas)
+
+    @classmethod
+    def of(cls, pid: int, items: list[tuple[int, PmdDesc]], names: Names | None,
+           vmas: list[tuple[int, int]]) -> "PageTableView":
+        """The view of the PMD descriptions a backend read, folded within the VMAs (start, end)."""
+        view = cls.__new__(cls)
+        view._fill(pid, items, names, vmas)
+        return view
 
     @property
     def folded(self) -> int:

@@ -6,6 +6,11 @@ layer the views take only the view names `show` offers (its grammar declares the
 `pid` is the process the view is of (`@2 show vmas` shows pid 2), default the current one.
 `previous` is what "the last step" was for `show vmstat`: the vmstat snapshot
 taken before it, or the whole `Digest` (which also marks mthp changes).
+
+The views the live kernel can feed too are built from the simulator's readings
+(views/sim_source.py) by views/source.py, the path the live kernel's readings
+take; the others (smaps, which reads parts of VMAs, swapcache, walks, swap map)
+from the core here.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from mmshell.lang.registry import VIEWS
-from mmshell.mm.task_mmu import vmstat_snapshot
-
 from importlib import import_module
+
+from mmshell.lang.registry import VIEWS
+
+from .sim_source import SimViews
+from .source import observed_view
 
 #: The contract's view names, in the order `show` lists them.
 VIEW_NAMES: tuple[str, ...] = VIEWS
@@ -33,45 +40,25 @@ def build_view(session: SessionLike, name: str, opts: Mapping[str, Any] | None =
                previous: Any = None) -> Any:
     """The view object for `show NAME` of process opts["pid"] (default: the current one)."""
     opts = opts or {}
-    k = session.kernel
-    pid = opts.get("pid", session.pid)
-    mm = k.mm(pid)
-    names = session.names(pid)
-    rng = opts.get("range")
-    start, end = (rng[0], rng[0] + rng[1]) if rng is not None else (None, None)
     if name not in VIEW_NAMES:
         raise ValueError(f"no view named {name!r} (views: {', '.join(VIEW_NAMES)})")
-    mod = import_module(f".{name}", __package__)      # one view module per view, loaded on use
+    k = session.kernel
+    pid = opts.get("pid", session.pid)
     match name:
-        case "vmas":
-            return mod.VmasView(k, mm, names)
-        case "pt":
-            return mod.PageTableView(k, mm, start, end, names)
-        case "map":
-            return mod.MapView(pid, mod.map_cells(k, mm, start, end), names)
-        case "swap":
+        case "swap" if opts.get("map"):
             devices = [opts["name"]] if opts.get("name") else None
-            if opts.get("map"):
-                return import_module(".swapmap", __package__).SwapMapView(k, devices)
-            return mod.SwapView(k, devices)
+            return import_module(".swapmap", __package__).SwapMapView(k, devices)
         case "swapcache":
-            return mod.SwapCacheView(k)
-        case "vmstat":
-            # `previous` is a vmstat dict or a step Digest (which has the mthp stats too)
-            prev, prev_mthp = (previous.vmstat, previous.mthp) if hasattr(previous, "mthp") else (previous, None)
-            return mod.VmstatView(vmstat_snapshot(k), dict(k.vmstat.mthp), prev, bool(opts.get("all")), prev_mthp)
-        case "smaps":
-            return mod.SmapsView(k, mm, names, opts.get("name"))
-        case "pagemap":
-            if start is None or end is None:
-                raise ValueError("show pagemap needs a range")
-            return mod.PagemapView(k, mm, start, end, names)
-        case "meminfo":
-            return mod.MeminfoView(k)
+            return import_module(".swapcache", __package__).SwapCacheView(k)
+        case "smaps":       # parts of VMAs and smaps_range: read from the core itself
+            return import_module(".smaps", __package__).SmapsView(k, k.mm(pid), session.names(pid),
+                                                                  opts.get("name"))
         case "walks":
             # `previous` is a step Digest (its `sim` counts) or nothing
+            mod = import_module(".walks", __package__)
             return mod.WalksView(mod.sim_counts(k), getattr(previous, "sim", None))
-    raise ValueError(f"no view named {name!r} (views: {', '.join(VIEW_NAMES)})")
+    # the rest from the simulator's readings, as the live kernel's views are built from its own
+    return observed_view(SimViews(session), name, opts, previous)
 
 
 def render_view(session: SessionLike, name: str, opts: Mapping[str, Any] | None = None,

@@ -53,13 +53,21 @@ class SmapsView:
                                            for v, lo, hi in parts]
         self.total: dict[str, int] = total if total is not None else self._sum()
 
+    @classmethod
+    def of(cls, pid: int, name: str | None, vmas: list[dict[str, Any]]) -> "SmapsView":
+        """The view of rows a backend read ({"start", "end", "vma", "regions", FIELD: kB}), summed."""
+        view = cls.__new__(cls)
+        view.pid, view.name, view.vmas = pid, name, vmas
+        view.total = view._sum()
+        return view
+
     def _sum(self) -> dict[str, int]:
         total = dict.fromkeys(SMAPS_FIELDS, 0)
         for row in self.vmas:
             for f in SMAPS_FIELDS:
-                total[f] += row[f]
+                total[f] += row.get(f, 0)
         total["KernelPageSize"] = total["MMUPageSize"] = 4
-        total["THPeligible"] = int(any(row["THPeligible"] for row in self.vmas))
+        total["THPeligible"] = int(any(row.get("THPeligible") for row in self.vmas))
         return total
 
     def _label(self, row: dict) -> str:
@@ -78,7 +86,7 @@ class SmapsView:
             table = view_table(title if i == 0 else None, "field", *(c[0] for c in chunk),
                                right=tuple(c[0] for c in chunk), wrap=())
             for f in SHOWN:
-                table.add_row(cell(f + ":"), *(cell(c[1][f]) for c in chunk))
+                table.add_row(cell(f + ":"), *(cell(c[1].get(f, "-")) for c in chunk))
             parts.append(table)
         if self.vmas:
             where = ", ".join(_where(r) for r in self.vmas)

@@ -99,6 +99,13 @@ class SwapView:
         self.devices = [device_facts(si) for si in k.swap_info
                         if si is not None and (names is None or si.name in names)]
 
+    @classmethod
+    def of(cls, devices: list[dict]) -> "SwapView":
+        """The view of device facts a backend read; "clusters" and "runs" None where it cannot see them."""
+        view = cls.__new__(cls)
+        view.devices = devices
+        return view
+
     def __rich__(self) -> Trimmed:
         if not self.devices:
             return Trimmed(Group(Text("no swap devices")))
@@ -108,9 +115,11 @@ class SwapView:
             c = d["clusters"]
             table.add_row(cell(d["name"]), cell(d["type"]), cell(d["kind"]), cell(d["prio"]),
                           cell(fmt_size(d["size"])), cell(d["used"]), cell(d["used_kb"]),
-                          cell(f"{c['free']}/{c['order9']}/{c['order0']} of {c['total']}"))
+                          cell(f"{c['free']}/{c['order9']}/{c['order0']} of {c['total']}" if c else "-"))
         parts: list = [table]
         for d in self.devices:
+            if d["runs"] is None:
+                continue
             lines = [run_text(r) for r in d["runs"]] or ["(no slot in use)"]
             if len(lines) > MAX_RUNS:
                 lines = lines[:MAX_RUNS - 1] + [f"… {len(lines) - MAX_RUNS + 1} more runs"]

@@ -26,26 +26,34 @@ def vma_flag_words(vma: VmArea) -> list[str]:
     return [word for flag, word in FLAG_WORDS if vma.flags & flag]
 
 
+def vma_rows(vmas: list[tuple[int, int, str, int | None, list[str]]],
+             names: Names | None) -> list[dict[str, Any]]:
+    """The view's rows of (start, end, perms, pgoff, flag words) of each VMA, with the regions they meet."""
+    namer = AddrNamer(names)
+    return [{"start": lo, "end": hi, "size": hi - lo, "perms": perms, "pgoff": pgoff, "flags": flags,
+             "regions": namer.overlapping(lo, hi)} for lo, hi, perms, pgoff, flags in vmas]
+
+
 class VmasView:
     """The VMAs of one process in address order.
 
-    to_json(): {"pid", "vmas": [{"start", "end", "size", "perms", "pgoff", "flags": [str],
+    to_json(): {"pid", "vmas": [{"start", "end", "size", "perms", "pgoff" (null where the backend
+    cannot see it: an anonymous VMA's on the live kernel), "flags": [str],
     "regions": [str]}]}; end is exclusive as in maps; a region wholly inside the VMA
     is its name, one partly inside is `NAME+0xOFF:LEN` (the part inside).
     """
 
     def __init__(self, k: "Kernel", mm: MmStruct, names: Names | None = None) -> None:
         self.pid = mm.pid
-        namer = AddrNamer(names)
-        self.rows: list[dict[str, Any]] = [{
-            "start": v.start,
-            "end": v.end,
-            "size": v.size,
-            "perms": v.flag_string(),
-            "pgoff": v.pgoff,
-            "flags": vma_flag_words(v),
-            "regions": namer.overlapping(v.start, v.end),
-        } for v in mm.vmas]
+        self.rows = vma_rows([(v.start, v.end, v.flag_string(), v.pgoff, vma_flag_words(v)) for v in mm.vmas],
+                             names)
+
+    @classmethod
+    def of(cls, pid: int, rows: list[dict[str, Any]]) -> "VmasView":
+        """The view of rows a backend read (vma_rows)."""
+        view = cls.__new__(cls)
+        view.pid, view.rows = pid, rows
+        return view
 
     def __rich__(self) -> Trimmed:
         table = view_table(f"VMAs of pid {self.pid}", "address", "perms", "size", "flags", "regions",
