@@ -28,7 +28,7 @@ from ..lang.expect import read_path
 from ..lang.parser import Command
 from ..lang.registry import only_looks
 from ..lang.regions import RegionNames
-from ..mm.constants import MAX_ACCESS, MAX_MAPPED
+from ..mm.constants import MAX_MAPPED
 from . import procfs, tunables as tun
 from .devices import DeviceError, SwapDevices
 from .machine import LiveMachine
@@ -54,10 +54,11 @@ handler = HANDLERS.register
 
 
 def live_handler(cmd: Command) -> Handler["LiveSession"]:
-    """The live handler of `cmd`, or `Unsupported` with the reason its registry entry gives."""
-    live = cmd.spec.live
-    if live is not True:
-        raise Unsupported(str(live))
+    """The live handler of `cmd`, or `Unsupported` with the reason the registry gives
+    (registry.live_refusal: the command's, the setting's or the view's)."""
+    why = registry.live_refusal(cmd)
+    if why is not None:
+        raise Unsupported(why)
     return HANDLERS[cmd.name]
 
 
@@ -73,6 +74,8 @@ class LiveSession(RegionNames):
         self.release = os.uname().release
         self.prios = prios or {}
         self.warnings: list[str] = []
+        #: nothing is pinned on the live kernel (compare pins settings in the simulator)
+        self.pinned: dict[str, str] = {}
         self._least_priority = -1
 
     def next_default_prio(self) -> int:
@@ -154,12 +157,6 @@ class LiveSession(RegionNames):
         raise Refused(f"EPERM: {op} of {start:#x}-{end:#x} reaches {addr:#x}, outside the script's regions "
                       f"of pid {self.pid}: on the live kernel a command acts only on what the script "
                       "mapped (the rest is the worker process's own memory)")
-
-    def walk_limit(self, op: str, length: int) -> None:
-        """A command that walks a range page by page takes at most MAX_ACCESS of it (as the simulator)."""
-        if length > MAX_ACCESS:
-            raise Refused(f"EINVAL: a range of {length >> 20}M: beyond the simulation's limit of "
-                          f"{MAX_ACCESS >> 30}G per {op}")
 
     def may_expand(self, op: str, grow: int) -> None:
         """The simulator's RLIMIT_AS (MAX_MAPPED per process) over the script's mappings."""

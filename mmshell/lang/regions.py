@@ -33,6 +33,10 @@ class RegionNames:
     def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
         return self.regions.setdefault(self.pid if pid is None else pid, {})
 
+    def forget(self, pid: int) -> None:
+        """Drop the names of a process that exited."""
+        self.regions.pop(pid, None)
+
     def new_name(self, name: str, op: str) -> str:
         """`name` for a region `op` makes (mmap, mremap); EEXIST if the process has one."""
         if name in self.names():

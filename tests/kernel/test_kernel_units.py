@@ -348,7 +348,7 @@ def test_compare_runs_refusal_on_one_side() -> None:
 
 #: What the live runner may take from mm/: the kernel's vocabulary (types, field lists, sizes),
 #: declared once there, never the simulator's behaviour.
-MM_VOCABULARY = {"SMAPS_FIELDS", "Madv", "PagemapEntry", "VM"}
+MM_VOCABULARY = {"SMAPS_FIELDS", "Madv", "PagemapEntry", "VM", "SwapKind"}
 
 
 def test_live_runner_does_not_import_the_simulator() -> None:
