@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Callable
 
 from ..mm.constants import MAX_ACCESS
-from ..mm.vma import VM
 from . import registry
 from .backend import Operations, StepOutput
 from .parser import Command
@@ -73,8 +72,7 @@ def do_madvise(b: Operations, cmd: Command) -> StepOutput:
 
 def do_mprotect(b: Operations, cmd: Command) -> StepOutput:
     start, length = b.resolve_range(cmd.args["range"], "mprotect")
-    flags: VM = registry.PROT_FLAGS[cmd.args["prot"]]
-    b.mprotect(start, length, flags)
+    b.mprotect(start, length, registry.PROT_FLAGS[cmd.args["prot"]])
     return StepOutput()
 
 
