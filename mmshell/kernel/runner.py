@@ -3,8 +3,9 @@
 `LiveSession.execute(cmd)` (kernel/session.py) runs one parsed command in the
 script's current process (or the process `@PID` names) through real system
 calls (kernel/backend.py) and returns its `StepOutput`; a refused command
-raises `Refused` with the one-line reason in the kernel's terms.  `run_live_text` parses a script whole, runs it step
-by step, and tallies the outcome with the exit statuses of `mmshell run`.
+raises `Refused` with the one-line reason in the kernel's terms.
+`run_live_text` parses a script whole, runs it step by step, and tallies the
+outcome with the exit statuses of `mmshell run`.
 
 What the live kernel cannot do is refused by name (`set fail`, `set ram`,
 `trace`, `set pmd_swap on` on a kernel without the series).  A live run keeps

@@ -51,8 +51,8 @@ class RegionNames:
             raise self.refuse("EINVAL", op, f"no region named {addr.name!r} in pid {self.pid}")
         value = region[0] + addr.offset
         if value >= ADDR_LIMIT:
-            raise self.refuse("EINVAL", op, f"{addr.name}+{addr.offset:#x} is {region[0]:#x} + {addr.offset:#x}: "
-                              "past 2**64 - 1, no address at all")
+            raise self.refuse("EINVAL", op, f"{addr.name}+{addr.offset:#x} is {region[0]:#x} + "
+                              f"{addr.offset:#x}: past 2**64 - 1, no address at all")
         return value
 
     def path_addr(self, text: str) -> int:
