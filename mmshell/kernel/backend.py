@@ -69,6 +69,14 @@ def _pages(length: int) -> int:
 CHECK_CHUNK = 64 << 20
 
 
+def _fixed(addr: int, length: int) -> None:
+    """A fixed address (mmap or mremap `at`) is page aligned and the range inside the user address space."""
+    if addr % PAGE:
+        raise Refused(f"EINVAL: address {addr:#x} not page aligned")
+    if addr + length > TASK_SIZE:
+        raise Refused("EINVAL: range beyond the user address space")
+
+
 def _free_or_own(s: LiveSession, start: int, length: int, op: str) -> None:
     """A fixed destination may replace the script's own mappings (MREMAP_FIXED unmaps what is
     there) but nothing else of the worker's: every VMA there must lie in the script's regions."""
@@ -268,10 +276,7 @@ class _Live(OnSession):
         s.may_expand("mmap", length)
         if at is not None:
             addr = at
-            if addr % PAGE:
-                raise Refused(f"EINVAL: address {addr:#x} not page aligned")
-            if addr + length > TASK_SIZE:
-                raise Refused("EINVAL: range beyond the user address space")
+            _fixed(addr, length)
             if addr < (1 << 16):
                 raise Refused(f"EPERM: address {addr:#x} is below mmap_min_addr")
         else:
@@ -353,10 +358,7 @@ class _Live(OnSession):
         s.may_expand("mremap", new_len - old_len)
         if at is not None:
             new = at
-            if new % PAGE:
-                raise Refused(f"EINVAL: address {new:#x} not page aligned")
-            if new + new_len > TASK_SIZE:
-                raise Refused("EINVAL: range beyond the user address space")
+            _fixed(new, new_len)
             if new < start + old_len and start < new + new_len:
                 raise Refused("EINVAL: old and new ranges overlap")
             _free_or_own(s, new, new_len, "mremap")

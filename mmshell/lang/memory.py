@@ -29,14 +29,18 @@ def walk_limit(b: Operations, op: str, length: int) -> None:
                        f"{MAX_ACCESS >> 30}G per {op}")
 
 
+def _bind(b: Operations, name: str, start: int, length: int) -> StepOutput:
+    """Name the region mmap or mremap made, and say where it is."""
+    b.names()[name] = (start, length)
+    return StepOutput(lines=[f"{name} = {start:#x}-{start + length:#x}"])
+
+
 def do_mmap(b: Operations, cmd: Command) -> StepOutput:
     a = cmd.args
     name = b.new_name(a["name"], "mmap")
     at = b.resolve_addr(a["at"], "mmap") if a["at"] is not None else None
     advice = registry.ADVICE[a["advice"]] if a["advice"] else None
-    start, length = b.mmap(a["size"], registry.PROT_FLAGS[a["prot"] or "rw"], advice, at)
-    b.names()[name] = (start, length)
-    return StepOutput(lines=[f"{name} = {start:#x}-{start + length:#x}"])
+    return _bind(b, name, *b.mmap(a["size"], registry.PROT_FLAGS[a["prot"] or "rw"], advice, at))
 
 
 def do_munmap(b: Operations, cmd: Command) -> StepOutput:
@@ -81,9 +85,7 @@ def do_mremap(b: Operations, cmd: Command) -> StepOutput:
     name = b.new_name(a["newname"], "mremap")
     start, length = b.resolve_range(a["range"], "mremap")
     at = b.resolve_addr(a["at"], "mremap") if a["at"] is not None else None
-    new, new_len = b.mremap(start, length, a["size"] if a["size"] is not None else length, at)
-    b.names()[name] = (new, new_len)
-    return StepOutput(lines=[f"{name} = {new:#x}-{new + new_len:#x}"])
+    return _bind(b, name, *b.mremap(start, length, a["size"] if a["size"] is not None else length, at))
 
 
 def do_uffd_register(b: Operations, cmd: Command) -> StepOutput:
