@@ -19,7 +19,7 @@ from typing import Any, Mapping, NoReturn
 from . import registry
 from .errors import LangError
 from .grammar import Arg, CommandSpec, Flags, Grammar, Kind, Option, Slot, Switch, describe
-from .kinds import convert, format_value, suggest
+from .convert import convert, format_value, suggest
 from .lexer import Statement, Token, show, split_lines, split_statements
 from .values import BadValue
 
