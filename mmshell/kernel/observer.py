@@ -1,6 +1,6 @@
 """The live kernel as an Observer: each path of the contract, read from what the kernel exports.
 
-lang/expect.py walks the path (once for both backends); this reads:
+lang/expect_paths.py walks the path (once for both backends); this reads:
 
 | path | read from |
 |---|---|

@@ -24,7 +24,7 @@ from typing import Any
 from ..lang import registry
 from ..lang.backend import Handler, Handlers, Reading, StepOutput
 from ..lang.errors import ExpectError
-from ..lang.expect import read_path
+from ..lang.expect_paths import read_path
 from ..lang.parser import Command
 from ..lang.registry import only_looks
 from ..lang.regions import RegionNames

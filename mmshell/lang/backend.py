@@ -71,7 +71,7 @@ class Reading:
 
 
 class Observer(Protocol):
-    """What `expect` reads (lang/expect.py walks the path, once for both backends).
+    """What `expect` reads (lang/expect_paths.py walks the path, once for both backends).
 
     Each method answers for the current process (``pid``) where it is per
     process; a name or field the backend does not have raises PathError with

@@ -33,7 +33,7 @@ from ..mm.vmscan import shrink_lruvec
 from . import budget, control, operations, registry
 from .backend import Handler, Handlers, OnSession, Reading, StepOutput, Verified
 from .errors import ExpectError
-from .expect import read_path
+from .expect_paths import read_path
 from .sim_observer import SimObserver
 from .parser import Command
 from .session import Session
