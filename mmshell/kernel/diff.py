@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..lang.expectation import PathError
+from ..lang.expect_values import PathError
 from ..lang.sim_observer import evaluate as sim_evaluate
 from ..lang.errors import LangError
 from ..lang.execute import setting_value

@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..lang.backend import NotObservable, Reading, OnSession
-from ..lang.expectation import PathError
+from ..lang.expect_values import PathError
 from ..mm.task_mmu import PagemapEntry
 from . import procfs
 from .devices import SwapDevice, SwapDevices

@@ -15,7 +15,7 @@ from typing import Callable
 from . import registry
 from .backend import Backend, NotObservable, StepOutput
 from .errors import SOURCE_NESTED, ExpectError, not_refused, switch_under_at
-from .expectation import PathError, compare, parse_expected
+from .expect_values import PathError, compare, parse_expected
 from .parser import Command, Unparsed
 from .steps import back_to, exit_of
 

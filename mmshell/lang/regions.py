@@ -10,7 +10,7 @@ simulator but its constants.
 from __future__ import annotations
 
 from ..mm.constants import TASK_SIZE
-from .expectation import PathError
+from .expect_values import PathError
 from .values import PAGE_SIZE, Addr, BadValue, Range
 
 #: No address is this large: NAME+OFFSET adds up to at most 2**64 - 1.

@@ -15,7 +15,7 @@ from ..mm.task_mmu import PagemapEntry, meminfo, pagemap_read, smaps_range, vmst
 from ..mm.vmstat import MTHP_STATS, SERIES_ONLY
 from .backend import Reading, OnSession
 from .expect_paths import read_path
-from .expectation import PathError
+from .expect_values import PathError
 from .session import Session
 
 __all__ = ["SimObserver", "evaluate"]
