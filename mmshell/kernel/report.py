@@ -20,7 +20,7 @@ from ..lang.parser import parse_script
 from . import procfs
 from .machine import LiveMachine, MissingRequirement, SetupError, raise_on_sigterm, recover_now, restore_signals
 from .state import UnsafeState
-from ..lang.steps import Outcome, StepRecord
+from ..lang.step_loop import Outcome, StepRecord
 from ..lang.values import plural
 from .runner import LiveSession, asks_for_huge_zero, live_priorities, run_live_text, script_priorities
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..lang.parser import Command
 from ..lang.registry import unwrap
-from ..lang.steps import Observer, Outcome, Run, StepRecord, format_error, op_name
+from ..lang.step_loop import Observer, Outcome, Run, StepRecord, format_error, op_name
 from . import backend as _backend  # noqa: F401  (registers the live handlers in session.HANDLERS)
 from . import tunables as tun
 from .devices import DeviceError
@@ -49,7 +49,7 @@ __all__ = ["HANDLERS", "HPAGE", "PAGE", "STEP_VMSTAT", "Counters", "ExpectError"
 def run_live_text(s: LiveSession, text: str, source: str, observer: Observer | None = None,
                   keep_going: bool = False, outcome: Outcome | None = None, depth: int = 0,
                   base: Path | None = None) -> Outcome:
-    """Parse all of `text` first, then run it step by step on the live kernel (steps.py's loop)."""
+    """Parse all of `text` first, then run it step by step on the live kernel (lang/step_loop.py)."""
     run = Run(partial(_live_step, s), observer, keep_going, outcome if outcome is not None else Outcome())
     return run.text(text, source, depth, base)
 
