@@ -5,9 +5,11 @@ shadow of page contents, the devices and tunables through its `LiveMachine`)
 and implements lang/backend.py's Backend, so the language's own commands
 (lang/control.py) run on it as they do in the simulator.  `execute(cmd)` runs
 one command as a step: the counters it moved are read around it unless it
-only looks.  The handlers of the commands that act on memory are
-kernel/backend.py's, registered in :data:`HANDLERS`; a refused command raises
-`Refused` with the one-line reason in the kernel's terms.
+only looks.  The handlers of the commands that act on the machine are the
+language's (lang/operations.py), registered in :data:`HANDLERS` over
+kernel/backend.py's primitives; what the live kernel cannot do is refused
+before any handler runs (`live_handler`, with the registry's reason), and a
+refused command raises `Refused` with the one-line reason in the kernel's terms.
 
 A live run keeps the simulator's limits (docs/limits.md), and a command that
 names addresses acts only inside the script's own regions of its process

@@ -1,4 +1,9 @@
-"""One command -> one step: the handlers that turn parsed commands into kernel calls.
+"""One command -> one step in the simulator: the step boundary and the simulator's primitives.
+
+The handlers are the language's, once for both backends (lang/control.py,
+lang/operations.py); here they are registered over :class:`_Simulator`, whose
+primitives are mm/'s system calls, beside the commands only the simulator has
+(`trace`, `explain`, `export`).
 
 `execute(session, command)` runs one command and returns its `StepOutput`.  A
 refused command raises `MmError` (or `ExpectError`) and leaves the machine as
