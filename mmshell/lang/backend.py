@@ -133,7 +133,7 @@ class Observer(Protocol):
 
 
 class OnSession:
-    """What a backend's adapter (an Observer, lang/memory.py's Memory) answers from its
+    """What a backend's adapter (an Observer, the Operations of each backend) answers from its
     session ``s`` alone: the current pid and the region names (lang/regions.py)."""
 
     s: Any
