@@ -129,7 +129,7 @@ def present(file: str, mainline: bool) -> None:
     """Show FILE full screen for a projector, one step at a time: the view on top, the
     narration and changes below; right/space forward, left/b back, p next pause, q quit."""
     from .lang.errors import LangError
-    from .lang.steps import format_error
+    from .lang.step_loop import format_error
     from .report import read_sources, readable
 
     sources = readable(read_sources([file]))

@@ -146,7 +146,8 @@ class Presentation:
 
         self.outcome = Outcome()
         try:
-            run_text(session, self.text, self.source, observe, outcome=self.outcome, base=self.base, before=before)
+            run_text(session, self.text, self.source, observe, outcome=self.outcome, base=self.base,
+                     before=before)
         except _Stop:
             pass
         state.bottom = buf.getvalue()
@@ -170,7 +171,8 @@ class Presentation:
             self._map(console, session, state.pid)
         return Frame(n, self.total, f"{rec.source}:{rec.line}" if rec is not None else "",
                      cmd.text or str(cmd), buf.getvalue(), state.bottom,
-                     rec.kind if rec is not None else "ok", cmd.name == "pause", session.kernel.config.pmd_swap)
+                     rec.kind if rec is not None else "ok", cmd.name == "pause",
+                     session.kernel.config.pmd_swap)
 
     def _first(self, width: int) -> Frame:
         """Frame 0: the lesson's opening comment, and what comes first."""

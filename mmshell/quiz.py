@@ -222,7 +222,8 @@ def _why(kind: Kind, sc: Scenario, run: Run) -> list[str]:
     whole-run question asks about, else the last step."""
     if kind.path is not None and kind.path(sc).startswith("vmstat."):
         name = kind.path(sc).split(".", 1)[1]
-        moved = [(i, st) for i, st in enumerate(run.steps) if st.get("changes", {}).get("vmstat", {}).get(name)]
+        moved = [(i, st) for i, st in enumerate(run.steps)
+                 if st.get("changes", {}).get("vmstat", {}).get(name)]
         if moved:
             return [s for i, st in moved[-2:] for s in [f"Step {i + 1} ({st['command']}):", *st["explain"]]]
     return [f"The last step ({run.last['command']}):", *run.last["explain"]]

@@ -20,7 +20,7 @@ from rich.markup import escape
 from .lang.parser import Command
 from .lang.registry import shows_changes
 from .lang.runner import Outcome, StepRecord, read_script, run_text
-from .lang.steps import read_script_stream
+from .lang.step_loop import read_script_stream
 from .lang.values import plural
 from .lang.session import Session
 from .stepkeys import Quit, ask

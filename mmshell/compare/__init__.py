@@ -53,7 +53,8 @@ class Comparison:
             lazy = record(text, name, flag, Deposit.LAZY, base=base, steps_too=False)
             tables[m] = {"eager": eager.session.kernel.pte_tables_allocated,
                          "lazy": lazy.session.kernel.pte_tables_allocated}
-        self.keys: list[StepKey] = list(dict.fromkeys(st.key for run in self.runs.values() for st in run.steps))
+        self.keys: list[StepKey] = list(dict.fromkeys(st.key for run in self.runs.values()
+                                                      for st in run.steps))
         by_key = {m: run.by_key() for m, run in self.runs.items()}
         self.steps = [{m: by_key[m].get(key) for m, _ in MODES} for key in self.keys]
         self.swap_differs: list[StepKey] = []
@@ -77,8 +78,10 @@ class Comparison:
                 st = pair[m]
                 if st is not None:
                     print(json.dumps(step_json(m, st, differs, key not in self.swap_differs)), file=out)
-        final: dict[str, Any] = {"final": True, **{m: run.outcome.exit_status() for m, run in self.runs.items()},
-                                 "notes": self.notes, "swap_map_differs": [list(k) for k in self.swap_differs]}
+        final: dict[str, Any] = {"final": True,
+                                 **{m: run.outcome.exit_status() for m, run in self.runs.items()},
+                                 "notes": self.notes,
+                                 "swap_map_differs": [list(k) for k in self.swap_differs]}
         print(json.dumps(final), file=out)
         print(json.dumps({"summary": self.summary}), file=out)
 
@@ -119,7 +122,8 @@ def compare_text(name: str, text: str, json_mode: bool = False, out: TextIO | No
     if export is not None:
         from ..export import export_renderables, format_of
         path, pic_width = export
-        pictured = cmp if pic_width == console_width else Comparison(name, text, view_width=pic_width, base=base)
+        pictured = cmp if pic_width == console_width else Comparison(name, text, view_width=pic_width,
+                                                                     base=base)
         fmt = format_of(path)
         assert fmt is not None
         try:
@@ -130,7 +134,8 @@ def compare_text(name: str, text: str, json_mode: bool = False, out: TextIO | No
     return cmp.exit_status()
 
 
-def run_compare(source: tuple[str, str], json_mode: bool = False, export: tuple[str, int] | None = None) -> int:
+def run_compare(source: tuple[str, str], json_mode: bool = False,
+                export: tuple[str, int] | None = None) -> int:
     """`mmshell compare FILE`: source is (name, text); a relative `source` in it is taken
     from the file's directory."""
     name, text = source

@@ -38,9 +38,11 @@ def change_lines(view: StepView, pid: int) -> list[str]:
         return "" if p == pid else f"pid {p} "
 
     j = view.to_json()
-    lines = [f"new process {p}" for p in j["processes"]["new"]] + [f"process {p} gone" for p in j["processes"]["gone"]]
+    lines = ([f"new process {p}" for p in j["processes"]["new"]]
+             + [f"process {p} gone" for p in j["processes"]["gone"]])
     for v in j["vmas"]:
-        lines.append(f"{of(v['pid'])}vma {view.vma_label(v)}: {v['old'] or 'unmapped'} → {v['new'] or 'unmapped'}")
+        lines.append(f"{of(v['pid'])}vma {view.vma_label(v)}: {v['old'] or 'unmapped'} → "
+                     f"{v['new'] or 'unmapped'}")
     for c in view.changes:
         head = f"{of(c.pid)}{view.where(c)}" + (f" ×{c.count}" if c.count > 1 else "")
         if c.level == "pmd":

@@ -249,7 +249,8 @@ def check_cgroup_step(args: dict[str, Any]) -> None:
     if not isinstance(path, str) or not path.startswith("/") or "/../" in path + "/" or "//" in path:
         raise ValueError(f"path {path!r} is not one a live run makes")
     p = Path(path)
-    name_ok = _NAME_RE.fullmatch(p.name) or (p.name in ("stage", "work") and _NAME_RE.fullmatch(p.parent.name))
+    name_ok = _NAME_RE.fullmatch(p.name) or (p.name in ("stage", "work")
+                                             and _NAME_RE.fullmatch(p.parent.name))
     if not name_ok:
         raise ValueError(f"{path} is not a directory a live run makes")
     mounts = [m for m, _r, _t, _o in _mounts() if path.startswith(m.rstrip("/") + "/")]
@@ -276,7 +277,8 @@ def undo_cgroup(step: Step, same_boot: bool = True) -> str | None:
     deadline = time.monotonic() + EMPTY_WAIT
     while (path / "cgroup.procs").read_text().strip():
         if time.monotonic() > deadline:
-            raise CgroupError(f"{path} still has tasks: {' '.join((path / 'cgroup.procs').read_text().split()[:8])}")
+            tasks = " ".join((path / "cgroup.procs").read_text().split()[:8])
+            raise CgroupError(f"{path} still has tasks: {tasks}")
         time.sleep(0.02)
     for attempt in range(50):
         try:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..lang.expectation import PathError
+from ..lang.expect_values import PathError
 from ..lang.sim_observer import evaluate as sim_evaluate
 from ..lang.errors import LangError
 from ..lang.execute import setting_value
@@ -349,7 +349,10 @@ def diff_script(name: str, text: str) -> DiffResult:
     diffs, stats = compare_runs(name, kern, sim, () if asks_for_huge_zero(commands) else HUGE_ZERO_COUNTERS)
     known_lines, whole = known_differences(text)
     for d in diffs:
-        d.known = whole if d.source == name and whole else known_lines.get(d.line) if d.source == name else None
+        if d.source == name:
+            d.known = whole or known_lines.get(d.line)
+        else:
+            d.known = None
     return DiffResult(name, diffs, stats, [k.error for k in kern if k.error],
                       [s.error for s in sim if s.error and not (s.kind == "expect-failed" and s.source == name
                                                                 and (whole or s.line in known_lines))])
@@ -380,7 +383,8 @@ def run_diff(sources: list[tuple[str, str]], quiet: bool = False, stream: TextIO
               f"{stats['counters']} steps' counter changes compared, {len(unknown)} difference(s)"
               + (f", {len(diffs) - len(unknown)} known" if len(diffs) != len(unknown) else "")
               + (f", {stats['not_observable']} not observable" if stats["not_observable"] else "")
-              + (f", {stats['io_timing']} readahead counts left out (I/O timing)" if stats["io_timing"] else "")
+              + (f", {stats['io_timing']} readahead counts left out (I/O timing)"
+                 if stats["io_timing"] else "")
               + f": {verdict}", file=out)
         if not quiet and (res.kernel_failed or res.sim_failed):
             print(f"    (errors and failed expectations: {len(res.kernel_failed)} on the kernel, "

@@ -230,7 +230,8 @@ def recover_now(state: StateDir | None = None) -> tuple[int, list[str]]:
 
 
 def raise_on_sigterm() -> Any:
-    """Turn SIGTERM/SIGHUP into KeyboardInterrupt (so every `finally` tears down); returns the old handlers."""
+    """Turn SIGTERM/SIGHUP into KeyboardInterrupt (so every `finally` tears down); returns the old
+    handlers."""
     def handler(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
     old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}

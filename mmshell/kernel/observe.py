@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator
 
 from ..lang.backend import NotObservable, Reading
-from ..lang.expectation import PathError
+from ..lang.expect_values import PathError
 from . import procfs
 from .syscalls import PAGE_IS_HUGE, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED
 

@@ -1,6 +1,6 @@
 """The live kernel as an Observer: each path of the contract, read from what the kernel exports.
 
-lang/expect.py walks the path (once for both backends); this reads:
+lang/expect_paths.py walks the path (once for both backends); this reads:
 
 | path | read from |
 |---|---|
@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..lang.backend import NotObservable, Reading, OnSession
-from ..lang.expectation import PathError
+from ..lang.expect_values import PathError
 from ..mm.task_mmu import PagemapEntry
 from . import procfs
 from .devices import SwapDevice, SwapDevices

@@ -27,7 +27,7 @@ from . import procfs
 from .live_views import LiveViews
 from .machine import LiveMachine, MissingRequirement, SetupError, raise_on_sigterm, recover_now, restore_signals
 from .state import UnsafeState
-from ..lang.steps import Outcome, StepRecord
+from ..lang.step_loop import Outcome, StepRecord
 from .runner import LiveSession, asks_for_huge_zero, live_priorities, run_live_text, script_priorities
 
 

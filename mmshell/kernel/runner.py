@@ -3,8 +3,9 @@
 `LiveSession.execute(cmd)` (kernel/session.py) runs one parsed command in the
 script's current process (or the process `@PID` names) through real system
 calls (kernel/backend.py) and returns its `StepOutput`; a refused command
-raises `Refused` with the one-line reason in the kernel's terms.  `run_live_text` parses a script whole, runs it step
-by step, and tallies the outcome with the exit statuses of `mmshell run`.
+raises `Refused` with the one-line reason in the kernel's terms.
+`run_live_text` parses a script whole, runs it step by step, and tallies the
+outcome with the exit statuses of `mmshell run`.
 
 What the live kernel cannot do is refused by name (`set fail`, `set ram`,
 `trace`, `set pmd_swap on` on a kernel without the series).  A live run keeps
@@ -31,7 +32,7 @@ from typing import Callable
 
 from ..lang.parser import Command
 from ..lang.registry import unwrap
-from ..lang.steps import Observer, Outcome, Run, StepRecord, format_error, op_name
+from ..lang.step_loop import Observer, Outcome, Run, StepRecord, format_error, op_name
 from . import backend as _backend  # noqa: F401  (registers the live handlers in session.HANDLERS)
 from . import tunables as tun
 from .devices import DeviceError
@@ -49,7 +50,7 @@ __all__ = ["HANDLERS", "HPAGE", "PAGE", "STEP_VMSTAT", "Counters", "ExpectError"
 def run_live_text(s: LiveSession, text: str, source: str, observer: Observer | None = None,
                   keep_going: bool = False, outcome: Outcome | None = None, depth: int = 0,
                   base: Path | None = None, before: Callable[[Command], None] | None = None) -> Outcome:
-    """Parse all of `text` first, then run it step by step on the live kernel (steps.py's loop);
+    """Parse all of `text` first, then run it step by step on the live kernel (lang/step_loop.py);
     `before` sees each command just before it runs."""
     run = Run(partial(_live_step, s), observer, keep_going, outcome if outcome is not None else Outcome(),
               before)

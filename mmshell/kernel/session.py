@@ -5,9 +5,11 @@ shadow of page contents, the devices and tunables through its `LiveMachine`)
 and implements lang/backend.py's Backend, so the language's own commands
 (lang/control.py) run on it as they do in the simulator.  `execute(cmd)` runs
 one command as a step: the counters it moved are read around it unless it
-only looks.  The handlers of the commands that act on memory are
-kernel/backend.py's, registered in :data:`HANDLERS`; a refused command raises
-`Refused` with the one-line reason in the kernel's terms.
+only looks.  The handlers of the commands that act on the machine are the
+language's (lang/operations.py), registered in :data:`HANDLERS` over
+kernel/backend.py's primitives; what the live kernel cannot do is refused
+before any handler runs (`live_handler`, with the registry's reason), and a
+refused command raises `Refused` with the one-line reason in the kernel's terms.
 
 A live run keeps the simulator's limits (docs/limits.md), and a command that
 names addresses acts only inside the script's own regions of its process
@@ -24,11 +26,11 @@ from typing import Any
 from ..lang import registry
 from ..lang.backend import Handler, Handlers, Reading, StepOutput
 from ..lang.errors import ExpectError
-from ..lang.expect import read_path
+from ..lang.expect_paths import read_path
 from ..lang.parser import Command
 from ..lang.registry import only_looks
 from ..lang.regions import RegionNames
-from ..mm.constants import MAX_ACCESS, MAX_MAPPED
+from ..mm.constants import MAX_MAPPED
 from . import procfs, tunables as tun
 from .devices import DeviceError, SwapDevices
 from .machine import LiveMachine
@@ -54,10 +56,11 @@ handler = HANDLERS.register
 
 
 def live_handler(cmd: Command) -> Handler["LiveSession"]:
-    """The live handler of `cmd`, or `Unsupported` with the reason its registry entry gives."""
-    live = cmd.spec.live
-    if live is not True:
-        raise Unsupported(str(live))
+    """The live handler of `cmd`, or `Unsupported` with the reason the registry gives
+    (registry.live_refusal: the command's, the setting's or the view's)."""
+    why = registry.live_refusal(cmd)
+    if why is not None:
+        raise Unsupported(why)
     return HANDLERS[cmd.name]
 
 
@@ -73,6 +76,8 @@ class LiveSession(RegionNames):
         self.release = os.uname().release
         self.prios = prios or {}
         self.warnings: list[str] = []
+        #: nothing is pinned on the live kernel (compare pins settings in the simulator)
+        self.pinned: dict[str, str] = {}
         self._least_priority = -1
 
     def next_default_prio(self) -> int:
@@ -154,12 +159,6 @@ class LiveSession(RegionNames):
         raise Refused(f"EPERM: {op} of {start:#x}-{end:#x} reaches {addr:#x}, outside the script's regions "
                       f"of pid {self.pid}: on the live kernel a command acts only on what the script "
                       "mapped (the rest is the worker process's own memory)")
-
-    def walk_limit(self, op: str, length: int) -> None:
-        """A command that walks a range page by page takes at most MAX_ACCESS of it (as the simulator)."""
-        if length > MAX_ACCESS:
-            raise Refused(f"EINVAL: a range of {length >> 20}M: beyond the simulation's limit of "
-                          f"{MAX_ACCESS >> 30}G per {op}")
 
     def may_expand(self, op: str, grow: int) -> None:
         """The simulator's RLIMIT_AS (MAX_MAPPED per process) over the script's mappings."""

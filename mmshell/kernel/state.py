@@ -97,7 +97,8 @@ class StateDir:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as e:
             if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise UnsafeState(f"the state directory {path} is not a directory (a symbolic link?)") from None
+                raise UnsafeState(f"the state directory {path} is not a directory "
+                                  "(a symbolic link?)") from None
             raise
         try:
             _owned_by_root_only(os.fstat(fd), f"the state directory {path}", sticky_ok=False)
@@ -114,7 +115,8 @@ class StateDir:
 
     def _open(self, name: str, flags: int) -> int:
         try:
-            return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600, dir_fd=self.fd())
+            return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600,
+                           dir_fd=self.fd())
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise UnsafeState(f"{self.path / name} is a symbolic link") from None
@@ -170,7 +172,8 @@ class StateDir:
             os.close(fd)
 
     def write_journal(self, data: bytes) -> None:
-        """Replace the journal atomically: a fresh journal.new (O_EXCL), fsync, rename, fsync the directory."""
+        """Replace the journal atomically: a fresh journal.new (O_EXCL), fsync, rename, fsync the
+        directory."""
         tmp = JOURNAL_NAME + ".new"
         try:
             fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)

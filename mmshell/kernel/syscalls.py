@@ -265,7 +265,7 @@ def pagemap_scan(fd: int, start: int, end: int, max_regions: int = 4096,
     return out
 
 
-# -- swap, prctl, pidfd -----------------------------------------------------------------------------------------
+# -- swap, prctl, pidfd ------------------------------------------------------------------------------
 
 def swapon(path: str, prio: int | None) -> None:
     flags = 0 if prio is None else SWAP_FLAG_PREFER | (prio & SWAP_FLAG_PRIO_MASK)

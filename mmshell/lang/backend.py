@@ -4,7 +4,9 @@ Two backends run .mmsh: the simulator (lang/execute.py over mm/) and the live
 kernel (kernel/backend.py over worker processes and procfs).  The language's
 own commands (`@PID`, `if`, `switch`, `expect`, `expect fails`, nested
 `source`, `help`: lang/control.py) are written once against :class:`Backend`;
-each backend writes only the commands that act on memory.
+the commands that act on the machine (lang/memory.py, lang/setup.py,
+lang/processes.py, lang/show.py) are written once against
+:class:`Operations`, the small primitives each backend implements.
 
 One output type serves both (:class:`StepOutput`), and a reading that the
 backend cannot make raises :class:`NotObservable` (one clear line why); a
@@ -16,11 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Container, Protocol, TypeVar
 
+from ..mm.mman import Madv
+from ..mm.swap_info import SwapKind
 from ..mm.task_mmu import PagemapEntry
+from ..mm.vma import VM
 from .parser import Command
+from .settings import SettingSpec
 
-__all__ = ["StepOutput", "Reading", "NotObservable", "Observer", "OnSession", "Backend", "Handler",
-           "Handlers"]
+__all__ = ["StepOutput", "Reading", "NotObservable", "Observer", "OnSession", "Backend", "Operations",
+           "Verified", "Handler", "Handlers"]
 
 
 @dataclass(slots=True)
@@ -65,7 +71,7 @@ class Reading:
 
 
 class Observer(Protocol):
-    """What `expect` reads (lang/expect.py walks the path, once for both backends).
+    """What `expect` reads (lang/expect_paths.py walks the path, once for both backends).
 
     Each method answers for the current process (``pid``) where it is per
     process; a name or field the backend does not have raises PathError with
@@ -127,7 +133,7 @@ class Observer(Protocol):
 
 
 class OnSession:
-    """What a backend's adapter (an Observer, lang/memory.py's Memory) answers from its
+    """What a backend's adapter (an Observer, the Operations of each backend) answers from its
     session ``s`` alone: the current pid and the region names (lang/regions.py)."""
 
     s: Any
@@ -140,8 +146,21 @@ class OnSession:
     def pid(self, pid: int) -> None:
         self.s.pid = pid
 
+    @property
+    def pinned(self) -> dict[str, str]:
+        return dict(self.s.pinned)
+
+    def refuse(self, errno: str, op: str, why: str) -> Exception:
+        return self.s.refuse(errno, op, why)
+
     def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
         return self.s.names(pid)
+
+    def describe(self, addr: int, pid: int | None = None) -> str:
+        return str(self.s.describe(addr, pid))
+
+    def forget(self, pid: int) -> None:
+        self.s.forget(pid)
 
     def path_addr(self, text: str) -> int:
         return int(self.s.path_addr(text))
@@ -200,6 +219,147 @@ class Backend(Protocol):
     def observe(self, path: str) -> Reading:
         """The value of an expect PATH; PathError for a wrong path, NotObservable where the
         backend cannot see it."""
+        ...
+
+
+@dataclass(slots=True)
+class Verified:
+    """What `check RANGE` read back: pages read, how many differ from what was last written,
+    and the first that does (address, value read, value last written)."""
+
+    pages: int
+    bad: int = 0
+    first: tuple[int, int, int] | None = None
+
+
+class Operations(Protocol):
+    """The primitives the handlers of the commands that act on the machine ask a backend for.
+
+    The handlers (lang/memory.py, lang/setup.py, lang/processes.py, lang/show.py)
+    resolve the language's names, check what the language checks the same way on
+    both backends, and call one primitive in the kernel's terms (addresses, lengths,
+    ``VM`` flags, ``Madv`` advice, ``SwapKind``).  A primitive refuses in its
+    backend's own terms before it changes anything (the simulator also restores its
+    checkpoint, lang/execute.py) and returns what the language prints: pages, bytes,
+    a pid; the few whose facts differ between the backends return lines or notes.
+    What the live kernel cannot do at all is refused before any handler runs, with
+    the reason the registry gives (``registry.live_refusal``).
+    """
+
+    pid: int
+
+    @property
+    def pinned(self) -> dict[str, str]:
+        """Settings a script's `set` may not change here, with why (compare pins pmd_swap)."""
+        ...
+
+    def refuse(self, errno: str, op: str, why: str) -> Exception:
+        ...
+
+    def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
+        ...
+
+    def describe(self, addr: int, pid: int | None = None) -> str:
+        ...
+
+    def forget(self, pid: int) -> None:
+        """Drop the region names of a process that exited."""
+        ...
+
+    def new_name(self, name: str, op: str) -> str:
+        ...
+
+    def resolve_addr(self, addr: Any, op: str) -> int:
+        ...
+
+    def resolve_range(self, rng: Any, op: str) -> tuple[int, int]:
+        ...
+
+    def check_pid(self, pid: int) -> None:
+        ...
+
+    def parent_of(self, pid: int) -> int | None:
+        ...
+
+    def alive(self) -> Container[int]:
+        ...
+
+    # -- memory (lang/memory.py) --
+    def mmap(self, size: int, flags: VM, advice: Madv | None, at: int | None) -> tuple[int, int]:
+        """Map `size` bytes at `at` (or where the kernel places it): the start and the length."""
+        ...
+
+    def munmap(self, start: int, length: int) -> None:
+        ...
+
+    def touch(self, start: int, length: int, write: bool) -> int:
+        """Access every page of the range: how many pages."""
+        ...
+
+    def check_range(self, start: int, length: int) -> Verified:
+        ...
+
+    def check_all(self) -> list[str]:
+        """Verify every process without faulting anything in: what was verified (refused when
+        something does not hold)."""
+        ...
+
+    def madvise(self, start: int, length: int, advice: Madv) -> list[str]:
+        """Notes worth knowing about what the advice did (a warning)."""
+        ...
+
+    def mprotect(self, start: int, length: int, flags: VM) -> None:
+        ...
+
+    def mremap(self, start: int, length: int, new_len: int, at: int | None) -> tuple[int, int]:
+        """Move [start, start+length) to `at` (or where the kernel places it) with new_len:
+        the new start and the new length in whole pages."""
+        ...
+
+    def uffd_register(self, start: int, length: int) -> None:
+        ...
+
+    def uffd_move(self, src: int, dst: int, length: int) -> int:
+        """UFFDIO_MOVE: the bytes moved."""
+        ...
+
+    def reclaim(self, size: int | None) -> tuple[int, str]:
+        """Reclaim `size` bytes (None: everything reclaimable): the pages freed and where
+        (empty, or how the live kernel reclaimed)."""
+        ...
+
+    def khugepaged(self) -> str:
+        """One full khugepaged pass: what it did."""
+        ...
+
+    # -- set-up (lang/setup.py) --
+    def keep(self, name: str, value: Any) -> list[str]:
+        """Keep a setting of what is printed (`set display`, a display setting): notes."""
+        ...
+
+    def set(self, spec: SettingSpec, value: Any, point: str | None) -> StepOutput:
+        """Set a machine setting (its value checked against the registry already)."""
+        ...
+
+    def swapon(self, name: str, size: int, kind: SwapKind, prio: int | None) -> list[str]:
+        """Add a swap device: what the backend says of it."""
+        ...
+
+    def swapoff(self, name: str) -> None:
+        ...
+
+    # -- processes (lang/processes.py) --
+    def fork(self) -> int:
+        """Fork the current process: the child's pid."""
+        ...
+
+    def exit(self, pid: int) -> None:
+        """Tear down process `pid` (not pid 1; it exists)."""
+        ...
+
+    # -- views (lang/show.py) --
+    def show(self, view: str, opts: dict[str, Any]) -> StepOutput:
+        """Draw VIEW (the simulator after the step, the live kernel now)."""
         ...
 
 

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from ..mm.kernel import Kernel
     from ..mm.mm_types import MmStruct
 
-__all__ = ["COST", "Footprint", "ProcessTally", "footprint", "process_cost", "process_tally", "range_bound", "reclaim_bound", "refuse_over"]
+__all__ = ["COST", "Footprint", "ProcessTally", "footprint", "process_cost", "process_tally", "range_bound",
+           "reclaim_bound", "refuse_over"]
 
 #: Host bytes per item of state (measured; rounded up).
 COST = {
@@ -203,8 +204,9 @@ def reclaim_bound(k: "Kernel", pid: int | None, start: int = 0, end: int = 0) ->
     tables = 0
     for mm in [k.mms[pid]] if pid is not None else list(k.mms.peek_values()):
         for idx, pmd in mm.pmds.items():
-            if pmd.kind is PmdKind.HUGE and (pid is None or (start < (idx + 1) << PMD_SHIFT and idx << PMD_SHIFT < end
-                                                             and k.mem.entire_mapcount[pmd.pfn] <= 1)):
+            if pmd.kind is PmdKind.HUGE and (pid is None or (
+                    start < (idx + 1) << PMD_SHIFT and idx << PMD_SHIFT < end
+                    and k.mem.entire_mapcount[pmd.pfn] <= 1)):
                 tables += 1
     return tables * COST["page tables"]
 

@@ -15,9 +15,9 @@ from typing import Callable
 from . import registry
 from .backend import Backend, NotObservable, StepOutput
 from .errors import SOURCE_NESTED, ExpectError, not_refused, switch_under_at
-from .expectation import PathError, compare, parse_expected
+from .expect_values import PathError, compare, parse_expected
 from .parser import Command, Unparsed
-from .steps import back_to, exit_of
+from .step_loop import back_to, exit_of
 
 __all__ = ["HANDLERS", "do_at", "do_if", "do_switch", "do_expect", "do_expect_fails", "do_source", "do_help",
            "do_pause"]

@@ -60,7 +60,8 @@ def _m(name: str, what: str, by: str, restates: str | None = None, gauge: bool =
     return CounterDoc("mthp", name, what, by, restates, gauge)
 
 
-def _s(name: str, what: str, by: str = "smaps_pte_entry / smaps_pmd_entry (fs/proc/task_mmu.c)") -> CounterDoc:
+def _s(name: str, what: str,
+       by: str = "smaps_pte_entry / smaps_pmd_entry (fs/proc/task_mmu.c)") -> CounterDoc:
     return CounterDoc("smaps", name, what, by, None, gauge=True)
 
 
@@ -145,7 +146,8 @@ COUNTERS: tuple[CounterDoc, ...] = (
        "shrink_folio_list (folio_alloc_swap failed, then split_folio_to_list)"),
     _v("thp_swpout_pmd", "THPs whose PMD mapping became one PMD swap entry (the series only)",
        "try_to_unmap_one > set_pmd_swap_entry (patch 12/13)"),
-    _v("swap_ra", "pages read ahead of need by swap readahead", "swap_cluster_readahead / swap_vma_readahead"),
+    _v("swap_ra", "pages read ahead of need by swap readahead",
+       "swap_cluster_readahead / swap_vma_readahead"),
     _v("swap_ra_hit", "read-ahead pages a later fault found in the swap cache",
        "swap_cache_get_folio > swap_update_readahead"),
     _v("swpin_zero", "pages swapped in as zeroes from the zeromap, with no read",

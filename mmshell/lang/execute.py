@@ -1,4 +1,9 @@
-"""One command -> one step: the handlers that turn parsed commands into kernel calls.
+"""One command -> one step in the simulator: the step boundary and the simulator's primitives.
+
+The handlers are the language's, once for both backends (lang/control.py,
+lang/operations.py); here they are registered over :class:`_Simulator`, whose
+primitives are mm/'s system calls, beside the commands only the simulator has
+(`trace`, `explain`, `export`).
 
 `execute(session, command)` runs one command and returns its `StepOutput`.  A
 refused command raises `MmError` (or `ExpectError`) and leaves the machine as
@@ -17,25 +22,27 @@ from typing import Any, Callable, Container
 from ..mm.check import check_invariants
 from ..mm.check_data import check_data
 from ..mm.config import Deposit, FailMode, FaultPoint
-from ..mm.constants import MAX_ACCESS, MAX_MAP_COUNT, MAX_PAGE_TABLES, MAX_RAM, PAGE_SHIFT, PAGE_SIZE
+from ..mm.constants import MAX_MAP_COUNT, MAX_PAGE_TABLES, MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from ..mm.errors import MmError, VmBug
 from ..mm.kernel import Kernel
 from ..mm.access import access_range
 from ..mm.madvise import sys_madvise
+from ..mm.mman import Madv
+from ..mm.mm_types import MmStruct
 from ..mm.mmap import sys_munmap, sys_mmap
 from ..mm.pgtable import PmdKind
 from ..mm.swap_info import SwapKind
 from ..mm.swapfile import sys_swapon
 from ..mm.vma import VM
 from ..mm.vmscan import shrink_lruvec
-from . import budget, control, memory, registry
-from .backend import Handler, Handlers, OnSession, Reading, StepOutput
-from .display import check_display, display_words
+from . import budget, control, operations, registry
+from .backend import Handler, Handlers, OnSession, Reading, StepOutput, Verified
 from .errors import ExpectError
-from .expect import read_path
+from .expect_paths import read_path
 from .sim_observer import SimObserver
 from .parser import Command
 from .session import Session
+from .settings import SettingSpec
 from .snapshot import Checkpoint
 from .values import format_size, pages
 
@@ -130,38 +137,7 @@ def _check_limits(k: Kernel, cmd: Command) -> None:
     budget.refuse_over(k, _op(cmd))
 
 
-def _walk_limit(op: str, length: int) -> None:
-    """A command that walks a range page by page takes at most MAX_ACCESS of it."""
-    if length > MAX_ACCESS:
-        raise MmError("EINVAL", op, f"a range of {length >> 20}M: beyond the simulation's limit of "
-                      f"{MAX_ACCESS >> 30}G per {op}")
-
-
-# -- machine set-up -----------------------------------------------------------------------------
-
-@handler("set")
-def do_set(s: Session, cmd: Command) -> StepOutput:
-    name, value = cmd.args["setting"], cmd.args["value"]
-    if name in s.pinned:
-        return StepOutput(changed=False, lines=[f"skipped: {name} {s.pinned[name]}"])
-    if name == "display":                   # a grammar case of `set`, not a setting
-        s.display = check_display(display_words(cmd.args))
-        return StepOutput(changed=False)
-    spec = registry.setting(name)
-    if spec.display:
-        setattr(s, spec.name, value)
-        return StepOutput(changed=False)
-    if spec.name in _SETTERS:
-        _SETTERS[spec.name](s, cmd)
-        return StepOutput(changed=False)
-    why = spec.out_of_range(value)
-    if why:
-        raise MmError("EINVAL", "set", why)
-    cfg = s.kernel.config
-    old = getattr(cfg, spec.field)
-    setattr(cfg, spec.field, type(old)(value) if isinstance(old, Enum) else value)
-    return StepOutput(changed=False)
-
+# -- settings --------------------------------------------------------------------------------------
 
 def setting_value(s: Session, name: str, point: str | None = None) -> Any:
     """A setting's value as `set` writes it (`if SETTING VALUE` compares with it)."""
@@ -175,26 +151,26 @@ def setting_value(s: Session, name: str, point: str | None = None) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def _set_pmd_swap(s: Session, cmd: Command) -> None:
+def _set_pmd_swap(s: Session, value: Any, point: str | None) -> None:
     k = s.kernel
-    if cmd.args["value"] != k.config.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
-                                                      for p in mm.pmds.values()):
+    if value != k.config.pmd_swap and any(p.kind is PmdKind.SWAP for mm in k.mms.values()
+                                          for p in mm.pmds.values()):
         raise MmError("EBUSY", "set", "PMD swap entries exist: switch pmd_swap before swapping out")
-    k.config.pmd_swap = cmd.args["value"]
+    k.config.pmd_swap = value
 
 
-def _set_zswap(s: Session, cmd: Command) -> None:
-    s.kernel.config.zswap = cmd.args["value"]
-    s.kernel.zswap_ever_enabled |= cmd.args["value"]
+def _set_zswap(s: Session, value: Any, point: str | None) -> None:
+    s.kernel.config.zswap = value
+    s.kernel.zswap_ever_enabled |= value
 
 
-def _set_fail(s: Session, cmd: Command) -> None:
-    s.kernel.config.fail[FaultPoint(cmd.args["point"])] = FailMode(cmd.args["value"])
+def _set_fail(s: Session, value: Any, point: str | None) -> None:
+    s.kernel.config.fail[FaultPoint(point)] = FailMode(value)
 
 
-def _set_ram(s: Session, cmd: Command) -> None:
+def _set_ram(s: Session, value: Any, point: str | None) -> None:
     k = s.kernel
-    size = cmd.args["value"]
+    size = value
     if size % (2 << 20) or size < (8 << 20):
         raise MmError("EINVAL", "set", "ram must be a multiple of 2M and at least 8M")
     if size > MAX_RAM:
@@ -221,178 +197,22 @@ def _set_ram(s: Session, cmd: Command) -> None:
                     pmd.pfn = huge_zero
 
 
-#: The settings whose `set` does more than store the value in its Config field.
-def _set_deposit(s: Session, cmd: Command) -> None:
+def _set_deposit(s: Session, value: Any, point: str | None) -> None:
     k = s.kernel
-    deposit = Deposit(cmd.args["value"])
+    deposit = Deposit(value)
     if deposit is not k.config.deposit and any(p.kind is not PmdKind.TABLE for mm in k.mms.values()
                                                for p in mm.pmds.values()):
         raise MmError("EBUSY", "set", "PMD-level entries exist: set deposit before the first THP is mapped")
     k.config.deposit = deposit
 
 
-_SETTERS: dict[str, Callable[[Session, Command], None]] = {
+#: The settings whose `set` does more than store the value in its Config field.
+_SETTERS: dict[str, Callable[[Session, Any, str | None], None]] = {
     "pmd_swap": _set_pmd_swap, "zswap": _set_zswap, "ram": _set_ram, "fail": _set_fail,
     "deposit": _set_deposit}
 
 
-@handler("swapon")
-def do_swapon(s: Session, cmd: Command) -> StepOutput:
-    a = cmd.args
-    sys_swapon(s.kernel, a["name"], a["size"], SwapKind(a["kind"] or "zram"), a["prio"])
-    return StepOutput()
-
-
-# -- processes ---------------------------------------------------------------------------------------
-
-@handler("fork")
-def do_fork(s: Session, cmd: Command) -> StepOutput:
-    from ..mm.fork import sys_fork
-
-    budget.refuse_over(s.kernel, "fork", budget.process_cost(s.kernel, s.pid), f"a copy of pid {s.pid}")
-    child = sys_fork(s.kernel, _mm(s))
-    s.regions[child.pid] = dict(s.names())
-    return StepOutput(lines=[f"child pid {child.pid}"])
-
-
-@handler("exit")
-def do_exit(s: Session, cmd: Command) -> StepOutput:
-    from ..mm.exit import exit_mmap
-
-    pid = cmd.args["pid"] if cmd.args["pid"] is not None else s.pid
-    if pid == 1:
-        raise MmError("EPERM", "exit", "pid 1 cannot exit")
-    mm = s.kernel.mm(pid)
-    exit_mmap(s.kernel, mm)
-    s.regions.pop(pid, None)
-    if s.pid == pid:
-        s.pid = mm.parent if mm.parent in s.kernel.mms else 1
-    return StepOutput(lines=[f"pid {pid} exited; current pid {s.pid}"])
-
-
-# -- memory ----------------------------------------------------------------------------------------------
-
-def _mm(s: Session):
-    return s.kernel.mm(s.pid)
-
-
-@handler("mmap")
-def do_mmap(s: Session, cmd: Command) -> StepOutput:
-    a = cmd.args
-    name = s.new_name(a["name"], "mmap")
-    at = s.resolve_addr(a["at"], "mmap") if a["at"] is not None else None
-    advice = registry.ADVICE[a["advice"]] if a["advice"] else None
-    start = sys_mmap(s.kernel, _mm(s), a["size"], registry.PROT_FLAGS[a["prot"] or "rw"], advice, at)
-    length = (a["size"] + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-    s.names()[name] = (start, length)
-    return StepOutput(lines=[f"{name} = {start:#x}-{start + length:#x}"])
-
-
-@handler("touch")
-def do_touch(s: Session, cmd: Command) -> StepOutput:
-    start, length = s.resolve_range(cmd.args["range"], "touch")
-    _walk_limit("touch", length)
-    write = (cmd.args["access"] or "write") == "write"
-    budget.refuse_over(s.kernel, "touch", budget.range_bound(s.kernel, s.pid, start, start + length, write),
-                       f"touching {format_size(length)}")
-    res = access_range(s.kernel, _mm(s), start, start + length, write)
-    return StepOutput(lines=[f"{pages(res.pages)} {'written' if write else 'read'}"])
-
-
-@handler("check")
-def do_check(s: Session, cmd: Command) -> StepOutput:
-    k = s.kernel
-    if cmd.args.get("range") is None:
-        problems = check_invariants(k) + check_data(k)
-        if problems:
-            # Every problem, one to a line under the error line: this is the simulator
-            # reporting on itself, not a refusal of what the user typed.
-            raise MmError("EFAULT", "check", f"{len(problems)} problem(s) found by the invariant checker "
-                          "(a simulator bug):\n" + "\n".join(f"  {p}" for p in problems))
-        nr_pmds = sum(len(mm.pmds) for mm in k.mms.peek_values())
-        return StepOutput(changed=False, lines=["check: data and invariants hold"
-                                                 f" ({len(k.mms)} process(es), {nr_pmds} PMD slots)"])
-    start, length = s.resolve_range(cmd.args["range"], "check")
-    _walk_limit("check", length)
-    budget.refuse_over(k, "check", budget.range_bound(k, s.pid, start, start + length, False),
-                       f"reading {format_size(length)}")
-    res = access_range(k, _mm(s), start, start + length, False, verify=True)
-    if res.mismatches:
-        m = res.mismatches[0]
-        raise MmError("EIO", "check", f"page {s.describe(m.addr)} reads {m.actual:#x}, last written "
-                      f"{m.expected:#x} ({len(res.mismatches)} bad page(s))")
-    return StepOutput(lines=[f"check: {pages(res.pages)} read back what was written"])
-
-
-@handler("madvise")
-def do_madvise(s: Session, cmd: Command) -> StepOutput:
-    start, length = s.resolve_range(cmd.args["range"], "madvise")
-    if cmd.args["advice"] == "pageout" and not s.kernel.config.pmd_swap:
-        budget.refuse_over(s.kernel, "madvise", budget.reclaim_bound(s.kernel, s.pid, start, start + length),
-                           "splitting the PMDs of the THPs it swaps out")
-    sys_madvise(s.kernel, _mm(s), start, length, registry.ADVICE[cmd.args["advice"]])
-    return StepOutput()
-
-
-@handler("uffd_move")
-def do_uffd_move(s: Session, cmd: Command) -> StepOutput:
-    from ..mm.userfaultfd import sys_uffd_move
-
-    start, length = s.resolve_range(cmd.args["src"], "uffd move")
-    _walk_limit("uffd move", length)
-    dst = s.resolve_addr(cmd.args["dst"], "uffd move")
-    budget.refuse_over(s.kernel, "uffd move", budget.range_bound(s.kernel, s.pid, dst, dst + length, True),
-                       f"moving {format_size(length)}")
-    moved = sys_uffd_move(s.kernel, _mm(s), start, dst, length)
-    return StepOutput(lines=[f"moved {moved} bytes"])
-
-
-@handler("swapoff")
-def do_swapoff(s: Session, cmd: Command) -> StepOutput:
-    from ..mm.swapoff import sys_swapoff
-
-    sys_swapoff(s.kernel, cmd.args["name"])
-    return StepOutput()
-
-
-@handler("khugepaged")
-def do_khugepaged(s: Session, cmd: Command) -> StepOutput:
-    from ..mm.khugepaged import khugepaged_scan
-
-    tally = khugepaged_scan(s.kernel)
-    summary = ", ".join(f"{n} {r}" for r, n in sorted(tally.items())) or "nothing to scan"
-    return StepOutput(lines=[f"khugepaged: {summary}"])
-
-
-@handler("reclaim")
-def do_reclaim(s: Session, cmd: Command) -> StepOutput:
-    size = cmd.args["size"]
-    if not s.kernel.config.pmd_swap:
-        budget.refuse_over(s.kernel, "reclaim", budget.reclaim_bound(s.kernel, None),
-                           "splitting the PMDs of the THPs it swaps out")
-    freed = shrink_lruvec(s.kernel, None if size is None else (size + PAGE_SIZE - 1) >> PAGE_SHIFT)
-    return StepOutput(lines=[f"reclaimed {pages(freed)} ({freed * 4} kB)"])
-
-
-# -- views and scripts -----------------------------------------------------------------------------------
-
-@handler("show")
-def do_show(s: Session, cmd: Command) -> StepOutput:
-    a = cmd.args
-    view = a["view"]
-    # the process is recorded: under @PID the view is of PID, though it is drawn after the step
-    opts: dict[str, Any] = {"all": a.get("all", False), "name": a.get("name"), "pid": s.pid,
-                            "map": a.get("map", False)}
-    if a.get("range") is not None:
-        opts["range"] = s.resolve_range(a["range"], "show")
-        if view == "pagemap":
-            _walk_limit("show pagemap", opts["range"][1])
-    if view == "smaps" and opts["name"] is not None and opts["name"] not in s.names():
-        raise MmError("EINVAL", "show", f"no region named {opts['name']!r} in pid {s.pid}")
-    if view == "swap" and opts["name"] is not None:
-        s.kernel.swap_device(opts["name"])          # ENOENT when there is none
-    return StepOutput(views=[(view, opts)], changed=False)
-
+# -- views and scripts ---------------------------------------------------------------------------------
 
 @handler("export")
 def do_export(s: Session, cmd: Command) -> StepOutput:
@@ -421,18 +241,20 @@ def do_explain(s: Session, cmd: Command) -> StepOutput:
     return StepOutput(changed=False)
 
 
-# -- the language's own commands -----------------------------------------------------------------------
+# -- the simulator as the language's backend ------------------------------------------------------
+
+def _mm(s: Session) -> MmStruct:
+    return s.kernel.mm(s.pid)
+
 
 class _Simulator(OnSession):
-    """The simulator as the language's Backend (lang/backend.py), over one Session."""
+    """The simulator as the language's Backend and Operations (lang/backend.py), over one Session:
+    each primitive is the system call of mm/ and the simulation's own limits (lang/budget.py)."""
 
     refusals: tuple[type[Exception], ...] = (MmError, ExpectError)
 
     def __init__(self, s: Session) -> None:
         self.s = s
-
-    def refuse(self, errno: str, op: str, why: str) -> Exception:
-        return self.s.refuse(errno, op, why)
 
     def check_pid(self, pid: int) -> None:
         self.s.kernel.mm(pid)
@@ -455,9 +277,84 @@ class _Simulator(OnSession):
     def observe(self, path: str) -> Reading:
         return read_path(SimObserver(self.s), path)
 
-    # -- lang/memory.py's operations, through mm/ --------------------------------------------
+    # -- set-up ------------------------------------------------------------------------------------
+    def keep(self, name: str, value: Any) -> list[str]:
+        setattr(self.s, name, value)
+        return []
+
+    def set(self, spec: SettingSpec, value: Any, point: str | None) -> StepOutput:
+        if spec.name in _SETTERS:
+            _SETTERS[spec.name](self.s, value, point)
+        else:
+            cfg = self.s.kernel.config
+            old = getattr(cfg, spec.field)
+            setattr(cfg, spec.field, type(old)(value) if isinstance(old, Enum) else value)
+        return StepOutput(changed=False)
+
+    def swapon(self, name: str, size: int, kind: SwapKind, prio: int | None) -> list[str]:
+        sys_swapon(self.s.kernel, name, size, kind, prio)
+        return []
+
+    def swapoff(self, name: str) -> None:
+        from ..mm.swapoff import sys_swapoff
+
+        sys_swapoff(self.s.kernel, name)
+
+    # -- processes --------------------------------------------------------------------------------------
+    def fork(self) -> int:
+        from ..mm.fork import sys_fork
+
+        s = self.s
+        budget.refuse_over(s.kernel, "fork", budget.process_cost(s.kernel, s.pid), f"a copy of pid {s.pid}")
+        return sys_fork(s.kernel, _mm(s)).pid
+
+    def exit(self, pid: int) -> None:
+        from ..mm.exit import exit_mmap
+
+        exit_mmap(self.s.kernel, self.s.kernel.mm(pid))
+
+    # -- memory --------------------------------------------------------------------------------------------
+    def mmap(self, size: int, flags: VM, advice: Madv | None, at: int | None) -> tuple[int, int]:
+        start = sys_mmap(self.s.kernel, _mm(self.s), size, flags, advice, at)
+        return start, (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
     def munmap(self, start: int, length: int) -> None:
         sys_munmap(self.s.kernel, _mm(self.s), start, length)
+
+    def touch(self, start: int, length: int, write: bool) -> int:
+        k, pid = self.s.kernel, self.s.pid
+        budget.refuse_over(k, "touch", budget.range_bound(k, pid, start, start + length, write),
+                           f"touching {format_size(length)}")
+        return access_range(k, _mm(self.s), start, start + length, write).pages
+
+    def check_range(self, start: int, length: int) -> Verified:
+        k, pid = self.s.kernel, self.s.pid
+        budget.refuse_over(k, "check", budget.range_bound(k, pid, start, start + length, False),
+                           f"reading {format_size(length)}")
+        res = access_range(k, _mm(self.s), start, start + length, False, verify=True)
+        if not res.mismatches:
+            return Verified(res.pages)
+        m = res.mismatches[0]
+        return Verified(res.pages, len(res.mismatches), (m.addr, m.actual, m.expected))
+
+    def check_all(self) -> list[str]:
+        k = self.s.kernel
+        problems = check_invariants(k) + check_data(k)
+        if problems:
+            # Every problem, one to a line under the error line: this is the simulator
+            # reporting on itself, not a refusal of what the user typed.
+            raise MmError("EFAULT", "check", f"{len(problems)} problem(s) found by the invariant checker "
+                          "(a simulator bug):\n" + "\n".join(f"  {p}" for p in problems))
+        nr_pmds = sum(len(mm.pmds) for mm in k.mms.peek_values())
+        return [f"check: data and invariants hold ({len(k.mms)} process(es), {nr_pmds} PMD slots)"]
+
+    def madvise(self, start: int, length: int, advice: Madv) -> list[str]:
+        k, pid = self.s.kernel, self.s.pid
+        if advice is Madv.MADV_PAGEOUT and not k.config.pmd_swap:
+            budget.refuse_over(k, "madvise", budget.reclaim_bound(k, pid, start, start + length),
+                               "splitting the PMDs of the THPs it swaps out")
+        sys_madvise(k, _mm(self.s), start, length, advice)
+        return []
 
     def mprotect(self, start: int, length: int, flags: VM) -> None:
         from ..mm.mprotect import sys_mprotect
@@ -475,6 +372,33 @@ class _Simulator(OnSession):
 
         sys_uffd_register(self.s.kernel, _mm(self.s), start, length)
 
+    def uffd_move(self, src: int, dst: int, length: int) -> int:
+        from ..mm.userfaultfd import sys_uffd_move
+
+        k = self.s.kernel
+        budget.refuse_over(k, "uffd move", budget.range_bound(k, self.s.pid, dst, dst + length, True),
+                           f"moving {format_size(length)}")
+        return sys_uffd_move(k, _mm(self.s), src, dst, length)
+
+    def reclaim(self, size: int | None) -> tuple[int, str]:
+        k = self.s.kernel
+        if not k.config.pmd_swap:
+            budget.refuse_over(k, "reclaim", budget.reclaim_bound(k, None),
+                               "splitting the PMDs of the THPs it swaps out")
+        return shrink_lruvec(k, None if size is None else (size + PAGE_SIZE - 1) >> PAGE_SHIFT), ""
+
+    def khugepaged(self) -> str:
+        from ..mm.khugepaged import khugepaged_scan
+
+        tally = khugepaged_scan(self.s.kernel)
+        return ", ".join(f"{n} {r}" for r, n in sorted(tally.items())) or "nothing to scan"
+
+    # -- views ----------------------------------------------------------------------------------------------
+    def show(self, view: str, opts: dict[str, Any]) -> StepOutput:
+        if view == "swap" and opts["name"] is not None:
+            self.s.kernel.swap_device(opts["name"])          # ENOENT when there is none
+        return StepOutput(views=[(view, opts)], changed=False)
+
 
 def _on_simulator(fn: Callable[[_Simulator, Command], StepOutput]) -> Handler[Session]:
     return lambda s, cmd: fn(_Simulator(s), cmd)
@@ -482,5 +406,5 @@ def _on_simulator(fn: Callable[[_Simulator, Command], StepOutput]) -> Handler[Se
 
 for _name, _fn in control.HANDLERS.items():
     handler(_name)(_on_simulator(_fn))
-for _name, _mem in memory.HANDLERS.items():
-    handler(_name)(_on_simulator(_mem))
+for _name, _op_fn in operations.HANDLERS.items():
+    handler(_name)(_on_simulator(_op_fn))

@@ -19,7 +19,7 @@ from typing import Any, Mapping, NoReturn
 from . import registry
 from .errors import LangError
 from .grammar import Arg, CommandSpec, Flags, Grammar, Kind, Option, Slot, Switch, describe
-from .kinds import convert, format_value, suggest
+from .convert import convert, format_value, suggest
 from .lexer import Statement, Token, show, split_lines, split_statements
 from .values import BadValue
 
@@ -162,7 +162,8 @@ class _Parser:
         start = self.i
         tok = self.toks[start]
         if depth > MAX_DEPTH:
-            raise _TooDeep(self.stmt.line, tok.column, f"commands nested too deeply (at most {MAX_DEPTH} levels)")
+            raise _TooDeep(self.stmt.line, tok.column,
+                           f"commands nested too deeply (at most {MAX_DEPTH} levels)")
         spec = self.words(start)
         args = spec.grammar.defaults()
         positionals = spec.grammar.positionals
@@ -202,7 +203,8 @@ class _Parser:
             if tok is None:
                 self.missing(start, describe(Kind.KEYWORD, nexts), Slot(Kind.KEYWORD, "", None, nexts))
             if not words:
-                candidates = [w for w in nexts if not any(s.glued and s.words[0] == w for s in registry.COMMANDS)]
+                candidates = [w for w in nexts
+                              if not any(s.glued and s.words[0] == w for s in registry.COMMANDS)]
                 guess = suggest(tok.text, candidates)
                 hint = f"did you mean '{guess}'?" if guess else "help lists the commands"
                 self.error(tok.column, f"unknown command '{show(tok.text)}' ({hint})")
@@ -314,7 +316,8 @@ class _Parser:
             value = self.peek()
             if value is None:
                 arg = opt.value
-                self.missing(start, arg.describe(), Slot(arg.kind, arg.meta, arg.key, arg.choices, refers=arg.refers))
+                self.missing(start, arg.describe(),
+                             Slot(arg.kind, arg.meta, arg.key, arg.choices, refers=arg.refers))
             args[opt.key] = self.value(opt.value, value.text, value.column, start)
             self.i += 1
         if self.complete and self.peek() is None:

@@ -10,7 +10,7 @@ simulator but its constants.
 from __future__ import annotations
 
 from ..mm.constants import TASK_SIZE
-from .expectation import PathError
+from .expect_values import PathError
 from .values import PAGE_SIZE, Addr, BadValue, Range
 
 #: No address is this large: NAME+OFFSET adds up to at most 2**64 - 1.
@@ -33,6 +33,10 @@ class RegionNames:
     def names(self, pid: int | None = None) -> dict[str, tuple[int, int]]:
         return self.regions.setdefault(self.pid if pid is None else pid, {})
 
+    def forget(self, pid: int) -> None:
+        """Drop the names of a process that exited."""
+        self.regions.pop(pid, None)
+
     def new_name(self, name: str, op: str) -> str:
         """`name` for a region `op` makes (mmap, mremap); EEXIST if the process has one."""
         if name in self.names():
@@ -47,8 +51,8 @@ class RegionNames:
             raise self.refuse("EINVAL", op, f"no region named {addr.name!r} in pid {self.pid}")
         value = region[0] + addr.offset
         if value >= ADDR_LIMIT:
-            raise self.refuse("EINVAL", op, f"{addr.name}+{addr.offset:#x} is {region[0]:#x} + {addr.offset:#x}: "
-                              "past 2**64 - 1, no address at all")
+            raise self.refuse("EINVAL", op, f"{addr.name}+{addr.offset:#x} is {region[0]:#x} + "
+                              f"{addr.offset:#x}: past 2**64 - 1, no address at all")
         return value
 
     def path_addr(self, text: str) -> int:

@@ -27,7 +27,7 @@ __all__ = [
     "COMMANDS", "SETTINGS", "FAULT_POINTS", "RESERVED_WORDS", "SettingSpec", "CommandSpec",
     "PROTS", "ADVICES", "VIEWS", "LIVE_VIEWS", "SWAP_KINDS", "OPS", "command", "setting", "setting_names",
     "match", "first_words", "next_words", "by_group", "help_topics", "help_text",
-    "PROT_FLAGS", "ADVICE", "unwrap", "only_looks", "shows_changes",
+    "PROT_FLAGS", "ADVICE", "unwrap", "only_looks", "shows_changes", "live_refusal",
 ]
 
 #: The language's words for the kernel's values (the one place they are paired): a `prot`
@@ -328,6 +328,30 @@ def unwrap(cmd: Any, into_refusal: bool = False) -> Any:
                 nests is Nests.RUNS or (into_refusal and nests is Nests.REFUSAL)):
             return cmd
         cmd = inner
+
+
+#: The cases of `set` and `show` the live kernel cannot do, with why (beside the commands'
+#: ``live`` and the settings' ``live``): each is refused there before a handler runs.
+LIVE_SET_DISPLAY = ("'set display' chooses what mmshell run and the shell draw after each step; "
+                    "the live runner prints each step's changes")
+
+
+def live_refusal(cmd: Any) -> str | None:
+    """Why the live kernel cannot run ``cmd`` itself (not what it nests), or None: the
+    command's ``live`` trait, `set display`, a setting's ``live``, a view of LIVE_VIEWS."""
+    spec = _BY_NAME[cmd.name]
+    if spec.live is not True:
+        return str(spec.live)
+    a = cmd.args
+    if cmd.name == "set":
+        if a["setting"] == "display":       # a grammar case of `set`, not a setting
+            return LIVE_SET_DISPLAY
+        live = setting(a["setting"]).live
+        return None if live is True else str(live)
+    if cmd.name == "show":
+        live_view = LIVE_VIEWS["swap map" if a["view"] == "swap" and a.get("map") else a["view"]]
+        return None if live_view is True else str(live_view)
+    return None
 
 
 def only_looks(cmd: Any) -> bool:

@@ -3,7 +3,7 @@
 The runner never prints.  Each step is reported to an observer as a
 `StepRecord` (the command, what it produced, or why it was refused), so the
 command line, the shell and the tests can render or check it as they like.
-The loop, `source` and the exit statuses are steps.py's, shared with the live
+The loop, `source` and the exit statuses are step_loop.py's, shared with the live
 kernel's runner; what is the simulator's here is how one command runs and how
 its errors are classified.
 """
@@ -20,7 +20,7 @@ from .execute import ExpectError, execute
 from .parser import Command
 from .session import Session
 from .snapshot import Checkpoint
-from .steps import (MAX_SCRIPT_BYTES, MAX_SOURCE_DEPTH, MAX_SOURCES, Observer, Outcome, Run, StepRecord,
+from .step_loop import (MAX_SCRIPT_BYTES, MAX_SOURCE_DEPTH, MAX_SOURCES, Observer, Outcome, Run, StepRecord,
                     format_error, op_name, read_script)
 
 __all__ = ["MAX_SCRIPT_BYTES", "MAX_SOURCE_DEPTH", "MAX_SOURCES", "Observer", "Outcome", "StepRecord",

@@ -136,6 +136,12 @@ class SettingSpec:
 _THP = "/sys/kernel/mm/transparent_hugepage/"
 _KHUGEPAGED = _THP + "khugepaged/"
 
+
+def _max_ptes(name: str, default: int, help: str) -> SettingSpec:
+    """One of khugepaged's max_ptes_* limits: 0..511, the Config field and sysfs file of its name."""
+    return SettingSpec(name, SettingKind.INT, (), default, f"khugepaged/{name}: {help}", minimum=0,
+                       maximum=511, field=name, knob=_KHUGEPAGED + name)
+
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "pmd_swap", SettingKind.BOOL, ("on", "off"), True,
@@ -174,23 +180,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "range maps the huge zero page (do_huge_pmd_anonymous_page, thp_zero_page_alloc).",
         field="use_zero_page", knob=_THP + "use_zero_page",
     ),
-    SettingSpec(
-        "max_ptes_swap", SettingKind.INT, (), 64,
-        "khugepaged/max_ptes_swap: the most swap PTEs khugepaged swaps in to collapse a\n"
-        "PMD range (hpage_collapse_scan_pmd; more gives thp_scan_exceed_swap_pte).",
-        minimum=0, maximum=511, field="max_ptes_swap", knob=_KHUGEPAGED + "max_ptes_swap",
-    ),
-    SettingSpec(
-        "max_ptes_none", SettingKind.INT, (), 511,
-        "khugepaged/max_ptes_none: the most empty PTEs a range may have and still collapse.",
-        minimum=0, maximum=511, field="max_ptes_none", knob=_KHUGEPAGED + "max_ptes_none",
-    ),
-    SettingSpec(
-        "max_ptes_shared", SettingKind.INT, (), 256,
-        "khugepaged/max_ptes_shared: the most PTEs mapping shared pages a range may have\n"
-        "and still collapse (thp_scan_exceed_share_pte).",
-        minimum=0, maximum=511, field="max_ptes_shared", knob=_KHUGEPAGED + "max_ptes_shared",
-    ),
+    _max_ptes("max_ptes_swap", 64, "the most swap PTEs khugepaged swaps in to collapse a\n"
+              "PMD range (hpage_collapse_scan_pmd; more gives thp_scan_exceed_swap_pte)."),
+    _max_ptes("max_ptes_none", 511, "the most empty PTEs a range may have and still collapse."),
+    _max_ptes("max_ptes_shared", 256, "the most PTEs mapping shared pages a range may have\n"
+              "and still collapse (thp_scan_exceed_share_pte)."),
     SettingSpec(
         "page_cluster", SettingKind.INT, (), 3,
         "/proc/sys/vm/page-cluster: a swap-in through the swap cache reads 2^N slots around\n"

@@ -1,4 +1,4 @@
-"""The simulated kernel as the Observer `expect` reads (lang/backend.py, lang/expect.py).
+"""The simulated kernel as the Observer `expect` reads (lang/backend.py, lang/expect_paths.py).
 
 Every reading is exact (the simulation sees its own swap_map and swap cache),
 none through a proxy.  :func:`evaluate` is the simulator's value at a path, for
@@ -14,8 +14,8 @@ from ..mm.swap_info import SwapInfo
 from ..mm.task_mmu import PagemapEntry, meminfo, pagemap_read, smaps_range, vmstat_snapshot
 from ..mm.vmstat import MTHP_STATS, SERIES_ONLY
 from .backend import Reading, OnSession
-from .expect import read_path
-from .expectation import PathError
+from .expect_paths import read_path
+from .expect_values import PathError
 from .session import Session
 
 __all__ = ["SimObserver", "evaluate"]

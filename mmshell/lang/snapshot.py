@@ -100,7 +100,8 @@ def _slot_names(cls: type) -> tuple[str, ...]:
         found: list[str] = []
         for c in cls.__mro__:
             slots = c.__dict__.get("__slots__", ())
-            found += [slots] if isinstance(slots, str) else [s for s in slots if s not in ("__dict__", "__weakref__")]
+            found += [slots] if isinstance(slots, str) else [s for s in slots
+                                                             if s not in ("__dict__", "__weakref__")]
         names = _SLOTS[cls] = tuple(found)
     return names
 
@@ -173,7 +174,8 @@ _APART = frozenset({"mms", "shadow", "mem"})
 class Checkpoint:
     """The machine, the current pid and the region names as they were before a command."""
 
-    __slots__ = ("session", "kernel", "pid", "regions", "tables", "mem", "mem_saved", "rest", "copies", "open")
+    __slots__ = ("session", "kernel", "pid", "regions", "tables", "mem", "mem_saved", "rest", "copies",
+                 "open")
 
     def __init__(self, session: "Session") -> None:
         self.session = session

@@ -13,7 +13,8 @@ import textwrap
 
 from .counters import counter_doc, counter_topics, counters_help
 
-__all__ = ["MAX_UNDO", "UNDO_BUDGET", "SHELL_COMMANDS", "TEACHING_TOPICS", "teaching_topics", "teaching_text", "wrap_help", "HELP_WIDTH"]
+__all__ = ["MAX_UNDO", "UNDO_BUDGET", "SHELL_COMMANDS", "TEACHING_TOPICS", "teaching_topics", "teaching_text",
+           "wrap_help", "HELP_WIDTH"]
 
 #: Help lines are wrapped at words to this width: printed two columns in, they end before column 80.
 HELP_WIDTH = 77

@@ -35,7 +35,7 @@ from prompt_toolkit.document import Document
 
 from ..lang import registry
 from ..lang.sim_observer import evaluate
-from ..lang.expectation import PathError
+from ..lang.expect_values import PathError
 from ..lang.grammar import Kind, Slot
 from ..lang.parser import expected_next
 from ..lang.session import Session

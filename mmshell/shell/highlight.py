@@ -22,7 +22,7 @@ from prompt_toolkit.styles import Style
 
 from ..lang import registry
 from ..lang.grammar import Arg, Kind, Slot
-from ..lang.kinds import convert
+from ..lang.convert import convert
 from ..lang.lexer import Token, split_statements
 from ..lang.parser import expected_next
 from ..lang.topics import SHELL_COMMANDS

@@ -20,7 +20,7 @@ from typing import Callable, TypeVar
 from rich.console import Console
 
 from ..lang.sim_observer import evaluate
-from ..lang.expectation import PathError
+from ..lang.expect_values import PathError
 from ..lang.runner import StepRecord
 from ..lang.session import Session
 from ..lang.topics import SHELL_COMMANDS

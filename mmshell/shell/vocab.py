@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..lang.expectation import PAGEMAP_FIELDS
+from ..lang.expect_values import PAGEMAP_FIELDS
 from ..lang.session import Session
 from ..lang.values import pages
 from ..mm.constants import PAGE_SIZE

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from mmshell.lang.counters import family_doc
-from mmshell.lang.registry import unwrap
+from mmshell.lang.registry import COMMANDS, unwrap
 from mmshell.lang.settings import setting_names, setting as setting_spec
 
 from .describe import PmdDesc
@@ -128,13 +128,15 @@ CONTEXT: dict[tuple[str, str], str] = {
 _FALLBACK = re.compile(r"^(?P<fn>[\w ]+)(?:\((?P<why>[^)]*)\))?(?::\s*(?P<then>.+)| (?P<failed>failed))$")
 _BASE = re.compile(r"^([\w ]+?)(?:\(.*)?(?: x\d+)?$")
 
-#: What a command that runs no kernel function does instead.
-QUIET: dict[str, str] = {
-    **dict.fromkeys(("show", "expect", "expect_fails", "help", "check"), "only reads the machine"),
+#: What a quiet command (the registry's ``quiet`` trait: it runs no kernel function) does
+#: instead, where that is more than reading the machine.
+_INSTEAD: dict[str, str] = {
     "switch": "only changes which process the next commands act on",
     **dict.fromkeys(("trace", "explain"), "only switches what is printed"),
+    "export": "only writes what was drawn to a file",
     "pause": "only marks a stop for `mmshell run --step` and `mmshell present`",
 }
+QUIET: dict[str, str] = {s.name: _INSTEAD.get(s.name, "only reads the machine") for s in COMMANDS if s.quiet}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from mmshell.kernel import syscalls as sc
 from mmshell.kernel.devices import write_swap_header
 from mmshell.kernel.diff import SKIPPED, Side, compare_runs, known_differences
 from mmshell.kernel.observe import NotObservable
-from mmshell.lang.expectation import PathError, compare, parse_expected
+from mmshell.lang.expect_values import PathError, compare, parse_expected
 from mmshell.kernel.procfs import smaps
 from mmshell.mm.task_mmu import PagemapEntry
 from mmshell.kernel.runner import (LiveSession, Refused, Unsupported, live_priorities,
@@ -348,7 +348,7 @@ def test_compare_runs_refusal_on_one_side() -> None:
 
 #: What the live runner may take from mm/: the kernel's vocabulary (types, field lists, sizes),
 #: declared once there, never the simulator's behaviour.
-MM_VOCABULARY = {"SMAPS_FIELDS", "Madv", "PagemapEntry", "VM"}
+MM_VOCABULARY = {"SMAPS_FIELDS", "Madv", "PagemapEntry", "VM", "SwapKind"}
 
 
 def test_live_runner_does_not_import_the_simulator() -> None:

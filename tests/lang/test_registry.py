@@ -226,3 +226,17 @@ def test_word_lists_come_from_the_kernel_types() -> None:
         "MADV_PAGEOUT": 21, "MADV_COLLAPSE": 25}
     assert sc.prot_of(registry.PROT_FLAGS["rw"]) == sc.PROT_READ | sc.PROT_WRITE
     assert sc.prot_of(registry.PROT_FLAGS["none"]) == sc.PROT_NONE
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("show walks", "the kernel keeps none"), ("show swap s0 map", "swap_map is not exported"),
+    ("show swapcache", "the swap cache is not exported"),
+    ("set display map", "the live runner prints"), ("set fail thp_alloc once", "fault injection"),
+    ("set ram 64M", "the live machine has the memory it has"), ("trace on", "ftrace"),
+    ("show vmas", None), ("show swap s0", None), ("set thp always", None), ("set counters all", None),
+    ("touch a", None), ("@2 trace on", None),
+])
+def test_live_refusal_names_what_the_live_kernel_cannot_do(line: str, reason: str | None) -> None:
+    """The command's own case is judged (a nested one is judged when it runs)."""
+    why = registry.live_refusal(parse_line(line)[0])
+    assert (why is None) if reason is None else (why is not None and reason in why)

@@ -1,11 +1,11 @@
-"""The step loop both runners share (lang/steps.py): parsing first, `source`, tallies."""
+"""The step loop both runners share (lang/step_loop.py): parsing first, `source`, tallies."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from mmshell.lang.parser import Command
-from mmshell.lang.steps import MAX_SOURCE_DEPTH, Outcome, StepRecord, run_commands
+from mmshell.lang.step_loop import MAX_SOURCE_DEPTH, Outcome, StepRecord, run_commands
 
 
 class Recorder:

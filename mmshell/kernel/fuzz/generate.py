@@ -57,7 +57,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ...lang.expect import PathError
+from ...lang.expect_paths import PathError
 from ...lang.sim_observer import evaluate
 from ...lang.runner import StepRecord, run_text
 from ...lang.session import Session

@@ -30,7 +30,8 @@ class Example:
     simulator: str
 
     def difference(self) -> Difference:
-        return Difference("example.mmsh", len(self.lines), self.lines[-1], self.what, self.kernel, self.simulator)
+        return Difference("example.mmsh", len(self.lines), self.lines[-1], self.what, self.kernel,
+                          self.simulator)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class Known:
 
 
 #: Steps that fault nothing in: no major fault of the script's own can happen in them.
-_NO_FAULT_STEP = r"^(@\d+ )?(mmap|munmap|mprotect|swapon|set|uffd register|madvise \S+ (hugepage|nohugepage|cold))\b"
+_NO_FAULT_STEP = (r"^(@\d+ )?(mmap|munmap|mprotect|swapon|set|uffd register"
+                  r"|madvise \S+ (hugepage|nohugepage|cold))\b")
 
 KNOWN: tuple[Known, ...] = (
     Known(
@@ -66,7 +68,8 @@ KNOWN: tuple[Known, ...] = (
         command=_NO_FAULT_STEP,
         examples=(
             Example(("set pmd_swap off", "swapon z0 64M kind zram"), "vmstat.pgmajfault change", "+2", "+0"),
-            Example(("set pmd_swap off", "mmap a 2M", "@2 mmap c 1M"), "vmstat.pgmajfault change", "+1", "+0"),
+            Example(("set pmd_swap off", "mmap a 2M", "@2 mmap c 1M"), "vmstat.pgmajfault change",
+                    "+1", "+0"),
             Example(("mmap a 2M", "madvise a:1M cold"), "vmstat.pgmajfault change", "+1", "+0"),
         ),
         near_misses=(

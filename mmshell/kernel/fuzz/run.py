@@ -43,7 +43,8 @@ from .shrink import shrink
 #: Compares one script (name, text) on the kernel and in the simulator.
 Compare = Callable[[str, str], DiffResult]
 DEFAULT_OUT = "fuzz-failures"
-#: Predicate calls one shrink may take (each is a live run of a few seconds, more while other live runs hold the lock).
+#: Predicate calls one shrink may take (each is a live run of a few seconds, more while other live
+#: runs hold the lock).
 SHRINK_BUDGET = 40
 
 
@@ -266,7 +267,8 @@ class Fuzzer:
         head = [f"# mmshell kernel fuzz --seed {self.seed} --steps {self.steps}: script {index} "
                 f"(seed {script.seed})"]
         if d is not None:
-            head.append(f"# difference at `{d.command}`: {d.what}: kernel {d.kernel}, simulator {d.simulator}")
+            head.append(f"# difference at `{d.command}`: {d.what}: kernel {d.kernel}, "
+                        f"simulator {d.simulator}")
             i = d.line - 1
             if 0 <= i < len(body):
                 body[i] = _with_kernel_value(body[i], d)
@@ -278,13 +280,15 @@ class Fuzzer:
     def summary(self, seconds: float) -> None:
         s = self.stats
         known = ", ".join(f"{k} {n}" for k, n in sorted(s.known.items()))
-        self.say(f"mmshell kernel fuzz: seed {self.seed}: {s.scripts} scripts ({s.lines} lines, {s.steps} steps "
-                 f"compared) in {seconds:.0f} s; known differences: {known or 'none'}; noise (not seen "
-                 f"twice): {len(s.noise)}" + (f"; {s.shrink_runs} runs shrinking" if s.shrink_runs else ""))
+        self.say(f"mmshell kernel fuzz: seed {self.seed}: {s.scripts} scripts ({s.lines} lines, "
+                 f"{s.steps} steps compared) in {seconds:.0f} s; known differences: {known or 'none'}; "
+                 f"noise (not seen twice): {len(s.noise)}"
+                 + (f"; {s.shrink_runs} runs shrinking" if s.shrink_runs else ""))
         for line in s.noise:
             self.say(f"  noise: {line}")
         for sig, (path, met) in s.found.items():
-            self.say(f"  unexplained: {' '.join(sig)}: {path}" + (f" (met in {met} scripts)" if met > 1 else ""))
+            self.say(f"  unexplained: {' '.join(sig)}: {path}"
+                     + (f" (met in {met} scripts)" if met > 1 else ""))
 
 
 def _with_kernel_value(line: str, d: Difference) -> str:

@@ -63,7 +63,8 @@ class StepRecord:
         `kernel run --json` alike: source, line, command, status, and error and output
         where there are some."""
         obj: dict[str, Any] = {"source": self.source, "line": self.line,
-                               "command": self.text if self.command is not None else None, "status": self.kind}
+                               "command": self.text if self.command is not None else None,
+                               "status": self.kind}
         if self.error:
             obj["error"] = self.error
         if self.output is not None and self.output.lines:
@@ -186,7 +187,8 @@ class Run:
                 break
         return outcome
 
-    def command(self, cmd: Command, source: str, depth: int = 0, base: Path | None = None) -> StepRecord | None:
+    def command(self, cmd: Command, source: str, depth: int = 0,
+                base: Path | None = None) -> StepRecord | None:
         """Run one command and tally it; a `source` runs its file's commands (each seen by
         `before` and `observer` as its own step) and returns None; `expect fails source FILE`
         is one step, run here (FILE is read as `source` reads it)."""
@@ -242,8 +244,8 @@ class Run:
                     failed = sub.outcome.failed
                     ran = "but it ran" + (f" ({failed} failed expectation(s))" if failed else "")
                     rec.kind = "expect-failed"
-                    rec.error = format_error(source, cmd.line, "expect", f"expected '{inner.text or inner}' to be "
-                                             f"refused, {ran}")
+                    rec.error = format_error(source, cmd.line, "expect",
+                                             f"expected '{inner.text or inner}' to be refused, {ran}")
                     return rec
                 why = stops[0].error or ""
                 if sub.outcome.steps > 1:
@@ -266,7 +268,8 @@ def run_commands(text: str, source: str, step: StepFn, observer: Observer | None
     return run.text(text, source, depth, base)
 
 
-def _read_source(cmd: Command, depth: int, base: Path | None, outcome: Outcome) -> tuple[Path, str | None, str]:
+def _read_source(cmd: Command, depth: int, base: Path | None,
+                 outcome: Outcome) -> tuple[Path, str | None, str]:
     """(path, text, "") of the file `source` names, or (path, None, why) when it cannot be run."""
     path = Path(cmd.args["path"])
     if base is not None and not path.is_absolute():

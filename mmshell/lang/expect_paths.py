@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..mm.task_mmu import SMAPS_FIELDS
 from .backend import Observer, Reading
-from .expectation import PAGEMAP_FIELDS, PathError, pagemap_count, pagemap_span
+from .expect_values import PAGEMAP_FIELDS, PathError, pagemap_count, pagemap_span
 from .parser import split_path
 from .values import PAGE_SIZE, BadValue, parse_size
 

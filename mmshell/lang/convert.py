@@ -58,7 +58,8 @@ def convert(arg: Arg, text: str) -> Any:
         case Kind.BOOL:
             if text in ("on", "off"):
                 return text == "on"
-            raise BadValue("on or off", text, "keywords are lower case" if text.lower() in ("on", "off") else "")
+            raise BadValue("on or off", text,
+                           "keywords are lower case" if text.lower() in ("on", "off") else "")
         case Kind.ENUM:
             if text in arg.choices:
                 return text

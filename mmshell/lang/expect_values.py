@@ -1,6 +1,6 @@
 """What `expect PATH OP VALUE` means whatever is observed: the VALUE, the OPs, path errors.
 
-lang/expect.py reads PATH through either backend's Observer; both backends
+lang/expect_paths.py reads PATH through either backend's Observer; both backends
 parse VALUE and compare with these, so one script means the same on both.
 Imports nothing of the simulator but its limits.
 """
