@@ -33,6 +33,7 @@ from .views.render import render_view, view_json
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .views.digest_cache import DigestCache
     from .views.step import Digest
 
 
@@ -103,6 +104,7 @@ class StepPrinter:
         self._before: Digest | None = None
         self._before_names: dict[int, dict[str, tuple[int, int]]] = {}
         self._prev: Digest | None = None
+        self._digests: DigestCache | None = None
         self.display = StepDisplay()
         self.recorder = recorder if recorder is not None else Recorder()
         session.exporter = self.export
@@ -114,11 +116,17 @@ class StepPrinter:
         if (self.quiet and self.recorder.keep is not None) or not shows_changes(cmd):
             self._before = None
             return
-        from .views.step import digest
-        self._before = digest(self.session.kernel)
+        self._before = self._digest()
         self.display.before(self.session)
         # an exited process's names go with it: its last rows are still named
-        self._before_names = {pid: dict(names) for pid, names in self.session.regions.items()}
+        self._before_names = dict(dict.items(self.session.regions))
+
+    def _digest(self) -> Digest:
+        """The machine's digest now, the parts of processes the step did not reach reused."""
+        if self._digests is None:
+            from .views.digest_cache import DigestCache
+            self._digests = DigestCache(verify=self.session.debug_vm)
+        return self._digests.digest(self.session.kernel)
 
     def _stop(self, cmd: Command) -> None:
         """`--step`: the narration of the next command, then a stop before it (before every
@@ -172,8 +180,8 @@ class StepPrinter:
         if self._before is not None:
             previous = self._before             # a displayed view marks what this step changed
             if out.changed:
-                from .views.step import StepView, digest
-                summary = StepView(self._before, digest(self.session.kernel), names_by_pid=self._names(),
+                from .views.step import StepView
+                summary = StepView(self._before, self._digest(), names_by_pid=self._names(),
                                    counters=self.session.counters)
                 self._prev = self._before
             items += list(self.display.renderables(self.session, summary, previous))
@@ -242,8 +250,8 @@ class StepPrinter:
             if out.trace:
                 obj["trace"] = out.trace
             if self._before is not None and out.changed:
-                from .views.step import StepView, digest
-                after = digest(self.session.kernel)
+                from .views.step import StepView
+                after = self._digest()
                 view = StepView(self._before, after, names_by_pid=self._names(), counters=self.session.counters)
                 obj["changes"] = view.to_json()
                 self._prev = self._before
