@@ -156,6 +156,7 @@ class StepPrinter:
             self._record(rec, [Text(rec.error)])
             if self.session.explain and rec.command is not None and not self.quiet:
                 self.console.print(self._explain(rec, None))
+            self._time(rec)
             return
         if self.quiet and self.recorder.keep is not None:
             return
@@ -163,7 +164,14 @@ class StepPrinter:
         if not self.quiet:
             for item in items:
                 self.console.print(item, soft_wrap=isinstance(item, Text))
+            self._time(rec)
         self._record(rec, items)
+
+    def _time(self, rec: StepRecord) -> None:
+        """`timing on`: the step's wall time, after what it drew (not kept for export, not with --quiet)."""
+        line = rec.timing_line()
+        if line is not None and not self.quiet:
+            self.console.print(Text("  " + line, style="dim"), soft_wrap=True)
 
     def _draw(self, rec: StepRecord) -> list[Any]:
         """What one step draws after its command: output lines, views, trace, the display."""

@@ -41,6 +41,7 @@ class LivePrinter:
         out = rec.output
         if rec.error:
             self._p(rec.error)
+            self._time(rec)
             return
         if self.quiet:
             return
@@ -54,6 +55,13 @@ class LivePrinter:
         if out.changes:
             for line in format_changes(out.changes):
                 self._p("  " + line)
+        self._time(rec)
+
+    def _time(self, rec: StepRecord) -> None:
+        """`timing on`: the step's wall time after it (not with --quiet)."""
+        line = rec.timing_line()
+        if line is not None and not self.quiet:
+            self._p("  " + line)
 
     def _json(self, rec: StepRecord) -> None:
         obj = rec.json_head()

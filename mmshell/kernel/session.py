@@ -73,6 +73,7 @@ class LiveSession(RegionNames):
         self.release = os.uname().release
         self.prios = prios or {}
         self.warnings: list[str] = []
+        self.timing = False             # `timing on|off` (lang/control.py)
         self._least_priority = -1
 
     def next_default_prio(self) -> int:

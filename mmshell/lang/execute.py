@@ -434,6 +434,14 @@ class _Simulator(OnSession):
     def refuse(self, errno: str, op: str, why: str) -> Exception:
         return self.s.refuse(errno, op, why)
 
+    @property
+    def timing(self) -> bool:
+        return bool(self.s.timing)
+
+    @timing.setter
+    def timing(self, on: bool) -> None:
+        self.s.timing = on
+
     def check_pid(self, pid: int) -> None:
         self.s.kernel.mm(pid)
 

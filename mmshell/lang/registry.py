@@ -230,6 +230,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
           Arg("on", Kind.BOOL, "on|off"), examples=("explain on", "explain off"), read_only=True,
           live="explain is built from the simulator's trace points; the live runner cannot see "
                "which kernel functions a step went through"),
+    _spec("timing", "timing", _V, "after each step, print the time it took",
+          "Like psql's \\timing and sqlite's .timer: after each step, its wall time\n"
+          "(running the command; drawing its output not counted), e.g. `time: 1.234 ms`.\n"
+          "mmshell run --json gives every step's time as `ms` whether timing is on or off.",
+          Arg("on", Kind.BOOL, "on|off"), examples=("timing on", "timing off"), read_only=True),
     _spec("if", "if", _X, "run COMMAND only when a setting has VALUE",
           "if pmd_swap on: expect pmd.a == swap",
           Switch("setting", "SETTING", tuple((s.name, s.grammar(then=":"))

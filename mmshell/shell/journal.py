@@ -32,7 +32,7 @@ from ..lang.topics import MAX_UNDO, UNDO_BUDGET
 __all__ = ["MAX_UNDO", "Journal", "JournalError", "is_step"]
 
 #: Commands that only look: logged for `save`, never a step.
-LOOKING = frozenset({"show", "help", "expect", "expect_fails"})
+LOOKING = frozenset({"show", "help", "expect", "expect_fails", "timing"})
 
 
 class JournalError(Exception):

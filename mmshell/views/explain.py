@@ -132,7 +132,7 @@ _BASE = re.compile(r"^([\w ]+?)(?:\(.*)?(?: x\d+)?$")
 QUIET: dict[str, str] = {
     **dict.fromkeys(("show", "expect", "expect_fails", "help", "check"), "only reads the machine"),
     "switch": "only changes which process the next commands act on",
-    **dict.fromkeys(("trace", "explain"), "only switches what is printed"),
+    **dict.fromkeys(("trace", "explain", "timing"), "only switches what is printed"),
     "pause": "only marks a stop for `mmshell run --step` and `mmshell present`",
 }
 
