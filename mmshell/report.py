@@ -7,7 +7,6 @@ shared with the interactive shell.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from dataclasses import dataclass
@@ -26,13 +25,14 @@ from .lang.session import Session
 from .mm.task_mmu import vmstat_snapshot
 from .stepkeys import Quit, ask
 from .views.console import make_console
-from .export import Pictures, Recorder
+from .recorder import Recorder
 from .stepdisplay import StepDisplay
 from .views.render import render_view, view_json
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .export import Pictures
     from .views.digest_cache import DigestCache
     from .views.step import Digest
 
@@ -63,6 +63,8 @@ def report_unreadable(name: str, bad: Unreadable, json_mode: bool, stream=None) 
     """Say that a script cannot be read: its line on standard error, or with --json a final
     object that carries it (exit 2, no steps)."""
     if json_mode:
+        import json
+
         print(json.dumps({"final": True, "source": name, "exit": 2, "steps": 0, "refused": 0,
                           "expectations_failed": 0, "error": bad.error}), file=stream or sys.stdout)
     else:
@@ -248,6 +250,8 @@ class StepPrinter:
         return {**self._before_names, **self.session.regions}
 
     def _json(self, rec: StepRecord) -> None:
+        import json                      # --json only: not loaded for text output
+
         obj = rec.json_head()
         out = rec.output
         view = None
@@ -273,6 +277,8 @@ class StepPrinter:
     def final(self, source: str, outcome: Outcome) -> None:
         k = self.session.kernel
         if self.json_mode:
+            import json
+
             print(json.dumps({"final": True, "source": source, "exit": outcome.exit_status(),
                               "steps": outcome.steps, "refused": outcome.refused,
                               "expectations_failed": outcome.failed,

@@ -14,8 +14,6 @@ import errno
 from enum import Enum
 from typing import Any, Callable, Container
 
-from ..mm.check import check_invariants
-from ..mm.check_data import check_data
 from ..mm.config import Deposit, FailMode, FaultPoint
 from ..mm.constants import MAX_ACCESS, MAX_MAP_COUNT, MAX_PAGE_TABLES, MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from ..mm.errors import MmError, VmBug
@@ -105,10 +103,18 @@ def execute(session: Session, cmd: Command) -> StepOutput:
     if explaining:
         session.kernel.tracing = False
     if session.debug_vm:
-        problems = check_invariants(session.kernel) + check_data(session.kernel)
+        problems = vm_problems(session.kernel)
         if problems:
             raise VmBug(f"after '{cmd.text or cmd}': " + "; ".join(problems[:5]))
     return out
+
+
+def vm_problems(k: Kernel) -> list[str]:
+    """What the invariant and data checkers find (loaded when first asked: `check`, --debug-vm)."""
+    from ..mm.check import check_invariants
+    from ..mm.check_data import check_data
+
+    return check_invariants(k) + check_data(k)
 
 
 def _op(cmd: Command) -> str:
@@ -303,7 +309,7 @@ def do_touch(s: Session, cmd: Command) -> StepOutput:
 def do_check(s: Session, cmd: Command) -> StepOutput:
     k = s.kernel
     if cmd.args.get("range") is None:
-        problems = check_invariants(k) + check_data(k)
+        problems = vm_problems(k)
         if problems:
             # Every problem, one to a line under the error line: this is the simulator
             # reporting on itself, not a refusal of what the user typed.

@@ -29,7 +29,7 @@ from ..lang.errors import LangError
 from ..lang.parser import parse_line
 from ..lang.runner import Outcome, StepRecord, run_one
 from ..lang.session import Session
-from ..export import Recorder
+from ..recorder import Recorder
 from ..report import StepPrinter
 from .completer import MmshCompleter
 from .highlight import LEXER_STYLE, MmshLexer
