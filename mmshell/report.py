@@ -27,6 +27,7 @@ from .stepkeys import Quit, ask
 from .views.console import make_console
 from .recorder import Recorder
 from .stepdisplay import StepDisplay
+from .views.progress import StepProgress
 from .views.render import render_view, view_json
 
 if TYPE_CHECKING:
@@ -107,6 +108,9 @@ class StepPrinter:
         self._before_names: dict[int, dict[str, tuple[int, int]]] = {}
         self._prev: Digest | None = None
         self._digests: DigestCache | None = None
+        # a bar under a step that runs long, on a terminal only (never piped, --json or --quiet)
+        self.progress = StepProgress(lambda: make_console(file=self.stream),
+                                     self.console.is_terminal and not json_mode and not quiet)
         self.display = StepDisplay()
         self.recorder = recorder if recorder is not None else Recorder()
         session.exporter = self.export
@@ -114,6 +118,7 @@ class StepPrinter:
     def before(self, cmd: Command) -> None:
         if self.step and not self.json_mode:
             self._stop(cmd)
+        self.progress.start(cmd.text or str(cmd))
         # quiet draws nothing, unless every step is kept for pictures (--export, --html)
         if (self.quiet and self.recorder.keep is not None) or not shows_changes(cmd):
             self._before = None
@@ -150,6 +155,7 @@ class StepPrinter:
             self.step = None               # input ended: run on without stopping
 
     def __call__(self, rec: StepRecord) -> None:
+        self.progress.stop()
         if self.json_mode:
             self._json(rec)
             return
@@ -275,6 +281,7 @@ class StepPrinter:
         print(json.dumps(obj), file=self.stream)
 
     def final(self, source: str, outcome: Outcome) -> None:
+        self.progress.stop()
         k = self.session.kernel
         if self.json_mode:
             import json
