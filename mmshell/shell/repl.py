@@ -34,7 +34,7 @@ from ..report import StepPrinter
 from .completer import MmshCompleter
 from .highlight import LEXER_STYLE, MmshLexer
 from .history import CheckedFileHistory, history_path, open_history
-from .journal import Journal, is_step
+from .journal import Journal, may_change
 from .meta import Leave, ShellPrinter, caret, is_shell_command, paged, run_shell_command
 from .toolbar import TOOLBAR_STYLE, Toolbar
 
@@ -72,13 +72,18 @@ def run_line(session: Session, printer: StepPrinter, text: str, lineno: int,
             outcome.refused += 1
             return outcome
         printer.before(cmd)
-        before = journal.checkpoint() if journal is not None and is_step(cmd) else None
+        before = journal.checkpoint() if journal is not None and may_change(cmd) else None
         refused, failed = outcome.refused, outcome.failed
-        rec = run_one(session, cmd, "<stdin>", 0, Path.cwd(), printer, True, outcome, printer.before)
-        if rec is not None:
-            printer(rec)
-        if outcome.refused == refused and outcome.failed == failed and journal is not None:
-            journal.record(cmd, before)
+        try:
+            rec = run_one(session, cmd, "<stdin>", 0, Path.cwd(), printer, True, outcome, printer.before)
+            if rec is not None:
+                printer(rec)
+            if outcome.refused == refused and outcome.failed == failed and journal is not None:
+                journal.record(cmd, before)
+                before = None
+        finally:
+            if before is not None and journal is not None:      # refused, failed or interrupted
+                journal.discard(before)
         if rec is not None and rec.kind == "refused" and rec.error and "EINTR: interrupted" in rec.error:
             rest = len(commands) - commands.index(cmd) - 1
             if rest:
