@@ -22,6 +22,7 @@ LAZY = (
     "mmshell.views.cells", "mmshell.views.step", "mmshell.views.digest_cache",  # map, step summaries
     "click",                    # every other command line
     "prompt_toolkit",           # the shell
+    "rich.progress",            # a bar under a step that runs long, on a terminal
 )
 
 PROBE = """
@@ -55,3 +56,13 @@ def test_each_lazy_module_is_loaded_where_it_is_used():
     for name in ("textwrap", "mmshell.lang.topics", "mmshell.mm.check", "mmshell.views.step",
                  "mmshell.views.digest_cache", "difflib"):
         assert name in modules, name
+
+
+def test_the_shell_draws_its_first_prompt_before_loading_what_runs_a_line():
+    """`mmshell.shell.repl` loads the prompt's needs only; the runner, the executor, the printer
+    and rich are imported in a thread while the first prompt waits (repl._load_the_rest)."""
+    probe = ("import sys, json; import mmshell.shell.repl; "
+             "later = ('mmshell.report', 'mmshell.lang.execute', 'mmshell.lang.runner', 'mmshell.shell.meta', "
+             "'rich', 'click'); print(json.dumps([m for m in later if m in sys.modules]))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert json.loads(r.stdout) == []
