@@ -63,6 +63,7 @@ def test_the_shell_draws_its_first_prompt_before_loading_what_runs_a_line():
     and rich are imported in a thread while the first prompt waits (repl._load_the_rest)."""
     probe = ("import sys, json; import mmshell.shell.repl; "
              "later = ('mmshell.report', 'mmshell.lang.execute', 'mmshell.lang.runner', "
-             "'mmshell.shell.meta', 'rich', 'click'); print(json.dumps([m for m in later if m in sys.modules]))")
+             "'mmshell.shell.meta', 'rich', 'click'); "
+             "print(json.dumps([m for m in later if m in sys.modules]))")
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
     assert json.loads(r.stdout) == []
