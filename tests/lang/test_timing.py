@@ -6,12 +6,12 @@ import io
 import json
 import re
 
-from mmshell.kernel.report import LivePrinter
 from mmshell.lang.backend import StepOutput
 from mmshell.lang.control import do_timing
 from mmshell.lang.parser import parse_line
 from mmshell.lang.steps import StepRecord
-from mmshell.report import run_sources
+from mmshell.lang.session import Session
+from mmshell.report import StepPrinter, run_sources
 
 TIME = re.compile(r"^  time: \d+\.\d{3} ms$")
 
@@ -49,15 +49,17 @@ class _Live:
     timing = False
 
 
-def test_timing_runs_over_the_backend_and_the_live_printer_prints_it():
+def test_timing_runs_over_the_backend_and_a_timed_record_prints_its_time():
+    """The live runner's records carry `ms` and `timed` as the simulator's do (kernel/runner.py),
+    and kernel run prints them with the same step printer."""
     b = _Live()
     do_timing(b, parse_line("timing on")[0])     # type: ignore[arg-type]
     assert b.timing is True
     out = io.StringIO()
-    rec = StepRecord("k.mmsh", 2, parse_line("fork")[0], output=StepOutput(lines=["pid 2"]), ms=12.5,
-                     timed=True)
-    LivePrinter(stream=out)(rec)
+    rec = StepRecord("k.mmsh", 2, parse_line("switch 1")[0], ms=12.5, timed=True,
+                     output=StepOutput(lines=["pid 1"], changed=False))
+    StepPrinter(Session.boot(), stream=out, echo=False)(rec)
     assert out.getvalue().splitlines()[-1] == "  time: 12.500 ms"
     quiet = io.StringIO()
-    LivePrinter(stream=quiet, quiet=True)(rec)
+    StepPrinter(Session.boot(), stream=quiet, quiet=True)(rec)
     assert quiet.getvalue() == ""
