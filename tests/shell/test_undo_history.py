@@ -188,3 +188,12 @@ def test_undo_takes_back_what_unlogged_commands_did_after_the_step(tmp_path: Pat
     run_shell_command("undo", session, journal, printer.console)
     assert state_dump(session) == before, diff_dumps(state_dump(session), before)
     assert journal.steps()[-1].text == "mmap h2 2M at 0x40400000"
+
+
+def test_the_step_summary_follows_the_machine_after_reset_and_undo() -> None:
+    """The printer reads the session's machine as it is now: `reset` boots another, and the
+    next steps' summaries are that machine's."""
+    _, _, out = _prompt(["mmap a 2M", "touch a", "reset", "mmap b 2M", "touch b", "undo", "touch b+4K"])
+    after_reset = out.split("the history starts again")[-1]
+    assert after_reset.count("→ table: 0-511 present") == 1 and "b+0x0" in after_reset
+    assert after_reset.count("no change") == 0
