@@ -26,7 +26,8 @@ def interrupted() -> NoReturn:
 
 
 def entry() -> None:
-    """The console script.  `mmshell -c 'CMDS'` alone skips click: start-up time is most of its cost."""
+    """The console script.  `mmshell -c 'CMDS'` and `mmshell` alone at a terminal skip click:
+    start-up time is most of their cost."""
     try:
         try:
             status: int | str | None = _main(sys.argv[1:])
@@ -47,6 +48,10 @@ def _main(argv: list[str]) -> int:
         from .report import run_sources
 
         return run_sources([("-c", argv[1])])
+    if not argv and sys.stdin.isatty():       # the prompt, as `mmshell` alone runs it: click not needed
+        from .shell.repl import run_shell
+
+        return run_shell()
     import click
 
     from .commands import main

@@ -7,7 +7,6 @@ shared with the interactive shell.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from dataclasses import dataclass
@@ -25,13 +24,15 @@ from .lang.values import plural
 from .lang.session import Session
 from .stepkeys import Quit, ask
 from .views.console import make_console
-from .export import Pictures, Recorder
+from .recorder import Recorder
 from .stepdisplay import PrintedSession, StepDisplay
+from .views.progress import StepProgress
 from .views.sim_source import SimViews
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .export import Pictures
     from .views.source import ViewObserver
     from .views.step import Digest
 
@@ -62,6 +63,8 @@ def report_unreadable(name: str, bad: Unreadable, json_mode: bool, stream=None) 
     """Say that a script cannot be read: its line on standard error, or with --json a final
     object that carries it (exit 2, no steps)."""
     if json_mode:
+        import json
+
         print(json.dumps({"final": True, "source": name, "exit": 2, "steps": 0, "refused": 0,
                           "expectations_failed": 0, "error": bad.error}), file=stream or sys.stdout)
     else:
@@ -109,6 +112,9 @@ class StepPrinter:
         self._before: Digest | None = None
         self._before_names: dict[int, dict[str, tuple[int, int]]] = {}
         self._prev: Digest | None = None
+        # a bar under a step that runs long, on a terminal only (never piped, --json or --quiet)
+        self.progress = StepProgress(lambda: make_console(file=self.stream),
+                                     self.console.is_terminal and not json_mode and not quiet)
         self.display = StepDisplay()
         self.recorder = recorder if recorder is not None else Recorder()
         session.exporter = self.export
@@ -116,6 +122,7 @@ class StepPrinter:
     def before(self, cmd: Command) -> None:
         if self.step and not self.json_mode:
             self._stop(cmd)
+        self.progress.start(cmd.text or str(cmd))
         # quiet draws nothing, unless every step is kept for pictures (--export, --html)
         if (self.quiet and self.recorder.keep is not None) or not shows_changes(cmd):
             self._before = None
@@ -123,7 +130,7 @@ class StepPrinter:
         self._before = self.views.digest()
         self.display.before(self.session)
         # an exited process's names go with it: its last rows are still named
-        self._before_names = {pid: dict(names) for pid, names in self.session.regions.items()}
+        self._before_names = dict(dict.items(self.session.regions))
 
     def _stop(self, cmd: Command) -> None:
         """`--step`: the narration of the next command, then a stop before it (before every
@@ -145,6 +152,7 @@ class StepPrinter:
             self.step = None               # input ended: run on without stopping
 
     def __call__(self, rec: StepRecord) -> None:
+        self.progress.stop()
         if self.json_mode:
             self._json(rec)
             return
@@ -153,6 +161,7 @@ class StepPrinter:
             self._record(rec, [Text(rec.error)])
             if self.session.explain and rec.command is not None and not self.quiet:
                 self.console.print(self._explain(rec, None))
+            self._time(rec)
             return
         if self.quiet and self.recorder.keep is not None:
             return
@@ -160,7 +169,14 @@ class StepPrinter:
         if not self.quiet:
             for item in items:
                 self.console.print(item, soft_wrap=isinstance(item, Text))
+            self._time(rec)
         self._record(rec, items)
+
+    def _time(self, rec: StepRecord) -> None:
+        """`timing on`: the step's wall time, after what it drew (not kept for export, not with --quiet)."""
+        line = rec.timing_line()
+        if line is not None and not self.quiet:
+            self.console.print(Text("  " + line, style="dim"), soft_wrap=True)
 
     def _draw(self, rec: StepRecord) -> list[Any]:
         """What one step draws after its command: output lines, views, trace, the display."""
@@ -238,6 +254,8 @@ class StepPrinter:
         return {**self._before_names, **self.session.regions}
 
     def _json(self, rec: StepRecord) -> None:
+        import json                      # --json only: not loaded for text output
+
         obj = rec.json_head()
         out = rec.output
         view = None
@@ -267,7 +285,10 @@ class StepPrinter:
         """The script's last line, or with --json its final object: the outcome, then `extra`
         (the backend's own keys: the live kernel's are read before its tear-down), else the
         machine's counters and processes; `where`, `counts`: words the backend adds to the line."""
+        self.progress.stop()
         if self.json_mode:
+            import json
+
             obj = {"final": True, "source": source, "exit": outcome.exit_status(),
                    "steps": outcome.steps, "refused": outcome.refused, "expectations_failed": outcome.failed}
             if extra is None:

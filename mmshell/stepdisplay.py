@@ -8,12 +8,14 @@ each view; `to_json` the views as `show VIEW --json` gives them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from .lang.display import display_view
 from .lang.session import Session
-from .views.cells import PmdCells
 from .views.render import render_view
+
+if TYPE_CHECKING:
+    from .views.cells import PmdCells
 
 
 class PrintedSession(Protocol):

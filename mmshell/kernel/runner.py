@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from time import perf_counter
 from typing import Callable
 
 from ..lang.parser import Command
@@ -61,6 +62,8 @@ def _live_step(s: LiveSession, cmd: Command, source: str) -> StepRecord:
     """One command on the live kernel: a refusal, a failed live run (the workers, a device,
     a tunable) or an expectation userspace cannot see becomes the record's one error line."""
     rec = StepRecord(source, cmd.line, cmd)
+    timing = s.timing
+    start = perf_counter()
     try:
         rec.output = s.execute(cmd)
     except Refused as e:
@@ -69,6 +72,8 @@ def _live_step(s: LiveSession, cmd: Command, source: str) -> StepRecord:
         rec.kind, rec.error = "refused", format_error(source, cmd.line, "expect", str(e))
     except (WorkerDied, DeviceError, tun.TunableError, OSError) as e:
         rec.kind, rec.error = "bug", format_error(source, cmd.line, op_name(cmd), f"live run failed: {e}")
+    rec.ms = (perf_counter() - start) * 1000
+    rec.timed = timing and s.timing
     if rec.kind != "ok" or rec.output is None:
         return rec
     if rec.output.not_observable:

@@ -78,6 +78,7 @@ class LiveSession(RegionNames):
         self.warnings: list[str] = []
         #: nothing is pinned on the live kernel (compare pins settings in the simulator)
         self.pinned: dict[str, str] = {}
+        self.timing = False             # `timing on|off` (lang/control.py)
         self._least_priority = -1
 
     def next_default_prio(self) -> int:

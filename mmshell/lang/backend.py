@@ -186,6 +186,8 @@ class Backend(Protocol):
 
     pid: int
     refusals: tuple[type[Exception], ...]
+    #: `timing on|off`: each step's wall time printed after it
+    timing: bool
 
     def refuse(self, errno: str, op: str, why: str) -> Exception:
         """The exception a refused command raises."""

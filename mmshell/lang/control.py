@@ -20,7 +20,7 @@ from .parser import Command, Unparsed
 from .step_loop import back_to, exit_of
 
 __all__ = ["HANDLERS", "do_at", "do_if", "do_switch", "do_expect", "do_expect_fails", "do_source", "do_help",
-           "do_pause"]
+           "do_pause", "do_timing"]
 
 
 def do_at(b: Backend, cmd: Command) -> StepOutput:
@@ -100,6 +100,12 @@ def do_pause(b: Backend, cmd: Command) -> StepOutput:
     return StepOutput(changed=False)
 
 
+def do_timing(b: Backend, cmd: Command) -> StepOutput:
+    """`timing on|off`: whether each step's wall time is printed after it (StepRecord.timed)."""
+    b.timing = cmd.args["on"]
+    return StepOutput(changed=False)
+
+
 def do_help(b: Backend, cmd: Command) -> StepOutput:
     try:
         text = registry.help_text(cmd.args.get("topic"))
@@ -110,5 +116,5 @@ def do_help(b: Backend, cmd: Command) -> StepOutput:
 
 HANDLERS: dict[str, Callable[[Backend, Command], StepOutput]] = {
     "at": do_at, "switch": do_switch, "if": do_if, "expect": do_expect, "expect_fails": do_expect_fails,
-    "source": do_source, "help": do_help, "pause": do_pause,
+    "source": do_source, "help": do_help, "pause": do_pause, "timing": do_timing,
 }

@@ -7,7 +7,6 @@ canonical text, which ``convert`` turns back into an equal value.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Sequence
 
 from .grammar import Arg, Kind
@@ -24,6 +23,8 @@ def suggest(word: str, choices: Sequence[str]) -> str | None:
         return None
     if word.lower() != word and word.lower() in choices:
         return word.lower()
+    import difflib                      # only for a word that is not one of the choices
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return close[0] if close else None
 

@@ -19,8 +19,6 @@ import errno
 from enum import Enum
 from typing import Any, Callable, Container
 
-from ..mm.check import check_invariants
-from ..mm.check_data import check_data
 from ..mm.config import Deposit, FailMode, FaultPoint
 from ..mm.constants import MAX_MAP_COUNT, MAX_PAGE_TABLES, MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from ..mm.errors import MmError, VmBug
@@ -112,10 +110,18 @@ def execute(session: Session, cmd: Command) -> StepOutput:
     if explaining:
         session.kernel.tracing = False
     if session.debug_vm:
-        problems = check_invariants(session.kernel) + check_data(session.kernel)
+        problems = vm_problems(session.kernel)
         if problems:
             raise VmBug(f"after '{cmd.text or cmd}': " + "; ".join(problems[:5]))
     return out
+
+
+def vm_problems(k: Kernel) -> list[str]:
+    """What the invariant and data checkers find (loaded when first asked: `check`, --debug-vm)."""
+    from ..mm.check import check_invariants
+    from ..mm.check_data import check_data
+
+    return check_invariants(k) + check_data(k)
 
 
 def _op(cmd: Command) -> str:
@@ -256,6 +262,14 @@ class _Simulator(OnSession):
     def __init__(self, s: Session) -> None:
         self.s = s
 
+    @property
+    def timing(self) -> bool:
+        return bool(self.s.timing)
+
+    @timing.setter
+    def timing(self, on: bool) -> None:
+        self.s.timing = on
+
     def check_pid(self, pid: int) -> None:
         self.s.kernel.mm(pid)
 
@@ -339,7 +353,7 @@ class _Simulator(OnSession):
 
     def check_all(self) -> list[str]:
         k = self.s.kernel
-        problems = check_invariants(k) + check_data(k)
+        problems = vm_problems(k)
         if problems:
             # Every problem, one to a line under the error line: this is the simulator
             # reporting on itself, not a refusal of what the user typed.

@@ -15,7 +15,6 @@ Columns are 1-based and count characters (a tab is one column).
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from .errors import LangError
@@ -74,6 +73,8 @@ def _check_printable(code: str, line: int) -> None:
         return
     for i, ch in enumerate(code):
         if not ch.isprintable() and ch not in _SPACE:
+            import unicodedata          # only to name a character the lexer refuses
+
             name = unicodedata.name(ch, "control character")
             raise LangError(line, i + 1, f"unexpected character U+{ord(ch):04X} ({name.lower()})")
 

@@ -19,7 +19,6 @@ from ..mm.vma import VM
 from ..notation import map_legend
 from .grammar import Arg, CommandSpec, Flags, Grammar, Group, Kind, Nests, Option, Switch
 from .display import DISPLAY_WORDS, MAX_DISPLAY
-from .topics import teaching_text, teaching_topics, wrap_help
 from .settings import FAULT_POINT_HELP, FAULT_POINTS, SETTINGS, SettingSpec, setting, setting_names
 from .values import RESERVED_WORDS
 
@@ -230,6 +229,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
           Arg("on", Kind.BOOL, "on|off"), examples=("explain on", "explain off"), read_only=True,
           live="explain is built from the simulator's trace points; the live runner cannot see "
                "which kernel functions a step went through"),
+    _spec("timing", "timing", _V, "after each step, print the time it took",
+          "Like psql's \\timing and sqlite's .timer: after each step, its wall time\n"
+          "(running the command; drawing its output not counted), e.g. `time: 1.234 ms`.\n"
+          "mmshell run --json gives every step's time as `ms` whether timing is on or off.",
+          Arg("on", Kind.BOOL, "on|off"), examples=("timing on", "timing off"), read_only=True),
     _spec("if", "if", _X, "run COMMAND only when a setting has VALUE",
           "if pmd_swap on: expect pmd.a == swap",
           Switch("setting", "SETTING", tuple((s.name, s.grammar(then=":"))
@@ -407,6 +411,8 @@ def by_group() -> dict[Group, tuple[CommandSpec, ...]]:
 
 def help_topics() -> tuple[str, ...]:
     """Every topic ``help TOPIC`` accepts."""
+    from .topics import teaching_topics     # the counter docs: read only for help
+
     words = [" ".join(s.words) for s in COMMANDS] + [w for w in first_words() if w not in _BY_NAME]
     return tuple(dict.fromkeys(words + list(setting_names()) + list(TOPICS) + list(teaching_topics())))
 
@@ -417,6 +423,8 @@ def help_text(topic: str | None = None) -> str:
 
     ``KeyError`` for an unknown topic (the parser refuses those already).
     """
+    from .topics import wrap_help
+
     return wrap_help(_help_text(topic))
 
 
@@ -437,6 +445,8 @@ def _help_text(topic: str | None) -> str:
                     lines.append(f"  {s.synopsis:<{_SYNOPSIS_WIDTH}}  {s.summary}")
         lines += ["", "At the prompt: quit (or Ctrl-D) leaves; help shell lists what else it takes."]
         return "\n".join(lines)
+    from .topics import teaching_text
+
     text = teaching_text(topic)
     if text is not None:
         return text

@@ -67,6 +67,7 @@ def _step(session: Session, cmd: Command, source: str) -> StepRecord:
     """One command in the simulator: a refusal (MmError, ExpectError) or a broken
     invariant (VmBug) becomes the record's one error line."""
     rec = StepRecord(source, cmd.line, cmd)
+    timing = session.timing
     start = perf_counter()
     try:
         rec.output = execute(session, cmd)
@@ -78,6 +79,7 @@ def _step(session: Session, cmd: Command, source: str) -> StepRecord:
         rec.kind, rec.error = "bug", format_error(source, cmd.line, op_name(cmd),
                                                   f"simulator bug (invariant broken): {e}")
     rec.ms = (perf_counter() - start) * 1000
+    rec.timed = timing and session.timing
     if rec.kind == "ok" and rec.output is not None and rec.output.failed_expect:
         rec.kind = "expect-failed"
         rec.error = format_error(source, cmd.line, "expect", rec.output.failed_expect)

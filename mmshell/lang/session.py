@@ -32,6 +32,8 @@ class Session(RegionNames):
     #: What is printed, not the machine (a refused command, undo and back leave them be):
     #: `explain on|off`, and the display settings `set counters key|all`, `set pager on|off`.
     explain: bool = False
+    #: `timing on|off`: print each step's wall time after it (lang/control.py)
+    timing: bool = False
     counters: str = "key"
     pager: bool = True
     #: settings a script's `set` may not change here, with why (compare pins pmd_swap)

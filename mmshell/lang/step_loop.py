@@ -53,6 +53,11 @@ class StepRecord:
     error: str | None = None          # the one formatted error line
     kind: str = "ok"
     ms: float | None = None           # wall time of the step in ms, rendering excluded
+    timed: bool = False               # `timing on` before and after the step: its time is printed
+
+    def timing_line(self) -> str | None:
+        """`time: 1.234 ms` after a step run with `timing on`, else None."""
+        return f"time: {self.ms:.3f} ms" if self.timed and self.ms is not None else None
 
     @property
     def text(self) -> str:

@@ -122,7 +122,7 @@ UNDO_BUDGET = 512 << 20
 SHELL_COMMANDS: dict[str, tuple[str, str]] = {
     "undo": ("undo", "take back the last step: the machine as it was before it"),
     "back": ("back N", f"take back the last N steps (the last {MAX_UNDO} can be taken back, as long as "
-                       f"their copies of the machine fit in {UNDO_BUDGET >> 20} MiB)"),
+                       f"their undo records fit in {UNDO_BUDGET >> 20} MiB)"),
     "history": ("history", "list the steps so far"),
     "save": ("save FILE.mmsh", "write the commands that ran as a script (refused ones and failed "
                                "expectations left out); `mmshell run FILE` ends in the same state"),

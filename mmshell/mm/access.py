@@ -21,6 +21,7 @@ from .errors import MmError, VmBug
 from .memory import handle_mm_fault
 from .mm_types import MmStruct
 from .pagewalk import pmd_addr_end
+from .progress import progress
 from .pgtable import (F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, KIND_MASK, KIND_PRESENT, PFN_SHIFT, Pmd, PmdKind,
                       pmd_pgtable, pte_present)
 from .swapin_batch import swapin_sync_run
@@ -66,7 +67,9 @@ def access_range(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool,
     check_access(mm, start, end, write, "touch" if not verify else "check")
     result = AccessResult()
     addr = start
+    total = (end - start) >> PAGE_SHIFT
     while addr < end:
+        progress("fault", (addr - start) >> PAGE_SHIFT, total)
         nxt = pmd_addr_end(addr, end)
         _access_pmd_span(k, mm, addr, nxt, write, verify, result)
         addr = nxt

@@ -25,9 +25,10 @@ from array import array
 from enum import Enum
 from typing import TYPE_CHECKING, Iterator
 
-from .constants import PMD_MASK, PMD_SIZE, pmd_index, pte_index
+from .constants import PAGE_SHIFT, PMD_MASK, PMD_SIZE, pmd_index, pte_index
 from .mm_types import MmStruct
 from .pgtable import Pmd, PmdKind, pmd_pgtable
+from .progress import progress
 from .vma import VmArea
 
 if TYPE_CHECKING:
@@ -92,8 +93,10 @@ def walk_page_range(k: "Kernel", mm: MmStruct, start: int, end: int,
                     walker: Walker) -> Iterator[tuple[VmArea, int, Pmd | None, int, int]]:
     """walk_page_range(): `walk_pmd_range` over each VMA's part of [start, end), VMA by VMA,
     each slot with its VMA: (vma, pmd index, pmd or None, addr, next)."""
+    total = (end - start) >> PAGE_SHIFT
     for vma in mm.vmas_in(start, end):
         for pmdi, pmd, addr, nxt in walk_pmd_range(k, mm, max(start, vma.start), min(end, vma.end), walker):
+            progress(walker.value, (addr - start) >> PAGE_SHIFT, total)
             yield vma, pmdi, pmd, addr, nxt
 
 

@@ -57,7 +57,16 @@ class PidTable(dict[int, V]):
 
     def rollback(self) -> None:
         """Put back every entry the innermost checkpoint saved; drop the entries it added."""
-        saved = self.levels.pop()
+        self.restore(self.levels.pop())
+
+    def detach(self) -> dict[int, Any]:
+        """End the innermost checkpoint keeping what its command did, as `commit` does, and
+        return what it saved: `restore` of it later puts the entries back (the shell's undo)."""
+        return self.levels.pop()
+
+    def restore(self, saved: dict[int, Any]) -> None:
+        """Put back the entries a level saved (its `rollback`, or a detached level's undo when
+        the table is again as it was when the level was detached); drop the ones it added."""
         for pid, old in saved.items():
             self._stamp(pid)
             if old is _ABSENT:
@@ -76,8 +85,8 @@ class PidTable(dict[int, V]):
     def reach(self, pid: int) -> None:
         """The command is about to use (and may change) pid's entry: save it first."""
         self._stamp(pid)
-        if not self.levels:
-            return
+        if not self.levels or pid in self.levels[-1]:
+            return                      # saved in the innermost level: in every level (they nest)
         old: Any = _ABSENT
         for level in self.levels:
             if pid not in level:

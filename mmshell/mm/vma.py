@@ -48,7 +48,21 @@ def vma_journal_commit() -> None:
 
 def vma_journal_rollback() -> None:
     """Undo the stores of the innermost checkpoint, newest first."""
-    for vma, name, old in reversed(VMA_JOURNAL.pop()):
+    vma_journal_undo(VMA_JOURNAL.pop())
+
+
+def vma_journal_detach() -> list[tuple["VmArea", str, object]]:
+    """Keep the stores, as `vma_journal_commit` does, and return them: `vma_journal_undo`
+    of them later puts the VMAs back (the shell's undo)."""
+    done = VMA_JOURNAL.pop()
+    if VMA_JOURNAL:
+        VMA_JOURNAL[-1].extend(done)
+    return done
+
+
+def vma_journal_undo(stores: list[tuple["VmArea", str, object]]) -> None:
+    """Undo `stores`, newest first (the VMAs being as the last of them left them)."""
+    for vma, name, old in reversed(stores):
         if old is not _UNSET:
             object.__setattr__(vma, name, old)
 

@@ -25,6 +25,7 @@ from .constants import HPAGE_PMD_NR
 from .folio import PG
 from .huge_split import deferred_split_scan, split_folio, split_huge_pmd_locked
 from .page_io import swap_writeout
+from .progress import progress
 from .rmap import rmap_walk_anon, try_to_unmap
 from .swap import free_folio
 from .swap_slots import folio_alloc_swap
@@ -40,7 +41,9 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
     reclaimed = 0
     todo = deque(folios)
     k.trace("shrink_folio_list")
+    events = k.vmstat.events
     while todo:
+        progress("swap-out", events["pswpout"], 0)      # pages written so far: only a count
         pfn = todo.popleft()
         nr = mem.nr_pages(pfn)
         if not mem.test(pfn, PG.SWAPBACKED):

@@ -17,7 +17,9 @@ two fresh machines, mainline and the series, as `mmshell compare` runs a file.
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
@@ -27,16 +29,17 @@ from prompt_toolkit.styles import merge_styles
 
 from ..lang.errors import LangError
 from ..lang.parser import parse_line
-from ..lang.runner import Outcome, StepRecord, run_one
 from ..lang.session import Session
-from ..export import Recorder
-from ..report import StepPrinter
 from .completer import MmshCompleter
 from .highlight import LEXER_STYLE, MmshLexer
 from .history import CheckedFileHistory, history_path, open_history
-from .journal import Journal, is_step
-from .meta import Leave, ShellPrinter, caret, is_shell_command, paged, run_shell_command
+from .journal import Journal, may_change
 from .toolbar import TOOLBAR_STYLE, Toolbar
+
+if TYPE_CHECKING:
+    from ..lang.runner import Outcome
+    from ..report import StepPrinter
+    from .meta import ShellPrinter
 
 BANNER = ("mmshell: a simulated Linux mm for watching THPs swap.\n"
           "`help` lists the commands, `help shell` undo, save, compare; `quit` leaves.")
@@ -53,6 +56,9 @@ def run_line(session: Session, printer: StepPrinter, text: str, lineno: int,
     """Parse and run one line of input; errors are printed, never raised.  A command
     interrupted by Ctrl-C is refused and the rest of the line is not run; `outcome.stopped`
     says that a bare `exit` of pid 1, the only process, asks to leave the shell."""
+    from ..lang.runner import Outcome, StepRecord, run_one
+    from .meta import caret
+
     outcome = Outcome()
     try:
         commands = parse_line(text, lineno)
@@ -72,13 +78,18 @@ def run_line(session: Session, printer: StepPrinter, text: str, lineno: int,
             outcome.refused += 1
             return outcome
         printer.before(cmd)
-        before = journal.checkpoint() if journal is not None and is_step(cmd) else None
+        before = journal.checkpoint() if journal is not None and may_change(cmd) else None
         refused, failed = outcome.refused, outcome.failed
-        rec = run_one(session, cmd, "<stdin>", 0, Path.cwd(), printer, True, outcome, printer.before)
-        if rec is not None:
-            printer(rec)
-        if outcome.refused == refused and outcome.failed == failed and journal is not None:
-            journal.record(cmd, before)
+        try:
+            rec = run_one(session, cmd, "<stdin>", 0, Path.cwd(), printer, True, outcome, printer.before)
+            if rec is not None:
+                printer(rec)
+            if outcome.refused == refused and outcome.failed == failed and journal is not None:
+                journal.record(cmd, before)
+                before = None
+        finally:
+            if before is not None and journal is not None:      # refused, failed or interrupted
+                journal.discard(before)
         if rec is not None and rec.kind == "refused" and rec.error and "EINTR: interrupted" in rec.error:
             rest = len(commands) - commands.index(cmd) - 1
             if rest:
@@ -88,10 +99,29 @@ def run_line(session: Session, printer: StepPrinter, text: str, lineno: int,
     return outcome
 
 
+def _load_the_rest() -> None:
+    """What running a line needs and the first prompt does not: the runner, the executor and
+    the mm core under it, the printer and the views (imported while the prompt waits)."""
+    from . import meta  # noqa: F401
+
+
 def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output | None = None) -> int:
-    """The read-eval-print loop; returns the exit status (0)."""
+    """The read-eval-print loop; returns the exit status (0).  The prompt is drawn first; the
+    modules that run a line are imported meanwhile, in a thread (`_load_the_rest`)."""
     session = Session.boot(debug_vm=debug_vm)
-    printer = ShellPrinter(session, echo=False, recorder=Recorder(keep=None))   # export session: every step
+    loading = threading.Thread(target=_load_the_rest, name="mmshell-imports", daemon=True)
+    printers: list[ShellPrinter] = []
+
+    def the_printer() -> "ShellPrinter":
+        """The printer, made when the first line is read (the modules it needs loaded by then)."""
+        if not printers:
+            loading.join()
+            from ..recorder import Recorder
+            from .meta import ShellPrinter
+
+            printers.append(ShellPrinter(session, echo=False, recorder=Recorder(keep=None)))   # export: all
+        return printers[0]
+
     journal = Journal(session)
     history, warning = open_history(history_path())
     toolbar = Toolbar(session)
@@ -102,7 +132,8 @@ def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output
         style=merge_styles([LEXER_STYLE, TOOLBAR_STYLE]),
         bottom_toolbar=toolbar, auto_suggest=AutoSuggestFromHistory(),
     )
-    printer.console.print(BANNER, highlight=False)
+    print(BANNER, flush=True)
+    loading.start()
     lineno = 0
     while True:
         if warning is not None:
@@ -120,6 +151,9 @@ def run_shell(debug_vm: bool = False, input: Input | None = None, output: Output
         lineno += 1
         if text.strip() == "exit()":
             return 0
+        printer = the_printer()
+        from .meta import Leave, is_shell_command, paged, run_shell_command
+
         if is_shell_command(text):
             leave = paged(printer.console, session.pager,
                           lambda: run_shell_command(text, session, journal, printer.console))

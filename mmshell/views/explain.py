@@ -132,7 +132,7 @@ _BASE = re.compile(r"^([\w ]+?)(?:\(.*)?(?: x\d+)?$")
 #: instead, where that is more than reading the machine.
 _INSTEAD: dict[str, str] = {
     "switch": "only changes which process the next commands act on",
-    **dict.fromkeys(("trace", "explain"), "only switches what is printed"),
+    **dict.fromkeys(("trace", "explain", "timing"), "only switches what is printed"),
     "export": "only writes what was drawn to a file",
     "pause": "only marks a stop for `mmshell run --step` and `mmshell present`",
 }

@@ -14,6 +14,7 @@ from mmshell.mm.task_mmu import meminfo, pagemap_read, vmstat_snapshot
 
 if TYPE_CHECKING:
     from .cells import PmdCells
+    from .digest_cache import DigestCache
     from .describe import PmdDesc
     from .source import VmaFacts
     from .step import Digest
@@ -24,7 +25,12 @@ class SimViews:
 
     def __init__(self, session: Any) -> None:
         self.session = session
-        self.k = session.kernel
+        self._digests: DigestCache | None = None
+
+    @property
+    def k(self) -> Any:
+        """The session's machine now (`reset` at the prompt boots another)."""
+        return self.session.kernel
 
     @property
     def pid(self) -> int:
@@ -75,9 +81,13 @@ class SimViews:
                 if si is not None and (names is None or si.name in names)]
 
     def digest(self) -> Digest:
-        from .step import digest
+        """The digest (views/step.py), the parts of the processes no step reached since the
+        last one reused (views/digest_cache.py; checked against fresh ones with --debug-vm)."""
+        if self._digests is None:
+            from .digest_cache import DigestCache
 
-        return digest(self.k)
+            self._digests = DigestCache(verify=bool(getattr(self.session, "debug_vm", False)))
+        return self._digests.digest(self.k)
 
     def view(self, name: str, opts: Any = None, previous: Any = None) -> Any:
         """The view of `show NAME`, as views/render.py builds it from the core."""

@@ -60,6 +60,11 @@ class Digest:
     vmas: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     sim: dict[str, int] = field(default_factory=dict)     # walks.sim_counts: the simulator's own
     vma_text: dict[int, dict[tuple[int, int], str]] = field(default_factory=dict)   # "perms flags"
+    #: digest_cache.py numbers the digests it makes (`serial`); `touched` holds the pids whose
+    #: parts may differ from those of digest number `base` (every other pid's are the same objects).
+    serial: int = field(default=0, compare=False)
+    base: int = field(default=-1, compare=False)
+    touched: frozenset[int] = field(default=frozenset(), compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -76,16 +81,27 @@ def digest(k: "Kernel") -> Digest:
     vmas: dict[int, tuple[tuple[int, int], ...]] = {}
     vma_text: dict[int, dict[tuple[int, int], str]] = {}
     for pid in sorted(k.mms):
-        mm = k.mms[pid]
-        vmas[pid] = tuple((v.start, v.end) for v in mm.vmas)
-        vma_text[pid] = {(v.start, v.end): " ".join([v.flag_string(), *vma_flag_words(v)]) for v in mm.vmas}
-        per: dict[int, PmdDesc] = {}
-        for idx in sorted(mm.pmds):
-            desc = describe_pmd(k, mm.pmds[idx])
-            if desc.kind != "none":
-                per[idx] = desc
-        pmds[pid] = per
+        vmas[pid], vma_text[pid], pmds[pid] = process_digest(k, k.mms.peek(pid))
+    return machine_digest(k, pmds, vmas, vma_text)
+
+
+def machine_digest(k: "Kernel", pmds: dict[int, dict[int, PmdDesc]], vmas: dict[int, tuple[tuple[int, int], ...]],
+                   vma_text: dict[int, dict[tuple[int, int], str]]) -> Digest:
+    """The digest of the machine given its processes' parts (process_digest)."""
     return Digest(pmds, swap_digest(k), vmstat_snapshot(k), dict(k.vmstat.mthp), vmas, sim_counts(k), vma_text)
+
+
+def process_digest(k: "Kernel", mm: Any) -> tuple[tuple[tuple[int, int], ...], dict[tuple[int, int], str],
+                                                  dict[int, PmdDesc]]:
+    """One process's part of the digest: its VMAs, their "perms flags", its non-none PMD slots."""
+    vmas = tuple((v.start, v.end) for v in mm.vmas)
+    vma_text = {(v.start, v.end): " ".join([v.flag_string(), *vma_flag_words(v)]) for v in mm.vmas}
+    per: dict[int, PmdDesc] = {}
+    for idx in sorted(mm.pmds):
+        desc = describe_pmd(k, mm.pmds[idx])
+        if desc.kind != "none":
+            per[idx] = desc
+    return vmas, vma_text, per
 
 
 def swap_digest(k: "Kernel") -> dict[str, DeviceDigest]:
@@ -186,17 +202,21 @@ class StepView:
     def __init__(self, before: Digest, after: Digest, names: Names | None = None,
                  names_by_pid: Mapping[int, Names] | None = None, counters: str = "all") -> None:
         self.counters = counters        # `set counters`: key leaves out the ones that restate another
-        self.new_pids = [p for p in after.pmds if p not in before.pmds]
-        self.gone_pids = [p for p in before.pmds if p not in after.pmds]
+        pids = sorted(after.touched if after.base == before.serial else set(before.pmds) | set(after.pmds))
+        self.new_pids = [p for p in pids if p in after.pmds and p not in before.pmds]
+        self.gone_pids = [p for p in pids if p in before.pmds and p not in after.pmds]
         self.namers: dict[int, AddrNamer] = {}
         self.changes: list[PmdChange] = []
-        for pid in sorted(set(before.pmds) | set(after.pmds)):
+        for pid in pids:
+            if before.pmds.get(pid) is after.pmds.get(pid) is not None:
+                continue                # the same part of both digests: untouched (digest_cache.py)
             pid_names = names_by_pid.get(pid, names) if names_by_pid else names
             self.namers[pid] = namer = AddrNamer(pid_names)
             self.changes += pmd_changes(pid, before.pmds.get(pid, {}), after.pmds.get(pid, {}), namer,
                                         before.vmas.get(pid, ()), after.vmas.get(pid, ()))
         # a process that appeared or went is said so once, not VMA by VMA
-        self.vmas = [{"pid": pid, **c} for pid in sorted(set(before.vma_text) & set(after.vma_text))
+        self.vmas = [{"pid": pid, **c} for pid in pids if pid in before.vma_text and pid in after.vma_text
+                     and before.vma_text[pid] is not after.vma_text[pid]
                      for c in vma_changes(before.vma_text[pid], after.vma_text[pid])]
         self.swap: list[dict[str, Any]] = []
         for name in [*after.swap, *(n for n in before.swap if n not in after.swap)]:

@@ -61,7 +61,7 @@ def test_executor_arg_keys() -> None:
         "mprotect": {"range", "prot"}, "mremap": {"range", "newname", "size", "at"},
         "uffd_register": {"range"}, "uffd_move": {"src", "dst"}, "reclaim": {"size"},
         "khugepaged": set(), "show": {"view", "range", "name", "all", "map"}, "trace": {"on"},
-        "explain": {"on"},
+        "explain": {"on"}, "timing": {"on"},
         "if": {"setting", "value", "command"}, "expect": {"path", "op", "value"},
         "expect_fails": {"command"}, "help": {"topic"}, "source": {"path"}, "pause": {"text"},
         "export": {"what", "path"},

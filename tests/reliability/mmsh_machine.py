@@ -62,6 +62,7 @@ from mmshell.mm.errors import MmError, VmBug
 from mmshell.mm.constants import SWAP_MAP_MAX
 from mmshell.mm.pgtable import PmdKind
 from mmshell.mm.vma import VM
+from mmshell.views.digest_cache import DigestCache
 
 K, M = 1 << 10, 1 << 20
 
@@ -118,6 +119,7 @@ class MmshMachine(RuleBasedStateMachine):
         super().__init__()
         self.s = Session.boot(Config(pmd_swap=self.PMD_SWAP))
         self.serial = 0
+        self.digests = DigestCache(verify=True)
         self.changed = True
         self.dead = False               # reach mode: a failure of another class ended this example
         self.script: list[str] = []
@@ -246,6 +248,10 @@ class MmshMachine(RuleBasedStateMachine):
         problems = check_invariants(k) + check_data(k)
         if problems:
             self.fail("\n".join(problems[:20]))
+        try:                            # every process the rules changed was reached (the step summary's cache)
+            self.digests.digest(k)
+        except VmBug as e:
+            self.fail(str(e))
 
     def teardown(self) -> None:
         mmsh_coverage.end()

@@ -124,12 +124,27 @@ def test_exit_and_quit(keys: str, leaves: bool, capsys, monkeypatch, tmp_path) -
         assert "`quit` leaves the shell" in out
 
 
-def test_undo_copies_stay_within_their_memory_budget(monkeypatch) -> None:
+def test_undo_records_stay_within_their_memory_budget(monkeypatch) -> None:
     import mmshell.shell.journal as journal_mod
-    monkeypatch.setattr(journal_mod, "UNDO_BUDGET", 20 << 20)       # two copies of a 1G machine (8 MiB)
-    session, journal, out = _prompt([f"mmap r{i} 4K" for i in range(5)] + ["back 3"])
-    assert sum(e.before is not None for e in journal.steps()) == 2
-    assert "only the last 16 steps can be undone, as long as their copies fit in 20 MiB (2 kept)" in out
+    lines = ["swapon z 64M", "mmap a 8M hugepage"] + ["touch a"] * 4
+    _, journal, _ = _prompt(lines)
+    costs = [e.cost for e in journal.steps()]
+    assert all(costs)
+    monkeypatch.setattr(journal_mod, "UNDO_BUDGET", costs[-1] + costs[-2] + 1)     # room for the last two
+    session, journal, out = _prompt([*lines, "back 3"])
+    assert sum(bool(e.before) for e in journal.steps()) == 2
+    mib = (costs[-1] + costs[-2]) >> 20
+    assert f"only the last 16 steps can be undone, as long as their records fit in {mib} MiB (2 kept)" in out
+
+
+def test_an_undo_record_costs_what_its_step_changed_not_every_process() -> None:
+    """A step's record holds the processes it reached: with ten times the processes, the same
+    (without the invariant checker, which reads every process after every step)."""
+    def last_cost(forks: int) -> int:
+        _, journal, _ = _prompt(["mmap a 4M; touch a", *["fork"] * forks, "mmap b 4K", "@2 touch a+4K"],
+                                debug_vm=False)
+        return journal.steps()[-1].cost
+    assert last_cost(4) == last_cost(40)
 
 
 def test_ctrl_c_stops_the_rest_of_the_line(monkeypatch) -> None:
@@ -152,3 +167,33 @@ def test_the_toolbar_fits_a_narrow_terminal() -> None:
     lines = "".join(text for _, text in frags).split("\n")
     assert len(lines) == 2 and all(len(line) <= 80 for line in lines)
     assert "swap +3" in lines[0] and lines[1].startswith(" next:")
+
+
+def test_undo_takes_back_what_unlogged_commands_did_after_the_step(tmp_path: Path) -> None:
+    """A partial refusal (madvise over a hole) and an `expect fails source` whose file ran are
+    not steps, yet changed the machine: undo of the step before them takes them back too."""
+    script = tmp_path / "runs.mmsh"
+    script.write_text("touch h2\n")
+    session = Session.boot(debug_vm=True)
+    printer = ShellPrinter(session, echo=False, stream=io.StringIO())
+    journal = Journal(session)
+    for n, line in enumerate(["swapon z 64M", "mmap h 2M at 0x40000000; mmap h2 2M at 0x40400000"], 1):
+        run_line(session, printer, line, n, journal)
+    before = state_dump(session)
+    run_line(session, printer, "touch h", 3, journal)
+    assert run_line(session, printer, "madvise 0x40000000:6M pageout", 4, journal).refused
+    assert session.kernel.vmstat.events["pswpout"]          # the part before the hole was paged out
+    run_line(session, printer, f"expect fails source {script}", 5, journal)
+    assert session.kernel.mms[1].rss_anon
+    run_shell_command("undo", session, journal, printer.console)
+    assert state_dump(session) == before, diff_dumps(state_dump(session), before)
+    assert journal.steps()[-1].text == "mmap h2 2M at 0x40400000"
+
+
+def test_the_step_summary_follows_the_machine_after_reset_and_undo() -> None:
+    """The printer reads the session's machine as it is now: `reset` boots another, and the
+    next steps' summaries are that machine's."""
+    _, _, out = _prompt(["mmap a 2M", "touch a", "reset", "mmap b 2M", "touch b", "undo", "touch b+4K"])
+    after_reset = out.split("the history starts again")[-1]
+    assert after_reset.count("→ table: 0-511 present") == 1 and "b+0x0" in after_reset
+    assert after_reset.count("no change") == 0
