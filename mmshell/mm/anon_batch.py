@@ -1,0 +1,103 @@
+"""Batched do_anonymous_page for a run of none PTEs (an optimisation, same result).
+
+A read or write that walks untouched pages of a PTE table (THP off, or a range
+THP does not cover) takes one fault per page: handle_mm_fault, then
+do_anonymous_page, which maps the shared zero page on a read and a fresh,
+exclusive order-0 folio on a write.  When the PTE table already exists, every
+none PTE of the run takes exactly that path: this does the run at once and
+moves every counter as the separate faults would (pgfault once per page, the
+folios in allocation order on the inactive LRU, NR_ANON_MAPPED, the rss).
+
+A write batch stops where the free frames run out: the next fault's allocation
+would run direct reclaim, and the per-fault path takes it from there.  The
+first fault in a PMD (which allocates the PTE table, or tries a THP first) is
+always a separate fault, and so is every fault in a VMA registered with a
+userfaultfd (where a missing fault belongs to the userfaultfd's handler).
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import TYPE_CHECKING
+
+from .constants import PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
+from .folio import PG
+from .memory import anon_vma_prepare
+from .mm_types import MmStruct
+from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, PFN_SHIFT, PmdKind, mk_pte, pmd_pgtable
+from .vma import VM, VmArea
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+def none_run(ptes: array, i0: int, n_max: int) -> int:
+    """How many PTEs from i0 (at most n_max) are none: the leading zero words, at C speed."""
+    raw = ptes[i0:i0 + n_max].tobytes()
+    return (len(raw) - len(raw.lstrip(b"\0"))) >> 3
+
+
+def do_anonymous_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool) -> int:
+    """The do_anonymous_page faults of the leading none PTEs of [start, end) at once.
+
+    Returns the pages faulted in (0: nothing batched, the caller takes one fault).
+    """
+    pmd = mm.pmds.get(pmd_index(start))
+    if pmd is None or pmd.kind is not PmdKind.TABLE:
+        return 0
+    vma = mm.find_vma(start)
+    if vma is None or vma.flags & VM.UFFD_MISSING:
+        return 0        # not mapped (refused), or registered with a userfaultfd: one fault at a time
+    i0 = pte_index(start)
+    n_max = min((min(end, vma.end) - start) >> PAGE_SHIFT, PTRS_PER_PTE - i0)
+    if write:
+        n_max = min(n_max, k.mem.alloc.nr_free)     # no direct reclaim inside the batch
+    if n_max < 2:
+        return 0
+    ptes = pmd_pgtable(pmd).ptes
+    n = none_run(ptes, i0, n_max)
+    if n < 2:
+        return 0
+    if write:
+        _map_new_folios(k, mm, ptes, i0, n, vma.linear_page_index(start), vma)
+        name = "do_anonymous_page"
+    else:
+        ptes[i0:i0 + n] = array("Q", [mk_pte(k.zero_pfn, F_SPECIAL | F_YOUNG)]) * n
+        name = "do_anonymous_page(zero page)"
+    k.vmstat.events["pgfault"] += n
+    if k.tracing:
+        k.trace_log.extend([name] * n)
+    return n
+
+
+def _map_new_folios(k: "Kernel", mm: MmStruct, ptes: array, i0: int, n: int, idx0: int, vma: VmArea) -> None:
+    """n fresh exclusive order-0 folios mapped writable from PTE i0 (folio_add_new_anon_rmap,
+    folio_add_lru_vma, set_pte_at for each, in allocation order)."""
+    anon_vma_prepare(k, vma)
+    mem = k.mem
+    pfns = mem.folio_alloc_bulk(n)
+    flags = PG.USED | PG.UPTODATE | PG.ANON | PG.SWAPBACKED | PG.ANON_EXCLUSIVE | PG.LRU
+    av = vma.anon_vma
+    step = 1 << PFN_SHIFT
+    first = mk_pte(pfns[0], F_WRITE | F_DIRTY | F_YOUNG)
+    p0 = pfns[0]
+    if pfns == list(range(p0, p0 + n)):
+        mem.flags[p0:p0 + n] = array("I", [flags]) * n
+        mem.mapcount[p0:p0 + n] = array("i", [1]) * n
+        mem.index[p0:p0 + n] = array("q", range(idx0, idx0 + n))
+        mem.anon_vma[p0:p0 + n] = array("i", [av]) * n
+        mem.data[p0:p0 + n] = array("Q", bytes(8 * n))
+        ptes[i0:i0 + n] = array("Q", range(first, first + n * step, step))
+    else:
+        mflags, mapcount, index, anon_vma, data = mem.flags, mem.mapcount, mem.index, mem.anon_vma, mem.data
+        bits = first - (p0 << PFN_SHIFT)
+        for j, pfn in enumerate(pfns):
+            mflags[pfn] = flags
+            mapcount[pfn] = 1
+            index[pfn] = idx0 + j
+            anon_vma[pfn] = av
+            data[pfn] = 0
+            ptes[i0 + j] = (pfn << PFN_SHIFT) | bits
+    k.lru.inactive.update(dict.fromkeys(pfns))
+    k.vmstat.nr_anon_pages += n
+    mm.rss_anon += n
