@@ -146,10 +146,16 @@ class MemMap:
     def folio_alloc_bulk(self, nr: int) -> list[int]:
         """Allocate up to nr zeroed order-0 folios."""
         pfns = self.alloc.alloc_bulk(nr)
-        if pfns:
-            self._allocated(max(pfns) + 1)
+        if not pfns:
+            return pfns
+        self._allocated(max(pfns) + 1)
         flags = self.flags
         base = PG.USED | PG.UPTODATE
+        p0, n = pfns[0], len(pfns)
+        if pfns[-1] - p0 == n - 1 and pfns == list(range(p0, p0 + n)):
+            flags[p0:p0 + n] = array("I", [base]) * n       # consecutive frames: slices
+            self.order[p0:p0 + n] = bytes(n)
+            return pfns
         for pfn in pfns:
             flags[pfn] = base
             self.order[pfn] = 0
