@@ -6,9 +6,10 @@ protection fault call handle_mm_fault and try again.  A store writes a fresh
 value into the page and sets the entry's dirty bit, as the hardware does.
 
 Runs of pages that need no fault are handled a PMD at a time; a run of swap
-PTEs on a synchronous device that each take the same do_swap_page path, and a
-run of none PTEs that each take do_anonymous_page, are handled as one batch
-with exactly the counters of the separate faults.
+PTEs on a synchronous device that each take the same do_swap_page path, a run
+of none PTEs that each take do_anonymous_page, and a run of stores to the zero
+page that each take do_wp_page's copy, are handled as one batch with exactly the
+counters of the separate faults.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .anon_batch import do_anonymous_run
+from .anon_batch import anon_fault_run
 from .constants import PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .memory import handle_mm_fault
@@ -89,7 +90,7 @@ def _access_pmd_span(k: "Kernel", mm: MmStruct, start: int, end: int, write: boo
             if n:
                 addr += n << PAGE_SHIFT
                 continue
-            n = _swapin_batch(k, mm, addr, end, write) or do_anonymous_run(k, mm, addr, end, write)
+            n = _swapin_batch(k, mm, addr, end, write) or anon_fault_run(k, mm, addr, end, write)
             if n:
                 continue   # the batch mapped pages; the present run takes them next
         _fault_page(k, mm, addr, write)

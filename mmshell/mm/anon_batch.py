@@ -1,18 +1,21 @@
-"""Batched do_anonymous_page for a run of none PTEs (an optimisation, same result).
+"""Batched anonymous-page faults for a run of PTEs (an optimisation, same result).
 
 A read or write that walks untouched pages of a PTE table (THP off, or a range
 THP does not cover) takes one fault per page: handle_mm_fault, then
 do_anonymous_page, which maps the shared zero page on a read and a fresh,
-exclusive order-0 folio on a write.  When the PTE table already exists, every
-none PTE of the run takes exactly that path: this does the run at once and
-moves every counter as the separate faults would (pgfault once per page, the
-folios in allocation order on the inactive LRU, NR_ANON_MAPPED, the rss).
+exclusive order-0 folio on a write; a later write to a page that maps the zero
+page takes do_wp_page, which copies it into a fresh folio (wp_page_copy).  When
+the PTE table already exists and every PTE of the run takes exactly the same
+path, this does the run at once and moves every counter as the separate faults
+would (pgfault once per page, the folios in allocation order on the inactive
+LRU, NR_ANON_MAPPED, the rss, the trace).
 
 A write batch stops where the free frames run out: the next fault's allocation
 would run direct reclaim, and the per-fault path takes it from there.  The
 first fault in a PMD (which allocates the PTE table, or tries a THP first) is
 always a separate fault, and so is every fault in a VMA registered with a
-userfaultfd (where a missing fault belongs to the userfaultfd's handler).
+userfaultfd (where a missing or write-protect fault belongs to the userfaultfd's
+handler).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from .constants import PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
 from .memory import anon_vma_prepare
 from .mm_types import MmStruct
-from .pgtable import F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, PFN_SHIFT, PmdKind, mk_pte, pmd_pgtable
+from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_WRITE, F_YOUNG, PFN_SHIFT, PTE_NONE, PmdKind, mk_pte,
+                      pmd_pgtable, pte_flags, pte_pfn, pte_present)
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -37,8 +41,10 @@ def none_run(ptes: array, i0: int, n_max: int) -> int:
     return (len(raw) - len(raw.lstrip(b"\0"))) >> 3
 
 
-def do_anonymous_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool) -> int:
-    """The do_anonymous_page faults of the leading none PTEs of [start, end) at once.
+def anon_fault_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool) -> int:
+    """The faults of the leading run of [start, end) that each take the same anonymous-page
+    path, at once: do_anonymous_page for none PTEs, and for a write to the shared zero
+    page mapped by a PTE, do_wp_page's copy (wp_page_copy: a fresh zeroed folio).
 
     Returns the pages faulted in (0: nothing batched, the caller takes one fault).
     """
@@ -46,7 +52,7 @@ def do_anonymous_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: boo
     if pmd is None or pmd.kind is not PmdKind.TABLE:
         return 0
     vma = mm.find_vma(start)
-    if vma is None or vma.flags & VM.UFFD_MISSING:
+    if vma is None or vma.flags & (VM.UFFD_MISSING | VM.UFFD_WP):
         return 0        # not mapped (refused), or registered with a userfaultfd: one fault at a time
     i0 = pte_index(start)
     n_max = min((min(end, vma.end) - start) >> PAGE_SHIFT, PTRS_PER_PTE - i0)
@@ -55,23 +61,46 @@ def do_anonymous_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: boo
     if n_max < 2:
         return 0
     ptes = pmd_pgtable(pmd).ptes
-    n = none_run(ptes, i0, n_max)
-    if n < 2:
-        return 0
-    if write:
-        _map_new_folios(k, mm, ptes, i0, n, vma.linear_page_index(start), vma)
-        name = "do_anonymous_page"
+    first = ptes[i0]
+    idx0 = vma.linear_page_index(start)
+    if first == PTE_NONE:
+        n = none_run(ptes, i0, n_max)
+        if n < 2:
+            return 0
+        if write:
+            _map_new_folios(k, mm, ptes, i0, n, vma, idx0, F_WRITE | F_DIRTY | F_YOUNG)
+            name = "do_anonymous_page"
+        else:
+            ptes[i0:i0 + n] = array("Q", [mk_pte(k.zero_pfn, F_SPECIAL | F_YOUNG)]) * n
+            name = "do_anonymous_page(zero page)"
+    elif write and pte_present(first) and pte_pfn(first) == k.zero_pfn and first & (F_SPECIAL | F_WRITE |
+                                                                                      F_UFFD_WP) == F_SPECIAL:
+        # wp_page_copy() of the zero page, a run of the very same PTE word (same flags)
+        n = same_run(ptes, i0, n_max, first)
+        if n < 2:
+            return 0
+        bits = (pte_flags(first) & ~F_SPECIAL) | F_WRITE | F_DIRTY | F_YOUNG
+        _map_new_folios(k, mm, ptes, i0, n, vma, idx0, bits)
+        name = "wp_page_copy"
     else:
-        ptes[i0:i0 + n] = array("Q", [mk_pte(k.zero_pfn, F_SPECIAL | F_YOUNG)]) * n
-        name = "do_anonymous_page(zero page)"
+        return 0
     k.vmstat.events["pgfault"] += n
     if k.tracing:
         k.trace_log.extend([name] * n)
     return n
 
 
-def _map_new_folios(k: "Kernel", mm: MmStruct, ptes: array, i0: int, n: int, idx0: int, vma: VmArea) -> None:
-    """n fresh exclusive order-0 folios mapped writable from PTE i0 (folio_add_new_anon_rmap,
+def same_run(ptes: array, i0: int, n_max: int, word: int) -> int:
+    """How many PTEs from i0 (at most n_max) are `word`, at C speed."""
+    got = ptes[i0:i0 + n_max]
+    if got.count(word) == n_max:
+        return n_max
+    return next(j for j, w in enumerate(got) if w != word)
+
+
+def _map_new_folios(k: "Kernel", mm: MmStruct, ptes: array, i0: int, n: int, vma: VmArea, idx0: int,
+                    pte_bits: int) -> None:
+    """n fresh exclusive order-0 folios mapped from PTE i0 with pte_bits (folio_add_new_anon_rmap,
     folio_add_lru_vma, set_pte_at for each, in allocation order)."""
     anon_vma_prepare(k, vma)
     mem = k.mem
@@ -79,7 +108,7 @@ def _map_new_folios(k: "Kernel", mm: MmStruct, ptes: array, i0: int, n: int, idx
     flags = PG.USED | PG.UPTODATE | PG.ANON | PG.SWAPBACKED | PG.ANON_EXCLUSIVE | PG.LRU
     av = vma.anon_vma
     step = 1 << PFN_SHIFT
-    first = mk_pte(pfns[0], F_WRITE | F_DIRTY | F_YOUNG)
+    first = mk_pte(pfns[0], pte_bits)
     p0 = pfns[0]
     if pfns == list(range(p0, p0 + n)):
         mem.flags[p0:p0 + n] = array("I", [flags]) * n

@@ -105,10 +105,23 @@ def processes(k: Kernel, write: bool) -> None:
     _touch(k, b, b + 2 * M, not write, pid=child)
 
 
+def zero_page_then_stores(k: Kernel, write: bool) -> None:
+    """Loads map the zero page, then stores copy it (do_wp_page), with too few frames for all."""
+    swapon(k, size=32 * M)
+    b = _mmap(k, 100 * K)
+    _touch(k, b, b + 100 * K, True)
+    a = _mmap(k, 12 * M)
+    _touch(k, a, a + 12 * M, False)
+    _touch(k, a + 8 * K, a + 12 * M, write)
+    _touch(k, a, a + 12 * M, True)
+
+
 def uffd_registered(k: Kernel, write: bool) -> None:
     a = _mmap(k, 4 * M)
+    _touch(k, a + 2 * M, a + 4 * M, False)
     sys_uffd_register(k, k.mm(1), a + 1 * M, 2 * M)
     _touch(k, a, a + 4 * M, write)
+    _touch(k, a, a + 4 * M, True)
 
 
 def thp_fallback(k: Kernel, write: bool) -> None:
@@ -130,6 +143,7 @@ CASES: dict[str, tuple[Callable[[Kernel, bool], None], Callable[[], Kernel]]] = 
     "partial tables": (partial_tables, _thp_never),
     "memory pressure": (memory_pressure, lambda: _thp_never(ram=8 * M)),
     "processes": (processes, _thp_never),
+    "zero page then stores": (zero_page_then_stores, lambda: _thp_never(ram=8 * M)),
     "uffd registered": (uffd_registered, _thp_never),
     "THP fallback": (thp_fallback, lambda: boot(False)),
 }
@@ -141,23 +155,23 @@ def test_batched_anonymous_faults_equal_one_fault_per_page(case: str, write: boo
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     steps, make = CASES[case]
     batches: list[tuple[int, int]] = []     # (pages, free frames after)
-    batch = access.do_anonymous_run
+    batch = access.anon_fault_run
 
     def counting(k: Kernel, *args: Any) -> int:
         n = batch(k, *args)
         batches.append((n, k.mem.alloc.nr_free))
         return n
 
-    monkeypatch.setattr(access, "do_anonymous_run", counting)
+    monkeypatch.setattr(access, "anon_fault_run", counting)
     batched = make()
     batched.tracing = True
     steps(batched, write)
     assert sum(n for n, _ in batches) > 0
-    if case == "memory pressure" and write:
+    if case in ("memory pressure", "zero page then stores"):
         # a batch stopped in the middle of a table where the frames ran out
         assert any(n not in (510, 511) and free == 0 for n, free in batches)
 
-    monkeypatch.setattr(access, "do_anonymous_run", lambda *args: 0)
+    monkeypatch.setattr(access, "anon_fault_run", lambda *args: 0)
     one_by_one = make()
     one_by_one.tracing = True
     steps(one_by_one, write)
