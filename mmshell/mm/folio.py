@@ -148,14 +148,15 @@ class MemMap:
         pfns = self.alloc.alloc_bulk(nr)
         if not pfns:
             return pfns
-        self._allocated(max(pfns) + 1)
         flags = self.flags
         base = PG.USED | PG.UPTODATE
         p0, n = pfns[0], len(pfns)
         if pfns[-1] - p0 == n - 1 and pfns == list(range(p0, p0 + n)):
+            self._allocated(p0 + n)
             flags[p0:p0 + n] = array("I", [base]) * n       # consecutive frames: slices
             self.order[p0:p0 + n] = bytes(n)
             return pfns
+        self._allocated(max(pfns) + 1)
         for pfn in pfns:
             flags[pfn] = base
             self.order[pfn] = 0
