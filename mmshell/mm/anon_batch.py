@@ -4,7 +4,9 @@ A read or write that walks untouched pages of a PTE table (THP off, or a range
 THP does not cover) takes one fault per page: handle_mm_fault, then
 do_anonymous_page, which maps the shared zero page on a read and a fresh,
 exclusive order-0 folio on a write; a later write to a page that maps the zero
-page takes do_wp_page, which copies it into a fresh folio (wp_page_copy).  When
+page takes do_wp_page, which copies it into a fresh folio (wp_page_copy), and so
+does a write to a small folio shared after fork, where one this process alone
+maps is reused (wp_page_reuse; folios in the swap cache are left to it).  When
 the PTE table already exists and every PTE of the run takes exactly the same
 path, this does the run at once and moves every counter as the separate faults
 would (pgfault once per page, the folios in allocation order on the inactive
@@ -27,8 +29,8 @@ from .constants import PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
 from .memory import anon_vma_prepare
 from .mm_types import MmStruct
-from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_WRITE, F_YOUNG, PFN_SHIFT, PTE_NONE, PmdKind, mk_pte,
-                      pmd_pgtable, pte_flags, pte_pfn, pte_present)
+from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_WRITE, F_YOUNG, FLAGS_MASK, KIND_MASK, KIND_PRESENT,
+                      PFN_SHIFT, PTE_NONE, PmdKind, mk_pte, pmd_pgtable, pte_flags, pte_pfn, pte_present)
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -43,8 +45,9 @@ def none_run(ptes: array, i0: int, n_max: int) -> int:
 
 def anon_fault_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool) -> int:
     """The faults of the leading run of [start, end) that each take the same anonymous-page
-    path, at once: do_anonymous_page for none PTEs, and for a write to the shared zero
-    page mapped by a PTE, do_wp_page's copy (wp_page_copy: a fresh zeroed folio).
+    path, at once: do_anonymous_page for none PTEs; for a write to the shared zero page
+    mapped by a PTE, do_wp_page's copy (wp_page_copy: a fresh zeroed folio); for a write
+    to read-only small folios, do_wp_page's reuse or copy.
 
     Returns the pages faulted in (0: nothing batched, the caller takes one fault).
     """
@@ -82,11 +85,78 @@ def anon_fault_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool)
         bits = (pte_flags(first) & ~F_SPECIAL) | F_WRITE | F_DIRTY | F_YOUNG
         _map_new_folios(k, mm, ptes, i0, n, vma, idx0, bits)
         name = "wp_page_copy"
+    elif write and first & _WP_MASK == KIND_PRESENT:
+        return _wp_page_run(k, mm, vma, ptes, i0, n_max, idx0)
     else:
         return 0
     k.vmstat.events["pgfault"] += n
     if k.tracing:
         k.trace_log.extend([name] * n)
+    return n
+
+
+#: A present PTE a store faults on (not writable), mapping an ordinary page (not special,
+#: not uffd-wp): do_wp_page's reuse or copy.
+_WP_MASK = KIND_MASK | F_WRITE | F_SPECIAL | F_UFFD_WP
+
+
+def _wp_page_run(k: "Kernel", mm: MmStruct, vma: VmArea, ptes: array, i0: int, n_max: int, idx0: int) -> int:
+    """do_wp_page() for a run of read-only PTEs mapping small anonymous folios outside the
+    swap cache: a page this process alone maps is reused (wp_page_reuse), a shared one is
+    copied (wp_page_copy), page by page in address order; the run ends where a copy would
+    need a frame that is not free."""
+    mem = k.mem
+    mflags, mapcount, order = mem.flags, mem.mapcount, mem.order
+    budget = mem.alloc.nr_free
+    not_small = PG.HEAD | PG.TAIL | PG.SWAPCACHE
+    copies: list[int] = []          # PTE indices (from i0) of the pages to copy
+    names: list[str] = []
+    n = 0
+    for w in ptes[i0:i0 + n_max]:
+        if w & _WP_MASK != KIND_PRESENT:
+            break
+        pfn = w >> PFN_SHIFT
+        f = mflags[pfn]
+        if f & not_small or order[pfn]:
+            break
+        if not (f & PG.ANON_EXCLUSIVE or mapcount[pfn] == 1):
+            if len(copies) == budget:
+                break
+            copies.append(n)
+            names.append("wp_page_copy")
+        else:
+            names.append("wp_page_reuse")
+        n += 1
+    if n < 2:
+        return 0
+    anon_vma_prepare(k, vma)
+    new_pfns = mem.folio_alloc_bulk(len(copies))
+    data, index, anon_vma = mem.data, mem.index, mem.anon_vma
+    new_flags = PG.USED | PG.UPTODATE | PG.ANON | PG.SWAPBACKED | PG.ANON_EXCLUSIVE | PG.LRU
+    av = vma.anon_vma
+    wp_bits = F_WRITE | F_DIRTY | F_YOUNG
+    for j in range(n):                      # wp_page_reuse() for all; the copies are redone below
+        w = ptes[i0 + j]
+        mflags[w >> PFN_SHIFT] |= PG.ANON_EXCLUSIVE
+        ptes[i0 + j] = w | wp_bits
+    for j, new in zip(copies, new_pfns):    # wp_page_copy()
+        w = ptes[i0 + j]
+        old = w >> PFN_SHIFT
+        mflags[old] &= ~PG.ANON_EXCLUSIVE       # shared: it was not exclusive, and stays so
+        mapcount[old] -= 1
+        data[new] = data[old]
+        mflags[new] = new_flags
+        mapcount[new] = 1
+        index[new] = idx0 + j
+        anon_vma[new] = av
+        ptes[i0 + j] = (new << PFN_SHIFT) | (w & FLAGS_MASK) | KIND_PRESENT
+    k.lru.inactive.update(dict.fromkeys(new_pfns))
+    k.vmstat.nr_anon_pages += len(copies)
+    ev = k.vmstat.events
+    ev["pgfault"] += n
+    ev["pgreuse"] += n - len(copies)
+    if k.tracing:
+        k.trace_log.extend(names)
     return n
 
 

@@ -19,12 +19,14 @@ import pytest
 from mm_unit import K, M, RW, assert_consistent, boot, pageout, swapon
 from mmshell.mm import access
 from mmshell.mm.access import access_range
+from mmshell.mm.exit import exit_mmap
 from mmshell.mm.config import FailMode, FaultPoint, ThpMode
 from mmshell.mm.folio import MemMap
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.kernel import Kernel
 from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_mmap
+from mmshell.mm.swap_info import SwapKind
 from mmshell.mm.userfaultfd import sys_uffd_register
 
 
@@ -116,6 +118,22 @@ def zero_page_then_stores(k: Kernel, write: bool) -> None:
     _touch(k, a, a + 12 * M, True)
 
 
+def fork_then_stores(k: Kernel, write: bool) -> None:
+    """Stores to pages shared with a child (copied) or no longer shared (reused), the frames
+    running out part-way, pages in the swap cache (a disk device) among them."""
+    swapon(k, "disk0", 32 * M, SwapKind.DISK)
+    a = _mmap(k, 6 * M)
+    _touch(k, a, a + 6 * M, True)
+    pageout(k, a + 1 * M, 40 * K)
+    _touch(k, a + 1 * M, a + 1 * M + 40 * K, False)      # back through the swap cache
+    _touch(k, a + 5 * M, a + 6 * M, False)
+    child = sys_fork(k, k.mm(1))
+    _touch(k, a + 12 * K, a + 3 * M, write, pid=child.pid)
+    _touch(k, a, a + 2 * M, True)
+    exit_mmap(k, child)
+    _touch(k, a, a + 6 * M, True)
+
+
 def uffd_registered(k: Kernel, write: bool) -> None:
     a = _mmap(k, 4 * M)
     _touch(k, a + 2 * M, a + 4 * M, False)
@@ -144,6 +162,7 @@ CASES: dict[str, tuple[Callable[[Kernel, bool], None], Callable[[], Kernel]]] = 
     "memory pressure": (memory_pressure, lambda: _thp_never(ram=8 * M)),
     "processes": (processes, _thp_never),
     "zero page then stores": (zero_page_then_stores, lambda: _thp_never(ram=8 * M)),
+    "fork then stores": (fork_then_stores, lambda: _thp_never(ram=8 * M)),
     "uffd registered": (uffd_registered, _thp_never),
     "THP fallback": (thp_fallback, lambda: boot(False)),
 }
@@ -167,7 +186,7 @@ def test_batched_anonymous_faults_equal_one_fault_per_page(case: str, write: boo
     batched.tracing = True
     steps(batched, write)
     assert sum(n for n, _ in batches) > 0
-    if case in ("memory pressure", "zero page then stores"):
+    if case in ("memory pressure", "zero page then stores", "fork then stores"):
         # a batch stopped in the middle of a table where the frames ran out
         assert any(n not in (510, 511) and free == 0 for n, free in batches)
 
