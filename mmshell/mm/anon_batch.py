@@ -59,13 +59,15 @@ def anon_fault_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool)
         return 0        # not mapped (refused), or registered with a userfaultfd: one fault at a time
     i0 = pte_index(start)
     n_max = min((min(end, vma.end) - start) >> PAGE_SHIFT, PTRS_PER_PTE - i0)
+    ptes = pmd_pgtable(pmd).ptes
+    first = ptes[i0]
+    idx0 = vma.linear_page_index(start)
+    if write and first & _WP_MASK == KIND_PRESENT:
+        return _wp_page_run(k, mm, vma, ptes, i0, n_max, idx0) if n_max >= 2 else 0
     if write:
         n_max = min(n_max, k.mem.alloc.nr_free)     # no direct reclaim inside the batch
     if n_max < 2:
         return 0
-    ptes = pmd_pgtable(pmd).ptes
-    first = ptes[i0]
-    idx0 = vma.linear_page_index(start)
     if first == PTE_NONE:
         n = none_run(ptes, i0, n_max)
         if n < 2:
@@ -85,8 +87,6 @@ def anon_fault_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool)
         bits = (pte_flags(first) & ~F_SPECIAL) | F_WRITE | F_DIRTY | F_YOUNG
         _map_new_folios(k, mm, ptes, i0, n, vma, idx0, bits)
         name = "wp_page_copy"
-    elif write and first & _WP_MASK == KIND_PRESENT:
-        return _wp_page_run(k, mm, vma, ptes, i0, n_max, idx0)
     else:
         return 0
     k.vmstat.events["pgfault"] += n
