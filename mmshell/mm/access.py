@@ -8,8 +8,9 @@ value into the page and sets the entry's dirty bit, as the hardware does.
 Runs of pages that need no fault are handled a PMD at a time; a run of swap
 PTEs on a synchronous device that each take the same do_swap_page path, a run
 of none PTEs that each take do_anonymous_page, and a run of stores to the zero
-page that each take do_wp_page's copy, are handled as one batch with exactly the
-counters of the separate faults.
+page or to read-only small folios that each take do_wp_page (reuse or copy),
+are handled as one batch with exactly the counters of the separate faults
+(swapin_batch.py, anon_batch.py).
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def _present_run(k: "Kernel", mm: MmStruct, ptes: array, start: int, end: int, w
     ptes[i0:i0 + n] = array("Q", raw)
     data = k.mem.data
     pfn_shift = PFN_SHIFT
-    p0 = _consecutive_frames(words)
+    p0 = _consecutive_frames(words) if write or verify else None
     if write:
         values = k.next_write_values(n)
         if p0 is not None:
