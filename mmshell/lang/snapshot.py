@@ -6,9 +6,10 @@ what it reaches: the per-process tables (`Kernel.mms`, the shadow's `procs`, the
 session's region names) are `PidTable`s that save a process's entry when the
 command first reaches it (mm/pidtable.py), a process's VMAs are shared with its
 saved copy and put back from the journal of stores into them (mm/vma.py), and the
-mem_map is saved below its high-water mark (the frames ever allocated); the rest of
-the machine (swap devices and cache, LRU, counters: sized by `swapon` and the pages
-in use, not by the number of processes or mappings) is copied whole with `snapshot`.
+mem_map is saved below its high-water mark (the frames ever allocated), the LRU lists
+as arrays of pfns; the rest of the machine (swap devices and cache, counters: sized
+by `swapon` and the pages in use, not by the number of processes or mappings) is
+copied whole with `snapshot`.
 `rollback()` puts everything back in the same Kernel object; `commit()` keeps
 what the command did.  Exactly one of them ends each checkpoint.
 
@@ -166,16 +167,17 @@ def snapshot(obj: Any, memo: dict[int, Any] | None = None) -> Any:
     return new
 
 
-#: The Kernel's attributes saved apart, not copied whole: the PidTables (per process) and the
-#: mem_map (below its high-water mark: MemMap.checkpoint).
-_APART = frozenset({"mms", "shadow", "mem"})
+#: The Kernel's attributes saved apart, not copied whole: the PidTables (per process), the
+#: mem_map (below its high-water mark: MemMap.checkpoint) and the LRU lists (as arrays of
+#: pfns: Lru.checkpoint).
+_APART = frozenset({"mms", "shadow", "mem", "lru"})
 
 
 class Checkpoint:
     """The machine, the current pid and the region names as they were before a command."""
 
-    __slots__ = ("session", "kernel", "pid", "regions", "tables", "mem", "mem_saved", "rest", "copies",
-                 "open")
+    __slots__ = ("session", "kernel", "pid", "regions", "tables", "mem", "mem_saved", "lru", "lru_saved",
+                 "rest", "copies", "open")
 
     def __init__(self, session: "Session") -> None:
         self.session = session
@@ -191,6 +193,8 @@ class Checkpoint:
         vma_journal_begin()
         self.mem = k.mem
         self.mem_saved = k.mem.checkpoint()
+        self.lru = k.lru
+        self.lru_saved = k.lru.checkpoint()
         memo: dict[int, Any] = {}
         self.rest: dict[str, Any] = snapshot({name: value for name, value in vars(k).items()
                                               if name not in _APART}, memo)
@@ -210,6 +214,8 @@ class Checkpoint:
             setattr(k, name, value)
         k.mem = self.mem
         self.mem.rollback(self.mem_saved)
+        k.lru = self.lru
+        self.lru.rollback(self.lru_saved)
         self.session.kernel, self.session.pid, self.session.regions = k, self.pid, self.regions
 
     def commit(self) -> None:

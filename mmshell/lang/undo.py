@@ -9,8 +9,9 @@ command, keeping what the command did, and keeps instead what puts it back:
 - of the mem_map, the 16 KiB pieces of each per-frame array that the command
   changed below the high-water mark it started with, the mark, and the frame
   allocator (MemMap.checkpoint compared with the arrays after the command);
+- the LRU lists' order (Lru.checkpoint: two arrays of pfns);
 - the rest of the machine as the checkpoint copied it (swap devices and cache,
-  LRU, counters: sized by `swapon` and the pages in use, not by the number of
+  counters: sized by `swapon` and the pages in use, not by the number of
   processes or mappings), the current pid and the region names.
 
 `apply()` puts the machine back as it was before the command, given the machine
@@ -42,7 +43,7 @@ PIECE = 16 << 10
 def _mem_changes(mem: MemMap, saved: tuple[int, list, "PageAllocator"]) -> list[list[tuple[int, bytes]]]:
     """Per array of MemMap.ARRAYS, the pieces (byte offset, old bytes) below the saved
     high-water mark that differ now."""
-    _, prefixes, _ = saved
+    prefixes = mem.unpack(saved)
     out = []
     for name, old in zip(MemMap.ARRAYS, prefixes):
         pieces = []
@@ -58,7 +59,7 @@ class UndoRecord:
     """What puts the machine back as it was before one command (see the module doc)."""
 
     __slots__ = ("session", "kernel", "pid", "regions", "tables", "saved", "stores", "mem", "hwm", "pieces",
-                 "alloc", "rest", "cost")
+                 "alloc", "lru", "lru_saved", "rest", "cost")
 
     def __init__(self, cp: Checkpoint) -> None:
         """End `cp` keeping what the commands since it did; this record undoes them."""
@@ -71,6 +72,7 @@ class UndoRecord:
         self.hwm: int = cp.mem_saved[0]
         self.pieces = _mem_changes(cp.mem, cp.mem_saved)
         self.alloc: "PageAllocator" = cp.mem_saved[2]
+        self.lru, self.lru_saved = cp.lru, cp.lru_saved
         self.rest: dict[str, Any] = cp.rest
         cp.rest, cp.copies = {}, []
         self.cost = self._cost()
@@ -81,7 +83,7 @@ class UndoRecord:
         mms, procs, _ = self.saved
         cost = sum(len(b) for pieces in self.pieces for _, b in pieces) + self.alloc.nr_frames
         cost += COST["swap slots"] * sum(si.pages for si in k.active_swap())
-        cost += COST["LRU folios"] * (len(k.lru.active) + len(k.lru.inactive))
+        cost += sum(a.itemsize * len(a) for a in self.lru_saved)     # the LRU's order, as arrays
         for mm in mms.values():
             if hasattr(mm, "pmds"):
                 cost += (COST["PMD entries"] * len(mm.pmds) + COST["VMAs"] * len(mm.vmas)
@@ -109,7 +111,9 @@ class UndoRecord:
                     buf[off:off + len(old)] = old
             prefixes.append(prefix)
         k.mem = mem
-        mem.rollback((self.hwm, prefixes, self.alloc))
+        mem.rollback(MemMap.pack(self.hwm, prefixes, self.alloc))
+        k.lru = self.lru
+        self.lru.rollback(self.lru_saved)
         s = self.session
         s.kernel, s.pid = k, self.pid
         if isinstance(self.regions, PidTable):

@@ -6,16 +6,21 @@ protection fault call handle_mm_fault and try again.  A store writes a fresh
 value into the page and sets the entry's dirty bit, as the hardware does.
 
 Runs of pages that need no fault are handled a PMD at a time; a run of swap
-PTEs on a synchronous device that each take the same do_swap_page path is
-handled as one batch with exactly the counters of the separate faults.
+PTEs on a synchronous device that each take the same do_swap_page path, a run
+of none PTEs that each take do_anonymous_page, and a run of stores to the zero
+page or to read-only small folios that each take do_wp_page (reuse or copy),
+are handled as one batch with exactly the counters of the separate faults
+(swapin_batch.py, anon_batch.py).
 """
 
 from __future__ import annotations
 
+import sys
 from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .anon_batch import anon_fault_run
 from .constants import PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .memory import handle_mm_fault
@@ -89,7 +94,7 @@ def _access_pmd_span(k: "Kernel", mm: MmStruct, start: int, end: int, write: boo
             if n:
                 addr += n << PAGE_SHIFT
                 continue
-            n = _swapin_batch(k, mm, addr, end, write)
+            n = _swapin_batch(k, mm, addr, end, write) or anon_fault_run(k, mm, addr, end, write)
             if n:
                 continue   # the batch mapped pages; the present run takes them next
         _fault_page(k, mm, addr, write)
@@ -144,35 +149,67 @@ def _huge_run(k: "Kernel", mm: MmStruct, pmd: Pmd, start: int, end: int, write: 
 
 def _present_run(k: "Kernel", mm: MmStruct, ptes: array, start: int, end: int, write: bool,
                  verify: bool, result: AccessResult) -> int:
-    """Access the leading run of PTEs that need no fault; return its length in pages."""
+    """Access the leading run of PTEs that need no fault; return its length in pages.
+
+    The PTE words are handled as bytes, a lane per byte position (the kind, F_WRITE,
+    F_DIRTY and F_YOUNG bits all sit in each word's lowest byte), at C speed."""
     i0 = pte_index(start)
     n_max = (end - start) >> PAGE_SHIFT
-    words = ptes[i0:i0 + n_max]
+    raw = bytearray(ptes[i0:i0 + n_max].tobytes())
     # present, and writable for a store: the kind bits and F_WRITE tested at once
-    mask = KIND_MASK | F_WRITE if write else KIND_MASK
-    need = KIND_PRESENT | F_WRITE if write else KIND_PRESENT
-    n = 0
-    for w in words:
-        if w & mask != need:
-            break
-        n += 1
+    n = raw[_LO::8].translate(_RUN_WRITE if write else _RUN_READ).find(0)
+    if n < 0:
+        n = n_max
     if not n:
         return 0
+    del raw[n << 3:]
+    words = array("Q", raw)
+    raw[_LO::8] = raw[_LO::8].translate(_OR_DIRTY_YOUNG if write else _OR_YOUNG)
+    ptes[i0:i0 + n] = array("Q", raw)
     data = k.mem.data
     pfn_shift = PFN_SHIFT
+    p0 = _consecutive_frames(words) if write or verify else None
     if write:
         values = k.next_write_values(n)
-        for j, v in zip(range(n), values):
-            data[words[j] >> pfn_shift] = v
-        ptes[i0:i0 + n] = array("Q", [w | F_DIRTY | F_YOUNG for w in words[:n]])
+        if p0 is not None:
+            data[p0:p0 + n] = array("Q", values)
+        else:
+            for j, v in zip(range(n), values):
+                data[words[j] >> pfn_shift] = v
         k.shadow.set_run(mm.pid, start, array("Q", values))
-    else:
-        ptes[i0:i0 + n] = array("Q", [w | F_YOUNG for w in words[:n]])
-        if verify:
-            got = array("Q", (0 if w & F_SPECIAL else data[w >> pfn_shift] for w in words[:n]))
-            _verify_run(k, mm.pid, start, got, result)
+    elif verify:
+        if p0 is not None:
+            got = data[p0:p0 + n]
+        else:
+            got = array("Q", (0 if w & F_SPECIAL else data[w >> pfn_shift] for w in words))
+        _verify_run(k, mm.pid, start, got, result)
     result.pages += n
     return n
+
+
+#: The byte of a PTE word, as `array.tobytes()` lays it out, that holds bits 0-7 (bits 8-15: _LO1).
+_LO, _LO1 = (0, 1) if sys.byteorder == "little" else (7, 6)
+_RUN_READ = bytes(int(b & KIND_MASK == KIND_PRESENT) for b in range(256))
+_RUN_WRITE = bytes(int(b & (KIND_MASK | F_WRITE) == KIND_PRESENT | F_WRITE) for b in range(256))
+_OR_YOUNG = bytes(b | F_YOUNG for b in range(256))
+_OR_DIRTY_YOUNG = bytes(b | F_DIRTY | F_YOUNG for b in range(256))
+_SPECIAL = bytes(int(bool(b & (F_SPECIAL >> 8))) for b in range(256))
+#: bits 8-15 of a word with F_SPECIAL (bit 8) and the rest below PFN_SHIFT cleared
+_PFN_BITS_8_15 = bytes(b & ~((1 << (PFN_SHIFT - 8)) - 1) for b in range(256))
+
+
+def _consecutive_frames(words: array) -> int | None:
+    """The first pfn if the present PTE words map consecutive frames (none special), else None."""
+    raw = bytearray(words.tobytes())
+    if raw[_LO1::8].translate(_SPECIAL).find(1) >= 0:
+        return None
+    raw[_LO::8] = bytes(len(words))
+    raw[_LO1::8] = raw[_LO1::8].translate(_PFN_BITS_8_15)
+    step = 1 << PFN_SHIFT
+    first = words[0] & ~(step - 1)
+    if array("Q", raw) != array("Q", range(first, first + len(words) * step, step)):
+        return None
+    return first >> PFN_SHIFT
 
 
 def _verify_run(k: "Kernel", pid: int, start: int, got: array, result: AccessResult) -> None:

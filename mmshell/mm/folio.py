@@ -70,21 +70,37 @@ class MemMap:
     def checkpoint(self) -> tuple[int, list, "PageAllocator"]:
         """What a refusal needs to put the mem_map back: the arrays below the high-water
         mark and the allocator (the frames above it are all 0 and stay so until allocated),
-        so a command's checkpoint costs the frames ever used, not the machine's RAM."""
+        so a command's checkpoint costs the frames ever used, not the machine's RAM; and
+        of those, a chunk of frames whose entries are all 0 (free frames) is not copied."""
         hwm = self.hwm
-        return hwm, [getattr(self, name)[:hwm] for name in self.ARRAYS], self.alloc.copy()
+        return hwm, [_save_chunks(getattr(self, name), hwm) for name in self.ARRAYS], self.alloc.copy()
 
     def rollback(self, saved: tuple[int, list, "PageAllocator"]) -> None:
         """Put the mem_map back as `checkpoint` saw it."""
-        hwm, prefixes, alloc = saved
-        for name, prefix in zip(self.ARRAYS, prefixes):
+        hwm, chunks, alloc = saved
+        for name, saved_chunks in zip(self.ARRAYS, chunks):
             arr = getattr(self, name)
-            arr[:hwm] = prefix
+            _restore_chunks(arr, saved_chunks, hwm)
             if self.hwm > hwm:
-                arr[hwm:self.hwm] = type(arr)(arr.typecode, bytes(arr.itemsize * (self.hwm - hwm))) \
-                    if isinstance(arr, array) else bytearray(self.hwm - hwm)
+                arr[hwm:self.hwm] = _zeros(arr, self.hwm - hwm)
         self.hwm = hwm
         self.alloc = alloc
+
+    def unpack(self, saved: tuple[int, list, "PageAllocator"]) -> list[array | bytearray]:
+        """The arrays below the mark as `checkpoint` saved them, whole (chunks of zeros filled)."""
+        hwm, chunks, _ = saved
+        out: list[array | bytearray] = []
+        for name, saved_chunks in zip(self.ARRAYS, chunks):
+            arr = _zeros(getattr(self, name), hwm)
+            _restore_chunks(arr, saved_chunks, hwm)
+            out.append(arr)
+        return out
+
+    @staticmethod
+    def pack(hwm: int, arrays: list[array | bytearray],
+             alloc: "PageAllocator") -> tuple[int, list, "PageAllocator"]:
+        """What `checkpoint` would have saved of these arrays below `hwm` (for `rollback`)."""
+        return hwm, [_save_chunks(arr, hwm) for arr in arrays], alloc
 
     def _allocated(self, end: int) -> None:
         if end > self.hwm:
@@ -146,10 +162,17 @@ class MemMap:
     def folio_alloc_bulk(self, nr: int) -> list[int]:
         """Allocate up to nr zeroed order-0 folios."""
         pfns = self.alloc.alloc_bulk(nr)
-        if pfns:
-            self._allocated(max(pfns) + 1)
+        if not pfns:
+            return pfns
         flags = self.flags
         base = PG.USED | PG.UPTODATE
+        p0, n = pfns[0], len(pfns)
+        if pfns[-1] - p0 == n - 1 and pfns == list(range(p0, p0 + n)):
+            self._allocated(p0 + n)
+            flags[p0:p0 + n] = array("I", [base]) * n       # consecutive frames: slices
+            self.order[p0:p0 + n] = bytes(n)
+            return pfns
+        self._allocated(max(pfns) + 1)
         for pfn in pfns:
             flags[pfn] = base
             self.order[pfn] = 0
@@ -190,3 +213,31 @@ class MemMap:
         self.index[pfn] = 0
         self.anon_vma[pfn] = 0
         self.alloc.free_pages(pfn, order)
+
+
+#: Frames per chunk of a checkpoint of the mem_map.
+_CHUNK = 1 << 14
+
+
+def _zeros(arr: array | bytearray, n: int) -> array | bytearray:
+    return array(arr.typecode, bytes(arr.itemsize * n)) if isinstance(arr, array) else bytearray(n)
+
+
+def _save_chunks(arr: array | bytearray, end: int) -> list[array | bytearray | None]:
+    """arr[:end] in chunks, None for a chunk of zeros (compared at C speed)."""
+    out: list[array | bytearray | None] = []
+    zero: bytes = b""
+    for start in range(0, end, _CHUNK):
+        chunk = arr[start:min(end, start + _CHUNK)]
+        size = len(chunk) * chunk.itemsize if isinstance(chunk, array) else len(chunk)
+        if len(zero) != size:
+            zero = bytes(size)
+        out.append(None if memoryview(chunk).cast("B") == zero else chunk)
+    return out
+
+
+def _restore_chunks(arr: array | bytearray, chunks: list[array | bytearray | None], end: int) -> None:
+    for i, chunk in enumerate(chunks):
+        start = i * _CHUNK
+        stop = min(end, start + _CHUNK)
+        arr[start:stop] = chunk if chunk is not None else _zeros(arr, stop - start)  # type: ignore[assignment]

@@ -13,6 +13,7 @@ vmscan), which all end folios' lives, as mm/swap.c sits below them in the kernel
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,17 @@ class Lru:
 
     def oldest_first(self) -> list[int]:
         return [*self.inactive, *self.active]
+
+    # -- a command's checkpoint (lang/snapshot.py) -------------------------------
+    def checkpoint(self) -> tuple[array, array]:
+        """The lists' order as two arrays of pfns: 8 bytes a folio, where a copy of the
+        dicts costs several times that (a refusal rebuilds them: `rollback`)."""
+        return array("q", self.inactive), array("q", self.active)
+
+    def rollback(self, saved: tuple[array, array]) -> None:
+        """Put the lists back as `checkpoint` saw them."""
+        self.inactive = dict.fromkeys(saved[0])
+        self.active = dict.fromkeys(saved[1])
 
     def __deepcopy__(self, memo: dict) -> "Lru":
         new = Lru()
