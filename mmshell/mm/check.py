@@ -50,7 +50,7 @@ def check_invariants(k: "Kernel") -> list[str]:
     exclusive_keys: list[int] = []
     pte_maps: Counter[int] = Counter()
     pmd_maps: Counter[int] = Counter()
-    for pid, mm in sorted(k.mms.items()):
+    for pid, mm in sorted(k.mms.peek_items()):
         problems += _check_vmas(pid, mm)
         anon = swapents = tables = 0
         for pmdi, pmd in sorted(mm.pmds.items()):

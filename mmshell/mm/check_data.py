@@ -35,8 +35,8 @@ def check_data(k: "Kernel") -> list[str]:
     problems: list[str] = []
     for pid in sorted(k.shadow.procs.keys() - k.mms.keys()):
         problems.append(f"the shadow still records pages of pid {pid}, which has exited")
-    for pid, mm in sorted(k.mms.items()):
-        shadow = k.shadow.procs.get(pid, {})
+    for pid, mm in sorted(k.mms.peek_items()):
+        shadow = k.shadow.procs.peek(pid) or {}
         for pmdi in sorted(shadow.keys() - mm.pmds.keys()):
             chunk = shadow[pmdi]
             if any(chunk):

@@ -130,6 +130,10 @@ class PidTable(dict[int, V]):
         """Every entry, for a reader that changes nothing."""
         return dict.values(self)
 
+    def peek_items(self) -> Iterable[tuple[int, V]]:
+        """Every (pid, entry), for a reader that changes nothing (the invariant checkers)."""
+        return dict.items(self)
+
     # -- the dict interface, each access reaching the pids it uses ------------------------
     def __getitem__(self, pid: int) -> V:
         self.reach(pid)
