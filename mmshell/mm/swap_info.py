@@ -238,6 +238,33 @@ class SwapInfo:
                 return pos
         return None
 
+    def alloc_slots(self, nr: int) -> list[int]:
+        """Up to nr order-0 allocations, the slots `alloc_slot()` called nr times would give
+        when nothing is freed in between: each call takes the lowest free slot of the
+        cluster the last one used while it has one, so after the first slot of a cluster
+        the rest come from a scan of its swap_map (a run of free slots in one slice)."""
+        out: list[int] = []
+        sm = self.swap_map
+        while len(out) < nr:
+            pos = self.alloc_slot()
+            if pos is None:
+                break
+            out.append(pos)
+            c = pos // SWAPFILE_CLUSTER
+            end = min((c + 1) * SWAPFILE_CLUSTER, self.pages)
+            p = pos + 1
+            while len(out) < nr:
+                p = sm.find(0, p, end)
+                if p < 0:
+                    break
+                seg = sm[p:end]
+                run = min(nr - len(out), len(seg) - len(seg.lstrip(b"\0")))
+                sm[p:p + run] = bytes((SWAP_HAS_CACHE,)) * run
+                self._take(p, run)
+                out.extend(range(p, p + run))
+                p += run
+        return out
+
     def _order0_candidates(self):
         if self.cur_order0 >= 0 and self.cluster_used[self.cur_order0] < SWAPFILE_CLUSTER:
             yield self.cur_order0
