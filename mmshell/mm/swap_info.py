@@ -21,6 +21,7 @@ from enum import Enum, IntFlag
 
 from .constants import (COUNT_CONTINUED, PAGE_SIZE, SWAP_CONT_MAX, SWAP_COUNT_MASK, SWAP_HAS_CACHE,
                         SWAP_MAP_BAD, SWAP_MAP_MAX, SWAPFILE_CLUSTER)
+from .swap_table import SwapTable
 
 #: One continuation page serves the slots of one page of swap_map.
 _CONT_SPAN = PAGE_SIZE
@@ -80,7 +81,7 @@ class SwapInfo:
     zeromap: bytearray = field(init=False)
     zswap: bytearray = field(init=False)
     data: array = field(init=False)
-    cache: dict[int, int] = field(default_factory=dict)     # slot -> head pfn of the cached folio
+    cache: SwapTable = field(init=False)                    # the swap cache: slot -> head pfn (swap_table.py)
     cluster_used: array = field(init=False)
     cluster_order: bytearray = field(init=False)
     free_clusters: list[int] = field(default_factory=list)
@@ -93,6 +94,7 @@ class SwapInfo:
         self.zeromap = bytearray(self.pages)
         self.zswap = bytearray(self.pages)
         self.data = array("Q", bytes(8 * self.pages))
+        self.cache = SwapTable(self.pages)
         nclusters = (self.pages + SWAPFILE_CLUSTER - 1) // SWAPFILE_CLUSTER
         self.cluster_used = array("H", bytes(2 * nclusters))
         self.cluster_order = bytearray(nclusters)
