@@ -92,9 +92,10 @@ def free_order0_folios(k: "Kernel", pfns: list[int]) -> None:
     """Free order-0 folios that just lost their last mapping (a swap-cache one leaves the cache)."""
     mem = k.mem
     flags, swapcache = mem.flags, PG.SWAPCACHE
-    cached = [pfn for pfn in pfns if flags[pfn] & swapcache]
-    # a cached folio still referenced by a swap entry stays (in the swap cache)
-    kept = {pfn for pfn in cached if not folio_free_swap(k, pfn)}
+    kept = set()        # swap-cache folios whose slots a swap entry still references: they stay
+    for pfn in pfns:
+        if flags[pfn] & swapcache and not folio_free_swap(k, pfn):
+            kept.add(pfn)
     out = [pfn for pfn in pfns if pfn not in kept] if kept else list(pfns)
     lru_in, lru_act = k.lru.inactive, k.lru.active
     for lst in (lru_in, lru_act):
