@@ -40,6 +40,7 @@ def flag_mask(flag: int, byte: int) -> bytes:
 
 
 USED, HEAD, TAIL, SWAPCACHE, LRU = (flag_mask(f, 0) for f in (PG.USED, PG.HEAD, PG.TAIL, PG.SWAPCACHE, PG.LRU))
+HEAD_OR_TAIL = flag_mask(PG.HEAD | PG.TAIL, 0)
 ZERO = flag_mask(PG.ZERO, 1)
 ANON_EXCLUSIVE = flag_mask(PG.ANON_EXCLUSIVE, 1)
 ZEROS_Q = array("Q", bytes(8 * HPAGE_PMD_NR))
@@ -61,6 +62,19 @@ CLEAR_ANON_EXCL = bytes(b & ~(PG.ANON_EXCLUSIVE >> 8) for b in range(256))
 NOT_DIRTY = bytes(b for b in range(256) if not b & F_DIRTY)
 #: a PTE word's second byte with the bits below the pfn cleared
 PFN_BITS_1 = bytes(b & (0xFF << (PFN_SHIFT - 8)) & 0xFF for b in range(256))
+
+
+def present_run_of(raw: bytes, page: int) -> bool:
+    """Whether the PTE words `raw` (their bytes) are all present and map page, page + 1, ... in
+    order: the kind bits of each low byte, and the words with the bits below the pfn cleared
+    against the progression of pfns, compared as bytes."""
+    n = len(raw) // 8
+    if raw[0::8].translate(PRESENT) != b"\x01" * n:
+        return False
+    pfns = bytearray(raw)
+    pfns[0::8] = bytes(n)
+    pfns[1::8] = pfns[1::8].translate(PFN_BITS_1)
+    return pfns == array("Q", range(page << PFN_SHIFT, (page + n) << PFN_SHIFT, 1 << PFN_SHIFT)).tobytes()
 
 
 def and_masks(*masks: bytes | bytearray) -> bytes:

@@ -21,7 +21,7 @@ from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
 from .mm_types import MmStruct
-from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, PFN_SHIFT, SWP_KEPT, SWP_OFFSET_SHIFT, PmdKind, mk_swap_pmd,
+from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, SWP_KEPT, SWP_OFFSET_SHIFT, PmdKind, mk_swap_pmd,
                       pmd_pgtable, pte_pfn, pte_present, swp_entry_to_pte)
 from .swap_info import SwapInfo
 from .swap_slots import swap_dup_prepare
@@ -334,12 +334,7 @@ def _unmap_table_run(k: "Kernel", mm: MmStruct, si: SwapInfo, ptes: array, i0: i
     excl = mem.flags[page:page + n]
     raw = words.tobytes()
     low = raw[0::8]
-    pfns = bytearray(raw)
-    pfns[0::8] = bytes(n)
-    pfns[1::8] = pfns[1::8].translate(bm.PFN_BITS_1)
-    step = 1 << PFN_SHIFT
-    if low.translate(bm.PRESENT) == b"\x01" * n \
-            and pfns == array("Q", range(page << PFN_SHIFT, (page + n) << PFN_SHIFT, step)).tobytes():
+    if bm.present_run_of(raw, page):
         # The whole run maps the folio's pages in order: the swap PTEs are the progression of
         # offsets from off, each with the kind and kept bits of its PTE's low byte and the
         # exclusive bit of its page's flags (lane arithmetic over the run's bytes).
