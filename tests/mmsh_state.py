@@ -40,7 +40,7 @@ def _swap(si) -> dict[str, Any]:
         "type": si.type, "name": si.name, "kind": si.kind.value, "prio": si.prio, "pages": si.pages,
         "swap_map": bytes(si.swap_map), "cont": dict(sorted(si.cont.items())),
         "cont_pages": sorted(si.cont_pages), "zeromap": bytes(si.zeromap), "zswap": bytes(si.zswap),
-        "data": si.data.tobytes(), "cache": dict(sorted(si.cache.items())),
+        "data": si.data.tobytes(), "cache": dict(si.cache.items()),
         "cluster_used": si.cluster_used.tobytes(), "cluster_order": bytes(si.cluster_order),
         "free_clusters": sorted(set(si.free_clusters)), "cur_order0": si.cur_order0,
         "inuse_pages": si.inuse_pages,

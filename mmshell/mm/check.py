@@ -181,7 +181,7 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
         if si is None:
             continue
         problems += _check_device(k, si, by_type.get(si.type, []))
-        cached_pages += len(si.cache)
+        cached_pages += len(si.cache.table) - si.cache.table.count(0)     # what the table holds, not its count
     if exclusive_keys and max(map(slot_refs.__getitem__, exclusive_keys)) > 1:
         for first, nr, where in exclusive_slots:
             type_, off = first & SWP_TYPE_MASK, first >> SWP_TYPE_BITS
@@ -233,13 +233,14 @@ def _check_device(k: "Kernel", si, refs: list[tuple[int, int]]) -> list[str]:
                                 "reference it")
     # the cache bit against the swap cache
     cache_bits = sm.translate(bm.CACHE_BIT)
-    cached = bytearray(pages)
-    for off in si.cache:
-        if 0 <= off < pages:
-            cached[off] = 1
-        else:
-            problems.append(f"swap {si.name}: swap cache holds slot {off:#x} beyond the device")
-    if cache_bits != cached:
+    table = si.cache.table
+    if len(table) != pages:
+        problems.append(f"swap {si.name}: swap table of {len(table)} slots for {pages}")
+    cached = bm.nonzero_bits(table.tobytes(), table.itemsize).to_bytes(len(table), "little").translate(bm.NONZERO)
+    if len(table) - table.count(0) != len(si.cache):
+        problems.append(f"swap {si.name}: swap table counts {len(si.cache)} cached slots but holds "
+                        f"{len(table) - table.count(0)}")
+    if cache_bits != cached and len(cached) == pages:
         for off in range(1, pages):
             if cache_bits[off] != cached[off]:
                 problems.append(f"swap {si.name} slot {off:#x}: cache bit {bool(cache_bits[off])}"

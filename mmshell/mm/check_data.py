@@ -80,7 +80,7 @@ def _pmd_reads_shadow(k: "Kernel", pmd: Pmd, chunk: array) -> bool:
         off = pmd.swp_offset
         if si is None or off + HPAGE_PMD_NR > si.pages:
             return False
-        if not si.cache or si.cache.keys().isdisjoint(range(off, off + HPAGE_PMD_NR)):
+        if not si.cache.any_in(off, HPAGE_PMD_NR):
             return si.data[off:off + HPAGE_PMD_NR] == chunk
         folio = si.cache.get(off)
         return folio is not None and mem.order[folio] == HPAGE_PMD_ORDER \
@@ -109,7 +109,7 @@ def _pmd_reads_shadow(k: "Kernel", pmd: Pmd, chunk: array) -> bool:
     if si is None:
         return False
     offs = list(map(pte_swp_offset, words))
-    if max(offs) >= si.pages or (si.cache and not si.cache.keys().isdisjoint(offs)):
+    if max(offs) >= si.pages or (si.cache and any(off in si.cache for off in offs)):
         return False
     return list(map(si.data.__getitem__, offs)) == list(compress(chunk, swap))
 

@@ -190,18 +190,23 @@ class MemMap:
 
     def free_order0_runs(self, pfns: list[int]) -> None:
         """Free many unmapped, uncached order-0 folios (sorted pfns), a run of frames at a time."""
-        i = 0
-        while i < len(pfns):
-            j = i + 1
-            while j < len(pfns) and pfns[j] == pfns[j - 1] + 1:
-                j += 1
-            p, n = pfns[i], j - i
+        if pfns and pfns[-1] - pfns[0] == len(pfns) - 1:
+            runs = [(pfns[0], len(pfns))]       # consecutive frames (sorted, so no repeats): one run
+        else:
+            runs = []
+            i = 0
+            while i < len(pfns):
+                j = i + 1
+                while j < len(pfns) and pfns[j] == pfns[j - 1] + 1:
+                    j += 1
+                runs.append((pfns[i], j - i))
+                i = j
+        for p, n in runs:
             self.flags[p:p + n] = array("I", bytes(4 * n))
             self.data[p:p + n] = array("Q", bytes(8 * n))
             self.index[p:p + n] = array("q", bytes(8 * n))
             self.anon_vma[p:p + n] = array("i", bytes(4 * n))
             self.alloc.free_run(p, n)
-            i = j
 
     def free_folio(self, pfn: int) -> None:
         """free_unref_folios(): return an unmapped, uncached folio to the allocator."""

@@ -389,7 +389,7 @@ def pmd_swapin_fallback(k: "Kernel", vma: VmArea, haddr: int, entry: SwpEntry) -
     if k.zswap_ever_enabled:
         return "zswap was enabled"
     si = k.swp_info(entry.type)
-    if si.cache and not si.cache.keys().isdisjoint(range(entry.offset, entry.offset + HPAGE_PMD_NR)):
+    if si.cache.any_in(entry.offset, HPAGE_PMD_NR):
         return "slots cached as smaller folios"
     return None
 

@@ -24,8 +24,8 @@ from .mman import Madv
 from .mmap import page_aligned, unmap_page_range, vma_merge_around, vma_range
 from .pagewalk import Walker, pte_range, walk_page_range, walk_pmd_range
 from .pgtable_generic import pte_free
-from .pgtable import (F_DIRTY, F_SPECIAL, F_YOUNG, PmdKind, is_swap_pte, pmd_pgtable, pte_pfn, pte_present,
-                      pte_to_swp_entry)
+from .pgtable import (F_DIRTY, F_SPECIAL, F_YOUNG, KIND_MASK, KIND_PRESENT, PFN_SHIFT, PmdKind, is_swap_pte,
+                      pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
 from .swap_slots import free_swap_and_cache_nr
 from .swap_state import folio_free_swap
 from .vma import VM, VmArea
@@ -113,16 +113,21 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
         if pmd is not None and pmd.kind is PmdKind.TABLE:
             lo, hi = max(start, vma.start), min(end, vma.end)
             ptes, idx = pte_range(k, Walker.MADVISE, pmd, addr, nxt)
+            flags, order, mapcount = mem.flags, mem.order, mem.mapcount
             for i in idx:
                 pte = ptes[i]
-                if not pte_present(pte) or pte & F_SPECIAL:
+                if pte & KIND_MASK != KIND_PRESENT or pte & F_SPECIAL:
                     continue
-                head = _folio_to_advise(k, ptes, i, vma, lo, hi)
-                if head is None:
-                    continue
+                head = pte >> PFN_SHIFT
+                if order[head] or flags[head] & PG.TAIL:
+                    head = _folio_to_advise(k, ptes, i, vma, lo, hi)
+                    if head is None:
+                        continue
+                elif mapcount[head] > 1:
+                    continue            # an order-0 folio another process may map (inline: once per PTE)
                 if not pageout:
                     ptes[i] = pte & ~F_YOUNG
-                mem.clear(head, PG.REFERENCED)
+                flags[head] &= ~PG.REFERENCED
                 folios[head] = None
     if pageout:
         reclaim_pages(k, [p for p in folios if mem.flags[p] & PG.USED])

@@ -19,6 +19,7 @@ from .huge_memory import zap_huge_pmd
 from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
 from .mman import Madv
+from . import pte_masks as bm
 from .pagewalk import Walker, count_visits, walk_pmd_range
 from .pgtable_generic import pte_free
 from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT,
@@ -207,6 +208,31 @@ def unmap_page_range(k: "Kernel", mm: MmStruct, vma: VmArea, start: int, end: in
             zap_pte_range(k, mm, pmd_pgtable(pmd).ptes, addr, nxt)
 
 
+def _zap_order0_run(k: "Kernel", mm: MmStruct, words: array) -> bool:
+    """The loop of zap_pte_range() at once when every PTE maps the next frame of a run of order-0
+    folios, each mapped only there (a range swapped in, or faulted, page by page): each page
+    loses its one mapping and PageAnonExclusive (the loop writes back the flags it read, so
+    a dirty PTE leaves no mark on a folio freed with it), and the run is freed together.
+    False (nothing done) for anything else."""
+    mem = k.mem
+    raw = words.tobytes()
+    n = len(words)
+    page = words[0] >> PFN_SHIFT if n else 0
+    if not n or page + n > mem.nr_frames or not bm.present_run_of(raw, page) \
+            or 1 in raw[1::8].translate(bm.SPECIAL):
+        return False
+    flag_bytes = bytearray(mem.flags[page:page + n].tobytes())
+    if 1 in flag_bytes[0::4].translate(bm.HEAD_OR_TAIL) or mem.mapcount[page:page + n] != array("i", [1]) * n:
+        return False
+    mem.mapcount[page:page + n] = array("i", bytes(4 * n))
+    flag_bytes[1::4] = flag_bytes[1::4].translate(bm.CLEAR_ANON_EXCL)
+    mem.flags[page:page + n] = array("I", flag_bytes)
+    mm.rss_anon -= n
+    k.vmstat.nr_anon_pages -= n
+    free_order0_folios(k, list(range(page, page + n)))
+    return True
+
+
 def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None:
     """zap_pte_range(): drop present pages (rmap, rss) and swap entries (slot references).
 
@@ -220,6 +246,8 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     count_visits(k, Walker.ZAP, n)
     words = ptes[i0:i0 + n]
     ptes[i0:i0 + n] = array("Q", bytes(8 * n))
+    if _zap_order0_run(k, mm, words):
+        return
     flags, mapcount = mem.flags, mem.mapcount
     small: list[int] = []
     large: list[int] = []

@@ -5,7 +5,9 @@ bits 8-15, of a PTE word or a page-flags word; or a swap_map byte) to 1 where a
 property holds and 0 elsewhere, so `bytes.translate` over a strided slice of a
 table's bytes gives a 0/1 mask of 512 entries, and `itertools.compress` picks
 the entries where it holds.  Used by the invariant checker (check.py) and the
-data checker (check_data.py), which run after every step of a debug_vm session.
+data checker (check_data.py), which run after every step of a debug_vm session,
+and by try_to_unmap's per-table batch (rmap.py), which builds a run of swap PTEs
+from their low bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from array import array
 
 from .constants import HPAGE_PMD_NR, SWAP_COUNT_MASK, SWAP_HAS_CACHE, SWAP_MAP_BAD
 from .folio import PG
-from .pgtable import F_SPECIAL, F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, KIND_SWAP
+from .errors import VmBug
+from .pgtable import F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT, SWP_KEPT
 
 # Per-byte tables over the low byte (bits 0-7) and the second byte (bits 8-15) of a
 # PTE word, a page-flags word, or a swap_map byte: 1 where the property holds.
@@ -37,10 +40,41 @@ def flag_mask(flag: int, byte: int) -> bytes:
 
 
 USED, HEAD, TAIL, SWAPCACHE, LRU = (flag_mask(f, 0) for f in (PG.USED, PG.HEAD, PG.TAIL, PG.SWAPCACHE, PG.LRU))
+HEAD_OR_TAIL = flag_mask(PG.HEAD | PG.TAIL, 0)
 ZERO = flag_mask(PG.ZERO, 1)
 ANON_EXCLUSIVE = flag_mask(PG.ANON_EXCLUSIVE, 1)
 ZEROS_Q = array("Q", bytes(8 * HPAGE_PMD_NR))
 EMPTY_TABLE = bytes(8 * HPAGE_PMD_NR)
+
+
+# try_to_unmap_one's swap PTE bits from the present PTE's low byte and PageAnonExclusive
+# (the second byte of the page-flags word); the tables hold only while those bits sit there.
+if SWP_KEPT | F_SWP_EXCLUSIVE | KIND_MASK | F_DIRTY > 0xFF or not 0xFF < PG.ANON_EXCLUSIVE <= 0xFFFF \
+        or not 8 <= PFN_SHIFT < 16:
+    raise VmBug("pte_masks: the swap PTE bits or PG_anon_exclusive moved out of the bytes the tables read")
+#: present PTE low byte -> the swap PTE's low byte without the exclusive bit (kind swap, kept bits)
+SWAP_LOW = bytes(KIND_SWAP | (b & SWP_KEPT) for b in range(256))
+#: page-flags second byte -> F_SWP_EXCLUSIVE where PageAnonExclusive
+SWP_EXCL_OF_PAGE = bytes(F_SWP_EXCLUSIVE if b & (PG.ANON_EXCLUSIVE >> 8) else 0 for b in range(256))
+#: page-flags second byte with PageAnonExclusive cleared
+CLEAR_ANON_EXCL = bytes(b & ~(PG.ANON_EXCLUSIVE >> 8) for b in range(256))
+#: the low-byte values of a PTE that is not dirty (deleted by translate: what stays is dirty)
+NOT_DIRTY = bytes(b for b in range(256) if not b & F_DIRTY)
+#: a PTE word's second byte with the bits below the pfn cleared
+PFN_BITS_1 = bytes(b & (0xFF << (PFN_SHIFT - 8)) & 0xFF for b in range(256))
+
+
+def present_run_of(raw: bytes, page: int) -> bool:
+    """Whether the PTE words `raw` (their bytes) are all present and map page, page + 1, ... in
+    order: the kind bits of each low byte, and the words with the bits below the pfn cleared
+    against the progression of pfns, compared as bytes."""
+    n = len(raw) // 8
+    if raw[0::8].translate(PRESENT) != b"\x01" * n:
+        return False
+    pfns = bytearray(raw)
+    pfns[0::8] = bytes(n)
+    pfns[1::8] = pfns[1::8].translate(PFN_BITS_1)
+    return pfns == array("Q", range(page << PFN_SHIFT, (page + n) << PFN_SHIFT, 1 << PFN_SHIFT)).tobytes()
 
 
 def and_masks(*masks: bytes | bytearray) -> bytes:

@@ -17,12 +17,12 @@ from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
 from .mm_types import MmStruct
-from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, PFN_SHIFT, SWP_KEPT,
-                      SWP_OFFSET_SHIFT, PmdKind, mk_swap_pmd, pmd_pgtable, pte_pfn, pte_present,
-                      swp_entry_to_pte)
+from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, SWP_KEPT, SWP_OFFSET_SHIFT, PmdKind, mk_swap_pmd,
+                      pmd_pgtable, pte_pfn, pte_present, swp_entry_to_pte)
 from .swap_info import SwapInfo
 from .swap_slots import swap_dup_prepare
 from .vma import VmArea
@@ -94,7 +94,19 @@ def folio_remove_rmap_ptes(k: "Kernel", page: int, nr: int) -> None:
     """folio_remove_rmap_ptes(): drop the PTE mappings of nr pages from `page` on."""
     mem = k.mem
     head = mem.folio_of(page)
-    seg = array("i", [m - 1 for m in mem.mapcount[page:page + nr]])
+    seg = mem.mapcount[page:page + nr]
+    if seg == array("i", [1]) * nr:
+        # each page's last PTE mapping (reclaim, a private folio's unmap): slices of the arrays
+        mem.mapcount[page:page + nr] = array("i", bytes(4 * nr))
+        raw = bytearray(mem.flags[page:page + nr].tobytes())
+        raw[1::4] = raw[1::4].translate(bm.CLEAR_ANON_EXCL)
+        mem.flags[page:page + nr] = array("I", raw)
+        if not mem.entire_mapcount[head]:
+            k.vmstat.nr_anon_pages -= nr
+        if mem.order[head]:
+            _maybe_deferred_split(k, head)
+        return
+    seg = array("i", [m - 1 for m in seg])
     mem.mapcount[page:page + nr] = seg
     gone = seg.count(0)
     if gone:
@@ -320,15 +332,20 @@ def _unmap_table_run(k: "Kernel", mm: MmStruct, si: SwapInfo, ptes: array, i0: i
     type_bits = swp_entry_to_pte(si.type, 0)        # the swap PTE of offset 0: type and kind bits
     words = ptes[i0:i0 + n]
     excl = mem.flags[page:page + n]
-    # pgtable.py's encoding as locals: these passes run once per PTE unmapped
-    kind_mask, present, pfn_shift, offset_shift = KIND_MASK, KIND_PRESENT, PFN_SHIFT, SWP_OFFSET_SHIFT
-    kept, swp_excl, anon_excl = SWP_KEPT, F_SWP_EXCLUSIVE, PG.ANON_EXCLUSIVE
-    if [w >> pfn_shift if w & kind_mask == present else -1 for w in words] == list(range(page, page + n)):
-        # the whole run maps the folio's pages in order: one pass builds the swap PTEs
-        ptes[i0:i0 + n] = array("Q", [((off + j) << offset_shift) | type_bits | (w & kept)
-                                      | (swp_excl if e & anon_excl else 0)
-                                      for j, (w, e) in enumerate(zip(words, excl))])
-        if any(w & F_DIRTY for w in words):
+    raw = words.tobytes()
+    low = raw[0::8]
+    if bm.present_run_of(raw, page):
+        # The whole run maps the folio's pages in order: the swap PTEs are the progression of
+        # offsets from off, each with the kind and kept bits of its PTE's low byte and the
+        # exclusive bit of its page's flags (lane arithmetic over the run's bytes).
+        ostep = 1 << SWP_OFFSET_SHIFT
+        out = bytearray(array("Q", range((off << SWP_OFFSET_SHIFT) | type_bits,
+                                         ((off + n) << SWP_OFFSET_SHIFT) | type_bits, ostep)).tobytes())
+        out[0::8] = (int.from_bytes(low.translate(bm.SWAP_LOW), "little")
+                     | int.from_bytes(excl.tobytes()[1::4].translate(bm.SWP_EXCL_OF_PAGE), "little")
+                     ).to_bytes(n, "little")
+        ptes[i0:i0 + n] = array("Q", out)
+        if low.translate(None, bm.NOT_DIRTY):
             mem.set(mem.folio_of(page), PG.DIRTY)
         si.dup(off, n)
         folio_remove_rmap_ptes(k, page, n)

@@ -14,7 +14,8 @@ vmscan), which all end folios' lives, as mm/swap.c sits below them in the kernel
 from __future__ import annotations
 
 from array import array
-from collections import Counter
+from collections import Counter, deque
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from .constants import HPAGE_PMD_ORDER
@@ -102,14 +103,16 @@ def free_folio(k: "Kernel", pfn: int) -> None:
 def free_order0_folios(k: "Kernel", pfns: list[int]) -> None:
     """Free order-0 folios that just lost their last mapping (a swap-cache one leaves the cache)."""
     mem = k.mem
-    out = []
-    lru_in, lru_act = k.lru.inactive, k.lru.active
+    flags, swapcache = mem.flags, PG.SWAPCACHE
+    kept = set()        # swap-cache folios whose slots a swap entry still references: they stay
     for pfn in pfns:
-        if mem.flags[pfn] & PG.SWAPCACHE and not folio_free_swap(k, pfn):
-            continue
-        lru_in.pop(pfn, None)
-        lru_act.pop(pfn, None)
-        out.append(pfn)
+        if flags[pfn] & swapcache and not folio_free_swap(k, pfn):
+            kept.add(pfn)
+    out = [pfn for pfn in pfns if pfn not in kept] if kept else list(pfns)
+    lru_in, lru_act = k.lru.inactive, k.lru.active
+    for lst in (lru_in, lru_act):
+        if lst:
+            deque(map(lst.pop, out, repeat(None)), maxlen=0)      # each pfn off the list, at C speed
     k.vmstat.count("pgfree", len(out))
     mem.free_order0_runs(sorted(out))
 

@@ -21,6 +21,7 @@ from enum import Enum, IntFlag
 
 from .constants import (COUNT_CONTINUED, PAGE_SIZE, SWAP_CONT_MAX, SWAP_COUNT_MASK, SWAP_HAS_CACHE,
                         SWAP_MAP_BAD, SWAP_MAP_MAX, SWAPFILE_CLUSTER)
+from .swap_table import SwapTable
 
 #: One continuation page serves the slots of one page of swap_map.
 _CONT_SPAN = PAGE_SIZE
@@ -80,7 +81,7 @@ class SwapInfo:
     zeromap: bytearray = field(init=False)
     zswap: bytearray = field(init=False)
     data: array = field(init=False)
-    cache: dict[int, int] = field(default_factory=dict)     # slot -> head pfn of the cached folio
+    cache: SwapTable = field(init=False)                    # the swap cache: slot -> head pfn (swap_table.py)
     cluster_used: array = field(init=False)
     cluster_order: bytearray = field(init=False)
     free_clusters: list[int] = field(default_factory=list)
@@ -93,6 +94,7 @@ class SwapInfo:
         self.zeromap = bytearray(self.pages)
         self.zswap = bytearray(self.pages)
         self.data = array("Q", bytes(8 * self.pages))
+        self.cache = SwapTable(self.pages)
         nclusters = (self.pages + SWAPFILE_CLUSTER - 1) // SWAPFILE_CLUSTER
         self.cluster_used = array("H", bytes(2 * nclusters))
         self.cluster_order = bytearray(nclusters)
@@ -237,6 +239,33 @@ class SwapInfo:
                 self.swap_map[pos] = SWAP_HAS_CACHE
                 return pos
         return None
+
+    def alloc_slots(self, nr: int) -> list[int]:
+        """Up to nr order-0 allocations, the slots `alloc_slot()` called nr times would give
+        when nothing is freed in between: each call takes the lowest free slot of the
+        cluster the last one used while it has one, so after the first slot of a cluster
+        the rest come from a scan of its swap_map (a run of free slots in one slice)."""
+        out: list[int] = []
+        sm = self.swap_map
+        while len(out) < nr:
+            pos = self.alloc_slot()
+            if pos is None:
+                break
+            out.append(pos)
+            c = pos // SWAPFILE_CLUSTER
+            end = min((c + 1) * SWAPFILE_CLUSTER, self.pages)
+            p = pos + 1
+            while len(out) < nr:
+                p = sm.find(0, p, end)
+                if p < 0:
+                    break
+                seg = sm[p:end]
+                run = min(nr - len(out), len(seg) - len(seg.lstrip(b"\0")))
+                sm[p:p + run] = bytes((SWAP_HAS_CACHE,)) * run
+                self._take(p, run)
+                out.extend(range(p, p + run))
+                p += run
+        return out
 
     def _order0_candidates(self):
         if self.cur_order0 >= 0 and self.cluster_used[self.cur_order0] < SWAPFILE_CLUSTER:

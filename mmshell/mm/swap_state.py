@@ -2,7 +2,9 @@
 
 A cached folio of nr pages covers the naturally aligned slots
 [folio->swap.offset, +nr); each of them has SWAP_HAS_CACHE set in swap_map and
-points back at the folio (the 6.18 swap table holds a folio pointer there).
+points back at the folio in the device's swap table (swap_table.py: the 6.18
+swap table holds a folio pointer there), so adding or deleting a folio is one
+slice of the table.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from .swapops import SwpEntry
 if TYPE_CHECKING:
     from .kernel import Kernel
 
-#: bytes.translate table that clears SWAP_HAS_CACHE.
+#: bytes.translate tables that set and clear SWAP_HAS_CACHE.
+_SET_CACHE = bytes(b | SWAP_HAS_CACHE for b in range(256))
 _CLEAR_CACHE = bytes(b & ~SWAP_HAS_CACHE for b in range(256))
 
 
@@ -31,9 +34,9 @@ def add_to_swap_cache(k: "Kernel", pfn: int, entry: SwpEntry) -> None:
     si = k.swp_info(entry.type)
     nr = k.mem.nr_pages(pfn)
     sm = si.swap_map
-    for s in range(entry.offset, entry.offset + nr):
-        sm[s] |= SWAP_HAS_CACHE
-    si.cache.update(dict.fromkeys(range(entry.offset, entry.offset + nr), pfn))
+    off = entry.offset
+    sm[off:off + nr] = sm[off:off + nr].translate(_SET_CACHE)
+    si.cache.add(off, nr, pfn)
     k.mem.set(pfn, PG.SWAPCACHE)
     k.folio_swap[pfn] = entry
     k.vmstat.nr_swapcached += nr
@@ -48,9 +51,7 @@ def delete_from_swap_cache(k: "Kernel", pfn: int) -> None:
     off = entry.offset
     seg = sm[off:off + nr].translate(_CLEAR_CACHE)
     sm[off:off + nr] = seg
-    cache = si.cache
-    for s in range(off, off + nr):
-        del cache[s]
+    si.cache.delete(off, nr)
     zeros = seg.count(0)
     if zeros == nr:
         si.free_slots(list(range(off, off + nr)))

@@ -102,7 +102,7 @@ def _moves_whole(k: "Kernel", mm: MmStruct, pmd: Pmd, dst: int, extent: int) -> 
         return False
     if pmd.kind is PmdKind.SWAP:
         cache = k.swp_info(pmd.swp_type).cache
-        if cache and not cache.keys().isdisjoint(range(pmd.swp_offset, pmd.swp_offset + HPAGE_PMD_NR)):
+        if cache.any_in(pmd.swp_offset, HPAGE_PMD_NR):
             cached = cache.get(pmd.swp_offset)
             return cached is not None and k.mem.order[cached] == HPAGE_PMD_ORDER
     return True

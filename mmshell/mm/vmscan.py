@@ -30,6 +30,7 @@ from .rmap import rmap_walk_anon, try_to_unmap
 from .swap import free_folio
 from .swap_slots import folio_alloc_swap
 from .swap_state import delete_from_swap_cache
+from .vmscan_batch import shrink_order0_run
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -44,6 +45,11 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
     events = k.vmstat.events
     while todo:
         progress("swap-out", events["pswpout"], 0)      # pages written so far: only a count
+        if len(todo) > 1:
+            done = shrink_order0_run(k, todo)     # a run of order-0 folios at once (same result)
+            if done:
+                reclaimed += done
+                continue
         pfn = todo.popleft()
         nr = mem.nr_pages(pfn)
         if not mem.test(pfn, PG.SWAPBACKED):
@@ -146,6 +152,32 @@ def _scannable(k: "Kernel", pfn: int) -> bool:
     return not k.mem.test(pfn, PG.SWAPBACKED) or get_nr_swap_pages(k) > 0
 
 
+def _scannable_run(k: "Kernel", lru: list[int], i: int, cap: int | None) -> int:
+    """The end of the run of LRU folios from lru[i] (scannable) that one shrink_folio_list()
+    call may take as the kernel's scan takes them one by one: order-0 swap-backed folios on
+    the LRU, no more than the swap slots free nor than `cap` (the pages still to reclaim).
+    Reclaiming one of them allocates at most one slot and changes no other folio of the run,
+    so each would still be scannable, and the target not yet met, when its turn came.  A
+    traced run takes them one by one (a shrink_folio_list line for each)."""
+    j = i + 1
+    if k.tracing:
+        return j
+    mem = k.mem
+    if mem.order[lru[i]] or not mem.flags[lru[i]] & PG.SWAPBACKED:
+        return j
+    limit = min(len(lru), i + get_nr_swap_pages(k))
+    if cap is not None:
+        limit = min(limit, i + cap)
+    flags, order = mem.flags, mem.order
+    lru_in, lru_act = k.lru.inactive, k.lru.active
+    while j < limit:
+        pfn = lru[j]
+        if order[pfn] or not flags[pfn] & PG.SWAPBACKED or (pfn not in lru_in and pfn not in lru_act):
+            break
+        j += 1
+    return j
+
+
 def shrink_lruvec(k: "Kernel", nr_to_reclaim: int | None) -> int:
     """Global pressure (`reclaim [SIZE]`, direct reclaim): oldest folios first.
 
@@ -165,11 +197,18 @@ def shrink_lruvec(k: "Kernel", nr_to_reclaim: int | None) -> int:
     while True:
         freed = 0
         written = k.vmstat.events["pswpout"]
-        for pfn in k.lru.oldest_first():
+        lru = k.lru.oldest_first()
+        i = 0
+        while i < len(lru):
             if nr_to_reclaim is not None and reclaimed + freed >= nr_to_reclaim:
                 break
-            if _scannable(k, pfn):
-                freed += shrink_folio_list(k, [pfn])
+            if not _scannable(k, lru[i]):
+                i += 1
+                continue
+            cap = None if nr_to_reclaim is None else nr_to_reclaim - reclaimed - freed
+            j = _scannable_run(k, lru, i, cap)
+            freed += shrink_folio_list(k, lru[i:j])
+            i = j
         reclaimed += freed
         if nr_to_reclaim is not None:
             return reclaimed

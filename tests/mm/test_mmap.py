@@ -234,3 +234,41 @@ def test_write_after_munmap_and_mmap_again_reads_what_was_written() -> None:
     access_range(k, mm, a, a + THP, True)
     assert not access_range(k, mm, a, a + THP, False, verify=True).mismatches
     assert_consistent(k)
+
+
+ZAP_CASES = {
+    "swapped in page by page": "set thp never\nswapon z 16M\nmmap a 1M\ntouch a\nmadvise a pageout\ntouch a read\n"
+                               "munmap a\n",
+    "swapped in, one page still cached, dirty PTEs": "set thp never\nswapon d 16M kind disk\nmmap a 1M\ntouch a\n"
+                                                     "reclaim\ntouch a read\ntouch a+8K:64K\nmunmap a+4K:512K\n",
+    "faulted order-0, shared after fork": "set thp never\nmmap a 1M\ntouch a\nfork\n@2 touch a+64K:64K\n"
+                                          "munmap a+512K:256K\n@2 touch a\n@2 munmap a+32K:200K\nmunmap a\n",
+    "split THP": "set pmd_swap off\nmmap a 2M hugepage\ntouch a\nmunmap a+4K:4K\nmunmap a\n",
+}
+
+
+@pytest.mark.parametrize("case", list(ZAP_CASES))
+def test_zap_of_an_order0_run_at_once_equals_the_per_pte_loop(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """zap_pte_range() unmaps a table's run of consecutive order-0 frames, each mapped once, in
+    one pass (_zap_order0_run); the machine it leaves is the one the per-PTE loop leaves."""
+    from mmsh_helpers import run
+    from mmsh_state import diff_dumps, kernel_dump
+    from mmshell.mm import mmap as mmap_module
+
+    taken = []
+    fast = mmap_module._zap_order0_run
+
+    def counting(k, mm, words):
+        done = fast(k, mm, words)
+        taken.append(done)
+        return done
+
+    with monkeypatch.context() as m:
+        m.setattr(mmap_module, "_zap_order0_run", counting)
+        batched = run(ZAP_CASES[case]).ok()
+    with monkeypatch.context() as m:
+        m.setattr(mmap_module, "_zap_order0_run", lambda k, mm, words: False)
+        reference = run(ZAP_CASES[case]).ok()
+    assert any(taken) == (case != "split THP"), taken
+    a, b = kernel_dump(batched.k), kernel_dump(reference.k)
+    assert a == b, diff_dumps(a, b)

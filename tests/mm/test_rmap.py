@@ -199,3 +199,37 @@ def test_redirtied_lazyfree_thp_is_kept_and_swap_backed_again() -> None:
     assert k.mem.test(pfn, PG.SWAPBACKED) and k.mem.folio_mapcount(pfn) == HPAGE_PMD_NR
     assert mm.rss_anon == HPAGE_PMD_NR
     assert_consistent(k)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_swap_ptes_of_a_table_run_carry_each_ptes_bits(seed: int) -> None:
+    """try_to_unmap_one builds a table's run of swap PTEs at once (lane arithmetic over the
+    run's bytes): each entry is still folio->swap + its index, with its own PTE's soft-dirty
+    and uffd-wp and its own page's PageAnonExclusive, and a dirty PTE anywhere dirties the folio."""
+    import random
+
+    from mmshell.mm.huge_split import split_huge_pmd_locked
+    from mmshell.mm.pgtable import F_DIRTY
+
+    rng = random.Random(seed)
+    k, _, a, pfn = thp_in_swap_cache(False)
+    mm = k.mm(1)
+    vma = mm.find_vma(a)
+    assert vma is not None
+    split_huge_pmd_locked(k, mm, vma, a)
+    ptes = pmd_pgtable(pmd_at(k, a)).ptes
+    for i in range(HPAGE_PMD_NR):
+        ptes[i] = (ptes[i] & ~F_DIRTY) | rng.choice([0, F_SOFT_DIRTY, F_UFFD_WP, F_SOFT_DIRTY | F_UFFD_WP])
+        if rng.random() < 0.3:
+            k.mem.flags[pfn + i] &= ~PG.ANON_EXCLUSIVE
+    dirty = seed % 2 == 1
+    ptes[rng.randrange(HPAGE_PMD_NR)] |= F_DIRTY if dirty else 0
+    k.mem.clear(pfn, PG.DIRTY)
+    want = [swp_entry_to_pte(0, 512 + i, (w & (F_SOFT_DIRTY | F_UFFD_WP))
+                             | (F_SWP_EXCLUSIVE if k.mem.flags[pfn + i] & PG.ANON_EXCLUSIVE else 0))
+            for i, w in enumerate(ptes)]
+    assert try_to_unmap(k, pfn, split_huge_pmd=True)
+    assert ptes.tolist() == want
+    assert k.mem.test(pfn, PG.DIRTY) == dirty
+    assert not any(k.mem.flags[pfn + i] & PG.ANON_EXCLUSIVE for i in range(HPAGE_PMD_NR))
+    assert list(k.mem.mapcount[pfn:pfn + HPAGE_PMD_NR]) == [0] * HPAGE_PMD_NR

@@ -183,3 +183,38 @@ def test_allocated_slots_are_taken_with_the_cache_bit_at_once() -> None:
     off = si.alloc_cluster()
     assert off == SWAPFILE_CLUSTER and set(si.swap_map[off:off + SWAPFILE_CLUSTER]) == {SWAP_HAS_CACHE}
     assert si.inuse_pages == 2 + SWAPFILE_CLUSTER
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_alloc_slots_gives_what_alloc_slot_gives_one_at_a_time(seed: int) -> None:
+    """alloc_slots(n) (batched order-0 reclaim) takes the slots, cluster state and order-0
+    cursor that n calls of alloc_slot() take, from fragmented devices: partly used order-0
+    clusters, THP clusters partly freed (order-0 stealing), a partial last cluster, and a
+    device that runs out before n."""
+    import random
+    from copy import deepcopy
+
+    rng = random.Random(seed)
+    si = device(pages=5 * SWAPFILE_CLUSTER + rng.randrange(SWAPFILE_CLUSTER))
+    for _ in range(rng.randrange(4)):
+        if (off := si.alloc_cluster()) is not None:       # a THP's cluster, some of its slots freed
+            si.swap_map[off:off + SWAPFILE_CLUSTER] = b"\x01" * SWAPFILE_CLUSTER
+            gone = sorted(rng.sample(range(off, off + SWAPFILE_CLUSTER), rng.randrange(SWAPFILE_CLUSTER)))
+            for s in gone:
+                si.swap_map[s] = 0
+            si.free_slots(gone)
+    taken = [s for _ in range(rng.randrange(2 * SWAPFILE_CLUSTER)) if (s := si.alloc_slot()) is not None]
+    freed = sorted(rng.sample(taken, len(taken) // 3))
+    for s in freed:
+        si.swap_map[s] = 0
+    si.free_slots(freed)
+    n = rng.choice([1, 7, 300, 700, 5 * SWAPFILE_CLUSTER])
+    batched, one_by_one = deepcopy(si), deepcopy(si)
+    got = batched.alloc_slots(n)
+    want = [s for _ in range(n) if (s := one_by_one.alloc_slot()) is not None]
+    assert got == want
+
+    def slots(d: SwapInfo) -> tuple:
+        return (bytes(d.swap_map), list(d.cluster_used), bytes(d.cluster_order), d.cur_order0, d.inuse_pages,
+                sorted(c for c in set(d.free_clusters) if d.cluster_used[c] == 0))
+    assert slots(batched) == slots(one_by_one)
