@@ -29,7 +29,7 @@ from ..lang.parser import Command
 from ..lang.registry import only_looks
 from ..lang.regions import RegionNames
 from ..mm.constants import MAX_ACCESS, MAX_MAPPED
-from . import procfs, tunables as tun
+from . import percpu, procfs, tunables as tun
 from .devices import DeviceError, SwapDevices
 from .machine import LiveMachine
 from .observer import LiveObserver
@@ -200,9 +200,14 @@ class LiveSession(RegionNames):
 
     def drain(self) -> None:
         """Flush the workers' per-CPU folio batches (they all run on one CPU), so that counters
-        the kernel counts at a batch flush (pglazyfree) are counted by the step that caused them."""
+        the kernel counts at a batch flush (pglazyfree) are counted by the step that caused them;
+        with a disk or file device on, also every other CPU's once the swap writes have ended
+        (percpu.py: the folios their completion rotated would keep a reference past the step)."""
         spid = self.pid if self.pid in {p for p, _ in self.live_pids()} else 1
         self.machine.procs.call(spid, "drain")
+        if any(d.active and d.kind in ("disk", "file") for d in self.devices.devices.values()):
+            percpu.wait_writeback()
+            percpu.drain_other_cpus(min(os.sched_getaffinity(0)))
 
     def fresh_values(self, n: int) -> int:
         first = self.next_value
