@@ -190,8 +190,7 @@ class LiveSession(RegionNames):
         if out.changed:
             self.drain()
             out.changes = Counters.take(self).delta(before)
-            if out.changes["vmstat"].get("pswpin", 0) > 0 and any(
-                    d.active and d.kind in ("disk", "file") for d in self.devices.devices.values()):
+            if out.changes["vmstat"].get("pswpin", 0) > 0 and self.async_swap_on():
                 # Reads from an asynchronous device: a fault that finds a readahead page still
                 # under I/O waits and is retried (one more pgmajfault, one fewer swap_ra_hit),
                 # so those counts depend on I/O timing.
@@ -205,9 +204,13 @@ class LiveSession(RegionNames):
         (percpu.py: the folios their completion rotated would keep a reference past the step)."""
         spid = self.pid if self.pid in {p for p, _ in self.live_pids()} else 1
         self.machine.procs.call(spid, "drain")
-        if any(d.active and d.kind in ("disk", "file") for d in self.devices.devices.values()):
+        if self.async_swap_on():
             percpu.wait_writeback()
             percpu.drain_other_cpus(min(os.sched_getaffinity(0)))
+
+    def async_swap_on(self) -> bool:
+        """Whether an asynchronous swap device (a disk or a swap file) of the run is on."""
+        return any(d.active and d.kind in ("disk", "file") for d in self.devices.devices.values())
 
     def fresh_values(self, n: int) -> int:
         first = self.next_value
