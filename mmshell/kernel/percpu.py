@@ -15,9 +15,9 @@ keeps a write-faulted page in the swap cache.
 Measured on 6.18.44 (2 CPUs, virtio-blk interrupts on CPU 1, workers on CPU 0):
 `swapon f0 256K kind file; mmap a 2M; touch a; madvise a pageout; touch a` leaves
 page 62 in the swap cache every time; draining CPU 1 after the pageout leaves
-none, draining CPU 0 or waiting does not.  How many stay (1 there; 13 and 25 for
-512 small or split pages on a 64 MiB file; 0 for 10 to 100 pages; 21, 16 and 0 in
-three runs of a 55-line script) depends on whether each write ends before or after
+none, draining CPU 0 or waiting does not.  How many stay (1 there; 0 to 29 of 512
+pages on a 64 MiB file, from run to run of one script; 21, 16 and 0 in three runs
+of a 55-line script) depends on whether each write ends before or after
 reclaim has put its folio back on the LRU (a folio not on the LRU is not rotated)
 and on what other processes drain on that CPU: I/O timing, which no script
 decides.  So the runner ends a step as the simulator does, with no folio in any
