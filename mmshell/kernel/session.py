@@ -31,7 +31,7 @@ from ..lang.parser import Command
 from ..lang.registry import only_looks
 from ..lang.regions import RegionNames
 from ..mm.constants import MAX_MAPPED
-from . import procfs, tunables as tun
+from . import percpu, procfs, tunables as tun
 from .devices import DeviceError, SwapDevices
 from .machine import LiveMachine
 from .observer import LiveObserver
@@ -190,8 +190,7 @@ class LiveSession(RegionNames):
         if out.changed:
             self.drain()
             out.changes = Counters.take(self).delta(before)
-            if out.changes["vmstat"].get("pswpin", 0) > 0 and any(
-                    d.active and d.kind in ("disk", "file") for d in self.devices.devices.values()):
+            if out.changes["vmstat"].get("pswpin", 0) > 0 and self.async_swap_on():
                 # Reads from an asynchronous device: a fault that finds a readahead page still
                 # under I/O waits and is retried (one more pgmajfault, one fewer swap_ra_hit),
                 # so those counts depend on I/O timing.
@@ -200,9 +199,18 @@ class LiveSession(RegionNames):
 
     def drain(self) -> None:
         """Flush the workers' per-CPU folio batches (they all run on one CPU), so that counters
-        the kernel counts at a batch flush (pglazyfree) are counted by the step that caused them."""
+        the kernel counts at a batch flush (pglazyfree) are counted by the step that caused them;
+        with a disk or file device on, also every other CPU's once the swap writes have ended
+        (percpu.py: the folios their completion rotated would keep a reference past the step)."""
         spid = self.pid if self.pid in {p for p, _ in self.live_pids()} else 1
         self.machine.procs.call(spid, "drain")
+        if self.async_swap_on():
+            percpu.wait_writeback()
+            percpu.drain_other_cpus(min(os.sched_getaffinity(0)))
+
+    def async_swap_on(self) -> bool:
+        """Whether an asynchronous swap device (a disk or a swap file) of the run is on."""
+        return any(d.active and d.kind in ("disk", "file") for d in self.devices.devices.values())
 
     def fresh_values(self, n: int) -> int:
         first = self.next_value

@@ -16,12 +16,13 @@ copies, and installs the PMD over the old PTE table, which becomes the deposit.
 from __future__ import annotations
 
 from enum import Enum
+from array import array
 from typing import TYPE_CHECKING
 
 from .config import Deposit, FaultPoint, ThpMode
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SIZE, pmd_index
 from .errors import MmError
-from .folio import PG
+from .folio import PG, MemMap
 from .memory import alloc_anon_folio, do_swap_page
 from .mm_types import MmStruct
 from .pgtable_generic import pte_free
@@ -140,18 +141,28 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     small: list[int] = []
     large: list[int] = []
     present = 0
-    for i in range(HPAGE_PMD_NR):
+    i = 0
+    while i < HPAGE_PMD_NR:
         pte = ptes[i]
-        if pte_present(pte) and not pte & F_SPECIAL:
-            page = pte_pfn(pte)
-            mem.data[new + i] = mem.data[page]
-            if pte & F_DIRTY:
-                mem.set(mem.folio_of(page), PG.DIRTY)
-            folio_remove_rmap_ptes(k, page, 1)
-            present += 1
-            head = mem.folio_of(page)
-            (large if mem.order[head] else small).append(head)
-        ptes[i] = 0
+        if not pte_present(pte) or pte & F_SPECIAL:
+            ptes[i] = 0
+            i += 1
+            continue
+        page = pte_pfn(pte)
+        head = mem.folio_of(page)
+        # __collapse_huge_page_copy_succeeded(): the PTEs that map a large folio's pages one
+        # after the other (folio_pte_batch()) lose their rmap at once, so a folio they map
+        # whole is never partially mapped on the way (no deferred split; measured on 6.18.44).
+        nr = _pte_batch(mem, ptes, i, page, head) if mem.order[head] else 1
+        for j in range(nr):
+            mem.data[new + i + j] = mem.data[page + j]
+            if ptes[i + j] & F_DIRTY:
+                mem.set(head, PG.DIRTY)
+            ptes[i + j] = 0
+        folio_remove_rmap_ptes(k, page, nr)
+        present += nr
+        (large if mem.order[head] else small).append(head)
+        i += nr
     mm.rss_anon -= present
     for head in small:
         if not mem.folio_mapped(head):
@@ -170,6 +181,19 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
         pte_free(mm)
     mm.pmds[pmd_index(haddr)] = Pmd(PmdKind.HUGE, flags=F_WRITE | F_DIRTY | F_YOUNG, pfn=new, deposited=deposited)
     return Scan.SUCCEED
+
+
+def _pte_batch(mem: MemMap, ptes: array, i: int, page: int, head: int) -> int:
+    """folio_pte_batch(): how many PTEs from ptes[i] (which maps `page` of the large folio
+    `head`) map its next pages in order, up to the table's and the folio's end."""
+    last = head + mem.nr_pages(head)
+    nr = 1
+    while i + nr < len(ptes) and page + nr < last:
+        pte = ptes[i + nr]
+        if not pte_present(pte) or pte & F_SPECIAL or pte_pfn(pte) != page + nr:
+            break
+        nr += 1
+    return nr
 
 
 def madvise_collapse(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
+from .constants import PAGE_SHIFT, PMD_MASK, PMD_SHIFT, PMD_SIZE
 from .errors import MmError
 from .folio import PG
 from .huge_memory import zap_huge_pmd
@@ -28,7 +28,7 @@ from .pgtable import (F_DIRTY, F_SPECIAL, F_YOUNG, KIND_MASK, KIND_PRESENT, PFN_
                       pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
 from .swap_slots import free_swap_and_cache_nr
 from .swap_state import folio_free_swap
-from .vma import VM, VmArea
+from .vma import VM
 from .vmscan import reclaim_pages
 
 if TYPE_CHECKING:
@@ -114,13 +114,14 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
             lo, hi = max(start, vma.start), min(end, vma.end)
             ptes, idx = pte_range(k, Walker.MADVISE, pmd, addr, nxt)
             flags, order, mapcount = mem.flags, mem.order, mem.mapcount
+            batches: dict[int, bool] = {}
             for i in idx:
                 pte = ptes[i]
                 if pte & KIND_MASK != KIND_PRESENT or pte & F_SPECIAL:
                     continue
                 head = pte >> PFN_SHIFT
                 if order[head] or flags[head] & PG.TAIL:
-                    head = _folio_to_advise(k, ptes, i, vma, lo, hi)
+                    head = _folio_to_advise(k, ptes, i, pmdi << PMD_SHIFT, lo, hi, batches)
                     if head is None:
                         continue
                 elif mapcount[head] > 1:
@@ -137,24 +138,40 @@ def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pag
                 k.vmstat.count("pgdeactivate", mem.nr_pages(pfn))
 
 
-def _folio_to_advise(k: "Kernel", ptes: array, i: int, vma: VmArea, lo: int, hi: int) -> int | None:
-    """The folio the present PTE ptes[i] maps, for MADV_COLD/PAGEOUT/FREE over [lo, hi) of vma:
-    None when another process may map it (skipped); a large folio the range does not cover
-    whole is split first, and the PTE's small folio is the one advised."""
+def _folio_to_advise(k: "Kernel", ptes: array, i: int, base: int, lo: int, hi: int,
+                     batches: dict[int, bool]) -> int | None:
+    """The folio the present PTE ptes[i] (of the table at `base`) maps, for MADV_COLD/PAGEOUT
+    over [lo, hi): None when another process may map it (skipped); a large folio the range's
+    PTEs do not map whole is split first, and the PTE's small folio is the one advised."""
     mem = k.mem
     head = mem.folio_of(pte_pfn(ptes[i]))
     if mem.folio_maybe_mapped_shared(head):
         return None
-    if mem.order[head] and not _covers_folio(k, vma, lo, hi, head):
+    if mem.order[head] and not _pte_batch_covers(k, ptes, i, base, lo, hi, head, batches):
         split_folio(k, head)
         head = pte_pfn(ptes[i])
     return head
 
 
-def _covers_folio(k: "Kernel", vma: VmArea, lo: int, hi: int, head: int) -> bool:
-    """Whether [lo, hi) covers every page of a PTE-mapped large folio in this VMA."""
-    first = vma.address_of(k.mem.index[head])
-    return lo <= first and first + (HPAGE_PMD_NR << PAGE_SHIFT) <= hi
+def _pte_batch_covers(k: "Kernel", ptes: array, i: int, base: int, lo: int, hi: int, head: int,
+                      batches: dict[int, bool]) -> bool:
+    """madvise_folio_pte_batch() == folio_nr_pages(folio): the PTEs of [lo, hi) map every page
+    of the large folio `head` in order, one after the other (the kernel batches from the
+    folio's first PTE and steps over the batch).  A page of it COW-copied, zapped or moved
+    away breaks the batch, however much of the folio's span the range covers.  The PTE bits
+    the kernel ignores there (dirty, young, write, soft-dirty) are not compared.  `batches`
+    keeps the answer per folio for one PTE table."""
+    known = batches.get(head)
+    if known is not None:
+        return known
+    nr = k.mem.nr_pages(head)
+    first = i - (pte_pfn(ptes[i]) - head)
+    start, stop = base + (first << PAGE_SHIFT), base + ((first + nr) << PAGE_SHIFT)
+    ok = (0 <= first and first + nr <= len(ptes) and lo <= start and stop <= hi
+          and all(pte_present(pte) and not pte & F_SPECIAL and pte_pfn(pte) == head + j
+                  for j, pte in enumerate(ptes[first:first + nr])))
+    batches[head] = ok
+    return ok
 
 
 def madvise_dontneed(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
@@ -207,6 +224,7 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
         if pmd is not None and pmd.kind is PmdKind.TABLE:
             lo, hi = max(start, vma.start), min(end, vma.end)
             ptes, idx = pte_range(k, Walker.MADVISE, pmd, addr, nxt)
+            batches: dict[int, bool] = {}
             for i in idx:
                 pte = ptes[i]
                 if is_swap_pte(pte):
@@ -216,7 +234,7 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
                     a = (pmdi << PMD_SHIFT) + (i << PAGE_SHIFT)
                     k.shadow.zero(mm.pid, a, a + (1 << PAGE_SHIFT))
                 elif pte_present(pte) and not pte & F_SPECIAL:
-                    head = _folio_to_free(k, ptes, i, vma, lo, hi)
+                    head = _folio_to_free(k, ptes, i, pmdi << PMD_SHIFT, lo, hi, batches)
                     if head is None:
                         continue
                     ptes[i] &= ~(F_YOUNG | F_DIRTY)
@@ -224,16 +242,17 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
     k.trace("madvise_free")
 
 
-def _folio_to_free(k: "Kernel", ptes: array, i: int, vma: VmArea, lo: int, hi: int) -> int | None:
-    """The folio the present PTE ptes[i] maps, for MADV_FREE over [lo, hi) of vma
+def _folio_to_free(k: "Kernel", ptes: array, i: int, base: int, lo: int, hi: int,
+                   batches: dict[int, bool]) -> int | None:
+    """The folio the present PTE ptes[i] maps, for MADV_FREE over [lo, hi) (the table at `base`)
     (madvise_free_pte_range()), or None when it is left alone.  Unlike COLD and PAGEOUT, a
     folio another process maps too is marked lazyfree when it is clean and not in the swap
     cache; a dirty or swap-cache one only when this mapping is its only one
     (`folio_mapcount(folio) != folio_nr_pages(folio)`).  A large folio the range does not
-    cover whole is split first, unless it is shared (left alone)."""
+    map whole (`_pte_batch_covers`) is split first, unless it is shared (left alone)."""
     mem = k.mem
     head = mem.folio_of(pte_pfn(ptes[i]))
-    if mem.order[head] and not _covers_folio(k, vma, lo, hi, head):
+    if mem.order[head] and not _pte_batch_covers(k, ptes, i, base, lo, hi, head, batches):
         if mem.folio_maybe_mapped_shared(head):
             return None
         split_folio(k, head)

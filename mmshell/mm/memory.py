@@ -239,7 +239,16 @@ def do_swap_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool)
         folio_add_anon_rmap_ptes(k, page, n, exclusive)
     _set_swapped_in_ptes(mm, vma, table, at_idx, page, n, orig, write)
     free_swap_and_cache_nr(k, at_entry, n)
-    # should_try_to_free_swap(): swap is full, or a write fault on a folio we alone hold.
+    # should_try_to_free_swap(): swap is full (vm_swap_full(), through mem_cgroup_swap_full()),
+    # or a write fault on a folio nothing else holds: folio_ref_count(folio) == 1 +
+    # folio_nr_pages(folio), the fault's reference and the swap cache's (another mapping or a
+    # pin adds one).  A per-CPU folio batch adds one too: a write fault on a swap-cache folio
+    # off the LRU first runs lru_add_drain(), which empties this CPU's batches only; the
+    # lru_rotate batch of the CPU that completed the folio's writeback (folio_end_writeback()
+    # -> folio_rotate_reclaimable()) keeps its reference, and the page stays cached.  The
+    # simulation has no per-CPU batches (every folio is on the LRU at once); the live runner
+    # flushes every CPU's at a step's end to match (kernel/percpu.py).  Left out: VM_LOCKED
+    # and mlocked folios (always freed), KSM.
     if mem.test(folio, PG.SWAPCACHE) and (vm_swap_full(k) or (
             write and exclusive and mem.folio_mapcount(folio) == mem.nr_pages(folio))):
         folio_free_swap(k, folio)

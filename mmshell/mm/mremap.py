@@ -44,6 +44,16 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     vma = mm.find_vma(start)
     if vma is None:
         raise MmError("EFAULT", "mremap", f"no mapping at {start:#x}")
+    if fixed is not None and new_len < old_len and start + new_len <= vma.end < start + old_len:
+        # mremap_to(): a move to a fixed address that shrinks unmaps the old range's tail first
+        # (do_munmap(), holes and other VMAs in it included), then moves what is left, which
+        # lies in one VMA.  (Were it not to, the kernel would fail after that munmap; the
+        # simulation refuses before it, below, and changes nothing.)
+        page_aligned("mremap", fixed, new_len)
+        if fixed < start + old_len and start < fixed + new_len:
+            raise MmError("EINVAL", "mremap", "old and new ranges overlap")
+        sys_munmap(k, mm, start + new_len, old_len - new_len)
+        old_len = new_len
     if start + old_len > vma.end:
         if fixed is None or new_len != old_len:
             raise MmError("EFAULT", "mremap", "the range spans more than one VMA")

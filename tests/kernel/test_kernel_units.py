@@ -482,3 +482,23 @@ def test_reclaim_asks_the_work_cgroup(tmp_path: Path, monkeypatch, version: int,
     monkeypatch.setattr(cgroup, "_write", lambda path, value: seen.append((Path(path).name, value)))
     freed, passes = cgroup.MemoryCgroup(version, tmp_path / "top").reclaim(size)
     assert seen == writes and (freed, passes) == (0, 1)     # nothing freed here: one pass, then it stops
+
+
+# -- the other CPUs' folio batches (percpu.py) ----------------------------------------------------------
+
+def test_drain_other_cpus_visits_each_other_cpu_and_gives_the_cpu_set_back(monkeypatch) -> None:
+    from mmshell.kernel import percpu
+    allowed = os.sched_getaffinity(0)
+    seen: list[set[int]] = []
+    monkeypatch.setattr(percpu.sc, "madvise", lambda addr, n, advice: seen.append(os.sched_getaffinity(0)))
+    worker = min(allowed)
+    percpu.drain_other_cpus(worker)
+    assert seen == [{c} for c in sorted(allowed - {worker})]
+    assert os.sched_getaffinity(0) == allowed
+
+
+def test_drain_other_cpus_advises_cold_on_a_page_of_its_own() -> None:
+    from mmshell.kernel import percpu
+    allowed = os.sched_getaffinity(0)
+    percpu.drain_other_cpus(min(allowed))       # the real MADV_COLD: no error, nothing changed
+    assert os.sched_getaffinity(0) == allowed
