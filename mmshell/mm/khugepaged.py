@@ -11,6 +11,17 @@ A VMA may collapse when it holds an aligned 2 MiB block and has an anon_vma
 (thp_vma_allowable_order() outside a fault).  collapse_huge_page() swaps the
 swap PTEs in (one major fault each), allocates a THP (thp_collapse_alloc),
 copies, and installs the PMD over the old PTE table, which becomes the deposit.
+
+__collapse_huge_page_swapin() faults with FAULT_FLAG_ALLOW_RETRY: a page that must be
+read from an asynchronous device (a disk or a swap file) is still locked under its read
+when do_swap_page() tries folio_lock_or_retry(), which gives up (VM_FAULT_RETRY); the
+collapse fails with SCAN_PAGE_LOCK, which MADV_COLLAPSE returns as EAGAIN, after the THP
+it allocated first (alloc_charge_folio() runs before the swapin) is freed.  What the
+fault did stays: the pages swapped in before it (swap-cache hits, zram reads) and the
+readahead window it started, now in the swap cache (measured on 6.18.44: `swapon d0 4M
+kind disk; mmap b 2M; touch b; reclaim; madvise b collapse` is EAGAIN on every try, each
+one bringing one more readahead window in).  The simulation's reads end with the step, so
+a page a fault finds in the swap cache is never still under I/O.
 """
 
 from __future__ import annotations
@@ -23,14 +34,15 @@ from .config import Deposit, FaultPoint, ThpMode
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SIZE, pmd_index
 from .errors import MmError
 from .folio import PG, MemMap
-from .memory import alloc_anon_folio, do_swap_page
+from .memory import alloc_anon_folio, do_swap_page, swapin_readahead
 from .mm_types import MmStruct
 from .pgtable_generic import pte_free
 from .pgtable import (F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, Pmd, PmdKind, is_swap_pte, pmd_pgtable, pte_none,
-                      pte_pfn, pte_present)
+                      pte_pfn, pte_present, pte_swp_offset, pte_swp_type)
 from .rmap import folio_add_new_anon_rmap, folio_remove_rmap_ptes
 from .swap import folio_put_if_unused, free_order0_folios, lru_add
 from .swap_state import folio_free_swap
+from .swapops import SwpEntry
 from .vma import VM, VmArea
 
 if TYPE_CHECKING:
@@ -52,6 +64,18 @@ class Scan(Enum):
     VMA_CHECK = "vma_check"
     FAIL = "fail"
     PAGE_ANON = "page_not_anon"
+    PAGE_LOCK = "page_lock"
+
+
+def madvise_collapse_errno(r: Scan) -> str:
+    """madvise_collapse_errno(): the errno MADV_COLLAPSE returns for a block's last failure."""
+    if r is Scan.ALLOC_HUGE_PAGE_FAIL:
+        return "ENOMEM"
+    if r is Scan.EXCEED_NONE_PTE:
+        return "EBUSY"
+    if r is Scan.PAGE_LOCK:        # with SCAN_PAGE_COUNT/LRU/DEL_PAGE_LRU/PAGE_FILLED: "try again"
+        return "EAGAIN"
+    return "EINVAL"
 
 
 def hugepage_vma_check(k: "Kernel", vma: VmArea, khugepaged: bool) -> bool:
@@ -117,10 +141,28 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     # checks it after allocating the folio; here no folio is allocated for a VMA without one.
     if not vma.anon_vma:
         return Scan.PAGE_ANON
-    # __collapse_huge_page_swapin(): a do_swap_page for each swap PTE
+    # __collapse_huge_page_swapin(): a do_swap_page for each swap PTE, until one would wait
     for i in range(HPAGE_PMD_NR):
-        if is_swap_pte(table.ptes[i]):
-            do_swap_page(k, mm, vma, haddr + (i << PAGE_SHIFT), False)
+        pte = table.ptes[i]
+        if not is_swap_pte(pte):
+            continue
+        if _swapin_waits_for_io(k, pte):
+            # The kernel's alloc_charge_folio() ran before the swapin: the THP is allocated
+            # (thp_collapse_alloc) and freed when the swapin fails.
+            new = None if k.config.should_fail(FaultPoint.THP_ALLOC) else alloc_anon_folio(k, HPAGE_PMD_ORDER)
+            if new is None:
+                k.vmstat.count("thp_collapse_alloc_failed")
+                return Scan.ALLOC_HUGE_PAGE_FAIL
+            k.vmstat.count("thp_collapse_alloc")
+            # do_swap_page() -> swapin_readahead() starts the reads (a major fault), then
+            # folio_lock_or_retry() finds the folio locked under I/O: VM_FAULT_RETRY.
+            swapin_readahead(k, SwpEntry(pte_swp_type(pte), pte_swp_offset(pte)))
+            k.vmstat.count("pgmajfault")
+            k.trace("__collapse_huge_page_swapin(VM_FAULT_RETRY): page_lock")
+            k.vmstat.count("pgfree", HPAGE_PMD_NR)
+            mem.free_folio(new)
+            return Scan.PAGE_LOCK
+        do_swap_page(k, mm, vma, haddr + (i << PAGE_SHIFT), False)
     if k.config.should_fail(FaultPoint.THP_ALLOC):
         new = None
     else:
@@ -183,6 +225,16 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     return Scan.SUCCEED
 
 
+def _swapin_waits_for_io(k: "Kernel", pte: int) -> bool:
+    """Whether do_swap_page() of this swap PTE would find its folio locked under a read:
+    not in the swap cache, on a device without SWP_SYNCHRONOUS_IO, and neither a zeromap
+    slot nor one zswap holds (those are read at once, swap_read_folio() unlocks them)."""
+    si = k.swp_info(pte_swp_type(pte))
+    off = pte_swp_offset(pte)
+    return (not si.synchronous and si.cache.get(off) is None
+            and not si.zeromap[off] and not si.zswap[off])
+
+
 def _pte_batch(mem: MemMap, ptes: array, i: int, page: int, head: int) -> int:
     """folio_pte_batch(): how many PTEs from ptes[i] (which maps `page` of the large folio
     `head`) map its next pages in order, up to the table's and the folio's end."""
@@ -221,10 +273,14 @@ def madvise_collapse(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
                 haddr += PMD_SIZE
         bad = [r for r in results if r not in (Scan.SUCCEED, Scan.PMD_MAPPED)]
         if bad:
-            errno = "ENOMEM" if Scan.ALLOC_HUGE_PAGE_FAIL in bad else "EINVAL"
-            raise MmError(errno, "madvise", f"MADV_COLLAPSE failed: {bad[0].value}",
-                          partial="blocks before the failure were collapsed, as the kernel does"
-                          if collapsed else None)
+            errno = "ENOMEM" if Scan.ALLOC_HUGE_PAGE_FAIL in bad else madvise_collapse_errno(bad[-1])
+            done = []
+            if collapsed:
+                done.append("blocks before the failure were collapsed")
+            if Scan.PAGE_LOCK in bad:
+                done.append("the pages swapped in before the wait stay, and the readahead in the swap cache")
+            raise MmError(errno, "madvise", f"MADV_COLLAPSE failed: {bad[-1].value}",
+                          partial=", ".join(done) + ", as the kernel does" if done else None)
 
 
 def khugepaged_scan(k: "Kernel") -> dict[str, int]:

@@ -1,7 +1,8 @@
 """userfaultfd registration and UFFDIO_MOVE (mm/userfaultfd.c move_pages).
 
 UFFDIO_MOVE moves pages from a source range to an unpopulated, registered
-destination.  A whole aligned PMD moves as one (move_pages_huge_pmd: the THP
+destination, between two writable VMAs with the same protections
+(validate_move_areas, else EINVAL).  A whole aligned PMD moves as one (move_pages_huge_pmd: the THP
 must be exclusive to this process, else EBUSY; the huge zero page moves as it is;
 patch 10/13: a PMD swap entry moves through move_swap_pmd, exclusive required, a
 PMD-size swap-cache folio moving with it: decision 5).  Anything else goes PTE by PTE
@@ -69,8 +70,7 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
         raise MmError("ENOENT", "uffd move", f"source {src:#x}+{length:#x} is not one mapped VMA")
     if dvma is None or dst + length > dvma.end:
         raise MmError("ENOENT", "uffd move", f"destination {dst:#x}+{length:#x} is not one mapped VMA")
-    if not dvma.flags & VM.UFFD_MISSING:
-        raise MmError("EINVAL", "uffd move", "destination is not registered with userfaultfd")
+    validate_move_areas(svma, dvma)
     _validate(k, mm, src, dst, length)
     anon_vma_prepare(k, dvma)
     k.trace("move_pages")
@@ -115,6 +115,25 @@ def _page_entry(mm: MmStruct, addr: int) -> tuple[Pmd | None, int]:
     if pmd.kind is PmdKind.TABLE:
         return pmd, pmd_pgtable(pmd).ptes[pte_index(addr)]
     return pmd, -1
+
+
+def validate_move_areas(svma: VmArea, dvma: VmArea) -> None:
+    """validate_move_areas(): the VMA checks move_pages() makes before looking at any page.
+
+    Both VMAs must have the same access flags (VM_READ/WRITE/EXEC) and page protection,
+    both be mlocked or neither, and the source be writable (so both are); the destination
+    must be registered with userfaultfd.  Each is EINVAL.  vm_page_prot is left out: for
+    two private anonymous VMAs it follows from their access flags.
+    """
+    access = VM.READ | VM.WRITE | VM.EXEC
+    if svma.flags & access != dvma.flags & access:
+        raise MmError("EINVAL", "uffd move", "source and destination have different protections")
+    if svma.flags & VM.LOCKED != dvma.flags & VM.LOCKED:
+        raise MmError("EINVAL", "uffd move", "one of source and destination is mlocked, the other not")
+    if not svma.flags & VM.WRITE:
+        raise MmError("EINVAL", "uffd move", "source and destination are not writable")
+    if not dvma.flags & VM.UFFD_MISSING:
+        raise MmError("EINVAL", "uffd move", "destination is not registered with userfaultfd")
 
 
 def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> None:
