@@ -143,7 +143,14 @@ class Mapping:
 
 
 def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
-    """Every mapping of the folio at head pfn, in pid and address order."""
+    """Every mapping of the folio at head pfn, in pid and address order.
+
+    As page_vma_mapped_walk() does, each VMA is looked at only inside itself: a VMA
+    that covers part of the folio's index range from its start (an mremap moved the
+    rest elsewhere) has the folio's first page below vm_start, in a PMD another VMA
+    owns, so its walk starts at vma_address() (clamped to vm_start) and a PMD-mapped
+    THP must be mapped by the PMD there (check_pmd()).
+    """
     mem = k.mem
     av = mem.anon_vma[pfn]
     index = mem.index[pfn]
@@ -160,7 +167,7 @@ def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
             first = vma.address_of(index)
             if first + (nr << PAGE_SHIFT) <= vma.start or first >= vma.end:
                 continue
-            pmd = mm.pmds.get(pmd_index(first))
+            pmd = mm.pmds.get(pmd_index(max(first, vma.start)))     # vma_address()
             if pmd is not None and pmd.kind is PmdKind.HUGE and pmd.pfn == pfn:
                 mms.reach(pid)
                 out.append(Mapping(mm, vma, first, True))
