@@ -145,11 +145,11 @@ class Mapping:
 def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
     """Every mapping of the folio at head pfn, in pid and address order.
 
-    As page_vma_mapped_walk() does, each VMA is looked at only inside itself: a VMA
-    that covers part of the folio's index range from its start (an mremap moved the
-    rest elsewhere) has the folio's first page below vm_start, in a PMD another VMA
-    owns, so its walk starts at vma_address() (clamped to vm_start) and a PMD-mapped
-    THP must be mapped by the PMD there (check_pmd()).
+    As page_vma_mapped_walk() does, each VMA is looked at only inside itself: where the
+    VMA's pgoff lies inside the folio's index range (a piece of the region mremapped on
+    its own), the folio's first address in it is below vm_start, in a PMD that another
+    VMA may own; vma_address() clamps it to vm_start, and a PMD mapping counts only if
+    the PMD there maps the folio (check_pmd()).
     """
     mem = k.mem
     av = mem.anon_vma[pfn]
