@@ -155,7 +155,14 @@ class Mapping:
 
 
 def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
-    """Every mapping of the folio at head pfn, in pid and address order."""
+    """Every mapping of the folio at head pfn, in pid and address order.
+
+    As page_vma_mapped_walk() does, each VMA is looked at only inside itself: where the
+    VMA's pgoff lies inside the folio's index range (a piece of the region mremapped on
+    its own), the folio's first address in it is below vm_start, in a PMD that another
+    VMA may own; vma_address() clamps it to vm_start, and a PMD mapping counts only if
+    the PMD there maps the folio (check_pmd()).
+    """
     mem = k.mem
     av = mem.anon_vma[pfn]
     index = mem.index[pfn]
@@ -172,7 +179,7 @@ def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
             first = vma.address_of(index)
             if first + (nr << PAGE_SHIFT) <= vma.start or first >= vma.end:
                 continue
-            pmd = mm.pmds.get(pmd_index(first))
+            pmd = mm.pmds.get(pmd_index(max(first, vma.start)))     # vma_address()
             if pmd is not None and pmd.kind is PmdKind.HUGE and pmd.pfn == pfn:
                 mms.reach(pid)
                 out.append(Mapping(mm, vma, first, True))

@@ -129,8 +129,16 @@ def _split_order(head: int, new: list[int]) -> list[int]:
 
 
 def _activate(k: "Kernel", pfn: int) -> None:
-    k.lru.activate(pfn)
+    """activate_locked: the folio goes back to the active list (pgactivate).  The putback
+    (folio_putback_lru() after reclaim_folio_list(), move_folios_to_lru()) drops the
+    isolation reference; a folio nothing maps and no swap cache holds had no other one and
+    is freed there: a page a split left unmapped (mapped by the zero page instead) when no
+    swap slot could be had for it."""
     k.vmstat.count("pgactivate", k.mem.nr_pages(pfn))
+    if not k.mem.folio_mapped(pfn) and pfn not in k.folio_swap:
+        free_folio(k, pfn)
+        return
+    k.lru.activate(pfn)
 
 
 def reclaim_pages(k: "Kernel", folios: list[int]) -> int:

@@ -565,6 +565,33 @@ class MmshMachine(RuleBasedStateMachine):
         elif then == "pageout":
             self.run(f"madvise {self.unit_text(unit)} pageout")
 
+    @rule(r=ranges, off=st.sampled_from((4 * K, 12 * K, 64 * K, M)), length=st.sampled_from((4 * K, 4 * K, 64 * K)),
+          then=st.sampled_from(("pageout", "pageout", "reclaim", "pageout, touch")),
+          kind=st.sampled_from((*KINDS, None)), armed=st.sampled_from((False, False, False, True)))
+    def thp_below_its_moved_piece(self, r: tuple, off: int, length: int, then: str, kind: str | None,
+                                  armed: bool) -> None:
+        """Two pieces of a THP moved apart and back side by side: the pages from `off` go to a
+        free 2 MiB (MREMAP_FIXED), the ones before `off`, grown to 2 MiB, to the 2 MiB just
+        below them and are collapsed into a THP there.  The first VMA (same anon_vma) covers the
+        THP's index range from `off` on, its first address in that range lying in the THP's
+        PMD.  The THP is then reclaimed (to a device of `kind`, or to whatever swap there is,
+        maybe none): the rmap walk must find it once, inside its own VMA."""
+        unit = self.thp_unit(r[0])
+        if unit is None:
+            return
+        self.make_thp(unit, armed=armed)
+        dst = 0x6180_0000_0000 + self.serial * 16 * M
+        self.run(f"mremap {self.unit_text(unit, off, length)} {self.fresh('m')} at {dst + 2 * M:#x}")
+        thp = self.fresh("m")
+        if not self.run(f"mremap {self.unit_text(unit, 0, off)} {thp} size 2M at {dst:#x}"):
+            return
+        self.run(f"madvise {thp} collapse")
+        if kind is not None:
+            self.ensure_swap(kind)
+        self.run("reclaim" if then == "reclaim" else f"madvise {thp} pageout")
+        if then.endswith("touch"):
+            self.run(f"touch {thp}")
+
     @rule(r=ranges, swap=st.sampled_from(("pageout", "pageout", "pageout both", "")),
           dst=st.sampled_from(("new", "new_huge", "registered")),
           doff=st.sampled_from((4 * K, 4 * K, 0, M, 2 * M + 4 * K)),

@@ -74,13 +74,17 @@ def zswap_oracle(k, before: Before) -> str | None:
 
 
 def drain_ready(k) -> bool:
-    """Whether whole reclaim must empty the LRU: nothing armed, a free slot for every page it swaps."""
+    """Whether whole reclaim must empty the LRU: nothing armed, a free slot for every page it swaps
+    and one more while a swap-backed folio is there: a pass that fills the swap space leaves a
+    disk's clean swap cache for the next, which scans no anonymous LRU with no free slot
+    (can_reclaim_anon_pages()), as the kernel does."""
     if any(m is not FailMode.OFF for m in k.config.fail.values()):
         return False
     mem = k.mem
-    need = sum(mem.nr_pages(p) for p in [*k.lru.inactive, *k.lru.active] if not mem.test(p, PG.SWAPCACHE))
+    lru = [*k.lru.inactive, *k.lru.active]
+    need = sum(mem.nr_pages(p) for p in lru if not mem.test(p, PG.SWAPCACHE))
     free = sum(si.pages - 1 - si.inuse_pages for si in k.active_swap())
-    return free >= need
+    return free >= need + any(mem.test(p, PG.SWAPBACKED) for p in lru)
 
 
 def drain_oracle(k) -> str | None:
