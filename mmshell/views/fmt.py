@@ -171,7 +171,7 @@ def fold_words(words: array, steps: Callable[[int], tuple[int, ...]]) -> list[li
     return out
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=256)          # at most _LANES lanes each: a bounded cache
 def _lanes(n: int) -> tuple[int, int]:
     """n 64-bit lanes read as one integer: all ones, and 0, 1, 2, ... (native byte order)."""
     ones = int.from_bytes(array("Q", [1]) * n, sys.byteorder)
@@ -190,7 +190,18 @@ def _is_seq(words: array, lo: int, hi: int, step: int) -> bool:
         return False
     if words.itemsize != 8 or w0 + step * n >= 1 << 64:
         return words[lo:hi] == array(words.typecode, range(w0, w0 + step * n, step) if step else [w0] * n)
-    ones, ramp = _lanes(n)
+    if n > _LANES:          # a long slice (a live pagemap of gigabytes): compared a block at a time
+        return all(_is_seq_block(words, b, min(hi, b + _LANES), w0 + step * (b - lo), step)
+                   for b in range(lo, hi, _LANES))
+    return _is_seq_block(words, lo, hi, w0, step)
+
+
+#: The most lanes compared as one integer (the cached lane constants stay 32 KiB each).
+_LANES = 4096
+
+
+def _is_seq_block(words: array, lo: int, hi: int, w0: int, step: int) -> bool:
+    ones, ramp = _lanes(hi - lo)
     return int.from_bytes(memoryview(words)[lo:hi], sys.byteorder) == w0 * ones + step * ramp
 
 

@@ -50,6 +50,17 @@ def test_fold_words_matches_a_linear_scan(chunks) -> None:
     assert fold_words(array("Q", words), pte_steps) == linear_runs(words, pte_steps)
 
 
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 9000), st.integers(0, 5000)),
+                min_size=1, max_size=5))
+def test_fold_words_of_a_long_range_matches_a_linear_scan(runs) -> None:
+    """Slices longer than the lanes compared at once (a live pagemap of gigabytes) are
+    compared a block at a time, with the same runs."""
+    words: list[int] = []
+    for kind, length, base in runs:
+        words += [pte_word(kind, base + i, 0) for i in range(length)]
+    assert fold_words(array("Q", words), pte_steps) == linear_runs(words, pte_steps)
+
+
 def test_fold_words_uniform_table_is_one_run() -> None:
     words = array("Q", [swp_entry_to_pte(0, 512 + i, F_SWP_EXCLUSIVE) for i in range(512)])
     assert fold_words(words, pte_steps) == [[0, 512, 1 << 17]]
