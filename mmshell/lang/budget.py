@@ -132,7 +132,7 @@ def footprint(k: "Kernel") -> Footprint:
     counts = {
         "frames": k.mem.nr_frames,
         "swap slots": sum(si.pages for si in k.active_swap()),
-        "LRU folios": len(k.lru.active) + len(k.lru.inactive),
+        "LRU folios": len(k.lru),
         "cached slots": sum(len(si.cache) for si in k.active_swap()),
     }
     counts.update(tally.totals)

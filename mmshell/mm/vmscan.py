@@ -147,7 +147,7 @@ def _scannable(k: "Kernel", pfn: int) -> bool:
     """Whether the LRU scan of global or direct reclaim looks at this folio: get_scan_count()
     scans only the file LRU when no swap space is free (can_reclaim_anon_pages()), and the
     file LRU is where MADV_FREE put the lazyfree folios (!PG_swapbacked)."""
-    if pfn not in k.lru.inactive and pfn not in k.lru.active:
+    if not k.lru.on_lru(pfn):
         return False
     return not k.mem.test(pfn, PG.SWAPBACKED) or get_nr_swap_pages(k) > 0
 
@@ -169,10 +169,10 @@ def _scannable_run(k: "Kernel", lru: list[int], i: int, cap: int | None) -> int:
     if cap is not None:
         limit = min(limit, i + cap)
     flags, order = mem.flags, mem.order
-    lru_in, lru_act = k.lru.inactive, k.lru.active
+    on_lru = k.lru.on_lru
     while j < limit:
         pfn = lru[j]
-        if order[pfn] or not flags[pfn] & PG.SWAPBACKED or (pfn not in lru_in and pfn not in lru_act):
+        if order[pfn] or not flags[pfn] & PG.SWAPBACKED or not on_lru(pfn):
             break
         j += 1
     return j

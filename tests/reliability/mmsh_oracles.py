@@ -78,13 +78,13 @@ def drain_ready(k) -> bool:
     if any(m is not FailMode.OFF for m in k.config.fail.values()):
         return False
     mem = k.mem
-    need = sum(mem.nr_pages(p) for p in [*k.lru.inactive, *k.lru.active] if not mem.test(p, PG.SWAPCACHE))
+    need = sum(mem.nr_pages(p) for p in k.lru.oldest_first() if not mem.test(p, PG.SWAPCACHE))
     free = sum(si.pages - 1 - si.inuse_pages for si in k.active_swap())
     return free >= need
 
 
 def drain_oracle(k) -> str | None:
-    left = [*k.lru.inactive, *k.lru.active]
+    left = k.lru.oldest_first()
     if not left:
         return None
     return (f"whole reclaim left {len(left)} folio(s) on the LRU with swap to spare and nothing armed: "
