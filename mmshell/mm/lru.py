@@ -290,21 +290,32 @@ class Lru:
         return sum(n << o for o, n in by_order.items())
 
     # -- a command's checkpoint (lang/snapshot.py, lang/undo.py) ------------------
-    def checkpoint(self) -> tuple[array, array, array, array]:
-        """The links up to the high-water mark (9 bytes a frame, copied at C speed), and the
-        counts: `rollback` puts them back."""
+    def checkpoint(self) -> tuple[array, array]:
+        """The next links up to the high-water mark (4 bytes a frame, copied at C speed) and
+        the counts: the prev links and the list marks follow from them (`rollback`)."""
         h = self.hwm
-        return self.prev[:h], self.next[:h], self.which[:h], array("q", (h, *self.nr))
+        return self.next[:h], array("q", (h, *self.nr))
 
-    def rollback(self, saved: tuple[array, array, array, array]) -> None:
-        """Put the lists back as `checkpoint` saw them (`saved` is left as it is)."""
-        prev, nxt, which, meta = saved
+    def rollback(self, saved: tuple[array, array]) -> None:
+        """Put the lists back as `checkpoint` saw them (`saved` is left as it is): the next
+        links copied back, the prev links and the marks rebuilt by walking each list."""
+        nxt_saved, meta = saved
         h = meta[0]
-        self.prev[:h] = prev
-        self.next[:h] = nxt
-        self.which[:h] = which
+        prev, nxt, which = self.prev, self.next, self.which
+        nxt[:h] = nxt_saved
         top = max(self.hwm, h)
-        self.which[h:top] = array("B", bytes(top - h))     # frames linked since: on no list
+        which[:top] = array("B", bytes(top))
+        for head in (INACTIVE, ACTIVE):
+            mark, i, n = head + 1, head, meta[1 + head]
+            for _ in range(n + 1):
+                j = nxt[i]
+                prev[j] = i
+                if j == head:
+                    break
+                which[j] = mark
+                i = j
+            else:
+                raise VmBug(f"LRU list {head} longer than its saved count")
         self.hwm = h
         self.nr = [meta[1], meta[2]]
 
