@@ -1,6 +1,6 @@
 """Reclaim (mm/vmscan.c): shrink_folio_list and its entry points.
 
-The LRU (swap.py) holds folios by head pfn, oldest first (dict insertion order).
+The LRU (lru.py) holds folios by head pfn on linked lists, oldest first.
 New anonymous folios go on the inactive list (lru_cache_add_inactive_or_unevictable).
 `shrink_folio_list` follows 6.18 for anonymous folios: lazyfree folios are
 dropped when clean; a partially mapped THP is split first (its unmapped pages
