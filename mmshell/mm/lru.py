@@ -31,6 +31,7 @@ from .errors import VmBug
 
 INACTIVE, ACTIVE = 0, 1     # the sentinels' indexes, and lruvec->lists[] order
 _OFF = 2                    # index of pfn p: p + _OFF
+PFN_OFFSET = _OFF           # for loops that read Lru.which themselves (which[pfn + PFN_OFFSET])
 
 
 class Lru:
@@ -149,6 +150,10 @@ class Lru:
         """Folios `pfns` (none on a list yet) at the tail of list `head`, in that order."""
         if not pfns:
             return
+        n, p0 = len(pfns), pfns[0]
+        if pfns[-1] - p0 == n - 1 and pfns == list(range(p0, p0 + n)):
+            self.add_run(p0, n, head)       # consecutive frames (a bulk allocation): slices
+            return
         which = self.which
         idx = list(map(_OFF.__add__, pfns))
         if any(map(which.__getitem__, idx)) or len(set(idx)) != len(idx):
@@ -237,11 +242,11 @@ class Lru:
         out: list[int] = []
         append = out.append
         i = nxt[head]
-        while i != head:
+        for _ in range(self.nr[head]):
             append(i - _OFF)
             i = nxt[i]
-            if len(out) > self.nr[head]:
-                raise VmBug(f"LRU list {head} longer than its count: its links are broken")
+        if i != head:
+            raise VmBug(f"LRU list {head} does not end after its count of folios: its links are broken")
         return out
 
     def inactive(self) -> list[int]:

@@ -24,6 +24,7 @@ from .config import FaultPoint
 from .constants import HPAGE_PMD_NR
 from .folio import PG
 from .huge_split import deferred_split_scan, split_folio, split_huge_pmd_locked
+from .lru import PFN_OFFSET
 from .page_io import swap_writeout
 from .progress import progress
 from .rmap import rmap_walk_anon, try_to_unmap
@@ -169,10 +170,10 @@ def _scannable_run(k: "Kernel", lru: list[int], i: int, cap: int | None) -> int:
     if cap is not None:
         limit = min(limit, i + cap)
     flags, order = mem.flags, mem.order
-    on_lru = k.lru.on_lru
+    marks, off = k.lru.which, PFN_OFFSET        # nonzero: on an LRU list (Lru.on_lru inline)
     while j < limit:
         pfn = lru[j]
-        if order[pfn] or not flags[pfn] & PG.SWAPBACKED or not on_lru(pfn):
+        if order[pfn] or not flags[pfn] & PG.SWAPBACKED or not marks[pfn + off]:
             break
         j += 1
     return j
