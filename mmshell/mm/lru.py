@@ -47,7 +47,7 @@ class Lru:
         self.prev[ACTIVE] = self.next[ACTIVE] = ACTIVE   # INACTIVE's already point at 0
         self.nr = [0, 0]                # folios on each list
         self.hwm = _OFF                 # above every index ever linked: what a checkpoint copies
-        self.ramp = array("i")          # ramp[i] == i, grown as runs need it: runs' links by slicing
+        self.ramp = array("i", range(n))    # ramp[i] == i: a run's links are slices of it
 
     # -- one folio ----------------------------------------------------------------
     def list_add_tail(self, pfn: int, head: int = INACTIVE) -> None:
@@ -114,13 +114,6 @@ class Lru:
         return 0 <= pfn < len(self.which) - _OFF and self.which[pfn + _OFF] != 0
 
     # -- runs (the batched paths) -------------------------------------------------
-    def _ramp(self, end: int) -> array:
-        """0, 1, .. up to `end` at least, grown by doubling to at most the frames' count."""
-        ramp = self.ramp
-        if len(ramp) < end:
-            ramp.extend(range(len(ramp), min(max(end, 2 * len(ramp)), len(self.which))))
-        return ramp
-
     def add_run(self, p0: int, n: int, head: int = INACTIVE) -> None:
         """Folios p0 .. p0+n-1 (none on a list yet) at the tail of list `head`, in pfn order."""
         if n <= 0:
@@ -135,7 +128,7 @@ class Lru:
         t = prev[head]
         nxt[t] = i0
         prev[i0] = t
-        ramp = self._ramp(i0 + n)
+        ramp = self.ramp
         nxt[i0:i0 + n - 1] = ramp[i0 + 1:i0 + n]
         prev[i0 + 1:i0 + n] = ramp[i0:i0 + n - 1]
         last = i0 + n - 1
@@ -208,7 +201,7 @@ class Lru:
         last = i0 + n - 1
         nxt, which = self.next, self.which
         w = which[i0]
-        if not w or nxt[i0:last] != self._ramp(last + 1)[i0 + 1:last + 1] or pfns != list(range(p0, p0 + n)):
+        if not w or nxt[i0:last] != self.ramp[i0 + 1:last + 1] or pfns != list(range(p0, p0 + n)):
             return False
         prev = self.prev
         a, b = prev[i0], nxt[last]
