@@ -11,7 +11,10 @@ by pfn + 2, with the inactive list's sentinel at index 0 and the active one's at
 per-frame byte saying which list the folio is on (0: none, 1: inactive, 2: active: the
 kernel's PG_lru and PG_active, kept apart here because the flags are moved by their own
 callers).  Adding at the tail, deleting, activating and deactivating are O(1); the runs the
-batched paths add are linked with slice assignments.  The lists are walked oldest first.
+batched paths add are linked with slice assignments of `ramp` (ramp[i] == i), and a run
+of neighbours they free is cut out at once.  The lists are walked oldest first.  13 bytes
+a frame in all, made at `set ram`; a command's checkpoint copies the next links below the
+high-water mark (4 bytes a frame ever linked).
 
 Left out: the file lists and the unevictable list (only anonymous memory is simulated),
 the per-memcg lruvecs (one node, one lruvec), the per-CPU folio batches that delay
