@@ -87,7 +87,7 @@ def kernel_dump(k) -> dict[str, Any]:
         "swap_prio_order": list(k.swap_prio_order),
         "least_priority": k.least_priority,
         "folio_swap": {pfn: (e.type, e.offset) for pfn, e in sorted(k.folio_swap.items())},
-        "lru": (list(k.lru.inactive), list(k.lru.active)),
+        "lru": (k.lru.inactive(), k.lru.active()),
         "vmstat": {
             "events": dict(k.vmstat.events), "mthp": dict(k.vmstat.mthp),
             "nr_anon_pages": k.vmstat.nr_anon_pages, "nr_anon_thps": k.vmstat.nr_anon_thps,

@@ -26,7 +26,6 @@ from weakref import WeakKeyDictionary
 
 from ..mm.constants import HOST_BUDGET, HPAGE_PMD_NR, PAGE_SHIFT, PMD_SHIFT, PMD_SIZE
 from ..mm.errors import MmError
-from ..mm.huge_memory import thp_vma_allowable
 from ..mm.pgtable import PmdKind
 
 if TYPE_CHECKING:
@@ -38,9 +37,8 @@ __all__ = ["COST", "Footprint", "ProcessTally", "footprint", "process_cost", "pr
 
 #: Host bytes per item of state (measured; rounded up).
 COST = {
-    "frames": 34,           # one simulated 4 KiB frame: its mem_map entries
+    "frames": 47,           # one simulated 4 KiB frame: its mem_map entries and LRU links (mm/lru.py)
     "swap slots": 11,       # one swap slot: swap_map, zeromap, zswap and contents bytes
-    "LRU folios": 80,       # a folio on the LRU (an order-0 page costs this much more than its frame)
     "cached slots": 80,     # a slot held by a folio in the swap cache
     "PMD entries": 160,     # one populated PMD slot of one process
     "page tables": 4608,    # one PTE table: 512 encoded entries
@@ -132,7 +130,6 @@ def footprint(k: "Kernel") -> Footprint:
     counts = {
         "frames": k.mem.nr_frames,
         "swap slots": sum(si.pages for si in k.active_swap()),
-        "LRU folios": len(k.lru.active) + len(k.lru.inactive),
         "cached slots": sum(len(si.cache) for si in k.active_swap()),
     }
     counts.update(tally.totals)
@@ -157,10 +154,10 @@ def range_bound(k: "Kernel", pid: int, start: int, end: int, write: bool) -> int
     """The most a walk over [start, end) of pid can add (touch, check, uffd move's
     destination), per 2 MiB slot: a PMD entry where there is none yet; a page table
     unless there is one, or the slot holds a THP that the access leaves whole (a read, or
-    a write to a THP this process alone maps); a contents block where a write finds none;
-    and a folio on the LRU per page, or one per slot where a THP can come (no table yet,
-    and the VMA can hold one there).  In mainline, when the walk may need more frames
-    than are free, what its direct reclaim may split too (reclaim_bound)."""
+    a write to a THP this process alone maps); and a contents block where a write finds
+    none (a folio's frame and LRU links are there from `set ram`).  In mainline, when the
+    walk may need more frames than are free, what its direct reclaim may split too
+    (reclaim_bound)."""
     mm = k.mms[pid]
     chunks = k.shadow.procs.get(pid, {})
     total = 0
@@ -170,7 +167,7 @@ def range_bound(k: "Kernel", pid: int, start: int, end: int, write: bool) -> int
         if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
             shared = pmd.kind is PmdKind.ZERO or k.mem.entire_mapcount[pmd.pfn] > 1
             if write and shared:            # COW of a shared THP, or a write over the huge zero page
-                total += COST["page tables"] + COST["LRU folios"] * HPAGE_PMD_NR
+                total += COST["page tables"]
                 frames += HPAGE_PMD_NR
             if write and idx not in chunks:
                 total += COST["contents blocks"]
@@ -183,11 +180,6 @@ def range_bound(k: "Kernel", pid: int, start: int, end: int, write: bool) -> int
             total += COST["contents blocks"]
         base = idx << PMD_SHIFT
         lo, hi = max(start, base), min(end, base + PMD_SIZE)
-        vma = mm.find_vma(lo)
-        # a THP comes only where there is no table yet (a fault, or a PMD swap entry read whole)
-        thp = (vma is not None and (pmd is None or pmd.kind is PmdKind.SWAP) and lo == base
-               and hi == base + PMD_SIZE and thp_vma_allowable(k, vma, base))
-        total += COST["LRU folios"] * (1 if thp else (hi - lo) >> PAGE_SHIFT)
         frames += (hi - lo) >> PAGE_SHIFT
     if frames > k.mem.alloc.nr_free and not k.config.pmd_swap:
         # a fault that finds no free frame runs direct reclaim, which in mainline may split

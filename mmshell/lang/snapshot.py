@@ -7,7 +7,7 @@ session's region names) are `PidTable`s that save a process's entry when the
 command first reaches it (mm/pidtable.py), a process's VMAs are shared with its
 saved copy and put back from the journal of stores into them (mm/vma.py), and the
 mem_map is saved below its high-water mark (the frames ever allocated), the LRU lists
-as arrays of pfns; the rest of the machine (swap devices and cache, counters: sized
+as their next links below theirs; the rest of the machine (swap devices and cache, counters: sized
 by `swapon` and the pages in use, not by the number of processes or mappings) is
 copied whole with `snapshot`.
 `rollback()` puts everything back in the same Kernel object; `commit()` keeps
@@ -168,8 +168,8 @@ def snapshot(obj: Any, memo: dict[int, Any] | None = None) -> Any:
 
 
 #: The Kernel's attributes saved apart, not copied whole: the PidTables (per process), the
-#: mem_map (below its high-water mark: MemMap.checkpoint) and the LRU lists (as arrays of
-#: pfns: Lru.checkpoint).
+#: mem_map (below its high-water mark: MemMap.checkpoint) and the LRU lists (their next links
+#: below their high-water mark: Lru.checkpoint).
 _APART = frozenset({"mms", "shadow", "mem", "lru"})
 
 

@@ -9,7 +9,7 @@ command, keeping what the command did, and keeps instead what puts it back:
 - of the mem_map, the 16 KiB pieces of each per-frame array that the command
   changed below the high-water mark it started with, the mark, and the frame
   allocator (MemMap.checkpoint compared with the arrays after the command);
-- the LRU lists' order (Lru.checkpoint: two arrays of pfns);
+- the LRU lists' order (Lru.checkpoint: the next links up to the high-water mark, and the counts);
 - the rest of the machine as the checkpoint copied it (swap devices and cache,
   counters: sized by `swapon` and the pages in use, not by the number of
   processes or mappings), the current pid and the region names.

@@ -150,7 +150,7 @@ def _wp_page_run(k: "Kernel", mm: MmStruct, vma: VmArea, ptes: array, i0: int, n
         index[new] = idx0 + j
         anon_vma[new] = av
         ptes[i0 + j] = (new << PFN_SHIFT) | (w & FLAGS_MASK) | KIND_PRESENT
-    k.lru.inactive.update(dict.fromkeys(new_pfns))
+    k.lru.add_many(new_pfns)
     k.vmstat.nr_anon_pages += len(copies)
     ev = k.vmstat.events
     ev["pgfault"] += n
@@ -197,6 +197,6 @@ def _map_new_folios(k: "Kernel", mm: MmStruct, ptes: array, i0: int, n: int, vma
             anon_vma[pfn] = av
             data[pfn] = 0
             ptes[i0 + j] = (pfn << PFN_SHIFT) | bits
-    k.lru.inactive.update(dict.fromkeys(pfns))
+    k.lru.add_many(pfns)
     k.vmstat.nr_anon_pages += n
     mm.rss_anon += n

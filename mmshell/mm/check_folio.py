@@ -182,8 +182,8 @@ def _check_leaks(k: "Kernel", f: _Frames, pte_maps: Counter, pmd_maps: Counter) 
 
 def _check_lru(k: "Kernel", f: _Frames) -> list[str]:
     """The LRU holds every folio once, and nothing else; PG_lru marks exactly those."""
-    problems = []
-    inactive, active = k.lru.inactive, k.lru.active
+    problems = k.lru.check_links()
+    inactive, active = dict.fromkeys(k.lru.inactive()), dict.fromkeys(k.lru.active())
     folios = bm.and_masks(f.small, bm.not_mask(f.zero_mask))
     large_set = f.large_set
     nr_folios = folios.count(1) + len(large_set)

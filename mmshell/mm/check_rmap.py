@@ -132,7 +132,7 @@ def check_swap_cache_overlap(k: "Kernel", cached_slots: int) -> list[str]:
 def check_lru_flags(k: "Kernel", lru_mask: bytes) -> list[str]:
     """PG_lru is set on every folio on an LRU list and on no other frame (`lru_mask`: 1 at
     the frames with PG_lru).  check.py checks that the lists hold every folio once."""
-    inactive, active = k.lru.inactive, k.lru.active
+    inactive, active = dict.fromkeys(k.lru.inactive()), dict.fromkeys(k.lru.active())
     listed = len(inactive) + len(active)
     try:
         flagged_listed = sum(map(lru_mask.__getitem__, inactive)) + sum(map(lru_mask.__getitem__, active))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, pmd_index, pte_index
 from .folio import PG
+from .lru import ACTIVE, INACTIVE
 from .mm_types import MmStruct
 from .pgtable import (F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_YOUNG, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd,
                       PmdKind, PteTable, mk_pte, pmd_pgtable, swp_entry_to_pte)
@@ -115,14 +116,14 @@ def split_folio(k: "Kernel", pfn: int, to_list: bool = False) -> list[int]:
         k.vmstat.mthp["nr_anon_partially_mapped"] -= 1
     entry = k.folio_swap.get(pfn)
     new = list(range(pfn, pfn + HPAGE_PMD_NR))
-    active = pfn in k.lru.active
+    active = k.lru.is_active(pfn)
     k.lru.delete(pfn)
     for i, p in enumerate(new):
         mem.flags[p] = PG.USED | head_flags | (mem.flags[p] & PG.ANON_EXCLUSIVE)
         mem.order[p] = 0
         mem.index[p] = index + i
         mem.anon_vma[p] = av
-        (k.lru.active if active else k.lru.inactive)[p] = None
+    k.lru.add_run(pfn, HPAGE_PMD_NR, ACTIVE if active else INACTIVE)
     if entry is not None:
         # A swap-cache folio: each new folio caches its own slot.
         cache = k.swp_info(entry.type).cache

@@ -19,7 +19,7 @@ from .mm_types import MmStruct
 from .pagewalk import Walker
 from .pidtable import PidTable
 from .shadow import Shadow
-from .swap import Lru
+from .lru import Lru
 from .swap_info import SwapInfo
 from .swapops import SwpEntry
 from .vmstat import VmStat
@@ -39,7 +39,6 @@ class Kernel:
         self.swap_prio_order: list[int] = []       # swap_avail_head: types by priority
         self.least_priority = -1
         self.folio_swap: dict[int, SwpEntry] = {}   # folio->swap of swap-cache folios
-        self.lru = Lru()
         self.mms: PidTable[MmStruct] = PidTable({1: MmStruct(pid=1, parent=0)})
         self.next_pid = 2
         self.next_anon_vma = 1
@@ -56,6 +55,7 @@ class Kernel:
     def boot_mem(self) -> None:
         """A fresh mem_map of config.ram, frame 0 the shared zero page (empty_zero_page)."""
         self.mem = MemMap(self.config.ram >> PAGE_SHIFT)
+        self.lru = Lru(self.mem.nr_frames)
         zero_pfn = self.mem.folio_alloc(0)
         if zero_pfn is None:
             raise VmBug("no frame for the zero page")

@@ -272,5 +272,5 @@ def _mark_lazyfree(k: "Kernel", pfn: int) -> None:
     mem.clear(pfn, PG.DIRTY)
     mem.clear(pfn, PG.SWAPBACKED)
     k.lru.delete(pfn)
-    k.lru.inactive[pfn] = None
+    k.lru.add(pfn)
     k.vmstat.count("pglazyfree", mem.nr_pages(pfn))

@@ -1,6 +1,6 @@
 """The LRU lists and the end of a folio's life (mm/swap.c, include/linux/mm_inline.h).
 
-`Lru` holds the anon LRU lists of the one node; `lru_add` puts a new folio on
+`Lru` (lru.py) holds the anon LRU lists of the one node; `lru_add` puts a new folio on
 them (folio_add_lru_vma).  `free_folio` and `free_order0_folios` give folios
 whose last reference is gone back to the allocator (__folio_put,
 folios_put_refs), `folio_put_if_unused` drops a mapping's reference.  The
@@ -13,9 +13,6 @@ vmscan), which all end folios' lives, as mm/swap.c sits below them in the kernel
 
 from __future__ import annotations
 
-from array import array
-from collections import Counter, deque
-from itertools import repeat
 from typing import TYPE_CHECKING
 
 from .constants import HPAGE_PMD_ORDER
@@ -26,60 +23,10 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 
-class Lru:
-    """The anon LRU lists of the one node: head pfn -> None, oldest first."""
-
-    __slots__ = ("inactive", "active")
-
-    def __init__(self) -> None:
-        self.inactive: dict[int, None] = {}
-        self.active: dict[int, None] = {}
-
-    def add(self, pfn: int) -> None:
-        self.inactive[pfn] = None
-
-    def delete(self, pfn: int) -> None:
-        self.inactive.pop(pfn, None)
-        self.active.pop(pfn, None)
-
-    def activate(self, pfn: int) -> None:
-        if pfn in self.inactive:
-            del self.inactive[pfn]
-            self.active[pfn] = None
-
-    def deactivate(self, pfn: int) -> bool:
-        if pfn in self.active:
-            del self.active[pfn]
-            self.inactive[pfn] = None
-            return True
-        return False
-
-    def oldest_first(self) -> list[int]:
-        return [*self.inactive, *self.active]
-
-    # -- a command's checkpoint (lang/snapshot.py) -------------------------------
-    def checkpoint(self) -> tuple[array, array]:
-        """The lists' order as two arrays of pfns: 8 bytes a folio, where a copy of the
-        dicts costs several times that (a refusal rebuilds them: `rollback`)."""
-        return array("q", self.inactive), array("q", self.active)
-
-    def rollback(self, saved: tuple[array, array]) -> None:
-        """Put the lists back as `checkpoint` saw them."""
-        self.inactive = dict.fromkeys(saved[0])
-        self.active = dict.fromkeys(saved[1])
-
-    def __deepcopy__(self, memo: dict) -> "Lru":
-        new = Lru()
-        new.inactive = dict(self.inactive)
-        new.active = dict(self.active)
-        return new
-
-
-def lru_pages(k: "Kernel", lst: dict[int, None]) -> int:
-    """The pages of the folios on one LRU list (the kernel keeps this as NR_INACTIVE_ANON /
-    NR_ACTIVE_ANON; here it is counted when asked): folios counted by order, at C speed."""
-    by_order = Counter(map(k.mem.order.__getitem__, lst))
-    return sum(n << order for order, n in by_order.items())
+def lru_pages(k: "Kernel", head: int) -> int:
+    """The pages of the folios on LRU list `head` (INACTIVE or ACTIVE): NR_INACTIVE_ANON /
+    NR_ACTIVE_ANON, counted when asked."""
+    return k.lru.lru_pages(k.mem.order, head)
 
 
 def lru_add(k: "Kernel", pfn: int) -> None:
@@ -109,10 +56,7 @@ def free_order0_folios(k: "Kernel", pfns: list[int]) -> None:
         if flags[pfn] & swapcache and not folio_free_swap(k, pfn):
             kept.add(pfn)
     out = [pfn for pfn in pfns if pfn not in kept] if kept else list(pfns)
-    lru_in, lru_act = k.lru.inactive, k.lru.active
-    for lst in (lru_in, lru_act):
-        if lst:
-            deque(map(lst.pop, out, repeat(None)), maxlen=0)      # each pfn off the list, at C speed
+    k.lru.delete_many(out)
     k.vmstat.count("pgfree", len(out))
     mem.free_order0_runs(sorted(out))
 

@@ -103,7 +103,6 @@ def _map_run(k: "Kernel", si: SwapInfo, ptes: array, i0: int, pfns: list[int], o
     mem = k.mem
     flags, mapcount, index, anon_vma, data = mem.flags, mem.mapcount, mem.index, mem.anon_vma, mem.data
     sdata, sm = si.data, si.swap_map
-    inactive = k.lru.inactive
     pfn_shift, pte_bits = PFN_SHIFT, pte_flags | KIND_PRESENT      # mk_pte() inline: once per page
     for j, (pfn, off) in enumerate(zip(pfns, offs)):
         flags[pfn] = folio_flags
@@ -111,9 +110,9 @@ def _map_run(k: "Kernel", si: SwapInfo, ptes: array, i0: int, pfns: list[int], o
         index[pfn] = idx0 + j
         anon_vma[pfn] = av
         data[pfn] = sdata[off]
-        inactive[pfn] = None
         ptes[i0 + j] = (pfn << pfn_shift) | pte_bits
         sm[off] = 0
+    k.lru.add_many(pfns)
 
 
 def _map_run_contiguous(k: "Kernel", si: SwapInfo, ptes: array, i0: int, p0: int, o0: int, n: int, folio_flags: int,
@@ -125,7 +124,7 @@ def _map_run_contiguous(k: "Kernel", si: SwapInfo, ptes: array, i0: int, p0: int
     mem.index[p0:p0 + n] = array("q", range(idx0, idx0 + n))
     mem.anon_vma[p0:p0 + n] = array("i", [av]) * n
     mem.data[p0:p0 + n] = si.data[o0:o0 + n]
-    k.lru.inactive.update(dict.fromkeys(range(p0, p0 + n)))
+    k.lru.add_run(p0, n)
     first = mk_pte(p0, pte_flags)
     ptes[i0:i0 + n] = array("Q", range(first, first + (n << PFN_SHIFT), 1 << PFN_SHIFT))
     si.swap_map[o0:o0 + n] = bytes(n)

@@ -21,6 +21,7 @@ from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_page_range, walk_pmd_range
 from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_YOUNG, PmdKind, is_swap_pte, pte_pfn,
                       pte_present, pte_swp_offset, pte_swp_type)
+from .lru import ACTIVE, INACTIVE
 from .swap import lru_pages
 from .vma import VmArea
 from .vmstat import EVENTS
@@ -280,15 +281,15 @@ def meminfo(k: "Kernel") -> dict[str, int]:
         "SwapTotal": swap_total * kb,
         "SwapFree": (swap_total - swap_used) * kb,
         "PageTables": sum(mm.nr_ptes for mm in k.mms.peek_values()) * kb,
-        "Active(anon)": lru_pages(k, k.lru.active) * kb,
-        "Inactive(anon)": lru_pages(k, k.lru.inactive) * kb,
+        "Active(anon)": lru_pages(k, ACTIVE) * kb,
+        "Inactive(anon)": lru_pages(k, INACTIVE) * kb,
     }
 
 
 def vmstat_snapshot(k: "Kernel") -> dict[str, int]:
     """/proc/vmstat as the simulation models it: gauges then events, kernel order."""
-    inactive = lru_pages(k, k.lru.inactive)
-    active = lru_pages(k, k.lru.active)
+    inactive = lru_pages(k, INACTIVE)
+    active = lru_pages(k, ACTIVE)
     out = {
         "nr_free_pages": k.mem.alloc.nr_free,
         "nr_zone_inactive_anon": inactive,

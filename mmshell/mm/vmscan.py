@@ -1,6 +1,6 @@
 """Reclaim (mm/vmscan.c): shrink_folio_list and its entry points.
 
-The LRU (swap.py) holds folios by head pfn, oldest first (dict insertion order).
+The LRU (lru.py) holds folios by head pfn on linked lists, oldest first.
 New anonymous folios go on the inactive list (lru_cache_add_inactive_or_unevictable).
 `shrink_folio_list` follows 6.18 for anonymous folios: lazyfree folios are
 dropped when clean; a partially mapped THP is split first (its unmapped pages
@@ -24,6 +24,7 @@ from .config import FaultPoint
 from .constants import HPAGE_PMD_NR
 from .folio import PG
 from .huge_split import deferred_split_scan, split_folio, split_huge_pmd_locked
+from .lru import PFN_OFFSET
 from .page_io import swap_writeout
 from .progress import progress
 from .rmap import rmap_walk_anon, try_to_unmap
@@ -155,7 +156,7 @@ def _scannable(k: "Kernel", pfn: int) -> bool:
     """Whether the LRU scan of global or direct reclaim looks at this folio: get_scan_count()
     scans only the file LRU when no swap space is free (can_reclaim_anon_pages()), and the
     file LRU is where MADV_FREE put the lazyfree folios (!PG_swapbacked)."""
-    if pfn not in k.lru.inactive and pfn not in k.lru.active:
+    if not k.lru.on_lru(pfn):
         return False
     return not k.mem.test(pfn, PG.SWAPBACKED) or get_nr_swap_pages(k) > 0
 
@@ -177,10 +178,10 @@ def _scannable_run(k: "Kernel", lru: list[int], i: int, cap: int | None) -> int:
     if cap is not None:
         limit = min(limit, i + cap)
     flags, order = mem.flags, mem.order
-    lru_in, lru_act = k.lru.inactive, k.lru.active
+    marks, off = k.lru.which, PFN_OFFSET        # nonzero: on an LRU list (Lru.on_lru inline)
     while j < limit:
         pfn = lru[j]
-        if order[pfn] or not flags[pfn] & PG.SWAPBACKED or (pfn not in lru_in and pfn not in lru_act):
+        if order[pfn] or not flags[pfn] & PG.SWAPBACKED or not marks[pfn + off]:
             break
         j += 1
     return j

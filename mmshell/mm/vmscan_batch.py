@@ -167,9 +167,6 @@ def _unmap_and_write(k: "Kernel", si: "SwapInfo", folios: list[int], words: arra
 
 def _free_run(k: "Kernel", folios: list[int]) -> None:
     """free_folio() of each folio of the run: off the LRU, back to the allocator."""
-    lru_in, lru_act = k.lru.inactive, k.lru.active
-    for pfn in folios:
-        lru_in.pop(pfn, None)
-        lru_act.pop(pfn, None)
+    k.lru.delete_many(folios)
     k.vmstat.count("pgfree", len(folios))
     k.mem.free_order0_runs(sorted(folios))

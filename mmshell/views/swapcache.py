@@ -23,7 +23,7 @@ def cached_folios(k: "Kernel") -> list[dict]:
     for pfn, entry in sorted(k.folio_swap.items(), key=lambda kv: (kv[1].type, kv[1].offset)):
         nr = mem.nr_pages(pfn)
         mapcount = mem.folio_mapcount(pfn)
-        lru = "active" if pfn in k.lru.active else "inactive" if pfn in k.lru.inactive else None
+        lru = "active" if k.lru.is_active(pfn) else "inactive" if k.lru.is_inactive(pfn) else None
         out.append({
             "pfn": pfn,
             "order": mem.order[pfn],

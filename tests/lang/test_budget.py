@@ -37,7 +37,7 @@ def test_the_footprint_counts_every_costed_item() -> None:
     assert counts["PMD entries"] == 6 and counts["VMAs"] == 4              # a, b in both processes
     assert counts["page tables"] == 4                                     # b's, and a+2M's split, in each
     assert counts["contents blocks"] == 6
-    assert counts["cached slots"] == 512 and counts["LRU folios"] == 1 + 1 + 2     # a's THPs, b's pages
+    assert counts["cached slots"] == 512
     assert footprint(r.k).bytes == sum(COST[i] * n for i, n in counts.items())
     assert process_cost(r.k, 2) == 3 * COST["PMD entries"] + 2 * COST["page tables"] + 3 * COST["contents blocks"] \
         + 2 * COST["VMAs"]
@@ -76,8 +76,8 @@ def test_a_command_past_the_budget_is_refused_before_it_starts(monkeypatch) -> N
         r = run(SCRIPT, pmd_swap=mode)
         errors = r.errors()
         assert errors[0] == ("test.mmsh:6: fork: ENOMEM: a copy of pid 1 could add 0.1 MiB of host memory to "
-                             "the 3.1 MiB the simulation holds: beyond its budget of 3.2 MiB (the most is 65536 "
-                             "frames, 2.1 MiB)"), errors
+                             "the 3.9 MiB the simulation holds: beyond its budget of 4.0 MiB (the most is 65536 "
+                             "frames, 2.9 MiB)"), errors
         assert sorted(r.k.mms) == [1, 2]                                  # the first fork ran, no other
         assert footprint(r.k).bytes <= budget.HOST_BUDGET
 
@@ -98,7 +98,7 @@ def test_mainline_reclaim_is_bounded_by_the_tables_it_splits(monkeypatch) -> Non
     assert records[0].error == ("t.mmsh:1: reclaim: ENOMEM: splitting the PMDs of the THPs it swaps out could "
                                 f"add 0.6 MiB of host memory to the {budget._mib(footprint(r.k).bytes - 2 * COST['page tables'])}"
                                 f" the simulation holds: beyond its budget of {budget._mib(budget.HOST_BUDGET)} (the "
-                                "most is 65536 frames, 2.1 MiB)")
+                                "most is 65536 frames, 2.9 MiB)")
     assert records[1].kind == "ok"                                        # 2 tables fit
     monkeypatch.setattr(budget, "HOST_BUDGET", footprint(r.k).bytes + tables)
     assert run_text(r.session, "reclaim\n", "t.mmsh").exit_status() == 0
@@ -121,7 +121,7 @@ def test_a_command_that_ends_past_the_budget_is_undone(monkeypatch) -> None:
 def test_the_budget_is_stated() -> None:
     assert HOST_BUDGET == 1536 << 20
     # the largest machine fits with room for processes
-    assert (64 << 18) * (COST["frames"] + COST["swap slots"]) < HOST_BUDGET // 2
+    assert (64 << 18) * (COST["frames"] + COST["swap slots"]) < HOST_BUDGET * 2 // 3
 
 
 @pytest.fixture(autouse=True)
@@ -131,15 +131,16 @@ def _no_leak():
         tracemalloc.stop()
 
 
-def test_a_read_bounds_a_folio_per_page_where_a_table_is() -> None:
-    """After mainline reclaim every 2 MiB is a table of swap PTEs: reading it back brings
-    512 small folios per table, not one THP."""
+def test_a_read_bounds_a_table_only_where_none_is() -> None:
+    """After mainline reclaim every 2 MiB is a table of swap PTEs: reading it back adds no
+    host memory (its small folios' frames and LRU links are there from `set ram`); after the
+    series' reclaim a PMD swap entry is read back as a THP, costed a table as any PMD-level
+    entry's read may need one."""
     r = run(SCRIPT.split("touch a read")[0], pmd_swap=False).ok()
     start, length = r.session.names()["a"]
-    assert budget.range_bound(r.k, 1, start, start + length, False) == 32 * 512 * COST["LRU folios"]
+    assert budget.range_bound(r.k, 1, start, start + length, False) == 0
     r = run(SCRIPT.split("touch a read")[0], pmd_swap=True).ok()         # PMD swap entries: a THP each
-    assert budget.range_bound(r.k, 1, start, start + length, False) == 32 * (COST["page tables"]
-                                                                          + COST["LRU folios"])
+    assert budget.range_bound(r.k, 1, start, start + length, False) == 32 * COST["page tables"]
 
 
 def test_a_walk_short_of_frames_counts_what_its_direct_reclaim_may_split() -> None:

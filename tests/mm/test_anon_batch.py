@@ -37,7 +37,7 @@ def machine_state(k: Kernel) -> dict[str, Any]:
         "mem_map": {name: bytes(getattr(mem, name)) for name in MemMap.ARRAYS},
         "hwm": mem.hwm,
         "free": (bytes(mem.alloc.free_map()), mem.alloc.nr_free),
-        "lru": (list(k.lru.inactive), list(k.lru.active)),
+        "lru": (k.lru.inactive(), k.lru.active()),
         "vmstat": (dict(k.vmstat.events), dict(k.vmstat.mthp), k.vmstat.nr_anon_pages, k.vmstat.nr_anon_thps,
                    k.vmstat.nr_swapcached),
         "mms": {pid: ([(v.start, v.end, int(v.flags), v.pgoff, v.anon_vma, v.anon_vma_chain)

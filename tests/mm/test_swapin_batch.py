@@ -42,7 +42,7 @@ def state(k: Kernel) -> tuple:
     return (dict(k.vmstat.events), dict(k.vmstat.mthp), k.vmstat.nr_anon_pages, k.vmstat.nr_swapcached, tables,
             [(mm.rss_anon, mm.rss_swapents, mm.nr_ptes) for mm in k.mms.values()],
             bytes(k.swap_info[0].swap_map) if k.swap_info[0] else None,
-            list(k.lru.inactive), list(k.lru.active), bytes(k.mem.alloc.free_map()))
+            k.lru.inactive(), k.lru.active(), bytes(k.mem.alloc.free_map()))
 
 
 @pytest.mark.parametrize("write", [False, True], ids=["read", "write"])

@@ -26,7 +26,8 @@ from mmshell.mm.mremap import sys_mremap
 from mmshell.mm.pgtable import F_SWP_EXCLUSIVE, PmdKind, pmd_pgtable, pte_present, swp_entry_to_pte
 from mmshell.mm.swap_info import SwapKind
 from mmshell.mm.swapops import SwpEntry
-from mmshell.mm.swap import Lru, lru_pages
+from mmshell.mm.lru import ACTIVE, INACTIVE, Lru
+from mmshell.mm.swap import lru_pages
 from mmshell.mm.vmscan import shrink_folio_list, shrink_lruvec
 
 #: THP_SWPOUT_FALLBACK (F2): the folio was split, then its 512 pages went out one by one.
@@ -161,7 +162,7 @@ def test_thp_pageout_without_any_swap_device_still_splits() -> None:
     pageout(k, a)
     assert c.moved() == {**F2, "pgactivate": 512}
     assert all(pte_present(p) for p in pmd_pgtable(pmd_at(k, a)).ptes)
-    assert len(k.lru.active) == HPAGE_PMD_NR and not k.lru.inactive
+    assert k.lru.nr_folios(ACTIVE) == HPAGE_PMD_NR and not k.lru.nr_folios(INACTIVE)
     assert_consistent(k)
 
 
@@ -258,7 +259,7 @@ def test_redirtied_lazyfree_thp_is_activated_not_freed() -> None:
     c = Counters(k)
     assert shrink_lruvec(k, None) == 0
     assert c.moved() == {"pgactivate": 512, "thp_split_pmd": 1}
-    assert list(k.lru.active) == [0x200]
+    assert k.lru.active() == [0x200]
     assert_consistent(k)
 
 
@@ -270,10 +271,10 @@ def test_lru_keeps_folios_oldest_first_and_counts_pages_by_order() -> None:
     mm = k.mm(1)
     b = sys_mmap(k, mm, 4096, RW, None, None)
     access_range(k, mm, b, b + 4096, True)
-    assert k.lru.oldest_first()[0] == pmd_at(k, a).pfn and len(k.lru.inactive) == 2
-    assert (lru_pages(k, k.lru.inactive), lru_pages(k, k.lru.active)) == (513, 0)
+    assert k.lru.oldest_first()[0] == pmd_at(k, a).pfn and k.lru.nr_folios(INACTIVE) == 2
+    assert (lru_pages(k, INACTIVE), lru_pages(k, ACTIVE)) == (513, 0)
     k.lru.activate(0x200)
-    assert (lru_pages(k, k.lru.inactive), lru_pages(k, k.lru.active)) == (1, 512)
+    assert (lru_pages(k, INACTIVE), lru_pages(k, ACTIVE)) == (1, 512)
     assert k.lru.deactivate(0x200) and not k.lru.deactivate(0x200)
     assert k.lru.oldest_first()[-1] == 0x200
     assert isinstance(k.lru, Lru)

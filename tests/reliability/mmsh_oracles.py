@@ -81,14 +81,14 @@ def drain_ready(k) -> bool:
     if any(m is not FailMode.OFF for m in k.config.fail.values()):
         return False
     mem = k.mem
-    lru = [*k.lru.inactive, *k.lru.active]
+    lru = k.lru.oldest_first()
     need = sum(mem.nr_pages(p) for p in lru if not mem.test(p, PG.SWAPCACHE))
     free = sum(si.pages - 1 - si.inuse_pages for si in k.active_swap())
     return free >= need + any(mem.test(p, PG.SWAPBACKED) for p in lru)
 
 
 def drain_oracle(k) -> str | None:
-    left = [*k.lru.inactive, *k.lru.active]
+    left = k.lru.oldest_first()
     if not left:
         return None
     return (f"whole reclaim left {len(left)} folio(s) on the LRU with swap to spare and nothing armed: "

@@ -115,8 +115,7 @@ def c_frame_free_and_used(k):
 
 
 def c_lru(k):
-    pfn = next(iter(k.lru.inactive))
-    del k.lru.inactive[pfn]
+    k.lru.delete(k.lru.inactive()[0])
     return "not on the LRU"
 
 
@@ -177,7 +176,7 @@ def c_two_folios_one_slot(k):
 
 
 def c_lru_flag(k):
-    k.mem.clear(next(iter(k.lru.inactive)), PG.LRU)
+    k.mem.clear(k.lru.inactive()[0], PG.LRU)
     return "without PG_lru"
 
 
@@ -251,6 +250,10 @@ def test_checker_survives_any_corruption(seed: int, where: str) -> None:
         si, off = _a_swapped_slot(k)
         si.cache[off] = rng.randrange(k.mem.nr_frames)
     else:
-        k.lru.inactive[rng.randrange(k.mem.nr_frames + 10)] = None
+        pfn = rng.randrange(k.mem.nr_frames)
+        if k.lru.on_lru(pfn):
+            k.lru.delete(pfn)
+        else:
+            k.lru.add(pfn)
     check_invariants(k)
     check_data(k)

@@ -169,10 +169,10 @@ def test_the_lru_lists_are_put_back_in_their_order() -> None:
     s = _session("set thp never; swapon z0 16M; mmap a 1M; touch a; mmap b 1M; touch b; "
                  "madvise a+256K:64K pageout; touch a")
     whole = state_dump(s)
-    order = (list(s.kernel.lru.inactive), list(s.kernel.lru.active))
+    order = (s.kernel.lru.inactive(), s.kernel.lru.active())
     assert order[0]
     cp = Checkpoint(s)
     _run(s, "madvise b:128K pageout; munmap a:256K; touch b; reclaim 64K")
-    assert (list(s.kernel.lru.inactive), list(s.kernel.lru.active)) != order
+    assert (s.kernel.lru.inactive(), s.kernel.lru.active()) != order
     cp.rollback()
-    assert (list(s.kernel.lru.inactive), list(s.kernel.lru.active)) == order and state_dump(s) == whole
+    assert (s.kernel.lru.inactive(), s.kernel.lru.active()) == order and state_dump(s) == whole
