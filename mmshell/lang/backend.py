@@ -147,6 +147,14 @@ class OnSession:
         self.s.pid = pid
 
     @property
+    def timing(self) -> bool:
+        return bool(self.s.timing)
+
+    @timing.setter
+    def timing(self, on: bool) -> None:
+        self.s.timing = on
+
+    @property
     def pinned(self) -> dict[str, str]:
         return dict(self.s.pinned)
 

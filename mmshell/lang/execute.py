@@ -262,14 +262,6 @@ class _Simulator(OnSession):
     def __init__(self, s: Session) -> None:
         self.s = s
 
-    @property
-    def timing(self) -> bool:
-        return bool(self.s.timing)
-
-    @timing.setter
-    def timing(self, on: bool) -> None:
-        self.s.timing = on
-
     def check_pid(self, pid: int) -> None:
         self.s.kernel.mm(pid)
 
