@@ -11,7 +11,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE,
+from .constants import (MAX_MAP_COUNT, MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE,
                         TASK_SIZE, pmd_index, pte_index)
 from .errors import MmError
 from .folio import PG
@@ -169,10 +169,41 @@ def vma_range(k: "Kernel", mm: MmStruct, start: int, end: int) -> list[VmArea]:
     return mm.vmas_in(start, end)
 
 
-def sys_munmap(k: "Kernel", mm: MmStruct, start: int, length: int) -> None:
-    """munmap(): split VMAs at the edges, zap the page tables, remove the VMAs."""
+def munmap_splits(mm: MmStruct, start: int, end: int) -> list[int]:
+    """The PMD slots a munmap of [start, end) splits: a PMD-level entry (a THP, the huge
+    zero page or, with the series, a PMD swap entry) that the range covers in part.  At
+    most two, the edges; the caller's limits count what each split adds (a table, and with
+    lazy deposit a page-table page)."""
+    edges = {start >> PMD_SHIFT} if start & ~PMD_MASK else set()
+    if end & ~PMD_MASK:
+        edges.add(end >> PMD_SHIFT)     # the slot holding the last byte, end - 1
+    out = []
+    for idx in sorted(edges):
+        pmd = mm.pmds.get(idx)
+        if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
+            out.append(idx)     # its VMA covers the whole 2 MiB: the table stays for the rest
+    return out
+
+
+def munmap_check(mm: MmStruct, start: int, length: int) -> int:
+    """What do_vmi_munmap() checks before it changes anything: the range (EINVAL), and
+    that a hole punched inside one VMA, which splits it in two, leaves map_count within
+    vm.max_map_count (vms_gather_munmap_vmas(): ENOMEM).  The length rounded up to pages."""
     page_aligned("munmap", start, length)
     length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    end = start + length
+    first = next(iter(mm.vmas_in(start, end)), None)
+    if first is not None and first.start < start and end < first.end and len(mm.vmas) >= MAX_MAP_COUNT:
+        raise MmError("ENOMEM", "munmap", f"pid {mm.pid} would have {len(mm.vmas) + 1} VMAs: more than "
+                      f"vm.max_map_count ({MAX_MAP_COUNT})")
+    return length
+
+
+def sys_munmap(k: "Kernel", mm: MmStruct, start: int, length: int) -> None:
+    """munmap(): check (munmap_check), then split VMAs at the edges, zap the page tables,
+    remove the VMAs.  Nothing after the check refuses: the shell takes no checkpoint
+    around it (lang/registry.py, `checks_first`)."""
+    length = munmap_check(mm, start, length)
     end = start + length
     k.trace("do_vmi_munmap")
     for vma in vma_range(k, mm, start, end):
