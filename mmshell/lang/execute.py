@@ -138,12 +138,13 @@ def _unchecked(session: Session, cmd: Command, fn: Handler[Session]) -> StepOutp
         except VmBug as e:
             raise VmBug(f"{e} {left}") from e
         except Exception as e:
-            raise VmBug(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e} {left}") from e
+            raise VmBug(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e} "
+                        f"{left}") from e
         try:
             _check_limits(session.kernel, cmd)
         except MmError as e:
-            raise VmBug(f"'{cmd.text or cmd}' passed a limit after changing the machine, though it is declared "
-                        f"to check first: {e} {left}") from e
+            raise VmBug(f"'{cmd.text or cmd}' passed a limit after changing the machine, though it "
+                        f"is declared to check first: {e} {left}") from e
     return out
 
 

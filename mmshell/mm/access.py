@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .anon_batch import anon_fault_run
-from .constants import PAGE_SHIFT, pmd_index, pte_index
+from . import pte_masks as bm
+from .constants import HPAGE_PMD_NR, PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .memory import handle_mm_fault
 from .mm_types import MmStruct
@@ -207,7 +208,9 @@ def _consecutive_frames(words: array) -> int | None:
     raw[_LO1::8] = raw[_LO1::8].translate(_PFN_BITS_8_15)
     step = 1 << PFN_SHIFT
     first = words[0] & ~(step - 1)
-    if array("Q", raw) != array("Q", range(first, first + len(words) * step, step)):
+    n = len(words)
+    if (int.from_bytes(raw, sys.byteorder) != bm.progression_int(first, step, n) if 0 < n <= HPAGE_PMD_NR
+            else array("Q", raw) != array("Q", range(first, first + n * step, step))):
         return None
     return first >> PFN_SHIFT
 

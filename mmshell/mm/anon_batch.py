@@ -25,6 +25,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
+from . import pte_masks as bm
 from .constants import PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
 from .memory import anon_vma_prepare
@@ -183,10 +184,10 @@ def _map_new_folios(k: "Kernel", mm: MmStruct, ptes: array, i0: int, n: int, vma
     if pfns == list(range(p0, p0 + n)):
         mem.flags[p0:p0 + n] = array("I", [flags]) * n
         mem.mapcount[p0:p0 + n] = array("i", [1]) * n
-        mem.index[p0:p0 + n] = array("q", range(idx0, idx0 + n))
+        mem.index[p0:p0 + n] = bm.progression("q", idx0, 1, n)
         mem.anon_vma[p0:p0 + n] = array("i", [av]) * n
         mem.data[p0:p0 + n] = array("Q", bytes(8 * n))
-        ptes[i0:i0 + n] = array("Q", range(first, first + n * step, step))
+        ptes[i0:i0 + n] = bm.progression("Q", first, step, n)
     else:
         mflags, mapcount, index, anon_vma, data = mem.flags, mem.mapcount, mem.index, mem.anon_vma, mem.data
         bits = first - (p0 << PFN_SHIFT)

@@ -239,6 +239,9 @@ def unmap_page_range(k: "Kernel", mm: MmStruct, vma: VmArea, start: int, end: in
             zap_pte_range(k, mm, pmd_pgtable(pmd).ptes, addr, nxt)
 
 
+#: The bytes of a page's mapcount (array "i") of 1.
+_ONE_MAP = array("i", [1]).tobytes()
+
 def _zap_order0_run(k: "Kernel", mm: MmStruct, words: array) -> bool:
     """The loop of zap_pte_range() at once when every PTE maps the next frame of a run of order-0
     folios, each mapped only there (a range swapped in, or faulted, page by page): each page
@@ -253,7 +256,7 @@ def _zap_order0_run(k: "Kernel", mm: MmStruct, words: array) -> bool:
             or 1 in raw[1::8].translate(bm.SPECIAL):
         return False
     flag_bytes = bytearray(mem.flags[page:page + n].tobytes())
-    if 1 in flag_bytes[0::4].translate(bm.HEAD_OR_TAIL) or mem.mapcount[page:page + n] != array("i", [1]) * n:
+    if 1 in flag_bytes[0::4].translate(bm.HEAD_OR_TAIL) or mem.mapcount[page:page + n].tobytes() != _ONE_MAP * n:
         return False
     mem.mapcount[page:page + n] = array("i", bytes(4 * n))
     flag_bytes[1::4] = flag_bytes[1::4].translate(bm.CLEAR_ANON_EXCL)

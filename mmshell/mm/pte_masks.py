@@ -12,6 +12,7 @@ from their low bytes.
 
 from __future__ import annotations
 
+import sys
 from array import array
 
 from .constants import HPAGE_PMD_NR, SWAP_COUNT_MASK, SWAP_HAS_CACHE, SWAP_MAP_BAD
@@ -58,23 +59,58 @@ SWAP_LOW = bytes(KIND_SWAP | (b & SWP_KEPT) for b in range(256))
 SWP_EXCL_OF_PAGE = bytes(F_SWP_EXCLUSIVE if b & (PG.ANON_EXCLUSIVE >> 8) else 0 for b in range(256))
 #: page-flags second byte with PageAnonExclusive cleared
 CLEAR_ANON_EXCL = bytes(b & ~(PG.ANON_EXCLUSIVE >> 8) for b in range(256))
+#: page-flags second byte with PageAnonExclusive set
+SET_ANON_EXCL = bytes(b | (PG.ANON_EXCLUSIVE >> 8) for b in range(256))
 #: the low-byte values of a PTE that is not dirty (deleted by translate: what stays is dirty)
 NOT_DIRTY = bytes(b for b in range(256) if not b & F_DIRTY)
 #: a PTE word's second byte with the bits below the pfn cleared
 PFN_BITS_1 = bytes(b & (0xFF << (PFN_SHIFT - 8)) & 0xFF for b in range(256))
 
 
+#: Per step: the 8-byte lanes 0, step, 2 * step, ... and 1, 1, 1, ... of a table, as ints.
+_RAMPS: dict[int, tuple[int, int]] = {}
+_ONES = int.from_bytes(array("Q", [1]).tobytes() * HPAGE_PMD_NR, sys.byteorder)
+
+
+def progression_int(first: int, step: int, n: int) -> int:
+    """int.from_bytes (in the host's byte order) of array("Q", range(first, first + n * step, step)), for
+    0 < n <= 512 and values in 0 .. 2**63 - 1: the lanes of a ramp plus `first` times lanes of
+    ones, one big-int multiply and add.  No lane carries into the next, since each stays below
+    2**64.  A comparison or a table built so creates no int per entry, so its cost does not
+    grow with the values (pfns past 2**18, whose shifted words need two 30-bit digits)."""
+    ramp = _RAMPS.get(step)
+    if ramp is None:
+        ramp = _RAMPS[step] = (int.from_bytes(array("Q", range(0, HPAGE_PMD_NR * step, step)).tobytes(), sys.byteorder),
+                               _ONES)
+    base, ones = ramp
+    if n < HPAGE_PMD_NR:
+        mask = (1 << (64 * n)) - 1
+        base, ones = base & mask, ones & mask
+    return base + first * ones
+
+
+def progression(code: str, first: int, step: int, n: int) -> array:
+    """array(code, range(first, first + n * step, step)) for a code of 8-byte items ("Q", "q"):
+    by progression_int where it applies (0 < n <= 512, 0 <= first, last value below 2**63,
+    0 < step), else from the range."""
+    if 0 < n <= HPAGE_PMD_NR and first >= 0 and step > 0 and first + (n - 1) * step < 1 << 63:
+        return array(code, progression_int(first, step, n).to_bytes(8 * n, sys.byteorder))
+    return array(code, range(first, first + n * step, step))
+
+
 def present_run_of(raw: bytes, page: int) -> bool:
     """Whether the PTE words `raw` (their bytes) are all present and map page, page + 1, ... in
     order: the kind bits of each low byte, and the words with the bits below the pfn cleared
-    against the progression of pfns, compared as bytes."""
+    against the progression of pfns, compared as one int each."""
     n = len(raw) // 8
     if raw[0::8].translate(PRESENT) != b"\x01" * n:
         return False
     pfns = bytearray(raw)
     pfns[0::8] = bytes(n)
     pfns[1::8] = pfns[1::8].translate(PFN_BITS_1)
-    return pfns == array("Q", range(page << PFN_SHIFT, (page + n) << PFN_SHIFT, 1 << PFN_SHIFT)).tobytes()
+    if not 0 < n <= HPAGE_PMD_NR:
+        return pfns == array("Q", range(page << PFN_SHIFT, (page + n) << PFN_SHIFT, 1 << PFN_SHIFT)).tobytes()
+    return int.from_bytes(pfns, sys.byteorder) == progression_int(page << PFN_SHIFT, 1 << PFN_SHIFT, n)
 
 
 def and_masks(*masks: bytes | bytearray) -> bytes:

@@ -346,8 +346,7 @@ def _unmap_table_run(k: "Kernel", mm: MmStruct, si: SwapInfo, ptes: array, i0: i
         # offsets from off, each with the kind and kept bits of its PTE's low byte and the
         # exclusive bit of its page's flags (lane arithmetic over the run's bytes).
         ostep = 1 << SWP_OFFSET_SHIFT
-        out = bytearray(array("Q", range((off << SWP_OFFSET_SHIFT) | type_bits,
-                                         ((off + n) << SWP_OFFSET_SHIFT) | type_bits, ostep)).tobytes())
+        out = bytearray(bm.progression("Q", (off << SWP_OFFSET_SHIFT) | type_bits, ostep, n).tobytes())
         out[0::8] = (int.from_bytes(low.translate(bm.SWAP_LOW), "little")
                      | int.from_bytes(excl.tobytes()[1::4].translate(bm.SWP_EXCL_OF_PAGE), "little")
                      ).to_bytes(n, "little")

@@ -64,6 +64,12 @@ KIND_FLAGS = {
     SwapKind.DISK: SWP.BLKDEV,
     SwapKind.FILE: SWP(0),
 }
+#: si->flags of an active device, by kind and SWP_WRITEOK (IntFlag arithmetic done once, not per
+#: call on the swap paths).
+_FLAGS = {(kind, ok): flags | SWP.USED | (SWP.WRITEOK if ok else SWP(0))
+          for kind, flags in KIND_FLAGS.items() for ok in (False, True)}
+#: The kinds whose writes complete before submit_bio returns (SWP_SYNCHRONOUS_IO).
+_SYNCHRONOUS = frozenset(kind for kind, flags in KIND_FLAGS.items() if flags & SWP.SYNCHRONOUS_IO)
 
 
 @dataclass(slots=True)
@@ -110,11 +116,11 @@ class SwapInfo:
 
     @property
     def flags(self) -> SWP:
-        return KIND_FLAGS[self.kind] | SWP.USED | (SWP.WRITEOK if self.writeok else SWP(0))
+        return _FLAGS[self.kind, self.writeok]
 
     @property
     def synchronous(self) -> bool:
-        return bool(self.flags & SWP.SYNCHRONOUS_IO)
+        return self.kind in _SYNCHRONOUS
 
     @property
     def nr_clusters(self) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
+from . import pte_masks as bm
 from .constants import PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
 from .mm_types import MmStruct
@@ -121,10 +122,10 @@ def _map_run_contiguous(k: "Kernel", si: SwapInfo, ptes: array, i0: int, p0: int
     mem = k.mem
     mem.flags[p0:p0 + n] = array("I", [folio_flags]) * n
     mem.mapcount[p0:p0 + n] = array("i", [1]) * n
-    mem.index[p0:p0 + n] = array("q", range(idx0, idx0 + n))
+    mem.index[p0:p0 + n] = bm.progression("q", idx0, 1, n)
     mem.anon_vma[p0:p0 + n] = array("i", [av]) * n
     mem.data[p0:p0 + n] = si.data[o0:o0 + n]
     k.lru.add_run(p0, n)
     first = mk_pte(p0, pte_flags)
-    ptes[i0:i0 + n] = array("Q", range(first, first + (n << PFN_SHIFT), 1 << PFN_SHIFT))
+    ptes[i0:i0 + n] = bm.progression("Q", first, 1 << PFN_SHIFT, n)
     si.swap_map[o0:o0 + n] = bytes(n)

@@ -1,0 +1,85 @@
+"""Whole-table arithmetic on int lanes (mm/pte_masks.py) and the batches built on it.
+
+`progression` must be exactly `array(code, range(...))`; `present_run_of` exactly the
+per-entry test; and the PMD split's fast paths (mapcounts of a THP no PTE maps, the
+PageAnonExclusive bit set by translate) leave exactly what the per-page loop leaves.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import pytest
+from hypothesis import given, strategies as st
+
+from mm_unit import K, M, THP, assert_consistent, boot, mmap_thp, pageout, swapon
+from mmsh_state import diff_dumps, kernel_dump
+from mmshell.mm import huge_split, pte_masks as bm
+from mmshell.mm.constants import HPAGE_PMD_NR
+from mmshell.mm.fork import sys_fork
+from mmshell.mm.kernel import Kernel
+from mmshell.mm.mmap import sys_munmap
+from mmshell.mm.mprotect import sys_mprotect
+from mmshell.mm.pgtable import KIND_PRESENT, PFN_SHIFT, pte_pfn, pte_present
+from mmshell.mm.vma import VM
+
+
+@given(code=st.sampled_from("Qq"), first=st.integers(0, (1 << 63) - 1), step=st.integers(1, 1 << 40),
+       n=st.integers(1, HPAGE_PMD_NR + 3))
+def test_progression_is_the_range(code: str, first: int, step: int, n: int) -> None:
+    try:
+        want = array(code, range(first, first + n * step, step))
+    except OverflowError:
+        return
+    assert bm.progression(code, first, step, n) == want
+
+
+@given(page=st.integers(0, 1 << 34), n=st.integers(1, HPAGE_PMD_NR),
+       flips=st.lists(st.tuples(st.integers(0, HPAGE_PMD_NR - 1), st.sampled_from(["pfn", "kind", "flags"])),
+                      max_size=3))
+def test_present_run_of_is_the_per_entry_test(page: int, n: int, flips: list[tuple[int, str]]) -> None:
+    words = array("Q", [((page + j) << PFN_SHIFT) | KIND_PRESENT | 0x40 for j in range(n)])
+    for j, what in flips:
+        if j < n:
+            words[j] ^= {"pfn": 1 << PFN_SHIFT, "kind": KIND_PRESENT, "flags": 0x20}[what]
+    want = all(pte_present(w) and pte_pfn(w) == page + j for j, w in enumerate(words))
+    assert bm.present_run_of(words.tobytes(), page) == want
+
+
+def _exclusive(k: Kernel) -> None:
+    a = mmap_thp(k)
+    sys_munmap(k, k.mm(1), a + 4 * K, 4 * K)
+
+
+def _shared_then_pte_mapped(k: Kernel) -> None:
+    a = mmap_thp(k)
+    sys_fork(k, k.mm(1))
+    sys_munmap(k, k.mm(1), a + 4 * K, 4 * K)        # the parent's split: mapcounts 0 -> 1
+    sys_munmap(k, k.mm(2), a + 8 * K, 4 * K)        # the child's: some pages PTE-mapped already
+
+
+def _reclaimed(k: Kernel) -> None:
+    swapon(k)
+    a = mmap_thp(k, 2 * THP)
+    sys_fork(k, k.mm(1))
+    pageout(k, a, 2 * THP)
+    pageout(k, a, THP, pid=2)
+
+
+def _mprotected(k: Kernel) -> None:
+    a = mmap_thp(k)
+    sys_mprotect(k, k.mm(1), a + M, 4 * K, VM.READ)
+
+
+@pytest.mark.parametrize("mode", [True, False], ids=["series", "mainline"])
+@pytest.mark.parametrize("steps", [_exclusive, _shared_then_pte_mapped, _reclaimed, _mprotected],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_pmd_split_leaves_what_the_per_page_loop_leaves(mode: bool, steps, monkeypatch) -> None:
+    fast = boot(mode)
+    steps(fast)
+    monkeypatch.setattr(huge_split, "_map_pages", huge_split._map_pages_per_page)
+    slow = boot(mode)
+    steps(slow)
+    a, b = kernel_dump(fast), kernel_dump(slow)
+    assert a == b, "; ".join(diff_dumps(b, a))
+    assert_consistent(fast)
