@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .anon_batch import anon_fault_run
-from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
+from .lanes import progression_int
 from .memory import handle_mm_fault
 from .mm_types import MmStruct
 from .pagewalk import pmd_addr_end
@@ -209,7 +209,7 @@ def _consecutive_frames(words: array) -> int | None:
     step = 1 << PFN_SHIFT
     first = words[0] & ~(step - 1)
     n = len(words)
-    if (int.from_bytes(raw, sys.byteorder) != bm.progression_int(first, step, n) if 0 < n <= HPAGE_PMD_NR
+    if (int.from_bytes(raw, sys.byteorder) != progression_int(first, step, n) if 0 < n <= HPAGE_PMD_NR
             else array("Q", raw) != array("Q", range(first, first + n * step, step))):
         return None
     return first >> PFN_SHIFT

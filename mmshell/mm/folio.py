@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from array import array
 from .constants import HPAGE_PMD_NR
+from .lanes import is_run
 from .page_alloc import PageAllocator
 
 
@@ -167,7 +168,7 @@ class MemMap:
         flags = self.flags
         base = PG.USED | PG.UPTODATE
         p0, n = pfns[0], len(pfns)
-        if pfns[-1] - p0 == n - 1 and pfns == list(range(p0, p0 + n)):
+        if is_run(pfns):
             self._allocated(p0 + n)
             flags[p0:p0 + n] = array("I", [base]) * n       # consecutive frames: slices
             self.order[p0:p0 + n] = bytes(n)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, pmd_index, pte_index
 from .folio import PG, MemMap
+from .lanes import progression
 from .lru import ACTIVE, INACTIVE
 from .mm_types import MmStruct
 from .pgtable import (F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_YOUNG, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd,
@@ -93,7 +94,7 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
         flags = pmd.flags & (F_SOFT_DIRTY | F_UFFD_WP | F_SWP_EXCLUSIVE)
         first = swp_entry_to_pte(pmd.swp_type, pmd.swp_offset, flags)
         step = 1 << SWP_OFFSET_SHIFT
-        table.ptes = bm.progression("Q", first, step, HPAGE_PMD_NR)
+        table.ptes = progression("Q", first, step, HPAGE_PMD_NR)
     elif pmd.kind is PmdKind.ZERO:
         k.trace("__split_huge_zero_page_pmd")
         pte = mk_pte(k.zero_pfn, F_SPECIAL | (pmd.flags & (F_YOUNG | F_SOFT_DIRTY | F_UFFD_WP)))
@@ -103,7 +104,7 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
         pfn = pmd.pfn
         first = mk_pte(pfn, pmd.flags)
         step = 1 << PFN_SHIFT
-        table.ptes = bm.progression("Q", first, step, HPAGE_PMD_NR)
+        table.ptes = progression("Q", first, step, HPAGE_PMD_NR)
         _map_pages(mem, pfn)
         mem.entire_mapcount[pfn] -= 1
         if mem.entire_mapcount[pfn] == 0:

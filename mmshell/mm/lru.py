@@ -31,6 +31,7 @@ from operator import ne
 from typing import Iterable
 
 from .errors import VmBug
+from .lanes import is_run
 
 INACTIVE, ACTIVE = 0, 1     # the sentinels' indexes, and lruvec->lists[] order
 _OFF = 2                    # index of pfn p: p + _OFF
@@ -147,7 +148,7 @@ class Lru:
         if not pfns:
             return
         n, p0 = len(pfns), pfns[0]
-        if pfns[-1] - p0 == n - 1 and pfns == list(range(p0, p0 + n)):
+        if is_run(pfns):
             self.add_run(p0, n, head)       # consecutive frames (a bulk allocation): slices
             return
         which = self.which
@@ -204,7 +205,7 @@ class Lru:
         last = i0 + n - 1
         nxt, which = self.next, self.which
         w = which[i0]
-        if not w or nxt[i0:last] != self.ramp[i0 + 1:last + 1] or pfns != list(range(p0, p0 + n)):
+        if not w or nxt[i0:last] != self.ramp[i0 + 1:last + 1] or not is_run(pfns):
             return False
         prev = self.prev
         a, b = prev[i0], nxt[last]

@@ -17,6 +17,7 @@ from array import array
 
 from .constants import HPAGE_PMD_NR, SWAP_COUNT_MASK, SWAP_HAS_CACHE, SWAP_MAP_BAD
 from .folio import PG
+from .lanes import progression_int
 from .errors import VmBug
 from .pgtable import F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT, SWP_KEPT
 
@@ -65,37 +66,6 @@ SET_ANON_EXCL = bytes(b | (PG.ANON_EXCLUSIVE >> 8) for b in range(256))
 NOT_DIRTY = bytes(b for b in range(256) if not b & F_DIRTY)
 #: a PTE word's second byte with the bits below the pfn cleared
 PFN_BITS_1 = bytes(b & (0xFF << (PFN_SHIFT - 8)) & 0xFF for b in range(256))
-
-
-#: Per step: the 8-byte lanes 0, step, 2 * step, ... and 1, 1, 1, ... of a table, as ints.
-_RAMPS: dict[int, tuple[int, int]] = {}
-_ONES = int.from_bytes(array("Q", [1]).tobytes() * HPAGE_PMD_NR, sys.byteorder)
-
-
-def progression_int(first: int, step: int, n: int) -> int:
-    """int.from_bytes (in the host's byte order) of array("Q", range(first, first + n * step, step)), for
-    0 < n <= 512 and values in 0 .. 2**63 - 1: the lanes of a ramp plus `first` times lanes of
-    ones, one big-int multiply and add.  No lane carries into the next, since each stays below
-    2**64.  A comparison or a table built so creates no int per entry, so its cost does not
-    grow with the values (pfns past 2**18, whose shifted words need two 30-bit digits)."""
-    ramp = _RAMPS.get(step)
-    if ramp is None:
-        ramp = _RAMPS[step] = (int.from_bytes(array("Q", range(0, HPAGE_PMD_NR * step, step)).tobytes(), sys.byteorder),
-                               _ONES)
-    base, ones = ramp
-    if n < HPAGE_PMD_NR:
-        mask = (1 << (64 * n)) - 1
-        base, ones = base & mask, ones & mask
-    return base + first * ones
-
-
-def progression(code: str, first: int, step: int, n: int) -> array:
-    """array(code, range(first, first + n * step, step)) for a code of 8-byte items ("Q", "q"):
-    by progression_int where it applies (0 < n <= 512, 0 <= first, last value below 2**63,
-    0 < step), else from the range."""
-    if 0 < n <= HPAGE_PMD_NR and first >= 0 and step > 0 and first + (n - 1) * step < 1 << 63:
-        return array(code, progression_int(first, step, n).to_bytes(8 * n, sys.byteorder))
-    return array(code, range(first, first + n * step, step))
 
 
 def present_run_of(raw: bytes, page: int) -> bool:

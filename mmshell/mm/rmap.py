@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
+from .lanes import progression
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, SWP_KEPT, SWP_OFFSET_SHIFT, PmdKind, mk_swap_pmd,
                       pmd_pgtable, pte_pfn, pte_present, swp_entry_to_pte)
@@ -346,7 +347,7 @@ def _unmap_table_run(k: "Kernel", mm: MmStruct, si: SwapInfo, ptes: array, i0: i
         # offsets from off, each with the kind and kept bits of its PTE's low byte and the
         # exclusive bit of its page's flags (lane arithmetic over the run's bytes).
         ostep = 1 << SWP_OFFSET_SHIFT
-        out = bytearray(bm.progression("Q", (off << SWP_OFFSET_SHIFT) | type_bits, ostep, n).tobytes())
+        out = bytearray(progression("Q", (off << SWP_OFFSET_SHIFT) | type_bits, ostep, n).tobytes())
         out[0::8] = (int.from_bytes(low.translate(bm.SWAP_LOW), "little")
                      | int.from_bytes(excl.tobytes()[1::4].translate(bm.SWP_EXCL_OF_PAGE), "little")
                      ).to_bytes(n, "little")

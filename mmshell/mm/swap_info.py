@@ -18,6 +18,7 @@ import heapq
 from array import array
 from dataclasses import dataclass, field
 from enum import Enum, IntFlag
+from typing import Sequence
 
 from .constants import (COUNT_CONTINUED, PAGE_SIZE, SWAP_CONT_MAX, SWAP_COUNT_MASK, SWAP_HAS_CACHE,
                         SWAP_MAP_BAD, SWAP_MAP_MAX, SWAPFILE_CLUSTER)
@@ -291,8 +292,12 @@ class SwapInfo:
             if 0 < self.cluster_used[c] < SWAPFILE_CLUSTER and self.cluster_order[c] != 0:
                 yield c
 
-    def free_slots(self, slots: list[int]) -> None:
-        """swap_entries_free(): return slots whose count and cache bit are both 0."""
+    def free_slots(self, slots: Sequence[int]) -> None:
+        """swap_entries_free(): return slots whose count and cache bit are both 0 (a range of
+        consecutive slots is freed as a run at once)."""
+        if type(slots) is range and slots.step == 1 and len(slots) > 1:
+            self._free_run(slots.start, len(slots))
+            return
         if len(slots) > 1 and slots[-1] - slots[0] == len(slots) - 1 \
                 and list(slots) == list(range(slots[0], slots[-1] + 1)):   # a run, not just its ends
             self._free_run(slots[0], len(slots))

@@ -14,10 +14,13 @@ from hypothesis import given, strategies as st
 
 from mm_unit import K, M, THP, assert_consistent, boot, mmap_thp, pageout, swapon
 from mmsh_state import diff_dumps, kernel_dump
-from mmshell.mm import huge_split, pte_masks as bm
+from mmshell.mm import huge_split, pte_masks as bm, swap
 from mmshell.mm.constants import HPAGE_PMD_NR
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.kernel import Kernel
+from mmshell.mm.lanes import is_run, progression
+from mmshell.mm.swap_info import SwapKind
+from mmshell.mm.access import access_range
 from mmshell.mm.mmap import sys_munmap
 from mmshell.mm.mprotect import sys_mprotect
 from mmshell.mm.pgtable import KIND_PRESENT, PFN_SHIFT, pte_pfn, pte_present
@@ -31,7 +34,14 @@ def test_progression_is_the_range(code: str, first: int, step: int, n: int) -> N
         want = array(code, range(first, first + n * step, step))
     except OverflowError:
         return
-    assert bm.progression(code, first, step, n) == want
+    assert progression(code, first, step, n) == want
+
+
+@given(values=st.one_of(
+    st.builds(lambda first, n: list(range(first, first + n)), st.integers(0, 1 << 40), st.integers(1, 600)),
+    st.lists(st.integers(-3, 1 << 20), min_size=1, max_size=600)))
+def test_is_run_is_the_list_comparison(values: list[int]) -> None:
+    assert is_run(values) == (values == list(range(values[0], values[0] + len(values))))
 
 
 @given(page=st.integers(0, 1 << 34), n=st.integers(1, HPAGE_PMD_NR),
@@ -80,6 +90,28 @@ def test_pmd_split_leaves_what_the_per_page_loop_leaves(mode: bool, steps, monke
     monkeypatch.setattr(huge_split, "_map_pages", huge_split._map_pages_per_page)
     slow = boot(mode)
     steps(slow)
+    a, b = kernel_dump(fast), kernel_dump(slow)
+    assert a == b, "; ".join(diff_dumps(b, a))
+    assert_consistent(fast)
+
+
+def _swapped_in_then_unmapped(k: Kernel, kind: SwapKind) -> None:
+    swapon(k, kind=kind)
+    a = mmap_thp(k, 2 * THP)
+    pageout(k, a, 2 * THP)
+    mm = k.mm(1)
+    access_range(k, mm, a, a + THP + 64 * K, False)      # order-0 pages back, some in the swap cache
+    sys_munmap(k, mm, a, 2 * THP)
+
+
+@pytest.mark.parametrize("mode", [True, False], ids=["series", "mainline"])
+@pytest.mark.parametrize("kind", [SwapKind.ZRAM, SwapKind.DISK], ids=["zram", "disk"])
+def test_freeing_a_run_leaves_what_the_per_folio_loop_leaves(mode: bool, kind: SwapKind, monkeypatch) -> None:
+    fast = boot(mode)
+    _swapped_in_then_unmapped(fast, kind)
+    monkeypatch.setattr(swap, "_any_swapcache", lambda flags, p0, n: True)     # each folio looked at
+    slow = boot(mode)
+    _swapped_in_then_unmapped(slow, kind)
     a, b = kernel_dump(fast), kernel_dump(slow)
     assert a == b, "; ".join(diff_dumps(b, a))
     assert_consistent(fast)
