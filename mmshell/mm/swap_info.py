@@ -175,7 +175,7 @@ class SwapInfo:
                 self.cont[s] = high
                 sm[s] = (b & SWAP_HAS_CACHE) | COUNT_CONTINUED
 
-    def put(self, off: int, nr: int = 1) -> list[int]:
+    def put(self, off: int, nr: int = 1) -> Sequence[int]:
         """Drop one reference from each of nr slots; return the slots that became free."""
         sm = self.swap_map
         seg = sm[off:off + nr]
@@ -186,7 +186,7 @@ class SwapInfo:
             if zeros == 0:
                 return []
             if zeros == nr:
-                return list(range(off, off + nr))
+                return range(off, off + nr)
             return [off + i for i, b in enumerate(seg) if b == 0]
         freed = []
         for s in range(off, off + nr):
