@@ -24,16 +24,11 @@ from ..mm.config import Deposit, FailMode, FaultPoint
 from ..mm.constants import MAX_MAP_COUNT, MAX_PAGE_TABLES, MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from ..mm.errors import MmError, VmBug
 from ..mm.kernel import Kernel
-from ..mm.access import access_range
-from ..mm.madvise import sys_madvise
 from ..mm.mman import Madv
 from ..mm.mm_types import MmStruct
-from ..mm.mmap import munmap_check, munmap_splits, sys_munmap, sys_mmap
 from ..mm.pgtable import PmdKind
 from ..mm.swap_info import SwapKind
-from ..mm.swapfile import sys_swapon
 from ..mm.vma import VM
-from ..mm.vmscan import shrink_lruvec
 from . import budget, control, operations, registry
 from .backend import Handler, Handlers, OnSession, Reading, StepOutput, Verified
 from .errors import ExpectError
@@ -333,6 +328,8 @@ class _Simulator(OnSession):
         return StepOutput(changed=False)
 
     def swapon(self, name: str, size: int, kind: SwapKind, prio: int | None) -> list[str]:
+        from ..mm.swapfile import sys_swapon
+
         sys_swapon(self.s.kernel, name, size, kind, prio)
         return []
 
@@ -356,10 +353,14 @@ class _Simulator(OnSession):
 
     # -- memory --------------------------------------------------------------------------------------------
     def mmap(self, size: int, flags: VM, advice: Madv | None, at: int | None) -> tuple[int, int]:
+        from ..mm.mmap import sys_mmap
+
         start = sys_mmap(self.s.kernel, _mm(self.s), size, flags, advice, at)
         return start, (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
     def munmap(self, start: int, length: int) -> None:
+        from ..mm.mmap import munmap_check, munmap_splits, sys_munmap
+
         k, mm = self.s.kernel, _mm(self.s)
         length = munmap_check(mm, start, length)
         # munmap takes no checkpoint (registry: checks_first), so the limits it may pass are
@@ -376,12 +377,16 @@ class _Simulator(OnSession):
         sys_munmap(k, mm, start, length)
 
     def touch(self, start: int, length: int, write: bool) -> int:
+        from ..mm.access import access_range
+
         k, pid = self.s.kernel, self.s.pid
         budget.refuse_over(k, "touch", budget.range_bound(k, pid, start, start + length, write),
                            f"touching {format_size(length)}")
         return access_range(k, _mm(self.s), start, start + length, write).pages
 
     def check_range(self, start: int, length: int) -> Verified:
+        from ..mm.access import access_range
+
         k, pid = self.s.kernel, self.s.pid
         budget.refuse_over(k, "check", budget.range_bound(k, pid, start, start + length, False),
                            f"reading {format_size(length)}")
@@ -407,6 +412,8 @@ class _Simulator(OnSession):
         if advice is Madv.MADV_PAGEOUT and not k.config.pmd_swap:
             budget.refuse_over(k, "madvise", budget.reclaim_bound(k, pid, start, start + length),
                                "splitting the PMDs of the THPs it swaps out")
+        from ..mm.madvise import sys_madvise
+
         sys_madvise(k, _mm(self.s), start, length, advice)
         return []
 
@@ -439,6 +446,8 @@ class _Simulator(OnSession):
         if not k.config.pmd_swap:
             budget.refuse_over(k, "reclaim", budget.reclaim_bound(k, None),
                                "splitting the PMDs of the THPs it swaps out")
+        from ..mm.vmscan import shrink_lruvec
+
         return shrink_lruvec(k, None if size is None else (size + PAGE_SIZE - 1) >> PAGE_SHIFT), ""
 
     def khugepaged(self) -> str:
