@@ -15,7 +15,6 @@ modules.
 
 from __future__ import annotations
 
-import sys
 from array import array
 from typing import TYPE_CHECKING
 
@@ -44,27 +43,18 @@ def __split_huge_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> None:
         split_huge_pmd_locked(k, mm, vma, addr)
 
 
-#: The per-page mapcounts of a PMD-mapped THP no PTE maps, before and after its PMD is split.
-_NO_PTE_MAPS = bytes(4 * HPAGE_PMD_NR)
-_ONE_PTE_MAP = array("i", [1]) * HPAGE_PMD_NR
-#: The byte of a page-flags word (array "I") that holds PG.ANON_EXCLUSIVE (bit 10).
-_FLAGS_BYTE1 = 1 if sys.byteorder == "little" else 2
-
-
 def _map_pages(mem: MemMap, pfn: int) -> None:
     """The split's PTEs each map a page of the THP at pfn: every page's mapcount + 1, and
     PageAnonExclusive copied from the head to every page.  Whole-table: 512 mapcounts of 0 (no
     page PTE-mapped too, the common case) become 1 by one slice, the bit is set by translate
     over the flags' second bytes; otherwise _map_pages_per_page, which leaves the same."""
     end = pfn + HPAGE_PMD_NR
-    if mem.mapcount[pfn:end].tobytes() != _NO_PTE_MAPS:
+    if mem.mapcount[pfn:end].tobytes() != bm.NO_MAPS:
         _map_pages_per_page(mem, pfn)
         return
-    mem.mapcount[pfn:end] = _ONE_PTE_MAP
+    mem.mapcount[pfn:end] = bm.ONE_MAP
     if mem.test(pfn, PG.ANON_EXCLUSIVE):
-        flag_bytes = bytearray(mem.flags[pfn:end].tobytes())
-        flag_bytes[_FLAGS_BYTE1::4] = flag_bytes[_FLAGS_BYTE1::4].translate(bm.SET_ANON_EXCL)
-        mem.flags[pfn:end] = array("I", flag_bytes)
+        bm.set_anon_exclusive(mem.flags, pfn, HPAGE_PMD_NR)
 
 
 def _map_pages_per_page(mem: MemMap, pfn: int) -> None:

@@ -62,6 +62,18 @@ SWP_EXCL_OF_PAGE = bytes(F_SWP_EXCLUSIVE if b & (PG.ANON_EXCLUSIVE >> 8) else 0 
 CLEAR_ANON_EXCL = bytes(b & ~(PG.ANON_EXCLUSIVE >> 8) for b in range(256))
 #: page-flags second byte with PageAnonExclusive set
 SET_ANON_EXCL = bytes(b | (PG.ANON_EXCLUSIVE >> 8) for b in range(256))
+#: The byte of a page-flags word (array "I") that holds bits 8-15.
+FLAGS_BYTE1 = 1 if sys.byteorder == "little" else 2
+#: The bytes of up to 512 mapcounts (array "i") of 0, and 512 mapcounts of 1.
+NO_MAPS = bytes(4 * HPAGE_PMD_NR)
+ONE_MAP = array("i", [1]) * HPAGE_PMD_NR
+
+
+def set_anon_exclusive(flags: array, p: int, n: int) -> None:
+    """SetPageAnonExclusive() on the n pages from p: translate over their flags' second bytes."""
+    raw = bytearray(flags[p:p + n].tobytes())
+    raw[FLAGS_BYTE1::4] = raw[FLAGS_BYTE1::4].translate(SET_ANON_EXCL)
+    flags[p:p + n] = array("I", raw)
 #: the low-byte values of a PTE that is not dirty (deleted by translate: what stays is dirty)
 NOT_DIRTY = bytes(b for b in range(256) if not b & F_DIRTY)
 #: a PTE word's second byte with the bits below the pfn cleared

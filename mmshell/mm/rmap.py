@@ -66,7 +66,22 @@ def folio_add_anon_rmap_pmd(k: "Kernel", pfn: int, exclusive: bool) -> None:
 
 
 def folio_add_anon_rmap_ptes(k: "Kernel", page: int, nr: int, exclusive: bool) -> None:
-    """nr more PTE mappings, one for each page from `page` on."""
+    """nr more PTE mappings, one for each page from `page` on.  When none of the pages is
+    PTE-mapped yet (a large folio mapped back from the swap cache), their mapcounts become 1
+    by one slice and PageAnonExclusive is set by translate; otherwise page by page
+    (_add_rmap_ptes_per_page), which leaves the same."""
+    mem = k.mem
+    if not 1 < nr <= HPAGE_PMD_NR or mem.mapcount[page:page + nr].tobytes() != bm.NO_MAPS[:4 * nr]:
+        _add_rmap_ptes_per_page(k, page, nr, exclusive)
+        return
+    mem.mapcount[page:page + nr] = bm.ONE_MAP[:nr]
+    if exclusive:
+        bm.set_anon_exclusive(mem.flags, page, nr)
+    if not mem.entire_mapcount[mem.folio_of(page)]:
+        k.vmstat.nr_anon_pages += nr
+
+
+def _add_rmap_ptes_per_page(k: "Kernel", page: int, nr: int, exclusive: bool) -> None:
     mem = k.mem
     head = mem.folio_of(page)
     entire = mem.entire_mapcount[head]

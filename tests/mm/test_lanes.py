@@ -88,6 +88,7 @@ def test_pmd_split_leaves_what_the_per_page_loop_leaves(mode: bool, steps, monke
     fast = boot(mode)
     steps(fast)
     monkeypatch.setattr(huge_split, "_map_pages", huge_split._map_pages_per_page)
+    monkeypatch.setattr(bm, "NO_MAPS", b"never")
     slow = boot(mode)
     steps(slow)
     a, b = kernel_dump(fast), kernel_dump(slow)
@@ -112,6 +113,31 @@ def test_freeing_a_run_leaves_what_the_per_folio_loop_leaves(mode: bool, kind: S
     monkeypatch.setattr(swap, "_any_swapcache", lambda flags, p0, n: True)     # each folio looked at
     slow = boot(mode)
     _swapped_in_then_unmapped(slow, kind)
+    a, b = kernel_dump(fast), kernel_dump(slow)
+    assert a == b, "; ".join(diff_dumps(b, a))
+    assert_consistent(fast)
+
+
+def _disk_round_trip(k: Kernel) -> None:
+    swapon(k, kind=SwapKind.DISK)
+    mine = mmap_thp(k, 2 * THP)
+    pageout(k, mine, 2 * THP)
+    mm = k.mm(1)
+    access_range(k, mm, mine, mine + 2 * THP, False)    # each folio mapped back whole from the cache
+    shared = mmap_thp(k, 2 * THP)
+    sys_fork(k, mm)
+    pageout(k, shared, 2 * THP)
+    access_range(k, mm, shared, shared + 2 * THP, False)
+    access_range(k, k.mm(2), shared, shared + THP, True)
+
+
+@pytest.mark.parametrize("mode", [True, False], ids=["series", "mainline"])
+def test_mapping_a_cached_folio_back_leaves_what_the_per_page_loop_leaves(mode: bool, monkeypatch) -> None:
+    fast = boot(mode)
+    _disk_round_trip(fast)
+    monkeypatch.setattr(bm, "NO_MAPS", b"never")        # no mapcount slice matches: page by page
+    slow = boot(mode)
+    _disk_round_trip(slow)
     a, b = kernel_dump(fast), kernel_dump(slow)
     assert a == b, "; ".join(diff_dumps(b, a))
     assert_consistent(fast)
