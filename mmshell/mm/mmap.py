@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .constants import (MAX_MAP_COUNT, MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE,
                         TASK_SIZE, pmd_index, pte_index)
 from .errors import MmError
-from .folio import PG
+from .folio import PG, MemMap
 from .huge_memory import zap_huge_pmd
 from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
@@ -267,6 +267,28 @@ def _zap_order0_run(k: "Kernel", mm: MmStruct, words: array) -> bool:
     return True
 
 
+def _one_folio_run(mem: MemMap, words: array) -> tuple[int, int, bool] | None:
+    """(first page, its uffd-wp bit, whether any PTE is dirty) when the PTE words map
+    consecutive pages of one large folio, none special, all with the same uffd-wp bit (a THP
+    mapped back from the swap cache, or split in place): what zap_pte_range's loop batches
+    into one folio_remove_rmap_ptes().  None (the loop does it) for anything else."""
+    n = len(words)
+    if n < 2:
+        return None
+    raw = words.tobytes()
+    page = words[0] >> PFN_SHIFT
+    if page + n > mem.nr_frames or not bm.present_run_of(raw, page) or 1 in raw[1::8].translate(bm.SPECIAL):
+        return None
+    head = mem.folio_of(page)
+    if not mem.order[head] or page + n > head + (1 << mem.order[head]):
+        return None
+    low = raw[0::8]
+    clear = len(low.translate(None, bm.UFFD_WP_SET))       # the PTEs without uffd-wp
+    if clear not in (0, n):
+        return None
+    return page, 0 if clear else F_UFFD_WP, bool(low.translate(None, bm.NOT_DIRTY))
+
+
 def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None:
     """zap_pte_range(): drop present pages (rmap, rss) and swap entries (slot references).
 
@@ -290,6 +312,14 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     # batch (folio_pte_batch), so a folio whose every mapping goes at once is never seen
     # partially mapped (no deferred split).
     batch_page = batch_n = batch_wp = present = swapents = 0
+    one = _one_folio_run(mem, words)
+    if one is not None:
+        # the loop's outcome for a run of one large folio's pages: one batch, every page present
+        batch_page, batch_wp, dirty = one
+        batch_n = present = len(words)
+        if dirty:
+            flags[mem.folio_of(batch_page)] |= PG.DIRTY
+        words = array("Q")
     # pgtable.py's encoding as locals: this loop runs once per PTE zapped
     kind_mask, present_kind, swap_kind = KIND_MASK, KIND_PRESENT, KIND_SWAP
     pfn_shift, offset_shift = PFN_SHIFT, SWP_OFFSET_SHIFT

@@ -14,7 +14,7 @@ from hypothesis import given, strategies as st
 
 from mm_unit import K, M, THP, assert_consistent, boot, mmap_thp, pageout, swapon
 from mmsh_state import diff_dumps, kernel_dump
-from mmshell.mm import huge_split, pte_masks as bm, swap
+from mmshell.mm import huge_split, mmap, pte_masks as bm, swap
 from mmshell.mm.constants import HPAGE_PMD_NR
 from mmshell.mm.fork import sys_fork
 from mmshell.mm.kernel import Kernel
@@ -131,13 +131,24 @@ def _disk_round_trip(k: Kernel) -> None:
     access_range(k, k.mm(2), shared, shared + THP, True)
 
 
+def _disk_round_trip_unmapped(k: Kernel) -> None:
+    _disk_round_trip(k)
+    for pid in (2, 1):
+        mm = k.mm(pid)
+        for vma in list(mm.vmas):
+            sys_munmap(k, mm, vma.start, vma.end - vma.start)
+
+
 @pytest.mark.parametrize("mode", [True, False], ids=["series", "mainline"])
-def test_mapping_a_cached_folio_back_leaves_what_the_per_page_loop_leaves(mode: bool, monkeypatch) -> None:
+@pytest.mark.parametrize("steps", [_disk_round_trip, _disk_round_trip_unmapped], ids=["mapped", "unmapped"])
+def test_a_cached_folio_mapped_back_and_zapped_leaves_what_the_loops_leave(mode: bool, steps,
+                                                                           monkeypatch) -> None:
     fast = boot(mode)
-    _disk_round_trip(fast)
+    steps(fast)
     monkeypatch.setattr(bm, "NO_MAPS", b"never")        # no mapcount slice matches: page by page
+    monkeypatch.setattr(mmap, "_one_folio_run", lambda mem, words: None)    # zap_pte_range's loop
     slow = boot(mode)
-    _disk_round_trip(slow)
+    steps(slow)
     a, b = kernel_dump(fast), kernel_dump(slow)
     assert a == b, "; ".join(diff_dumps(b, a))
     assert_consistent(fast)
