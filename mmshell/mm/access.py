@@ -31,6 +31,7 @@ from .progress import progress
 from .pgtable import (F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, KIND_MASK, KIND_PRESENT, PFN_SHIFT, Pmd, PmdKind,
                       pmd_pgtable, pte_present)
 from .swapin_batch import swapin_sync_run
+from .swapin_cached import swapin_cached_run
 from .vma import VM
 
 if TYPE_CHECKING:
@@ -226,8 +227,9 @@ def _verify_run(k: "Kernel", pid: int, start: int, got: array, result: AccessRes
 def _swapin_batch(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool) -> int:
     """Take the separate do_swap_page faults of a run of swap PTEs at once.
 
-    Only the common synchronous-device case is batched (count 1, not cached, no
-    zeromap/zswap, exclusive entries, frames free without reclaim); anything
-    else goes through handle_mm_fault page by page.  Returns the pages done.
+    Two cases are batched: the common synchronous-device case (count 1, not cached, no
+    zeromap/zswap, exclusive entries, frames free without reclaim; swapin_batch.py), and a
+    read of order-0 folios still in the swap cache (swapin_cached.py); anything else goes
+    through handle_mm_fault page by page.  Returns the pages done.
     """
-    return swapin_sync_run(k, mm, start, end, write)
+    return swapin_sync_run(k, mm, start, end, write) or swapin_cached_run(k, mm, start, end, write)
