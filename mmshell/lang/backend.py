@@ -16,14 +16,16 @@ reading made through a proxy says which (:class:`Reading`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Container, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Container, Protocol, TypeVar
 
 from ..mm.mman import Madv
 from ..mm.swap_info import SwapKind
-from ..mm.task_mmu import PagemapEntry
 from ..mm.vma import VM
 from .parser import Command
 from .settings import SettingSpec
+
+if TYPE_CHECKING:
+    from ..mm.task_mmu import PagemapEntry
 
 __all__ = ["StepOutput", "Reading", "NotObservable", "Observer", "OnSession", "Backend", "Operations",
            "Verified", "Handler", "Handlers"]

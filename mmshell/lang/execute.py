@@ -7,8 +7,9 @@ primitives are mm/'s system calls, beside the commands only the simulator has
 
 `execute(session, command)` runs one command and returns its `StepOutput`.  A
 refused command raises `MmError` (or `ExpectError`) and leaves the machine as
-it was: handlers validate before they change anything, and commands whose
-failure can only show mid-way run on a snapshot that is restored on error.
+it was: handlers validate before they change anything, and a command runs on a
+checkpoint (lang/snapshot.py) restored on error, unless every refusal it can
+make comes before its first change (registry.checks_first: munmap).
 The one exception is a partial effect the kernel itself has (madvise over a
 hole), where the error says what was changed.
 """
@@ -23,20 +24,16 @@ from ..mm.config import Deposit, FailMode, FaultPoint
 from ..mm.constants import MAX_MAP_COUNT, MAX_PAGE_TABLES, MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from ..mm.errors import MmError, VmBug
 from ..mm.kernel import Kernel
-from ..mm.access import access_range
-from ..mm.madvise import sys_madvise
 from ..mm.mman import Madv
 from ..mm.mm_types import MmStruct
-from ..mm.mmap import sys_munmap, sys_mmap
 from ..mm.pgtable import PmdKind
 from ..mm.swap_info import SwapKind
-from ..mm.swapfile import sys_swapon
 from ..mm.vma import VM
-from ..mm.vmscan import shrink_lruvec
 from . import budget, control, operations, registry
 from .backend import Handler, Handlers, OnSession, Reading, StepOutput, Verified
 from .errors import ExpectError
 from .expect_paths import read_path
+from .held_interrupt import sigint_held
 from .sim_observer import SimObserver
 from .parser import Command
 from .session import Session
@@ -74,10 +71,25 @@ def execute(session: Session, cmd: Command) -> StepOutput:
             raise
         except Exception as e:
             raise VmBug(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e}") from e
-    saved = Checkpoint(session)
     k.trace_log = []
     explaining = session.explain and not k.tracing      # record the path for explain, print no trace
     k.tracing = k.tracing or explaining
+    out = (_unchecked if registry.checks_first(cmd) else _checked)(session, cmd, fn)
+    out.calls = session.kernel.trace_log
+    out.trace = [] if explaining else out.calls
+    session.kernel.trace_log = []
+    if explaining:
+        session.kernel.tracing = False
+    if session.debug_vm:
+        problems = vm_problems(session.kernel)
+        if problems:
+            raise VmBug(f"after '{cmd.text or cmd}': " + "; ".join(problems[:5]))
+    return out
+
+
+def _checked(session: Session, cmd: Command, fn: Handler[Session]) -> StepOutput:
+    """Run a command on a checkpoint: a refusal, Ctrl-C or simulator bug puts the machine back."""
+    saved = Checkpoint(session)
     try:
         out = fn(session, cmd)
         _check_limits(session.kernel, cmd)
@@ -104,15 +116,30 @@ def execute(session: Session, cmd: Command) -> StepOutput:
     finally:
         if saved.open:
             saved.commit()
-    out.calls = session.kernel.trace_log
-    out.trace = [] if explaining else out.calls
-    session.kernel.trace_log = []
-    if explaining:
-        session.kernel.tracing = False
-    if session.debug_vm:
-        problems = vm_problems(session.kernel)
-        if problems:
-            raise VmBug(f"after '{cmd.text or cmd}': " + "; ".join(problems[:5]))
+    return out
+
+
+def _unchecked(session: Session, cmd: Command, fn: Handler[Session]) -> StepOutput:
+    """Run a command whose refusals all come before it changes anything (registry.checks_first)
+    without a checkpoint, which would cost a copy of all it may change (at munmap of 16G, the
+    mem_map of every frame it frees): Ctrl-C is held until it ends (lang/held_interrupt.py); a
+    simulator bug leaves the machine as the bug found it, and the error says so."""
+    left = f"(the machine is as the failure left it: '{cmd.text or cmd}' takes no checkpoint)"
+    with sigint_held():
+        try:
+            out = fn(session, cmd)
+        except (MmError, ExpectError):
+            raise                               # a refusal, before any change
+        except VmBug as e:
+            raise VmBug(f"{e} {left}") from e
+        except Exception as e:
+            raise VmBug(f"'{cmd.text or cmd}' failed inside the simulator: {type(e).__name__}: {e} "
+                        f"{left}") from e
+        try:
+            _check_limits(session.kernel, cmd)
+        except MmError as e:
+            raise VmBug(f"'{cmd.text or cmd}' passed a limit after changing the machine, though it "
+                        f"is declared to check first: {e} {left}") from e
     return out
 
 
@@ -132,15 +159,18 @@ def _check_limits(k: Kernel, cmd: Command) -> None:
     """Limits of the simulation that no single system call checks (docs/limits.md): page
     tables, VMAs per process, and the host memory budget (lang/budget.py)."""
     tally = budget.process_tally(k)     # processes the command did not reach are not counted again
-    tables = tally.nr_ptes
-    if tables > MAX_PAGE_TABLES:
-        raise MmError("ENOMEM", _op(cmd), f"{tables} page tables would exist: beyond the simulation's limit "
-                      f"of {MAX_PAGE_TABLES} ({MAX_PAGE_TABLES * 2 >> 10}G of populated address space)")
+    _check_tables(k, _op(cmd), tally.nr_ptes)
     for mm in filter(None, map(k.mms.peek, tally.recounted)):
         if len(mm.vmas) > MAX_MAP_COUNT:
             raise MmError("ENOMEM", _op(cmd), f"pid {mm.pid} would have {len(mm.vmas)} VMAs: more than "
                           f"vm.max_map_count ({MAX_MAP_COUNT})")
     budget.refuse_over(k, _op(cmd))
+
+
+def _check_tables(k: Kernel, op: str, tables: int) -> None:
+    if tables > MAX_PAGE_TABLES:
+        raise MmError("ENOMEM", op, f"{tables} page tables would exist: beyond the simulation's limit "
+                      f"of {MAX_PAGE_TABLES} ({MAX_PAGE_TABLES * 2 >> 10}G of populated address space)")
 
 
 # -- settings --------------------------------------------------------------------------------------
@@ -298,6 +328,8 @@ class _Simulator(OnSession):
         return StepOutput(changed=False)
 
     def swapon(self, name: str, size: int, kind: SwapKind, prio: int | None) -> list[str]:
+        from ..mm.swapfile import sys_swapon
+
         sys_swapon(self.s.kernel, name, size, kind, prio)
         return []
 
@@ -321,19 +353,40 @@ class _Simulator(OnSession):
 
     # -- memory --------------------------------------------------------------------------------------------
     def mmap(self, size: int, flags: VM, advice: Madv | None, at: int | None) -> tuple[int, int]:
+        from ..mm.mmap import sys_mmap
+
         start = sys_mmap(self.s.kernel, _mm(self.s), size, flags, advice, at)
         return start, (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
     def munmap(self, start: int, length: int) -> None:
-        sys_munmap(self.s.kernel, _mm(self.s), start, length)
+        from ..mm.mmap import munmap_check, munmap_splits, sys_munmap
+
+        k, mm = self.s.kernel, _mm(self.s)
+        length = munmap_check(mm, start, length)
+        # munmap takes no checkpoint (registry: checks_first), so the limits it may pass are
+        # checked first, with what it may add: a table per THP split at its edges (a page-table
+        # page too with lazy deposit) and a VMA when it punches a hole in one
+        splits = munmap_splits(mm, start, start + length)
+        lazy = sum(1 for idx in splits if not mm.pmds[idx].deposited)
+        if lazy:
+            _check_tables(k, "munmap", budget.process_tally(k).nr_ptes + lazy)
+        hole = any(v.start < start and start + length < v.end for v in mm.vmas_in(start, start + length))
+        growth = budget.COST["page tables"] * len(splits) + budget.COST["VMAs"] * hole
+        if growth:
+            budget.refuse_over(k, "munmap", growth, "splitting at its edges")
+        sys_munmap(k, mm, start, length)
 
     def touch(self, start: int, length: int, write: bool) -> int:
+        from ..mm.access import access_range
+
         k, pid = self.s.kernel, self.s.pid
         budget.refuse_over(k, "touch", budget.range_bound(k, pid, start, start + length, write),
                            f"touching {format_size(length)}")
         return access_range(k, _mm(self.s), start, start + length, write).pages
 
     def check_range(self, start: int, length: int) -> Verified:
+        from ..mm.access import access_range
+
         k, pid = self.s.kernel, self.s.pid
         budget.refuse_over(k, "check", budget.range_bound(k, pid, start, start + length, False),
                            f"reading {format_size(length)}")
@@ -359,6 +412,8 @@ class _Simulator(OnSession):
         if advice is Madv.MADV_PAGEOUT and not k.config.pmd_swap:
             budget.refuse_over(k, "madvise", budget.reclaim_bound(k, pid, start, start + length),
                                "splitting the PMDs of the THPs it swaps out")
+        from ..mm.madvise import sys_madvise
+
         sys_madvise(k, _mm(self.s), start, length, advice)
         return []
 
@@ -391,6 +446,8 @@ class _Simulator(OnSession):
         if not k.config.pmd_swap:
             budget.refuse_over(k, "reclaim", budget.reclaim_bound(k, None),
                                "splitting the PMDs of the THPs it swaps out")
+        from ..mm.vmscan import shrink_lruvec
+
         return shrink_lruvec(k, None if size is None else (size + PAGE_SIZE - 1) >> PAGE_SHIFT), ""
 
     def khugepaged(self) -> str:

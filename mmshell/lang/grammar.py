@@ -229,7 +229,11 @@ class CommandSpec:
     ``read_only``: it only looks, so no snapshot is taken around it and no
     step summary follows it; ``acts_with`` names the argument that makes a
     read-only command act (``check RANGE`` faults pages in; a bare ``check``
-    only looks).  ``quiet``: no step summary (by default: when it only looks).
+    only looks).  ``checks_first``: every refusal it can make comes before it changes
+    the machine (it checks, then acts, as do_vmi_munmap does), so no checkpoint is taken
+    around it (lang/execute.py): it checks the simulation's limits before it starts, a
+    Ctrl-C while it acts is taken when it ends, and a simulator bug inside it leaves the
+    machine as the bug found it.  ``quiet``: no step summary (by default: when it only looks).
     ``nests``: how it holds a nested COMMAND (:class:`Nests`).  ``live``: True
     when it runs on the live kernel, else the reason it is refused there.
     """
@@ -245,6 +249,7 @@ class CommandSpec:
     examples: tuple[str, ...] = ()
     read_only: bool = False
     acts_with: str = ""
+    checks_first: bool = False
     quiet: bool | None = None
     nests: Nests = Nests.NO
     live: bool | str = True

@@ -26,7 +26,7 @@ __all__ = [
     "COMMANDS", "SETTINGS", "FAULT_POINTS", "RESERVED_WORDS", "SettingSpec", "CommandSpec",
     "PROTS", "ADVICES", "VIEWS", "LIVE_VIEWS", "SWAP_KINDS", "OPS", "command", "setting", "setting_names",
     "match", "first_words", "next_words", "by_group", "help_topics", "help_text",
-    "PROT_FLAGS", "ADVICE", "unwrap", "only_looks", "shows_changes", "live_refusal",
+    "PROT_FLAGS", "ADVICE", "unwrap", "only_looks", "checks_first", "shows_changes", "live_refusal",
 ]
 
 #: The language's words for the kernel's values (the one place they are paired): a `prot`
@@ -81,13 +81,14 @@ def _spec(name: str, words: str, group: Group, summary: str, help: str,
           *positionals: Arg | Switch, options: tuple[Option | Flags, ...] = (),
           synopsis: str | None = None, examples: tuple[str, ...] = (), glued: bool = False,
           read_only: bool = False, acts_with: str = "", nests: Nests = Nests.NO,
-          live: bool | str = True) -> CommandSpec:
+          live: bool | str = True, checks_first: bool = False) -> CommandSpec:
     grammar = Grammar(tuple(positionals), options)
     head = words.split()
     if synopsis is None:
         synopsis = " ".join(head + ([grammar.usage()] if grammar.usage() else []))
     return CommandSpec(name, tuple(head), synopsis, summary, help, group, grammar, glued, examples,
-                       read_only=read_only, acts_with=acts_with, nests=nests, live=live)
+                       read_only=read_only, acts_with=acts_with, nests=nests, live=live,
+                       checks_first=checks_first)
 
 
 _S, _P, _M, _V, _X = Group.SETUP, Group.PROCESS, Group.MEMORY, Group.VIEW, Group.SCRIPT
@@ -143,7 +144,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     _spec("munmap", "munmap", _M, "unmap RANGE",
           "do_vmi_munmap: a partial PMD is split first (__split_huge_pmd), then the range is\n"
           "zapped (zap_pte_range, zap_huge_pmd) and its swap entries freed.",
-          _RANGE, examples=("munmap a", "munmap a+2M:2M")),
+          _RANGE, examples=("munmap a", "munmap a+2M:2M"), checks_first=True),
     _spec("touch", "touch", _M, "access every page of RANGE (default: write)",
           "handle_mm_fault: do_anonymous_page / do_huge_pmd_anonymous_page for empty entries,\n"
           "do_swap_page / do_huge_pmd_swap_page for swap entries, do_wp_page for COW.\n"
@@ -362,6 +363,12 @@ def only_looks(cmd: Any) -> bool:
     """Whether a step only looks at the machine (no snapshot, no counters, no step summary)."""
     inner = unwrap(cmd)
     return _BY_NAME[inner.name].only_looks(inner.args)
+
+
+def checks_first(cmd: Any) -> bool:
+    """Whether a step refuses only before it changes the machine (CommandSpec.checks_first of
+    what it runs, through `@PID` and `if`, which refuse before they run it): no checkpoint."""
+    return _BY_NAME[unwrap(cmd).name].checks_first
 
 
 def shows_changes(cmd: Any) -> bool:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .anon_batch import anon_fault_run
-from .constants import PAGE_SHIFT, pmd_index, pte_index
+from .constants import HPAGE_PMD_NR, PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
+from .lanes import progression_int
 from .memory import handle_mm_fault
 from .mm_types import MmStruct
 from .pagewalk import pmd_addr_end
@@ -30,6 +31,7 @@ from .progress import progress
 from .pgtable import (F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, KIND_MASK, KIND_PRESENT, PFN_SHIFT, Pmd, PmdKind,
                       pmd_pgtable, pte_present)
 from .swapin_batch import swapin_sync_run
+from .swapin_cached import swapin_cached_run
 from .vma import VM
 
 if TYPE_CHECKING:
@@ -207,7 +209,9 @@ def _consecutive_frames(words: array) -> int | None:
     raw[_LO1::8] = raw[_LO1::8].translate(_PFN_BITS_8_15)
     step = 1 << PFN_SHIFT
     first = words[0] & ~(step - 1)
-    if array("Q", raw) != array("Q", range(first, first + len(words) * step, step)):
+    n = len(words)
+    if (int.from_bytes(raw, sys.byteorder) != progression_int(first, step, n) if 0 < n <= HPAGE_PMD_NR
+            else array("Q", raw) != array("Q", range(first, first + n * step, step))):
         return None
     return first >> PFN_SHIFT
 
@@ -223,8 +227,9 @@ def _verify_run(k: "Kernel", pid: int, start: int, got: array, result: AccessRes
 def _swapin_batch(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool) -> int:
     """Take the separate do_swap_page faults of a run of swap PTEs at once.
 
-    Only the common synchronous-device case is batched (count 1, not cached, no
-    zeromap/zswap, exclusive entries, frames free without reclaim); anything
-    else goes through handle_mm_fault page by page.  Returns the pages done.
+    Two cases are batched: the common synchronous-device case (count 1, not cached, no
+    zeromap/zswap, exclusive entries, frames free without reclaim; swapin_batch.py), and a
+    read of order-0 folios still in the swap cache (swapin_cached.py); anything else goes
+    through handle_mm_fault page by page.  Returns the pages done.
     """
-    return swapin_sync_run(k, mm, start, end, write)
+    return swapin_sync_run(k, mm, start, end, write) or swapin_cached_run(k, mm, start, end, write)

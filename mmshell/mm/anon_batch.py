@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
+from .lanes import is_run, progression
 from .memory import anon_vma_prepare
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_WRITE, F_YOUNG, FLAGS_MASK, KIND_MASK, KIND_PRESENT,
@@ -180,13 +181,13 @@ def _map_new_folios(k: "Kernel", mm: MmStruct, ptes: array, i0: int, n: int, vma
     step = 1 << PFN_SHIFT
     first = mk_pte(pfns[0], pte_bits)
     p0 = pfns[0]
-    if pfns == list(range(p0, p0 + n)):
+    if is_run(pfns):
         mem.flags[p0:p0 + n] = array("I", [flags]) * n
         mem.mapcount[p0:p0 + n] = array("i", [1]) * n
-        mem.index[p0:p0 + n] = array("q", range(idx0, idx0 + n))
+        mem.index[p0:p0 + n] = progression("q", idx0, 1, n)
         mem.anon_vma[p0:p0 + n] = array("i", [av]) * n
         mem.data[p0:p0 + n] = array("Q", bytes(8 * n))
-        ptes[i0:i0 + n] = array("Q", range(first, first + n * step, step))
+        ptes[i0:i0 + n] = progression("Q", first, step, n)
     else:
         mflags, mapcount, index, anon_vma, data = mem.flags, mem.mapcount, mem.index, mem.anon_vma, mem.data
         bits = first - (p0 << PFN_SHIFT)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from array import array
 from .constants import HPAGE_PMD_NR
+from .lanes import is_run
 from .page_alloc import PageAllocator
 
 
@@ -58,13 +59,14 @@ class MemMap:
         #: high-water mark: no frame at or above it was ever allocated, so its entries are all 0
         self.hwm = 0
         self.alloc = PageAllocator(nr_frames)
-        self.flags = array("I", bytes(4 * nr_frames))
+        # array([0]) * n: zeroed at once, without a bytes object of the size to copy from
+        self.flags = array("I", [0]) * nr_frames
         self.order = bytearray(nr_frames)
-        self.mapcount = array("i", bytes(4 * nr_frames))
-        self.entire_mapcount = array("i", bytes(4 * nr_frames))
-        self.index = array("q", bytes(8 * nr_frames))
-        self.anon_vma = array("i", bytes(4 * nr_frames))
-        self.data = array("Q", bytes(8 * nr_frames))
+        self.mapcount = array("i", [0]) * nr_frames
+        self.entire_mapcount = array("i", [0]) * nr_frames
+        self.index = array("q", [0]) * nr_frames
+        self.anon_vma = array("i", [0]) * nr_frames
+        self.data = array("Q", [0]) * nr_frames
 
     # -- a command's checkpoint (lang/snapshot.py) -------------------------------
     def checkpoint(self) -> tuple[int, list, "PageAllocator"]:
@@ -167,7 +169,7 @@ class MemMap:
         flags = self.flags
         base = PG.USED | PG.UPTODATE
         p0, n = pfns[0], len(pfns)
-        if pfns[-1] - p0 == n - 1 and pfns == list(range(p0, p0 + n)):
+        if is_run(pfns):
             self._allocated(p0 + n)
             flags[p0:p0 + n] = array("I", [base]) * n       # consecutive frames: slices
             self.order[p0:p0 + n] = bytes(n)

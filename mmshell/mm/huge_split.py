@@ -18,8 +18,10 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
+from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, pmd_index, pte_index
-from .folio import PG
+from .folio import PG, MemMap
+from .lanes import progression
 from .lru import ACTIVE, INACTIVE
 from .mm_types import MmStruct
 from .pgtable import (F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_YOUNG, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd,
@@ -40,6 +42,26 @@ def __split_huge_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> None:
     if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
         split_huge_pmd_locked(k, mm, vma, addr)
 
+
+def _map_pages(mem: MemMap, pfn: int) -> None:
+    """The split's PTEs each map a page of the THP at pfn: every page's mapcount + 1, and
+    PageAnonExclusive copied from the head to every page.  Whole-table: 512 mapcounts of 0 (no
+    page PTE-mapped too, the common case) become 1 by one slice, the bit is set by translate
+    over the flags' second bytes; otherwise _map_pages_per_page, which leaves the same."""
+    end = pfn + HPAGE_PMD_NR
+    if mem.mapcount[pfn:end].tobytes() != bm.NO_MAPS:
+        _map_pages_per_page(mem, pfn)
+        return
+    mem.mapcount[pfn:end] = bm.ONE_MAP
+    if mem.test(pfn, PG.ANON_EXCLUSIVE):
+        bm.set_anon_exclusive(mem.flags, pfn, HPAGE_PMD_NR)
+
+
+def _map_pages_per_page(mem: MemMap, pfn: int) -> None:
+    end = pfn + HPAGE_PMD_NR
+    mem.mapcount[pfn:end] = array("i", [m + 1 for m in mem.mapcount[pfn:end]])
+    if mem.test(pfn, PG.ANON_EXCLUSIVE):
+        mem.flags[pfn:end] = array("I", [f | PG.ANON_EXCLUSIVE for f in mem.flags[pfn:end]])
 
 def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> None:
     """__split_huge_pmd_locked(): withdraw the deposited table and fill it with 512 entries.
@@ -62,7 +84,7 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
         flags = pmd.flags & (F_SOFT_DIRTY | F_UFFD_WP | F_SWP_EXCLUSIVE)
         first = swp_entry_to_pte(pmd.swp_type, pmd.swp_offset, flags)
         step = 1 << SWP_OFFSET_SHIFT
-        table.ptes = array("Q", range(first, first + HPAGE_PMD_NR * step, step))
+        table.ptes = progression("Q", first, step, HPAGE_PMD_NR)
     elif pmd.kind is PmdKind.ZERO:
         k.trace("__split_huge_zero_page_pmd")
         pte = mk_pte(k.zero_pfn, F_SPECIAL | (pmd.flags & (F_YOUNG | F_SOFT_DIRTY | F_UFFD_WP)))
@@ -72,11 +94,8 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
         pfn = pmd.pfn
         first = mk_pte(pfn, pmd.flags)
         step = 1 << PFN_SHIFT
-        table.ptes = array("Q", range(first, first + HPAGE_PMD_NR * step, step))
-        end = pfn + HPAGE_PMD_NR
-        mem.mapcount[pfn:end] = array("i", [m + 1 for m in mem.mapcount[pfn:end]])
-        if mem.test(pfn, PG.ANON_EXCLUSIVE):
-            mem.flags[pfn:end] = array("I", [f | PG.ANON_EXCLUSIVE for f in mem.flags[pfn:end]])
+        table.ptes = progression("Q", first, step, HPAGE_PMD_NR)
+        _map_pages(mem, pfn)
         mem.entire_mapcount[pfn] -= 1
         if mem.entire_mapcount[pfn] == 0:
             k.vmstat.nr_anon_thps -= 1

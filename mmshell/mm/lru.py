@@ -31,6 +31,7 @@ from operator import ne
 from typing import Iterable
 
 from .errors import VmBug
+from .lanes import is_run
 
 INACTIVE, ACTIVE = 0, 1     # the sentinels' indexes, and lruvec->lists[] order
 _OFF = 2                    # index of pfn p: p + _OFF
@@ -44,13 +45,21 @@ class Lru:
 
     def __init__(self, nr_frames: int) -> None:
         n = nr_frames + _OFF
-        self.prev = array("i", bytes(4 * n))
-        self.next = array("i", bytes(4 * n))
-        self.which = array("B", bytes(n))      # 0: on no list, 1 + the sentinel of the list it is on
+        self.prev = array("i", [0]) * n
+        self.next = array("i", [0]) * n
+        self.which = array("B", [0]) * n      # 0: on no list, 1 + the sentinel of the list it is on
         self.prev[ACTIVE] = self.next[ACTIVE] = ACTIVE   # INACTIVE's already point at 0
         self.nr = [0, 0]                # folios on each list
         self.hwm = _OFF                 # above every index ever linked: what a checkpoint copies
-        self.ramp = array("i", range(n))    # ramp[i] == i: a run's links are slices of it
+        self.ramp = array("i", range(_OFF))     # ramp[i] == i: a run's links are slices of it (_ramp)
+
+    def _ramp(self, end: int) -> array:
+        """`ramp` with ramp[i] == i below `end` at least: grown (at least doubled) as runs reach
+        higher frames, so a machine pays for it as its frames come into use, not at boot."""
+        ramp = self.ramp
+        if len(ramp) < end:
+            ramp.extend(range(len(ramp), min(len(self.which), max(end, 2 * len(ramp)))))
+        return ramp
 
     # -- one folio ----------------------------------------------------------------
     def list_add_tail(self, pfn: int, head: int = INACTIVE) -> None:
@@ -131,7 +140,7 @@ class Lru:
         t = prev[head]
         nxt[t] = i0
         prev[i0] = t
-        ramp = self.ramp
+        ramp = self._ramp(i0 + n)
         nxt[i0:i0 + n - 1] = ramp[i0 + 1:i0 + n]
         prev[i0 + 1:i0 + n] = ramp[i0:i0 + n - 1]
         last = i0 + n - 1
@@ -147,7 +156,7 @@ class Lru:
         if not pfns:
             return
         n, p0 = len(pfns), pfns[0]
-        if pfns[-1] - p0 == n - 1 and pfns == list(range(p0, p0 + n)):
+        if is_run(pfns):
             self.add_run(p0, n, head)       # consecutive frames (a bulk allocation): slices
             return
         which = self.which
@@ -204,7 +213,7 @@ class Lru:
         last = i0 + n - 1
         nxt, which = self.next, self.which
         w = which[i0]
-        if not w or nxt[i0:last] != self.ramp[i0 + 1:last + 1] or pfns != list(range(p0, p0 + n)):
+        if not w or nxt[i0:last] != self._ramp(last + 1)[i0 + 1:last + 1] or not is_run(pfns):
             return False
         prev = self.prev
         a, b = prev[i0], nxt[last]

@@ -13,18 +13,20 @@ as on the measured machine), file and shared memory, NUMA, locks and retries.
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .constants import PAGE_SHIFT, pmd_index, pte_index
+from .constants import HPAGE_PMD_NR, PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .folio import PG
+from .lanes import progression, progression_int
 from .mm_types import MmStruct
 from .page_io import swap_read_folio
 from .pgtable_generic import pte_alloc_one
-from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, SWP_KEPT,
-                      PmdKind, PteTable, is_swap_pte, mk_pte, mk_table_pmd, pmd_pgtable, pte_flags, pte_pfn,
-                      pte_swp_offset, pte_swp_type, swp_entry_to_pte)
+from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, PFN_SHIFT, SWP_KEPT,
+                      SWP_OFFSET_SHIFT, PmdKind, PteTable, is_swap_pte, mk_pte, mk_table_pmd, pmd_pgtable,
+                      pte_flags, pte_pfn, pte_swp_offset, pte_swp_type, swp_entry_to_pte)
 from .rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap, folio_remove_rmap_ptes
 from .swap import folio_put_if_unused, free_folio, lru_add
 from .swap_slots import free_swap_and_cache_nr, vm_swap_full
@@ -266,8 +268,12 @@ def _swap_pte_batch(mm: MmStruct, vma: VmArea, first: int, base: SwpEntry, nr: i
     if pmd is None or pmd.kind is not PmdKind.TABLE:
         return False
     i0 = pte_index(first)
-    want = [swp_entry_to_pte(base.type, base.offset + i, pte_flags(orig)) for i in range(nr)]
-    return pmd_pgtable(pmd).ptes[i0:i0 + nr].tolist() == want
+    step = 1 << SWP_OFFSET_SHIFT         # swp_entry_to_pte() of offset + i is its word + i * step
+    first_word = swp_entry_to_pte(base.type, base.offset, pte_flags(orig))
+    ptes = pmd_pgtable(pmd).ptes[i0:i0 + nr]
+    if nr > HPAGE_PMD_NR:
+        return ptes.tolist() == list(range(first_word, first_word + nr * step, step))
+    return int.from_bytes(ptes.tobytes(), sys.byteorder) == progression_int(first_word, step, nr)
 
 
 def _set_swapped_in_ptes(mm: MmStruct, vma: VmArea, table: PteTable, idx: int, page: int, nr: int, orig: int,
@@ -278,9 +284,7 @@ def _set_swapped_in_ptes(mm: MmStruct, vma: VmArea, table: PteTable, idx: int, p
         flags |= F_WRITE
         if write:
             flags |= F_DIRTY
-    ptes = table.ptes
-    for i in range(nr):
-        ptes[idx + i] = mk_pte(page + i, flags)
+    table.ptes[idx:idx + nr] = progression("Q", mk_pte(page, flags), 1 << PFN_SHIFT, nr)
     mm.rss_anon += nr
     mm.rss_swapents -= nr
 

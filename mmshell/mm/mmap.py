@@ -11,10 +11,10 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
-from .constants import (MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE,
+from .constants import (MAX_MAP_COUNT, MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE,
                         TASK_SIZE, pmd_index, pte_index)
 from .errors import MmError
-from .folio import PG
+from .folio import PG, MemMap
 from .huge_memory import zap_huge_pmd
 from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
@@ -169,10 +169,41 @@ def vma_range(k: "Kernel", mm: MmStruct, start: int, end: int) -> list[VmArea]:
     return mm.vmas_in(start, end)
 
 
-def sys_munmap(k: "Kernel", mm: MmStruct, start: int, length: int) -> None:
-    """munmap(): split VMAs at the edges, zap the page tables, remove the VMAs."""
+def munmap_splits(mm: MmStruct, start: int, end: int) -> list[int]:
+    """The PMD slots a munmap of [start, end) splits: a PMD-level entry (a THP, the huge
+    zero page or, with the series, a PMD swap entry) that the range covers in part.  At
+    most two, the edges; the caller's limits count what each split adds (a table, and with
+    lazy deposit a page-table page)."""
+    edges = {start >> PMD_SHIFT} if start & ~PMD_MASK else set()
+    if end & ~PMD_MASK:
+        edges.add(end >> PMD_SHIFT)     # the slot holding the last byte, end - 1
+    out = []
+    for idx in sorted(edges):
+        pmd = mm.pmds.get(idx)
+        if pmd is not None and pmd.kind in (PmdKind.HUGE, PmdKind.ZERO, PmdKind.SWAP):
+            out.append(idx)     # its VMA covers the whole 2 MiB: the table stays for the rest
+    return out
+
+
+def munmap_check(mm: MmStruct, start: int, length: int) -> int:
+    """What do_vmi_munmap() checks before it changes anything: the range (EINVAL), and
+    that a hole punched inside one VMA, which splits it in two, leaves map_count within
+    vm.max_map_count (vms_gather_munmap_vmas(): ENOMEM).  The length rounded up to pages."""
     page_aligned("munmap", start, length)
     length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    end = start + length
+    first = next(iter(mm.vmas_in(start, end)), None)
+    if first is not None and first.start < start and end < first.end and len(mm.vmas) >= MAX_MAP_COUNT:
+        raise MmError("ENOMEM", "munmap", f"pid {mm.pid} would have {len(mm.vmas) + 1} VMAs: more than "
+                      f"vm.max_map_count ({MAX_MAP_COUNT})")
+    return length
+
+
+def sys_munmap(k: "Kernel", mm: MmStruct, start: int, length: int) -> None:
+    """munmap(): check (munmap_check), then split VMAs at the edges, zap the page tables,
+    remove the VMAs.  Nothing after the check refuses: the shell takes no checkpoint
+    around it (lang/registry.py, `checks_first`)."""
+    length = munmap_check(mm, start, length)
     end = start + length
     k.trace("do_vmi_munmap")
     for vma in vma_range(k, mm, start, end):
@@ -208,6 +239,9 @@ def unmap_page_range(k: "Kernel", mm: MmStruct, vma: VmArea, start: int, end: in
             zap_pte_range(k, mm, pmd_pgtable(pmd).ptes, addr, nxt)
 
 
+#: The bytes of a page's mapcount (array "i") of 1.
+_ONE_MAP = array("i", [1]).tobytes()
+
 def _zap_order0_run(k: "Kernel", mm: MmStruct, words: array) -> bool:
     """The loop of zap_pte_range() at once when every PTE maps the next frame of a run of order-0
     folios, each mapped only there (a range swapped in, or faulted, page by page): each page
@@ -222,7 +256,7 @@ def _zap_order0_run(k: "Kernel", mm: MmStruct, words: array) -> bool:
             or 1 in raw[1::8].translate(bm.SPECIAL):
         return False
     flag_bytes = bytearray(mem.flags[page:page + n].tobytes())
-    if 1 in flag_bytes[0::4].translate(bm.HEAD_OR_TAIL) or mem.mapcount[page:page + n] != array("i", [1]) * n:
+    if 1 in flag_bytes[0::4].translate(bm.HEAD_OR_TAIL) or mem.mapcount[page:page + n].tobytes() != _ONE_MAP * n:
         return False
     mem.mapcount[page:page + n] = array("i", bytes(4 * n))
     flag_bytes[1::4] = flag_bytes[1::4].translate(bm.CLEAR_ANON_EXCL)
@@ -231,6 +265,28 @@ def _zap_order0_run(k: "Kernel", mm: MmStruct, words: array) -> bool:
     k.vmstat.nr_anon_pages -= n
     free_order0_folios(k, list(range(page, page + n)))
     return True
+
+
+def _one_folio_run(mem: MemMap, words: array) -> tuple[int, int, bool] | None:
+    """(first page, its uffd-wp bit, whether any PTE is dirty) when the PTE words map
+    consecutive pages of one large folio, none special, all with the same uffd-wp bit (a THP
+    mapped back from the swap cache, or split in place): what zap_pte_range's loop batches
+    into one folio_remove_rmap_ptes().  None (the loop does it) for anything else."""
+    n = len(words)
+    if n < 2:
+        return None
+    raw = words.tobytes()
+    page = words[0] >> PFN_SHIFT
+    if page + n > mem.nr_frames or not bm.present_run_of(raw, page) or 1 in raw[1::8].translate(bm.SPECIAL):
+        return None
+    head = mem.folio_of(page)
+    if not mem.order[head] or page + n > head + (1 << mem.order[head]):
+        return None
+    low = raw[0::8]
+    clear = len(low.translate(None, bm.UFFD_WP_SET))       # the PTEs without uffd-wp
+    if clear not in (0, n):
+        return None
+    return page, 0 if clear else F_UFFD_WP, bool(low.translate(None, bm.NOT_DIRTY))
 
 
 def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None:
@@ -256,6 +312,14 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     # batch (folio_pte_batch), so a folio whose every mapping goes at once is never seen
     # partially mapped (no deferred split).
     batch_page = batch_n = batch_wp = present = swapents = 0
+    one = _one_folio_run(mem, words)
+    if one is not None:
+        # the loop's outcome for a run of one large folio's pages: one batch, every page present
+        batch_page, batch_wp, dirty = one
+        batch_n = present = len(words)
+        if dirty:
+            flags[mem.folio_of(batch_page)] |= PG.DIRTY
+        words = array("Q")
     # pgtable.py's encoding as locals: this loop runs once per PTE zapped
     kind_mask, present_kind, swap_kind = KIND_MASK, KIND_PRESENT, KIND_SWAP
     pfn_shift, offset_shift = PFN_SHIFT, SWP_OFFSET_SHIFT

@@ -12,12 +12,15 @@ from their low bytes.
 
 from __future__ import annotations
 
+import sys
 from array import array
 
 from .constants import HPAGE_PMD_NR, SWAP_COUNT_MASK, SWAP_HAS_CACHE, SWAP_MAP_BAD
 from .folio import PG
+from .lanes import progression_int
 from .errors import VmBug
-from .pgtable import F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT, SWP_KEPT
+from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT,
+                      SWP_KEPT)
 
 # Per-byte tables over the low byte (bits 0-7) and the second byte (bits 8-15) of a
 # PTE word, a page-flags word, or a swap_map byte: 1 where the property holds.
@@ -58,23 +61,42 @@ SWAP_LOW = bytes(KIND_SWAP | (b & SWP_KEPT) for b in range(256))
 SWP_EXCL_OF_PAGE = bytes(F_SWP_EXCLUSIVE if b & (PG.ANON_EXCLUSIVE >> 8) else 0 for b in range(256))
 #: page-flags second byte with PageAnonExclusive cleared
 CLEAR_ANON_EXCL = bytes(b & ~(PG.ANON_EXCLUSIVE >> 8) for b in range(256))
+#: page-flags second byte with PageAnonExclusive set
+SET_ANON_EXCL = bytes(b | (PG.ANON_EXCLUSIVE >> 8) for b in range(256))
 #: the low-byte values of a PTE that is not dirty (deleted by translate: what stays is dirty)
 NOT_DIRTY = bytes(b for b in range(256) if not b & F_DIRTY)
 #: a PTE word's second byte with the bits below the pfn cleared
 PFN_BITS_1 = bytes(b & (0xFF << (PFN_SHIFT - 8)) & 0xFF for b in range(256))
+#: the low-byte values of a PTE with uffd-wp set (deleted by translate: what stays has it clear)
+UFFD_WP_SET = bytes(b for b in range(256) if b & F_UFFD_WP)
+
+#: The byte of a page-flags word (array "I") that holds bits 8-15.
+FLAGS_BYTE1 = 1 if sys.byteorder == "little" else 2
+#: The bytes of up to 512 mapcounts (array "i") of 0, and 512 mapcounts of 1.
+NO_MAPS = bytes(4 * HPAGE_PMD_NR)
+ONE_MAP = array("i", [1]) * HPAGE_PMD_NR
+
+
+def set_anon_exclusive(flags: array, p: int, n: int) -> None:
+    """SetPageAnonExclusive() on the n pages from p: translate over their flags' second bytes."""
+    raw = bytearray(flags[p:p + n].tobytes())
+    raw[FLAGS_BYTE1::4] = raw[FLAGS_BYTE1::4].translate(SET_ANON_EXCL)
+    flags[p:p + n] = array("I", raw)
 
 
 def present_run_of(raw: bytes, page: int) -> bool:
     """Whether the PTE words `raw` (their bytes) are all present and map page, page + 1, ... in
     order: the kind bits of each low byte, and the words with the bits below the pfn cleared
-    against the progression of pfns, compared as bytes."""
+    against the progression of pfns, compared as one int each."""
     n = len(raw) // 8
     if raw[0::8].translate(PRESENT) != b"\x01" * n:
         return False
     pfns = bytearray(raw)
     pfns[0::8] = bytes(n)
     pfns[1::8] = pfns[1::8].translate(PFN_BITS_1)
-    return pfns == array("Q", range(page << PFN_SHIFT, (page + n) << PFN_SHIFT, 1 << PFN_SHIFT)).tobytes()
+    if not 0 < n <= HPAGE_PMD_NR:
+        return pfns == array("Q", range(page << PFN_SHIFT, (page + n) << PFN_SHIFT, 1 << PFN_SHIFT)).tobytes()
+    return int.from_bytes(pfns, sys.byteorder) == progression_int(page << PFN_SHIFT, 1 << PFN_SHIFT, n)
 
 
 def and_masks(*masks: bytes | bytearray) -> bytes:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
+from .lanes import progression
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, SWP_KEPT, SWP_OFFSET_SHIFT, PmdKind, mk_swap_pmd,
                       pmd_pgtable, pte_pfn, pte_present, swp_entry_to_pte)
@@ -65,7 +66,22 @@ def folio_add_anon_rmap_pmd(k: "Kernel", pfn: int, exclusive: bool) -> None:
 
 
 def folio_add_anon_rmap_ptes(k: "Kernel", page: int, nr: int, exclusive: bool) -> None:
-    """nr more PTE mappings, one for each page from `page` on."""
+    """nr more PTE mappings, one for each page from `page` on.  When none of the pages is
+    PTE-mapped yet (a large folio mapped back from the swap cache), their mapcounts become 1
+    by one slice and PageAnonExclusive is set by translate; otherwise page by page
+    (_add_rmap_ptes_per_page), which leaves the same."""
+    mem = k.mem
+    if not 1 < nr <= HPAGE_PMD_NR or mem.mapcount[page:page + nr].tobytes() != bm.NO_MAPS[:4 * nr]:
+        _add_rmap_ptes_per_page(k, page, nr, exclusive)
+        return
+    mem.mapcount[page:page + nr] = bm.ONE_MAP[:nr]
+    if exclusive:
+        bm.set_anon_exclusive(mem.flags, page, nr)
+    if not mem.entire_mapcount[mem.folio_of(page)]:
+        k.vmstat.nr_anon_pages += nr
+
+
+def _add_rmap_ptes_per_page(k: "Kernel", page: int, nr: int, exclusive: bool) -> None:
     mem = k.mem
     head = mem.folio_of(page)
     entire = mem.entire_mapcount[head]
@@ -346,8 +362,7 @@ def _unmap_table_run(k: "Kernel", mm: MmStruct, si: SwapInfo, ptes: array, i0: i
         # offsets from off, each with the kind and kept bits of its PTE's low byte and the
         # exclusive bit of its page's flags (lane arithmetic over the run's bytes).
         ostep = 1 << SWP_OFFSET_SHIFT
-        out = bytearray(array("Q", range((off << SWP_OFFSET_SHIFT) | type_bits,
-                                         ((off + n) << SWP_OFFSET_SHIFT) | type_bits, ostep)).tobytes())
+        out = bytearray(progression("Q", (off << SWP_OFFSET_SHIFT) | type_bits, ostep, n).tobytes())
         out[0::8] = (int.from_bytes(low.translate(bm.SWAP_LOW), "little")
                      | int.from_bytes(excl.tobytes()[1::4].translate(bm.SWP_EXCL_OF_PAGE), "little")
                      ).to_bytes(n, "little")

@@ -13,10 +13,13 @@ vmscan), which all end folios' lives, as mm/swap.c sits below them in the kernel
 
 from __future__ import annotations
 
+import sys
+from array import array
 from typing import TYPE_CHECKING
 
 from .constants import HPAGE_PMD_ORDER
 from .folio import PG
+from .lanes import is_run
 from .swap_state import folio_free_swap
 
 if TYPE_CHECKING:
@@ -47,14 +50,27 @@ def free_folio(k: "Kernel", pfn: int) -> None:
     mem.free_folio(pfn)
 
 
+#: The byte of a page-flags word (array "I") that holds bits 0-7, and per value of it, 1 where
+#: PG.SWAPCACHE is set.
+_FLAGS_BYTE0 = 0 if sys.byteorder == "little" else 3
+_SWAPCACHE = bytes(int(bool(b & PG.SWAPCACHE)) for b in range(256))
+
+
+def _any_swapcache(flags: array, p0: int, n: int) -> bool:
+    """Whether a page of the run of frames [p0, p0 + n) is in the swap cache: the flags'
+    low bytes (PG.SWAPCACHE is bit 5) translated to 0/1 at once."""
+    return 1 in flags[p0:p0 + n].tobytes()[_FLAGS_BYTE0::4].translate(_SWAPCACHE)
+
+
 def free_order0_folios(k: "Kernel", pfns: list[int]) -> None:
     """Free order-0 folios that just lost their last mapping (a swap-cache one leaves the cache)."""
     mem = k.mem
     flags, swapcache = mem.flags, PG.SWAPCACHE
     kept = set()        # swap-cache folios whose slots a swap entry still references: they stay
-    for pfn in pfns:
-        if flags[pfn] & swapcache and not folio_free_swap(k, pfn):
-            kept.add(pfn)
+    if not (pfns and is_run(pfns) and not _any_swapcache(flags, pfns[0], len(pfns))):
+        for pfn in pfns:
+            if flags[pfn] & swapcache and not folio_free_swap(k, pfn):
+                kept.add(pfn)
     out = [pfn for pfn in pfns if pfn not in kept] if kept else list(pfns)
     k.lru.delete_many(out)
     k.vmstat.count("pgfree", len(out))

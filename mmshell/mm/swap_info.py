@@ -18,6 +18,7 @@ import heapq
 from array import array
 from dataclasses import dataclass, field
 from enum import Enum, IntFlag
+from typing import Sequence
 
 from .constants import (COUNT_CONTINUED, PAGE_SIZE, SWAP_CONT_MAX, SWAP_COUNT_MASK, SWAP_HAS_CACHE,
                         SWAP_MAP_BAD, SWAP_MAP_MAX, SWAPFILE_CLUSTER)
@@ -64,6 +65,12 @@ KIND_FLAGS = {
     SwapKind.DISK: SWP.BLKDEV,
     SwapKind.FILE: SWP(0),
 }
+#: si->flags of an active device, by kind and SWP_WRITEOK (IntFlag arithmetic done once, not per
+#: call on the swap paths).
+_FLAGS = {(kind, ok): flags | SWP.USED | (SWP.WRITEOK if ok else SWP(0))
+          for kind, flags in KIND_FLAGS.items() for ok in (False, True)}
+#: The kinds whose writes complete before submit_bio returns (SWP_SYNCHRONOUS_IO).
+_SYNCHRONOUS = frozenset(kind for kind, flags in KIND_FLAGS.items() if flags & SWP.SYNCHRONOUS_IO)
 
 
 @dataclass(slots=True)
@@ -110,11 +117,11 @@ class SwapInfo:
 
     @property
     def flags(self) -> SWP:
-        return KIND_FLAGS[self.kind] | SWP.USED | (SWP.WRITEOK if self.writeok else SWP(0))
+        return _FLAGS[self.kind, self.writeok]
 
     @property
     def synchronous(self) -> bool:
-        return bool(self.flags & SWP.SYNCHRONOUS_IO)
+        return self.kind in _SYNCHRONOUS
 
     @property
     def nr_clusters(self) -> int:
@@ -168,7 +175,7 @@ class SwapInfo:
                 self.cont[s] = high
                 sm[s] = (b & SWAP_HAS_CACHE) | COUNT_CONTINUED
 
-    def put(self, off: int, nr: int = 1) -> list[int]:
+    def put(self, off: int, nr: int = 1) -> Sequence[int]:
         """Drop one reference from each of nr slots; return the slots that became free."""
         sm = self.swap_map
         seg = sm[off:off + nr]
@@ -179,7 +186,7 @@ class SwapInfo:
             if zeros == 0:
                 return []
             if zeros == nr:
-                return list(range(off, off + nr))
+                return range(off, off + nr)
             return [off + i for i, b in enumerate(seg) if b == 0]
         freed = []
         for s in range(off, off + nr):
@@ -285,8 +292,12 @@ class SwapInfo:
             if 0 < self.cluster_used[c] < SWAPFILE_CLUSTER and self.cluster_order[c] != 0:
                 yield c
 
-    def free_slots(self, slots: list[int]) -> None:
-        """swap_entries_free(): return slots whose count and cache bit are both 0."""
+    def free_slots(self, slots: Sequence[int]) -> None:
+        """swap_entries_free(): return slots whose count and cache bit are both 0 (a range of
+        consecutive slots is freed as a run at once)."""
+        if type(slots) is range and slots.step == 1 and len(slots) > 1:
+            self._free_run(slots.start, len(slots))
+            return
         if len(slots) > 1 and slots[-1] - slots[0] == len(slots) - 1 \
                 and list(slots) == list(range(slots[0], slots[-1] + 1)):   # a run, not just its ends
             self._free_run(slots[0], len(slots))

@@ -111,21 +111,21 @@ def free_swap_and_cache_nr(k: "Kernel", entry: SwpEntry, nr: int) -> None:
     freed = si.put(entry.offset, nr)
     si.free_slots(freed)
     sm = si.swap_map
-    if sm.find(SWAP_HAS_CACHE, entry.offset, entry.offset + nr) < 0:
-        return
-    seen: set[int] = set()
-    for s in range(entry.offset, entry.offset + nr):
-        if sm[s] != SWAP_HAS_CACHE:
-            continue
+    s, end = entry.offset, entry.offset + nr
+    while True:
+        # the next slot held by the swap cache alone; a folio's slots are consecutive, so after
+        # one is looked at the scan goes on past the last of them
+        s = sm.find(SWAP_HAS_CACHE, s, end)
+        if s < 0:
+            return
         pfn = si.cache[s]
-        if pfn in seen:
-            continue
-        seen.add(pfn)
+        base = k.folio_swap[pfn].offset
+        nr_pages = k.mem.nr_pages(pfn)
+        s = max(s + 1, base + nr_pages)
         # __try_to_reclaim_swap(TTRS_UNMAPPED | TTRS_FULL)
         if k.mem.folio_mapped(pfn) and not vm_swap_full(k):
             continue
-        base = k.folio_swap[pfn].offset
-        if any(sm[t] != SWAP_HAS_CACHE for t in range(base, base + k.mem.nr_pages(pfn))):
+        if sm.count(SWAP_HAS_CACHE, base, base + nr_pages) != nr_pages:
             continue
         delete_from_swap_cache(k, pfn)
         k.mem.set(pfn, PG.DIRTY)

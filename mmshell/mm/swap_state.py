@@ -54,7 +54,7 @@ def delete_from_swap_cache(k: "Kernel", pfn: int) -> None:
     si.cache.delete(off, nr)
     zeros = seg.count(0)
     if zeros == nr:
-        si.free_slots(list(range(off, off + nr)))
+        si.free_slots(range(off, off + nr))
     elif zeros:
         si.free_slots([off + i for i, b in enumerate(seg) if b == 0])
     k.mem.clear(pfn, PG.SWAPCACHE)

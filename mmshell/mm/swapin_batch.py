@@ -10,11 +10,13 @@ once per page).  Anything else is left to the per-fault path.
 
 from __future__ import annotations
 
+import sys
 from array import array
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
+from .lanes import progression, progression_int
 from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, KIND_MASK, KIND_PRESENT,
                       PFN_SHIFT, SWP_KEPT, SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind,
@@ -65,7 +67,7 @@ def swapin_sync_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool
         _map_run_contiguous(k, si, ptes, i0, pfns[0], offs.start, n, folio_flags, pte_flags, idx0, vma.anon_vma)
     else:
         _map_run(k, si, ptes, i0, pfns, list(offs), folio_flags, pte_flags, idx0, vma.anon_vma)
-    si.free_slots(list(offs))
+    si.free_slots(offs)
     k.vmstat.nr_anon_pages += n
     mm.rss_anon += n
     mm.rss_swapents -= n
@@ -79,9 +81,12 @@ def swapin_sync_run(k: "Kernel", mm: MmStruct, start: int, end: int, write: bool
 
 
 def _contiguous_run(ptes: array, i0: int, n: int, first: int) -> bool:
-    """The n PTEs from i0 are `first` with consecutive offsets (same type and bits)."""
+    """The n PTEs from i0 are `first` with consecutive offsets (same type and bits): their
+    bytes against the progression, as one int each (lanes.progression_int)."""
     step = 1 << SWP_OFFSET_SHIFT
-    return ptes[i0:i0 + n].tolist() == list(range(first, first + n * step, step))
+    if n > PTRS_PER_PTE:
+        return ptes[i0:i0 + n].tolist() == list(range(first, first + n * step, step))
+    return int.from_bytes(ptes[i0:i0 + n].tobytes(), sys.byteorder) == progression_int(first, step, n)
 
 
 def _matching_offsets(ptes: array, i0: int, n_max: int, bits: int, type_: int, sm: bytearray, zeromap: bytearray,
@@ -121,10 +126,10 @@ def _map_run_contiguous(k: "Kernel", si: SwapInfo, ptes: array, i0: int, p0: int
     mem = k.mem
     mem.flags[p0:p0 + n] = array("I", [folio_flags]) * n
     mem.mapcount[p0:p0 + n] = array("i", [1]) * n
-    mem.index[p0:p0 + n] = array("q", range(idx0, idx0 + n))
+    mem.index[p0:p0 + n] = progression("q", idx0, 1, n)
     mem.anon_vma[p0:p0 + n] = array("i", [av]) * n
     mem.data[p0:p0 + n] = si.data[o0:o0 + n]
     k.lru.add_run(p0, n)
     first = mk_pte(p0, pte_flags)
-    ptes[i0:i0 + n] = array("Q", range(first, first + (n << PFN_SHIFT), 1 << PFN_SHIFT))
+    ptes[i0:i0 + n] = progression("Q", first, 1 << PFN_SHIFT, n)
     si.swap_map[o0:o0 + n] = bytes(n)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, pte_index
 from .folio import PG
-from .huge_memory import vma_thp_eligible
 from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_page_range, walk_pmd_range
 from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, F_YOUNG, PmdKind, is_swap_pte, pte_pfn,
@@ -133,6 +132,10 @@ def smaps_vma(k: "Kernel", mm: MmStruct, vma: VmArea, lo: int | None = None,
                         mss.account(k, pte_pfn(pte), PAGE_SIZE, bool(pte & F_YOUNG), bool(pte & F_DIRTY))
                 elif is_swap_pte(pte):
                     mss.account_swap(k.swp_info(pte_swp_type(pte)).swap_count(pte_swp_offset(pte)))
+    # huge_memory (and the fault and reclaim paths it imports) is loaded when smaps is first
+    # read, not by every command that reaches this module (`show vmstat`, meminfo)
+    from .huge_memory import vma_thp_eligible
+
     kb = 1024
     return {
         "Size": (hi - lo) // kb,

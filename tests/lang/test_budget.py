@@ -51,6 +51,11 @@ def test_the_costs_bound_what_the_host_spends() -> None:
     session = Session.boot()                     # no invariant checker: its own allocations would count
     assert run_text(session, "set ram 128M\nswapon s0 128M\nmmap a 32M hugepage\nmmap b 8M nohugepage\n",
                     "t.mmsh").exit_status() == 0
+    # One-time costs that are no item's: the modules of the fault and reclaim paths, loaded by
+    # their first command, and the LRU's ramp, grown as frames first come into use (costed with
+    # the frames at `set ram`).
+    assert run_text(session, "mmap w 48M nohugepage\ntouch w\nmadvise w pageout\nmunmap w\n",
+                    "t.mmsh").exit_status() == 0
 
     def spent(text: str) -> tuple[int, int]:
         before = footprint(session.kernel).bytes
