@@ -103,10 +103,13 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
     cfg = k.config
     mem = k.mem
     none = swap = shared = referenced = 0
+    # userfaultfd_armed(): a registered VMA takes no none or zero PTE, even in MADV_COLLAPSE
+    # (its missing pages must still raise userfaults); EBUSY, measured on 6.18.
+    uffd_armed = bool(vma.flags & (VM.UFFD_MISSING | VM.UFFD_WP))
     for pte in pmd_pgtable(pmd).ptes:
         if pte_none(pte) or (pte_present(pte) and pte & F_SPECIAL):
             none += 1
-            if khugepaged and none > cfg.max_ptes_none:
+            if uffd_armed or (khugepaged and none > cfg.max_ptes_none):
                 k.vmstat.count("thp_scan_exceed_none_pte")
                 return Scan.EXCEED_NONE_PTE
         elif is_swap_pte(pte):
