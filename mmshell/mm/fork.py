@@ -28,8 +28,8 @@ from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_pmd_range
 from .pgtable_generic import pte_alloc_one
-from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, Pmd, PmdKind, PteTable, is_swap_pte,
-                      pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
+from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, Pmd, PmdKind, PteTable,
+                      is_swap_pte, pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
 from .swap_slots import swap_duplicate
 from .vma import VM, VmArea
 
