@@ -163,8 +163,8 @@ def copy_huge_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, pmd: Pmd, addr: int)
     A present THP is shared: entire mapcount +1, PageAnonExclusive cleared, both PMDs
     write-protected, a deposited table for the child.  The huge zero page is mapped by
     the child too, read-only.  The child's PMD is old (`pmd_mkold()`): its first
-    access sets the young bit that reclaim and khugepaged count.  patch 7/13: a PMD swap entry is copied by
-    copy_huge_non_present_pmd().
+    access sets the young bit that reclaim and khugepaged count.  patch 7/13: a PMD
+    swap entry is copied by copy_huge_non_present_pmd().
     """
     if pmd.kind is PmdKind.SWAP:
         return copy_huge_non_present_pmd(k, dst, dvma, pmd, addr)

@@ -12,10 +12,11 @@ reclaims it at once.  Only a folio that may be referenced twice is looked at
 (`may_be_referenced_twice()`); the young bits of the others are left as they are.
 
 Measured on 6.18.44 through the workers' memory cgroup (docs/reliability.md, run 8,
-scripts 256 and 462): a THP that a parent and a forked child have both accessed since
-the fork is activated, and the pass of the cgroup's reclaim that activated it frees
-nothing of it; the next pass (a later `reclaim`, or the next pass of the same one when
-the first freed something else) reclaims it.
+script 462): a THP that a parent and a forked child have both accessed since the fork,
+or one PTE-mapped in two VMAs of one process, is activated, and the pass of the cgroup's
+reclaim that activated it frees nothing of it; the next pass (a later `reclaim`, or the
+next pass of the same one when the first freed something else) reclaims it.  A THP
+mapped by 512 young PTEs in one VMA is reclaimed by the first `reclaim`.
 
 Left out: MADV_PAGEOUT ignores references (reclaim_pages()), and direct reclaim
 (`set ram`) and `reclaim SIZE` are simulated without this look.
