@@ -28,8 +28,8 @@ from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
 from .pagewalk import Walker, pte_range, walk_pmd_range
 from .pgtable_generic import pte_alloc_one
-from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, Pmd, PmdKind, PteTable, is_swap_pte,
-                      pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
+from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, Pmd, PmdKind, PteTable,
+                      is_swap_pte, pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
 from .swap_slots import swap_duplicate
 from .vma import VM, VmArea
 
@@ -98,6 +98,7 @@ def copy_pte_range(k: "Kernel", dst: MmStruct, dvma: VmArea, src: MmStruct, svma
                 pte &= ~F_WRITE
                 sptes[i] = pte
                 dst.rss_anon += 1
+            pte &= ~F_YOUNG            # __copy_present_ptes(): pte_mkold() for the child only
         elif is_swap_pte(pte):
             entry = pte_to_swp_entry(pte)
             try:

@@ -162,13 +162,14 @@ def copy_huge_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, pmd: Pmd, addr: int)
 
     A present THP is shared: entire mapcount +1, PageAnonExclusive cleared, both PMDs
     write-protected, a deposited table for the child.  The huge zero page is mapped by
-    the child too, read-only.  patch 7/13: a PMD swap entry is copied by
-    copy_huge_non_present_pmd().
+    the child too, read-only.  The child's PMD is old (`pmd_mkold()`): its first
+    access sets the young bit that reclaim and khugepaged count.  patch 7/13: a PMD
+    swap entry is copied by copy_huge_non_present_pmd().
     """
     if pmd.kind is PmdKind.SWAP:
         return copy_huge_non_present_pmd(k, dst, dvma, pmd, addr)
     if pmd.kind is PmdKind.ZERO:
-        dst.pmds[pmd_index(addr)] = Pmd(PmdKind.ZERO, flags=pmd.flags & ~F_WRITE, pfn=pmd.pfn,
+        dst.pmds[pmd_index(addr)] = Pmd(PmdKind.ZERO, flags=pmd.flags & ~(F_WRITE | F_YOUNG), pfn=pmd.pfn,
                                         deposited=pgtable_trans_huge_deposit(k, dst))
         return True
     mem = k.mem
@@ -176,7 +177,7 @@ def copy_huge_pmd(k: "Kernel", dst: MmStruct, dvma: VmArea, pmd: Pmd, addr: int)
     mem.entire_mapcount[pmd.pfn] += 1
     mem.clear(pmd.pfn, PG.ANON_EXCLUSIVE)
     pmd.flags &= ~F_WRITE
-    dst.pmds[pmd_index(addr)] = Pmd(PmdKind.HUGE, flags=pmd.flags, pfn=pmd.pfn,
+    dst.pmds[pmd_index(addr)] = Pmd(PmdKind.HUGE, flags=pmd.flags & ~F_YOUNG, pfn=pmd.pfn,
                                     deposited=pgtable_trans_huge_deposit(k, dst))
     dst.rss_anon += HPAGE_PMD_NR
     return True

@@ -8,9 +8,9 @@ within max_ptes_none / max_ptes_swap / max_ptes_shared (khugepaged only;
 MADV_COLLAPSE ignores the limits), and for khugepaged at least one page was
 referenced (6.18.44 has no SCAN_PAGE_RO: read-only pages collapse too, measured).
 A VMA may collapse when it holds an aligned 2 MiB block and has an anon_vma
-(thp_vma_allowable_order() outside a fault).  collapse_huge_page() swaps the
-swap PTEs in (one major fault each), allocates a THP (thp_collapse_alloc),
-copies, and installs the PMD over the old PTE table, which becomes the deposit.
+(thp_vma_allowable_order() outside a fault).  collapse_huge_page() allocates a
+THP (thp_collapse_alloc), swaps the swap PTEs in (one major fault each), copies,
+and installs the PMD over the old PTE table, which becomes the deposit.
 
 __collapse_huge_page_swapin() faults with FAULT_FLAG_ALLOW_RETRY: a page that must be
 read from an asynchronous device (a disk or a swap file) is still locked under its read
@@ -103,10 +103,13 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
     cfg = k.config
     mem = k.mem
     none = swap = shared = referenced = 0
+    # userfaultfd_armed(): a registered VMA takes no none or zero PTE, even in MADV_COLLAPSE
+    # (its missing pages must still raise userfaults); EBUSY, measured on 6.18.
+    uffd_armed = bool(vma.flags & (VM.UFFD_MISSING | VM.UFFD_WP))
     for pte in pmd_pgtable(pmd).ptes:
         if pte_none(pte) or (pte_present(pte) and pte & F_SPECIAL):
             none += 1
-            if khugepaged and none > cfg.max_ptes_none:
+            if uffd_armed or (khugepaged and none > cfg.max_ptes_none):
                 k.vmstat.count("thp_scan_exceed_none_pte")
                 return Scan.EXCEED_NONE_PTE
         elif is_swap_pte(pte):
@@ -127,11 +130,12 @@ def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, 
     # (semantics #22) and an empty table all collapse, by khugepaged and MADV_COLLAPSE alike).
     if khugepaged and (not referenced or (swap and referenced < HPAGE_PMD_NR // 2)):
         return Scan.LACK_REFERENCED_PAGE
-    return collapse_huge_page(k, mm, vma, haddr)
+    return collapse_huge_page(k, mm, vma, haddr, unmapped=swap)
 
 
-def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Scan:
-    """Swap in, allocate, copy, replace the PTE table by a PMD (the table becomes the deposit)."""
+def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, unmapped: int) -> Scan:
+    """Allocate, swap in (when the scan found `unmapped` swap PTEs), copy, replace the PTE
+    table by a PMD (the table becomes the deposit)."""
     mem = k.mem
     pmd = mm.pmds[pmd_index(haddr)]
     table = pmd_pgtable(pmd)
@@ -141,21 +145,24 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
     # checks it after allocating the folio; here no folio is allocated for a VMA without one.
     if not vma.anon_vma:
         return Scan.PAGE_ANON
-    # __collapse_huge_page_swapin(): a do_swap_page for each swap PTE, until one would wait
-    for i in range(HPAGE_PMD_NR):
+    # alloc_charge_folio() comes first (the mmap lock dropped for a possibly long
+    # allocation), then __collapse_huge_page_swapin(), then the isolation.
+    new = None if k.config.should_fail(FaultPoint.THP_ALLOC) else alloc_anon_folio(k, HPAGE_PMD_ORDER)
+    if new is None:
+        k.vmstat.count("thp_collapse_alloc_failed")
+        return Scan.ALLOC_HUGE_PAGE_FAIL
+    k.vmstat.count("thp_collapse_alloc")
+    # __collapse_huge_page_swapin(), when the scan found swap PTEs: a do_swap_page for each
+    # swap PTE (one the allocation's direct reclaim has just written out included), until
+    # one would wait for its read.
+    for i in range(HPAGE_PMD_NR if unmapped else 0):
         pte = table.ptes[i]
         if not is_swap_pte(pte):
             continue
         if _swapin_waits_for_io(k, pte):
-            # The kernel's alloc_charge_folio() ran before the swapin: the THP is allocated
-            # (thp_collapse_alloc) and freed when the swapin fails.
-            new = None if k.config.should_fail(FaultPoint.THP_ALLOC) else alloc_anon_folio(k, HPAGE_PMD_ORDER)
-            if new is None:
-                k.vmstat.count("thp_collapse_alloc_failed")
-                return Scan.ALLOC_HUGE_PAGE_FAIL
-            k.vmstat.count("thp_collapse_alloc")
             # do_swap_page() -> swapin_readahead() starts the reads (a major fault), then
-            # folio_lock_or_retry() finds the folio locked under I/O: VM_FAULT_RETRY.
+            # folio_lock_or_retry() finds the folio locked under I/O: VM_FAULT_RETRY, and
+            # the new folio is freed.
             swapin_readahead(k, SwpEntry(pte_swp_type(pte), pte_swp_offset(pte)))
             k.vmstat.count("pgmajfault")
             k.trace("__collapse_huge_page_swapin(VM_FAULT_RETRY): page_lock")
@@ -163,17 +170,10 @@ def collapse_huge_page(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int) -> Sc
             mem.free_folio(new)
             return Scan.PAGE_LOCK
         do_swap_page(k, mm, vma, haddr + (i << PAGE_SHIFT), False)
-    if k.config.should_fail(FaultPoint.THP_ALLOC):
-        new = None
-    else:
-        new = alloc_anon_folio(k, HPAGE_PMD_ORDER)
-    if new is None:
-        k.vmstat.count("thp_collapse_alloc_failed")
-        return Scan.ALLOC_HUGE_PAGE_FAIL
-    k.vmstat.count("thp_collapse_alloc")
-    # __collapse_huge_page_isolate(): the allocation may have run direct reclaim, which may
-    # have swapped out pages of this very table; a PTE that is not present (or a PMD that
-    # changed) fails the collapse, and the new folio is freed.
+    # __collapse_huge_page_isolate(): the allocation (with no swap PTE found by the scan)
+    # or the swap-in's own allocations may have run direct reclaim, which may have swapped
+    # out pages of this very table; a PTE that is not present (or a PMD that changed) fails
+    # the collapse, and the new folio is freed.
     if mm.pmds.get(pmd_index(haddr)) is not pmd or any(map(is_swap_pte, table.ptes)):
         k.trace("collapse_huge_page(pte not present): fail")
         k.vmstat.count("pgfree", HPAGE_PMD_NR)

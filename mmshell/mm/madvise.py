@@ -149,6 +149,11 @@ def _folio_to_advise(k: "Kernel", ptes: array, i: int, base: int, lo: int, hi: i
         return None
     if mem.order[head] and not _pte_batch_covers(k, ptes, i, base, lo, hi, head, batches):
         split_folio(k, head)
+        # The kernel looks at the same PTE again (`pte--; addr -= PAGE_SIZE; continue`): the
+        # split may have mapped a never-written page to the shared zero page, which
+        # vm_normal_folio() does not return (nothing to advise).
+        if not pte_present(ptes[i]) or ptes[i] & F_SPECIAL:
+            return None
         head = pte_pfn(ptes[i])
     return head
 

@@ -273,7 +273,7 @@ def _discard_lazyfree(k: "Kernel", pfn: int) -> bool:
     nr = mem.nr_pages(pfn)
     dirty = mem.test(pfn, PG.DIRTY)
     for m in maps:
-        dirty |= any(pte & F_DIRTY for _, _, pte in _folio_ptes(m, pfn, nr))
+        dirty |= any(pte & F_DIRTY for _, _, pte in folio_ptes(m, pfn, nr))
     if dirty:
         mem.set(pfn, PG.SWAPBACKED)
         return False
@@ -285,7 +285,7 @@ def _discard_lazyfree(k: "Kernel", pfn: int) -> bool:
             m.mm.rss_anon -= HPAGE_PMD_NR
             k.shadow.zero(m.mm.pid, m.addr, m.addr + (HPAGE_PMD_NR << PAGE_SHIFT))
             continue
-        for ptes, idx, pte in _folio_ptes(m, pfn, nr):
+        for ptes, idx, pte in folio_ptes(m, pfn, nr):
             ptes[idx] = 0
             folio_remove_rmap_ptes(k, pte_pfn(pte), 1)
             m.mm.rss_anon -= 1
@@ -295,7 +295,7 @@ def _discard_lazyfree(k: "Kernel", pfn: int) -> bool:
     return True
 
 
-def _folio_ptes(m: "Mapping", pfn: int, nr: int) -> list[tuple]:
+def folio_ptes(m: "Mapping", pfn: int, nr: int) -> list[tuple]:
     """(table, index, pte) of every PTE in this mapping that maps a page of the folio."""
     out = []
     for i in range(nr):

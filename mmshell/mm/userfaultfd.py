@@ -66,10 +66,16 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
         raise MmError("EINVAL", "uffd move", "source and destination overlap")
     svma = mm.find_vma(src)
     dvma = mm.find_vma(dst)
-    if svma is None or src + length > svma.end:
-        raise MmError("ENOENT", "uffd move", f"source {src:#x}+{length:#x} is not one mapped VMA")
-    if dvma is None or dst + length > dvma.end:
-        raise MmError("ENOENT", "uffd move", f"destination {dst:#x}+{length:#x} is not one mapped VMA")
+    # uffd_move_lock(): a start address in no VMA is ENOENT; then move_pages(): a range that
+    # runs past its VMA's end is EINVAL (measured on 6.18: both, source and destination).
+    if dvma is None:
+        raise MmError("ENOENT", "uffd move", f"destination {dst:#x} is not in a mapped VMA")
+    if svma is None:
+        raise MmError("ENOENT", "uffd move", f"source {src:#x} is not in a mapped VMA")
+    if src + length > svma.end:
+        raise MmError("EINVAL", "uffd move", f"source {src:#x}+{length:#x} runs past the end of its VMA")
+    if dst + length > dvma.end:
+        raise MmError("EINVAL", "uffd move", f"destination {dst:#x}+{length:#x} runs past the end of its VMA")
     validate_move_areas(svma, dvma)
     _validate(k, mm, src, dst, length)
     anon_vma_prepare(k, dvma)

@@ -11,8 +11,11 @@ mainline), written (pageout: zero-filled -> zeromap, zswap, or the device) and
 freed at once on a synchronous device, or left clean in the swap cache on an
 asynchronous one until a later pass frees it without I/O.
 
-Left out: references and the active/inactive balancing (every scan treats a folio
-as unreferenced, as MADV_PAGEOUT does), kswapd, writeback throttling, memcg.
+`reclaim` without SIZE looks at a folio's references first (vmscan_refs.py): one
+referenced by two VMAs is activated and left for the next pass.  Left out: the
+references in `reclaim SIZE` and direct reclaim (they treat every folio as
+unreferenced, as MADV_PAGEOUT does), the active/inactive balancing, kswapd,
+writeback throttling, memcg.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from .swap import free_folio
 from .swap_slots import folio_alloc_swap
 from .swap_state import delete_from_swap_cache
 from .vmscan_batch import shrink_order0_run
+from .vmscan_refs import folio_check_references, may_be_referenced_twice
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -187,6 +191,18 @@ def _scannable_run(k: "Kernel", lru: list[int], i: int, cap: int | None) -> int:
     return j
 
 
+def _check_references(k: "Kernel", lru: list[int]) -> list[int]:
+    """folio_check_references() of every folio the pass will scan, before the pass: the
+    folios it activates (FOLIOREF_ACTIVATE) are left out of this pass.  The same as looking
+    at each in its turn: reclaiming one folio changes no other's young bits."""
+    activated = set()
+    for pfn in lru:
+        if may_be_referenced_twice(k, pfn) and _scannable(k, pfn) and folio_check_references(k, pfn):
+            _activate(k, pfn)
+            activated.add(pfn)
+    return [pfn for pfn in lru if pfn not in activated] if activated else lru
+
+
 def shrink_lruvec(k: "Kernel", nr_to_reclaim: int | None) -> int:
     """Global pressure (`reclaim [SIZE]`, direct reclaim): oldest folios first.
 
@@ -207,6 +223,8 @@ def shrink_lruvec(k: "Kernel", nr_to_reclaim: int | None) -> int:
         freed = 0
         written = k.vmstat.events["pswpout"]
         lru = k.lru.oldest_first()
+        if nr_to_reclaim is None:
+            lru = _check_references(k, lru)
         i = 0
         while i < len(lru):
             if nr_to_reclaim is not None and reclaimed + freed >= nr_to_reclaim:

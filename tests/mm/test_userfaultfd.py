@@ -128,3 +128,24 @@ def test_uffd_move_needs_a_registered_destination() -> None:
     assert e.value.errno == "EINVAL"
     assert pmd_at(k, a).kind is PmdKind.HUGE
     assert_consistent(k)
+
+
+@pytest.mark.parametrize("which", ["source", "destination"])
+def test_uffd_move_past_a_vma_end_is_einval_and_from_no_vma_enoent(which: str) -> None:
+    """uffd_move_lock() looks up the VMA of each start address (ENOENT when there is none);
+    move_pages() then refuses a range that runs past its VMA's end with EINVAL (measured on
+    6.18: both sides)."""
+    k = boot(False)
+    mm = k.mm(1)
+    a = mmap_thp(k)
+    d = sys_mmap(k, mm, THP, RW, Madv.MADV_NOHUGEPAGE, None)
+    sys_uffd_register(k, mm, d, THP)
+    src, dst = (a + THP // 2, d) if which == "source" else (a, d + THP // 2)
+    with pytest.raises(MmError) as e:
+        sys_uffd_move(k, mm, src, dst, THP)
+    assert e.value.errno == "EINVAL"
+    with pytest.raises(MmError) as e:
+        sys_uffd_move(k, mm, *((a + 8 * THP, d) if which == "source" else (a, d + 8 * THP)), 4096)
+    assert e.value.errno == "ENOENT"
+    assert pmd_at(k, a).kind is PmdKind.HUGE
+    assert_consistent(k)
