@@ -22,7 +22,7 @@ from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, pmd_index, pte_index
 from .folio import PG
 from .lru import ACTIVE, INACTIVE
 from .mm_types import MmStruct
-from .pgtable import (F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_YOUNG, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd,
+from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_YOUNG, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd,
                       PmdKind, PteTable, mk_pte, pmd_pgtable, swp_entry_to_pte)
 from .pgtable_generic import pgtable_trans_huge_withdraw
 from .rmap import folio_remove_rmap_ptes, rmap_walk_anon
@@ -45,7 +45,7 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
     """__split_huge_pmd_locked(): withdraw the deposited table and fill it with 512 entries.
 
     Present THP: 512 PTEs of the same folio, PageAnonExclusive copied to every
-    page, entire mapcount -> per-page mapcounts.  Huge zero page: 512 PTEs of
+    page, entire mapcount -> per-page mapcounts, a dirty PMD makes the folio dirty.  Huge zero page: 512 PTEs of
     the zero page.  patch 6/13 (series): a PMD swap entry becomes 512 swap PTEs
     (type, base+i) with its soft-dirty, uffd-wp and exclusive bits; no folio and
     no count changes.  Counted as thp_split_pmd in every case.  With lazy deposit
@@ -74,6 +74,12 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
         step = 1 << PFN_SHIFT
         table.ptes = array("Q", range(first, first + HPAGE_PMD_NR * step, step))
         end = pfn + HPAGE_PMD_NR
+        if pmd.flags & F_DIRTY:
+            # "if (pmd_dirty(old_pmd)) { dirty = true; folio_set_dirty(folio); }": the PMD's
+            # dirty bit goes to the folio too, which a later folio split gives every page
+            # (measured on 6.18: MADV_FREE then leaves such a page alone where another
+            # process maps it too).
+            mem.set(pfn, PG.DIRTY)
         mem.mapcount[pfn:end] = array("i", [m + 1 for m in mem.mapcount[pfn:end]])
         if mem.test(pfn, PG.ANON_EXCLUSIVE):
             mem.flags[pfn:end] = array("I", [f | PG.ANON_EXCLUSIVE for f in mem.flags[pfn:end]])
