@@ -33,8 +33,8 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
     """folio_alloc_swap(): give the folio swap slots and put it in the swap cache.
 
     A PMD-size folio needs one wholly free cluster on the first device of the
-    priority list, a block device (a swap file cannot allocate large entries); an
-    order-0 folio tries the devices in priority order.
+    priority list that has a free slot (`swap_avail`), a block device (a swap file
+    cannot allocate large entries); an order-0 folio tries the devices in priority order.
     """
     nr = k.mem.nr_pages(pfn)
     if k.config.should_fail(FaultPoint.MEMCG_CHARGE):
@@ -43,7 +43,7 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
     if nr > 1 and k.config.should_fail(FaultPoint.SWAP_CLUSTER):
         k.trace("folio_alloc_swap(order=9) failed")
         return False
-    for si in k.active_swap():
+    for si in swap_avail(k):
         # swap_alloc_slow(): each device tried goes behind its equal-priority peers first
         _plist_requeue(k, si)
         if nr > 1:
@@ -63,6 +63,14 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
     if k.tracing:
         k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]}) failed")
     return False
+
+
+def swap_avail(k: "Kernel") -> list[SwapInfo]:
+    """swap_avail_head: the devices allocation tries, in priority order.  A device whose last
+    free slot was taken leaves it (swap_range_alloc() -> del_from_avail_list()) until a slot
+    is freed, so a large folio's "first device" is the first one with a free slot (measured
+    on 6.18: a THP after a full 64K swap file goes whole to the zram device below it)."""
+    return [si for si in k.active_swap() if si.inuse_pages < si.pages - 1]
 
 
 def _plist_requeue(k: "Kernel", si: SwapInfo) -> None:

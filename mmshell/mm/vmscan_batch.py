@@ -27,6 +27,7 @@ from .folio import PG
 from .pgtable import (F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, PFN_SHIFT, SWP_KEPT, SWP_OFFSET_SHIFT,
                       PmdKind, pmd_pgtable, swp_entry_to_pte)
 from .rmap import rmap_walk_anon
+from .swap_slots import swap_avail
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -41,16 +42,14 @@ def _swap_target(k: "Kernel") -> "SwapInfo | None":
     """The device folio_alloc_swap() gives every folio of a run to, when the batch applies:
     the first of the priority list, synchronous, taking new swap, and alone at its
     priority (equal-priority devices take turns: _plist_requeue)."""
-    order = k.swap_prio_order
-    if not order:
+    avail = swap_avail(k)
+    if not avail:
         return None
-    si = k.swap_info[order[0]]
-    if si is None or not si.writeok or not si.synchronous:
+    si = avail[0]
+    if not si.writeok or not si.synchronous:
         return None
-    if len(order) > 1:
-        nxt = k.swap_info[order[1]]
-        if nxt is not None and nxt.prio >= si.prio:
-            return None
+    if len(avail) > 1 and avail[1].prio >= si.prio:
+        return None
     return si
 
 
