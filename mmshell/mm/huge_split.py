@@ -45,8 +45,8 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
     """__split_huge_pmd_locked(): withdraw the deposited table and fill it with 512 entries.
 
     Present THP: 512 PTEs of the same folio, PageAnonExclusive copied to every
-    page, entire mapcount -> per-page mapcounts, a dirty PMD makes the folio dirty.  Huge zero page: 512 PTEs of
-    the zero page.  patch 6/13 (series): a PMD swap entry becomes 512 swap PTEs
+    page, entire mapcount -> per-page mapcounts, and a dirty PMD makes the folio
+    dirty.  Huge zero page: 512 PTEs of the zero page.  patch 6/13 (series): a PMD swap entry becomes 512 swap PTEs
     (type, base+i) with its soft-dirty, uffd-wp and exclusive bits; no folio and
     no count changes.  Counted as thp_split_pmd in every case.  With lazy deposit
     (`set deposit lazy`) there is no deposit to withdraw: the table is allocated here.
