@@ -11,6 +11,7 @@ commands that act on the machine, registered here over :class:`_Live`.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -398,11 +399,19 @@ class _Live(OnSession):
         cg = self.s.machine.cgroup
         if cg is None:
             raise Unsupported("the workers have no memory cgroup to reclaim in")
+        # The workers run on the lowest CPU allowed (process.py); memory.force_empty and
+        # memory.reclaim reclaim in the writer's context, so the runner writes them from that CPU
+        # too: one set of per-CPU state, as the simulation has (the per-CPU swap cluster that
+        # swap_alloc_fast() takes first, the folio batches).
+        allowed = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(allowed)})
         try:
             freed, passes = cg.reclaim(size)
         except OSError as e:
             raise Refused(f"{sc.errno_name(e.errno or 0)}: reclaim in the workers' memory cgroup {cg.work}: "
                           f"{e.strerror or e}") from None
+        finally:
+            os.sched_setaffinity(0, allowed)
         how = ("memory.force_empty" if size is None else "a lowered memory.limit_in_bytes") \
             if cg.version == 1 else "memory.reclaim"
         return max(freed, 0) // PAGE, (f" in the workers' memory cgroup ({how}, {passes} "

@@ -285,9 +285,7 @@ def zap_huge_pmd(k: "Kernel", mm: MmStruct, addr: int) -> None:
     if pmd.kind is PmdKind.HUGE:
         k.trace("zap_huge_pmd")
         pfn = pmd.pfn
-        if pmd.flags & F_DIRTY:
-            k.mem.set(pfn, PG.DIRTY)
-        folio_remove_rmap_pmd(k, pfn)
+        folio_remove_rmap_pmd(k, pfn)      # an anonymous folio does not take the PMD's dirty bit
         mm.rss_anon -= HPAGE_PMD_NR
         if not k.mem.folio_mapped(pfn) and k.mem.test(pfn, PG.SWAPCACHE):
             folio_free_swap(k, pfn)     # free_swap_cache() from the mmu_gather

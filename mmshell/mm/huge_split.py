@@ -24,7 +24,7 @@ from .folio import PG, MemMap
 from .lanes import progression
 from .lru import ACTIVE, INACTIVE
 from .mm_types import MmStruct
-from .pgtable import (F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_YOUNG, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd,
+from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_YOUNG, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd,
                       PmdKind, PteTable, mk_pte, pmd_pgtable, swp_entry_to_pte)
 from .pgtable_generic import pgtable_trans_huge_withdraw
 from .rmap import folio_remove_rmap_ptes, rmap_walk_anon
@@ -67,8 +67,8 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
     """__split_huge_pmd_locked(): withdraw the deposited table and fill it with 512 entries.
 
     Present THP: 512 PTEs of the same folio, PageAnonExclusive copied to every
-    page, entire mapcount -> per-page mapcounts.  Huge zero page: 512 PTEs of
-    the zero page.  patch 6/13 (series): a PMD swap entry becomes 512 swap PTEs
+    page, entire mapcount -> per-page mapcounts, and a dirty PMD makes the folio
+    dirty.  Huge zero page: 512 PTEs of the zero page.  patch 6/13 (series): a PMD swap entry becomes 512 swap PTEs
     (type, base+i) with its soft-dirty, uffd-wp and exclusive bits; no folio and
     no count changes.  Counted as thp_split_pmd in every case.  With lazy deposit
     (`set deposit lazy`) there is no deposit to withdraw: the table is allocated here.
@@ -95,6 +95,12 @@ def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> 
         first = mk_pte(pfn, pmd.flags)
         step = 1 << PFN_SHIFT
         table.ptes = progression("Q", first, step, HPAGE_PMD_NR)
+        if pmd.flags & F_DIRTY:
+            # "if (pmd_dirty(old_pmd)) { dirty = true; folio_set_dirty(folio); }": the PMD's
+            # dirty bit goes to the folio too, which a later folio split gives every page
+            # (measured on 6.18: MADV_FREE then leaves such a page alone where another
+            # process maps it too).
+            mem.set(pfn, PG.DIRTY)
         _map_pages(mem, pfn)
         mem.entire_mapcount[pfn] -= 1
         if mem.entire_mapcount[pfn] == 0:

@@ -37,6 +37,7 @@ class Kernel:
         self.vmstat = VmStat()
         self.swap_info: list[SwapInfo | None] = [None] * MAX_SWAPFILES
         self.swap_prio_order: list[int] = []       # swap_avail_head: types by priority
+        self.percpu_swap_si: int | None = None     # percpu_swap_cluster.si[0]: swap_slots.py
         self.least_priority = -1
         self.folio_swap: dict[int, SwpEntry] = {}   # folio->swap of swap-cache folios
         self.mms: PidTable[MmStruct] = PidTable({1: MmStruct(pid=1, parent=0)})

@@ -22,7 +22,7 @@ from .mman import Madv
 from . import pte_masks as bm
 from .pagewalk import Walker, count_visits, walk_pmd_range
 from .pgtable_generic import pte_free
-from .pgtable import (F_DIRTY, F_SPECIAL, F_UFFD_WP, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT,
+from .pgtable import (F_SPECIAL, F_UFFD_WP, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT,
                       SWP_OFFSET_SHIFT, SWP_TYPE_MASK, SWP_TYPE_SHIFT, PmdKind, pmd_pgtable)
 from .rmap import folio_remove_rmap_ptes
 from .swap import folio_put_if_unused, free_order0_folios
@@ -293,7 +293,10 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
     """zap_pte_range(): drop present pages (rmap, rss) and swap entries (slot references).
 
     Swap entries go back in runs (free_swap_and_cache_nr); order-0 folios that
-    lose their last mapping are freed together, as the mmu_gather batch does.
+    lose their last mapping are freed together, as the mmu_gather batch does.  An
+    anonymous folio does not take the dirty bit of a PTE zapped here
+    (zap_present_folio_ptes(): "We don't need up-to-date accessed/dirty bits"), so a
+    lazyfree folio another process had written stays clean once that one has gone.
     """
     mem = k.mem
     k.trace("zap_pte_range")
@@ -346,8 +349,6 @@ def zap_pte_range(k: "Kernel", mm: MmStruct, ptes, start: int, end: int) -> None
             present += 1
             page = w >> pfn_shift
             f = flags[page]
-            if w & F_DIRTY:
-                flags[mem.folio_of(page)] |= PG.DIRTY
             if not f & (PG.TAIL | PG.HEAD) and mapcount[page] == 1:
                 mapcount[page] = 0
                 flags[page] = f & ~PG.ANON_EXCLUSIVE

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .config import FaultPoint
-from .constants import SWAP_HAS_CACHE
+from .constants import SWAP_HAS_CACHE, SWAPFILE_CLUSTER
 from .errors import MmError
 from .folio import PG
 from .swap import free_folio
@@ -33,8 +33,8 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
     """folio_alloc_swap(): give the folio swap slots and put it in the swap cache.
 
     A PMD-size folio needs one wholly free cluster on the first device of the
-    priority list, a block device (a swap file cannot allocate large entries); an
-    order-0 folio tries the devices in priority order.
+    priority list that has a free slot (`swap_avail`), a block device (a swap file
+    cannot allocate large entries); an order-0 folio tries the devices in priority order.
     """
     nr = k.mem.nr_pages(pfn)
     if k.config.should_fail(FaultPoint.MEMCG_CHARGE):
@@ -43,7 +43,16 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
     if nr > 1 and k.config.should_fail(FaultPoint.SWAP_CLUSTER):
         k.trace("folio_alloc_swap(order=9) failed")
         return False
-    for si in k.active_swap():
+    if nr == 1:
+        si = swap_alloc_fast(k)
+        if si is not None:
+            off = si.alloc_slot()
+            if off is not None:
+                add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
+                if k.tracing:
+                    k.trace("folio_alloc_swap(order=0) (per-CPU cluster)")
+                return True
+    for si in swap_avail(k):
         # swap_alloc_slow(): each device tried goes behind its equal-priority peers first
         _plist_requeue(k, si)
         if nr > 1:
@@ -56,6 +65,8 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
             off = si.alloc_slot()
             if off is None:
                 continue
+            if si.flags & SWP.SOLIDSTATE:
+                k.percpu_swap_si = si.type
         add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
         if k.tracing:
             k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]})")
@@ -63,6 +74,32 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
     if k.tracing:
         k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]}) failed")
     return False
+
+
+def swap_avail(k: "Kernel") -> list[SwapInfo]:
+    """swap_avail_head: the devices allocation tries, in priority order.  A device whose last
+    free slot was taken leaves it (swap_range_alloc() -> del_from_avail_list()) until a slot
+    is freed, so a large folio's "first device" is the first one with a free slot (measured
+    on 6.18: a THP after a full 64K swap file goes whole to the zram device below it)."""
+    return [si for si in k.active_swap() if si.inuse_pages < si.pages - 1]
+
+
+def swap_alloc_fast(k: "Kernel") -> SwapInfo | None:
+    """swap_alloc_fast(): an order-0 folio first tries the cluster the last order-0 allocation
+    on a non-rotational device (SWP_SOLIDSTATE: zram) left in the per-CPU cache
+    (percpu_swap_cluster), while that device takes new swap and the cluster has a free slot;
+    no priority list is walked and no device is requeued.  A rotational device (a disk, a swap
+    file) does not take the cache over (its next slot is kept per device).  Measured on 6.18.44:
+    two zram devices of one priority take 513 and 511 of 1,024 pages (a cluster each in turn,
+    not a page each), a disk and a zram device of one priority 2 and 1,022."""
+    t = k.percpu_swap_si
+    si = k.swap_info[t] if t is not None else None
+    if si is None or t not in k.swap_prio_order or not si.writeok:
+        return None
+    c = si.cur_order0
+    if c < 0 or si.cluster_order[c] != 0 or si.cluster_used[c] >= SWAPFILE_CLUSTER:
+        return None
+    return si
 
 
 def _plist_requeue(k: "Kernel", si: SwapInfo) -> None:

@@ -27,6 +27,7 @@ from .folio import PG
 from .pgtable import (F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, PFN_SHIFT, SWP_KEPT, SWP_OFFSET_SHIFT,
                       PmdKind, pmd_pgtable, swp_entry_to_pte)
 from .rmap import rmap_walk_anon
+from .swap_slots import swap_alloc_fast, swap_avail
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -40,17 +41,19 @@ _FAST = PG.USED | PG.ANON | PG.SWAPBACKED
 def _swap_target(k: "Kernel") -> "SwapInfo | None":
     """The device folio_alloc_swap() gives every folio of a run to, when the batch applies:
     the first of the priority list, synchronous, taking new swap, and alone at its
-    priority (equal-priority devices take turns: _plist_requeue)."""
-    order = k.swap_prio_order
-    if not order:
+    priority (equal-priority devices take turns: _plist_requeue), unless the per-CPU
+    cluster of another device would be taken first (swap_alloc_fast)."""
+    avail = swap_avail(k)
+    if not avail:
         return None
-    si = k.swap_info[order[0]]
-    if si is None or not si.writeok or not si.synchronous:
+    si = avail[0]
+    if not si.writeok or not si.synchronous:
         return None
-    if len(order) > 1:
-        nxt = k.swap_info[order[1]]
-        if nxt is not None and nxt.prio >= si.prio:
-            return None
+    if len(avail) > 1 and avail[1].prio >= si.prio:
+        return None
+    fast = swap_alloc_fast(k)
+    if fast is not None and fast is not si:
+        return None             # the per-CPU cluster of another device comes first
     return si
 
 
@@ -94,6 +97,7 @@ def shrink_order0_run(k: "Kernel", todo: deque[int]) -> int:
     n = len(offs)
     if not n:
         return 0
+    k.percpu_swap_si = si.type          # synchronous, so SWP_SOLIDSTATE (zram): the per-CPU cluster
     del folios[n:]
     swp = _unmap_and_write(k, si, folios, words, offs)
     if step > 0:
