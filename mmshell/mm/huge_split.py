@@ -63,6 +63,7 @@ def _map_pages_per_page(mem: MemMap, pfn: int) -> None:
     if mem.test(pfn, PG.ANON_EXCLUSIVE):
         mem.flags[pfn:end] = array("I", [f | PG.ANON_EXCLUSIVE for f in mem.flags[pfn:end]])
 
+
 def split_huge_pmd_locked(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> None:
     """__split_huge_pmd_locked(): withdraw the deposited table and fill it with 512 entries.
 
