@@ -92,19 +92,17 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
     k.trace("move_pages")
     done = 0
     split = False
-    while done < length:
+    while done < stop:
         s, d = src + done, dst + done
         extent = pmd_addr_end(s, src + length) - s
         pmd = mm.pmds.get(pmd_index(s))
-        if done >= stop:
-            break
         if pmd is not None and _moves_whole(k, mm, pmd, d, extent):
             move_pages_huge_pmd(k, mm, dvma, s, d)
         elif pmd is not None:
             if pmd.kind in (PmdKind.HUGE, PmdKind.SWAP, PmdKind.ZERO):
                 split_huge_pmd_locked(k, mm, svma, s & PMD_MASK)
                 split = True
-            _move_ptes(k, mm, dvma, s, d, (min(extent, stop - done)) >> PAGE_SHIFT)
+            _move_ptes(k, mm, dvma, s, d, min(extent, stop - done) >> PAGE_SHIFT)
         done += extent
     moved = min(done, stop)
     if moved:
@@ -112,7 +110,7 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
     if refusal is None:
         return length
     at, err = refusal
-    if not moved and not split and _splits_before_refusing(k, mm, src + at, dst + at, src + length, err):
+    if _splits_before_refusing(k, mm, src + at, dst + at, src + length, err):
         split_huge_pmd_locked(k, mm, svma, (src + at) & PMD_MASK)
         split = True
     if moved:
@@ -200,9 +198,15 @@ def _first_refusal(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -
 
 
 class _Refused(Exception):
+    """The first page move_pages() refuses: its offset into the range, and the error."""
+
     def __init__(self, offset: int, error: MmError) -> None:
         super().__init__(error)
         self.offset, self.error = offset, error
+
+
+def _refusal(off: int, errno: str, detail: str) -> _Refused:
+    return _Refused(off, MmError(errno, "uffd move", detail))
 
 
 def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> None:
@@ -212,17 +216,17 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
     for off in range(0, length, PAGE_SIZE):
         dpmd, dpte = _page_entry(mm, dst + off)
         if dpmd is not None and (dpmd.kind is not PmdKind.TABLE or dpte):
-            raise _Refused(off, MmError("EEXIST", "uffd move", f"destination {dst + off:#x} is already populated"))
+            raise _refusal(off, "EEXIST", f"destination {dst + off:#x} is already populated")
         pmd, pte = _page_entry(mm, src + off)
         where = f"{src + off:#x}"
         if pmd is None or (pmd.kind is PmdKind.TABLE and pte == 0):
-            raise _Refused(off, MmError("ENOENT", "uffd move", f"source page {where} is not populated"))
+            raise _refusal(off, "ENOENT", f"source page {where} is not populated")
         if pmd.kind is PmdKind.HUGE:
             if mem.folio_mapcount(pmd.pfn) != 1 or not mem.test(pmd.pfn, PG.ANON_EXCLUSIVE):
-                raise _Refused(off, MmError("EBUSY", "uffd move", f"THP at {where} is shared (not anon-exclusive)"))
+                raise _refusal(off, "EBUSY", f"THP at {where} is shared (not anon-exclusive)")
         elif pmd.kind is PmdKind.SWAP:
             if not pmd.flags & F_SWP_EXCLUSIVE:
-                raise _Refused(off, MmError("EBUSY", "uffd move", f"PMD swap entry at {where} is not exclusive"))
+                raise _refusal(off, "EBUSY", f"PMD swap entry at {where} is not exclusive")
             base = (src + off) & PMD_MASK
             if base not in whole:
                 first = max(src, base)
@@ -232,21 +236,21 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
                 # split and moved PTE by PTE: move_swap_pte() refuses a slot cached in a large folio
                 cached = k.swp_info(pmd.swp_type).cache.get(pmd.swp_offset + ((src + off - base) >> PAGE_SHIFT))
                 if cached is not None and mem.order[cached]:
-                    raise _Refused(off, MmError("EBUSY", "uffd move", f"swap entry at {where} is cached in a large folio"))
+                    raise _refusal(off, "EBUSY", f"swap entry at {where} is cached in a large folio")
         elif pmd.kind is PmdKind.ZERO:
             pass            # moved whole, or split into zero-page PTEs that move as they are
         elif pte_present(pte) and not pte & F_SPECIAL:
             page = pte_pfn(pte)
             head = mem.folio_of(page)
             if mem.folio_maybe_mapped_shared(head) or not mem.flags[page] & PG.ANON_EXCLUSIVE:
-                raise _Refused(off, MmError("EBUSY", "uffd move", f"page at {where} is not exclusive to this process"))
+                raise _refusal(off, "EBUSY", f"page at {where} is not exclusive to this process")
         elif is_swap_pte(pte):
             if not pte & F_SWP_EXCLUSIVE:
-                raise _Refused(off, MmError("EBUSY", "uffd move", f"swap entry at {where} is not exclusive"))
+                raise _refusal(off, "EBUSY", f"swap entry at {where} is not exclusive")
             si = k.swp_info(pte_swp_type(pte))
             cached = si.cache.get(pte_swp_offset(pte))
             if cached is not None and mem.order[cached]:
-                raise _Refused(off, MmError("EBUSY", "uffd move", f"swap entry at {where} is cached in a large folio"))
+                raise _refusal(off, "EBUSY", f"swap entry at {where} is cached in a large folio")
 
 
 def _move_ptes(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int, nr: int) -> None:
