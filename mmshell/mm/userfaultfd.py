@@ -11,8 +11,16 @@ page's PMD too (a zero-page PTE moves as it is, move_zeropage_pte); a present pa
 PageAnonExclusive, a swap entry must carry the exclusive bit and its
 swap-cache folio, if any, must be small, else EBUSY (so a PMD swap entry whose
 PMD-size folio is still cached cannot move split: EBUSY, as in mainline).  The
-folio's anon_vma and index follow the move (folio_move_anon_rmap).  The simulation checks every refusal before moving
-anything, so a refused move moves nothing (the kernel may stop part-way).
+folio's anon_vma and index follow the move (folio_move_anon_rmap).
+
+move_pages() goes through the range in order and stops at the first page it refuses: what
+it moved before stays moved, and the ioctl returns EAGAIN with `move` set to the bytes
+moved (userfaultfd_move(): a short move is EAGAIN), or the page's own error if nothing
+moved.  A source PMD that does not move whole is split (split_huge_pmd()) before its pages
+are looked at, so a refusal in its extent leaves it split even when nothing moved
+(measured on 6.18: the destination's first page populated, `thp_split_pmd +1`, EEXIST).
+The simulation finds the first refusal before changing anything, moves what comes before
+it, and raises the refusal with that partial effect (mm/errors.py).
 """
 
 from __future__ import annotations
@@ -77,11 +85,14 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
     if dst + length > dvma.end:
         raise MmError("EINVAL", "uffd move", f"destination {dst:#x}+{length:#x} runs past the end of its VMA")
     validate_move_areas(svma, dvma)
-    _validate(k, mm, src, dst, length)
-    anon_vma_prepare(k, dvma)
+    refusal = _first_refusal(k, mm, src, dst, length)
+    stop = length if refusal is None else refusal[0]
+    if stop:
+        anon_vma_prepare(k, dvma)
     k.trace("move_pages")
     done = 0
-    while done < length:
+    split = False
+    while done < stop:
         s, d = src + done, dst + done
         extent = pmd_addr_end(s, src + length) - s
         pmd = mm.pmds.get(pmd_index(s))
@@ -90,10 +101,44 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
         elif pmd is not None:
             if pmd.kind in (PmdKind.HUGE, PmdKind.SWAP, PmdKind.ZERO):
                 split_huge_pmd_locked(k, mm, svma, s & PMD_MASK)
-            _move_ptes(k, mm, dvma, s, d, extent >> PAGE_SHIFT)
+                split = True
+            _move_ptes(k, mm, dvma, s, d, min(extent, stop - done) >> PAGE_SHIFT)
         done += extent
-    k.shadow.move(mm.pid, src, mm.pid, dst, length)
-    return length
+    moved = min(done, stop)
+    if moved:
+        k.shadow.move(mm.pid, src, mm.pid, dst, moved)
+    if refusal is None:
+        return length
+    at, err = refusal
+    if _splits_before_refusing(k, mm, src + at, dst + at, src + length, err):
+        split_huge_pmd_locked(k, mm, svma, (src + at) & PMD_MASK)
+        split = True
+    if moved:
+        # userfaultfd_move(): a move shorter than asked is EAGAIN, `move` the bytes moved
+        raise MmError("EAGAIN", "uffd move", f"a short move, stopped by {err.errno}: {err.detail}",
+                      partial=f"moved {moved} of {length} bytes, as the kernel does")
+    if split:
+        raise MmError(err.errno, "uffd move", err.detail,
+                      partial="the source PMD was split first, as the kernel does")
+    raise err
+
+
+def _splits_before_refusing(k: "Kernel", mm: MmStruct, s: int, d: int, end: int, err: MmError) -> bool:
+    """move_pages(): the refused page s opens a PMD extent whose THP or huge zero page PMD is
+    split before move_pages_pte() looks at the page (it does not move whole, and a THP
+    passed the anon-exclusive test); a destination PMD that is itself huge is EEXIST first.
+    A PMD swap entry (patch 10/13) is left as it is: what the series does there is not
+    measured, and a refusal of its pages (not exclusive, cached in a large folio) changes
+    nothing, as decision 5 has it."""
+    pmd = mm.pmds.get(pmd_index(s))
+    if pmd is None or pmd.kind not in (PmdKind.HUGE, PmdKind.ZERO):
+        return False
+    dpmd = mm.pmds.get(pmd_index(d))
+    if dpmd is not None and dpmd.kind is not PmdKind.TABLE:
+        return False
+    if _moves_whole(k, mm, pmd, d, pmd_addr_end(s, end) - s):
+        return False
+    return not (pmd.kind is PmdKind.HUGE and err.errno == "EBUSY")
 
 
 def _moves_whole(k: "Kernel", mm: MmStruct, pmd: Pmd, dst: int, extent: int) -> bool:
@@ -142,24 +187,46 @@ def validate_move_areas(svma: VmArea, dvma: VmArea) -> None:
         raise MmError("EINVAL", "uffd move", "destination is not registered with userfaultfd")
 
 
+def _first_refusal(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> tuple[int, MmError] | None:
+    """The first page (offset into the range) move_pages() refuses, and its error, found
+    before anything moves; None if it moves it all."""
+    try:
+        _validate(k, mm, src, dst, length)
+    except _Refused as r:
+        return r.offset, r.error
+    return None
+
+
+class _Refused(Exception):
+    """The first page move_pages() refuses: its offset into the range, and the error."""
+
+    def __init__(self, offset: int, error: MmError) -> None:
+        super().__init__(error)
+        self.offset, self.error = offset, error
+
+
+def _refusal(off: int, errno: str, detail: str) -> _Refused:
+    return _Refused(off, MmError(errno, "uffd move", detail))
+
+
 def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> None:
-    """Every refusal move_pages could meet, found before anything moves."""
+    """Every refusal move_pages could meet, in the order it meets them (raises _Refused)."""
     mem = k.mem
     whole: dict[int, bool] = {}     # source PMD index -> it moves whole (_moves_whole)
     for off in range(0, length, PAGE_SIZE):
         dpmd, dpte = _page_entry(mm, dst + off)
         if dpmd is not None and (dpmd.kind is not PmdKind.TABLE or dpte):
-            raise MmError("EEXIST", "uffd move", f"destination {dst + off:#x} is already populated")
+            raise _refusal(off, "EEXIST", f"destination {dst + off:#x} is already populated")
         pmd, pte = _page_entry(mm, src + off)
         where = f"{src + off:#x}"
         if pmd is None or (pmd.kind is PmdKind.TABLE and pte == 0):
-            raise MmError("ENOENT", "uffd move", f"source page {where} is not populated")
+            raise _refusal(off, "ENOENT", f"source page {where} is not populated")
         if pmd.kind is PmdKind.HUGE:
             if mem.folio_mapcount(pmd.pfn) != 1 or not mem.test(pmd.pfn, PG.ANON_EXCLUSIVE):
-                raise MmError("EBUSY", "uffd move", f"THP at {where} is shared (not anon-exclusive)")
+                raise _refusal(off, "EBUSY", f"THP at {where} is shared (not anon-exclusive)")
         elif pmd.kind is PmdKind.SWAP:
             if not pmd.flags & F_SWP_EXCLUSIVE:
-                raise MmError("EBUSY", "uffd move", f"PMD swap entry at {where} is not exclusive")
+                raise _refusal(off, "EBUSY", f"PMD swap entry at {where} is not exclusive")
             base = (src + off) & PMD_MASK
             if base not in whole:
                 first = max(src, base)
@@ -169,21 +236,21 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
                 # split and moved PTE by PTE: move_swap_pte() refuses a slot cached in a large folio
                 cached = k.swp_info(pmd.swp_type).cache.get(pmd.swp_offset + ((src + off - base) >> PAGE_SHIFT))
                 if cached is not None and mem.order[cached]:
-                    raise MmError("EBUSY", "uffd move", f"swap entry at {where} is cached in a large folio")
+                    raise _refusal(off, "EBUSY", f"swap entry at {where} is cached in a large folio")
         elif pmd.kind is PmdKind.ZERO:
             pass            # moved whole, or split into zero-page PTEs that move as they are
         elif pte_present(pte) and not pte & F_SPECIAL:
             page = pte_pfn(pte)
             head = mem.folio_of(page)
             if mem.folio_maybe_mapped_shared(head) or not mem.flags[page] & PG.ANON_EXCLUSIVE:
-                raise MmError("EBUSY", "uffd move", f"page at {where} is not exclusive to this process")
+                raise _refusal(off, "EBUSY", f"page at {where} is not exclusive to this process")
         elif is_swap_pte(pte):
             if not pte & F_SWP_EXCLUSIVE:
-                raise MmError("EBUSY", "uffd move", f"swap entry at {where} is not exclusive")
+                raise _refusal(off, "EBUSY", f"swap entry at {where} is not exclusive")
             si = k.swp_info(pte_swp_type(pte))
             cached = si.cache.get(pte_swp_offset(pte))
             if cached is not None and mem.order[cached]:
-                raise MmError("EBUSY", "uffd move", f"swap entry at {where} is cached in a large folio")
+                raise _refusal(off, "EBUSY", f"swap entry at {where} is cached in a large folio")
 
 
 def _move_ptes(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int, nr: int) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from mmshell.kernel.diff import DiffResult, Difference, run_sim
 from mmshell.kernel.fuzz import known
-from mmshell.kernel.fuzz.generate import HEADER, generate, is_expect
+from mmshell.kernel.fuzz.generate import HEADER, SimModel, _partial, generate, is_expect
 from mmshell.kernel.fuzz.run import Fuzzer, signature
 from mmshell.kernel.fuzz.shrink import ddmin, shrink, variants
 from mmshell.kernel.machine import MissingRequirement
@@ -90,6 +90,21 @@ def _needs_pageout_of_a_written_thp(lines: list[str]) -> bool:
     m = re.search(r"^mmap a (\d+)M", text, re.M)
     return (m is not None and int(m.group(1)) >= 2 and "\ntouch a\n" in text + "\n"
             and text.index("\ntouch a") < text.find("madvise a pageout") and "madvise a pageout" in text)
+
+
+def test_a_refusal_with_a_partial_effect_is_recognised() -> None:
+    """A refused line that changed the simulator (a uffd move that stops part-way) is one the
+    generator must keep (as `expect fails`): dropping it would leave the script behind the
+    simulator's state."""
+    sim = SimModel()
+    for line in ("mmap a 1M", "touch a", "mmap s 4K", "touch s", "mmap b 1M", "uffd register b",
+                 "uffd move s b+512K"):
+        assert sim.run(line).kind == "ok", line
+    partial = sim.run("uffd move a b")
+    assert partial.kind == "refused" and "EAGAIN" in (partial.error or "") and _partial(partial)
+    assert sim.value("pagemap.b:1M.present") == 129
+    whole = sim.run("uffd move a+512K:4K b+512K")
+    assert whole.kind == "refused" and not _partial(whole)
 
 
 def test_shrink_finds_the_minimal_script() -> None:

@@ -58,6 +58,42 @@ class Known:
 _NO_FAULT_STEP = (r"^(@\d+ )?(mmap|munmap|mprotect|swapon|set|uffd register|fork"
                   r"|madvise \S+ (hugepage|nohugepage|cold))\b")
 
+def _words(line: str) -> list[str]:
+    """A script line's words without its `@PID ` prefix and its comment."""
+    words = line.split("#", 1)[0].split()
+    return words[1:] if words and words[0].startswith("@") else words
+
+
+def _reclaim_mixing_refaults_on_two_devices(lines: list[str]) -> bool:
+    """A whole-cgroup `reclaim` ran while two or more swap devices were on, after a region
+    swapped out (`madvise R pageout`, or a `reclaim` after R was mapped) was faulted in again
+    (`touch R`, `check R`): a refault the kernel puts on the active list."""
+    on: set[str] = set()
+    mapped: set[str] = set()
+    swapped: set[str] = set()
+    refaulted = False
+    for line in lines:
+        words = _words(line)
+        if len(words) < 1 or words[0] == "expect":
+            continue
+        region = re.split(r"[+:]", words[1], maxsplit=1)[0] if len(words) > 1 else ""
+        if words[0] == "swapon" and region:
+            on.add(region)
+        elif words[0] == "swapoff" and region:
+            on.discard(region)
+        elif words[0] == "mmap" and region:
+            mapped.add(region)
+        elif words[0] == "reclaim":
+            if len(words) == 1 and refaulted and len(on) >= 2:
+                return True
+            swapped |= mapped
+        elif words[0] == "madvise" and words[-1] == "pageout":
+            swapped.add(region)
+        elif words[0] in ("touch", "check") and region in swapped:
+            refaulted = True
+    return False
+
+
 KNOWN: tuple[Known, ...] = (
     Known(
         name="machine-wide pgmajfault",
@@ -82,6 +118,51 @@ KNOWN: tuple[Known, ...] = (
             Example(("mmap a 2M", "swapoff z0"), "vmstat.pgmajfault change", "+1", "+0"),
             Example(("mmap a 2M", "fork"), "vmstat.pswpin change", "+1", "+0"),
             Example(("mmap a 2M", "swapon z0 64M"), "vmstat.pswpin change", "+1", "+0"),
+        ),
+    ),
+    Known(
+        name="the device of a page reclaimed beside refaulted pages",
+        reason="a page swapped out and faulted in again is activated on its refault "
+               "(workingset_refault(): measured on 6.18.44, 256 of 256, workingset_activate_anon "
+               "+256); the memory-cgroup reclaim then deactivates the active list in batches "
+               "between its scans of the inactive one (get_scan_count() targets per priority, "
+               "force_deactivate), so the refaulted pages reach the swap allocator interleaved "
+               "with the older ones, in batches that vary run to run (87, 87 and 82 of 256 "
+               "refaulted pages took the first device's per-CPU cluster before it filled, in "
+               "runs of kernel fuzz seed 4242 script 38); the simulator has one LRU order, "
+               "oldest first, so the number of pages on each device agrees but not which pages",
+        docs="refaulted pages are activated",
+        what=r"pagemap\.\S+\.swap_type",
+        command=r"^(@\d+ )?expect pagemap\.\S+\.swap_type\b",
+        before=_reclaim_mixing_refaults_on_two_devices,
+        examples=(
+            Example(("set pmd_swap off", "swapon z0 32M kind zram", "mmap a 2M at 0x600014003000",
+                     "touch a", "mmap b 8M nohugepage", "touch b", "madvise a:2M pageout",
+                     "swapon z2 32M kind zram prio 0", "touch a:1M", "reclaim", "khugepaged",
+                     "swapon z3 16M kind zram", "expect pagemap.a+168K.swap_type == 0"),
+                    "pagemap.a+168K.swap_type", "0", "1"),
+            Example(("swapon z0 8M kind zram", "swapon d1 8M kind disk", "mmap a 1M", "touch a",
+                     "reclaim", "check a:4K", "mmap b 1M", "touch b", "reclaim",
+                     "@2 expect pagemap.b+4K.swap_type == 1"),
+                    "pagemap.b+4K.swap_type", "1", "0"),
+        ),
+        near_misses=(
+            # one device on at the reclaim: every page goes to it
+            Example(("swapon z0 32M kind zram", "mmap a 2M", "touch a", "madvise a pageout", "touch a:1M",
+                     "reclaim", "swapon z2 32M kind zram", "expect pagemap.a.swap_type == 0"),
+                    "pagemap.a.swap_type", "0", "1"),
+            # nothing faulted in again before the reclaim
+            Example(("swapon z0 32M kind zram", "swapon z2 32M kind zram", "mmap a 2M", "touch a",
+                     "madvise a pageout", "mmap b 2M", "touch b", "reclaim",
+                     "expect pagemap.b.swap_type == 0"),
+                    "pagemap.b.swap_type", "0", "1"),
+            # a reclaim of a size (not generated) or another observable
+            Example(("swapon z0 32M kind zram", "swapon z2 32M kind zram", "mmap a 2M", "touch a",
+                     "madvise a pageout", "touch a", "reclaim 1M", "expect pagemap.a.swap_type == 0"),
+                    "pagemap.a.swap_type", "0", "1"),
+            Example(("swapon z0 32M kind zram", "swapon z2 32M kind zram", "mmap a 2M", "touch a",
+                     "madvise a pageout", "touch a", "reclaim", "expect swap.z0.used == 511"),
+                    "swap.z0.used", "511", "512"),
         ),
     ),
 )
