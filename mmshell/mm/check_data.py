@@ -92,9 +92,9 @@ def _pmd_reads_shadow(k: "Kernel", pmd: Pmd, chunk: array) -> bool:
             return False
         if not si.cache.any_in(off, HPAGE_PMD_NR):
             return si.data[off:off + HPAGE_PMD_NR] == chunk
-        folio = si.cache.get(off)
-        entry = k.folio_swap.get(folio) if folio is not None else None
-        if entry is not None and entry.offset == off and mem.order[folio] == HPAGE_PMD_ORDER \
+        folio = si.cache.get(off, 0)
+        entry = k.folio_swap.get(folio) if folio else None
+        if folio and entry is not None and entry.offset == off and mem.order[folio] == HPAGE_PMD_ORDER \
                 and folio + HPAGE_PMD_NR <= mem.nr_frames:
             return mem.data[folio:folio + HPAGE_PMD_NR] == chunk
         return _slots_read(k, si, list(range(off, off + HPAGE_PMD_NR))) == chunk.tolist()
