@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from array import array
 from itertools import compress, repeat
-from operator import rshift
+from operator import and_, rshift
 from typing import TYPE_CHECKING
 
 from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT
-from .pgtable import (F_SPECIAL, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT, Pmd, PmdKind, is_swap_pte, pte_pfn,
-                      pte_present, pte_swp_offset, pte_swp_type)
+from .pgtable import (F_SPECIAL, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT, SWP_TYPE_BITS, SWP_TYPE_MASK,
+                      SWP_TYPE_SHIFT, Pmd, PmdKind, is_swap_pte, pte_pfn, pte_present, pte_swp_offset, pte_swp_type)
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -118,8 +118,9 @@ def _pmd_reads_shadow(k: "Kernel", pmd: Pmd, chunk: array) -> bool:
     if not words:
         return True
     want = list(compress(chunk, swap))
-    types = list(map(pte_swp_type, words))
-    offs = list(map(pte_swp_offset, words))
+    keys = list(map(rshift, words, repeat(SWP_TYPE_SHIFT)))        # pte_swp_type/offset of each, in C
+    types = list(map(and_, keys, repeat(SWP_TYPE_MASK)))
+    offs = list(map(rshift, keys, repeat(SWP_TYPE_BITS)))
     first = types[0]
     if types.count(first) == len(types):    # one device (the common case)
         si = k.swap_info[first]

@@ -4,9 +4,10 @@ A lockstep machine runs every random command (the rules of mmsh_machine.py) on t
 machines at once, one with `pmd_swap on` and one with `off`.  While both have
 taken the same path (every command refused in one was refused in the other,
 with the same errno), after every step every process must have the same VMAs
-and read the same data in both: the shadow of what was written, and every
-page as the machine holds it (present, swapped, in the swap cache), read
-without faulting.  Page tables, swap slots, counters and fault-injection
+and read the same data in both: the shadows of what was written are equal,
+and each machine's every page, as it holds it (present, swapped, in the swap
+cache), read without faulting, is what its shadow says (check_data), so the
+two read the same page for page.  Page tables, swap slots, counters and fault-injection
 points may differ; data may not.
 
 When the two modes refuse differently the runs have legitimately diverged (for
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import pytest
 
-from array import array
 from collections import Counter
 
 from hypothesis.stateful import invariant, run_state_machine_as_test
@@ -33,46 +33,18 @@ from mmshell.lang.execute import ExpectError, execute
 from mmshell.lang.parser import parse_line
 from mmshell.lang.session import Session
 from mmshell.mm.check import check_invariants
-from mmshell.mm.check_data import _read_entry, check_data
+from mmshell.mm.check_data import check_data
 from mmshell.mm.config import Config
-from mmshell.mm.constants import HPAGE_PMD_NR
 from mmshell.mm.errors import MmError, VmBug
-from mmshell.mm.pgtable import PmdKind
 
 pytestmark = pytest.mark.slow      # Hypothesis: both modes on the same random scripts
 
 EQUIV: Counter = Counter()
 
 
-def pmd_values(k, pmd) -> array:
-    """What the 512 pages under one PMD read, without faulting (0 where nothing is mapped).
-
-    Whole-PMD entries are read as slices; PTE tables entry by entry (check._read_entry
-    is the reference for every case).
-    """
-    mem = k.mem
-    if pmd.kind is PmdKind.HUGE:
-        return mem.data[pmd.pfn:pmd.pfn + HPAGE_PMD_NR]
-    if pmd.kind is PmdKind.TABLE:
-        data = mem.data
-        return array("Q", (data[p >> 12] if p & 0x103 == 1 else
-                           (_read_entry(k, pmd, i) if p & 3 == 2 else 0)
-                           for i, p in enumerate(pmd.table.ptes)))
-    return array("Q", (v or 0 for v in (_read_entry(k, pmd, i) for i in range(HPAGE_PMD_NR))))
-
-
-def process_data(k) -> dict:
-    """pid -> (VMAs, {pmd index: the 512 values its pages read}), nothing faulted, zero chunks left out."""
-    out = {}
-    for pid, mm in sorted(k.mms.items()):
-        chunks = {}
-        for pmdi, pmd in sorted(mm.pmds.items()):
-            values = pmd_values(k, pmd)
-            if any(values):
-                chunks[pmdi] = values.tobytes()
-        vmas = [(v.start, v.end, int(v.flags) & 3) for v in mm.vmas]
-        out[pid] = (vmas, chunks)
-    return out
+def process_vmas(k) -> dict:
+    """pid -> its VMAs (start, end, read/write bits)."""
+    return {pid: [(v.start, v.end, int(v.flags) & 3) for v in mm.vmas] for pid, mm in sorted(k.mms.items())}
 
 
 def shadow_data(k) -> dict:
@@ -142,8 +114,11 @@ class LockstepMachine(machine.MmshMachine):
         self.ensure(self.s.pid == self.m.pid and self.s.regions == self.m.regions, "the sessions differ")
         a, b = shadow_data(ks), shadow_data(km)
         self.ensure(a == b, lambda: "the shadows differ: " + "; ".join(diff_dumps(a, b)))
-        a, b = process_data(ks), process_data(km)
-        self.ensure(a == b, lambda: "the machines read different data: " + "; ".join(diff_dumps(a, b)))
+        # check_data above found every page of each machine reading its shadow (0 where nothing
+        # was written), so equal shadows mean both machines read the same data, page for page
+        # (tests/mm/test_check_data.py holds check_data's fast path to reading page by page)
+        a, b = process_vmas(ks), process_vmas(km)
+        self.ensure(a == b, lambda: "the machines map different VMAs: " + "; ".join(diff_dumps(a, b)))
 
     def machine_holds(self) -> None:
         """Not an invariant here: same_data checks both machines."""
@@ -169,3 +144,58 @@ def test_modes_leave_the_same_data() -> None:
         run_state_machine_as_test(LockstepMachine, settings=stateful_settings(scale=0.15))
     assert EQUIV["compared"] > 0
     print(dict(EQUIV.most_common(20)))
+
+
+def _lockstep(script: str) -> LockstepMachine:
+    """A lockstep machine that has run `script` and compared; not counted in the suite's STATS."""
+    saved = machine.STATS.get("lockstep")
+    m = LockstepMachine()
+    if saved is None:
+        machine.STATS.pop("lockstep", None)
+    else:
+        saved["runs"] -= 1
+    m.stats = Counter()
+    for line in script.splitlines():
+        assert m.run(line), line
+    m.same_data()
+    return m
+
+
+def _swapped_page(k):
+    """(swap_info, offset) of the first PTE swap entry's slot, or of a PMD swap entry's first slot."""
+    slot = machine.swap_slot(k, 1)
+    assert slot is not None
+    return slot
+
+
+@pytest.mark.parametrize("what", ["series page", "mainline page", "mainline slot", "series slot", "both shadows",
+                                  "one machine written to"])
+def test_same_data_sees_a_page_that_reads_otherwise(what: str) -> None:
+    """One page corrupted in one machine (its frame or its swap slot), or the shadows made to
+    differ: the lockstep comparison fails, by check_data or by the shadows."""
+    m = _lockstep("swapon s 16M\nmmap a 4M hugepage\ntouch a\nmadvise a+2M:2M pageout")
+    ks, km = m.s.kernel, m.m.kernel
+    k = ks if what.startswith("series") else km
+    pmdi = min(k.mms[1].pmds)
+    if what in ("series page", "mainline page"):
+        pmd = k.mms[1].pmds[pmdi]
+        pfn = pmd.pfn if pmd.kind.value == "huge" else pmd.table.ptes[0] >> 12
+        k.mem.data[pfn + (pmd.kind.value == "huge") * 5] ^= 1
+    elif what in ("series slot", "mainline slot"):
+        si, off = _swapped_page(k)
+        si.data[off] ^= 1
+    if what == "both shadows":          # both machines read their own shadow, which differ
+        for kk in (ks, km):
+            pmd = kk.mms[1].pmds[pmdi]
+            pfn = pmd.pfn if pmd.kind.value == "huge" else pmd.table.ptes[0] >> 12
+            kk.mem.data[pfn] ^= 1 if kk is ks else 2
+            kk.shadow.procs[1][pmdi][0] ^= 1 if kk is ks else 2
+    if what == "one machine written to":
+        pmd = km.mms[1].pmds[pmdi]
+        pfn = pmd.pfn if pmd.kind.value == "huge" else pmd.table.ptes[0] >> 12
+        km.mem.data[pfn] ^= 1
+        km.shadow.procs[1][pmdi][0] ^= 1
+    m.changed = True
+    with pytest.raises(AssertionError, match="reads|last written|shadows differ") as e:
+        m.same_data()
+    assert ("shadows differ" in str(e.value)) == (what in ("both shadows", "one machine written to"))
