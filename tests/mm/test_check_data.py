@@ -31,11 +31,11 @@ CASES = {
     # mainline: 256 PTE swap entries on sda (still cached: a disk), 256 on z
     "two devices, half cached": (False, DISK_THEN_ZRAM + THP + "madvise a pageout\n",
                                  {"types 2", "cached slot"}),
-    "two devices, readahead": (False, DISK_THEN_ZRAM + THP + "madvise a pageout\ntouch a read\nmadvise a pageout\n"
-                               "touch a+0x5000:4K read\ntouch a+1M+0x9000:4K\n",
+    "two devices, readahead": (False, DISK_THEN_ZRAM + THP + "madvise a pageout\ntouch a read\n"
+                               "madvise a pageout\ntouch a+0x5000:4K read\ntouch a+1M+0x9000:4K\n",
                                {"types 2", "cached slot", "present beside swap"}),
-    "readahead beside present": (False, "swapon sda 64M kind disk\n" + THP + "madvise a pageout\ntouch a read\n"
-                                 "madvise a pageout\ntouch a+0x5000:4K read\n",
+    "readahead beside present": (False, "swapon sda 64M kind disk\n" + THP + "madvise a pageout\n"
+                                 "touch a read\nmadvise a pageout\ntouch a+0x5000:4K read\n",
                                  {"cached slot", "present beside swap"}),
     "shared after fork": (False, "swapon sda 64M kind disk\n" + THP + "madvise a pageout\ntouch a read\n"
                           "madvise a pageout\nfork\n@2 touch a+0x3000:4K read\n",
@@ -132,7 +132,7 @@ def test_fast_path_says_what_reading_page_by_page_says(case: str) -> None:
                     assert not agree(k, pmd, chunk)
                     si.data[off] ^= 0x5A
                     continue
-                head = si.cache[off]        # the cached folio's page changed; the device's copy does not count
+                head = si.cache[off]  # the cached folio's page changed; the device's copy does not count
                 pfn = head + off - k.folio_swap[head].offset
                 k.mem.data[pfn] ^= 0x5A
                 assert not agree(k, pmd, chunk)
