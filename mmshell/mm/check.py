@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from . import pte_masks as bm
 from .check_folio import check_folios
 from .check_rmap import check_rmap_pmd, check_rmap_table, check_swap_cache_overlap
+from .check_swapcache import swap_cache_owners
 from .config import Deposit
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, SWAP_COUNT_MASK, SWAP_MAP_BAD, TASK_SIZE
 from .folio import PG
@@ -183,10 +184,12 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
         if max(offs) >= si.pages:
             problems.append(f"swap {si.name}: entries reference offset "
                             f"{min(off for off in offs if off >= si.pages):#x} beyond the device")
+    owners = swap_cache_owners(k)       # None: a swap-cache folio to look at one by one
     for si in k.swap_info:
         if si is None:
             continue
-        problems += _check_device(k, si, *by_type.get(si.type, ([], [])))
+        problems += _check_device(k, si, *by_type.get(si.type, ([], [])),
+                                  owned=None if owners is None else owners[si.type])
         cached_pages += _held(si.cache.table)        # what the table holds, not its count
     if exclusive_keys and max(map(slot_refs.__getitem__, exclusive_keys)) > 1:
         for first, nr, where in _exclusive_entries(exclusive_slots):
@@ -196,7 +199,7 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
                 if si is not None and s < si.pages and si.swap_count(s) != 1:
                     problems.append(f"{where}: exclusive swap entry {type_}:{s:#x} has count {si.swap_count(s)}")
     problems += check_swap_cache_overlap(k, cached_pages)
-    for pfn, entry in k.folio_swap.items():
+    for pfn, entry in k.folio_swap.items() if owners is None else ():
         nr = k.mem.nr_pages(pfn)
         if entry.offset % nr:
             problems.append(f"folio {pfn:#x}: swap cache slots {entry} not naturally aligned")
@@ -228,9 +231,10 @@ def _held(table: array) -> int:
     return len(table) - bm.nonzero_bits(table.tobytes(), table.itemsize).to_bytes(len(table), "little").count(0)
 
 
-def _check_device(k: "Kernel", si, offs: list[int], counts: list[int]) -> list[str]:
+def _check_device(k: "Kernel", si, offs: list[int], counts: list[int], owned: int | None) -> list[str]:
     """One device: counts against the census (slot offs[i] referenced counts[i] times), cache
-    bits, Used, clusters, freed slots, the cache."""
+    bits, Used, clusters, freed slots, the cache (`owned`: how many slots its swap-cache folios
+    own, all pointing back to them; None if not known)."""
     problems: list[str] = []
     sm = si.swap_map
     pages = si.pages
@@ -297,8 +301,8 @@ def _check_device(k: "Kernel", si, offs: list[int], counts: list[int]) -> list[s
         for off in compress(range(pages), free):
             if off and (si.zeromap[off] or si.zswap[off] or si.data[off]):
                 problems.append(f"swap {si.name} slot {off:#x}: free slot keeps data")
-    # every cached slot is owned by its folio
-    for off, pfn in si.cache.items():
+    # every cached slot is owned by its folio (they are when the folios own as many as it holds)
+    for off, pfn in si.cache.items() if owned is None or owned != cached.count(1) else ():
         entry = k.folio_swap.get(pfn)
         if entry is None or entry.type != si.type or not entry.offset <= off < entry.offset + k.mem.nr_pages(pfn):
             problems.append(f"swap {si.name} slot {off:#x}: cached folio {pfn:#x} does not own it")
