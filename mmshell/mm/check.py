@@ -27,7 +27,7 @@ from operator import and_, eq, rshift
 from typing import TYPE_CHECKING
 
 from . import pte_masks as bm
-from .check_folio import check_folios
+from .check_folio import check_folios, nonzero_entries
 from .check_rmap import check_rmap_pmd, check_rmap_table, check_swap_cache_overlap
 from .check_swapcache import swap_cache_owners
 from .config import Deposit
@@ -190,7 +190,7 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
             continue
         problems += _check_device(k, si, *by_type.get(si.type, ([], [])),
                                   owned=None if owners is None else owners[si.type])
-        cached_pages += _held(si.cache.table)        # what the table holds, not its count
+        cached_pages += nonzero_entries(si.cache.table)        # what the table holds, not its count
     if exclusive_keys and max(map(slot_refs.__getitem__, exclusive_keys)) > 1:
         for first, nr, where in _exclusive_entries(exclusive_slots):
             type_, off = first & SWP_TYPE_MASK, first >> SWP_TYPE_BITS
@@ -224,11 +224,6 @@ def _exclusive_entries(exclusive_slots: list) -> list[tuple[int, int, str]]:
         for i in compress(range(HPAGE_PMD_NR), nr):
             out.append((first[i] >> SWP_TYPE_SHIFT, 1, f"{where} pte {i}"))
     return out
-
-
-def _held(table: array) -> int:
-    """How many entries of a swap table hold a folio (non-zero), counted on its bytes."""
-    return len(table) - bm.nonzero_bits(table.tobytes(), table.itemsize).to_bytes(len(table), "little").count(0)
 
 
 def _check_device(k: "Kernel", si, offs: list[int], counts: list[int], owned: int | None) -> list[str]:
