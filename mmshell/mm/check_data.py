@@ -105,18 +105,18 @@ def _pmd_reads_shadow(k: "Kernel", pmd: Pmd, chunk: array) -> bool:
     ptes = pmd.table.ptes
     raw = ptes.tobytes()
     anon, special, swap = bm.pte_masks(raw)
-    if any(compress(chunk, special)):
+    if 1 in special and any(compress(chunk, special)):
         return False
-    pfns = list(map(rshift, compress(ptes, anon), repeat(PFN_SHIFT)))
-    if pfns and max(pfns) >= mem.nr_frames:
+    if 1 in anon:
+        pfns = list(map(rshift, compress(ptes, anon), repeat(PFN_SHIFT)))
+        if max(pfns) >= mem.nr_frames or list(map(mem.data.__getitem__, pfns)) != list(compress(chunk, anon)):
+            return False
+    not_mapped = raw[0::8].translate(_NOT_MAPPED)
+    if 1 in not_mapped and any(compress(chunk, not_mapped)):
         return False
-    if list(map(mem.data.__getitem__, pfns)) != list(compress(chunk, anon)):
-        return False
-    if any(compress(chunk, raw[0::8].translate(_NOT_MAPPED))):
-        return False
-    words = list(compress(ptes, swap))
-    if not words:
+    if 1 not in swap:
         return True
+    words = list(compress(ptes, swap))
     want = list(compress(chunk, swap))
     keys = list(map(rshift, words, repeat(SWP_TYPE_SHIFT)))        # pte_swp_type/offset of each, in C
     types = list(map(and_, keys, repeat(SWP_TYPE_MASK)))
