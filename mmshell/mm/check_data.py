@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from array import array
 from itertools import compress, repeat
-from operator import and_, rshift
+from operator import and_, eq, rshift
 from typing import TYPE_CHECKING
 
 from . import pte_masks as bm
@@ -127,7 +127,7 @@ def _pmd_reads_shadow(k: "Kernel", pmd: Pmd, chunk: array) -> bool:
         return si is not None and _slots_read(k, si, offs) == want
     for type_ in set(types):                # PTEs of one table on several devices
         si = k.swap_info[type_]
-        sel = [t == type_ for t in types]
+        sel = list(map(eq, types, repeat(type_)))
         if si is None or _slots_read(k, si, list(compress(offs, sel))) != list(compress(want, sel)):
             return False
     return True
