@@ -237,7 +237,7 @@ def _check_device(k: "Kernel", si, offs: list[int], counts: list[int], owned: in
     # swap counts: every referenced slot has its count and no other slot has one, compared
     # in C when no count is continued or past a byte; else (or when they differ) slot by slot
     if si.cont or (counts and (max(counts) > SWAP_COUNT_MASK or max(offs) >= pages)) \
-            or list(map(have.__getitem__, offs)) != counts or pages - have.count(0) != len(offs):
+            or list(map(have.__getitem__, offs)) != counts or len(have) - have.count(0) != len(offs):
         want = bytearray(pages)
         odd: dict[int, int] = {}
         for off, n in zip(offs, counts):
