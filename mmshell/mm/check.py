@@ -169,21 +169,25 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
     problems: list[str] = []
     cached_pages = 0
     # the census by device: (offsets, reference counts), the keys split in C
-    keys = list(slot_refs)
-    types = set(map(and_, keys, repeat(SWP_TYPE_MASK)))
+    keys, counts = list(slot_refs), list(slot_refs.values())
+    offs = list(map(rshift, keys, repeat(SWP_TYPE_BITS)))
+    key_types = list(map(and_, keys, repeat(SWP_TYPE_MASK)))
+    types = set(key_types)
     by_type: dict[int, tuple[list[int], list[int]]] = {}
     for t in sorted(types):
-        these = keys if len(types) == 1 else list(compress(keys, map(eq, map(and_, keys, repeat(SWP_TYPE_MASK)),
-                                                                      repeat(t))))
-        by_type[t] = (list(map(rshift, these, repeat(SWP_TYPE_BITS))), list(map(slot_refs.__getitem__, these)))
-    for t, (offs, _) in by_type.items():
+        if len(types) == 1:
+            by_type[t] = (offs, counts)
+        else:
+            these = list(map(eq, key_types, repeat(t)))
+            by_type[t] = (list(compress(offs, these)), list(compress(counts, these)))
+    for t, (type_offs, _) in by_type.items():
         si = k.swap_info[t]
         if si is None:
-            problems.append(f"{len(offs)} swap entries reference type {t}, which is not an active device")
+            problems.append(f"{len(type_offs)} swap entries reference type {t}, which is not an active device")
             continue
-        if max(offs) >= si.pages:
+        if max(type_offs) >= si.pages:
             problems.append(f"swap {si.name}: entries reference offset "
-                            f"{min(off for off in offs if off >= si.pages):#x} beyond the device")
+                            f"{min(off for off in type_offs if off >= si.pages):#x} beyond the device")
     owners = swap_cache_owners(k)       # None: a swap-cache folio to look at one by one
     for si in k.swap_info:
         if si is None:
