@@ -7,11 +7,15 @@ and is folded every time.  Each case compares with folding afresh.
 
 from __future__ import annotations
 
+import pytest
+
 from mmsh_helpers import run
+from mmshell.mm.errors import VmBug
 from mmshell.mm.folio import PG
 from mmshell.mm.pgtable import PmdKind
 from mmshell.views import describe
 from mmshell.views.describe import describe_table
+from mmshell.views.digest_cache import DigestCache
 
 SCRIPT = ("swapon sda 8M kind disk prio 10\nswapon z 16M prio 5\nmmap a 4M hugepage\ntouch a\n"
           "madvise a pageout\ntouch a+2M+0x3000:4K\n")
@@ -68,3 +72,18 @@ def test_the_memo_is_bounded(monkeypatch) -> None:
         assert describe._memo_runs <= 40
         sizes.append(len(describe._NOT_PRESENT))
     assert max(sizes) > 1 and min(sizes[1:]) == 1        # it filled up and was emptied
+
+
+def test_the_step_digest_check_still_sees_a_swapped_table_changed_behind_its_back() -> None:
+    """The digest cache's check (views/digest_cache.py, verify=True) describes a kept process
+    afresh: a remembered table whose words changed is a new key, so the change shows."""
+    k = run(SCRIPT + "fork\n", False).ok().k
+    cache = DigestCache(verify=True)
+    cache.digest(k)
+    cache.digest(k)                                 # the child's swapped tables are remembered now
+    mm = dict.__getitem__(k.mms, 2)                 # behind the PidTable's back
+    ptes = next(p.table.ptes for p in mm.pmds.values()
+                if p.kind is PmdKind.TABLE and not any(w & 3 == 1 for w in p.table.ptes))
+    ptes[3] ^= 1 << 6                               # uffd-wp on one swap PTE
+    with pytest.raises(VmBug, match="pid 2 changed"):
+        cache.digest(k)
