@@ -23,7 +23,7 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from itertools import compress, repeat
-from operator import and_, eq, rshift
+from operator import add, and_, eq, lt, rshift
 from typing import TYPE_CHECKING
 
 from . import pte_masks as bm
@@ -172,7 +172,8 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
     keys, counts = list(slot_refs), list(slot_refs.values())
     offs = list(map(rshift, keys, repeat(SWP_TYPE_BITS)))
     key_types = list(map(and_, keys, repeat(SWP_TYPE_MASK)))
-    types = set(key_types)
+    counted = _census_holds(k, offs, key_types, counts)     # else by device, slot by slot where they differ
+    types = set() if counted else set(key_types)
     by_type: dict[int, tuple[list[int], list[int]]] = {}
     for t in sorted(types):
         if len(types) == 1:
@@ -193,7 +194,7 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
         if si is None:
             continue
         problems += _check_device(k, si, *by_type.get(si.type, ([], [])),
-                                  owned=None if owners is None else owners[si.type])
+                                  owned=None if owners is None else owners[si.type], counted=counted)
         cached_pages += nonzero_entries(si.cache.table)        # what the table holds, not its count
     if exclusive_keys and max(map(slot_refs.__getitem__, exclusive_keys)) > 1:
         for first, nr, where in _exclusive_entries(exclusive_slots):
@@ -217,6 +218,35 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
     return problems
 
 
+def _census_holds(k: "Kernel", offs: list[int], key_types: list[int], counts: list[int]) -> bool:
+    """Whether every device's swap counts are exactly the census (slot offs[i] of device
+    key_types[i] referenced counts[i] times, no other slot counted), with no continued count,
+    none past a byte and every slot on an active device: decided for all devices at once,
+    their counts laid end to end and each slot looked up at its device's base."""
+    base: dict[int, int] = {}
+    pages: dict[int, int] = {}
+    parts = []
+    end = 0
+    for si in k.swap_info:
+        if si is None:
+            continue
+        if si.cont or len(si.swap_map) != si.pages:
+            return False
+        base[si.type], pages[si.type] = end, si.pages
+        parts.append(si.swap_map.translate(bm.COUNT))
+        end += si.pages
+    have = b"".join(parts)
+    if not counts:
+        return have.count(0) == len(have)
+    try:
+        if max(counts) > SWAP_COUNT_MASK or not all(map(lt, offs, map(pages.__getitem__, key_types))):
+            return False
+        at = list(map(add, map(base.__getitem__, key_types), offs))
+    except KeyError:                    # a slot of a device that is not active
+        return False
+    return list(map(have.__getitem__, at)) == counts and len(have) - have.count(0) == len(counts)
+
+
 def _exclusive_entries(exclusive_slots: list) -> list[tuple[int, int, str]]:
     """(first key, nr, where) of every exclusive swap entry: a PMD's as recorded, a table's
     entry by entry."""
@@ -230,18 +260,20 @@ def _exclusive_entries(exclusive_slots: list) -> list[tuple[int, int, str]]:
     return out
 
 
-def _check_device(k: "Kernel", si, offs: list[int], counts: list[int], owned: int | None) -> list[str]:
-    """One device: counts against the census (slot offs[i] referenced counts[i] times), cache
-    bits, Used, clusters, freed slots, the cache (`owned`: how many slots its swap-cache folios
-    own, all pointing back to them; None if not known)."""
+def _check_device(k: "Kernel", si, offs: list[int], counts: list[int], owned: int | None,
+                  counted: bool = False) -> list[str]:
+    """One device: counts against the census (slot offs[i] referenced counts[i] times; not
+    when `counted`: _census_holds found them right), cache bits, Used, clusters, freed
+    slots, the cache (`owned`: how many slots its swap-cache folios own, all pointing back
+    to them; None if not known)."""
     problems: list[str] = []
     sm = si.swap_map
     pages = si.pages
     have = bytearray(sm.translate(bm.COUNT))
     # swap counts: every referenced slot has its count and no other slot has one, compared
     # in C when no count is continued or past a byte; else (or when they differ) slot by slot
-    if si.cont or (counts and (max(counts) > SWAP_COUNT_MASK or max(offs) >= pages)) \
-            or list(map(have.__getitem__, offs)) != counts or len(have) - have.count(0) != len(offs):
+    if not counted and (si.cont or (counts and (max(counts) > SWAP_COUNT_MASK or max(offs) >= pages))
+                        or list(map(have.__getitem__, offs)) != counts or len(have) - have.count(0) != len(offs)):
         want = bytearray(pages)
         odd: dict[int, int] = {}
         for off, n in zip(offs, counts):
