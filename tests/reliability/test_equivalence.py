@@ -7,8 +7,8 @@ with the same errno), after every step every process must have the same VMAs
 and read the same data in both: the shadows of what was written are equal,
 and each machine's every page, as it holds it (present, swapped, in the swap
 cache), read without faulting, is what its shadow says (check_data), so the
-two read the same page for page.  Page tables, swap slots, counters and fault-injection
-points may differ; data may not.
+two read the same page for page.  Page tables, swap slots, counters and
+fault-injection points may differ; data may not.
 
 When the two modes refuse differently the runs have legitimately diverged (for
 example ENOMEM: a PMD swap-in brings back 2 MiB where mainline brings 4 KiB;
@@ -168,6 +168,13 @@ def _swapped_page(k):
     return slot
 
 
+def _first_frame(k) -> tuple[int, int]:
+    """(pmd index, pfn) of pid 1's first page (its lowest PMD maps it: a THP or a table)."""
+    pmdi = min(k.mms[1].pmds)
+    pmd = k.mms[1].pmds[pmdi]
+    return pmdi, pmd.pfn if pmd.table is None else pmd.table.ptes[0] >> 12
+
+
 @pytest.mark.parametrize("what", ["series page", "mainline page", "mainline slot", "series slot", "both shadows",
                                   "one machine written to"])
 def test_same_data_sees_a_page_that_reads_otherwise(what: str) -> None:
@@ -176,23 +183,18 @@ def test_same_data_sees_a_page_that_reads_otherwise(what: str) -> None:
     m = _lockstep("swapon s 16M\nmmap a 4M hugepage\ntouch a\nmadvise a+2M:2M pageout")
     ks, km = m.s.kernel, m.m.kernel
     k = ks if what.startswith("series") else km
-    pmdi = min(k.mms[1].pmds)
     if what in ("series page", "mainline page"):
-        pmd = k.mms[1].pmds[pmdi]
-        pfn = pmd.pfn if pmd.kind.value == "huge" else pmd.table.ptes[0] >> 12
-        k.mem.data[pfn + (pmd.kind.value == "huge") * 5] ^= 1
+        k.mem.data[_first_frame(k)[1] + 5] ^= 1
     elif what in ("series slot", "mainline slot"):
         si, off = _swapped_page(k)
         si.data[off] ^= 1
-    if what == "both shadows":          # both machines read their own shadow, which differ
-        for kk in (ks, km):
-            pmd = kk.mms[1].pmds[pmdi]
-            pfn = pmd.pfn if pmd.kind.value == "huge" else pmd.table.ptes[0] >> 12
-            kk.mem.data[pfn] ^= 1 if kk is ks else 2
-            kk.shadow.procs[1][pmdi][0] ^= 1 if kk is ks else 2
-    if what == "one machine written to":
-        pmd = km.mms[1].pmds[pmdi]
-        pfn = pmd.pfn if pmd.kind.value == "huge" else pmd.table.ptes[0] >> 12
+    elif what == "both shadows":        # both machines read their own shadow, which differ
+        for kk, bit in ((ks, 1), (km, 2)):
+            pmdi, pfn = _first_frame(kk)
+            kk.mem.data[pfn] ^= bit
+            kk.shadow.procs[1][pmdi][0] ^= bit
+    else:                               # one machine's page and shadow: only the shadows tell
+        pmdi, pfn = _first_frame(km)
         km.mem.data[pfn] ^= 1
         km.shadow.procs[1][pmdi][0] ^= 1
     m.changed = True
