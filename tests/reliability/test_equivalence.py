@@ -42,8 +42,16 @@ pytestmark = pytest.mark.slow      # Hypothesis: both modes on the same random s
 EQUIV: Counter = Counter()
 
 
-def process_vmas(k) -> dict:
-    """pid -> its VMAs (start, end, read/write bits)."""
+def process_data(k) -> dict:
+    """pid -> its VMAs (start, end, read/write bits).
+
+    The data needs no second reading: same_data has just found, with check_data, every
+    page of each machine reading its shadow (present, swapped, in the swap cache, read
+    without faulting; 0 where nothing was written), and the two shadows equal, so the
+    machines read the same data page for page (tests/mm/test_check_data.py holds
+    check_data's whole-PMD reading to reading page by page).  The LockstepMachine class
+    is left as it was: Hypothesis seeds a derandomized state machine from its source.
+    """
     return {pid: [(v.start, v.end, int(v.flags) & 3) for v in mm.vmas] for pid, mm in sorted(k.mms.items())}
 
 
@@ -114,11 +122,8 @@ class LockstepMachine(machine.MmshMachine):
         self.ensure(self.s.pid == self.m.pid and self.s.regions == self.m.regions, "the sessions differ")
         a, b = shadow_data(ks), shadow_data(km)
         self.ensure(a == b, lambda: "the shadows differ: " + "; ".join(diff_dumps(a, b)))
-        # check_data above found every page of each machine reading its shadow (0 where nothing
-        # was written), so equal shadows mean both machines read the same data, page for page
-        # (tests/mm/test_check_data.py holds check_data's fast path to reading page by page)
-        a, b = process_vmas(ks), process_vmas(km)
-        self.ensure(a == b, lambda: "the machines map different VMAs: " + "; ".join(diff_dumps(a, b)))
+        a, b = process_data(ks), process_data(km)
+        self.ensure(a == b, lambda: "the machines read different data: " + "; ".join(diff_dumps(a, b)))
 
     def machine_holds(self) -> None:
         """Not an invariant here: same_data checks both machines."""
