@@ -23,12 +23,13 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from itertools import compress, repeat
-from operator import rshift
+from operator import add, and_, eq, lt, rshift
 from typing import TYPE_CHECKING
 
 from . import pte_masks as bm
-from .check_folio import check_folios
+from .check_folio import check_folios, nonzero_entries
 from .check_rmap import check_rmap_pmd, check_rmap_table, check_swap_cache_overlap
+from .check_swapcache import swap_cache_owners
 from .config import Deposit
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT, SWAP_COUNT_MASK, SWAP_MAP_BAD, TASK_SIZE
 from .folio import PG
@@ -46,7 +47,8 @@ def _swap_key(type_: int, offset: int) -> int:
 def check_invariants(k: "Kernel") -> list[str]:
     problems: list[str] = []
     slot_refs: Counter[int] = Counter()          # swap key -> references from page tables
-    exclusive_slots: list[tuple[int, int, str]] = []  # (first key, nr, where) of exclusive entries
+    # exclusive entries: (first key, nr, where) of a PMD's, (ptes, SWP_EXCL mask, where) of a table's
+    exclusive_slots: list[tuple[int | array, int | bytes, str]] = []
     exclusive_keys: list[int] = []
     pte_maps: Counter[int] = Counter()
     pmd_maps: Counter[int] = Counter()
@@ -79,10 +81,10 @@ def check_invariants(k: "Kernel") -> list[str]:
                 if keys:
                     swapents += len(keys)
                     slot_refs.update(keys)
-                    excl = list(compress(range(HPAGE_PMD_NR), raw[0::8].translate(bm.SWP_EXCL)))
-                    for i in excl:
-                        exclusive_slots.append((ptes[i] >> SWP_TYPE_SHIFT, 1, f"{where} pte {i}"))
-                        exclusive_keys.append(ptes[i] >> SWP_TYPE_SHIFT)
+                    excl = raw[0::8].translate(bm.SWP_EXCL)
+                    if excl.count(1):           # named entry by entry only if one is shared (_check_swap)
+                        exclusive_keys.extend(compress(keys, compress(excl, swap_mask)))
+                        exclusive_slots.append((ptes, excl, where))
                 continue
             # decision 10: eager deposit gives every PMD-level entry a table, lazy deposit none
             if pmd.deposited != (k.config.deposit is Deposit.EAGER):
@@ -166,31 +168,43 @@ def _check_table_shape(k: "Kernel", mm, pmdi: int, where: str, ptes: array, raw:
 def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusive_keys: list) -> list[str]:
     problems: list[str] = []
     cached_pages = 0
-    by_type: dict[int, list[tuple[int, int]]] = {}
-    for key, n in slot_refs.items():
-        by_type.setdefault(key & SWP_TYPE_MASK, []).append((key >> SWP_TYPE_BITS, n))
-    for t in sorted(by_type):
+    # the census by device: (offsets, reference counts), the keys split in C
+    keys, counts = list(slot_refs), list(slot_refs.values())
+    offs = list(map(rshift, keys, repeat(SWP_TYPE_BITS)))
+    key_types = list(map(and_, keys, repeat(SWP_TYPE_MASK)))
+    counted = _census_holds(k, offs, key_types, counts)     # else by device, slot by slot where they differ
+    types = set() if counted else set(key_types)
+    by_type: dict[int, tuple[list[int], list[int]]] = {}
+    for t in sorted(types):
+        if len(types) == 1:
+            by_type[t] = (offs, counts)
+        else:
+            these = list(map(eq, key_types, repeat(t)))
+            by_type[t] = (list(compress(offs, these)), list(compress(counts, these)))
+    for t, (type_offs, _) in by_type.items():
         si = k.swap_info[t]
         if si is None:
-            problems.append(f"{len(by_type[t])} swap entries reference type {t}, which is not an active device")
+            problems.append(f"{len(type_offs)} swap entries reference type {t}, which is not an active device")
             continue
-        beyond = [off for off, _ in by_type[t] if not 0 <= off < si.pages]
-        if beyond:
-            problems.append(f"swap {si.name}: entries reference offset {min(beyond):#x} beyond the device")
+        if max(type_offs) >= si.pages:
+            problems.append(f"swap {si.name}: entries reference offset "
+                            f"{min(off for off in type_offs if off >= si.pages):#x} beyond the device")
+    owners = swap_cache_owners(k)       # None: a swap-cache folio to look at one by one
     for si in k.swap_info:
         if si is None:
             continue
-        problems += _check_device(k, si, by_type.get(si.type, []))
-        cached_pages += len(si.cache.table) - si.cache.table.count(0)     # what the table holds, not its count
+        problems += _check_device(k, si, *by_type.get(si.type, ([], [])),
+                                  owned=None if owners is None else owners[si.type], counted=counted)
+        cached_pages += nonzero_entries(si.cache.table)        # what the table holds, not its count
     if exclusive_keys and max(map(slot_refs.__getitem__, exclusive_keys)) > 1:
-        for first, nr, where in exclusive_slots:
+        for first, nr, where in _exclusive_entries(exclusive_slots):
             type_, off = first & SWP_TYPE_MASK, first >> SWP_TYPE_BITS
             si = k.swap_info[type_]
             for s in range(off, off + nr):
                 if si is not None and s < si.pages and si.swap_count(s) != 1:
                     problems.append(f"{where}: exclusive swap entry {type_}:{s:#x} has count {si.swap_count(s)}")
     problems += check_swap_cache_overlap(k, cached_pages)
-    for pfn, entry in k.folio_swap.items():
+    for pfn, entry in k.folio_swap.items() if owners is None else ():
         nr = k.mem.nr_pages(pfn)
         if entry.offset % nr:
             problems.append(f"folio {pfn:#x}: swap cache slots {entry} not naturally aligned")
@@ -204,42 +218,91 @@ def _check_swap(k: "Kernel", slot_refs: Counter, exclusive_slots: list, exclusiv
     return problems
 
 
-def _check_device(k: "Kernel", si, refs: list[tuple[int, int]]) -> list[str]:
-    """One device: counts against the census, cache bits, Used, clusters, freed slots, the cache."""
+def _census_holds(k: "Kernel", offs: list[int], key_types: list[int], counts: list[int]) -> bool:
+    """Whether every device's swap counts are exactly the census (slot offs[i] of device
+    key_types[i] referenced counts[i] times, no other slot counted), with no continued count,
+    none past a byte and every slot on an active device: decided for all devices at once,
+    their counts laid end to end and each slot looked up at its device's base."""
+    base: dict[int, int] = {}
+    pages: dict[int, int] = {}
+    parts = []
+    end = 0
+    for si in k.swap_info:
+        if si is None:
+            continue
+        if si.cont or len(si.swap_map) != si.pages:
+            return False
+        base[si.type], pages[si.type] = end, si.pages
+        parts.append(si.swap_map.translate(bm.COUNT))
+        end += si.pages
+    have = b"".join(parts)
+    if not counts:
+        return have.count(0) == len(have)
+    try:
+        if max(counts) > SWAP_COUNT_MASK or not all(map(lt, offs, map(pages.__getitem__, key_types))):
+            return False
+        at = list(map(add, map(base.__getitem__, key_types), offs))
+    except KeyError:                    # a slot of a device that is not active
+        return False
+    return list(map(have.__getitem__, at)) == counts and len(have) - have.count(0) == len(counts)
+
+
+def _exclusive_entries(exclusive_slots: list) -> list[tuple[int, int, str]]:
+    """(first key, nr, where) of every exclusive swap entry: a PMD's as recorded, a table's
+    entry by entry."""
+    out = []
+    for first, nr, where in exclusive_slots:
+        if isinstance(first, int):
+            out.append((first, nr, where))
+            continue
+        for i in compress(range(HPAGE_PMD_NR), nr):
+            out.append((first[i] >> SWP_TYPE_SHIFT, 1, f"{where} pte {i}"))
+    return out
+
+
+def _check_device(k: "Kernel", si, offs: list[int], counts: list[int], owned: int | None,
+                  counted: bool = False) -> list[str]:
+    """One device: counts against the census (slot offs[i] referenced counts[i] times; not
+    when `counted`: _census_holds found them right), cache bits, Used, clusters, freed
+    slots, the cache (`owned`: how many slots its swap-cache folios own, all pointing back
+    to them; None if not known)."""
     problems: list[str] = []
     sm = si.swap_map
     pages = si.pages
-    # swap counts (continued counts and counts past a byte are compared slot by slot)
-    want = bytearray(pages)
-    odd: dict[int, int] = {}
-    for off, n in refs:
-        if 0 <= off < pages:
-            if n <= SWAP_COUNT_MASK:
-                want[off] = n
-            else:
-                odd[off] = n
     have = bytearray(sm.translate(bm.COUNT))
-    for off in set(odd) | set(si.cont):
-        if 0 <= off < pages:
-            refs_here = odd.get(off, want[off])
-            if si.swap_count(off) != refs_here:
-                problems.append(f"swap {si.name} slot {off:#x}: count {si.swap_count(off)} but "
-                                f"{refs_here} entries reference it")
-            have[off] = want[off] = 0
-    if have != want:
-        for off in range(pages):
-            if have[off] != want[off]:
-                problems.append(f"swap {si.name} slot {off:#x}: count {have[off]} but {want[off]} entries "
-                                "reference it")
+    # swap counts: every referenced slot has its count and no other slot has one, compared
+    # in C when no count is continued or past a byte; else (or when they differ) slot by slot
+    if not counted and (si.cont or (counts and (max(counts) > SWAP_COUNT_MASK or max(offs) >= pages))
+                        or list(map(have.__getitem__, offs)) != counts or len(have) - have.count(0) != len(offs)):
+        want = bytearray(pages)
+        odd: dict[int, int] = {}
+        for off, n in zip(offs, counts):
+            if 0 <= off < pages:
+                if n <= SWAP_COUNT_MASK:
+                    want[off] = n
+                else:
+                    odd[off] = n
+        for off in set(odd) | set(si.cont):
+            if 0 <= off < pages:
+                refs_here = odd.get(off, want[off])
+                if si.swap_count(off) != refs_here:
+                    problems.append(f"swap {si.name} slot {off:#x}: count {si.swap_count(off)} but "
+                                    f"{refs_here} entries reference it")
+                have[off] = want[off] = 0
+        if have != want:
+            for off in range(pages):
+                if have[off] != want[off]:
+                    problems.append(f"swap {si.name} slot {off:#x}: count {have[off]} but {want[off]} entries "
+                                    "reference it")
     # the cache bit against the swap cache
     cache_bits = sm.translate(bm.CACHE_BIT)
     table = si.cache.table
     if len(table) != pages:
         problems.append(f"swap {si.name}: swap table of {len(table)} slots for {pages}")
     cached = bm.nonzero_bits(table.tobytes(), table.itemsize).to_bytes(len(table), "little").translate(bm.NONZERO)
-    if len(table) - table.count(0) != len(si.cache):
+    if cached.count(1) != len(si.cache):
         problems.append(f"swap {si.name}: swap table counts {len(si.cache)} cached slots but holds "
-                        f"{len(table) - table.count(0)}")
+                        f"{cached.count(1)}")
     if cache_bits != cached and len(cached) == pages:
         for off in range(1, pages):
             if cache_bits[off] != cached[off]:
@@ -269,8 +332,8 @@ def _check_device(k: "Kernel", si, refs: list[tuple[int, int]]) -> list[str]:
         for off in compress(range(pages), free):
             if off and (si.zeromap[off] or si.zswap[off] or si.data[off]):
                 problems.append(f"swap {si.name} slot {off:#x}: free slot keeps data")
-    # every cached slot is owned by its folio
-    for off, pfn in si.cache.items():
+    # every cached slot is owned by its folio (they are when the folios own as many as it holds)
+    for off, pfn in si.cache.items() if owned is None or owned != cached.count(1) else ():
         entry = k.folio_swap.get(pfn)
         if entry is None or entry.type != si.type or not entry.offset <= off < entry.offset + k.mem.nr_pages(pfn):
             problems.append(f"swap {si.name} slot {off:#x}: cached folio {pfn:#x} does not own it")

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 from array import array
 from itertools import compress, repeat
-from operator import rshift
+from operator import and_, eq, rshift
 from typing import TYPE_CHECKING
 
 from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_SHIFT
-from .pgtable import (F_SPECIAL, PFN_SHIFT, Pmd, PmdKind, is_swap_pte, pte_pfn, pte_present, pte_swp_offset,
-                      pte_swp_type)
+from .pgtable import (F_SPECIAL, KIND_MASK, KIND_PRESENT, KIND_SWAP, PFN_SHIFT, SWP_TYPE_BITS, SWP_TYPE_MASK,
+                      SWP_TYPE_SHIFT, Pmd, PmdKind, is_swap_pte, pte_pfn, pte_present, pte_swp_offset, pte_swp_type)
 
 if TYPE_CHECKING:
     from .kernel import Kernel
+    from .swap_info import SwapInfo
+
+#: A PTE's low byte -> 1 where _read_entry reads it as not mapped (neither present nor swap).
+_NOT_MAPPED = bytes(int(b & KIND_MASK not in (KIND_PRESENT, KIND_SWAP)) for b in range(256))
 
 
 def check_data(k: "Kernel") -> list[str]:
@@ -69,49 +73,88 @@ def check_data(k: "Kernel") -> list[str]:
 
 
 def _pmd_reads_shadow(k: "Kernel", pmd: Pmd, chunk: array) -> bool:
-    """Fast path of check_data for one PMD: True when every page surely reads its shadow value."""
+    """Fast path of check_data for one PMD: whether every page reads its shadow value.
+
+    Exactly what reading the 512 pages one by one with _read_entry says (a page not
+    mapped must read 0, an unreadable one never matches), a PMD or a table at once:
+    tests/mm/test_check_data.py holds the two against each other on the states the
+    random suites build and on corrupted copies of them."""
     mem = k.mem
-    if pmd.kind is PmdKind.HUGE:
+    kind = pmd.kind
+    if kind is PmdKind.HUGE:
         return mem.data[pmd.pfn:pmd.pfn + HPAGE_PMD_NR] == chunk
-    if pmd.kind is PmdKind.ZERO:
+    if kind is PmdKind.ZERO:
         return chunk == bm.ZEROS_Q
-    if pmd.kind is PmdKind.SWAP:
+    if kind is PmdKind.SWAP:
         si = k.swap_info[pmd.swp_type]
         off = pmd.swp_offset
-        if si is None or off + HPAGE_PMD_NR > si.pages:
+        if si is None or off < 0 or off + HPAGE_PMD_NR > si.pages:
             return False
         if not si.cache.any_in(off, HPAGE_PMD_NR):
             return si.data[off:off + HPAGE_PMD_NR] == chunk
-        folio = si.cache.get(off)
-        return folio is not None and mem.order[folio] == HPAGE_PMD_ORDER \
-            and k.folio_swap[folio].offset == off and mem.data[folio:folio + HPAGE_PMD_NR] == chunk
-    if pmd.kind is not PmdKind.TABLE or pmd.table is None:
-        return False
+        folio = si.cache.get(off, 0)
+        entry = k.folio_swap.get(folio) if folio else None
+        if folio and entry is not None and entry.offset == off and mem.order[folio] == HPAGE_PMD_ORDER \
+                and folio + HPAGE_PMD_NR <= mem.nr_frames:
+            return mem.data[folio:folio + HPAGE_PMD_NR] == chunk
+        return _slots_read(k, si, list(range(off, off + HPAGE_PMD_NR))) == chunk.tolist()
+    if kind is not PmdKind.TABLE:
+        return chunk == bm.ZEROS_Q          # nothing mapped: every page reads 0
+    if pmd.table is None:
+        return False                        # _read_entry: unreadable
     ptes = pmd.table.ptes
     raw = ptes.tobytes()
     anon, special, swap = bm.pte_masks(raw)
-    if any(compress(chunk, special)):
+    if 1 in special and any(compress(chunk, special)):
         return False
-    pfns = list(map(rshift, compress(ptes, anon), repeat(PFN_SHIFT)))
-    if pfns and max(pfns) >= mem.nr_frames:
+    if 1 in anon:
+        pfns = list(map(rshift, compress(ptes, anon), repeat(PFN_SHIFT)))
+        if max(pfns) >= mem.nr_frames or list(map(mem.data.__getitem__, pfns)) != list(compress(chunk, anon)):
+            return False
+    not_mapped = raw[0::8].translate(_NOT_MAPPED)
+    if 1 in not_mapped and any(compress(chunk, not_mapped)):
         return False
-    if list(map(mem.data.__getitem__, pfns)) != list(compress(chunk, anon)):
-        return False
-    if any(compress(chunk, raw[0::8].translate(bm.KIND_NONE))):
-        return False
-    words = list(compress(ptes, swap))
-    if not words:
+    if 1 not in swap:
         return True
-    types = set(map(pte_swp_type, words))
-    if len(types) != 1:
-        return False
-    si = k.swap_info[types.pop()]
-    if si is None:
-        return False
-    offs = list(map(pte_swp_offset, words))
-    if max(offs) >= si.pages or (si.cache and any(off in si.cache for off in offs)):
-        return False
-    return list(map(si.data.__getitem__, offs)) == list(compress(chunk, swap))
+    words = list(compress(ptes, swap))
+    want = list(compress(chunk, swap))
+    keys = list(map(rshift, words, repeat(SWP_TYPE_SHIFT)))        # pte_swp_type/offset of each, in C
+    types = list(map(and_, keys, repeat(SWP_TYPE_MASK)))
+    offs = list(map(rshift, keys, repeat(SWP_TYPE_BITS)))
+    first = types[0]
+    if types.count(first) == len(types):    # one device (the common case)
+        si = k.swap_info[first]
+        return si is not None and _slots_read(k, si, offs) == want
+    for type_ in set(types):                # PTEs of one table on several devices
+        si = k.swap_info[type_]
+        sel = list(map(eq, types, repeat(type_)))
+        if si is None or _slots_read(k, si, list(compress(offs, sel))) != list(compress(want, sel)):
+            return False
+    return True
+
+
+def _slots_read(k: "Kernel", si: "SwapInfo", offs: list[int]) -> list[int] | None:
+    """What the slots `offs` of device si read (as _read_slot reads each: the swap-cache
+    folio's page, else the device's copy); None when one of them is unreadable."""
+    if max(offs) >= si.pages or min(offs) < 0:
+        return None
+    out = list(map(si.data.__getitem__, offs))
+    if not si.cache:
+        return out
+    heads = list(map(si.cache.table.__getitem__, offs))
+    if not any(heads):
+        return out
+    data, nr_frames, folio_swap = k.mem.data, k.mem.nr_frames, k.folio_swap
+    for j in compress(range(len(offs)), heads):
+        head = heads[j]
+        entry = folio_swap.get(head)
+        if entry is None:
+            return None
+        pfn = head + offs[j] - entry.offset
+        if not 0 <= pfn < nr_frames:
+            return None
+        out[j] = data[pfn]
+    return out
 
 
 #: What _read_entry gives for a swap entry whose slot nothing holds (a dangling entry).

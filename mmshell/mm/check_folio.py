@@ -12,6 +12,7 @@ what differs.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 from itertools import compress
@@ -44,6 +45,11 @@ class _Frames:
     anon_exclusive: bytes
 
 
+def nonzero_entries(arr: array) -> int:
+    """How many entries of an int array are not 0, counted on its bytes (array.count boxes each)."""
+    return len(arr) - bm.nonzero_bits(arr.tobytes(), arr.itemsize).to_bytes(len(arr), "little").count(0)
+
+
 def _frames(k: "Kernel") -> _Frames:
     mem = k.mem
     n = mem.nr_frames
@@ -63,7 +69,9 @@ def check_folios(k: "Kernel", pte_maps: Counter, pmd_maps: Counter) -> list[str]
     """Every mem_map invariant against the page-table census; readable problems, [] if none."""
     f = _frames(k)
     # the census's pages that are anonymous pages in use; the others are named by _check_mapcounts
-    bad_pages = [p for p in pte_maps if not 0 <= p < f.n or not f.used[p] or p in f.zero]
+    in_use = not pte_maps or (min(pte_maps) >= 0 and max(pte_maps) < f.n and f.zero.isdisjoint(pte_maps)
+                              and all(map(f.used.__getitem__, pte_maps)))   # in C; else page by page
+    bad_pages = [] if in_use else [p for p in pte_maps if not 0 <= p < f.n or not f.used[p] or p in f.zero]
     mapped = pte_maps if not bad_pages else Counter({p: c for p, c in pte_maps.items() if 0 <= p < f.n})
     return (_check_frames(f) + _check_folio_shape(k, f) + _check_zero_pages(f)
             + _check_mapcounts(k, f, pte_maps, pmd_maps, mapped, bad_pages)
@@ -120,7 +128,7 @@ def _check_mapcounts(k: "Kernel", f: _Frames, pte_maps: Counter, pmd_maps: Count
     mem = k.mem
     n = f.n
     if list(map(mem.mapcount.__getitem__, mapped)) != list(mapped.values()) \
-            or n - mem.mapcount.count(0) != len(mapped):
+            or nonzero_entries(mem.mapcount) != len(mapped):
         for p in range(n):
             want = pte_maps.get(p, 0)
             if mem.mapcount[p] != want:
@@ -130,7 +138,7 @@ def _check_mapcounts(k: "Kernel", f: _Frames, pte_maps: Counter, pmd_maps: Count
             problems.append(f"folio {pfn:#x}: a huge PMD maps it but it is not a THP in use")
     pmd_mapped = _pmd_mapped(f, pmd_maps)
     if list(map(mem.entire_mapcount.__getitem__, pmd_mapped)) != list(pmd_mapped.values()) \
-            or n - mem.entire_mapcount.count(0) != len(pmd_mapped):
+            or nonzero_entries(mem.entire_mapcount) != len(pmd_mapped):
         for p in range(n):
             want = pmd_maps.get(p, 0)
             if mem.entire_mapcount[p] != want:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from mmshell.mm import pte_masks as bm
 from mmshell.mm.folio import PG
 from mmshell.mm.pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, KIND_MASK,
                                 KIND_PRESENT, KIND_SWAP, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd, PmdKind, pte_swp_type)
@@ -233,8 +234,34 @@ def _present_runs(k: "Kernel", lo: int, hi: int, w0: int) -> list[PteRun]:
     return out
 
 
+#: describe_table's runs of tables with no present entry, which read nothing but the table's
+#: words and the devices' names: (the words' bytes, every device's name) -> runs.  A machine
+#: keeps most tables as they were from one step to the next (a step summary, `show pt` again);
+#: bounded, emptied when it holds _MEMO_RUNS runs.
+_NOT_PRESENT: dict[tuple[bytes, tuple[str | None, ...]], tuple[PteRun, ...]] = {}
+_MEMO_RUNS = 1 << 15
+_memo_runs = 0
+
+
 def describe_table(k: "Kernel", ptes: array) -> tuple[PteRun, ...]:
     """The 512 PTEs of a table folded into runs of like entries."""
+    global _memo_runs
+    raw = ptes.tobytes()
+    if raw[0::8].translate(bm.PRESENT).count(1):
+        return _fold_table(k, ptes)
+    key = (raw, tuple(si.name if si is not None else None for si in k.swap_info))
+    runs = _NOT_PRESENT.get(key)
+    if runs is None:
+        runs = _fold_table(k, ptes)
+        if _memo_runs + len(runs) > _MEMO_RUNS:
+            _NOT_PRESENT.clear()
+            _memo_runs = 0
+        _NOT_PRESENT[key] = runs
+        _memo_runs += len(runs)
+    return runs
+
+
+def _fold_table(k: "Kernel", ptes: array) -> tuple[PteRun, ...]:
     out: list[PteRun] = []
     for lo, hi, _step in fold_words(ptes, _steps):
         w0 = ptes[lo]

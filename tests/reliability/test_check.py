@@ -54,6 +54,26 @@ def c_swap_count(k):
     return f"slot {off:#x}: count"
 
 
+def c_swap_count_low(k):
+    si, off = _a_swapped_slot(k)
+    si.swap_map[off] -= 1
+    return f"slot {off:#x}: count"
+
+
+def c_count_nothing_references(k):
+    si, _ = _a_swapped_slot(k)
+    off = max(o for o in range(1, si.pages) if not si.swap_map[o])
+    si.swap_map[off] = 1
+    return f"slot {off:#x}: count 1 but 0 entries"
+
+
+def c_swap_pte_beyond_device(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    si, _ = _a_swapped_slot(k)
+    pmd.table.ptes[i] = (si.pages << 17) | (si.type << 12) | 2
+    return "beyond the device"
+
+
 def c_cache_bit(k):
     si, off = _a_swapped_slot(k)
     si.swap_map[off] ^= 0x40
@@ -148,7 +168,7 @@ def c_exclusive_shared(k):
             for i, p in enumerate(pmd.table.ptes):
                 if p & 3 == 2:
                     pmd.table.ptes[i] = p | 0x80
-                    return "exclusive swap entry"
+                    return f"pte {i}: exclusive swap entry"
     raise AssertionError("no shared swap PTE")
 
 
@@ -185,7 +205,8 @@ def c_shadow(k):
     return "last written"
 
 
-CORRUPTIONS = [c_swap_count, c_cache_bit, c_inuse, c_mapcount, c_rss, c_swapents, c_gauge, c_swapcached,
+CORRUPTIONS = [c_swap_count, c_swap_count_low, c_count_nothing_references, c_swap_pte_beyond_device,
+               c_cache_bit, c_inuse, c_mapcount, c_rss, c_swapents, c_gauge, c_swapcached,
                c_page_contents, c_lost_pte, c_frame_free_and_used, c_lru, c_leak, c_pte_outside_vma,
                c_exclusive_shared, c_pmd_swap_in_mainline, c_shadow, c_rmap_index, c_two_folios_one_slot,
                c_lru_flag]

@@ -4,10 +4,11 @@ A lockstep machine runs every random command (the rules of mmsh_machine.py) on t
 machines at once, one with `pmd_swap on` and one with `off`.  While both have
 taken the same path (every command refused in one was refused in the other,
 with the same errno), after every step every process must have the same VMAs
-and read the same data in both: the shadow of what was written, and every
-page as the machine holds it (present, swapped, in the swap cache), read
-without faulting.  Page tables, swap slots, counters and fault-injection
-points may differ; data may not.
+and read the same data in both: the shadows of what was written are equal,
+and each machine's every page, as it holds it (present, swapped, in the swap
+cache), read without faulting, is what its shadow says (check_data), so the
+two read the same page for page.  Page tables, swap slots, counters and
+fault-injection points may differ; data may not.
 
 When the two modes refuse differently the runs have legitimately diverged (for
 example ENOMEM: a PMD swap-in brings back 2 MiB where mainline brings 4 KiB;
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import pytest
 
-from array import array
 from collections import Counter
 
 from hypothesis.stateful import invariant, run_state_machine_as_test
@@ -33,46 +33,26 @@ from mmshell.lang.execute import ExpectError, execute
 from mmshell.lang.parser import parse_line
 from mmshell.lang.session import Session
 from mmshell.mm.check import check_invariants
-from mmshell.mm.check_data import _read_entry, check_data
+from mmshell.mm.check_data import check_data
 from mmshell.mm.config import Config
-from mmshell.mm.constants import HPAGE_PMD_NR
 from mmshell.mm.errors import MmError, VmBug
-from mmshell.mm.pgtable import PmdKind
 
 pytestmark = pytest.mark.slow      # Hypothesis: both modes on the same random scripts
 
 EQUIV: Counter = Counter()
 
 
-def pmd_values(k, pmd) -> array:
-    """What the 512 pages under one PMD read, without faulting (0 where nothing is mapped).
-
-    Whole-PMD entries are read as slices; PTE tables entry by entry (check._read_entry
-    is the reference for every case).
-    """
-    mem = k.mem
-    if pmd.kind is PmdKind.HUGE:
-        return mem.data[pmd.pfn:pmd.pfn + HPAGE_PMD_NR]
-    if pmd.kind is PmdKind.TABLE:
-        data = mem.data
-        return array("Q", (data[p >> 12] if p & 0x103 == 1 else
-                           (_read_entry(k, pmd, i) if p & 3 == 2 else 0)
-                           for i, p in enumerate(pmd.table.ptes)))
-    return array("Q", (v or 0 for v in (_read_entry(k, pmd, i) for i in range(HPAGE_PMD_NR))))
-
-
 def process_data(k) -> dict:
-    """pid -> (VMAs, {pmd index: the 512 values its pages read}), nothing faulted, zero chunks left out."""
-    out = {}
-    for pid, mm in sorted(k.mms.items()):
-        chunks = {}
-        for pmdi, pmd in sorted(mm.pmds.items()):
-            values = pmd_values(k, pmd)
-            if any(values):
-                chunks[pmdi] = values.tobytes()
-        vmas = [(v.start, v.end, int(v.flags) & 3) for v in mm.vmas]
-        out[pid] = (vmas, chunks)
-    return out
+    """pid -> its VMAs (start, end, read/write bits).
+
+    The data needs no second reading: same_data has just found, with check_data, every
+    page of each machine reading its shadow (present, swapped, in the swap cache, read
+    without faulting; 0 where nothing was written), and the two shadows equal, so the
+    machines read the same data page for page (tests/mm/test_check_data.py holds
+    check_data's whole-PMD reading to reading page by page).  The LockstepMachine class
+    is left as it was: Hypothesis seeds a derandomized state machine from its source.
+    """
+    return {pid: [(v.start, v.end, int(v.flags) & 3) for v in mm.vmas] for pid, mm in sorted(k.mms.items())}
 
 
 def shadow_data(k) -> dict:
@@ -169,3 +149,60 @@ def test_modes_leave_the_same_data() -> None:
         run_state_machine_as_test(LockstepMachine, settings=stateful_settings(scale=0.15))
     assert EQUIV["compared"] > 0
     print(dict(EQUIV.most_common(20)))
+
+
+def _lockstep(script: str) -> LockstepMachine:
+    """A lockstep machine that has run `script` and compared; not counted in the suite's STATS."""
+    saved = machine.STATS.get("lockstep")
+    m = LockstepMachine()
+    if saved is None:
+        machine.STATS.pop("lockstep", None)
+    else:
+        saved["runs"] -= 1
+    m.stats = Counter()
+    for line in script.splitlines():
+        assert m.run(line), line
+    m.same_data()
+    return m
+
+
+def _swapped_page(k):
+    """(swap_info, offset) of the first PTE swap entry's slot, or of a PMD swap entry's first slot."""
+    slot = machine.swap_slot(k, 1)
+    assert slot is not None
+    return slot
+
+
+def _first_frame(k) -> tuple[int, int]:
+    """(pmd index, pfn) of pid 1's first page (its lowest PMD maps it: a THP or a table)."""
+    pmdi = min(k.mms[1].pmds)
+    pmd = k.mms[1].pmds[pmdi]
+    return pmdi, pmd.pfn if pmd.table is None else pmd.table.ptes[0] >> 12
+
+
+@pytest.mark.parametrize("what", ["series page", "mainline page", "mainline slot", "series slot", "both shadows",
+                                  "one machine written to"])
+def test_same_data_sees_a_page_that_reads_otherwise(what: str) -> None:
+    """One page corrupted in one machine (its frame or its swap slot), or the shadows made to
+    differ: the lockstep comparison fails, by check_data or by the shadows."""
+    m = _lockstep("swapon s 16M\nmmap a 4M hugepage\ntouch a\nmadvise a+2M:2M pageout")
+    ks, km = m.s.kernel, m.m.kernel
+    k = ks if what.startswith("series") else km
+    if what in ("series page", "mainline page"):
+        k.mem.data[_first_frame(k)[1] + 5] ^= 1
+    elif what in ("series slot", "mainline slot"):
+        si, off = _swapped_page(k)
+        si.data[off] ^= 1
+    elif what == "both shadows":        # both machines read their own shadow, which differ
+        for kk, bit in ((ks, 1), (km, 2)):
+            pmdi, pfn = _first_frame(kk)
+            kk.mem.data[pfn] ^= bit
+            kk.shadow.procs[1][pmdi][0] ^= bit
+    else:                               # one machine's page and shadow: only the shadows tell
+        pmdi, pfn = _first_frame(km)
+        km.mem.data[pfn] ^= 1
+        km.shadow.procs[1][pmdi][0] ^= 1
+    m.changed = True
+    with pytest.raises(AssertionError, match="reads|last written|shadows differ") as e:
+        m.same_data()
+    assert ("shadows differ" in str(e.value)) == (what in ("both shadows", "one machine written to"))
