@@ -107,17 +107,22 @@ class Shadow:
             return [i for i in range(first, last + 1) if i in chunks]
         return sorted(i for i in chunks if first <= i <= last)
 
+    def _pieces(self, pid: int, start: int, end: int) -> list[tuple[int, int, int]]:
+        """(pmd index, first page, pages) of each of pid's chunks that [start, end) touches."""
+        out = []
+        for pmdi in self._chunks_in(pid, start, end):
+            base = pmdi << PMD_SHIFT
+            lo, hi = max(start, base), min(end, base + (HPAGE_PMD_NR << PAGE_SHIFT))
+            out.append((pmdi, pte_index(lo), (hi - lo) >> PAGE_SHIFT))
+        return out
+
     def zero(self, pid: int, start: int, end: int) -> None:
         """The range reads zeros from now on (munmap, DONTNEED, mremap's old range): nothing
         in it was written, so nothing in it is dropped either."""
         chunks = _proc(self.procs.get(pid))
         if not chunks:
             return
-        for pmdi in self._chunks_in(pid, start, end):
-            base = pmdi << PMD_SHIFT
-            lo, hi = max(start, base), min(end, base + (HPAGE_PMD_NR << PAGE_SHIFT))
-            i = pte_index(lo)
-            n = (hi - lo) >> PAGE_SHIFT
+        for pmdi, i, n in self._pieces(pid, start, end):
             if n == HPAGE_PMD_NR:
                 del chunks[pmdi]
             else:
@@ -132,11 +137,7 @@ class Shadow:
         chunks = _proc(self.procs.get(pid))
         if not chunks:
             return
-        for pmdi in self._chunks_in(pid, start, end):
-            base = pmdi << PMD_SHIFT
-            lo, hi = max(start, base), min(end, base + (HPAGE_PMD_NR << PAGE_SHIFT))
-            i = pte_index(lo)
-            n = (hi - lo) >> PAGE_SHIFT
+        for pmdi, i, n in self._pieces(pid, start, end):
             chunk = chunks[pmdi]
             if not any(chunk[i:i + n]):
                 continue
@@ -169,42 +170,40 @@ class Shadow:
     def move(self, src_pid: int, src: int, dst_pid: int, dst: int, length: int) -> None:
         """Contents follow pages moved by mremap / UFFDIO_MOVE (only written chunks are visited);
         so do the values MADV_FREE dropped."""
-        end = src + length
         runs = []
         dropped_runs = []
         src_chunks = _proc(self.procs.get(src_pid))
-        for pmdi in self._chunks_in(src_pid, src, end):
-            base = pmdi << PMD_SHIFT
-            lo, hi = max(src, base), min(end, base + (HPAGE_PMD_NR << PAGE_SHIFT))
-            i = pte_index(lo)
-            n = (hi - lo) >> PAGE_SHIFT
+        for pmdi, i, n in self._pieces(src_pid, src, src + length):
+            at = dst + ((pmdi << PMD_SHIFT) + (i << PAGE_SHIFT) - src)
             values = self.procs[src_pid][pmdi][i:i + n]
             if any(values):
-                runs.append((dst + (lo - src), values))
+                runs.append((at, values))
             dropped = src_chunks.dropped.get(pmdi) if src_chunks is not None else None
             if dropped is not None and any(dropped[i:i + n]):
-                dropped_runs.append((dst + (lo - src), dropped[i:i + n]))
-        self.zero(src_pid, src, end)
+                dropped_runs.append((at, dropped[i:i + n]))
+        self.zero(src_pid, src, src + length)
         self.zero(dst_pid, dst, dst + length)
-        for addr, values in runs:
-            # the destination may be aligned differently: split the run at its PMD boundaries
-            while values:
-                n = min(len(values), HPAGE_PMD_NR - pte_index(addr))
-                if any(values[:n]):
-                    self.set_run(dst_pid, addr, values[:n])
-                addr += n << PAGE_SHIFT
-                values = values[n:]
-        for addr, values in dropped_runs:
-            while values:
-                n = min(len(values), HPAGE_PMD_NR - pte_index(addr))
-                if any(values[:n]):
-                    self._chunk(dst_pid, pmd_index(addr))     # a dropped page's chunk exists
-                    dst_chunks = cast(ProcShadow, self.procs[dst_pid])
-                    dropped = dst_chunks.dropped.setdefault(pmd_index(addr), array("Q", _ZEROS))
-                    i = pte_index(addr)
-                    dropped[i:i + n] = values[:n]
-                addr += n << PAGE_SHIFT
-                values = values[n:]
+        for addr, values in _split_at_pmds(runs):
+            self.set_run(dst_pid, addr, values)
+        for addr, values in _split_at_pmds(dropped_runs):
+            self._chunk(dst_pid, pmd_index(addr))       # a dropped page's chunk exists
+            dst_chunks = cast(ProcShadow, self.procs[dst_pid])
+            i = pte_index(addr)
+            dst_chunks.dropped.setdefault(pmd_index(addr), array("Q", _ZEROS))[i:i + len(values)] = values
 
     def drop_process(self, pid: int) -> None:
         self.procs.pop(pid, None)
+
+
+def _split_at_pmds(runs: list[tuple[int, array]]) -> list[tuple[int, array]]:
+    """The runs (address, values) cut at PMD boundaries (a destination may be aligned otherwise
+    than its source), leaving out the pieces with nothing written."""
+    out = []
+    for addr, values in runs:
+        while values:
+            n = min(len(values), HPAGE_PMD_NR - pte_index(addr))
+            if any(values[:n]):
+                out.append((addr, values[:n]))
+            addr += n << PAGE_SHIFT
+            values = values[n:]
+    return out
