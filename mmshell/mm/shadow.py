@@ -83,8 +83,11 @@ class Shadow:
     def set_run(self, pid: int, addr: int, values: array) -> None:
         """Record values for consecutive pages starting at addr (within one PMD)."""
         i, pmdi = pte_index(addr), pmd_index(addr)
-        self._chunk(pid, pmdi)[i:i + len(values)] = values
-        chunks = cast(ProcShadow, self.procs[pid])
+        chunks = cast(ProcShadow, self.procs.setdefault(pid, ProcShadow()))
+        chunk = chunks.get(pmdi)
+        if chunk is None:
+            chunk = chunks[pmdi] = array("Q", _ZEROS)
+        chunk[i:i + len(values)] = values
         if chunks.dropped:
             chunks.forget_dropped(pmdi, i, len(values))
 
