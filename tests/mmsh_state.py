@@ -95,6 +95,8 @@ def kernel_dump(k) -> dict[str, Any]:
         },
         "shadow": {pid: {i: c.tobytes() for i, c in sorted(chunks.items())}
                    for pid, chunks in sorted(k.shadow.procs.items())},
+        "shadow dropped": {pid: {i: c.tobytes() for i, c in sorted(chunks.dropped.items())}
+                           for pid, chunks in sorted(k.shadow.procs.items()) if chunks.dropped},
     }
 
 

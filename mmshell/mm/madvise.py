@@ -212,7 +212,7 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
         if pmd is not None and pmd.kind is PmdKind.SWAP:
             if whole:
                 zap_huge_pmd(k, mm, addr)
-                k.shadow.zero(mm.pid, addr, nxt)
+                k.shadow.drop(mm.pid, addr, nxt)
                 continue
             split_huge_pmd_locked(k, mm, vma, addr & PMD_MASK)
             pmd = mm.pmds[pmdi]
@@ -237,7 +237,7 @@ def madvise_free(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
                     free_swap_and_cache_nr(k, pte_to_swp_entry(pte), 1)
                     mm.rss_swapents -= 1
                     a = (pmdi << PMD_SHIFT) + (i << PAGE_SHIFT)
-                    k.shadow.zero(mm.pid, a, a + (1 << PAGE_SHIFT))
+                    k.shadow.drop(mm.pid, a, a + (1 << PAGE_SHIFT))
                 elif pte_present(pte) and not pte & F_SPECIAL:
                     head = _folio_to_free(k, ptes, i, pmdi << PMD_SHIFT, lo, hi, batches)
                     if head is None:

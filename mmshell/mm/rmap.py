@@ -283,14 +283,14 @@ def _discard_lazyfree(k: "Kernel", pfn: int) -> bool:
             ptes[0:HPAGE_PMD_NR] = array("Q", bytes(8 * HPAGE_PMD_NR))
             folio_remove_rmap_ptes(k, pfn, HPAGE_PMD_NR)
             m.mm.rss_anon -= HPAGE_PMD_NR
-            k.shadow.zero(m.mm.pid, m.addr, m.addr + (HPAGE_PMD_NR << PAGE_SHIFT))
+            k.shadow.drop(m.mm.pid, m.addr, m.addr + (HPAGE_PMD_NR << PAGE_SHIFT))
             continue
         for ptes, idx, pte in folio_ptes(m, pfn, nr):
             ptes[idx] = 0
             folio_remove_rmap_ptes(k, pte_pfn(pte), 1)
             m.mm.rss_anon -= 1
             addr = m.vma.address_of(mem.index[pfn] + pte_pfn(pte) - pfn)
-            k.shadow.zero(m.mm.pid, addr, addr + (1 << PAGE_SHIFT))
+            k.shadow.drop(m.mm.pid, addr, addr + (1 << PAGE_SHIFT))
     k.trace("discard lazyfree folio")
     return True
 
