@@ -107,6 +107,9 @@ def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: Madv | No
         flags |= VM.HUGEPAGE
     elif advice is Madv.MADV_NOHUGEPAGE:
         flags |= VM.NOHUGEPAGE
+    if flags & VM.WRITE:
+        # accountable_mapping(): a private writable mapping is charged, VM_ACCOUNT.
+        flags |= VM.ACCOUNT
     vma = VmArea(start=addr, end=addr + length, flags=flags, pgoff=addr >> PAGE_SHIFT)
     mm.insert_vma(vma)
     k.trace("do_mmap")
