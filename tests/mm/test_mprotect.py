@@ -10,8 +10,8 @@ in place (change_huge_pmd); an exclusive one becomes writable at once.
 
 from __future__ import annotations
 
-from mm_unit import (M, THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon, swapped_thp,
-                     vma_at)
+from mm_unit import (M, THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon,
+                     swapped_thp, vma_at)
 from mmshell.mm.memory import handle_mm_fault
 from mmshell.mm.constants import PAGE_SIZE
 from mmshell.mm.mmap import sys_mmap
