@@ -53,7 +53,7 @@ def sys_mprotect(k: "Kernel", mm: MmStruct, start: int, length: int, prot: VM) -
              if v.flags & _PROT_BITS != newflags]
     for lo, hi in parts:
         for vma in vma_range(k, mm, lo, hi):
-            vma.flags = (vma.flags & ~_PROT_BITS) | newflags
+            vma.flags = mprotect_account(vma, (vma.flags & ~_PROT_BITS) | newflags)
             change_protection(k, mm, vma)
     for vma in list(mm.vmas_in(start - 1, mapped_end + 1)):
         if vma in mm.vmas:
@@ -61,6 +61,18 @@ def sys_mprotect(k: "Kernel", mm: MmStruct, start: int, length: int, prot: VM) -
     if mapped_end < end:
         raise MmError("ENOMEM", "mprotect", f"range has a hole at {mapped_end:#x}",
                       partial=f"protection changed up to {mapped_end:#x}, as the kernel does")
+
+
+def mprotect_account(vma: VmArea, flags: VM) -> VM:
+    """mprotect_fixup()'s VM_ACCOUNT: a private mapping made writable is charged (unless it
+    already was); made unwritable, the charge is given back only while the VMA is anonymous
+    and has never been faulted (no anon_vma yet), otherwise VM_ACCOUNT stays."""
+    if flags & VM.WRITE:
+        if not vma.flags & (VM.ACCOUNT | VM.WRITE):
+            return flags | VM.ACCOUNT
+    elif vma.flags & VM.ACCOUNT and not vma.anon_vma:
+        return flags & ~VM.ACCOUNT
+    return flags
 
 
 def change_protection(k: "Kernel", mm: MmStruct, vma: VmArea) -> None:

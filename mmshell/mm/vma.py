@@ -20,6 +20,10 @@ class VM(IntFlag):
     UFFD_MISSING = 1 << 9
     UFFD_WP = 1 << 12
     LOCKED = 1 << 13
+    #: The mapping is charged to the overcommit count (mm/mmap.c accountable_mapping(),
+    #: mm/mprotect.c mprotect_fixup()).  Invisible in the maps permissions, yet part of the
+    #: flags vma_merge compares: it is what keeps a once-writable piece apart.
+    ACCOUNT = 1 << 20
     SOFTDIRTY = 1 << 27
     HUGEPAGE = 1 << 29
     NOHUGEPAGE = 1 << 30

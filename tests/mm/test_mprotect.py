@@ -10,8 +10,11 @@ in place (change_huge_pmd); an exclusive one becomes writable at once.
 
 from __future__ import annotations
 
-from mm_unit import M, THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon, swapped_thp
+from mm_unit import (M, THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon,
+                     swapped_thp, vma_at)
 from mmshell.mm.memory import handle_mm_fault
+from mmshell.mm.constants import PAGE_SIZE
+from mmshell.mm.mmap import sys_mmap
 from mmshell.mm.mprotect import sys_mprotect
 from mmshell.mm.pgtable import F_SWP_EXCLUSIVE, F_WRITE, F_YOUNG, PmdKind, is_swap_pte, pmd_pgtable
 from mmshell.mm.swapops import SwpEntry
@@ -93,3 +96,23 @@ def test_mprotect_read_of_a_present_thp_write_protects_it_in_place() -> None:
     ptes = pmd_pgtable(pmd_at(k, a)).ptes
     assert ptes[0] & F_WRITE and not ptes[256] & F_WRITE
     assert_consistent(k)
+
+
+def test_vm_account_keeps_a_faulted_once_writable_piece_apart() -> None:
+    """mprotect_fixup(): making a private mapping writable sets VM_ACCOUNT; making it read-only
+    again clears it only while the VMA has no anon_vma.  A faulted piece keeps it, so it does
+    not merge with a never-writable neighbour; an unfaulted one merges (kernel measured:
+    tests/kernel/128_mprotect_keeps_vm_account.mmsh)."""
+    for fault, vmas in ((True, 2), (False, 1)):
+        k = boot(pmd_swap=False)
+        mm = k.mm(1)
+        a = sys_mmap(k, mm, 16 * PAGE_SIZE, VM(0), None, None)
+        sys_mprotect(k, mm, a + 15 * PAGE_SIZE, PAGE_SIZE, VM.READ | VM.WRITE)
+        assert vma_at(k, a + 15 * PAGE_SIZE).flags & VM.ACCOUNT
+        if fault:
+            handle_mm_fault(k, mm, vma_at(k, a + 15 * PAGE_SIZE), a + 15 * PAGE_SIZE, write=True)
+        sys_mprotect(k, mm, a, 16 * PAGE_SIZE, VM.READ)
+        assert len(mm.vmas) == vmas
+        assert bool(vma_at(k, a + 15 * PAGE_SIZE).flags & VM.ACCOUNT) == fault
+        assert not vma_at(k, a).flags & VM.ACCOUNT
+        assert_consistent(k)
