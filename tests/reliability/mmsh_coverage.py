@@ -2,7 +2,7 @@
 
 Each stateful run (series, mainline, lockstep; the mainline one in a forked
 child) measures itself with coverage.py, branch coverage of the package
-mmshell.mm only, over a share of its examples (one in MMSHELL_COVERAGE, 3 by
+mmshell.mm only, over a share of its examples (one in MMSHELL_COVERAGE, 6 by
 default: tracing every line of the core makes a step about 2.6 times slower;
 the examples are deterministic, so the share is the same every run), into its
 own data file under the pytest cache
@@ -30,7 +30,7 @@ from typing import Any, Iterator
 DIR: Path | None = None
 PACKAGE = "mmshell.mm"
 #: One example in SHARE is measured (0: none).
-SHARE = int(os.environ.get("MMSHELL_COVERAGE", "3") or 0)
+SHARE = int(os.environ.get("MMSHELL_COVERAGE", "6") or 0)
 
 _active: Any = None         # the running suite's Coverage, between measure()'s start and end
 _tracing = False

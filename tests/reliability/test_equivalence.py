@@ -149,7 +149,7 @@ def _outcome(session: Session, cmd) -> str:
 def test_modes_leave_the_same_data() -> None:
     EQUIV.clear()
     with mmsh_coverage.measure("lockstep"):
-        run_state_machine_as_test(LockstepMachine, settings=stateful_settings(scale=0.15))
+        run_state_machine_as_test(LockstepMachine, settings=stateful_settings(scale=0.2))
     assert EQUIV["compared"] > 0
     print(dict(EQUIV.most_common(20)))
 
