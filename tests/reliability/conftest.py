@@ -4,7 +4,7 @@ Profiles (`HYPOTHESIS_PROFILE`, default `ci`), used only by the stateful tests
 (tests/reliability/test_stateful.py and test_equivalence.py); every other
 Hypothesis test keeps its own settings:
 
-- `ci`: deterministic (derandomize), 150 examples (at least 14,000 rule steps)
+- `ci`: deterministic (derandomize), 150 examples (at least 13,000 rule steps)
   per mode, a few minutes per mode on the 2-core CI machine;
 - `long`: random, with the example database, about 300,000 rule steps per
   mode: `HYPOTHESIS_PROFILE=long python3 -m pytest tests/reliability/test_stateful.py`.

@@ -10,7 +10,7 @@ _COMMON = dict(deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.filter_too_much])
 
-# 150 examples of up to 100 rules per mode (about 1.5 * 10**4 rule steps: a rule is often a
+# 150 examples of up to 100 rules per mode (about 1.4 * 10**4 rule steps: a rule is often a
 # scenario of several commands, and few are refused, so a step costs several times what it
 # did when a third were refused); the test asserts MIN_STEPS_CI.  Enough for the reach
 # check to find each of issue 9's defects on a tree without their fixes (docs/reliability.md:
