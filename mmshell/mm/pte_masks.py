@@ -26,7 +26,6 @@ from .pgtable import (F_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, KIND_MASK,
 # PTE word, a page-flags word, or a swap_map byte: 1 where the property holds.
 PRESENT = bytes(int(b & KIND_MASK == KIND_PRESENT) for b in range(256))
 SWAP = bytes(int(b & KIND_MASK == KIND_SWAP) for b in range(256))
-KIND_NONE = bytes(int(b & KIND_MASK == 0) for b in range(256))
 BAD_KIND = bytes(int(b & KIND_MASK == 3) for b in range(256))
 SWP_EXCL = bytes(int(b & KIND_MASK == KIND_SWAP and bool(b & F_SWP_EXCLUSIVE)) for b in range(256))
 SPECIAL = bytes(int(bool(b & (F_SPECIAL >> 8))) for b in range(256))
