@@ -25,8 +25,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import signal
 import stat
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,44 @@ def _regular_file(fd: int, what: str) -> os.stat_result:
         raise UnsafeState(f"{what} has {st.st_nlink} links (a hard link to another file?)")
     _owned_by_root_only(st, what, sticky_ok=False)
     return st
+
+
+class _LockTimeout(Exception):
+    """SIGALRM ended a blocking flock() (see `_flock_wait`)."""
+
+
+def _raise_lock_timeout(_signum: int, _frame: object) -> None:
+    raise _LockTimeout
+
+
+def _flock_wait(fd: int, wait: float) -> bool:
+    """Take an exclusive flock on `fd`, blocking up to `wait` seconds; False when the time ran out.
+
+    In the main thread the wait sleeps in flock() and an interval timer ends it (the handler
+    raises, so the retried call does not resume); elsewhere signals cannot be used and it
+    polls, as fast as is reasonable."""
+    if threading.current_thread() is not threading.main_thread() or wait <= 0:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.01)
+    old_handler = signal.signal(signal.SIGALRM, _raise_lock_timeout)
+    old_timer = signal.setitimer(signal.ITIMER_REAL, wait)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    except _LockTimeout:
+        return False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler)
+        if old_timer[0]:
+            signal.setitimer(signal.ITIMER_REAL, *old_timer)
 
 
 @dataclass
@@ -125,28 +165,28 @@ class StateDir:
     # -- the lock ------------------------------------------------------------------------------------
     def lock(self, wait: float = LOCK_WAIT) -> int:
         """One live run at a time on a machine (they share the THP knobs and khugepaged): an
-        flock on the lock file, waited for (with a note on stderr) up to `wait` seconds."""
+        flock on the lock file, waited for (with a note on stderr) up to `wait` seconds.
+
+        The wait blocks in flock(), so the kernel wakes the waiter the moment the holder lets
+        go; a run that polled would lose every time to one that takes the lock again at once
+        (`kernel fuzz` does, between its scripts)."""
         try:
             fd = self._open(LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_EXCL)
         except FileExistsError:
             fd = self._open(LOCK_NAME, os.O_RDWR)
         try:
             _regular_file(fd, f"the lock {self.path / LOCK_NAME}")
-            deadline = time.monotonic() + wait
-            told = False
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return fd
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise UnsafeState(f"another live run has held {self.path / LOCK_NAME} for "
-                                          f"{wait:.0f} s") from None
-                    if not told:
-                        print(f"mmshell kernel: waiting for another live run to finish "
-                              f"({self.path / LOCK_NAME})", file=sys.stderr)
-                        told = True
-                    time.sleep(0.1)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                pass
+            print(f"mmshell kernel: waiting for another live run to finish "
+                  f"({self.path / LOCK_NAME})", file=sys.stderr)
+            if not _flock_wait(fd, wait):
+                raise UnsafeState(f"another live run has held {self.path / LOCK_NAME} for "
+                                  f"{wait:.0f} s")
+            return fd
         except BaseException:
             os.close(fd)
             raise

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -267,6 +269,50 @@ def test_a_lock_file_of_another_user_is_refused_at_once(tmp_path: Path) -> None:
     os.link(tmp_path / "hard", lock)
     with pytest.raises(UnsafeState, match="links"):
         state.lock(wait=600)
+
+
+@needs_root
+def test_a_held_lock_is_waited_for_and_the_wait_ends_when_its_time_is_up(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = _state(tmp_path)
+    holder = state.lock()
+    with pytest.raises(UnsafeState, match="held .* for 0 s"):
+        state.lock(wait=0.2)
+    assert "waiting for another live run" in capsys.readouterr().err
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)    # the wait left no timer behind
+    os.close(holder)
+    os.close(state.lock(wait=0.2))
+
+
+@needs_root
+def test_a_waiter_takes_the_lock_from_a_holder_that_takes_it_again_at_once(tmp_path: Path) -> None:
+    """`kernel fuzz` lets go of the lock between scripts and takes it again a moment later: a
+    run waiting in flock() is woken when it lets go, so it gets its turn."""
+    state = _state(tmp_path)
+    stop = threading.Event()
+    turns = 0
+
+    def fuzz_loop() -> None:
+        nonlocal turns
+        other = StateDir(state.path)
+        while not stop.is_set():
+            fd = other.lock(wait=30)
+            turns += 1
+            time.sleep(0.05)                      # a script's run
+            os.close(fd)
+            time.sleep(0.001)                     # the moment between two scripts
+        other.close()
+
+    loop = threading.Thread(target=fuzz_loop)
+    loop.start()
+    try:
+        while turns == 0:
+            time.sleep(0.01)
+        fd = state.lock(wait=10)          # woken at the first release (polling every 0.1 s: 0.4-4.5 s)
+        os.close(fd)
+    finally:
+        stop.set()
+        loop.join()
 
 
 @needs_root
