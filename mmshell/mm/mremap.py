@@ -103,7 +103,8 @@ def copy_vma(vma: VmArea, addr: int, length: int) -> VmArea:
     A faulted VMA keeps its vm_pgoff, so it never merges with its own old range.  The
     kernel merges the new range (vma_merge_new_range()) before it moves the page tables;
     the simulation merges after the move (vma_merge_around), with the same result, the
-    old range being gone either way.
+    old range being gone either way (measured on 6.18.44: moves of never-faulted pages
+    to just past their own VMA, and back below it, give the same VMA lists).
     """
     pgoff = vma.pgoff if vma.anon_vma else addr >> PAGE_SHIFT
     return VmArea(start=addr, end=addr + length, flags=vma.flags & ~(VM.UFFD_MISSING | VM.UFFD_WP),
