@@ -285,13 +285,77 @@ def c_free_slot_data(k):
     return "free slot keeps data"
 
 
+def c_table_gone(k):
+    _first_table(k)[2].table = None
+    return "a PTE table PMD has no table"
+
+
+def c_malformed_pte(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    pmd.table.ptes[i] |= 3
+    return "PTE table holds malformed entries"
+
+
+def c_special_pte(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    pmd.table.ptes[i] |= 0x100
+    return "a special PTE maps something other than the zero page"
+
+
+def c_swap_pte_of_no_device(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    pmd.table.ptes[i] = (0x300 << 17) | (5 << 12) | 2
+    return "which is not an active device"
+
+
+def c_malformed_vma(k):
+    v = k.mms[1].vmas[-1]
+    v.end = v.start
+    return "malformed VMA"
+
+
+def c_stray_head(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    k.mem.set(pmd.table.ptes[i] >> 12, PG.HEAD)
+    return "head pages are not 2 MiB-aligned folios in use"
+
+
+def c_tail_lost(k):
+    k.mem.clear(_pmd_of_kind(k, PmdKind.HUGE).pfn + 1, PG.TAIL)
+    return "tail pages out of shape"
+
+
+def c_thp_order(k):
+    k.mem.order[_pmd_of_kind(k, PmdKind.HUGE).pfn] = 3
+    return "large folio of order 3"
+
+
+def c_shadow_of_exited(k):
+    from array import array
+    from mmshell.mm.shadow import ProcShadow
+
+    k.shadow.procs[99] = ProcShadow({0: array("Q", [1]) * 512})
+    return "pid 99, which has exited"
+
+
+def c_shadow_unmapped_pmd(k):
+    from array import array
+
+    shadow = k.shadow.procs[1]
+    pmdi = next(i for i in range(1, 1 << 20) if i not in k.mms[1].pmds and i not in shadow)
+    shadow[pmdi] = array("Q", [7]) * 512
+    return "but not mapped (reads zero)"
+
+
 CORRUPTIONS = [c_swap_count, c_swap_count_low, c_count_nothing_references, c_swap_pte_beyond_device,
                c_cache_bit, c_inuse, c_mapcount, c_rss, c_swapents, c_gauge, c_swapcached,
                c_page_contents, c_lost_pte, c_frame_free_and_used, c_lru, c_leak, c_pte_outside_vma,
                c_exclusive_shared, c_pmd_swap_in_mainline, c_shadow, c_rmap_index, c_two_folios_one_slot,
                c_lru_flag, c_deposit, c_table_deposit, c_pmd_swap_misaligned, c_frame_neither_free_nor_used,
                c_order0_order, c_zero_flag, c_entire_mapcount, c_thp_exclusive_shared, c_rmap_thp_index,
-               c_small_folio_off_lru, c_thp_gauges, c_header_slot, c_free_slot_data]
+               c_small_folio_off_lru, c_thp_gauges, c_header_slot, c_free_slot_data, c_table_gone, c_malformed_pte,
+               c_special_pte, c_swap_pte_of_no_device, c_malformed_vma, c_stray_head, c_tail_lost, c_thp_order,
+               c_shadow_of_exited, c_shadow_unmapped_pmd]
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=[c.__name__[2:] for c in CORRUPTIONS])
