@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import random
+from array import array
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -23,6 +24,7 @@ from mmshell.mm.check_data import check_data
 from mmshell.mm.constants import PMD_SHIFT
 from mmshell.mm.folio import PG
 from mmshell.mm.pgtable import PmdKind
+from mmshell.mm.shadow import ProcShadow
 
 
 def _first_table(k):
@@ -331,16 +333,11 @@ def c_thp_order(k):
 
 
 def c_shadow_of_exited(k):
-    from array import array
-    from mmshell.mm.shadow import ProcShadow
-
     k.shadow.procs[99] = ProcShadow({0: array("Q", [1]) * 512})
     return "pid 99, which has exited"
 
 
 def c_shadow_unmapped_pmd(k):
-    from array import array
-
     shadow = k.shadow.procs[1]
     pmdi = next(i for i in range(1, 1 << 20) if i not in k.mms[1].pmds and i not in shadow)
     shadow[pmdi] = array("Q", [7]) * 512
