@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import random
+from array import array
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -23,6 +24,7 @@ from mmshell.mm.check_data import check_data
 from mmshell.mm.constants import PMD_SHIFT
 from mmshell.mm.folio import PG
 from mmshell.mm.pgtable import PmdKind
+from mmshell.mm.shadow import ProcShadow
 
 
 def _first_table(k):
@@ -205,11 +207,152 @@ def c_shadow(k):
     return "last written"
 
 
+def _pmd_of_kind(k, kind):
+    for pmd in k.mms[1].pmds.values():
+        if pmd.kind is kind:
+            return pmd
+    raise AssertionError(f"no {kind.value} PMD")
+
+
+def c_deposit(k):
+    pmd = _pmd_of_kind(k, PmdKind.HUGE)
+    pmd.deposited = not pmd.deposited
+    return "a deposited table"
+
+
+def c_table_deposit(k):
+    _pmd_of_kind(k, PmdKind.TABLE).deposited = True
+    return "a PTE table PMD has a deposit"
+
+
+def c_pmd_swap_misaligned(k):
+    _pmd_of_kind(k, PmdKind.SWAP).swp_offset += 1
+    return "not 512-aligned"
+
+
+def c_frame_neither_free_nor_used(k):
+    free = k.mem.alloc._free
+    free[free.index(1)] = 0
+    return "neither free nor in use"
+
+
+def c_order0_order(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    k.mem.order[pmd.table.ptes[i] >> 12] = 1
+    return "an order-0 frame records a non-zero order"
+
+
+def c_zero_flag(k):
+    k.mem.clear(k.zero_pfn, PG.ZERO)
+    return "the zero pages are not the frames marked PG_zero"
+
+
+def c_entire_mapcount(k):
+    k.mem.entire_mapcount[_pmd_of_kind(k, PmdKind.HUGE).pfn] += 1
+    return "entire_mapcount"
+
+
+def c_thp_exclusive_shared(k):
+    k.mem.set(_pmd_of_kind(k, PmdKind.HUGE).pfn, PG.ANON_EXCLUSIVE)    # shared with the child since fork
+    return "PageAnonExclusive but mapped 2 times"
+
+
+def c_rmap_thp_index(k):
+    k.mem.index[_pmd_of_kind(k, PmdKind.HUGE).pfn] += 1
+    return "not found there by the rmap walk"
+
+
+def c_small_folio_off_lru(k):
+    k.lru.delete(next(p for p in k.lru.inactive() + k.lru.active() if not k.mem.order[p]))
+    return "not on the LRU"
+
+
+def c_thp_gauges(k):
+    k.vmstat.nr_anon_thps += 1
+    k.vmstat.mthp["nr_anon"] += 1
+    k.vmstat.mthp["nr_anon_partially_mapped"] += 1
+    return "nr_anon_transparent_hugepages"
+
+
+def c_header_slot(k):
+    si, _ = _a_swapped_slot(k)
+    si.swap_map[0] = 0
+    return "header slot overwritten"
+
+
+def c_free_slot_data(k):
+    si, _ = _a_swapped_slot(k)
+    off = max(o for o in range(1, si.pages) if not si.swap_map[o])
+    si.data[off] = 0x77
+    return "free slot keeps data"
+
+
+def c_table_gone(k):
+    _first_table(k)[2].table = None
+    return "a PTE table PMD has no table"
+
+
+def c_malformed_pte(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    pmd.table.ptes[i] |= 3
+    return "PTE table holds malformed entries"
+
+
+def c_special_pte(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    pmd.table.ptes[i] |= 0x100
+    return "a special PTE maps something other than the zero page"
+
+
+def c_swap_pte_of_no_device(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    pmd.table.ptes[i] = (0x300 << 17) | (5 << 12) | 2
+    return "which is not an active device"
+
+
+def c_malformed_vma(k):
+    v = k.mms[1].vmas[-1]
+    v.end = v.start
+    return "malformed VMA"
+
+
+def c_stray_head(k):
+    mm, pmdi, pmd, i = _present_pte(k)
+    k.mem.set(pmd.table.ptes[i] >> 12, PG.HEAD)
+    return "head pages are not 2 MiB-aligned folios in use"
+
+
+def c_tail_lost(k):
+    k.mem.clear(_pmd_of_kind(k, PmdKind.HUGE).pfn + 1, PG.TAIL)
+    return "tail pages out of shape"
+
+
+def c_thp_order(k):
+    k.mem.order[_pmd_of_kind(k, PmdKind.HUGE).pfn] = 3
+    return "large folio of order 3"
+
+
+def c_shadow_of_exited(k):
+    k.shadow.procs[99] = ProcShadow({0: array("Q", [1]) * 512})
+    return "pid 99, which has exited"
+
+
+def c_shadow_unmapped_pmd(k):
+    shadow = k.shadow.procs[1]
+    pmdi = next(i for i in range(1, 1 << 20) if i not in k.mms[1].pmds and i not in shadow)
+    shadow[pmdi] = array("Q", [7]) * 512
+    return "but not mapped (reads zero)"
+
+
 CORRUPTIONS = [c_swap_count, c_swap_count_low, c_count_nothing_references, c_swap_pte_beyond_device,
                c_cache_bit, c_inuse, c_mapcount, c_rss, c_swapents, c_gauge, c_swapcached,
                c_page_contents, c_lost_pte, c_frame_free_and_used, c_lru, c_leak, c_pte_outside_vma,
                c_exclusive_shared, c_pmd_swap_in_mainline, c_shadow, c_rmap_index, c_two_folios_one_slot,
-               c_lru_flag]
+               c_lru_flag, c_deposit, c_table_deposit, c_pmd_swap_misaligned, c_frame_neither_free_nor_used,
+               c_order0_order, c_zero_flag, c_entire_mapcount, c_thp_exclusive_shared, c_rmap_thp_index,
+               c_small_folio_off_lru, c_thp_gauges, c_header_slot, c_free_slot_data, c_table_gone, c_malformed_pte,
+               c_special_pte, c_swap_pte_of_no_device, c_malformed_vma, c_stray_head, c_tail_lost, c_thp_order,
+               c_shadow_of_exited, c_shadow_unmapped_pmd]
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=[c.__name__[2:] for c in CORRUPTIONS])
