@@ -4,7 +4,9 @@ The range must lie in one VMA, but for a same-size MREMAP_FIXED move, which sinc
 6.17 moves every VMA of the range (remap_move()).
 
 The moved part becomes a new VMA with the same vm_pgoff and anon_vma, so
-folio->index and the rmap stay valid.  It loses its userfaultfd registration:
+folio->index and the rmap stay valid (an anonymous VMA with no anon_vma yet takes the new
+address's vm_pgoff instead), and merges with its neighbours (copy_vma(), copy_vma.py).  It
+loses its userfaultfd registration, with whatever registered VMA it merged with:
 mremap_userfaultfd_prep() drops it (userfaultfd_reset_ctx()) when the userfaultfd was
 not opened with UFFD_FEATURE_EVENT_REMAP, which `uffd register` does not ask for.
 move_page_tables moves a whole, aligned PMD-level entry with its deposited table (move_huge_pmd: a present
@@ -18,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SIZE, pmd_index, pte_index
+from .copy_vma import copy_vma, mremap_userfaultfd_prep
 from .errors import MmError
 from .huge_memory import move_huge_pmd
 from .huge_split import split_huge_pmd_locked
@@ -71,10 +74,11 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     k.trace("move_vma")
     if fixed is not None and mm.vmas_in(new, new + new_len):
         sys_munmap(k, mm, new, new_len)
+    source = mm.find_vma(start)
+    assert source is not None
+    nvma, merged = copy_vma(mm, source, start, new, new_len)
     vma = vma_range(k, mm, start, start + old_len)[0]
     moved = min(old_len, new_len)
-    nvma = VmArea(start=new, end=new + new_len, flags=vma.flags & ~(VM.UFFD_MISSING | VM.UFFD_WP),
-                  pgoff=vma.pgoff, anon_vma=vma.anon_vma, anon_vma_chain=vma.anon_vma_chain)
     mm.insert_vma(nvma)
     move_page_tables(k, mm, vma, start, nvma, new, moved)
     if new_len < old_len:
@@ -84,6 +88,7 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     k.shadow.move(mm.pid, start, mm.pid, new, moved)
     k.shadow.zero(mm.pid, start, start + old_len)
     vma_merge_around(mm, nvma)
+    mremap_userfaultfd_prep(mm, nvma.flags, merged)
     return new
 
 
