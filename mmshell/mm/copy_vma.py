@@ -22,10 +22,12 @@ is no longer registered, so UFFDIO_MOVE into it is EINVAL.
 
 The simulation keeps sys_mremap()'s order (split the source, move, unmap it, merge around the
 new VMA), which gives the kernel's VMAs: the new range merges in the end with what is left of
-a neighbour it merged with in the kernel.  copy_vma() gives the extent of the VMA the kernel's
-merge makes, measured before anything moves; once the moved range is unmapped from it, that
-extent holds exactly the VMAs whose registration mremap_userfaultfd_prep() drops.  The
-simulation has one userfaultfd per process, so the same context is the same VM_UFFD_* flags.
+a neighbour it merged with in the kernel (left out: neighbours on both sides that qualify
+but have different anon_vmas, where vma_merge_around() takes the one above).  copy_vma()
+gives the extent of the VMA the kernel's merge makes, measured before anything moves; once
+the moved range is unmapped from it, that extent holds exactly the VMAs whose registration
+mremap_userfaultfd_prep() drops.  The simulation has one userfaultfd per process, so the
+same context is the same VM_UFFD_* flags.
 """
 
 from __future__ import annotations

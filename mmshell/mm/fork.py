@@ -36,6 +36,7 @@ from .vma import VM, VM_UFFD_FLAGS, VmArea
 if TYPE_CHECKING:
     from .kernel import Kernel
 
+
 def sys_fork(k: "Kernel", parent: MmStruct) -> MmStruct:
     """dup_mmap(): a new process with a copy of parent's address space; returns the child."""
     pid = k.next_pid
