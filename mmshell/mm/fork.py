@@ -31,12 +31,10 @@ from .pgtable_generic import pte_alloc_one
 from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_WRITE, F_YOUNG, Pmd, PmdKind, PteTable,
                       is_swap_pte, pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
 from .swap_slots import swap_duplicate
-from .vma import VM, VmArea
+from .vma import VM, VM_UFFD_FLAGS, VmArea
 
 if TYPE_CHECKING:
     from .kernel import Kernel
-
-_UFFD = VM.UFFD_MISSING | VM.UFFD_WP
 
 
 def sys_fork(k: "Kernel", parent: MmStruct) -> MmStruct:
@@ -45,7 +43,7 @@ def sys_fork(k: "Kernel", parent: MmStruct) -> MmStruct:
     child = MmStruct(pid=pid, parent=parent.pid)
     k.trace("dup_mmap")
     for vma in parent.vmas:
-        cvma = replace(vma, flags=vma.flags & ~_UFFD)
+        cvma = replace(vma, flags=vma.flags & ~VM_UFFD_FLAGS)
         if vma.anon_vma:
             # anon_vma_fork(): the child's own anon_vma, chained after the parent's
             cvma.anon_vma = k.alloc_anon_vma()

@@ -3,10 +3,10 @@
 The range must lie in one VMA, but for a same-size MREMAP_FIXED move, which since
 6.17 moves every VMA of the range (remap_move()).
 
-The moved part becomes a new VMA (copy_vma) with the same anon_vma and, once it has
-been faulted, the same vm_pgoff, so folio->index and the rmap stay valid; a part never
-faulted takes the pgoff of its new address, and so can merge with its new neighbours
-as a fresh mmap there would.  It loses its userfaultfd registration:
+The moved part becomes a new VMA with the same vm_pgoff and anon_vma, so
+folio->index and the rmap stay valid (an anonymous VMA with no anon_vma yet takes the new
+address's vm_pgoff instead), and merges with its neighbours (copy_vma(), copy_vma.py).  It
+loses its userfaultfd registration, with whatever registered VMA it merged with:
 mremap_userfaultfd_prep() drops it (userfaultfd_reset_ctx()) when the userfaultfd was
 not opened with UFFD_FEATURE_EVENT_REMAP, which `uffd register` does not ask for.
 move_page_tables moves a whole, aligned PMD-level entry with its deposited table (move_huge_pmd: a present
@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SIZE, pmd_index, pte_index
+from .copy_vma import copy_vma, mremap_userfaultfd_prep
 from .errors import MmError
 from .huge_memory import move_huge_pmd
 from .huge_split import split_huge_pmd_locked
@@ -73,9 +74,11 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     k.trace("move_vma")
     if fixed is not None and mm.vmas_in(new, new + new_len):
         sys_munmap(k, mm, new, new_len)
+    source = mm.find_vma(start)
+    assert source is not None
+    nvma, merged = copy_vma(mm, source, start, new, new_len)
     vma = vma_range(k, mm, start, start + old_len)[0]
     moved = min(old_len, new_len)
-    nvma = copy_vma(vma, new, new_len)
     mm.insert_vma(nvma)
     move_page_tables(k, mm, vma, start, nvma, new, moved)
     if new_len < old_len:
@@ -85,30 +88,8 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     k.shadow.move(mm.pid, start, mm.pid, new, moved)
     k.shadow.zero(mm.pid, start, start + old_len)
     vma_merge_around(mm, nvma)
+    mremap_userfaultfd_prep(mm, nvma.flags, merged)
     return new
-
-
-def copy_vma(vma: VmArea, addr: int, length: int) -> VmArea:
-    """copy_vma() (mm/vma.c): the VMA that an mremap move of `vma` (already split to the
-    moved range) makes at [addr, addr+length).
-
-    It keeps the flags (but the userfaultfd registration, dropped by
-    mremap_userfaultfd_prep()) and the anon_vma.  vm_pgoff: "If anonymous vma has not yet
-    been faulted, update new pgoff to match new location, to increase its chance of
-    merging": a VMA with no anon_vma maps no folio whose index must stay valid, so it
-    takes addr >> PAGE_SHIFT, as an mmap at addr would, and can merge with a neighbour
-    that was mapped there or moved there the same way (seed 13131 script 471: a page
-    mremapped off the bottom of an unfaulted 2052K VMA, then grown to 1M and moved back
-    just below it, merges with it, and the 2 MiB range it now covers takes a THP fault).
-    A faulted VMA keeps its vm_pgoff, so it never merges with its own old range.  The
-    kernel merges the new range (vma_merge_new_range()) before it moves the page tables;
-    the simulation merges after the move (vma_merge_around), with the same result, the
-    old range being gone either way (measured on 6.18.44: moves of never-faulted pages
-    to just past their own VMA, and back below it, give the same VMA lists).
-    """
-    pgoff = vma.pgoff if vma.anon_vma else addr >> PAGE_SHIFT
-    return VmArea(start=addr, end=addr + length, flags=vma.flags & ~(VM.UFFD_MISSING | VM.UFFD_WP),
-                  pgoff=pgoff, anon_vma=vma.anon_vma, anon_vma_chain=vma.anon_vma_chain)
 
 
 def _remap_move(k: "Kernel", mm: MmStruct, start: int, length: int, fixed: int) -> int:

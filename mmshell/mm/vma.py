@@ -29,6 +29,11 @@ class VM(IntFlag):
     NOHUGEPAGE = 1 << 30
 
 
+#: __VM_UFFD_FLAGS (include/linux/userfaultfd_k.h): the userfaultfd registration bits, which
+#: userfaultfd_reset_ctx() clears (the simulation has no minor-fault mode).
+VM_UFFD_FLAGS = VM.UFFD_MISSING | VM.UFFD_WP
+
+
 #: While a command's checkpoint is open (lang/snapshot.py), each store into a field of a
 #: VmArea appends (vma, field, old value) to the innermost list here, so that a refusal can
 #: put VMAs back without the checkpoint copying them (it copies a process's list of VMAs,
