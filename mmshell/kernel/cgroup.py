@@ -23,7 +23,9 @@ memory and the little the interpreter allocates afresh.
 `memory.limit_in_bytes` for SIZE), pass after pass until SIZE is reclaimed or
 a pass frees nothing: the kernel's LRU keeps a folio with referenced PTEs
 active on its first look, and reclaim balances the lists by the memcg's
-statistics, which reading memory.stat brings up to date before each pass.
+statistics, which reading memory.stat brings up to date before each pass
+(when enough updates are pending).  After a page was read back from swap, the
+runner first waits for the statistics to show its refault (memcg_flush.py).
 
 The cgroup directories are journaled (journal.py) before they are made, with
 their inode once made, and removed at the tear-down after the workers are
@@ -44,6 +46,7 @@ from typing import Any
 from ..mm.constants import MAX_RAM
 from .devices import memtotal, signals_deferred
 from .journal import Journal, NotProven, Step
+from .memcg_flush import RefaultStats, swapins
 
 __all__ = ["CgroupError", "MemoryCgroup", "check_cgroup_step", "undo_cgroup", "worker_memory_limit"]
 
@@ -129,6 +132,9 @@ class MemoryCgroup:
     top: Path
     journal: Journal = field(default_factory=Journal)
     steps: list[Step] = field(default_factory=list)
+    #: what the last reclaim (or the cgroup's making) saw: swap-ins since then make a reclaim
+    #: wait for the statistics to show their refaults (memcg_flush.py)
+    seen: RefaultStats | None = None
 
     @property
     def stage(self) -> Path:
@@ -156,6 +162,7 @@ class MemoryCgroup:
                 _write(cg.top / "memory.limit_in_bytes", str(worker_memory_limit()))
             cg._mkdir(cg.stage)
             cg._mkdir(cg.work)
+            cg.seen = RefaultStats(swapins(), 0)
         except BaseException as e:
             cg.remove()
             if isinstance(e, OSError):
@@ -189,16 +196,31 @@ class MemoryCgroup:
         return errors
 
     # -- reclaim ---------------------------------------------------------------------------------------
+    def _stat(self) -> dict[str, int]:
+        """`work`'s memory.stat (reading it also flushes the memcg's statistics, which reclaim's
+        LRU balancing reads, when enough updates are pending)."""
+        return {k: int(v) for k, v in (line.split() for line in
+                                       (self.work / "memory.stat").read_text().splitlines()
+                                       if len(line.split()) == 2)}
+
     def charged(self) -> int:
-        """Bytes of anon and file memory charged to `work` (reading memory.stat also flushes the
-        memcg's statistics, which reclaim's LRU balancing reads)."""
-        fields = dict(line.split() for line in (self.work / "memory.stat").read_text().splitlines()
-                      if len(line.split()) == 2)
+        """Bytes of anon and file memory charged to `work`, as its flushed statistics say."""
+        fields = self._stat()
         keys = ("rss", "cache") if self.version == 1 else ("anon", "file")
-        return sum(int(fields.get(k, 0)) for k in keys)
+        return sum(fields.get(k, 0) for k in keys)
+
+    def refaults(self) -> int | None:
+        """`work`'s flushed workingset_refault_anon (None where memory.stat has none)."""
+        return self._stat().get("workingset_refault_anon")
+
+    def await_refault_stats(self) -> float:
+        """Before a reclaim: when a page was read back from swap since the last one, wait until
+        `work`'s flushed statistics show a refault (memcg_flush.py); the seconds waited."""
+        return 0.0 if self.seen is None else self.seen.await_flush(swapins(), self.refaults)
 
     def reclaim(self, size: int | None) -> tuple[int, int]:
-        """Reclaim `size` bytes charged to the workers (None: all that can be); (bytes reclaimed, passes)."""
+        """Reclaim `size` bytes charged to the workers (None: all that can be); (bytes reclaimed, passes).
+        The runner calls await_refault_stats() first, outside the step's counters."""
         before = last = now = self.charged()
         target = None if size is None else max(before - size, 0)
         passes = 0
@@ -211,6 +233,7 @@ class MemoryCgroup:
             if (target is not None and now <= target) or now >= last:
                 break
             last = now
+        self.seen = RefaultStats(swapins(), self.refaults())
         return before - now, passes
 
     def _reclaim_all(self, charged: int) -> None:

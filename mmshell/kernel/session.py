@@ -179,6 +179,9 @@ class LiveSession(RegionNames):
         fn = live_handler(cmd)
         if only_looks(cmd):
             return fn(self, cmd)
+        if cmd.name == "reclaim" and self.machine.cgroup is not None:
+            # Outside the step's counters: the wait is no part of the step (memcg_flush.py).
+            self.machine.cgroup.await_refault_stats()
         before = Counters.take(self)
         try:
             out = fn(self, cmd)

@@ -484,6 +484,44 @@ def test_reclaim_asks_the_work_cgroup(tmp_path: Path, monkeypatch, version: int,
     assert seen == writes and (freed, passes) == (0, 1)     # nothing freed here: one pass, then it stops
 
 
+# -- waiting for the memcg statistics to show a refault (memcg_flush.py) ----------------------------------------
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, dt: float) -> None:
+        self.t += dt
+
+
+@pytest.mark.parametrize("swapins, flushed_at, waited", [
+    (10, None, 0.0),            # nothing read back from swap since the last reclaim: no wait
+    (11, 0.5, 0.5),             # the periodic flush shows the refault after 0.5 s
+    (11, None, 4.0),            # never (a swap-in that was no refault): at most FLUSH_WAIT
+])
+def test_a_reclaim_after_a_swapin_waits_for_the_refault_to_be_flushed(swapins: int, flushed_at, waited) -> None:
+    from mmshell.kernel.memcg_flush import FLUSH_WAIT, RefaultStats
+    clock = _Clock()
+    refaults = lambda: 3 if flushed_at is not None and clock.t >= flushed_at else 2    # noqa: E731
+    got = RefaultStats(swapins=10, refaults=2).await_flush(swapins, refaults, clock, clock.sleep)
+    assert got == pytest.approx(waited, abs=0.03) and got <= FLUSH_WAIT + 0.03
+
+
+def test_no_wait_where_memory_stat_counts_no_refaults() -> None:
+    from mmshell.kernel.memcg_flush import RefaultStats
+    clock = _Clock()
+    assert RefaultStats(swapins=10, refaults=None).await_flush(99, lambda: None, clock, clock.sleep) == 0.0
+
+
+def test_swapins_sums_the_swapin_events(tmp_path: Path) -> None:
+    from mmshell.kernel.memcg_flush import swapins
+    (tmp_path / "vmstat").write_text("pswpin 5\npswpout 9\nzswpin 2\nswpin_zero 1\nworkingset_refault_anon 7\n")
+    assert swapins(tmp_path / "vmstat") == 8
+
+
 # -- the other CPUs' folio batches (percpu.py) ----------------------------------------------------------
 
 def test_drain_other_cpus_visits_each_other_cpu_and_gives_the_cpu_set_back(monkeypatch) -> None:

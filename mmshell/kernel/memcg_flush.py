@@ -1,0 +1,76 @@
+"""Before `reclaim`: wait until the workers' memory cgroup's statistics show the pages faulted in again.
+
+What the kernel does (6.18, classic LRU): a page swapped out and faulted in again soon is
+activated by workingset_refault() (mm/workingset.c), which counts WORKINGSET_ACTIVATE_ANON
+in the faulting cgroup.  The cgroup's reclaim deactivates its active anon list only when
+prepare_scan_control() (mm/vmscan.c) sees that count differ from the one snapshot_refaults()
+took at the end of the cgroup's last reclaim ("refaults are being observed"), or when the
+inactive list is low; otherwise shrink_lruvec() never scans the active anon list, and the
+refaulted page stays resident.  Both are read from the cgroup's *flushed* statistics, which
+6.18 brings up to date only when enough updates are pending (64 x the CPUs online,
+mem_cgroup_flush_stats(): reading memory.stat is one such flush) or every 2 s
+(flush_memcg_stats_dwork()); prepare_scan_control()'s own flush is rate-limited to when that
+periodic one is late.  So whether a `reclaim` takes a page faulted in again depends on
+whether a flush came between the refault and the reclaim: on when the periodic flusher ran,
+and on how many updates were pending since the last flush.  Measured on 6.18.44 (kernel fuzz
+seed 13131, script 1352, by hand to `swapon z0 16M kind zram; mmap a 64K hugepage; reclaim;
+touch a; madvise a+60K:4K pageout; touch a read; reclaim`): the refaulted page is
+activated (`workingset_activate_anon` +1, kpageflags LRU|ACTIVE) and the last reclaim swaps
+out 15 pages of 16 in 6 replays of 6; with 2.5 s between the refault and the reclaim, 16 in
+3 of 3.  Without the first (empty) reclaim, whose memory.stat read flushes what the runner's
+set-up left pending, 16 in 5 runs of 6 and 15 in the rest.
+
+The simulation has no statistics to lag: its reclaim takes the refaulted page.  So the runner
+waits, before a reclaim, when a page was read back from swap since the last one (/proc/vmstat
+pswpin, zswpin or swpin_zero moved): until the workers' cgroup's flushed
+workingset_refault_anon moves too, at most FLUSH_WAIT (the periodic flusher's 2 s and its work
+queue's delay: with other processes busy on the machine's 2 CPUs the flush came up to 2.47 s
+after the previous one).  The wait comes before the step's counters are taken (session.py), so
+machine-wide counters do not count it.  A swap-in that was no refault (no shadow entry) waits
+the whole FLUSH_WAIT.  With the wait, the script above swaps out 16 of 16 (5 replays of 5), as
+does the fuzz script it came from.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["FLUSH_WAIT", "RefaultStats", "swapins"]
+
+#: The longest wait for the periodic memcg statistics flush (FLUSH_TIME is 2 s).
+FLUSH_WAIT = 4.0
+#: How often the wait reads the cgroup's memory.stat.
+POLL = 0.02
+#: The /proc/vmstat events of a page read back from swap (a device, zswap, the zero map).
+SWAPIN_EVENTS = ("pswpin", "zswpin", "swpin_zero")
+
+
+def swapins(vmstat: Path = Path("/proc/vmstat")) -> int:
+    """Pages read back from swap on the machine so far (exact: event counters are summed at read)."""
+    fields = dict(line.split() for line in vmstat.read_text().splitlines() if len(line.split()) == 2)
+    return sum(int(fields.get(name, 0)) for name in SWAPIN_EVENTS)
+
+
+@dataclass
+class RefaultStats:
+    """What the last reclaim saw: the machine's swap-ins and the cgroup's flushed refaults."""
+
+    swapins: int
+    refaults: int | None          # None: the cgroup's memory.stat has no workingset_refault_anon
+
+    def await_flush(self, now_swapins: int, read_refaults: Callable[[], int | None],
+                    clock: Callable[[], float] = time.monotonic,
+                    sleep: Callable[[float], None] = time.sleep) -> float:
+        """Wait, when something was swapped in since the last reclaim, until the cgroup's flushed
+        refault count moves (at most FLUSH_WAIT); the seconds waited."""
+        if now_swapins == self.swapins or self.refaults is None:
+            return 0.0
+        start = clock()
+        while clock() - start < FLUSH_WAIT:
+            if read_refaults() != self.refaults:
+                break
+            sleep(POLL)
+        return clock() - start
