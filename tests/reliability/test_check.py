@@ -350,9 +350,9 @@ CORRUPTIONS = [c_swap_count, c_swap_count_low, c_count_nothing_references, c_swa
                c_exclusive_shared, c_pmd_swap_in_mainline, c_shadow, c_rmap_index, c_two_folios_one_slot,
                c_lru_flag, c_deposit, c_table_deposit, c_pmd_swap_misaligned, c_frame_neither_free_nor_used,
                c_order0_order, c_zero_flag, c_entire_mapcount, c_thp_exclusive_shared, c_rmap_thp_index,
-               c_small_folio_off_lru, c_thp_gauges, c_header_slot, c_free_slot_data, c_table_gone, c_malformed_pte,
-               c_special_pte, c_swap_pte_of_no_device, c_malformed_vma, c_stray_head, c_tail_lost, c_thp_order,
-               c_shadow_of_exited, c_shadow_unmapped_pmd]
+               c_small_folio_off_lru, c_thp_gauges, c_header_slot, c_free_slot_data, c_table_gone,
+               c_malformed_pte, c_special_pte, c_swap_pte_of_no_device, c_malformed_vma, c_stray_head,
+               c_tail_lost, c_thp_order, c_shadow_of_exited, c_shadow_unmapped_pmd]
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=[c.__name__[2:] for c in CORRUPTIONS])
