@@ -14,14 +14,24 @@ from __future__ import annotations
 
 import sys
 from array import array
+from functools import lru_cache
 
 from .constants import HPAGE_PMD_NR
 
-__all__ = ["progression_int", "progression", "is_run"]
+__all__ = ["lane_constants", "progression_int", "progression", "is_run"]
+
+
+@lru_cache(maxsize=256)
+def lane_constants(n: int) -> tuple[int, int]:
+    """n 64-bit lanes read as one int (host byte order): all ones, and the ramp 0, 1, 2, ...
+    So the words w0, w0 + step, ... of n lanes are w0 * ones + step * ramp."""
+    return (int.from_bytes(array("Q", [1]).tobytes() * n, sys.byteorder),
+            int.from_bytes(array("Q", range(n)).tobytes(), sys.byteorder))
+
 
 #: Per step: the lanes 0, step, 2 * step, ... of a table (HPAGE_PMD_NR of them), as an int.
 _RAMPS: dict[int, int] = {}
-_ONES = int.from_bytes(array("Q", [1]).tobytes() * HPAGE_PMD_NR, sys.byteorder)
+_ONES = lane_constants(HPAGE_PMD_NR)[0]
 
 
 def progression_int(first: int, step: int, n: int) -> int:

@@ -13,8 +13,9 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import TYPE_CHECKING
+
+from mmshell.mm.lanes import lane_constants
 
 if TYPE_CHECKING:
     from mmshell.mm.kernel import Kernel
@@ -171,14 +172,6 @@ def fold_words(words: array, steps: Callable[[int], tuple[int, ...]]) -> list[li
     return out
 
 
-@lru_cache(maxsize=256)          # at most _LANES lanes each: a bounded cache
-def _lanes(n: int) -> tuple[int, int]:
-    """n 64-bit lanes read as one integer: all ones, and 0, 1, 2, ... (native byte order)."""
-    ones = int.from_bytes(array("Q", [1]) * n, sys.byteorder)
-    ramp = int.from_bytes(array("Q", range(n)), sys.byteorder)
-    return ones, ramp
-
-
 def _is_seq(words: array, lo: int, hi: int, step: int) -> bool:
     """Whether words[lo:hi] is words[lo], +step, +2*step, ...: one big-integer comparison.
 
@@ -196,12 +189,12 @@ def _is_seq(words: array, lo: int, hi: int, step: int) -> bool:
     return _is_seq_block(words, lo, hi, w0, step)
 
 
-#: The most lanes compared as one integer (the cached lane constants stay 32 KiB each).
+#: The most lanes compared as one integer (lanes.lane_constants stay 32 KiB each).
 _LANES = 4096
 
 
 def _is_seq_block(words: array, lo: int, hi: int, w0: int, step: int) -> bool:
-    ones, ramp = _lanes(hi - lo)
+    ones, ramp = lane_constants(hi - lo)
     return int.from_bytes(memoryview(words)[lo:hi], sys.byteorder) == w0 * ones + step * ramp
 
 
