@@ -38,6 +38,8 @@ ADVICE: dict[str, Madv] = {"hugepage": Madv.MADV_HUGEPAGE, "nohugepage": Madv.MA
                            "pageout": Madv.MADV_PAGEOUT, "cold": Madv.MADV_COLD, "free": Madv.MADV_FREE,
                            "dontneed": Madv.MADV_DONTNEED, "collapse": Madv.MADV_COLLAPSE}
 PROTS = tuple(PROT_FLAGS)
+#: The advice words that set vm_flags (hugepage_madvise()): the only ones that change VMAs.
+THP_ADVICES = ("hugepage", "nohugepage")
 ADVICES = tuple(ADVICE)
 SWAP_KINDS = tuple(k.value for k in SwapKind)
 OPS = ("==", "!=", "<", "<=", ">", ">=")
@@ -82,7 +84,8 @@ def _spec(name: str, words: str, group: Group, summary: str, help: str,
           *positionals: Arg | Switch, options: tuple[Option | Flags, ...] = (),
           synopsis: str | None = None, examples: tuple[str, ...] = (), glued: bool = False,
           read_only: bool = False, acts_with: str = "", nests: Nests = Nests.NO,
-          live: bool | str = True, checks_first: bool = False, maps: bool = False) -> CommandSpec:
+          live: bool | str = True, checks_first: bool = False,
+          maps: bool | tuple[str, tuple[str, ...]] = False) -> CommandSpec:
     grammar = Grammar(tuple(positionals), options)
     head = words.split()
     if synopsis is None:
@@ -140,7 +143,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
           "Nothing is faulted in until touched.",
           Arg("name", Kind.NAME, "NAME"), Arg("size", Kind.SIZE, "SIZE"),
           options=(Option("prot", "prot", Arg("prot", Kind.ENUM, choices=PROTS, default="rw")),
-                   Flags("advice", ("hugepage", "nohugepage")), _AT),
+                   Flags("advice", THP_ADVICES), _AT),
           examples=("mmap a 4M hugepage", "mmap b 2M prot r at 0x40000000", "mmap c 8K nohugepage"),
           maps=True),
     _spec("munmap", "munmap", _M, "unmap RANGE",
@@ -163,7 +166,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
           "free: lazyfree (madvise_free_pte_range); dontneed: zap_page_range_single;\n"
           "collapse: madvise_collapse > collapse_huge_page; hugepage/nohugepage: VM flags.",
           _RANGE, Arg("advice", Kind.ENUM, "ADVICE", choices=ADVICES),
-          examples=("madvise a pageout", "madvise a+2M:2M dontneed", "madvise a collapse"), maps=True),
+          examples=("madvise a pageout", "madvise a+2M:2M dontneed", "madvise a collapse"),
+          maps=("advice", THP_ADVICES)),
     _spec("mprotect", "mprotect", _M, "change the protection of RANGE",
           "mprotect_fixup > change_protection > change_huge_pmd / change_pte_range.",
           _RANGE, Arg("prot", Kind.ENUM, "PROT", choices=PROTS),
@@ -376,7 +380,12 @@ def checks_first(cmd: Any) -> bool:
 def changes_vmas(cmd: Any) -> bool:
     """Whether a step can change the VMAs of a process (CommandSpec.maps of what it runs,
     through `@PID`, `if` and `expect fails`, whose COMMAND acts when it is not refused)."""
-    return _BY_NAME[unwrap(cmd, into_refusal=True).name].maps
+    inner = unwrap(cmd, into_refusal=True)
+    maps = _BY_NAME[inner.name].maps
+    if isinstance(maps, tuple):
+        key, values = maps
+        return inner.args.get(key) in values
+    return maps
 
 
 def shows_changes(cmd: Any) -> bool:
