@@ -121,7 +121,7 @@ def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: Madv | No
     return addr
 
 
-def can_vma_merge(a: VmArea, b: VmArea) -> bool:
+def _mergeable(a: VmArea, b: VmArea) -> bool:
     """Adjacent a (lower) and b (upper) can become one VMA."""
     return (a.end == b.start and a.flags == b.flags
             and a.pgoff + ((a.end - a.start) >> PAGE_SHIFT) == b.pgoff
@@ -132,12 +132,12 @@ def can_vma_merge(a: VmArea, b: VmArea) -> bool:
 def vma_merge_around(mm: MmStruct, vma: VmArea) -> VmArea:
     """Merge vma with its neighbours where vma_merge would; return the surviving VMA."""
     i = mm.vmas.index(vma)
-    if i + 1 < len(mm.vmas) and can_vma_merge(vma, mm.vmas[i + 1]):
+    if i + 1 < len(mm.vmas) and _mergeable(vma, mm.vmas[i + 1]):
         nxt = mm.vmas.pop(i + 1)
         vma.end = nxt.end
         if not vma.anon_vma:
             vma.anon_vma, vma.anon_vma_chain = nxt.anon_vma, nxt.anon_vma_chain
-    if i > 0 and can_vma_merge(mm.vmas[i - 1], vma):
+    if i > 0 and _mergeable(mm.vmas[i - 1], vma):
         prev = mm.vmas[i - 1]
         prev.end = vma.end
         if not prev.anon_vma:

@@ -8,9 +8,7 @@ been faulted, the same vm_pgoff, so folio->index and the rmap stay valid; a part
 faulted takes the pgoff of its new address, and so can merge with its new neighbours
 as a fresh mmap there would.  It loses its userfaultfd registration:
 mremap_userfaultfd_prep() drops it (userfaultfd_reset_ctx()) when the userfaultfd was
-not opened with UFFD_FEATURE_EVENT_REMAP, which `uffd register` does not ask for; and
-since the kernel drops it after merging the new range, a registered VMA it merged with
-(the moved VMA itself, or a neighbour) loses it too (uffd_merge_partners).
+not opened with UFFD_FEATURE_EVENT_REMAP, which `uffd register` does not ask for.
 move_page_tables moves a whole, aligned PMD-level entry with its deposited table (move_huge_pmd: a present
 THP, the huge zero page, and with the series a PMD swap entry) or a whole PTE
 table (move_normal_pmd); anything else is split (thp_split_pmd) and moved PTE
@@ -26,8 +24,8 @@ from .errors import MmError
 from .huge_memory import move_huge_pmd
 from .huge_split import split_huge_pmd_locked
 from .mm_types import MmStruct
-from .mmap import (can_vma_merge, free_pgtables, get_unmapped_area, may_expand_vm, page_aligned,
-                   sys_munmap, unmap_page_range, vma_merge_around, vma_range)
+from .mmap import (free_pgtables, get_unmapped_area, may_expand_vm, page_aligned, sys_munmap,
+                   unmap_page_range, vma_merge_around, vma_range)
 from .pagewalk import Walker, count_visits, pmd_addr_end
 from .pgtable_generic import pte_alloc_one
 from .pgtable import Pmd, PmdKind, PteTable, pmd_pgtable
@@ -36,8 +34,6 @@ from .vma import VM, VmArea
 if TYPE_CHECKING:
     from .kernel import Kernel
 
-#: The vm_flags of a userfaultfd registration.
-_UFFD = VM.UFFD_MISSING | VM.UFFD_WP
 
 def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int,
                fixed: int | None) -> int:
@@ -77,7 +73,6 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     k.trace("move_vma")
     if fixed is not None and mm.vmas_in(new, new + new_len):
         sys_munmap(k, mm, new, new_len)
-    reset = uffd_merge_partners(mm, vma, start, new, new_len)
     vma = vma_range(k, mm, start, start + old_len)[0]
     moved = min(old_len, new_len)
     nvma = copy_vma(vma, new, new_len)
@@ -89,42 +84,8 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     free_pgtables(k, mm, start, start + old_len)
     k.shadow.move(mm.pid, start, mm.pid, new, moved)
     k.shadow.zero(mm.pid, start, start + old_len)
-    for lo, hi in reset:
-        for v in mm.vmas_in(lo, hi):
-            v.flags &= ~_UFFD
     vma_merge_around(mm, nvma)
     return new
-
-
-def uffd_merge_partners(mm: MmStruct, vma: VmArea, start: int, new: int, new_len: int) -> list[tuple[int, int]]:
-    """The VMAs whose userfaultfd registration an mremap move of [start, ...) out of vma to
-    [new, new+new_len) drops besides the moved part's: those copy_vma() merges the new range
-    with.
-
-    The kernel merges the new range (vma_merge_copied_range()) before it unmaps the old one,
-    with the flags of vma, its registration included, so a neighbour registered with the same
-    userfaultfd merges, and so does vma itself when the new range lies just below or above
-    it (never faulted: the new range's pgoff is its address's, which continues vma's).  Then
-    mremap_userfaultfd_prep() resets the userfaultfd context of the VMA it got, the merged
-    one (userfaultfd_reset_ctx(): the context was not opened with UFFD_FEATURE_EVENT_REMAP),
-    so the neighbour's registration goes too, and the part of vma the old range's unmap
-    leaves (measured on 6.18.44, `kernel fuzz` seed 777 script 197: `mremap c+512K:512K d`
-    of a registered 1M region never faulted leaves `d` and `c+0x0:512K` one VMA, neither
-    registered).  Returns their ranges as they are before the move.
-    """
-    if not vma.flags & _UFFD:
-        return []
-    pgoff = vma.pgoff + ((start - vma.start) >> PAGE_SHIFT) if vma.anon_vma else new >> PAGE_SHIFT
-    probe = VmArea(start=new, end=new + new_len, flags=vma.flags, pgoff=pgoff, anon_vma=vma.anon_vma,
-                   anon_vma_chain=vma.anon_vma_chain)
-    prev = next((v for v in mm.vmas_in(new - 1, new) if v.end == new), None) if new else None
-    nxt = next((v for v in mm.vmas_in(new + new_len, new + new_len + 1) if v.start == new + new_len), None)
-    out = []
-    if prev is not None and can_vma_merge(prev, probe):
-        out.append((prev.start, prev.end))
-    if nxt is not None and can_vma_merge(probe, nxt):
-        out.append((nxt.start, nxt.end))
-    return out
 
 
 def copy_vma(vma: VmArea, addr: int, length: int) -> VmArea:
@@ -143,11 +104,10 @@ def copy_vma(vma: VmArea, addr: int, length: int) -> VmArea:
     kernel merges the new range (vma_merge_new_range()) before it moves the page tables;
     the simulation merges after the move (vma_merge_around), with the same result, the
     old range being gone either way (measured on 6.18.44: moves of never-faulted pages
-    to just past their own VMA, and back below it, give the same VMA lists), but for the
-    userfaultfd registration the kernel drops from the merged VMA (uffd_merge_partners).
+    to just past their own VMA, and back below it, give the same VMA lists).
     """
     pgoff = vma.pgoff if vma.anon_vma else addr >> PAGE_SHIFT
-    return VmArea(start=addr, end=addr + length, flags=vma.flags & ~_UFFD,
+    return VmArea(start=addr, end=addr + length, flags=vma.flags & ~(VM.UFFD_MISSING | VM.UFFD_WP),
                   pgoff=pgoff, anon_vma=vma.anon_vma, anon_vma_chain=vma.anon_vma_chain)
 
 
