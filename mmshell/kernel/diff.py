@@ -16,9 +16,10 @@ same order; the i-th step of one is paired with the i-th of the other):
   every hugepages-2048kB stat, and to each swap device's Used.
 * after every step that can change VMAs (the registry's `maps` trait: mmap, munmap,
   mprotect, mremap, madvise hugepage|nohugepage, uffd register, fork, exit; through
-  `@PID`, `if` and `expect fails`): the VMA layout of each process (kernel/vma_layout.py), each VMA that
-  meets the script's regions as the regions it covers, its perms and flag words
-  (`vmas`); not the part outside the regions, not vm_pgoff;
+  `@PID`, `if` and `expect fails`): the VMA layout of each process
+  (kernel/vma_layout.py), each VMA that meets the script's regions as the regions it
+  covers, its perms and flag words (`vmas`); not the part outside the regions, not
+  vm_pgoff;
 * while THP is `always` (before or after a step), no THP counter is compared
   (`thp_wide`): every process on the machine then faults THPs and moves them;
 * `thp_zero_page_alloc` only in a script that reads it: only then is the huge
