@@ -14,6 +14,12 @@ same order; the i-th step of one is paired with the i-th of the other):
 * for every step that changes something: the change it made to the THP and
   swap counters of /proc/vmstat the simulator models (`STEP_VMSTAT`), to
   every hugepages-2048kB stat, and to each swap device's Used.
+* after every step that can change VMAs (the registry's `maps` trait: mmap, munmap,
+  mprotect, mremap, madvise hugepage|nohugepage, uffd register, fork, exit; through
+  `@PID`, `if` and `expect fails`): the VMA layout of each process
+  (kernel/vma_layout.py), each VMA that meets the script's regions as the regions it
+  covers, its perms and flag words (`vmas`); not the part outside the regions, not
+  vm_pgoff;
 * while THP is `always` (before or after a step), no THP counter is compared
   (`thp_wide`): every process on the machine then faults THPs and moves them;
 * `thp_zero_page_alloc` only in a script that reads it: only then is the huge
@@ -45,16 +51,21 @@ from ..lang.errors import LangError
 from ..lang.execute import setting_value
 from ..lang.grammar import Nests
 from ..lang.parser import Command, parse_script
+from ..lang.registry import changes_vmas
 from ..lang.runner import StepRecord, run_text
 from ..lang.session import Session
 from ..mm.config import Config
 from ..mm.errors import MmError
 from ..mm.task_mmu import vmstat_snapshot
 from ..mm.vmstat import MTHP_STATS
+from ..views.sim_source import SimViews
 from .machine import MissingRequirement, SetupError
 from .observe import MACHINE_SPECIFIC
 from .report import cannot_run, run_script_live
+from .live_views import LiveViews
 from .runner import HUGE_ZERO_COUNTERS, STEP_VMSTAT, asks_for_huge_zero
+from .session import LiveSession
+from .vma_layout import Layout, VmaSource, layout_difference, vma_layout
 
 def thp_wide(key: str) -> bool:
     """A THP counter: while THP is `always`, every process on the machine moves it."""
@@ -90,6 +101,7 @@ class Side:
     path: str | None = None
     thp_always: bool = False           # THP `always` before or after the step
     async_swapin: bool = False         # the kernel read from a disk or swap file in this step
+    vmas: Layout | None = None         # the VMA layout after a step that can change it
 
 
 @dataclass
@@ -150,8 +162,17 @@ def _sim_value(s: Session, cmd: Command) -> tuple[Any, str | None]:
         s.pid = saved
 
 
+def _layout(src: VmaSource, rec: StepRecord) -> Layout | None:
+    """The VMA layout after a step that ran and can change VMAs (None after any other)."""
+    if rec.command is None or rec.kind in ("refused", "bug", "syntax", "not-observable") \
+            or not changes_vmas(rec.command):
+        return None
+    return vma_layout(src)
+
+
 def run_sim(name: str, text: str) -> list[Side]:
     session = Session.boot(Config(pmd_swap=False), debug_vm=True)
+    views = SimViews(session)
     sides: list[Side] = []
     # The state after one step is the state before the next (a sourced file's steps too).
     pending: dict[str, Any] = {"counters": _sim_counters(session), "always": False}
@@ -168,6 +189,7 @@ def run_sim(name: str, text: str) -> list[Side]:
             side.changed = bool(rec.output is not None and rec.output.changed)
             always = session.kernel.config.thp.value == "always"
             side.thp_always = pending["always"] or always
+            side.vmas = _layout(views, rec)
             pending["counters"], pending["always"] = after, always
         sides.append(side)
 
@@ -179,6 +201,10 @@ def run_sim(name: str, text: str) -> list[Side]:
 
 def run_kernel(name: str, text: str) -> list[Side]:
     sides: list[Side] = []
+    live: list[LiveViews] = []
+
+    def start(session: LiveSession) -> None:
+        live.append(LiveViews(session))
 
     def observer(rec: StepRecord) -> None:
         side = Side(rec.kind, rec.error, text=rec.text if rec.command else "", line=rec.line,
@@ -206,9 +232,10 @@ def run_kernel(name: str, text: str) -> list[Side]:
                 side.counters.update({f"swap.{sw['name']}.used": sw["delta"] for sw in ch["swap"]
                                       if sw["before"] is not None})
             side.changed = side.changed or bool(rec.output is not None and rec.output.changed)
+            side.vmas = _layout(live[0], rec)
         sides.append(side)
 
-    run_script_live(name, text, observer)
+    run_script_live(name, text, observer, start=start)
     return sides
 
 
@@ -263,7 +290,7 @@ def compare_runs(name: str, kern: list[Side], sim: list[Side], skip: tuple[str, 
                  ) -> tuple[list[Difference], dict[str, int]]:
     """Every difference between the runs; `skip`: counters whose changes are not compared."""
     diffs: list[Difference] = []
-    stats = {"steps": 0, "expects": 0, "counters": 0, "not_observable": 0, "io_timing": 0}
+    stats = {"steps": 0, "expects": 0, "counters": 0, "vmas": 0, "not_observable": 0, "io_timing": 0}
 
     def add(side: Side, what: str, k: Any, s: Any) -> None:
         diffs.append(Difference(side.source, side.line, side.text, what, k, s))
@@ -314,6 +341,11 @@ def compare_runs(name: str, kern: list[Side], sim: list[Side], skip: tuple[str, 
                 kd, sd = k.counters.get(key, 0), s.counters.get(key, 0)
                 if kd != sd:
                     add(k, f"{key} change", f"{kd:+d}", f"{sd:+d}")
+        if k.vmas is not None and s.vmas is not None:
+            stats["vmas"] += 1
+            differ = layout_difference(k.vmas, s.vmas)
+            if differ is not None:
+                add(k, "vmas", *differ)
     if len(kern) != len(sim):
         longer, who = (kern, "the simulator") if len(kern) > len(sim) else (sim, "the kernel")
         last = longer[min(len(kern), len(sim))]
@@ -380,7 +412,8 @@ def run_diff(sources: list[tuple[str, str]], quiet: bool = False, stream: TextIO
                   + (f"  [known difference: {d.known}]" if d.known else ""), file=out)
         verdict = "DIFFERS" if unknown else "same"
         print(f"{name}: {stats['steps']} steps, {stats['expects']} expect values and "
-              f"{stats['counters']} steps' counter changes compared, {len(unknown)} difference(s)"
+              f"{stats['counters']} steps' counter changes and {stats['vmas']} VMA layouts compared, "
+              f"{len(unknown)} difference(s)"
               + (f", {len(diffs) - len(unknown)} known" if len(diffs) != len(unknown) else "")
               + (f", {stats['not_observable']} not observable" if stats["not_observable"] else "")
               + (f", {stats['io_timing']} readahead counts left out (I/O timing)"

@@ -236,6 +236,10 @@ class CommandSpec:
     machine as the bug found it.  ``quiet``: no step summary (by default: when it only looks).
     ``nests``: how it holds a nested COMMAND (:class:`Nests`).  ``live``: True
     when it runs on the live kernel, else the reason it is refused there.
+    ``maps``: it can change the VMAs of a process (their range, protection or flags), or
+    which processes have VMAs (fork, exit); `kernel diff` compares the VMAs after it.
+    (KEY, VALUES): only when its argument KEY is one of VALUES (madvise: the advices that
+    change vm_flags).
     """
 
     name: str
@@ -253,6 +257,7 @@ class CommandSpec:
     quiet: bool | None = None
     nests: Nests = Nests.NO
     live: bool | str = True
+    maps: bool | tuple[str, tuple[str, ...]] = False
 
     def __post_init__(self) -> None:
         if self.quiet is None:

@@ -27,6 +27,7 @@ __all__ = [
     "PROTS", "ADVICES", "VIEWS", "LIVE_VIEWS", "SWAP_KINDS", "OPS", "command", "setting", "setting_names",
     "match", "first_words", "next_words", "by_group", "help_topics", "help_text",
     "PROT_FLAGS", "ADVICE", "unwrap", "only_looks", "checks_first", "shows_changes", "live_refusal",
+    "changes_vmas",
 ]
 
 #: The language's words for the kernel's values (the one place they are paired): a `prot`
@@ -37,6 +38,8 @@ ADVICE: dict[str, Madv] = {"hugepage": Madv.MADV_HUGEPAGE, "nohugepage": Madv.MA
                            "pageout": Madv.MADV_PAGEOUT, "cold": Madv.MADV_COLD, "free": Madv.MADV_FREE,
                            "dontneed": Madv.MADV_DONTNEED, "collapse": Madv.MADV_COLLAPSE}
 PROTS = tuple(PROT_FLAGS)
+#: The advice words that set vm_flags (hugepage_madvise()): the only ones that change VMAs.
+THP_ADVICES = ("hugepage", "nohugepage")
 ADVICES = tuple(ADVICE)
 SWAP_KINDS = tuple(k.value for k in SwapKind)
 OPS = ("==", "!=", "<", "<=", ">", ">=")
@@ -81,14 +84,15 @@ def _spec(name: str, words: str, group: Group, summary: str, help: str,
           *positionals: Arg | Switch, options: tuple[Option | Flags, ...] = (),
           synopsis: str | None = None, examples: tuple[str, ...] = (), glued: bool = False,
           read_only: bool = False, acts_with: str = "", nests: Nests = Nests.NO,
-          live: bool | str = True, checks_first: bool = False) -> CommandSpec:
+          live: bool | str = True, checks_first: bool = False,
+          maps: bool | tuple[str, tuple[str, ...]] = False) -> CommandSpec:
     grammar = Grammar(tuple(positionals), options)
     head = words.split()
     if synopsis is None:
         synopsis = " ".join(head + ([grammar.usage()] if grammar.usage() else []))
     return CommandSpec(name, tuple(head), synopsis, summary, help, group, grammar, glued, examples,
                        read_only=read_only, acts_with=acts_with, nests=nests, live=live,
-                       checks_first=checks_first)
+                       checks_first=checks_first, maps=maps)
 
 
 _S, _P, _M, _V, _X = Group.SETUP, Group.PROCESS, Group.MEMORY, Group.VIEW, Group.SCRIPT
@@ -121,7 +125,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     _spec("fork", "fork", _P, "fork the current process; the parent stays current",
           "copy_page_range > copy_huge_pmd / copy_nonpresent_pte: present pages become\n"
           "COW-shared, swap entries are duplicated (swap_duplicate). Prints the child's pid.",
-          examples=("fork",)),
+          examples=("fork",), maps=True),
     _spec("switch", "switch", _P, "make PID the current process",
           "Only changes which mm the following commands act on.",
           _pid(), examples=("switch 2",), read_only=True),
@@ -132,19 +136,20 @@ COMMANDS: tuple[CommandSpec, ...] = (
     _spec("exit", "exit", _P, "the process exits (default: the current one)",
           "exit_mmap > unmap_vmas > zap_huge_pmd / zap_pte_range: the whole address space is\n"
           "torn down, swap entries freed (free_swap_and_cache). pid 1 cannot exit.",
-          _pid(optional=True), examples=("exit", "exit 2")),
+          _pid(optional=True), examples=("exit", "exit 2"), maps=True),
     _spec("mmap", "mmap", _M, "map private anonymous memory as region NAME",
           "do_mmap of MAP_PRIVATE|MAP_ANONYMOUS; without 'at', 2M or more is placed 2 MB-aligned\n"
           "(thp_get_unmapped_area). hugepage/nohugepage apply MADV_HUGEPAGE/MADV_NOHUGEPAGE.\n"
           "Nothing is faulted in until touched.",
           Arg("name", Kind.NAME, "NAME"), Arg("size", Kind.SIZE, "SIZE"),
           options=(Option("prot", "prot", Arg("prot", Kind.ENUM, choices=PROTS, default="rw")),
-                   Flags("advice", ("hugepage", "nohugepage")), _AT),
-          examples=("mmap a 4M hugepage", "mmap b 2M prot r at 0x40000000", "mmap c 8K nohugepage")),
+                   Flags("advice", THP_ADVICES), _AT),
+          examples=("mmap a 4M hugepage", "mmap b 2M prot r at 0x40000000", "mmap c 8K nohugepage"),
+          maps=True),
     _spec("munmap", "munmap", _M, "unmap RANGE",
           "do_vmi_munmap: a partial PMD is split first (__split_huge_pmd), then the range is\n"
           "zapped (zap_pte_range, zap_huge_pmd) and its swap entries freed.",
-          _RANGE, examples=("munmap a", "munmap a+2M:2M"), checks_first=True),
+          _RANGE, examples=("munmap a", "munmap a+2M:2M"), checks_first=True, maps=True),
     _spec("touch", "touch", _M, "access every page of RANGE (default: write)",
           "handle_mm_fault: do_anonymous_page / do_huge_pmd_anonymous_page for empty entries,\n"
           "do_swap_page / do_huge_pmd_swap_page for swap entries, do_wp_page for COW.\n"
@@ -161,20 +166,21 @@ COMMANDS: tuple[CommandSpec, ...] = (
           "free: lazyfree (madvise_free_pte_range); dontneed: zap_page_range_single;\n"
           "collapse: madvise_collapse > collapse_huge_page; hugepage/nohugepage: VM flags.",
           _RANGE, Arg("advice", Kind.ENUM, "ADVICE", choices=ADVICES),
-          examples=("madvise a pageout", "madvise a+2M:2M dontneed", "madvise a collapse")),
+          examples=("madvise a pageout", "madvise a+2M:2M dontneed", "madvise a collapse"),
+          maps=("advice", THP_ADVICES)),
     _spec("mprotect", "mprotect", _M, "change the protection of RANGE",
           "mprotect_fixup > change_protection > change_huge_pmd / change_pte_range.",
           _RANGE, Arg("prot", Kind.ENUM, "PROT", choices=PROTS),
-          examples=("mprotect a r", "mprotect a+2M:4K none")),
+          examples=("mprotect a r", "mprotect a+2M:4K none"), maps=True),
     _spec("mremap", "mremap", _M, "move RANGE to a new region NEWNAME",
           "mremap(MREMAP_MAYMOVE, and MREMAP_FIXED with 'at'): move_vma > move_page_tables >\n"
           "move_huge_pmd / move_ptes. size SIZE gives the new length.",
           _RANGE, Arg("newname", Kind.NAME, "NEWNAME"),
           options=(Option("size", "size", Arg("size", Kind.SIZE, "SIZE")), _AT),
-          examples=("mremap a b", "mremap a+2M:2M c size 4M at 0x80000000")),
+          examples=("mremap a b", "mremap a+2M:2M c size 4M at 0x80000000"), maps=True),
     _spec("uffd_register", "uffd register", _M, "register RANGE with a userfaultfd",
           "UFFDIO_REGISTER (MISSING mode): needed for RANGE to be a UFFDIO_MOVE destination.",
-          _RANGE, examples=("uffd register b",)),
+          _RANGE, examples=("uffd register b",), maps=True),
     _spec("uffd_move", "uffd move", _M, "UFFDIO_MOVE SRC_RANGE to DST_ADDR",
           "move_pages > move_pages_huge_pmd for whole PMDs, move_pages_pte otherwise;\n"
           "the pages (present or swapped) change owner without copying.",
@@ -369,6 +375,17 @@ def checks_first(cmd: Any) -> bool:
     """Whether a step refuses only before it changes the machine (CommandSpec.checks_first of
     what it runs, through `@PID` and `if`, which refuse before they run it): no checkpoint."""
     return _BY_NAME[unwrap(cmd).name].checks_first
+
+
+def changes_vmas(cmd: Any) -> bool:
+    """Whether a step can change the VMAs of a process (CommandSpec.maps of what it runs,
+    through `@PID`, `if` and `expect fails`, whose COMMAND acts when it is not refused)."""
+    inner = unwrap(cmd, into_refusal=True)
+    maps = _BY_NAME[inner.name].maps
+    if isinstance(maps, tuple):
+        key, values = maps
+        return inner.args.get(key) in values
+    return maps
 
 
 def shows_changes(cmd: Any) -> bool:
