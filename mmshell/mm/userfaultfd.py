@@ -67,17 +67,43 @@ def sys_uffd_register(k: "Kernel", mm: MmStruct, start: int, length: int) -> Non
 
 
 def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> int:
-    """UFFDIO_MOVE of [src, src+length) to dst; returns the bytes moved (all of them)."""
+    """UFFDIO_MOVE of [src, src+length) to dst; returns the bytes moved (all of them).
+
+    What move_pages() changes before it refuses stays changed, and the refusal says so
+    (the contract's partial effect): uffd_move_lock() gives the destination VMA its anon_vma
+    (uffd_lock_vma(): "we know we're going to need to use anon_vma") before any other check,
+    and a page refused in move_pages_pte() has had its destination PTE table allocated
+    (pte_alloc(dst_pmd)), which stays, empty, after the refusal (measured on 6.18.44: an
+    ENOENT move of a never-touched page beside a touched one leaves `pmd.DST == table`)."""
     page_aligned("uffd move", src, length)
     page_aligned("uffd move", dst, length)
     if src < dst + length and dst < src + length:
         raise MmError("EINVAL", "uffd move", "source and destination overlap")
-    svma = mm.find_vma(src)
     dvma = mm.find_vma(dst)
     # uffd_move_lock(): a start address in no VMA is ENOENT; then move_pages(): a range that
     # runs past its VMA's end is EINVAL (measured on 6.18: both, source and destination).
     if dvma is None:
         raise MmError("ENOENT", "uffd move", f"destination {dst:#x} is not in a mapped VMA")
+    prepared = not dvma.anon_vma
+    anon_vma_prepare(k, dvma)
+    try:
+        return _move_pages(k, mm, dvma, src, dst, length, prepared)
+    except MmError as e:
+        if prepared and e.partial is None:
+            e.partial = _done_first(["the destination VMA got its anon_vma"])
+        raise
+
+
+def _done_first(what: list[str]) -> str:
+    """The partial effect of a refused move: what it did before it refused."""
+    return " and ".join(what) + " first, as the kernel does"
+
+
+def _move_pages(k: "Kernel", mm: MmStruct, dvma: VmArea, src: int, dst: int, length: int,
+                prepared: bool) -> int:
+    """move_pages() once uffd_move_lock() found the destination VMA and prepared its anon_vma
+    (`prepared`: it had none before)."""
+    svma = mm.find_vma(src)
     if svma is None:
         raise MmError("ENOENT", "uffd move", f"source {src:#x} is not in a mapped VMA")
     if src + length > svma.end:
@@ -87,8 +113,6 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
     validate_move_areas(svma, dvma)
     refusal = _first_refusal(k, mm, src, dst, length)
     stop = length if refusal is None else refusal[0]
-    if stop:
-        anon_vma_prepare(k, dvma)
     k.trace("move_pages")
     done = 0
     split = False
@@ -113,14 +137,30 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
     if _splits_before_refusing(k, mm, src + at, dst + at, src + length, err):
         split_huge_pmd_locked(k, mm, svma, (src + at) & PMD_MASK)
         split = True
+    table = _pte_alloc_before_refusing(k, mm, src + at, dst + at)
     if moved:
         # userfaultfd_move(): a move shorter than asked is EAGAIN, `move` the bytes moved
         raise MmError("EAGAIN", "uffd move", f"a short move, stopped by {err.errno}: {err.detail}",
                       partial=f"moved {moved} of {length} bytes, as the kernel does")
-    if split:
-        raise MmError(err.errno, "uffd move", err.detail,
-                      partial="the source PMD was split first, as the kernel does")
+    first = [what for what, did in (("the destination VMA got its anon_vma", prepared),
+                                    ("the source PMD was split", split),
+                                    ("an empty PTE table was allocated at the destination", table)) if did]
+    if first:
+        raise MmError(err.errno, "uffd move", err.detail, partial=_done_first(first))
     raise err
+
+
+def _pte_alloc_before_refusing(k: "Kernel", mm: MmStruct, s: int, d: int) -> bool:
+    """move_pages(): a page refused by move_pages_pte() (its source PMD a PTE table, or split
+    to one just before) had its destination PTE table allocated first (pte_alloc(dst_pmd)),
+    empty when nothing had moved into it; True if one was allocated here.  A source PMD that
+    is none is ENOENT, and a THP refused whole is EBUSY, before that allocation."""
+    pmd = mm.pmds.get(pmd_index(s))
+    if pmd is None or pmd.kind is not PmdKind.TABLE or pmd_index(d) in mm.pmds:
+        return False
+    mm.pmds[pmd_index(d)] = Pmd(PmdKind.TABLE, table=PteTable())
+    pte_alloc_one(k, mm)
+    return True
 
 
 def _splits_before_refusing(k: "Kernel", mm: MmStruct, s: int, d: int, end: int, err: MmError) -> bool:

@@ -88,7 +88,8 @@ def test_uffd_move_of_a_split_pmd_swap_entry_with_its_thp_cached_is_ebusy(where:
     cannot move whole to an unaligned destination, nor in part: it would be split and moved PTE
     by PTE, and move_swap_pte() refuses a slot cached in a large folio (EBUSY, as mainline's
     swap PTEs of the same folio).  It used to move and rewrite the folio's index page by page,
-    so the rmap walk no longer found its pages.  Nothing moves."""
+    so the rmap walk no longer found its pages.  Nothing moves; the destination VMA got its
+    anon_vma before anything was looked at (uffd_move_lock()), and the refusal says so."""
     k, si, a, _ = swapped_with_destination(SwapKind.DISK)
     mm = k.mm(1)
     d = sys_mmap(k, mm, 2 * THP, RW, Madv.MADV_NOHUGEPAGE, None)
@@ -97,7 +98,8 @@ def test_uffd_move_of_a_split_pmd_swap_entry_with_its_thp_cached_is_ebusy(where:
     with pytest.raises(MmError) as e:
         sys_uffd_move(k, mm, src, dst, length)
     assert e.value.errno == "EBUSY" and "cached in a large folio" in e.value.detail
-    assert pmd_at(k, a).kind is PmdKind.SWAP and not mm.vmas_in(d, d + 2 * THP)[0].anon_vma
+    assert e.value.partial == "the destination VMA got its anon_vma first, as the kernel does"
+    assert pmd_at(k, a).kind is PmdKind.SWAP and mm.vmas_in(d, d + 2 * THP)[0].anon_vma
     assert all(d >> 21 not in mm.pmds for d in (d, d + THP))
     assert_consistent(k)
 
