@@ -40,6 +40,8 @@ or a script could not be parsed.
 
 from __future__ import annotations
 
+import re
+
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +101,7 @@ class Side:
     line: int = 0
     source: str = ""
     path: str | None = None
+    refusal: str | None = None         # the errno (or signal) of a refusal, `expect fails` included
     thp_always: bool = False           # THP `always` before or after the step
     async_swapin: bool = False         # the kernel read from a disk or swap file in this step
     vmas: Layout | None = None         # the VMA layout after a step that can change it
@@ -179,7 +182,7 @@ def run_sim(name: str, text: str) -> list[Side]:
 
     def observer(rec: StepRecord) -> None:
         side = Side(rec.kind, rec.error, text=rec.text if rec.command else "", line=rec.line,
-                    source=rec.source)
+                    source=rec.source, refusal=refusal_errno(rec))
         if rec.command is not None:
             side.value, side.path = _sim_value(session, rec.command)
             side.held = rec.kind == "ok"
@@ -208,7 +211,7 @@ def run_kernel(name: str, text: str) -> list[Side]:
 
     def observer(rec: StepRecord) -> None:
         side = Side(rec.kind, rec.error, text=rec.text if rec.command else "", line=rec.line,
-                    source=rec.source)
+                    source=rec.source, refusal=refusal_errno(rec))
         if rec.command is not None:
             _, exp = _expect_of(rec.command)
             if exp is not None:
@@ -240,6 +243,23 @@ def run_kernel(name: str, text: str) -> list[Side]:
 
 
 # -- comparing ------------------------------------------------------------------------------------------
+
+_ERRNO = re.compile(r"(?:^|: )(E[A-Z0-9]+|SIG[A-Z]+): ")
+_EXPECTED = "refused as expected: "
+
+
+def refusal_errno(rec: StepRecord) -> str | None:
+    """The errno (or signal) a step was refused with, or an `expect fails` saw: the first
+    `EXXX: ` of the refusal's line, after its `file:line: command: ` prefix."""
+    text = rec.error if rec.kind == "refused" else None
+    if text is None and rec.output is not None and rec.output.lines \
+            and rec.output.lines[0].startswith(_EXPECTED):
+        text = rec.output.lines[0][len(_EXPECTED):]
+    if not text:
+        return None
+    m = _ERRNO.search(text)
+    return m.group(1) if m else None
+
 
 def known_differences(text: str) -> tuple[dict[int, str], str | None]:
     """Line -> reason of each `# known difference:` comment; and a whole-file reason.
@@ -324,6 +344,9 @@ def compare_runs(name: str, kern: list[Side], sim: list[Side], skip: tuple[str, 
             continue
         if k_ref != s_ref:
             add(k, "refused", k.error or "ok", s.error or "ok")
+            continue
+        if k.refusal and s.refusal and k.refusal != s.refusal:
+            add(k, "errno", k.refusal, s.refusal)
             continue
         if k_ref:
             continue

@@ -16,7 +16,7 @@ import pytest
 
 from mmshell.kernel import syscalls as sc
 from mmshell.kernel.devices import write_swap_header
-from mmshell.kernel.diff import SKIPPED, Side, compare_runs, known_differences
+from mmshell.kernel.diff import SKIPPED, Side, compare_runs, known_differences, refusal_errno
 from mmshell.kernel.observe import NotObservable
 from mmshell.lang.expect_values import PathError, compare, parse_expected
 from mmshell.kernel.procfs import smaps
@@ -342,6 +342,37 @@ def test_compare_runs_refusal_on_one_side() -> None:
     sim = [_side("reclaim", 1, changed=True)]
     diffs, _ = compare_runs("t.mmsh", kern, sim)
     assert diffs[0].what == "refused"
+
+
+def test_compare_runs_compares_the_errno_of_a_refusal_both_sides_made() -> None:
+    """Both refused, or both `expect fails` held: the errno must agree too."""
+    kern = [_side("expect fails uffd move a b", 1, refusal="EINVAL"),
+            _side("expect fails mremap a:2M c", 2, refusal="EFAULT"),
+            _side("uffd move a b", 3, kind="refused", error="t.mmsh:3: uffd move: EINVAL: ...", refusal="EINVAL")]
+    sim = [_side("expect fails uffd move a b", 1, refusal="ENOENT"),
+           _side("expect fails mremap a:2M c", 2, refusal="EFAULT"),
+           _side("uffd move a b", 3, kind="refused", error="t.mmsh:3: uffd move: EBUSY: ...", refusal="EBUSY")]
+    diffs, _ = compare_runs("t.mmsh", kern, sim)
+    assert [(d.line, d.what, d.kernel, d.simulator) for d in diffs] == [
+        (1, "errno", "EINVAL", "ENOENT"), (3, "errno", "EINVAL", "EBUSY")]
+
+
+def test_refusal_errno_reads_a_refused_step_and_an_expect_fails() -> None:
+    from mmshell.lang.backend import StepOutput
+    from mmshell.lang.step_loop import StepRecord
+
+    def rec(kind: str, error: str | None = None, line: str | None = None) -> StepRecord:
+        r = StepRecord(source="t.mmsh", line=1, command=None, kind=kind, error=error)
+        if line is not None:
+            r.output = StepOutput(changed=False, lines=[line])
+        return r
+
+    assert refusal_errno(rec("refused", "t.mmsh:3: uffd move: EINVAL: ioctl(UFFDIO_MOVE, ...)")) == "EINVAL"
+    assert refusal_errno(rec("refused", "t.mmsh:3: touch: SIGSEGV: write to read-only mapping")) == "SIGSEGV"
+    assert refusal_errno(rec("ok", line="refused as expected: ENOENT: source page 0x1000 is not populated")) \
+        == "ENOENT"
+    assert refusal_errno(rec("refused", "t.mmsh:1: reclaim: not supported on the live kernel")) is None
+    assert refusal_errno(rec("ok", line="16 pages written")) is None
 
 
 # -- layering -------------------------------------------------------------------------------------------------
