@@ -64,13 +64,10 @@ def signature(d: Difference) -> tuple[str, ...]:
         return ("refused", _op(d.command), side)
     if what == "outcome":
         return ("outcome", _op(d.command))
-<<<<<<< HEAD
     if what == "vmas":
         return ("vmas", _op(d.command))
-=======
     if what == "errno":
         return ("errno", _op(d.command), str(d.kernel), str(d.simulator))
->>>>>>> errnodiff
     if re.match(r"(the kernel|the simulator) stopped before", what):
         return ("stopped", what.split(" stopped")[0])
     head, _, rest = what.partition(".")
