@@ -88,7 +88,8 @@ def test_compare_runs_compares_layouts_only_where_both_sides_read_one() -> None:
     ("mmap a 2M", True), ("munmap a", True), ("mprotect a r", True), ("mremap a b", True),
     ("madvise a nohugepage", True), ("uffd register a", True), ("fork", True), ("exit 2", True),
     ("@2 mprotect a r", True), ("if thp never: munmap a", True), ("expect fails munmap a+1:4K", True),
-    ("madvise a pageout", False), ("madvise a collapse", False), ("touch a", False), ("reclaim", False), ("khugepaged", False), ("uffd move a:4K b", False),
+    ("madvise a pageout", False), ("madvise a collapse", False), ("touch a", False), ("reclaim", False),
+    ("khugepaged", False), ("uffd move a:4K b", False),
     ("show vmas", False), ("expect pmd.a == huge", False), ("set thp never", False)])
 def test_the_steps_that_can_change_vmas_come_from_the_registry(line: str, maps: bool) -> None:
     assert changes_vmas(parse_script(line)[0]) is maps
