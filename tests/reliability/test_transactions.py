@@ -30,6 +30,9 @@ BUSY = ("set ram 32M; swapon z0 16M; swapon d0 16M kind disk prio 5; mmap a 4M h
         "mmap ro 64K prot r; mmap no 64K prot none; touch a; touch b; touch ro read; "
         "madvise a+2M:2M pageout; madvise b:256K pageout; fork")
 
+#: A registered destination `dst` with an anon_vma and a PTE table but no page.
+DST = "touch dst:4K; madvise dst:4K dontneed; uffd register dst"
+
 CASES = [
     # (id, setup, command, errno)
     ("unaligned start", BUSY, "madvise 0x7f0000000800:4K pageout", "EINVAL"),
@@ -45,12 +48,14 @@ CASES = [
     ("OOM mid-touch, no swap", "set ram 8M; mmap a 16M; touch a:4M", "touch a", "ENOMEM"),
     ("OOM mid-touch, swap full", "set ram 8M; swapon z0 40K; mmap a 16M", "touch a", "ENOMEM"),
     ("OOM in a child's COW", "set ram 8M; mmap a 5M; touch a; fork", "@2 touch a", "ENOMEM"),
-    ("uffd move of a shared THP", BUSY + "; mmap dst 4M; uffd register dst", "uffd move a:2M dst", "EBUSY"),
-    ("uffd move of shared pages", BUSY + "; mmap dst 1M; uffd register dst", "uffd move b+512K:64K dst", "EBUSY"),
-    ("uffd move to an unregistered range", BUSY + "; exit 2; mmap dst 4M", "uffd move b+512K:64K dst", "EINVAL"),
+    # a destination that has its anon_vma and PTE table already (UFFDIO_MOVE makes them first)
+    ("uffd move of a shared THP", BUSY + "; mmap dst 4M; " + DST, "uffd move a:2M dst", "EBUSY"),
+    ("uffd move of shared pages", BUSY + "; mmap dst 1M; " + DST, "uffd move b+512K:64K dst", "EBUSY"),
+    ("uffd move to an unregistered range", BUSY + "; exit 2; mmap dst 4M; touch dst:4K; madvise dst:4K dontneed",
+     "uffd move b+512K:64K dst", "EINVAL"),
     ("uffd move to a populated range", "mmap a 1M; mmap dst 1M; touch a; touch dst; uffd register dst",
      "uffd move a dst", "EEXIST"),
-    ("uffd move of a hole", "mmap a 1M; mmap dst 1M; uffd register dst", "uffd move a dst", "ENOENT"),
+    ("uffd move of a hole", "mmap a 1M; mmap dst 1M; " + DST, "uffd move a dst", "ENOENT"),
     ("mmap over a mapping", BUSY, "mmap c 4K at b", "EEXIST"),
     ("mmap of a name in use", BUSY, "mmap a 4K", "EEXIST"),
     ("mmap below mmap_min_addr", BUSY, "mmap c 4K at 0x1000", "EPERM"),
@@ -95,6 +100,12 @@ PARTIAL = [
     ("mprotect over a hole", HOLE, "mprotect a r", "ENOMEM"),
     ("collapse after a block", "mmap a 4M hugepage; set fail thp_alloc on; touch a; set fail thp_alloc once;"
      " madvise a:2M pageout", "madvise a collapse", "ENOMEM"),
+    # UFFDIO_MOVE gives the destination VMA its anon_vma first, then the PTE table of a page
+    # move_pages_pte() refuses
+    ("uffd move to a never-faulted range", "mmap a 1M; mmap dst 1M; uffd register dst", "uffd move a dst",
+     "ENOENT"),
+    ("uffd move refused at the PTE level", "mmap a 8K at 0x600000900000; mmap c 4K at 0x600000902000; touch c; "
+     "mmap dst 2M at 0x600000a00000; uffd register dst", "uffd move a:4K dst", "ENOENT"),
 ]
 
 
