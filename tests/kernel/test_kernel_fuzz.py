@@ -229,6 +229,26 @@ def test_fuzz_loop_shrinks_and_saves_the_first_difference(tmp_path: Path) -> Non
         assert f"(met in {1 + len(later)} scripts)" in out.getvalue()
 
 
+def test_a_second_run_must_show_the_difference_at_the_same_step(tmp_path: Path) -> None:
+    """A machine-wide counter another process moves shows at a different step on each run:
+    the same kind of difference elsewhere in the script is not the difference seen again."""
+    runs = 0
+
+    def compare(name: str, text: str) -> DiffResult:
+        nonlocal runs
+        runs += 1
+        lines = text.splitlines()
+        i = 3 + runs % 2                        # the first run at line 4, the second at line 3
+        return DiffResult(name, [Difference(name, i, lines[i - 1], "vmstat.pswpin change", "+1", "+0")],
+                          {"steps": len(lines)}, [], [])
+
+    out = io.StringIO()
+    status = Fuzzer(5, seconds=None, scripts=1, out=tmp_path / "f", stream=out, compare=compare).run()
+    assert status == 0 and runs == 2, out.getvalue()
+    assert "not seen again on a second run: counted as noise" in out.getvalue()
+    assert not (tmp_path / "f").exists()
+
+
 def test_fuzz_loop_with_first_stops_at_the_first_difference(tmp_path: Path) -> None:
     first = next(i for i in range(200) if _script_with_a_pageout(i))
     out = io.StringIO()

@@ -169,12 +169,15 @@ class Fuzzer:
         self.interrupted = True
         raise KeyboardInterrupt
 
-    def reproduces(self, name: str, lines: list[str], sig: tuple[str, ...]) -> bool:
+    def reproduces(self, name: str, lines: list[str], sig: tuple[str, ...], line: int | None = None) -> bool:
+        """Whether a run of `lines` shows a difference of signature `sig` (at `line`, when given:
+        a second run of the same script must show it at the same step, or a machine-wide counter
+        that another process moved at another step would pass for it)."""
         try:
             v = self.judge(name, lines)
         except (LangError, LiveFailed):
             return False
-        return any(signature(d) == sig for d in v.unexplained)
+        return any(signature(d) == sig and line in (None, d.line) for d in v.unexplained)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> int:
@@ -242,7 +245,7 @@ class Fuzzer:
             self.stats.found[sig] = (path, n + 1)
             self.say(f"  the same difference as {path}: not shrunk again")
             return 1
-        if not self.reproduces(name, script.lines, sig):
+        if not self.reproduces(name, script.lines, sig, line=first.line):
             self.stats.noise.append(f"{name}: {first.what} at line {first.line}")
             self.say("  not seen again on a second run: counted as noise")
             return None
