@@ -4,9 +4,11 @@ explains it.
 
 `kernel fuzz` reports a difference that one of these patterns matches as known (counted, not
 a failure).  A pattern names the observable (`what`, matched whole against `Difference.what`),
-the command of the step (searched in its text) and, where the cause needs it, a condition on
-the script's lines before that step.  Each pattern carries examples it must match and near
-misses it must not (tests/kernel/test_kernel_fuzz.py checks both), so that it stays narrow.
+the command of the step (searched in its text), where the cause needs it a condition on the
+script's lines before that step, and for a cause that can only add to a kernel counter, that
+the kernel's change is the larger (`kernel_more`).  Each pattern carries examples it must
+match and near misses it must not (tests/kernel/test_kernel_fuzz.py checks both), so that it
+stays narrow.
 """
 
 from __future__ import annotations
@@ -68,9 +70,10 @@ def _kernel_more(d: Difference) -> bool:
 #: copies present pages and swap entries as they are; it reads nothing from a swap device).
 #: swapoff reads every slot still in use back, but not through a fault: try_to_unuse() ->
 #: unuse_pte_range() reads with swapin_readahead() and maps the page itself, and shmem_unuse()
-#: passes no fault type, so neither counts PGMAJFAULT (only do_swap_page() and shmem's fault
-#: do); with nothing on the device it returns at once.  Measured on 6.18.44: +0 at swapoffs
-#: that read 512 slots back (zram and disk, shared after fork: corpus 70, 71, 72, 74).
+#: passes no fault type, so neither counts PGMAJFAULT (of the swap reads, only do_swap_page()
+#: and shmem's fault count it); with nothing on the device it returns at once.  Measured on
+#: 6.18.44: +0 at swapoffs that read 512 slots back (zram and disk, shared after fork: corpus
+#: 70, 71, 72, 74).
 _NO_FAULT_STEP = (r"^(@\d+ )?(mmap|munmap|mprotect|swapon|swapoff|set|uffd register|fork"
                   r"|madvise \S+ (hugepage|nohugepage|cold))\b")
 
