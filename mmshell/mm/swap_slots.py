@@ -48,6 +48,7 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
         if si is not None:
             off = si.alloc_slot()
             if off is not None:
+                swap_range_alloc(k, si)
                 add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
                 if k.tracing:
                     k.trace("folio_alloc_swap(order=0) (per-CPU cluster)")
@@ -67,6 +68,7 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
                 continue
             if si.flags & SWP.SOLIDSTATE:
                 k.percpu_swap_si = si.type
+        swap_range_alloc(k, si)
         add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
         if k.tracing:
             k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]})")
@@ -74,6 +76,14 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
     if k.tracing:
         k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]}) failed")
     return False
+
+
+def swap_range_alloc(k: "Kernel", si: SwapInfo) -> None:
+    """swap_range_alloc() after slots were taken on si: the allocation that takes a device's
+    last free slot (swap_usage_add() returns true) while swap is full (vm_swap_full())
+    schedules si->reclaim_work, which swap_reclaim.py runs when the reclaim pass ends."""
+    if si.full and vm_swap_full(k):
+        si.reclaim_work = True
 
 
 def swap_avail(k: "Kernel") -> list[SwapInfo]:
