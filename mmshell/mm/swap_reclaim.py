@@ -29,9 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .constants import SWAP_HAS_CACHE, SWAPFILE_CLUSTER
-from .folio import PG
-from .swap import free_folio
-from .swap_state import delete_from_swap_cache
+from .swap_slots import try_to_reclaim_swap
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -61,7 +59,8 @@ def swap_reclaim_full_clusters(k: "Kernel", si: "SwapInfo", force: bool) -> None
 
 
 def _reclaim_cluster(k: "Kernel", si: "SwapInfo", c: int) -> None:
-    """The scan of one cluster: __try_to_reclaim_swap(TTRS_ANYWAY) at each cache-only slot."""
+    """The scan of one cluster: __try_to_reclaim_swap(TTRS_ANYWAY) at each cache-only slot
+    (a folio of several slots is freed whole or not at all)."""
     sm = si.swap_map
     off = c * SWAPFILE_CLUSTER
     end = min(off + SWAPFILE_CLUSTER, si.pages)
@@ -69,14 +68,4 @@ def _reclaim_cluster(k: "Kernel", si: "SwapInfo", c: int) -> None:
         if sm[off] != SWAP_HAS_CACHE:
             off += 1
             continue
-        pfn = si.cache[off]
-        base = k.folio_swap[pfn].offset
-        nr = k.mem.nr_pages(pfn)
-        off = base + nr
-        # swap_only_has_cache(): every slot of the folio, or none is freed
-        if sm.count(SWAP_HAS_CACHE, base, base + nr) != nr:
-            continue
-        delete_from_swap_cache(k, pfn)
-        k.mem.set(pfn, PG.DIRTY)
-        if not k.mem.folio_mapped(pfn):
-            free_folio(k, pfn)
+        off = try_to_reclaim_swap(k, si, off, anyway=True)

@@ -165,19 +165,26 @@ def free_swap_and_cache_nr(k: "Kernel", entry: SwpEntry, nr: int) -> None:
         s = sm.find(SWAP_HAS_CACHE, s, end)
         if s < 0:
             return
-        pfn = si.cache[s]
-        base = k.folio_swap[pfn].offset
-        nr_pages = k.mem.nr_pages(pfn)
-        s = max(s + 1, base + nr_pages)
-        # __try_to_reclaim_swap(TTRS_UNMAPPED | TTRS_FULL)
-        if k.mem.folio_mapped(pfn) and not vm_swap_full(k):
-            continue
-        if sm.count(SWAP_HAS_CACHE, base, base + nr_pages) != nr_pages:
-            continue
+        s = max(s + 1, try_to_reclaim_swap(k, si, s, anyway=False))
+
+
+def try_to_reclaim_swap(k: "Kernel", si: SwapInfo, off: int, anyway: bool) -> int:
+    """__try_to_reclaim_swap() at slot off, which the swap cache alone holds: the folio leaves
+    the swap cache with TTRS_ANYWAY, else (TTRS_UNMAPPED | TTRS_FULL) when nothing maps it or
+    swap is full, and only if the cache alone holds every slot of it (swap_only_has_cache());
+    it is marked dirty (its only copy is in memory) and freed if nothing maps it.  Returns the
+    slot after the folio's last."""
+    pfn = si.cache[off]
+    base = k.folio_swap[pfn].offset
+    nr = k.mem.nr_pages(pfn)
+    mapped = k.mem.folio_mapped(pfn)
+    if (anyway or not mapped or vm_swap_full(k)) \
+            and si.swap_map.count(SWAP_HAS_CACHE, base, base + nr) == nr:
         delete_from_swap_cache(k, pfn)
         k.mem.set(pfn, PG.DIRTY)
-        if not k.mem.folio_mapped(pfn):
+        if not mapped:
             free_folio(k, pfn)
+    return base + nr
 
 
 def vm_swap_full(k: "Kernel") -> bool:
