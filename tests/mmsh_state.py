@@ -43,7 +43,7 @@ def _swap(si) -> dict[str, Any]:
         "data": si.data.tobytes(), "cache": dict(si.cache.items()),
         "cluster_used": si.cluster_used.tobytes(), "cluster_order": bytes(si.cluster_order),
         "free_clusters": sorted(set(si.free_clusters)), "cur_order0": si.cur_order0,
-        "inuse_pages": si.inuse_pages,
+        "inuse_pages": si.inuse_pages, "full_clusters": si.full_clusters(), "reclaim_work": si.reclaim_work,
     }
 
 

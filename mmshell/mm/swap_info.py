@@ -94,6 +94,9 @@ class SwapInfo:
     free_clusters: list[int] = field(default_factory=list)
     cur_order0: int = -1            # the cluster order-0 allocations fill next
     inuse_pages: int = 0
+    full_seq: array = field(init=False)   # when each cluster last became full: full_clusters order
+    full_clock: int = 0
+    reclaim_work: bool = False      # si->reclaim_work scheduled (swap_reclaim.py)
     writeok: bool = True            # SWP_WRITEOK: cleared by swapoff before try_to_unuse
 
     def __post_init__(self) -> None:
@@ -105,6 +108,7 @@ class SwapInfo:
         nclusters = (self.pages + SWAPFILE_CLUSTER - 1) // SWAPFILE_CLUSTER
         self.cluster_used = array("H", bytes(2 * nclusters))
         self.cluster_order = bytearray(nclusters)
+        self.full_seq = array("Q", bytes(8 * nclusters))
         # The header occupies slot 0 (SWAP_MAP_BAD); slots past the end of a partial
         # last cluster do not exist, so that cluster can never hold a 2 MiB folio.
         self.swap_map[0] = SWAP_MAP_BAD
@@ -213,6 +217,24 @@ class SwapInfo:
         c = off // SWAPFILE_CLUSTER
         self.cluster_used[c] += nr
         self.inuse_pages += nr
+        if self.cluster_used[c] == SWAPFILE_CLUSTER:
+            self.mark_full(c)
+
+    def mark_full(self, c: int) -> None:
+        """relocate_cluster() of a full cluster: to the tail of si->full_clusters."""
+        self.full_clock += 1
+        self.full_seq[c] = self.full_clock
+
+    def full_clusters(self) -> list[int]:
+        """si->full_clusters from its head: the full clusters in the order they became full
+        (a cluster that lost a slot left the list; full again, it went to the tail)."""
+        full = [c for c in range(self.nr_clusters) if self.cluster_used[c] == SWAPFILE_CLUSTER]
+        return sorted(full, key=self.full_seq.__getitem__)
+
+    @property
+    def full(self) -> bool:
+        """Every slot but the header is taken (swap_usage_add(): inuse_pages == si->pages)."""
+        return self.inuse_pages == self.pages - 1
 
     def alloc_cluster(self) -> int | None:
         """An order-9 allocation: a wholly free cluster's first slot, or None.

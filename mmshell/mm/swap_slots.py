@@ -48,6 +48,7 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
         if si is not None:
             off = si.alloc_slot()
             if off is not None:
+                swap_range_alloc(k, si)
                 add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
                 if k.tracing:
                     k.trace("folio_alloc_swap(order=0) (per-CPU cluster)")
@@ -67,6 +68,7 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
                 continue
             if si.flags & SWP.SOLIDSTATE:
                 k.percpu_swap_si = si.type
+        swap_range_alloc(k, si)
         add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
         if k.tracing:
             k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]})")
@@ -74,6 +76,14 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
     if k.tracing:
         k.trace(f"folio_alloc_swap(order={k.mem.order[pfn]}) failed")
     return False
+
+
+def swap_range_alloc(k: "Kernel", si: SwapInfo) -> None:
+    """swap_range_alloc() after slots were taken on si: the allocation that takes a device's
+    last free slot (swap_usage_add() returns true) while swap is full (vm_swap_full())
+    schedules si->reclaim_work, which swap_reclaim.py runs when the reclaim pass ends."""
+    if si.full and vm_swap_full(k):
+        si.reclaim_work = True
 
 
 def swap_avail(k: "Kernel") -> list[SwapInfo]:
@@ -155,19 +165,26 @@ def free_swap_and_cache_nr(k: "Kernel", entry: SwpEntry, nr: int) -> None:
         s = sm.find(SWAP_HAS_CACHE, s, end)
         if s < 0:
             return
-        pfn = si.cache[s]
-        base = k.folio_swap[pfn].offset
-        nr_pages = k.mem.nr_pages(pfn)
-        s = max(s + 1, base + nr_pages)
-        # __try_to_reclaim_swap(TTRS_UNMAPPED | TTRS_FULL)
-        if k.mem.folio_mapped(pfn) and not vm_swap_full(k):
-            continue
-        if sm.count(SWAP_HAS_CACHE, base, base + nr_pages) != nr_pages:
-            continue
+        s = max(s + 1, try_to_reclaim_swap(k, si, s, anyway=False))
+
+
+def try_to_reclaim_swap(k: "Kernel", si: SwapInfo, off: int, anyway: bool) -> int:
+    """__try_to_reclaim_swap() at slot off, which the swap cache alone holds: the folio leaves
+    the swap cache with TTRS_ANYWAY, else (TTRS_UNMAPPED | TTRS_FULL) when nothing maps it or
+    swap is full, and only if the cache alone holds every slot of it (swap_only_has_cache());
+    it is marked dirty (its only copy is in memory) and freed if nothing maps it.  Returns the
+    slot after the folio's last."""
+    pfn = si.cache[off]
+    base = k.folio_swap[pfn].offset
+    nr = k.mem.nr_pages(pfn)
+    mapped = k.mem.folio_mapped(pfn)
+    if (anyway or not mapped or vm_swap_full(k)) \
+            and si.swap_map.count(SWAP_HAS_CACHE, base, base + nr) == nr:
         delete_from_swap_cache(k, pfn)
         k.mem.set(pfn, PG.DIRTY)
-        if not k.mem.folio_mapped(pfn):
+        if not mapped:
             free_folio(k, pfn)
+    return base + nr
 
 
 def vm_swap_full(k: "Kernel") -> bool:

@@ -32,6 +32,7 @@ from .page_io import swap_writeout
 from .progress import progress
 from .rmap import rmap_walk_anon, try_to_unmap
 from .swap import free_folio
+from .swap_reclaim import swap_reclaim_work
 from .swap_slots import folio_alloc_swap
 from .swap_state import delete_from_swap_cache
 from .vmscan_batch import shrink_order0_run
@@ -121,6 +122,7 @@ def shrink_folio_list(k: "Kernel", folios: list[int]) -> int:
         delete_from_swap_cache(k, pfn)
         free_folio(k, pfn)
         reclaimed += nr
+    swap_reclaim_work(k)        # a device this pass filled: its reclaim work, run soon after
     return reclaimed
 
 

@@ -27,7 +27,7 @@ from .folio import PG
 from .pgtable import (F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, PFN_SHIFT, SWP_KEPT, SWP_OFFSET_SHIFT,
                       PmdKind, pmd_pgtable, swp_entry_to_pte)
 from .rmap import rmap_walk_anon
-from .swap_slots import swap_alloc_fast, swap_avail
+from .swap_slots import swap_alloc_fast, swap_avail, swap_range_alloc
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -97,6 +97,7 @@ def shrink_order0_run(k: "Kernel", todo: deque[int]) -> int:
     n = len(offs)
     if not n:
         return 0
+    swap_range_alloc(k, si)
     k.percpu_swap_si = si.type          # synchronous, so SWP_SOLIDSTATE (zram): the per-CPU cluster
     del folios[n:]
     swp = _unmap_and_write(k, si, folios, words, offs)
