@@ -105,16 +105,24 @@ def ddmin(lines: list[str], fails: Predicate, fixed: int = 1) -> list[str]:
 
 
 def simplify(lines: list[str], fails: Predicate, fixed: int = 1) -> list[str]:
-    """Replace each line by a simpler variant while `fails` holds."""
+    """Replace each line by a simpler variant while `fails` holds.
+
+    Each line takes a form it had before at most once: two variants can lead back to each
+    other (a part for a whole region, then another part of it), and a predicate that
+    remembers its answers would otherwise go round such a cycle for ever."""
     out = list(lines)
     for i in range(fixed, len(out)):
+        taken = {out[i]}
         progress = True
         while progress:
             progress = False
             for variant in variants(out[i]):
+                if variant in taken:
+                    continue
                 candidate = out[:i] + [variant] + out[i + 1:]
                 if fails(candidate):
                     out = candidate
+                    taken.add(variant)
                     progress = True
                     break
     return out
