@@ -12,8 +12,9 @@ them.  A command pays for the processes it reached, not for all of them.
 
 Every mutation of an entry goes through a lookup first, so a reader that
 changes nothing may look without saving (`peek`, `peek_values`).  Each lookup
-also stamps the pid: a value computed from a `settled` entry stays valid while
-the pid's stamp is unchanged (lang/budget.py caches per-process counts so).
+also stamps the pid: a value computed from an entry no command reached since
+stays valid while the pid's stamp is unchanged (`stamped_since`, `unsettled`:
+lang/budget.py caches per-process counts so).
 
 Checkpoints nest (a command inside `expect fails source FILE`): levels are a
 stack, and an entry saved for an inner level is saved for every outer level
@@ -112,14 +113,6 @@ class PidTable(dict[int, V]):
     def unsettled(self) -> set[int]:
         """The pids the innermost open checkpoint's command reached (every pid when none is open)."""
         return set(self.levels[-1]) if self.levels else set(dict.keys(self))
-
-    def settled(self, pid: int) -> int | None:
-        """pid's stamp if its entry cannot change until the stamp does: a checkpoint is open
-        and its command has not reached pid (a command may change an entry it reached
-        earlier without reaching it again); else None."""
-        if self.levels and pid not in self.levels[-1]:
-            return self.stamps.get(pid, 0)
-        return None
 
     # -- reads that change nothing --------------------------------------------------------
     def peek(self, pid: int) -> V | None:

@@ -63,13 +63,14 @@ def test_nested_levels_share_a_copy_and_undo_independently(inner_undo: bool) -> 
     assert dict(t) == {1: [1]}
 
 
-def test_settled_only_inside_a_checkpoint_for_pids_not_reached() -> None:
+def test_unsettled_is_what_the_open_checkpoint_reached() -> None:
     t: PidTable[int] = PidTable({1: 1, 2: 2})
-    assert t.settled(1) is None
+    assert t.unsettled() == {1, 2}
     t.open_level(snapshot)
-    before = t.settled(2)
+    clock = t.clock
+    assert t.unsettled() == set()
     _ = t[1]
-    assert t.settled(1) is None and t.settled(2) == before
+    assert t.unsettled() == {1} and t.stamped_since(clock) == [1]
     t.commit()
 
 
