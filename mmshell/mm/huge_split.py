@@ -30,6 +30,7 @@ from .pgtable_generic import pgtable_trans_huge_withdraw
 from .rmap import folio_remove_rmap_ptes, rmap_walk_anon
 from .swap import free_folio
 from .swapops import SwpEntry
+from .unmap_folio import unmap_folio_partially_maps
 from .vma import VmArea
 
 if TYPE_CHECKING:
@@ -121,14 +122,11 @@ def split_folio(k: "Kernel", pfn: int, to_list: bool = False) -> list[int]:
     """
     mem = k.mem
     k.trace("split_folio")
-    # unmap_folio(): try_to_migrate() replaces PTE mappings one PTE at a time, so a folio
-    # mapped by PTEs only is partly mapped for a moment and deferred_split_folio() queues
-    # (and counts) it; the split then takes it off the queue.  PMD mappings are frozen whole,
-    # swap-cache folios are never queued.  Measured on 6.18.44: UFFDIO_MOVE of one page of a
-    # THP, tests/kernel/63_uffd_move_partial.mmsh (thp_deferred_split_page +1).
-    if (not mem.entire_mapcount[pfn] and mem.test(pfn, PG.ANON)
-            and not mem.flags[pfn] & (PG.SWAPCACHE | PG.PARTIALLY_MAPPED)
-            and sum(mem.mapcount[pfn:pfn + HPAGE_PMD_NR]) >= 2):
+    # unmap_folio() may leave the folio partly mapped for a moment, and deferred_split_folio()
+    # then queues (and counts) it; the split takes it off the queue again (unmap_folio.py).
+    # Measured on 6.18.44: UFFDIO_MOVE of one page of a THP (tests/kernel/63_uffd_move_partial),
+    # a THP mapped by a PMD in a parent and by PTEs in a child (136_split_after_partial_unmap).
+    if unmap_folio_partially_maps(k, pfn):
         k.vmstat.count("thp_deferred_split_page")
         k.vmstat.count_mthp("split_deferred")
     for m in rmap_walk_anon(k, pfn):
