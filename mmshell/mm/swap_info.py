@@ -5,10 +5,11 @@ One `SwapInfo` per device (struct swap_info_struct).  Per slot it keeps the 6.18
 continuation pages past SWAP_MAP_MAX, the zeromap bit, whether zswap holds the
 page, and the page's contents.  Slots are grouped in clusters of 512; an order-9
 allocation takes one wholly free cluster (naturally aligned), an order-0 one
-fills the current order-0 cluster, then a non-full one, then a free one, and
-last steals a free slot of a partly freed order-9 cluster (6.12+).
+scans on from the cursor in the current order-0 cluster (`next_order0`), then
+takes the lowest free slot of a non-full one, then of a free one, and last
+steals a free slot of a partly freed order-9 cluster (6.12+).
 
-Left out: discard, the per-cpu cluster caches (one CPU), swap table phase I
+Left out: discard, the per-cpu cluster caches of other CPUs (one CPU), swap table phase I
 (shadows), the memcg swap charge (modelled as the `memcg_charge` fault point).
 """
 
