@@ -46,7 +46,7 @@ def folio_alloc_swap(k: "Kernel", pfn: int) -> bool:
     if nr == 1:
         si = swap_alloc_fast(k)
         if si is not None:
-            off = si.alloc_slot()
+            off = si.alloc_slot_next()
             if off is not None:
                 swap_range_alloc(k, si)
                 add_to_swap_cache(k, pfn, SwpEntry(si.type, off))
@@ -95,19 +95,21 @@ def swap_avail(k: "Kernel") -> list[SwapInfo]:
 
 
 def swap_alloc_fast(k: "Kernel") -> SwapInfo | None:
-    """swap_alloc_fast(): an order-0 folio first tries the cluster the last order-0 allocation
-    on a non-rotational device (SWP_SOLIDSTATE: zram) left in the per-CPU cache
-    (percpu_swap_cluster), while that device takes new swap and the cluster has a free slot;
-    no priority list is walked and no device is requeued.  A rotational device (a disk, a swap
-    file) does not take the cache over (its next slot is kept per device).  Measured on 6.18.44:
-    two zram devices of one priority take 513 and 511 of 1,024 pages (a cluster each in turn,
-    not a page each), a disk and a zram device of one priority 2 and 1,022."""
+    """swap_alloc_fast(): the device whose per-CPU cluster (percpu_swap_cluster) an order-0
+    folio tries first, or None: the device the last order-0 allocation on a non-rotational
+    device (SWP_SOLIDSTATE: zram) was on, while it takes new swap and its cursor
+    (percpu_swap_cluster.offset[0], `SwapInfo.next_order0`) is valid and its cluster not full;
+    the caller scans on from the cursor (SwapInfo.alloc_slot_next()), and only if that finds
+    nothing walks the priority list.  No device is requeued.  A rotational device (a disk, a
+    swap file) does not take the cache over (its cursor is kept per device).  Measured on
+    6.18.44: two zram devices of one priority take 513 and 511 of 1,024 pages (a cluster each
+    in turn, not a page each), a disk and a zram device of one priority 2 and 1,022; slots
+    freed behind the cursor are not taken by it (alloc_slot_next())."""
     t = k.percpu_swap_si
     si = k.swap_info[t] if t is not None else None
-    if si is None or t not in k.swap_prio_order or not si.writeok:
+    if si is None or t not in k.swap_prio_order or not si.writeok or not si.next_order0:
         return None
-    c = si.cur_order0
-    if c < 0 or si.cluster_order[c] != 0 or si.cluster_used[c] >= SWAPFILE_CLUSTER:
+    if si.cluster_used[si.next_order0 // SWAPFILE_CLUSTER] >= SWAPFILE_CLUSTER:
         return None
     return si
 

@@ -93,7 +93,7 @@ def shrink_order0_run(k: "Kernel", todo: deque[int]) -> int:
         words.reverse()
     folios = list(islice(todo, 0, limit))
     n = _run_length(k, folios, words, step)
-    offs = si.alloc_slots(n)
+    offs = si.alloc_slots(n, fast=swap_alloc_fast(k) is si)
     n = len(offs)
     if not n:
         return 0

@@ -188,8 +188,9 @@ def test_allocated_slots_are_taken_with_the_cache_bit_at_once() -> None:
 @pytest.mark.parametrize("seed", range(12))
 def test_alloc_slots_gives_what_alloc_slot_gives_one_at_a_time(seed: int) -> None:
     """alloc_slots(n) (batched order-0 reclaim) takes the slots, cluster state and order-0
-    cursor that n calls of alloc_slot() take, from fragmented devices: partly used order-0
-    clusters, THP clusters partly freed (order-0 stealing), a partial last cluster, and a
+    cursor that n folio_alloc_swap() calls take (the cursor, then alloc_slot()), from
+    fragmented devices: partly used order-0 clusters, THP clusters partly freed (order-0
+    stealing), a partial last cluster, and a
     device that runs out before n."""
     import random
     from copy import deepcopy
@@ -209,12 +210,18 @@ def test_alloc_slots_gives_what_alloc_slot_gives_one_at_a_time(seed: int) -> Non
         si.swap_map[s] = 0
     si.free_slots(freed)
     n = rng.choice([1, 7, 300, 700, 5 * SWAPFILE_CLUSTER])
+    fast = rng.random() < 0.5
     batched, one_by_one = deepcopy(si), deepcopy(si)
-    got = batched.alloc_slots(n)
-    want = [s for _ in range(n) if (s := one_by_one.alloc_slot()) is not None]
+    got = batched.alloc_slots(n, fast)
+
+    def folio_alloc_swap(d: SwapInfo, i: int) -> int | None:
+        # the per-CPU cluster (the cursor) first once it is this device's, then the slow path
+        s = d.alloc_slot_next() if fast or i else None
+        return s if s is not None else d.alloc_slot()
+    want = [s for i in range(n) if (s := folio_alloc_swap(one_by_one, i)) is not None]
     assert got == want
 
     def slots(d: SwapInfo) -> tuple:
-        return (bytes(d.swap_map), list(d.cluster_used), bytes(d.cluster_order), d.cur_order0, d.inuse_pages,
-                sorted(c for c in set(d.free_clusters) if d.cluster_used[c] == 0))
+        return (bytes(d.swap_map), list(d.cluster_used), bytes(d.cluster_order), d.cur_order0, d.next_order0,
+                d.inuse_pages, sorted(c for c in set(d.free_clusters) if d.cluster_used[c] == 0))
     assert slots(batched) == slots(one_by_one)
