@@ -25,7 +25,7 @@ from ..mm.constants import MMAP_BASE, TASK_SIZE
 from ..mm.mman import Madv
 from ..mm.swap_info import SwapKind
 from ..mm.vma import VM
-from . import procfs, syscalls as sc, tunables as tun
+from . import percpu, procfs, syscalls as sc, tunables as tun
 from .devices import DeviceError
 from .process import WorkerError
 from .session import HPAGE, PAGE, LiveSession, Refused, Unsupported, handler
@@ -406,7 +406,8 @@ class _Live(OnSession):
         allowed = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {min(allowed)})
         try:
-            freed, passes = cg.reclaim(size)
+            settle = percpu.wait_writeback if self.s.async_swap_on() else (lambda: None)
+            freed, passes = cg.reclaim(size, settle)
         except OSError as e:
             raise Refused(f"{sc.errno_name(e.errno or 0)}: reclaim in the workers' memory cgroup {cg.work}: "
                           f"{e.strerror or e}") from None

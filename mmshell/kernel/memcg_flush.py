@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["FLUSH_WAIT", "RefaultStats", "swapins"]
+__all__ = ["FLUSH_WAIT", "RefaultStats", "swapins", "swapouts"]
 
 #: The longest wait for the periodic memcg statistics flush (FLUSH_TIME is 2 s).
 FLUSH_WAIT = 4.0
@@ -48,10 +48,23 @@ POLL = 0.02
 SWAPIN_EVENTS = ("pswpin", "zswpin", "swpin_zero")
 
 
+#: The /proc/vmstat events of a page written to swap (a device, zswap, the zero map).
+SWAPOUT_EVENTS = ("pswpout", "zswpout", "swpout_zero")
+
+
+def _events(names: tuple[str, ...], vmstat: Path) -> int:
+    fields = dict(line.split() for line in vmstat.read_text().splitlines() if len(line.split()) == 2)
+    return sum(int(fields.get(name, 0)) for name in names)
+
+
 def swapins(vmstat: Path = Path("/proc/vmstat")) -> int:
     """Pages read back from swap on the machine so far (exact: event counters are summed at read)."""
-    fields = dict(line.split() for line in vmstat.read_text().splitlines() if len(line.split()) == 2)
-    return sum(int(fields.get(name, 0)) for name in SWAPIN_EVENTS)
+    return _events(SWAPIN_EVENTS, vmstat)
+
+
+def swapouts(vmstat: Path = Path("/proc/vmstat")) -> int:
+    """Pages written to swap on the machine so far (exact, as swapins())."""
+    return _events(SWAPOUT_EVENTS, vmstat)
 
 
 @dataclass

@@ -509,10 +509,28 @@ def test_reclaim_asks_the_work_cgroup(tmp_path: Path, monkeypatch, version: int,
     (work / "memory.stat").write_text("rss 4194304\ncache 2097152\n" if version == 1
                                       else "anon 4194304\nfile 2097152\n")
     (work / "memory.usage_in_bytes").write_text(str(10 << 20))
+    monkeypatch.setattr(cgroup, "swapouts", lambda: 0)
     seen: list[tuple[str, str]] = []
     monkeypatch.setattr(cgroup, "_write", lambda path, value: seen.append((Path(path).name, value)))
     freed, passes = cgroup.MemoryCgroup(version, tmp_path / "top").reclaim(size)
     assert seen == writes and (freed, passes) == (0, 1)     # nothing freed here: one pass, then it stops
+
+
+def test_reclaim_goes_on_while_a_pass_writes_to_swap(tmp_path: Path, monkeypatch) -> None:
+    """memory.stat lags (here it never moves); /proc/vmstat's swap-outs do not.  Each pass is
+    followed by `settle` (the runner waits there for the swap writes to end), and the passes
+    go on while one wrote pages to swap: the next frees the folios the last one wrote."""
+    from mmshell.kernel import cgroup
+
+    work = tmp_path / "top" / "work"
+    work.mkdir(parents=True)
+    (work / "memory.stat").write_text("rss 4194304\ncache 0\n")
+    written = iter([0, 16, 16, 16, 16])        # pswpout before and after each pass: 16 in the first
+    settled: list[int] = []
+    monkeypatch.setattr(cgroup, "swapouts", lambda: next(written))
+    monkeypatch.setattr(cgroup, "_write", lambda path, value: None)
+    _freed, passes = cgroup.MemoryCgroup(1, tmp_path / "top").reclaim(None, lambda: settled.append(1))
+    assert passes == 2 and len(settled) == 2     # a pass that wrote, then one that made no progress
 
 
 # -- waiting for the memcg statistics to show a refault (memcg_flush.py) ----------------------------------------
