@@ -11,7 +11,7 @@ folios off one anon_vma, so a later mprotect, madvise or mremap that makes their
 equal merges them (measured on 6.18.44: kernel fuzz seed 15151 script 2258, a 64K
 `mprotect d:64K none` joins the PROT_NONE tail of `b` below it).
 
-The simulation has no mempolicy, file or VM_EXEC, so the check is on vm_flags and pgoff.
+The simulation maps no file and has no mempolicy, so the check is on vm_flags and pgoff.
 """
 
 from __future__ import annotations
