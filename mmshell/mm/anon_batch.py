@@ -130,7 +130,7 @@ def _wp_page_run(k: "Kernel", mm: MmStruct, vma: VmArea, ptes: array, i0: int, n
         n += 1
     if n < 2:
         return 0
-    anon_vma_prepare(k, vma)
+    anon_vma_prepare(k, mm, vma)
     new_pfns = mem.folio_alloc_bulk(len(copies))
     data, index, anon_vma = mem.data, mem.index, mem.anon_vma
     new_flags = PG.USED | PG.UPTODATE | PG.ANON | PG.SWAPBACKED | PG.ANON_EXCLUSIVE | PG.LRU
@@ -173,7 +173,7 @@ def _map_new_folios(k: "Kernel", mm: MmStruct, ptes: array, i0: int, n: int, vma
                     pte_bits: int) -> None:
     """n fresh exclusive order-0 folios mapped from PTE i0 with pte_bits (folio_add_new_anon_rmap,
     folio_add_lru_vma, set_pte_at for each, in allocation order)."""
-    anon_vma_prepare(k, vma)
+    anon_vma_prepare(k, mm, vma)
     mem = k.mem
     pfns = mem.folio_alloc_bulk(n)
     flags = PG.USED | PG.UPTODATE | PG.ANON | PG.SWAPBACKED | PG.ANON_EXCLUSIVE | PG.LRU

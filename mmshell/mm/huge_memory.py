@@ -413,7 +413,7 @@ def map_swapped_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, entry: S
     """Map a PMD swap entry's folio by a PMD and drop the entry's 512 slot references
     (the common tail of do_huge_pmd_swap_page and unuse_pmd)."""
     if not k.mem.test(folio, PG.ANON):
-        anon_vma_prepare(k, vma)
+        anon_vma_prepare(k, mm, vma)
         folio_add_new_anon_rmap(k, folio, vma, haddr, pmd=True, exclusive=exclusive)
     else:
         folio_add_anon_rmap_pmd(k, folio, exclusive)

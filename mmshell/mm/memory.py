@@ -17,6 +17,7 @@ import sys
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from .anon_vma_merge import find_mergeable_anon_vma
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .folio import PG
@@ -68,9 +69,11 @@ def alloc_order0_or_oom(k: "Kernel", what: str) -> int:
 
 # -- the fault dispatcher --------------------------------------------------------------------
 
-def anon_vma_prepare(k: "Kernel", vma: VmArea) -> None:
+def anon_vma_prepare(k: "Kernel", mm: MmStruct, vma: VmArea) -> None:
+    """anon_vma_prepare(): give vma an anon_vma at its first anonymous fault, a compatible
+    neighbour's (find_mergeable_anon_vma()) or else a new one."""
     if not vma.anon_vma:
-        vma.link_anon_vma(k.alloc_anon_vma())
+        vma.link_anon_vma(find_mergeable_anon_vma(mm, vma) or k.alloc_anon_vma())
 
 
 def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
@@ -88,7 +91,7 @@ def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bo
         # vmf_anon_prepare(): a write, and a THP fault (do_huge_pmd_anonymous_page(), also
         # for the huge zero page); a read that maps the zero page by a PTE gives the VMA no
         # anon_vma (so khugepaged and MADV_COLLAPSE leave it alone).
-        anon_vma_prepare(k, vma)
+        anon_vma_prepare(k, mm, vma)
     if pmd is None:
         if huge:
             if do_huge_pmd_anonymous_page(k, mm, vma, addr, write) is not Fault.FALLBACK:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING
 
+from .anon_vma_merge import vma_had_uncowed_parents
 from .constants import (MAX_MAP_COUNT, MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE,
                         TASK_SIZE, pmd_index, pte_index)
 from .errors import MmError
@@ -134,12 +135,7 @@ def vmas_mergeable(a: VmArea, b: VmArea) -> bool:
         return False
     if a.anon_vma and b.anon_vma:
         return a.anon_vma == b.anon_vma and a.anon_vma_chain == b.anon_vma_chain
-    return not _had_uncowed_parents(a) and not _had_uncowed_parents(b)
-
-
-def _had_uncowed_parents(vma: VmArea) -> bool:
-    """vma_had_uncowed_parents(): vma has an anon_vma and its chain links a parent's too."""
-    return bool(vma.anon_vma) and len({vma.anon_vma, *vma.anon_vma_chain}) > 1
+    return not vma_had_uncowed_parents(a) and not vma_had_uncowed_parents(b)
 
 
 def vma_merge_around(mm: MmStruct, vma: VmArea) -> VmArea:

@@ -89,7 +89,7 @@ def sys_uffd_move(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) ->
     if dvma is None:
         raise MmError("ENOENT", "uffd move", f"destination {dst:#x} is not in a mapped VMA")
     prepared = not dvma.anon_vma
-    anon_vma_prepare(k, dvma)
+    anon_vma_prepare(k, mm, dvma)
     try:
         return _move_pages(k, mm, dvma, src, dst, length, prepared)
     except MmError as e:

@@ -98,7 +98,7 @@ class VmArea:
         object.__setattr__(self, name, value)
 
     def link_anon_vma(self, anon_vma: int) -> None:
-        """anon_vma_prepare(): the VMA's own anon_vma, linked into its chain."""
+        """anon_vma_prepare(): the anon_vma it found (a new one or a neighbour's), linked into the chain."""
         self.anon_vma = anon_vma
         self.anon_vma_chain = (*self.anon_vma_chain, anon_vma)
 
