@@ -8,6 +8,7 @@ PMD_MASK = ~(PMD_SIZE - 1)
 HPAGE_PMD_ORDER = PMD_SHIFT - PAGE_SHIFT
 HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER  # 512 pages in a PMD-mapped THP
 PTRS_PER_PTE = 512
+PTRS_PER_PMD = 512                   # PMD entries in a PMD table page: 1 GiB of address space
 
 #: The end of the user address space: x86-64's TASK_SIZE_MAX with 4-level page tables,
 #: (1 << 47) - PAGE_SIZE (arch/x86/include/asm/page_64_types.h: the top page is a guard

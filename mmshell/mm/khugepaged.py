@@ -31,7 +31,7 @@ from array import array
 from typing import TYPE_CHECKING
 
 from .config import Deposit, FaultPoint, ThpMode
-from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SIZE, pmd_index
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SIZE, PTRS_PER_PMD, pmd_index
 from .errors import MmError
 from .folio import PG, MemMap
 from .memory import alloc_anon_folio, do_swap_page, swapin_readahead
@@ -54,6 +54,7 @@ class Scan(Enum):
 
     SUCCEED = "succeed"
     PMD_NULL = "pmd_null"
+    PMD_NONE = "pmd_none"
     PMD_MAPPED = "pmd_mapped"
     EXCEED_NONE_PTE = "exceed_none_pte"
     EXCEED_SWAP_PTE = "exceed_swap_pte"
@@ -65,6 +66,27 @@ class Scan(Enum):
     FAIL = "fail"
     PAGE_ANON = "page_not_anon"
     PAGE_LOCK = "page_lock"
+
+
+#: madvise_collapse(): the results after which it goes on to the next block ("whitelisted set
+#: of results where continuing OK", and a collapse); any other ends it, with its errno.
+MADV_COLLAPSE_GOES_ON = frozenset({Scan.SUCCEED, Scan.PMD_MAPPED, Scan.PMD_NULL, Scan.PTE_NON_PRESENT,
+                                   Scan.LACK_REFERENCED_PAGE, Scan.PAGE_LOCK})
+
+
+def find_pmd_or_thp_or_none(mm: MmStruct, haddr: int) -> Scan | None:
+    """find_pmd_or_thp_or_none() for a block with no PTE table or THP: SCAN_PMD_NULL when the
+    PMD table page of its 1 GiB is not there (mm_find_pmd() finds no PUD entry), SCAN_PMD_NONE
+    when it is and the block's entry is none; None when the block has an entry.
+
+    The simulation has no PUD level: a PMD table page is taken to be there while some block
+    of the same 1 GiB has an entry (the kernel keeps it also after they are all zapped, until
+    free_pgtables(); left out)."""
+    pmdi = pmd_index(haddr)
+    if pmdi in mm.pmds:
+        return None
+    base = pmdi & ~(PTRS_PER_PMD - 1)
+    return Scan.PMD_NONE if any(i in mm.pmds for i in range(base, base + PTRS_PER_PMD)) else Scan.PMD_NULL
 
 
 def madvise_collapse_errno(r: Scan) -> str:
@@ -96,7 +118,9 @@ def hugepage_vma_check(k: "Kernel", vma: VmArea, khugepaged: bool) -> bool:
 
 def hpage_collapse_scan_pmd(k: "Kernel", mm: MmStruct, vma: VmArea, haddr: int, khugepaged: bool) -> Scan:
     pmd = mm.pmds.get(pmd_index(haddr))
-    if pmd is None or pmd.kind in (PmdKind.SWAP, PmdKind.MIGRATION):
+    if pmd is None:
+        return find_pmd_or_thp_or_none(mm, haddr) or Scan.PMD_NULL
+    if pmd.kind in (PmdKind.SWAP, PmdKind.MIGRATION):      # !pmd_present()
         return Scan.PMD_NULL
     if pmd.kind in (PmdKind.HUGE, PmdKind.ZERO):
         return Scan.PMD_MAPPED
@@ -270,6 +294,8 @@ def madvise_collapse(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
             while haddr + PMD_SIZE <= hi:
                 results.append(hpage_collapse_scan_pmd(k, mm, vma, haddr, khugepaged=False))
                 collapsed = collapsed or results[-1] is Scan.SUCCEED
+                if results[-1] not in MADV_COLLAPSE_GOES_ON:
+                    break           # "Other error, exit": the blocks after it are not looked at
                 haddr += PMD_SIZE
         bad = [r for r in results if r not in (Scan.SUCCEED, Scan.PMD_MAPPED)]
         if bad:
