@@ -84,7 +84,7 @@ def madvise_thp_flags(k: "Kernel", mm: MmStruct, start: int, end: int, huge: boo
             vma.flags = new_flags(vma.flags)
     for vma in list(mm.vmas_in(start - 1, end + 1)):
         if vma in mm.vmas:
-            vma_merge_around(mm, vma)
+            vma_merge_around(k, mm, vma)
 
 
 def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pageout: bool) -> None:

@@ -17,6 +17,7 @@ import sys
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from .anon_vma_order import anon_vma_interval_tree_insert
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .folio import PG
@@ -71,6 +72,7 @@ def alloc_order0_or_oom(k: "Kernel", what: str) -> int:
 def anon_vma_prepare(k: "Kernel", vma: VmArea) -> None:
     if not vma.anon_vma:
         vma.link_anon_vma(k.alloc_anon_vma())
+        anon_vma_interval_tree_insert(k, vma)
 
 
 def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:
