@@ -152,7 +152,8 @@ def test_try_to_unmap_reaches_a_thp_mapped_across_a_vma_edge(pmd_swap: bool) -> 
     mm = k.mm(1)
     b = sys_mremap(k, mm, a + M, M, M, None)
     assert folio_alloc_swap(k, 0x200)
-    assert [(m.vma.start, m.pmd) for m in rmap_walk_anon(k, 0x200)] == [(b, False), (a, False)]
+    # the anon_vma tree's order: by vm_pgoff, so a (the folio's first half) before b
+    assert [(m.vma.start, m.pmd) for m in rmap_walk_anon(k, 0x200)] == [(a, False), (b, False)]
     assert try_to_unmap(k, 0x200, split_huge_pmd=True)
     assert pmd_pgtable(pmd_at(k, a)).ptes[:256].tolist() == \
         [swp_entry_to_pte(0, 512 + i, F_SWP_EXCLUSIVE) for i in range(256)]
