@@ -26,7 +26,7 @@ def _pmd(pmd) -> tuple:
 def _mm(mm) -> dict[str, Any]:
     return {
         "parent": mm.parent,
-        "vmas": [(v.start, v.end, int(v.flags), v.pgoff, v.anon_vma, tuple(v.anon_vma_chain)) for v in mm.vmas],
+        "vmas": [(v.start, v.end, int(v.flags), v.pgoff, v.anon_vma, tuple(v.anon_vma_chain), v.avc_seq) for v in mm.vmas],
         "pmds": {i: _pmd(p) for i, p in sorted(mm.pmds.items())},
         "rss_anon": mm.rss_anon,
         "rss_swapents": mm.rss_swapents,
@@ -65,6 +65,7 @@ def kernel_dump(k) -> dict[str, Any]:
         "mms": {pid: _mm(mm) for pid, mm in sorted(k.mms.items())},
         "next_pid": k.next_pid,
         "next_anon_vma": k.next_anon_vma,
+        "next_avc_seq": k.next_avc_seq,
         "write_seq": k.write_seq,
         "zswap_ever_enabled": k.zswap_ever_enabled,
         "tracing": k.tracing,

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from .anon_vma_order import anon_vma_interval_tree_insert
 from .constants import PMD_SHIFT, PMD_SIZE, pmd_index
 from .errors import MmError
 from .folio import PG
@@ -48,6 +49,7 @@ def sys_fork(k: "Kernel", parent: MmStruct) -> MmStruct:
             # anon_vma_fork(): the child's own anon_vma, chained after the parent's
             cvma.anon_vma = k.alloc_anon_vma()
             cvma.anon_vma_chain = (*vma.anon_vma_chain, cvma.anon_vma)
+            anon_vma_interval_tree_insert(k, cvma)     # behind the parent's VMA
             copy_page_range(k, child, cvma, parent, vma)
         child.vmas.append(cvma)
     k.next_pid += 1

@@ -43,6 +43,7 @@ class Kernel:
         self.mms: PidTable[MmStruct] = PidTable({1: MmStruct(pid=1, parent=0)})
         self.next_pid = 2
         self.next_anon_vma = 1
+        self.next_avc_seq = 1     # anon_vma_order.py
         self.zswap_ever_enabled = self.config.zswap
         self.write_seq = 0
         self.shadow = Shadow()

@@ -88,7 +88,7 @@ def madvise_thp_flags(k: "Kernel", mm: MmStruct, start: int, end: int, huge: boo
             changed.append(vma)
     for vma in changed:
         if vma in mm.vmas:
-            vma_merge_around(mm, vma)
+            vma_merge_around(k, mm, vma)
 
 
 def madvise_cold_or_pageout(k: "Kernel", mm: MmStruct, start: int, end: int, pageout: bool) -> None:

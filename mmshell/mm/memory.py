@@ -18,6 +18,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from .anon_vma_merge import find_mergeable_anon_vma
+from .anon_vma_order import anon_vma_interval_tree_insert
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, pmd_index, pte_index
 from .errors import MmError, VmBug
 from .folio import PG
@@ -74,6 +75,7 @@ def anon_vma_prepare(k: "Kernel", mm: MmStruct, vma: VmArea) -> None:
     neighbour's (find_mergeable_anon_vma()) or else a new one."""
     if not vma.anon_vma:
         vma.link_anon_vma(find_mergeable_anon_vma(mm, vma) or k.alloc_anon_vma())
+        anon_vma_interval_tree_insert(k, vma)
 
 
 def handle_mm_fault(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int, write: bool) -> Fault:

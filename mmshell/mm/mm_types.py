@@ -31,7 +31,8 @@ class MmStruct:
 
     def __deepcopy__(self, memo: dict) -> "MmStruct":
         """A copy sharing nothing mutable: each VMA, PMD and PTE table copied by its constructor."""
-        new = self._copy_with([VmArea(v.start, v.end, v.flags, v.pgoff, v.anon_vma, v.anon_vma_chain)
+        new = self._copy_with([VmArea(v.start, v.end, v.flags, v.pgoff, v.anon_vma, v.anon_vma_chain,
+                                      v.avc_seq)
                                for v in self.vmas])
         memo[id(self)] = new
         return new

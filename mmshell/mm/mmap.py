@@ -12,6 +12,7 @@ from array import array
 from typing import TYPE_CHECKING
 
 from .anon_vma_merge import vma_had_uncowed_parents
+from .anon_vma_order import anon_vma_interval_tree_insert
 from .constants import (MAX_MAP_COUNT, MAX_MAPPED, MMAP_BASE, PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SHIFT, PMD_SIZE,
                         TASK_SIZE, pmd_index, pte_index)
 from .errors import MmError
@@ -110,7 +111,7 @@ def sys_mmap(k: "Kernel", mm: MmStruct, length: int, prot: VM, advice: Madv | No
     vma = VmArea(start=addr, end=addr + length, flags=flags, pgoff=addr >> PAGE_SHIFT)
     mm.insert_vma(vma)
     k.trace("do_mmap")
-    vma_merge_around(mm, vma)
+    vma_merge_around(k, mm, vma)
     if advice is not None:
         # The advice is a second call, madvise() after mmap() (what the live runner does): the
         # new range may first have merged with a neighbour, and the advice then splits it off
@@ -138,12 +139,14 @@ def vmas_mergeable(a: VmArea, b: VmArea) -> bool:
     return not vma_had_uncowed_parents(a) and not vma_had_uncowed_parents(b)
 
 
-def vma_merge_around(mm: MmStruct, vma: VmArea) -> VmArea:
-    """Merge vma with its neighbours where vma_merge would; return the surviving VMA."""
+def vma_merge_around(k: "Kernel", mm: MmStruct, vma: VmArea) -> VmArea:
+    """Merge vma with its neighbours where vma_merge would; return the surviving VMA (which
+    vma_expand() takes out of the anon_vma trees and puts back behind the rest)."""
     i = mm.vmas.index(vma)
     if i + 1 < len(mm.vmas) and vmas_mergeable(vma, mm.vmas[i + 1]):
         nxt = mm.vmas.pop(i + 1)
         vma.end = nxt.end
+        anon_vma_interval_tree_insert(k, vma)
         if not vma.anon_vma:
             vma.anon_vma, vma.anon_vma_chain = nxt.anon_vma, nxt.anon_vma_chain
     if i > 0 and vmas_mergeable(mm.vmas[i - 1], vma):
@@ -152,6 +155,7 @@ def vma_merge_around(mm: MmStruct, vma: VmArea) -> VmArea:
         if not prev.anon_vma:
             prev.anon_vma, prev.anon_vma_chain = vma.anon_vma, vma.anon_vma_chain
         mm.vmas.pop(i)
+        anon_vma_interval_tree_insert(k, prev)
         return prev
     return vma
 
@@ -170,6 +174,7 @@ def split_vma(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> VmArea:
                    pgoff=vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT),
                    anon_vma=vma.anon_vma, anon_vma_chain=vma.anon_vma_chain)
     vma.end = addr
+    anon_vma_interval_tree_insert(k, upper, vma)     # anon_vma_clone(), then vma_complete()
     mm.insert_vma(upper)
     return upper
 

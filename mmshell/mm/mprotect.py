@@ -57,7 +57,7 @@ def sys_mprotect(k: "Kernel", mm: MmStruct, start: int, length: int, prot: VM) -
             change_protection(k, mm, vma)
     for vma in list(mm.vmas_in(start - 1, mapped_end + 1)):
         if vma in mm.vmas:
-            vma_merge_around(mm, vma)
+            vma_merge_around(k, mm, vma)
     if mapped_end < end:
         raise MmError("ENOMEM", "mprotect", f"range has a hole at {mapped_end:#x}",
                       partial=f"protection changed up to {mapped_end:#x}, as the kernel does")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .anon_vma_order import anon_vma_interval_tree_insert
 from .constants import PAGE_SHIFT, PAGE_SIZE, PMD_MASK, PMD_SIZE, pmd_index, pte_index
 from .copy_vma import copy_vma, mremap_userfaultfd_prep
 from .errors import MmError
@@ -77,6 +78,7 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     source = mm.find_vma(start)
     assert source is not None
     nvma, merged = copy_vma(mm, source, start, new, new_len)
+    anon_vma_interval_tree_insert(k, nvma)         # anon_vma_clone(): behind every VMA there
     vma = vma_range(k, mm, start, start + old_len)[0]
     moved = min(old_len, new_len)
     mm.insert_vma(nvma)
@@ -87,7 +89,7 @@ def sys_mremap(k: "Kernel", mm: MmStruct, start: int, old_len: int, new_len: int
     free_pgtables(k, mm, start, start + old_len)
     k.shadow.move(mm.pid, start, mm.pid, new, moved)
     k.shadow.zero(mm.pid, start, start + old_len)
-    vma_merge_around(mm, nvma)
+    vma_merge_around(k, mm, nvma)
     mremap_userfaultfd_prep(mm, nvma.flags, merged)
     return new
 

@@ -17,6 +17,7 @@ from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .anon_vma_order import anon_vma_walk_key
 from . import pte_masks as bm
 from .constants import HPAGE_PMD_NR, PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
 from .folio import PG
@@ -171,7 +172,8 @@ class Mapping:
 
 
 def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
-    """Every mapping of the folio at head pfn, in pid and address order.
+    """Every mapping of the folio at head pfn, in the order anon_vma_interval_tree_foreach()
+    visits their VMAs (anon_vma_order.py: by vm_pgoff, then by when the VMA was linked in).
 
     As page_vma_mapped_walk() does, each VMA is looked at only inside itself: where the
     VMA's pgoff lies inside the folio's index range (a piece of the region mremapped on
@@ -183,8 +185,8 @@ def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
     av = mem.anon_vma[pfn]
     index = mem.index[pfn]
     nr = mem.nr_pages(pfn)
-    out = []
     mms = k.mms
+    linked = []
     for pid in sorted(mms):
         mm = mms.peek(pid)          # looked at only; reached (pidtable.py) where the folio is mapped
         if mm is None:
@@ -195,14 +197,18 @@ def rmap_walk_anon(k: "Kernel", pfn: int) -> list[Mapping]:
             first = vma.address_of(index)
             if first + (nr << PAGE_SHIFT) <= vma.start or first >= vma.end:
                 continue
-            pmd = mm.pmds.get(pmd_index(max(first, vma.start)))     # vma_address()
-            if pmd is not None and pmd.kind is PmdKind.HUGE and pmd.pfn == pfn:
-                mms.reach(pid)
-                out.append(Mapping(mm, vma, first, True))
-                continue
-            if _ptes_map(mm, vma, first, pfn, nr):
-                mms.reach(pid)
-                out.append(Mapping(mm, vma, first, False))
+            linked.append((anon_vma_walk_key(vma), pid, first, mm, vma))
+    linked.sort(key=lambda t: t[:3])
+    out = []
+    for _, pid, first, mm, vma in linked:
+        pmd = mm.pmds.get(pmd_index(max(first, vma.start)))     # vma_address()
+        if pmd is not None and pmd.kind is PmdKind.HUGE and pmd.pfn == pfn:
+            mms.reach(pid)
+            out.append(Mapping(mm, vma, first, True))
+            continue
+        if _ptes_map(mm, vma, first, pfn, nr):
+            mms.reach(pid)
+            out.append(Mapping(mm, vma, first, False))
     return out
 
 

@@ -17,11 +17,13 @@ split then takes it off the queue again.
 So whether the split counts a deferred split depends on the walk's order: a THP mapped by
 a PMD in one process and by (some of) its PTEs in another is counted when the PMD comes
 first (its removal leaves the PTE-mapped pages), not when the PTEs do (while the PMD maps
-it, no page is unmapped; the PMD's removal then leaves nothing mapped).  The walk here is
-rmap_walk_anon()'s, in pid and address order; the kernel's walks the anon_vma's interval
-tree, where a child's VMA comes after its parent's at the same offset.  Measured on
-6.18.44 (tests/kernel/136_split_after_partial_unmap.mmsh): parent PMD, child PTEs after a
-partial MADV_DONTNEED: +1; the other way round: +0.
+it, no page is unmapped; the PMD's removal then leaves nothing mapped).  The walk is
+rmap_walk_anon()'s, in the anon_vma interval tree's order (anon_vma_order.py): a child's
+VMA comes after its parent's at the same offset, but a VMA the parent moved with mremap
+after the fork comes after the child's.  Measured on 6.18.44
+(tests/kernel/136_split_after_partial_unmap.mmsh): parent PMD, child PTEs after a partial
+MADV_DONTNEED: +1; the other way round: +0; after the parent's mremap, parent PTEs, child
+PMD: +1 (tests/kernel/139_mremap_moves_the_parent_behind_its_child.mmsh).
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def sys_uffd_register(k: "Kernel", mm: MmStruct, start: int, length: int) -> Non
         vma.flags |= VM.UFFD_MISSING
     for vma in list(mm.vmas_in(start, end)):
         if vma in mm.vmas:
-            vma_merge_around(mm, vma)
+            vma_merge_around(k, mm, vma)
     k.trace("userfaultfd_register")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntFlag
 
 from .constants import PAGE_SHIFT
@@ -82,7 +82,8 @@ class VmArea:
 
     `anon_vma` is the id of the anon_vma tree the VMA's folios hang off (0: none yet;
     assigned at the first fault, anon_vma_prepare()).  `pgoff` keeps folio->index
-    meaningful across mremap, as vm_pgoff does.
+    meaningful across mremap, as vm_pgoff does.  `avc_seq` is the VMA's place among VMAs at
+    the same pgoff in the anon_vma interval trees it is linked into (anon_vma_order.py).
     """
 
     start: int
@@ -91,6 +92,7 @@ class VmArea:
     pgoff: int
     anon_vma: int = 0
     anon_vma_chain: tuple[int, ...] = ()
+    avc_seq: int = field(default=0, compare=False)
 
     def __setattr__(self, name: str, value: object) -> None:
         if VMA_JOURNAL:

@@ -140,6 +140,25 @@ def test_partial_unmap_of_a_thp_queues_it_for_deferred_split() -> None:
     assert_consistent(k)
 
 
+def test_rmap_walk_follows_the_anon_vma_tree_order() -> None:
+    """anon_vma_interval_tree_foreach(): at one vm_pgoff, VMAs in the order they were linked
+    in.  fork links the child's VMA behind the parent's; mremap's copy_vma() links the
+    moved VMA behind the child's; a split links both parts anew (the child's, now behind)."""
+    k = boot()
+    a = mmap_thp(k)
+    pfn = pmd_at(k, a).pfn
+    parent = k.mm(1)
+    child = sys_fork(k, parent)
+    assert [m.mm.pid for m in rmap_walk_anon(k, pfn)] == [1, child.pid]
+    b = sys_mremap(k, parent, a, THP, THP, None)
+    assert [(m.mm.pid, m.vma.start, m.pmd) for m in rmap_walk_anon(k, pfn)] == \
+        [(child.pid, a, True), (1, b, True)]
+    sys_madvise(k, child, a + THP - 4096, 4096, Madv.MADV_NOHUGEPAGE)    # splits the child's VMA
+    assert [(m.mm.pid, m.vma.start, m.pmd) for m in rmap_walk_anon(k, pfn)] == \
+        [(1, b, True), (child.pid, a, False), (child.pid, a + THP - 4096, False)]
+    assert_consistent(k)
+
+
 @pytest.mark.parametrize("pmd_swap", [True, False], ids=["series", "mainline"])
 def test_try_to_unmap_reaches_a_thp_mapped_across_a_vma_edge(pmd_swap: bool) -> None:
     """Issue 9, defect 6: half of a THP mremapped away leaves one folio PTE-mapped in two VMAs;
@@ -152,7 +171,8 @@ def test_try_to_unmap_reaches_a_thp_mapped_across_a_vma_edge(pmd_swap: bool) -> 
     mm = k.mm(1)
     b = sys_mremap(k, mm, a + M, M, M, None)
     assert folio_alloc_swap(k, 0x200)
-    assert [(m.vma.start, m.pmd) for m in rmap_walk_anon(k, 0x200)] == [(b, False), (a, False)]
+    # the anon_vma tree's order: by vm_pgoff, so a (the folio's first half) before b
+    assert [(m.vma.start, m.pmd) for m in rmap_walk_anon(k, 0x200)] == [(a, False), (b, False)]
     assert try_to_unmap(k, 0x200, split_huge_pmd=True)
     assert pmd_pgtable(pmd_at(k, a)).ptes[:256].tolist() == \
         [swp_entry_to_pte(0, 512 + i, F_SWP_EXCLUSIVE) for i in range(256)]
