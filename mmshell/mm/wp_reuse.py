@@ -75,8 +75,9 @@ def wp_can_reuse_large_anon_folio(k: "Kernel", mm: MmStruct, head: int) -> bool:
     # "Let's just free up a large folio if only a single page is mapped."
     if mapcount <= 1:
         return False
-    # FOLIO_MM_IDS_SHARED_BITNUM: some mapping is in another mm.
-    if folio_mm_mapcount(k, mm, head) != mapcount:
+    # FOLIO_MM_IDS_SHARED_BITNUM: some mapping is in another mm.  A page mapped twice is
+    # mapped by two mms (an anonymous page is mapped at most once in each): no need to count.
+    if mem.folio_maybe_mapped_shared(head) or folio_mm_mapcount(k, mm, head) != mapcount:
         return False
     if mem.test(head, PG.SWAPCACHE):
         # "freeing up the swapcache will fail if some PTEs are still swap entries"; the swap
