@@ -36,11 +36,13 @@ if TYPE_CHECKING:
 
 
 def folio_mm_mapcount(k: "Kernel", mm: MmStruct, head: int) -> int:
-    """The mappings of the large folio at `head` in mm's page tables: a PMD mapping counts one,
-    each PTE one (what the folio's _mm_id_mapcount slot of mm holds, plus one).
+    """The PTEs of mm mapping pages of the large folio at `head` (what the folio's
+    _mm_id_mapcount slot of mm holds, plus one), for a fault on one of them.
 
     The folio's pages are looked for where rmap finds them: in each VMA of mm on the folio's
-    anon_vma, at the address of the folio's index there (vma_address()).
+    anon_vma, at the address of the folio's index there (vma_address()).  No PMD of mm maps
+    the folio: an anonymous page is mapped at most once in an mm, and one of its pages is
+    mapped by the faulting PTE.
     """
     mem = k.mem
     av = mem.anon_vma[head]
@@ -57,9 +59,7 @@ def folio_mm_mapcount(k: "Kernel", mm: MmStruct, head: int) -> int:
         while addr < end:
             stop = min(end, (addr & ~(PMD_SIZE - 1)) + PMD_SIZE)
             pmd = mm.pmds.get(pmd_index(addr))
-            if pmd is not None and pmd.kind is PmdKind.HUGE:
-                total += pmd.pfn == head
-            elif pmd is not None and pmd.kind is PmdKind.TABLE:
+            if pmd is not None and pmd.kind is PmdKind.TABLE:
                 ptes = pmd_pgtable(pmd).ptes[pte_index(addr):pte_index(addr) + ((stop - addr) >> PAGE_SHIFT)]
                 total += sum(1 for pte in ptes
                              if pte_present(pte) and not pte & F_SPECIAL and head <= pte_pfn(pte) < last)
