@@ -36,6 +36,7 @@ from .swap_state import add_to_swap_cache, folio_free_swap, swap_cache_get_folio
 from .swapops import SwpEntry
 from .vma import VM, VmArea
 from .vmscan import try_to_free_pages
+from .wp_reuse import wp_can_reuse_large_anon_folio
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -159,7 +160,7 @@ def do_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
     page = pte_pfn(pte)
     if not pte & F_SPECIAL:
         head = mem.folio_of(page)
-        if mem.flags[page] & PG.ANON_EXCLUSIVE or _wp_can_reuse_anon_folio(k, head):
+        if mem.flags[page] & PG.ANON_EXCLUSIVE or _wp_can_reuse_anon_folio(k, mm, head):
             mem.flags[page] |= PG.ANON_EXCLUSIVE
             table.ptes[idx] = pte | F_WRITE | F_DIRTY | F_YOUNG
             k.vmstat.count("pgreuse")
@@ -184,11 +185,12 @@ def do_wp_page(k: "Kernel", mm: MmStruct, vma: VmArea, addr: int) -> Fault:
     return Fault.DONE
 
 
-def _wp_can_reuse_anon_folio(k: "Kernel", head: int) -> bool:
-    """wp_can_reuse_anon_folio(): a small folio mapped once, maybe after leaving the swap cache."""
+def _wp_can_reuse_anon_folio(k: "Kernel", mm: MmStruct, head: int) -> bool:
+    """wp_can_reuse_anon_folio(): a small folio mapped once, maybe after leaving the swap cache;
+    a large one exclusive to mm (wp_reuse.py)."""
     mem = k.mem
     if mem.order[head]:
-        return False
+        return wp_can_reuse_large_anon_folio(k, mm, head)
     # The refcount checks come first (a reference per mapping, one for the swap cache): a
     # folio mapped twice is copied and stays in the swap cache (measured on 6.18.44:
     # tests/kernel/36_cow_after_shared_swapin.mmsh, Used and nr_swapcached unchanged).
