@@ -86,7 +86,11 @@ def find_pmd_or_thp_or_none(mm: MmStruct, haddr: int) -> Scan | None:
     if pmdi in mm.pmds:
         return None
     base = pmdi & ~(PTRS_PER_PMD - 1)
-    return Scan.PMD_NONE if any(i in mm.pmds for i in range(base, base + PTRS_PER_PMD)) else Scan.PMD_NULL
+    if len(mm.pmds) < PTRS_PER_PMD:         # fewer entries than a table: look at each of them
+        table = any(i - base < PTRS_PER_PMD and i >= base for i in mm.pmds)
+    else:
+        table = any(i in mm.pmds for i in range(base, base + PTRS_PER_PMD))
+    return Scan.PMD_NONE if table else Scan.PMD_NULL
 
 
 def madvise_collapse_errno(r: Scan) -> str:
