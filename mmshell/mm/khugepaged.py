@@ -87,7 +87,7 @@ def find_pmd_or_thp_or_none(mm: MmStruct, haddr: int) -> Scan | None:
         return None
     base = pmdi & ~(PTRS_PER_PMD - 1)
     if len(mm.pmds) < PTRS_PER_PMD:         # fewer entries than a table: look at each of them
-        table = any(i - base < PTRS_PER_PMD and i >= base for i in mm.pmds)
+        table = any(base <= i < base + PTRS_PER_PMD for i in mm.pmds)
     else:
         table = any(i in mm.pmds for i in range(base, base + PTRS_PER_PMD))
     return Scan.PMD_NONE if table else Scan.PMD_NULL
@@ -303,7 +303,7 @@ def madvise_collapse(k: "Kernel", mm: MmStruct, start: int, end: int) -> None:
                 haddr += PMD_SIZE
         bad = [r for r in results if r not in (Scan.SUCCEED, Scan.PMD_MAPPED)]
         if bad:
-            errno = "ENOMEM" if Scan.ALLOC_HUGE_PAGE_FAIL in bad else madvise_collapse_errno(bad[-1])
+            errno = madvise_collapse_errno(bad[-1])       # the loop stops at ALLOC_HUGE_PAGE_FAIL
             done = []
             if collapsed:
                 done.append("blocks before the failure were collapsed")
