@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import RW, THP, Counters, assert_consistent, boot, mmap_thp, pageout, pmd_at, swapon, vma_at
+from mm_unit import (RW, THP, Counters, assert_consistent, boot, mmap_small, mmap_thp, pageout, pmd_at, swapon,
+                     vma_at)
 from mmshell.mm.constants import SWAP_HAS_CACHE
 from mmshell.mm.errors import MmError
 from mmshell.mm.fork import sys_fork
+from mmshell.mm.madvise import sys_madvise
 from mmshell.mm.memory import handle_mm_fault
 from mmshell.mm.mman import Madv
 from mmshell.mm.mmap import sys_mmap
@@ -150,4 +152,33 @@ def test_uffd_move_past_a_vma_end_is_einval_and_from_no_vma_enoent(which: str) -
         sys_uffd_move(k, mm, *((a + 8 * THP, d) if which == "source" else (a, d + 8 * THP)), 4096)
     assert e.value.errno == "ENOENT"
     assert pmd_at(k, a).kind is PmdKind.HUGE
+    assert_consistent(k)
+
+
+@pytest.mark.parametrize("pmd_swap", [False, True])
+@pytest.mark.parametrize("source, errno", [("shared THP", "EBUSY"), ("no PMD entry", "ENOENT"),
+                                           ("PTE none", "EEXIST")])
+def test_uffd_move_into_a_populated_page_refuses_in_move_pages_order(pmd_swap: bool, source: str,
+                                                                      errno: str) -> None:
+    """move_pages(): a source THP that is not PageAnonExclusive (shared after fork) is EBUSY, and
+    a source PMD that is none ENOENT, before move_pages_pte() looks at the destination PTE
+    (EEXIST); a source PTE that is none is looked at after it (kernel fuzz seed 16161 script
+    2541: the simulation said EEXIST first, and split the shared THP).  Nothing is split."""
+    k = boot(pmd_swap)
+    mm = k.mm(1)
+    filled = mmap_small(k, 1)
+    thp = mmap_thp(k)
+    hole = sys_mmap(k, mm, THP, RW, Madv.MADV_NOHUGEPAGE, None)
+    table = mmap_small(k, 2)
+    sys_madvise(k, mm, table + 0x1000, 0x1000, Madv.MADV_DONTNEED)
+    d = sys_mmap(k, mm, THP, RW, Madv.MADV_NOHUGEPAGE, None)
+    sys_uffd_register(k, mm, d, THP)
+    sys_uffd_move(k, mm, filled, d, 0x1000)
+    sys_fork(k, mm)
+    src = {"shared THP": thp + 0x1000, "no PMD entry": hole, "PTE none": table + 0x1000}[source]
+    c = Counters(k)
+    with pytest.raises(MmError) as e:
+        sys_uffd_move(k, mm, src, d, 0x1000)
+    assert e.value.errno == errno
+    assert pmd_at(k, thp).kind is PmdKind.HUGE and "thp_split_pmd" not in c.moved()
     assert_consistent(k)
