@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import (RW, THP, Counters, assert_consistent, boot, mmap_small, mmap_thp, pageout, pmd_at, swapon,
-                     vma_at)
+from mm_unit import (RW, THP, Counters, assert_consistent, boot, mmap_small, mmap_thp, pageout, pmd_at,
+                     swapon, vma_at)
 from mmshell.mm.constants import SWAP_HAS_CACHE
 from mmshell.mm.errors import MmError
 from mmshell.mm.fork import sys_fork
