@@ -24,8 +24,9 @@ it, merges with it, so the 2 MiB range the merged VMA now covers takes a THP fau
 
 The simulation keeps sys_mremap()'s order (split the source, move, unmap it, merge around the
 new VMA), which gives the kernel's VMAs: the new range merges in the end with what is left of
-a neighbour it merged with in the kernel (left out: neighbours on both sides that qualify
-but have different anon_vmas, where vma_merge_around() takes the one above).  copy_vma()
+a neighbour it merged with in the kernel (vma_merge_around() and copy_vma() ask
+vma_merge_sides() alike: with neighbours on both sides that qualify but have different
+anon_vmas, both take the one below).  copy_vma()
 gives the extent of the VMA the kernel's merge makes, measured before anything moves; once
 the moved range is unmapped from it, that extent holds exactly the VMAs whose registration
 mremap_userfaultfd_prep() drops.  Merging after the move gives the kernel's VMA lists also for
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 from .constants import PAGE_SHIFT
 from .mm_types import MmStruct
-from .mmap import vmas_mergeable
+from .mmap import vma_merge_sides
 from .vma import VM, VM_UFFD_FLAGS, VmArea
 
 
@@ -51,12 +52,7 @@ def copy_vma(mm: MmStruct, vma: VmArea, start: int, addr: int, length: int) -> t
                  anon_vma=vma.anon_vma, anon_vma_chain=vma.anon_vma_chain)
     prev = mm.find_vma(addr - 1)
     nxt = mm.find_vma(addr + length)
-    left = prev is not None and vmas_mergeable(prev, new)
-    right = nxt is not None and vmas_mergeable(new, nxt)
-    if left and right:
-        assert prev is not None and nxt is not None
-        # vma_merge_new_range(): both only if prev's and next's anon_vmas go together
-        right = not prev.anon_vma or not nxt.anon_vma or prev.anon_vma == nxt.anon_vma
+    left, right = vma_merge_sides(prev, new, nxt)
     lo = prev.start if left and prev is not None else addr
     hi = nxt.end if right and nxt is not None else addr + length
     return new, (lo, hi)
