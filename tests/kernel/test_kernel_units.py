@@ -459,6 +459,29 @@ def test_unshare_fills_small_mappings_in_use_and_leaves_untouched_ones() -> None
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_a_differing_reclaim_names_a_running_damon_monitor(monkeypatch) -> None:
+    """A DAMON monitor clears the accessed bits of the pages it samples: `kernel diff` says so
+    under a `reclaim` that differs, only there, and only when one runs."""
+    from mmshell.kernel import diff, procfs
+
+    at_reclaim = [diff.Difference("s.mmsh", 3, "reclaim", "vmstat.pgactivate change", 0, 512)]
+    at_touch = [diff.Difference("s.mmsh", 2, "touch a", "vmstat.pgfault change", 1, 2)]
+    monkeypatch.setattr(procfs, "kernel_threads_named", lambda prefix: ["kdamond.0"])
+    note = diff.damon_note(at_reclaim)
+    assert note is not None and "kdamond.0" in note and "accessed bits" in note
+    assert diff.damon_note(at_touch) is None
+    monkeypatch.setattr(procfs, "kernel_threads_named", lambda prefix: [])
+    assert diff.damon_note(at_reclaim) is None
+
+
+def test_tasks_are_found_by_name() -> None:
+    """This test's own process is found by its name (comm), as a kdamond thread would be."""
+    from mmshell.kernel import procfs
+
+    me = Path("/proc/self/comm").read_text().strip()
+    assert me in procfs.kernel_threads_named(me)
+
+
 def test_the_live_runner_shares_the_languages_vocabulary() -> None:
     """What both backends name is declared once: the live side imports it, never copies it."""
     from mmshell.kernel import observer, procfs
