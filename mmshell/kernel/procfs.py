@@ -175,3 +175,17 @@ def process_state(pid: int) -> str | None:
     except OSError:
         return None
     return text[text.rindex(")") + 2:].split()[0]
+
+
+def kernel_threads_named(prefix: str) -> list[str]:
+    """The names (comm) of the machine's tasks whose name starts with prefix, e.g. "kdamond"."""
+    names = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                comm = Path(entry.path, "comm").read_text().strip()
+            except OSError:
+                continue                # the task exited meanwhile
+            if comm.startswith(prefix):
+                names.append(comm)
+    return sorted(names)

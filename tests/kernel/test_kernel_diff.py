@@ -77,22 +77,32 @@ def _problems(res) -> list[str]:
     return out
 
 
+#: How many times a corpus script runs before a difference it shows each time fails the test.
+RUNS = 3
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(LIVE_SKIP is not None, reason=LIVE_SKIP or "")
 @pytest.mark.parametrize("path", CORPUS, ids=IDS)
 def test_kernel_diff(path: Path) -> None:
     """No unexplained difference, every expectation held on both sides.
 
-    /proc/vmstat counts for the whole machine: another process that faults, frees or
-    splits a THP, or takes a major fault, during a step moves the counters too.  So a
-    scenario that shows a problem runs once more, and only a problem seen both times fails.
+    Two things outside the script move what it sees: /proc/vmstat counts for the whole machine
+    (another process that faults, frees or splits a THP, or takes a major fault, during a step
+    moves the counters too), and a DAMON monitor, where one runs, clears the accessed bits of
+    the pages it samples, so a `reclaim` can see one reference where the script made two
+    (diff.py `damon_note`; about one run in ten of corpus 127 on a loaded machine).  So a
+    scenario that shows a problem runs again, up to RUNS times, and fails only when every run
+    showed one.
     """
     from mmshell.kernel.diff import diff_script
 
     name = str(path.relative_to(HERE.parents[1]))
-    first = _problems(diff_script(name, path.read_text()))
-    if not first:
-        return
-    again = _problems(diff_script(name, path.read_text()))
-    assert not again, ("the kernel and the simulator differ (seen twice):\n" + "\n".join(again)
-                       + "\nfirst run:\n" + "\n".join(first))
+    runs: list[list[str]] = []
+    while len(runs) < RUNS:
+        problems = _problems(diff_script(name, path.read_text()))
+        if not problems:
+            return
+        runs.append(problems)
+    pytest.fail(f"the kernel and the simulator differ (seen in all {RUNS} runs):\n"
+                + "\n".join(f"run {i + 1}:\n" + "\n".join(p) for i, p in enumerate(runs)))

@@ -429,6 +429,59 @@ def test_workers_map_write_fork_read_and_exit() -> None:
         procs.close_all()
 
 
+def test_unshare_fills_small_mappings_in_use_and_leaves_untouched_ones() -> None:
+    """A worker fills its small anonymous mappings that have a page present (the interpreter's
+    arenas) before it joins `work`, so none of their pages is first touched, and charged to
+    the script, while a step runs; an untouched one (the drain page) and the script's regions
+    (`exclude`) are left as they are.  Run in a forked process: it writes its own memory."""
+    from mmshell.kernel import procfs
+    from mmshell.kernel.process import unshare_pages
+
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            rw, n = sc.PROT_READ | sc.PROT_WRITE, 16
+            base = sc.mmap(0, 3 * (n + 1) * 4096, rw, sc.MAP_PRIVATE)
+            used, untouched, region = (base + i * (n + 1) * 4096 for i in range(3))
+            for a in (untouched, region):           # a hole before each: three VMAs
+                sc.munmap(a - 4096, 4096)
+            sc.store(used, b"x")
+            sc.store(region, b"x")
+            unshare_pages([(region, n * 4096)])
+            me = os.getpid()
+            present = [sum(w >> 63 for w in procfs.pagemap_words(me, a, n))
+                       for a in (used, untouched, region)]
+            code = 0 if present == [n, 0, 1] else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_differing_reclaim_names_a_running_damon_monitor(monkeypatch) -> None:
+    """A DAMON monitor clears the accessed bits of the pages it samples: `kernel diff` says so
+    under a `reclaim` that differs, only there, and only when one runs."""
+    from mmshell.kernel import diff, procfs
+
+    at_reclaim = [diff.Difference("s.mmsh", 3, "reclaim", "vmstat.pgactivate change", 0, 512)]
+    at_touch = [diff.Difference("s.mmsh", 2, "touch a", "vmstat.pgfault change", 1, 2)]
+    monkeypatch.setattr(procfs, "kernel_threads_named", lambda prefix: ["kdamond.0"])
+    note = diff.damon_note(at_reclaim)
+    assert note is not None and "kdamond.0" in note and "accessed bits" in note
+    assert diff.damon_note(at_touch) is None
+    monkeypatch.setattr(procfs, "kernel_threads_named", lambda prefix: [])
+    assert diff.damon_note(at_reclaim) is None
+
+
+def test_tasks_are_found_by_name() -> None:
+    """This test's own process is found by its name (comm), as a kdamond thread would be."""
+    from mmshell.kernel import procfs
+
+    me = Path("/proc/self/comm").read_text().strip()
+    assert me in procfs.kernel_threads_named(me)
+
+
 def test_the_live_runner_shares_the_languages_vocabulary() -> None:
     """What both backends name is declared once: the live side imports it, never copies it."""
     from mmshell.kernel import observer, procfs
