@@ -78,16 +78,14 @@ def madvise_thp_flags(k: "Kernel", mm: MmStruct, start: int, end: int, huge: boo
     # madvise_update_vma() leaves a VMA that already has the new flags alone (no VMA split,
     # no PMD split at the range's edges, and no merge: two VMAs that could merge stay apart,
     # kernel fuzz seed 15151 script 3060); a VMA whose flags change merges with its neighbours
-    # (vma_modify_flags()), never a neighbour with its other neighbour.
+    # as they are then (vma_modify_flags(), one VMA after the other from the lowest), never a
+    # neighbour with its other neighbour: a changed VMA takes in the one above it that has
+    # the flags already, and the next changed VMA merges with both (seed 17171 script 1245).
     parts = [(max(start, v.start), min(end, v.end)) for v in mm.vmas_in(start, end)
              if new_flags(v.flags) != v.flags]
-    changed: list[VmArea] = []
     for lo, hi in parts:
         for vma in vma_range(k, mm, lo, hi):
             vma.flags = new_flags(vma.flags)
-            changed.append(vma)
-    for vma in changed:
-        if vma in mm.vmas:
             vma_merge_around(k, mm, vma)
 
 

@@ -49,20 +49,17 @@ def sys_mprotect(k: "Kernel", mm: MmStruct, start: int, length: int, prot: VM) -
     k.trace("mprotect_fixup")
     # mprotect_fixup() leaves a VMA that already has the new flags alone: no VMA split, no
     # PMD split at the range's edges.
-    # Only a VMA whose flags change is merged with its neighbours (vma_modify_flags() ->
-    # vma_merge_existing_range()): mprotect with the flags a VMA has merges nothing, even
-    # where the VMA could merge (a forked child's copy of a registered VMA, which lost its
-    # registration: kernel fuzz seed 17171 script 683).
+    # Only a VMA whose flags change is merged, with its neighbours as they are then
+    # (vma_modify_flags() -> vma_merge_existing_range(), one VMA after the other from the
+    # lowest): mprotect with the flags a VMA has merges nothing, even where the VMA could
+    # merge (a forked child's copy of a registered VMA, which lost its registration: kernel
+    # fuzz seed 17171 script 683).
     parts = [(max(start, v.start), min(mapped_end, v.end)) for v in mm.vmas_in(start, mapped_end)
              if v.flags & _PROT_BITS != newflags]
-    changed: list[VmArea] = []
     for lo, hi in parts:
         for vma in vma_range(k, mm, lo, hi):
             vma.flags = mprotect_account(vma, (vma.flags & ~_PROT_BITS) | newflags)
             change_protection(k, mm, vma)
-            changed.append(vma)
-    for vma in changed:
-        if vma in mm.vmas:
             vma_merge_around(k, mm, vma)
     if mapped_end < end:
         raise MmError("ENOMEM", "mprotect", f"range has a hole at {mapped_end:#x}",
