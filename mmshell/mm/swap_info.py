@@ -5,12 +5,16 @@ One `SwapInfo` per device (struct swap_info_struct).  Per slot it keeps the 6.18
 continuation pages past SWAP_MAP_MAX, the zeromap bit, whether zswap holds the
 page, and the page's contents.  Slots are grouped in clusters of 512; an order-9
 allocation takes one wholly free cluster (naturally aligned), an order-0 one
-scans on from the cursor in the current order-0 cluster (`next_order0`), then
-takes the lowest free slot of a non-full one, then of a free one, and last
-steals a free slot of a partly freed order-9 cluster (6.12+).
+scans on from the cursor in the cluster it last took a slot of (`next_order0`),
+then goes through the cluster lists: a partly used cluster is on the fragmented
+list after an allocation from it and on the non-full list after a free
+(`cluster_frag`), and an order-0 slot comes from a non-full cluster, else a free
+one, else a fragmented one, and last from a partly freed order-9 cluster (6.12+).
 
 Left out: discard, the per-cpu cluster caches of other CPUs (one CPU), swap table phase I
-(shadows), the memcg swap charge (modelled as the `memcg_charge` fault point).
+(shadows), the memcg swap charge (modelled as the `memcg_charge` fault point); the order of
+the clusters on one list (the simulation takes them by number, the kernel in the order they
+were moved to the list's tail).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import heapq
 from array import array
 from dataclasses import dataclass, field
 from enum import Enum, IntFlag
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .constants import (COUNT_CONTINUED, PAGE_SIZE, SWAP_CONT_MAX, SWAP_COUNT_MASK, SWAP_HAS_CACHE,
                         SWAP_MAP_BAD, SWAP_MAP_MAX, SWAPFILE_CLUSTER)
@@ -92,9 +96,9 @@ class SwapInfo:
     cache: SwapTable = field(init=False)                    # the swap cache: slot -> head pfn (swap_table.py)
     cluster_used: array = field(init=False)
     cluster_order: bytearray = field(init=False)
+    cluster_frag: bytearray = field(init=False)    # a partly used cluster: 1 frag_clusters, 0 nonfull
     free_clusters: list[int] = field(default_factory=list)
-    cur_order0: int = -1            # the cluster order-0 allocations fill next
-    next_order0: int = 0            # the slot of it the next one scans from (SWAP_ENTRY_INVALID: 0)
+    next_order0: int = 0            # the slot the next order-0 allocation scans from (SWAP_ENTRY_INVALID: 0)
     inuse_pages: int = 0
     full_seq: array = field(init=False)   # when each cluster last became full: full_clusters order
     full_clock: int = 0
@@ -110,6 +114,7 @@ class SwapInfo:
         nclusters = (self.pages + SWAPFILE_CLUSTER - 1) // SWAPFILE_CLUSTER
         self.cluster_used = array("H", bytes(2 * nclusters))
         self.cluster_order = bytearray(nclusters)
+        self.cluster_frag = bytearray(nclusters)    # swapon: a cluster with the header on nonfull_clusters[0]
         self.full_seq = array("Q", bytes(8 * nclusters))
         # The header occupies slot 0 (SWAP_MAP_BAD); slots past the end of a partial
         # last cluster do not exist, so that cluster can never hold a 2 MiB folio.
@@ -216,9 +221,13 @@ class SwapInfo:
 
     # -- allocation ----------------------------------------------------------------
     def _take(self, off: int, nr: int) -> None:
+        """cluster_alloc_range() and relocate_cluster() of the cluster of off: nr slots taken,
+        and the cluster goes to si->full_clusters when full, else to si->frag_clusters[order]
+        (whichever list it was on: an allocation from a cluster on the non-full list moves it too)."""
         c = off // SWAPFILE_CLUSTER
         self.cluster_used[c] += nr
         self.inuse_pages += nr
+        self.cluster_frag[c] = 1
         if self.cluster_used[c] == SWAPFILE_CLUSTER:
             self.mark_full(c)
 
@@ -247,8 +256,8 @@ class SwapInfo:
             c = heapq.heappop(self.free_clusters)
             if self.cluster_used[c] == 0:
                 self.cluster_order[c] = 9
-                if c == self.cur_order0:
-                    self.cur_order0, self.next_order0 = -1, 0
+                if self.next_order0 // SWAPFILE_CLUSTER == c:
+                    self.next_order0 = 0
                 off = c * SWAPFILE_CLUSTER
                 self._take(off, SWAPFILE_CLUSTER)
                 self.swap_map[off:off + SWAPFILE_CLUSTER] = bytes((SWAP_HAS_CACHE,)) * SWAPFILE_CLUSTER
@@ -258,9 +267,9 @@ class SwapInfo:
     def alloc_slot(self) -> int | None:
         """cluster_alloc_swap_entry() of order 0, the slow path's allocation on this device:
         a rotational device scans on from its cursor first (si->global_cluster->next[0]:
-        alloc_slot_next()); then the lowest free slot of the current order-0 cluster, of a
-        partly used one, of a free one, of a partly freed THP's one.  The slot is taken at once
-        with the cache bit, as alloc_cluster() takes its slots."""
+        alloc_slot_next()); then the first free slot of a cluster from the lists
+        (_order0_candidates()).  The slot is taken at once with the cache bit, as
+        alloc_cluster() takes its slots."""
         if not self.flags & SWP.SOLIDSTATE:
             pos = self.alloc_slot_next()
             if pos is not None:
@@ -272,7 +281,6 @@ class SwapInfo:
             if pos >= 0:
                 if self.cluster_used[c] == 0:
                     self.cluster_order[c] = 0
-                self.cur_order0 = c
                 self._take(pos, 1)
                 self.swap_map[pos] = SWAP_HAS_CACHE
                 self._set_next_order0(pos)
@@ -299,7 +307,6 @@ class SwapInfo:
         if pos < 0:
             self.next_order0 = 0
             return None
-        self.cur_order0 = c
         self._take(pos, 1)
         self.swap_map[pos] = SWAP_HAS_CACHE
         self._set_next_order0(pos)
@@ -348,23 +355,32 @@ class SwapInfo:
                 p = self.next_order0
         return out
 
-    def _order0_candidates(self):
-        if self.cur_order0 >= 0 and self.cluster_used[self.cur_order0] < SWAPFILE_CLUSTER:
-            yield self.cur_order0
-        for c in range(self.nr_clusters):
-            if 0 < self.cluster_used[c] < SWAPFILE_CLUSTER and self.cluster_order[c] == 0:
-                yield c
+    def _order0_candidates(self) -> Iterator[int]:
+        """The clusters cluster_alloc_swap_entry() of order 0 looks in, in its order (a device
+        without discard): si->nonfull_clusters[0], the order-0 clusters a slot was freed from
+        since the last allocation from them (and cluster 0 from swapon, for its header);
+        si->free_clusters; si->frag_clusters[0], the other partly used order-0 clusters
+        (relocate_cluster() puts a cluster there after every allocation from it); then "Order
+        0 stealing from higher order": frag_clusters[9] and nonfull_clusters[9], the partly
+        freed clusters of THPs (a cluster keeps its order while it holds a slot).  A partly
+        used cluster always has a free slot, so the first cluster yielded gives one.
+
+        Measured on 6.18.44 (tests/kernel/148_order0_takes_a_free_cluster_before_a_fragmented_one):
+        a zram device's cluster 0, filled to its end by one folio's pages with slots freed
+        behind the cursor, is on the fragmented list, and the next page takes a free cluster,
+        which a THP then cannot have."""
+        used, order, frag = self.cluster_used, self.cluster_order, self.cluster_frag
+        partly = [c for c in range(self.nr_clusters) if 0 < used[c] < SWAPFILE_CLUSTER]
+        yield from (c for c in partly if order[c] == 0 and not frag[c])
         while self.free_clusters:
             c = self.free_clusters[0]
-            if self.cluster_used[c] == 0:
+            if used[c] == 0:
                 yield c
                 break
             heapq.heappop(self.free_clusters)
-        # cluster_alloc_swap_entry(): "Order 0 stealing from higher order" -- any free slot of
-        # a THP's cluster that was partly freed can hold one page (the cluster keeps its order)
-        for c in range(self.nr_clusters):
-            if 0 < self.cluster_used[c] < SWAPFILE_CLUSTER and self.cluster_order[c] != 0:
-                yield c
+        yield from (c for c in partly if order[c] == 0 and frag[c])
+        yield from (c for c in partly if order[c] != 0 and frag[c])
+        yield from (c for c in partly if order[c] != 0 and not frag[c])
 
     def free_slots(self, slots: Sequence[int]) -> None:
         """swap_entries_free(): return slots whose count and cache bit are both 0 (a range of
@@ -383,11 +399,7 @@ class SwapInfo:
             c = s // SWAPFILE_CLUSTER
             self.cluster_used[c] -= 1
             self.inuse_pages -= 1
-            if self.cluster_used[c] == 0:
-                self.cluster_order[c] = 0
-                heapq.heappush(self.free_clusters, c)
-                if self.cur_order0 == c:
-                    self.cur_order0, self.next_order0 = -1, 0
+            self._freed_from(c)
 
     def _free_run(self, off: int, nr: int) -> None:
         """free_slots() for the consecutive slots [off, off + nr)."""
@@ -401,10 +413,17 @@ class SwapInfo:
             c = off // SWAPFILE_CLUSTER
             n = min(end, (c + 1) * SWAPFILE_CLUSTER) - off
             self.cluster_used[c] -= n
-            if self.cluster_used[c] == 0:
-                self.cluster_order[c] = 0
-                heapq.heappush(self.free_clusters, c)
-                if self.cur_order0 == c:
-                    self.cur_order0, self.next_order0 = -1, 0
+            self._freed_from(c)
             off += n
+
+    def _freed_from(self, c: int) -> None:
+        """After slots of cluster c were freed: free_cluster() when it is empty (to
+        si->free_clusters; the order-0 cursor in it is forgotten), else partial_free_cluster()
+        (to si->nonfull_clusters[order], from whichever list it was on)."""
+        self.cluster_frag[c] = 0
+        if self.cluster_used[c] == 0:
+            self.cluster_order[c] = 0
+            heapq.heappush(self.free_clusters, c)
+            if self.next_order0 // SWAPFILE_CLUSTER == c:
+                self.next_order0 = 0
 
