@@ -294,7 +294,8 @@ class SwapInfo:
         swap_slots.py calls for the device of percpu_swap_cluster.si[0]), and
         si->global_cluster->next[0] on a rotational one.  The scan goes forward only: a slot
         freed behind the cursor is not seen, and a scan that finds nothing leaves the cursor
-        invalid (0), so the caller goes on to the cluster lists (the slow path).  Measured on
+        invalid (0), so the caller goes on to the cluster lists (the slow path), and the
+        cluster, scanned, goes to the fragmented list as after an allocation.  Measured on
         6.18.44 (tests/kernel/137_percpu_cursor_skips_freed_slots.mmsh): a zram device's two
         slots 1 and 2, freed by a swap-in while the cursor stood at 3, stay free while the next
         reclaim fills 3..15 and goes on to the next device."""
@@ -306,6 +307,8 @@ class SwapInfo:
         pos = self.swap_map.find(0, nxt, end)
         if pos < 0:
             self.next_order0 = 0
+            if self.cluster_used[c] < SWAPFILE_CLUSTER:
+                self.cluster_frag[c] = 1    # relocate_cluster() after the scan: to frag_clusters
             return None
         self._take(pos, 1)
         self.swap_map[pos] = SWAP_HAS_CACHE
