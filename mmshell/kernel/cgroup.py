@@ -205,16 +205,9 @@ class MemoryCgroup:
 
     def charged(self) -> int:
         """Bytes of anon and file memory charged to `work`, as its flushed statistics say."""
-        return self.figures()[0]
-
-    def figures(self) -> tuple[int, int]:
-        """From one read of `work`'s flushed statistics: (charged(), the bytes of its folios in
-        the swap cache).  charged() leaves the latter out when no page table maps them any
-        more: memory.stat's anon (v1 rss) is NR_ANON_MAPPED, and its file figure (v1 cache)
-        does not count the swap cache."""
         fields = self._stat()
         keys = ("rss", "cache") if self.version == 1 else ("anon", "file")
-        return sum(fields.get(k, 0) for k in keys), fields.get("swapcached", 0)
+        return sum(fields.get(k, 0) for k in keys)
 
     def refaults(self) -> int | None:
         """`work`'s flushed workingset_refault_anon (None where memory.stat has none)."""
@@ -234,13 +227,9 @@ class MemoryCgroup:
         pending, so a pass whose written folios are still in the swap cache looks fruitless).
         After each pass `settle()` (the runner's: wait for the swap writes to end), so the next
         pass frees the folios whose writes ended, as the simulation's next pass does (kernel fuzz
-        seed 15151 script 1100: the run stopped with 11 of 16 written folios still cached), or
-        its swap-cached folios fell (a pass that frees only the folios an earlier MADV_PAGEOUT
-        left in the swap cache neither writes nor moves the charge: kernel fuzz seed 16161
-        script 2216, where the next pass takes a page the pageout activated).  A pass that
-        only activates (two references) makes none, as in the simulation."""
-        before, cached = self.figures()
-        last = now = before
+        seed 15151 script 1100: the run stopped with 11 of 16 written folios still cached).  A
+        pass that only activates (two references) makes none, as in the simulation."""
+        before = last = now = self.charged()
         target = None if size is None else max(before - size, 0)
         passes = 0
         for passes in range(1, RECLAIM_PASSES + 1):
@@ -250,10 +239,8 @@ class MemoryCgroup:
             else:
                 self._reclaim_to(now, target)
             settle()
-            was_cached = cached
-            now, cached = self.figures()
-            if (target is not None and now <= target) or \
-                    (now >= last and cached >= was_cached and swapouts() == written):
+            now = self.charged()
+            if (target is not None and now <= target) or (now >= last and swapouts() == written):
                 break
             last = now
         self.seen = RefaultStats(swapins(), self.refaults())

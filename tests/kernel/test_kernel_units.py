@@ -533,27 +533,6 @@ def test_reclaim_goes_on_while_a_pass_writes_to_swap(tmp_path: Path, monkeypatch
     assert passes == 2 and len(settled) == 2     # a pass that wrote, then one that made no progress
 
 
-def test_reclaim_goes_on_while_a_pass_frees_swap_cached_folios(tmp_path: Path, monkeypatch) -> None:
-    """Folios an earlier MADV_PAGEOUT left in the swap cache, unmapped, are in neither of
-    memory.stat's anon (NR_ANON_MAPPED) and file figures: a pass that only frees them writes
-    nothing and leaves the charge as it was, and only `swapcached` falls.  The passes go on
-    (kernel fuzz seed 16161 script 2216: the folio the pageout activated is reclaimed by the
-    pass after the one that freed the cached folios)."""
-    from mmshell.kernel import cgroup
-
-    work = tmp_path / "top" / "work"
-    work.mkdir(parents=True)
-    stat = work / "memory.stat"
-    stat.write_text("rss 4096\ncache 0\nswapcached 6287360\n")
-
-    def reclaim(path, value) -> None:           # the first pass frees the cached folios only
-        stat.write_text("rss 4096\ncache 0\nswapcached 0\n")
-    monkeypatch.setattr(cgroup, "swapouts", lambda: 0)
-    monkeypatch.setattr(cgroup, "_write", reclaim)
-    _freed, passes = cgroup.MemoryCgroup(1, tmp_path / "top").reclaim(None)
-    assert passes == 2      # one that freed the cached folios, then one that made no progress
-
-
 # -- waiting for the memcg statistics to show a refault (memcg_flush.py) ----------------------------------------
 
 class _Clock:
