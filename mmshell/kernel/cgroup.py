@@ -204,10 +204,17 @@ class MemoryCgroup:
                                        if len(line.split()) == 2)}
 
     def charged(self) -> int:
-        """Bytes of anon and file memory charged to `work`, as its flushed statistics say."""
+        """Bytes of anon, file and swap-cache memory charged to `work`, as its flushed statistics say.
+
+        A folio in the swap cache that no page table maps any more is in neither "rss" ("anon",
+        NR_ANON_MAPPED) nor "cache" ("file"): 6.18 counts the swap cache in NR_FILE_PAGES of the
+        node only, and in the memcg as NR_SWAPCACHE, "swapcached".  So a pass that frees only such
+        folios (written by an earlier MADV_PAGEOUT or pass to a disk) is progress only with
+        "swapcached" counted (kernel fuzz seed 16161 script 2321: without it the runner stopped
+        after that pass, before the pass that reclaims a THP the first one activated)."""
         fields = self._stat()
         keys = ("rss", "cache") if self.version == 1 else ("anon", "file")
-        return sum(fields.get(k, 0) for k in keys)
+        return sum(fields.get(k, 0) for k in (*keys, "swapcached"))
 
     def refaults(self) -> int | None:
         """`work`'s flushed workingset_refault_anon (None where memory.stat has none)."""

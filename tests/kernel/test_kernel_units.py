@@ -533,6 +533,25 @@ def test_reclaim_goes_on_while_a_pass_writes_to_swap(tmp_path: Path, monkeypatch
     assert passes == 2 and len(settled) == 2     # a pass that wrote, then one that made no progress
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_reclaim_counts_the_swap_cache_as_progress(tmp_path: Path, monkeypatch, version: int) -> None:
+    """A pass that frees only folios left in the swap cache (written to a disk earlier) moves
+    neither "rss"/"anon" nor "cache"/"file" on 6.18, only "swapcached": that is progress, and
+    the next pass runs (kernel fuzz seed 16161 script 2321: the next pass takes a THP the first
+    one activated; here it frees nothing, and the reclaim stops after it)."""
+    from mmshell.kernel import cgroup
+
+    work = tmp_path / "top" / "work"
+    work.mkdir(parents=True)
+    anon, file = ("rss", "cache") if version == 1 else ("anon", "file")
+    (work / "memory.stat").write_text(f"{anon} 2097152\n{file} 0\nswapcached 2097152\n")
+    monkeypatch.setattr(cgroup, "swapouts", lambda: 0)
+    monkeypatch.setattr(cgroup, "_write", lambda path, value: (work / "memory.stat").write_text(
+        f"{anon} 2097152\n{file} 0\nswapcached 0\n"))
+    freed, passes = cgroup.MemoryCgroup(version, tmp_path / "top").reclaim(None)
+    assert (freed, passes) == (2 << 20, 2)
+
+
 # -- waiting for the memcg statistics to show a refault (memcg_flush.py) ----------------------------------------
 
 class _Clock:
