@@ -13,14 +13,14 @@ one, else a fragmented one, and last from a partly freed order-9 cluster (6.12+)
 
 Left out: discard, the per-cpu cluster caches of other CPUs (one CPU), swap table phase I
 (shadows), the memcg swap charge (modelled as the `memcg_charge` fault point); the order of
-the clusters on one list (the simulation takes them by number, the kernel in the order they
-were moved to the list's tail).
+the partly used clusters on one list (the simulation takes them by number, the kernel in the
+order they were moved to the list's tail).  The free list is kept in the kernel's order.
 """
 
 from __future__ import annotations
 
-import heapq
 from array import array
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum, IntFlag
 from typing import Iterator, Sequence
@@ -97,7 +97,9 @@ class SwapInfo:
     cluster_used: array = field(init=False)
     cluster_order: bytearray = field(init=False)
     cluster_frag: bytearray = field(init=False)    # a partly used cluster: 1 frag_clusters, 0 nonfull
-    free_clusters: list[int] = field(default_factory=list)
+    free_clusters: deque[tuple[int, int]] = field(default_factory=deque)   # (free_seq, cluster)
+    free_seq: array = field(init=False)   # when each cluster last became free: free_clusters order
+    free_clock: int = 0
     next_order0: int = 0            # the slot the next order-0 allocation scans from (SWAP_ENTRY_INVALID: 0)
     inuse_pages: int = 0
     full_seq: array = field(init=False)   # when each cluster last became full: full_clusters order
@@ -123,8 +125,10 @@ class SwapInfo:
         tail = nclusters * SWAPFILE_CLUSTER - self.pages
         if tail:
             self.cluster_used[nclusters - 1] += tail
-        self.free_clusters = [c for c in range(nclusters) if self.cluster_used[c] == 0]
-        heapq.heapify(self.free_clusters)
+        self.free_seq = array("Q", bytes(8 * nclusters))
+        for c in range(nclusters):
+            if self.cluster_used[c] == 0:
+                self._add_free(c)
 
     @property
     def flags(self) -> SWP:
@@ -248,21 +252,43 @@ class SwapInfo:
         return self.inuse_pages == self.pages - 1
 
     def alloc_cluster(self) -> int | None:
-        """An order-9 allocation: a wholly free cluster's first slot, or None.
+        """An order-9 allocation: the first slot of the cluster at the head of the free list,
+        or None.
 
         The slots are taken at once with the cache bit (cluster_alloc_range() writes
         `usage`, SWAP_HAS_CACHE, into swap_map), so a second allocation cannot return them."""
-        while self.free_clusters:
-            c = heapq.heappop(self.free_clusters)
-            if self.cluster_used[c] == 0:
-                self.cluster_order[c] = 9
-                if self.next_order0 // SWAPFILE_CLUSTER == c:
-                    self.next_order0 = 0
-                off = c * SWAPFILE_CLUSTER
-                self._take(off, SWAPFILE_CLUSTER)
-                self.swap_map[off:off + SWAPFILE_CLUSTER] = bytes((SWAP_HAS_CACHE,)) * SWAPFILE_CLUSTER
-                return off
+        c = self.free_head()
+        if c is None:
+            return None
+        self.cluster_order[c] = 9
+        if self.next_order0 // SWAPFILE_CLUSTER == c:
+            self.next_order0 = 0
+        off = c * SWAPFILE_CLUSTER
+        self._take(off, SWAPFILE_CLUSTER)
+        self.swap_map[off:off + SWAPFILE_CLUSTER] = bytes((SWAP_HAS_CACHE,)) * SWAPFILE_CLUSTER
+        return off
+
+    def _add_free(self, c: int) -> None:
+        """free_cluster(): cluster c, empty, goes to the tail of si->free_clusters."""
+        self.free_clock += 1
+        self.free_seq[c] = self.free_clock
+        self.free_clusters.append((self.free_clock, c))
+
+    def free_head(self) -> int | None:
+        """The cluster at the head of si->free_clusters (the one empty longest), or None.  The
+        deque keeps an entry per time a cluster became free; one whose cluster was taken since
+        (or freed again later) is dropped here."""
+        q, used, seq = self.free_clusters, self.cluster_used, self.free_seq
+        while q:
+            t, c = q[0]
+            if used[c] == 0 and seq[c] == t:
+                return c
+            q.popleft()
         return None
+
+    def free_list(self) -> list[int]:
+        """si->free_clusters from its head."""
+        return [c for t, c in self.free_clusters if self.cluster_used[c] == 0 and self.free_seq[c] == t]
 
     def alloc_slot(self) -> int | None:
         """cluster_alloc_swap_entry() of order 0, the slow path's allocation on this device:
@@ -375,12 +401,9 @@ class SwapInfo:
         used, order, frag = self.cluster_used, self.cluster_order, self.cluster_frag
         partly = [c for c in range(self.nr_clusters) if 0 < used[c] < SWAPFILE_CLUSTER]
         yield from (c for c in partly if order[c] == 0 and not frag[c])
-        while self.free_clusters:
-            c = self.free_clusters[0]
-            if used[c] == 0:
-                yield c
-                break
-            heapq.heappop(self.free_clusters)
+        head = self.free_head()
+        if head is not None:
+            yield head
         yield from (c for c in partly if order[c] == 0 and frag[c])
         yield from (c for c in partly if order[c] != 0 and frag[c])
         yield from (c for c in partly if order[c] != 0 and not frag[c])
@@ -426,7 +449,7 @@ class SwapInfo:
         self.cluster_frag[c] = 0
         if self.cluster_used[c] == 0:
             self.cluster_order[c] = 0
-            heapq.heappush(self.free_clusters, c)
+            self._add_free(c)
             if self.next_order0 // SWAPFILE_CLUSTER == c:
                 self.next_order0 = 0
 

@@ -64,9 +64,9 @@ def test_device_kind_flags(kind: SwapKind, flags: SWP, synchronous: bool) -> Non
     assert si.synchronous is synchronous
 
 
-def test_alloc_cluster_takes_whole_free_clusters_lowest_first() -> None:
-    """An order-9 allocation takes one entirely free cluster, naturally aligned: 512, 1024, 1536,
-    then nothing (cluster 0 holds the header)."""
+def test_alloc_cluster_takes_whole_free_clusters_in_order() -> None:
+    """An order-9 allocation takes one entirely free cluster, naturally aligned: on a fresh
+    device 512, 1024, 1536, then nothing (cluster 0 holds the header)."""
     si = device()
     assert [si.alloc_cluster() for _ in range(4)] == [512, 1024, 1536, None]
     assert list(si.cluster_used) == [1, 512, 512, 512]
@@ -75,12 +75,16 @@ def test_alloc_cluster_takes_whole_free_clusters_lowest_first() -> None:
 
 
 def test_freed_cluster_is_allocated_again() -> None:
-    """swap_entries_free(): a cluster whose last slot is freed goes back on the free list."""
+    """swap_entries_free(): a cluster whose last slot is freed goes back on the free list, at
+    its tail (free_cluster()): the clusters that were free before it are taken first
+    (measured on 6.18.44: a THP swapped out to a zram device and read back frees cluster 1,
+    and the next two THPs take 1024 and 1536)."""
     si = device()
     assert si.alloc_cluster() == 512
     si.free_slots(list(range(512, 1024)))
     assert si.inuse_pages == 0 and si.cluster_used[1] == 0
-    assert si.alloc_cluster() == 512
+    assert si.free_list() == [2, 3, 1]
+    assert [si.alloc_cluster() for _ in range(4)] == [1024, 1536, 512, None]
 
 
 def test_dup_and_put_keep_the_cache_bit() -> None:
@@ -252,5 +256,5 @@ def test_alloc_slots_gives_what_alloc_slot_gives_one_at_a_time(seed: int) -> Non
     def slots(d: SwapInfo) -> tuple:
         return (bytes(d.swap_map), list(d.cluster_used), bytes(d.cluster_order), bytes(d.cluster_frag),
                 d.next_order0, d.inuse_pages,
-                sorted(c for c in set(d.free_clusters) if d.cluster_used[c] == 0))
+                d.free_list())
     assert slots(batched) == slots(one_by_one)
