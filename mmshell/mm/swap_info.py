@@ -399,14 +399,14 @@ class SwapInfo:
         behind the cursor, is on the fragmented list, and the next page takes a free cluster,
         which a THP then cannot have."""
         used, order, frag = self.cluster_used, self.cluster_order, self.cluster_frag
-        partly = [c for c in range(self.nr_clusters) if 0 < used[c] < SWAPFILE_CLUSTER]
-        yield from (c for c in partly if order[c] == 0 and not frag[c])
+        clusters = range(self.nr_clusters)
+        yield from (c for c in clusters if 0 < used[c] < SWAPFILE_CLUSTER and not order[c] and not frag[c])
         head = self.free_head()
         if head is not None:
             yield head
-        yield from (c for c in partly if order[c] == 0 and frag[c])
-        yield from (c for c in partly if order[c] != 0 and frag[c])
-        yield from (c for c in partly if order[c] != 0 and not frag[c])
+        yield from (c for c in clusters if 0 < used[c] < SWAPFILE_CLUSTER and not order[c] and frag[c])
+        yield from (c for c in clusters if 0 < used[c] < SWAPFILE_CLUSTER and order[c] and frag[c])
+        yield from (c for c in clusters if 0 < used[c] < SWAPFILE_CLUSTER and order[c] and not frag[c])
 
     def free_slots(self, slots: Sequence[int]) -> None:
         """swap_entries_free(): return slots whose count and cache bit are both 0 (a range of
