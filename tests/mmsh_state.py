@@ -42,7 +42,8 @@ def _swap(si) -> dict[str, Any]:
         "cont_pages": sorted(si.cont_pages), "zeromap": bytes(si.zeromap), "zswap": bytes(si.zswap),
         "data": si.data.tobytes(), "cache": dict(si.cache.items()),
         "cluster_used": si.cluster_used.tobytes(), "cluster_order": bytes(si.cluster_order),
-        "free_clusters": sorted(set(si.free_clusters)), "cur_order0": si.cur_order0,
+        "free_clusters": si.free_list(), "cluster_frag": bytes(si.cluster_frag),
+        "next_order0": si.next_order0,
         "inuse_pages": si.inuse_pages, "full_clusters": si.full_clusters(), "reclaim_work": si.reclaim_work,
     }
 

@@ -5,21 +5,25 @@ One `SwapInfo` per device (struct swap_info_struct).  Per slot it keeps the 6.18
 continuation pages past SWAP_MAP_MAX, the zeromap bit, whether zswap holds the
 page, and the page's contents.  Slots are grouped in clusters of 512; an order-9
 allocation takes one wholly free cluster (naturally aligned), an order-0 one
-scans on from the cursor in the current order-0 cluster (`next_order0`), then
-takes the lowest free slot of a non-full one, then of a free one, and last
-steals a free slot of a partly freed order-9 cluster (6.12+).
+scans on from the cursor in the cluster it last took a slot of (`next_order0`),
+then goes through the cluster lists: a partly used cluster is on the fragmented
+list after an allocation from it and on the non-full list after a free
+(`cluster_frag`), and an order-0 slot comes from a non-full cluster, else a free
+one, else a fragmented one, and last from a partly freed order-9 cluster (6.12+).
 
 Left out: discard, the per-cpu cluster caches of other CPUs (one CPU), swap table phase I
-(shadows), the memcg swap charge (modelled as the `memcg_charge` fault point).
+(shadows), the memcg swap charge (modelled as the `memcg_charge` fault point); the order of
+the partly used clusters on one list (the simulation takes them by number, the kernel in the
+order they were moved to the list's tail).  The free list is kept in the kernel's order.
 """
 
 from __future__ import annotations
 
-import heapq
 from array import array
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum, IntFlag
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .constants import (COUNT_CONTINUED, PAGE_SIZE, SWAP_CONT_MAX, SWAP_COUNT_MASK, SWAP_HAS_CACHE,
                         SWAP_MAP_BAD, SWAP_MAP_MAX, SWAPFILE_CLUSTER)
@@ -92,9 +96,11 @@ class SwapInfo:
     cache: SwapTable = field(init=False)                    # the swap cache: slot -> head pfn (swap_table.py)
     cluster_used: array = field(init=False)
     cluster_order: bytearray = field(init=False)
-    free_clusters: list[int] = field(default_factory=list)
-    cur_order0: int = -1            # the cluster order-0 allocations fill next
-    next_order0: int = 0            # the slot of it the next one scans from (SWAP_ENTRY_INVALID: 0)
+    cluster_frag: bytearray = field(init=False)    # a partly used cluster: 1 frag_clusters, 0 nonfull
+    free_clusters: deque[tuple[int, int]] = field(default_factory=deque)   # (free_seq, cluster)
+    free_seq: array = field(init=False)   # when each cluster last became free: free_clusters order
+    free_clock: int = 0
+    next_order0: int = 0            # the slot the next order-0 allocation scans from (SWAP_ENTRY_INVALID: 0)
     inuse_pages: int = 0
     full_seq: array = field(init=False)   # when each cluster last became full: full_clusters order
     full_clock: int = 0
@@ -110,6 +116,7 @@ class SwapInfo:
         nclusters = (self.pages + SWAPFILE_CLUSTER - 1) // SWAPFILE_CLUSTER
         self.cluster_used = array("H", bytes(2 * nclusters))
         self.cluster_order = bytearray(nclusters)
+        self.cluster_frag = bytearray(nclusters)    # swapon: a cluster with the header on nonfull_clusters[0]
         self.full_seq = array("Q", bytes(8 * nclusters))
         # The header occupies slot 0 (SWAP_MAP_BAD); slots past the end of a partial
         # last cluster do not exist, so that cluster can never hold a 2 MiB folio.
@@ -118,8 +125,10 @@ class SwapInfo:
         tail = nclusters * SWAPFILE_CLUSTER - self.pages
         if tail:
             self.cluster_used[nclusters - 1] += tail
-        self.free_clusters = [c for c in range(nclusters) if self.cluster_used[c] == 0]
-        heapq.heapify(self.free_clusters)
+        self.free_seq = array("Q", bytes(8 * nclusters))
+        for c in range(nclusters):
+            if self.cluster_used[c] == 0:
+                self._add_free(c)
 
     @property
     def flags(self) -> SWP:
@@ -216,9 +225,13 @@ class SwapInfo:
 
     # -- allocation ----------------------------------------------------------------
     def _take(self, off: int, nr: int) -> None:
+        """cluster_alloc_range() and relocate_cluster() of the cluster of off: nr slots taken,
+        and the cluster goes to si->full_clusters when full, else to si->frag_clusters[order]
+        (whichever list it was on: an allocation from a cluster on the non-full list moves it too)."""
         c = off // SWAPFILE_CLUSTER
         self.cluster_used[c] += nr
         self.inuse_pages += nr
+        self.cluster_frag[c] = 1
         if self.cluster_used[c] == SWAPFILE_CLUSTER:
             self.mark_full(c)
 
@@ -239,28 +252,50 @@ class SwapInfo:
         return self.inuse_pages == self.pages - 1
 
     def alloc_cluster(self) -> int | None:
-        """An order-9 allocation: a wholly free cluster's first slot, or None.
+        """An order-9 allocation: the first slot of the cluster at the head of the free list,
+        or None.
 
         The slots are taken at once with the cache bit (cluster_alloc_range() writes
         `usage`, SWAP_HAS_CACHE, into swap_map), so a second allocation cannot return them."""
-        while self.free_clusters:
-            c = heapq.heappop(self.free_clusters)
-            if self.cluster_used[c] == 0:
-                self.cluster_order[c] = 9
-                if c == self.cur_order0:
-                    self.cur_order0, self.next_order0 = -1, 0
-                off = c * SWAPFILE_CLUSTER
-                self._take(off, SWAPFILE_CLUSTER)
-                self.swap_map[off:off + SWAPFILE_CLUSTER] = bytes((SWAP_HAS_CACHE,)) * SWAPFILE_CLUSTER
-                return off
+        c = self.free_head()
+        if c is None:
+            return None
+        self.cluster_order[c] = 9
+        if self.next_order0 // SWAPFILE_CLUSTER == c:
+            self.next_order0 = 0
+        off = c * SWAPFILE_CLUSTER
+        self._take(off, SWAPFILE_CLUSTER)
+        self.swap_map[off:off + SWAPFILE_CLUSTER] = bytes((SWAP_HAS_CACHE,)) * SWAPFILE_CLUSTER
+        return off
+
+    def _add_free(self, c: int) -> None:
+        """free_cluster(): cluster c, empty, goes to the tail of si->free_clusters."""
+        self.free_clock += 1
+        self.free_seq[c] = self.free_clock
+        self.free_clusters.append((self.free_clock, c))
+
+    def free_head(self) -> int | None:
+        """The cluster at the head of si->free_clusters (the one empty longest), or None.  The
+        deque keeps an entry per time a cluster became free; one whose cluster was taken since
+        (or freed again later) is dropped here."""
+        q, used, seq = self.free_clusters, self.cluster_used, self.free_seq
+        while q:
+            t, c = q[0]
+            if used[c] == 0 and seq[c] == t:
+                return c
+            q.popleft()
         return None
+
+    def free_list(self) -> list[int]:
+        """si->free_clusters from its head."""
+        return [c for t, c in self.free_clusters if self.cluster_used[c] == 0 and self.free_seq[c] == t]
 
     def alloc_slot(self) -> int | None:
         """cluster_alloc_swap_entry() of order 0, the slow path's allocation on this device:
         a rotational device scans on from its cursor first (si->global_cluster->next[0]:
-        alloc_slot_next()); then the lowest free slot of the current order-0 cluster, of a
-        partly used one, of a free one, of a partly freed THP's one.  The slot is taken at once
-        with the cache bit, as alloc_cluster() takes its slots."""
+        alloc_slot_next()); then the first free slot of a cluster from the lists
+        (_order0_candidates()).  The slot is taken at once with the cache bit, as
+        alloc_cluster() takes its slots."""
         if not self.flags & SWP.SOLIDSTATE:
             pos = self.alloc_slot_next()
             if pos is not None:
@@ -272,7 +307,6 @@ class SwapInfo:
             if pos >= 0:
                 if self.cluster_used[c] == 0:
                     self.cluster_order[c] = 0
-                self.cur_order0 = c
                 self._take(pos, 1)
                 self.swap_map[pos] = SWAP_HAS_CACHE
                 self._set_next_order0(pos)
@@ -286,7 +320,8 @@ class SwapInfo:
         swap_slots.py calls for the device of percpu_swap_cluster.si[0]), and
         si->global_cluster->next[0] on a rotational one.  The scan goes forward only: a slot
         freed behind the cursor is not seen, and a scan that finds nothing leaves the cursor
-        invalid (0), so the caller goes on to the cluster lists (the slow path).  Measured on
+        invalid (0), so the caller goes on to the cluster lists (the slow path), and the
+        cluster, scanned, goes to the fragmented list as after an allocation.  Measured on
         6.18.44 (tests/kernel/137_percpu_cursor_skips_freed_slots.mmsh): a zram device's two
         slots 1 and 2, freed by a swap-in while the cursor stood at 3, stay free while the next
         reclaim fills 3..15 and goes on to the next device."""
@@ -298,8 +333,9 @@ class SwapInfo:
         pos = self.swap_map.find(0, nxt, end)
         if pos < 0:
             self.next_order0 = 0
+            if self.cluster_used[c] < SWAPFILE_CLUSTER:
+                self.cluster_frag[c] = 1    # relocate_cluster() after the scan: to frag_clusters
             return None
-        self.cur_order0 = c
         self._take(pos, 1)
         self.swap_map[pos] = SWAP_HAS_CACHE
         self._set_next_order0(pos)
@@ -348,23 +384,29 @@ class SwapInfo:
                 p = self.next_order0
         return out
 
-    def _order0_candidates(self):
-        if self.cur_order0 >= 0 and self.cluster_used[self.cur_order0] < SWAPFILE_CLUSTER:
-            yield self.cur_order0
-        for c in range(self.nr_clusters):
-            if 0 < self.cluster_used[c] < SWAPFILE_CLUSTER and self.cluster_order[c] == 0:
-                yield c
-        while self.free_clusters:
-            c = self.free_clusters[0]
-            if self.cluster_used[c] == 0:
-                yield c
-                break
-            heapq.heappop(self.free_clusters)
-        # cluster_alloc_swap_entry(): "Order 0 stealing from higher order" -- any free slot of
-        # a THP's cluster that was partly freed can hold one page (the cluster keeps its order)
-        for c in range(self.nr_clusters):
-            if 0 < self.cluster_used[c] < SWAPFILE_CLUSTER and self.cluster_order[c] != 0:
-                yield c
+    def _order0_candidates(self) -> Iterator[int]:
+        """The clusters cluster_alloc_swap_entry() of order 0 looks in, in its order (a device
+        without discard): si->nonfull_clusters[0], the order-0 clusters a slot was freed from
+        since the last allocation from them (and cluster 0 from swapon, for its header);
+        si->free_clusters; si->frag_clusters[0], the other partly used order-0 clusters
+        (relocate_cluster() puts a cluster there after every allocation from it); then "Order
+        0 stealing from higher order": frag_clusters[9] and nonfull_clusters[9], the partly
+        freed clusters of THPs (a cluster keeps its order while it holds a slot).  A partly
+        used cluster always has a free slot, so the first cluster yielded gives one.
+
+        Measured on 6.18.44 (tests/kernel/148_order0_takes_a_free_cluster_before_a_fragmented_one):
+        a zram device's cluster 0, filled to its end by one folio's pages with slots freed
+        behind the cursor, is on the fragmented list, and the next page takes a free cluster,
+        which a THP then cannot have."""
+        used, order, frag = self.cluster_used, self.cluster_order, self.cluster_frag
+        clusters = range(self.nr_clusters)
+        yield from (c for c in clusters if 0 < used[c] < SWAPFILE_CLUSTER and not order[c] and not frag[c])
+        head = self.free_head()
+        if head is not None:
+            yield head
+        yield from (c for c in clusters if 0 < used[c] < SWAPFILE_CLUSTER and not order[c] and frag[c])
+        yield from (c for c in clusters if 0 < used[c] < SWAPFILE_CLUSTER and order[c] and frag[c])
+        yield from (c for c in clusters if 0 < used[c] < SWAPFILE_CLUSTER and order[c] and not frag[c])
 
     def free_slots(self, slots: Sequence[int]) -> None:
         """swap_entries_free(): return slots whose count and cache bit are both 0 (a range of
@@ -383,11 +425,7 @@ class SwapInfo:
             c = s // SWAPFILE_CLUSTER
             self.cluster_used[c] -= 1
             self.inuse_pages -= 1
-            if self.cluster_used[c] == 0:
-                self.cluster_order[c] = 0
-                heapq.heappush(self.free_clusters, c)
-                if self.cur_order0 == c:
-                    self.cur_order0, self.next_order0 = -1, 0
+            self._freed_from(c)
 
     def _free_run(self, off: int, nr: int) -> None:
         """free_slots() for the consecutive slots [off, off + nr)."""
@@ -401,10 +439,17 @@ class SwapInfo:
             c = off // SWAPFILE_CLUSTER
             n = min(end, (c + 1) * SWAPFILE_CLUSTER) - off
             self.cluster_used[c] -= n
-            if self.cluster_used[c] == 0:
-                self.cluster_order[c] = 0
-                heapq.heappush(self.free_clusters, c)
-                if self.cur_order0 == c:
-                    self.cur_order0, self.next_order0 = -1, 0
+            self._freed_from(c)
             off += n
+
+    def _freed_from(self, c: int) -> None:
+        """After slots of cluster c were freed: free_cluster() when it is empty (to
+        si->free_clusters; the order-0 cursor in it is forgotten), else partial_free_cluster()
+        (to si->nonfull_clusters[order], from whichever list it was on)."""
+        self.cluster_frag[c] = 0
+        if self.cluster_used[c] == 0:
+            self.cluster_order[c] = 0
+            self._add_free(c)
+            if self.next_order0 // SWAPFILE_CLUSTER == c:
+                self.next_order0 = 0
 
