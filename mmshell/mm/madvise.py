@@ -28,7 +28,7 @@ from .pgtable import (F_DIRTY, F_SPECIAL, F_YOUNG, KIND_MASK, KIND_PRESENT, PFN_
                       pmd_pgtable, pte_pfn, pte_present, pte_to_swp_entry)
 from .swap_slots import free_swap_and_cache_nr
 from .swap_state import folio_free_swap
-from .vma import VM, VmArea
+from .vma import VM
 from .vmscan import reclaim_pages
 
 if TYPE_CHECKING:
