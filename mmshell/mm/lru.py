@@ -175,6 +175,28 @@ class Lru:
         if top >= self.hwm:
             self.hwm = top + 1
 
+    def add_split_in_place(self, p0: int, n: int) -> bool:
+        """lru_add_split_folio() of a folio split where it lies on its list (not reclaim's
+        split, whose new folios go on reclaim's own list): folio p0 keeps its place, and each
+        new folio p0+1 .. p0+n-1 in turn is put just before the head on the newer side
+        (list_add_tail(&new_folio->lru, &folio->lru)), so oldest first the list reads p0,
+        p0+n-1, p0+n-2, .., p0+1: a split folio's pages keep its age.  False (nothing done)
+        when p0 is on no list or a new folio is on one already."""
+        i0 = p0 + _OFF
+        w = self.which[i0]
+        if not w or n <= 1 or self.which[i0 + 1:i0 + n].count(0) != n - 1:
+            return False
+        prev, nxt, which = self.prev, self.next, self.which
+        idx = range(i0 + n - 1, i0, -1)
+        chain = [i0, *idx, nxt[i0]]
+        deque(map(nxt.__setitem__, chain[:-1], chain[1:]), maxlen=0)
+        deque(map(prev.__setitem__, chain[1:], chain[:-1]), maxlen=0)
+        which[i0 + 1:i0 + n] = array("B", [w]) * (n - 1)
+        self.nr[w - 1] += n - 1
+        if i0 + n - 1 >= self.hwm:
+            self.hwm = i0 + n
+        return True
+
     def delete_many(self, pfns: Iterable[int]) -> None:
         """lruvec_del_folio() of each of `pfns` that is on a list.  Where consecutive pfns of
         `pfns` are neighbours on a list (a run added in order), the run is unlinked at once:

@@ -25,6 +25,18 @@ class Model:
         for lst in self.lists:
             lst.pop(pfn, None)
 
+    def split_in_place(self, p0: int, n: int) -> bool:
+        """p0's new folios p0+1 .. p0+n-1 just after it, the last first (oldest first)."""
+        for lst in self.lists:
+            if p0 in lst and not any(p in other for other in self.lists for p in range(p0 + 1, p0 + n)):
+                order = list(lst)
+                i = order.index(p0) + 1
+                order[i:i] = range(p0 + n - 1, p0, -1)
+                lst.clear()
+                lst.update(dict.fromkeys(order))
+                return n > 1
+        return False
+
     def move(self, pfn: int, head: int) -> bool:
         if pfn in self.lists[1 - head]:
             del self.lists[1 - head][pfn]
@@ -43,7 +55,7 @@ def _same(lru: Lru, model: Model) -> None:
 
 
 def _step(rng: random.Random, lru: Lru, model: Model) -> None:
-    op = rng.randrange(7)
+    op = rng.randrange(8)
     pfn = rng.randrange(FRAMES)
     head = rng.choice((INACTIVE, ACTIVE))
     if op == 0 and not (lru.is_active(pfn) if head == INACTIVE else lru.is_inactive(pfn)):
@@ -71,6 +83,10 @@ def _step(rng: random.Random, lru: Lru, model: Model) -> None:
             lru.add_many(pfns, head)
             for p in pfns:
                 model.add(p, head)
+    elif op == 7:
+        n = rng.randrange(1, 40)
+        p0 = rng.randrange(FRAMES - n)
+        assert lru.add_split_in_place(p0, n) == model.split_in_place(p0, n)
     else:
         listed = lru.oldest_first()
         if listed:
