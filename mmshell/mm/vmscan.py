@@ -36,6 +36,7 @@ from .swap_reclaim import swap_reclaim_work
 from .swap_slots import folio_alloc_swap
 from .swap_state import delete_from_swap_cache
 from .vmscan_batch import shrink_order0_run
+from .vmscan_fill import free_written_after_fill
 from .vmscan_refs import folio_check_references, may_be_referenced_twice
 
 if TYPE_CHECKING:
@@ -224,6 +225,8 @@ def shrink_lruvec(k: "Kernel", nr_to_reclaim: int | None) -> int:
     while True:
         freed = 0
         written = k.vmstat.events["pswpout"]
+        had_space = get_nr_swap_pages(k) > 0
+        cached_before = set(k.folio_swap) if nr_to_reclaim is None and had_space else set()
         lru = k.lru.oldest_first()
         if nr_to_reclaim is None:
             lru = _check_references(k, lru)
@@ -238,6 +241,8 @@ def shrink_lruvec(k: "Kernel", nr_to_reclaim: int | None) -> int:
             j = _scannable_run(k, lru, i, cap)
             freed += shrink_folio_list(k, lru[i:j])
             i = j
+        if nr_to_reclaim is None and had_space and not get_nr_swap_pages(k):
+            freed += free_written_after_fill(k, cached_before)   # vmscan_fill.py
         reclaimed += freed
         if nr_to_reclaim is not None:
             return reclaimed
