@@ -31,12 +31,13 @@ from array import array
 from typing import TYPE_CHECKING
 
 from .config import Deposit, FaultPoint, ThpMode
-from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SIZE, PTRS_PER_PMD, pmd_index
+from .constants import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SHIFT, PMD_MASK, PMD_SIZE, pmd_index
 from .errors import MmError
 from .folio import PG, MemMap
 from .memory import alloc_anon_folio, do_swap_page, swapin_readahead
 from .mm_types import MmStruct
 from .pgtable_generic import pte_free
+from .pud import pmd_table_present
 from .pgtable import (F_DIRTY, F_SPECIAL, F_WRITE, F_YOUNG, Pmd, PmdKind, is_swap_pte, pmd_pgtable, pte_none,
                       pte_pfn, pte_present, pte_swp_offset, pte_swp_type)
 from .rmap import folio_add_new_anon_rmap, folio_remove_rmap_ptes
@@ -79,18 +80,11 @@ def find_pmd_or_thp_or_none(mm: MmStruct, haddr: int) -> Scan | None:
     PMD table page of its 1 GiB is not there (mm_find_pmd() finds no PUD entry), SCAN_PMD_NONE
     when it is and the block's entry is none; None when the block has an entry.
 
-    The simulation has no PUD level: a PMD table page is taken to be there while some block
-    of the same 1 GiB has an entry (the kernel keeps it also after they are all zapped, until
-    free_pgtables(); left out)."""
-    pmdi = pmd_index(haddr)
-    if pmdi in mm.pmds:
+    The PUD level is pud.py's: a PMD table page is taken to be there while some block of the
+    same 1 GiB has an entry."""
+    if pmd_index(haddr) in mm.pmds:
         return None
-    base = pmdi & ~(PTRS_PER_PMD - 1)
-    if len(mm.pmds) < PTRS_PER_PMD:         # fewer entries than a table: look at each of them
-        table = any(base <= i < base + PTRS_PER_PMD for i in mm.pmds)
-    else:
-        table = any(i in mm.pmds for i in range(base, base + PTRS_PER_PMD))
-    return Scan.PMD_NONE if table else Scan.PMD_NULL
+    return Scan.PMD_NONE if pmd_table_present(mm, haddr) else Scan.PMD_NULL
 
 
 def madvise_collapse_errno(r: Scan) -> str:

@@ -38,6 +38,7 @@ from .mm_types import MmStruct
 from .mmap import page_aligned, vma_merge_around, vma_range
 from .pagewalk import pmd_addr_end
 from .pgtable_generic import pte_alloc_one
+from .pud import pmd_table_present
 from .pgtable import (F_SPECIAL, F_SWP_EXCLUSIVE, Pmd, PmdKind, PteTable, is_swap_pte, pmd_pgtable, pte_pfn,
                       pte_present, pte_swp_offset, pte_swp_type)
 from .rmap import folio_move_anon_rmap
@@ -263,13 +264,15 @@ def _validate(k: "Kernel", mm: MmStruct, src: int, dst: int, length: int) -> Non
     ENOENT; only then does move_pages_pte() look at the pages, the destination PTE first
     (not none: EEXIST), then the source PTE (none: ENOENT), then its folio or swap entry
     (EBUSY).  So a shared source THP is EBUSY, unsplit, even into a populated destination
-    page (measured on 6.18.44: kernel fuzz seed 16161 script 2541).  Left out: a source
-    whose 1 GiB has no PMD table page at all (mm_find_pmd() finds no PUD entry) is ENOENT
-    before the destination PMD is looked at; the simulation has no PUD level.
+    page (measured on 6.18.44: kernel fuzz seed 16161 script 2541).  Before all of these, a
+    source whose 1 GiB has no PMD table page at all (mm_find_pmd() finds no PUD entry, pud.py)
+    is ENOENT, even into a destination PMD that is huge (seed 17171 script 3331).
     """
     mem = k.mem
     whole: dict[int, bool] = {}     # source PMD index -> it moves whole (_moves_whole)
     for off in range(0, length, PAGE_SIZE):
+        if not pmd_table_present(mm, src + off):
+            raise _refusal(off, "ENOENT", f"source page {src + off:#x} is not populated (no PMD table)")
         dpmd, dpte = _page_entry(mm, dst + off)
         if dpmd is not None and dpmd.kind is not PmdKind.TABLE:
             raise _refusal(off, "EEXIST", f"destination {dst + off:#x} is already populated")

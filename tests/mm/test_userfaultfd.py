@@ -12,6 +12,7 @@ import pytest
 
 from mm_unit import (RW, THP, Counters, assert_consistent, boot, mmap_small, mmap_thp, pageout, pmd_at,
                      swapon, vma_at)
+from mmshell.mm.access import access_range
 from mmshell.mm.constants import SWAP_HAS_CACHE
 from mmshell.mm.errors import MmError
 from mmshell.mm.fork import sys_fork
@@ -181,4 +182,29 @@ def test_uffd_move_into_a_populated_page_refuses_in_move_pages_order(pmd_swap: b
         sys_uffd_move(k, mm, src, d, 0x1000)
     assert e.value.errno == errno
     assert pmd_at(k, thp).kind is PmdKind.HUGE and "thp_split_pmd" not in c.moved()
+    assert_consistent(k)
+
+
+@pytest.mark.parametrize("pmd_swap", [False, True])
+@pytest.mark.parametrize("where, errno", [("1 GiB with no PMD table", "ENOENT"),
+                                          ("1 GiB with a PMD table", "EEXIST")])
+def test_uffd_move_from_a_1g_with_no_pmd_table_is_enoent_first(pmd_swap: bool, where: str,
+                                                               errno: str) -> None:
+    """move_pages(): mm_find_pmd() of a source whose 1 GiB has no PMD table page is ENOENT before
+    the destination is looked at, even one mapped by a THP; where the table is there (another
+    block of the 1 GiB has an entry), the huge destination is EEXIST first (kernel fuzz seed
+    17171 script 3331: the simulation said EEXIST for both)."""
+    k = boot(pmd_swap)
+    mm = k.mm(1)
+    d = mmap_thp(k)
+    sys_uffd_register(k, mm, d, THP)
+    far = 0x600026000000
+    src = sys_mmap(k, mm, THP, RW, Madv.MADV_NOHUGEPAGE, far)
+    if where == "1 GiB with a PMD table":
+        near = sys_mmap(k, mm, 0x1000, RW, Madv.MADV_NOHUGEPAGE, far + 2 * THP)
+        access_range(k, mm, near, near + 0x1000, True)
+    with pytest.raises(MmError) as e:
+        sys_uffd_move(k, mm, src, d, THP)
+    assert e.value.errno == errno
+    assert pmd_at(k, d).kind is PmdKind.HUGE
     assert_consistent(k)
