@@ -24,8 +24,9 @@ memory and the little the interpreter allocates afresh.
 a pass frees nothing: the kernel's LRU keeps a folio with referenced PTEs
 active on its first look, and reclaim balances the lists by the memcg's
 statistics, which reading memory.stat brings up to date before each pass
-(when enough updates are pending).  After a page was read back from swap, the
-runner first waits for the statistics to show its refault (memcg_flush.py).
+(when enough updates are pending).  Before a `reclaim` the runner flushes
+them (memcg_flush.flush_subtree()), and after a page was read back from swap
+it waits until they show its refault (memcg_flush.py; at once after the flush).
 
 The cgroup directories are journaled (journal.py) before they are made, with
 their inode once made, and removed at the tear-down after the workers are
@@ -46,7 +47,7 @@ from typing import Any, Callable
 from ..mm.constants import MAX_RAM
 from .devices import memtotal, signals_deferred
 from .journal import Journal, NotProven, Step
-from .memcg_flush import RefaultStats, swapins, swapouts
+from .memcg_flush import RefaultStats, flush_subtree, swapins, swapouts
 
 __all__ = ["CgroupError", "MemoryCgroup", "check_cgroup_step", "undo_cgroup", "worker_memory_limit"]
 
@@ -219,6 +220,12 @@ class MemoryCgroup:
     def refaults(self) -> int | None:
         """`work`'s flushed workingset_refault_anon (None where memory.stat has none)."""
         return self._stat().get("workingset_refault_anon")
+
+    def flush_stats(self) -> bool:
+        """Before a reclaim: bring `work`'s flushed statistics, by which reclaim balances the
+        active and inactive lists, up to date (memcg_flush.flush_subtree(), from the cgroup the
+        run's cgroup was made in); whether it could."""
+        return flush_subtree(self.top.parent)
 
     def await_refault_stats(self) -> float:
         """Before a reclaim: when a page was read back from swap since the last one, wait until
