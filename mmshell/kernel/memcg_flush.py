@@ -33,6 +33,7 @@ does the fuzz script it came from.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from typing import Callable
 
 from . import syscalls
 
-__all__ = ["CHURN", "FLUSH_WAIT", "RefaultStats", "flush_subtree", "swapins", "swapouts"]
+__all__ = ["CHURN_PER_CPU", "FLUSH_WAIT", "RefaultStats", "churn_bytes", "flush_subtree", "swapins", "swapouts"]
 
 #: The longest wait for the periodic memcg statistics flush (FLUSH_TIME is 2 s).
 FLUSH_WAIT = 4.0
@@ -50,9 +51,15 @@ POLL = 0.02
 SWAPIN_EVENTS = ("pswpin", "zswpin", "swpin_zero")
 
 
-#: What flush_subtree() maps, fills and unmaps in the runner's own memory cgroup: 256 pages,
-#: some thousand statistics updates, far above the 64 x CPUs that make a flush due.
-CHURN = 1 << 20
+#: What flush_subtree() maps, fills and unmaps in the runner's own memory cgroup, per CPU (and
+#: for 4 CPUs at least): 64 pages, each at least 4 statistics updates (its NR_ANON_MAPPED and
+#: its LRU list's count, in and out), four times the 64 per CPU online that make a flush due.
+CHURN_PER_CPU = 256 << 10
+
+
+def churn_bytes() -> int:
+    """How much flush_subtree() faults in and out: CHURN_PER_CPU for each CPU, 4 at least."""
+    return CHURN_PER_CPU * max(os.cpu_count() or 1, 4)
 
 
 def flush_subtree(ancestor: Path) -> bool:
@@ -61,7 +68,7 @@ def flush_subtree(ancestor: Path) -> bool:
 
     Reading a memory.stat flushes the cgroup's subtree only when more updates are pending in it
     than 64 x the CPUs online (mem_cgroup_flush_stats()).  So this process, which is charged to
-    `ancestor` or a cgroup below it, first makes that many: it faults CHURN bytes of anonymous
+    `ancestor` or a cgroup below it, first makes that many: it faults churn_bytes() of anonymous
     memory in and unmaps them (each page moves NR_ANON_MAPPED and its LRU list's count twice),
     and then reads `ancestor`'s memory.stat, whose flush (css_rstat_flush()) takes every
     cgroup below it that has updates pending: the workers' `work` too.
@@ -78,11 +85,12 @@ def flush_subtree(ancestor: Path) -> bool:
     stat = ancestor / "memory.stat"
     if not stat.exists():
         return False
-    addr = syscalls.mmap(0, CHURN, syscalls.PROT_READ | syscalls.PROT_WRITE, syscalls.MAP_PRIVATE)
+    size = churn_bytes()
+    addr = syscalls.mmap(0, size, syscalls.PROT_READ | syscalls.PROT_WRITE, syscalls.MAP_PRIVATE)
     try:
-        syscalls.madvise(addr, CHURN, syscalls.MADV_POPULATE_WRITE)
+        syscalls.madvise(addr, size, syscalls.MADV_POPULATE_WRITE)
     finally:
-        syscalls.munmap(addr, CHURN)
+        syscalls.munmap(addr, size)
     stat.read_text()
     return True
 
