@@ -23,9 +23,8 @@ memory and the little the interpreter allocates afresh.
 `memory.limit_in_bytes` for SIZE), pass after pass until SIZE is reclaimed or
 a pass frees nothing: the kernel's LRU keeps a folio with referenced PTEs
 active on its first look, and reclaim balances the lists by the memcg's
-statistics, which reading memory.stat brings up to date before each pass
-(when enough updates are pending).  Before a `reclaim` the runner flushes
-them (memcg_flush.flush_subtree()), and after a page was read back from swap
+statistics, which the runner brings up to date before each pass
+(memcg_flush.flush_subtree()), and after a page was read back from swap
 it waits until they show its refault (memcg_flush.py; at once after the flush).
 
 The cgroup directories are journaled (journal.py) before they are made, with
@@ -242,11 +241,16 @@ class MemoryCgroup:
         After each pass `settle()` (the runner's: wait for the swap writes to end), so the next
         pass frees the folios whose writes ended, as the simulation's next pass does (kernel fuzz
         seed 15151 script 1100: the run stopped with 11 of 16 written folios still cached).  A
-        pass that only activates (two references) makes none, as in the simulation."""
+        pass that only activates (two references) makes none, as in the simulation.  Before each
+        pass but the first (the runner's session flushes before that one, outside the step's
+        counters) the cgroup's statistics are flushed, so that the pass deactivates an active
+        anon list left alone (memcg_flush.flush_subtree())."""
         before = last = now = self.charged()
         target = None if size is None else max(before - size, 0)
         passes = 0
         for passes in range(1, RECLAIM_PASSES + 1):
+            if passes > 1:
+                self.flush_stats()
             written = swapouts()
             if target is None:
                 self._reclaim_all(now)
