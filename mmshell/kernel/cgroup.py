@@ -23,9 +23,9 @@ memory and the little the interpreter allocates afresh.
 `memory.limit_in_bytes` for SIZE), pass after pass until SIZE is reclaimed or
 a pass frees nothing: the kernel's LRU keeps a folio with referenced PTEs
 active on its first look, and reclaim balances the lists by the memcg's
-statistics, which reading memory.stat brings up to date before each pass
-(when enough updates are pending).  After a page was read back from swap, the
-runner first waits for the statistics to show its refault (memcg_flush.py).
+statistics, which the runner brings up to date before each pass
+(memcg_flush.flush_subtree()), and after a page was read back from swap
+it waits until they show its refault (memcg_flush.py; at once after the flush).
 
 The cgroup directories are journaled (journal.py) before they are made, with
 their inode once made, and removed at the tear-down after the workers are
@@ -46,7 +46,7 @@ from typing import Any, Callable
 from ..mm.constants import MAX_RAM
 from .devices import memtotal, signals_deferred
 from .journal import Journal, NotProven, Step
-from .memcg_flush import RefaultStats, swapins, swapouts
+from .memcg_flush import RefaultStats, flush_subtree, swapins, swapouts
 
 __all__ = ["CgroupError", "MemoryCgroup", "check_cgroup_step", "undo_cgroup", "worker_memory_limit"]
 
@@ -220,6 +220,12 @@ class MemoryCgroup:
         """`work`'s flushed workingset_refault_anon (None where memory.stat has none)."""
         return self._stat().get("workingset_refault_anon")
 
+    def flush_stats(self) -> bool:
+        """Before a reclaim: bring `work`'s flushed statistics, by which reclaim balances the
+        active and inactive lists, up to date (memcg_flush.flush_subtree(), from the cgroup the
+        run's cgroup was made in); whether it could."""
+        return flush_subtree(self.top.parent)
+
     def await_refault_stats(self) -> float:
         """Before a reclaim: when a page was read back from swap since the last one, wait until
         `work`'s flushed statistics show a refault (memcg_flush.py); the seconds waited."""
@@ -235,11 +241,16 @@ class MemoryCgroup:
         After each pass `settle()` (the runner's: wait for the swap writes to end), so the next
         pass frees the folios whose writes ended, as the simulation's next pass does (kernel fuzz
         seed 15151 script 1100: the run stopped with 11 of 16 written folios still cached).  A
-        pass that only activates (two references) makes none, as in the simulation."""
+        pass that only activates (two references) makes none, as in the simulation.  Before each
+        pass but the first (the runner's session flushes before that one, outside the step's
+        counters) the cgroup's statistics are flushed, so that the pass deactivates an active
+        anon list left alone (memcg_flush.flush_subtree())."""
         before = last = now = self.charged()
         target = None if size is None else max(before - size, 0)
         passes = 0
         for passes in range(1, RECLAIM_PASSES + 1):
+            if passes > 1:
+                self.flush_stats()
             written = swapouts()
             if target is None:
                 self._reclaim_all(now)

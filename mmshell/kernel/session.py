@@ -180,7 +180,9 @@ class LiveSession(RegionNames):
         if only_looks(cmd):
             return fn(self, cmd)
         if cmd.name == "reclaim" and self.machine.cgroup is not None:
-            # Outside the step's counters: the wait is no part of the step (memcg_flush.py).
+            # Outside the step's counters: the flush and the wait are no part of the step
+            # (memcg_flush.py).  After the flush the wait ends at once.
+            self.machine.cgroup.flush_stats()
             self.machine.cgroup.await_refault_stats()
         before = Counters.take(self)
         try:

@@ -637,6 +637,30 @@ def test_no_wait_where_memory_stat_counts_no_refaults() -> None:
     assert RefaultStats(swapins=10, refaults=None).await_flush(99, lambda: None, clock, clock.sleep) == 0.0
 
 
+def test_flush_subtree_churns_its_own_memory_then_reads_the_ancestors_memory_stat(tmp_path: Path, monkeypatch) -> None:
+    from mmshell.kernel import memcg_flush
+    calls: list[str] = []
+    monkeypatch.setattr(memcg_flush.syscalls, "mmap", lambda addr, n, prot, flags: calls.append(f"mmap {n}") or 0x1000)
+    monkeypatch.setattr(memcg_flush.syscalls, "madvise",
+                        lambda addr, n, advice: calls.append(f"madvise {n} {advice}"))
+    monkeypatch.setattr(memcg_flush.syscalls, "munmap", lambda addr, n: calls.append(f"munmap {n}"))
+    stat = tmp_path / "memory.stat"
+    stat.write_text("rss 0\n")
+    read = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self: (calls.append(f"read {self.name}"), read(self))[1])
+    assert memcg_flush.flush_subtree(tmp_path)
+    size = memcg_flush.churn_bytes()
+    assert size >= 1 << 20
+    assert calls == [f"mmap {size}", f"madvise {size} {memcg_flush.syscalls.MADV_POPULATE_WRITE}",
+                     f"munmap {size}", "read memory.stat"]
+
+
+def test_flush_subtree_does_nothing_without_a_memory_stat(tmp_path: Path, monkeypatch) -> None:
+    from mmshell.kernel import memcg_flush
+    monkeypatch.setattr(memcg_flush.syscalls, "mmap", lambda *a: pytest.fail("mapped memory"))
+    assert not memcg_flush.flush_subtree(tmp_path)
+
+
 def test_swapins_sums_the_swapin_events(tmp_path: Path) -> None:
     from mmshell.kernel.memcg_flush import swapins
     (tmp_path / "vmstat").write_text("pswpin 5\npswpout 9\nzswpin 2\nswpin_zero 1\nworkingset_refault_anon 7\n")
