@@ -45,7 +45,8 @@ from typing import Callable
 
 from . import syscalls
 
-__all__ = ["CHURN_PER_CPU", "FLUSH_WAIT", "RefaultStats", "churn_bytes", "flush_subtree", "swapins", "swapouts"]
+__all__ = ["CHURN_PER_CPU", "FLUSH_WAIT", "RefaultStats", "churn_bytes", "flush_subtree", "swapins",
+           "swapouts", "thp_splits"]
 
 #: The longest wait for the periodic memcg statistics flush (FLUSH_TIME is 2 s).
 FLUSH_WAIT = 4.0
@@ -116,6 +117,11 @@ def swapins(vmstat: Path = Path("/proc/vmstat")) -> int:
 def swapouts(vmstat: Path = Path("/proc/vmstat")) -> int:
     """Pages written to swap on the machine so far (exact, as swapins())."""
     return _events(SWAPOUT_EVENTS, vmstat)
+
+
+def thp_splits(vmstat: Path = Path("/proc/vmstat")) -> int:
+    """THPs split on the machine so far (thp_split_page; exact, as swapins())."""
+    return _events(("thp_split_page",), vmstat)
 
 
 @dataclass
