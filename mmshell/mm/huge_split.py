@@ -27,7 +27,7 @@ from .mm_types import MmStruct
 from .pgtable import (F_DIRTY, F_SOFT_DIRTY, F_SPECIAL, F_SWP_EXCLUSIVE, F_UFFD_WP, F_YOUNG, PFN_SHIFT, SWP_OFFSET_SHIFT, Pmd,
                       PmdKind, PteTable, mk_pte, pmd_pgtable, swp_entry_to_pte)
 from .pgtable_generic import pgtable_trans_huge_withdraw
-from .rmap import folio_remove_rmap_ptes, rmap_walk_anon
+from .rmap import folio_ptes, folio_remove_rmap_ptes, rmap_walk_anon
 from .swap import free_folio
 from .swapops import SwpEntry
 from .unmap_folio import unmap_folio_partially_maps
@@ -132,6 +132,13 @@ def split_folio(k: "Kernel", pfn: int, to_list: bool = False) -> list[int]:
     for m in rmap_walk_anon(k, pfn):
         if m.pmd:
             split_huge_pmd_locked(k, m.mm, m.vma, m.addr)
+    # unmap_folio() -> try_to_migrate_one(): "if (pte_dirty(pteval)) folio_mark_dirty(folio)",
+    # so a PTE written since the folio was last clean makes the whole folio, and each folio
+    # of the split, dirty: a lazyfree THP one of whose pages was written is swapped out
+    # whole, not discarded (kernel fuzz seed 18181 script 219).
+    if not mem.test(pfn, PG.DIRTY) and any(pte & F_DIRTY for m in rmap_walk_anon(k, pfn)
+                                           for _, _, pte in folio_ptes(m, pfn, HPAGE_PMD_NR)):
+        mem.set(pfn, PG.DIRTY)
     head_flags = mem.flags[pfn] & (PG.ANON | PG.SWAPBACKED | PG.SWAPCACHE | PG.DIRTY | PG.LRU
                                    | PG.ACTIVE | PG.UPTODATE | PG.REFERENCED)
     index = mem.index[pfn]
