@@ -73,9 +73,10 @@ def _kernel_more(d: Difference) -> bool:
 #: passes no fault type, so neither counts PGMAJFAULT (of the swap reads, only do_swap_page()
 #: and shmem's fault count it); with nothing on the device it returns at once.  Measured on
 #: 6.18.44: +0 at swapoffs that read 512 slots back (zram and disk, shared after fork: corpus
-#: 70, 71, 72, 74).
+#: 70, 71, 72, 74).  MADV_FREE and MADV_DONTNEED drop what they find (a swap entry's slot is
+#: freed, not read: madvise_free_pte_range(), zap_pte_range()).
 _NO_FAULT_STEP = (r"^(@\d+ )?(mmap|munmap|mprotect|swapon|swapoff|set|uffd register|fork"
-                  r"|madvise \S+ (hugepage|nohugepage|cold))\b")
+                  r"|madvise \S+ (hugepage|nohugepage|cold|free|dontneed))\b")
 
 def _words(line: str) -> list[str]:
     """A script line's words without its `@PID ` prefix and its comment."""
@@ -131,6 +132,9 @@ KNOWN: tuple[Known, ...] = (
             Example(("set pmd_swap off", "mmap a 2M", "@2 mmap c 1M"), "vmstat.pgmajfault change",
                     "+1", "+0"),
             Example(("mmap a 2M", "madvise a:1M cold"), "vmstat.pgmajfault change", "+1", "+0"),
+            # kernel fuzz seed 18181 script 910: seen at two runs in a row
+            Example(("mmap b 2M", "touch b", "madvise b+108K:4K free"), "vmstat.pgmajfault change",
+                    "+3", "+0"),
             Example(("swapon z0 64M kind zram", "mmap a 2M hugepage", "fork"), "vmstat.pgmajfault change",
                     "+12", "+0"),
             # kernel fuzz seed 14141 script 829: nothing on the device at its swapoff
