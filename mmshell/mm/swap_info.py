@@ -23,7 +23,7 @@ from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum, IntFlag
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .constants import (COUNT_CONTINUED, PAGE_SIZE, SWAP_CONT_MAX, SWAP_COUNT_MASK, SWAP_HAS_CACHE,
                         SWAP_MAP_BAD, SWAP_MAP_MAX, SWAPFILE_CLUSTER)
@@ -290,20 +290,20 @@ class SwapInfo:
         """si->free_clusters from its head."""
         return [c for t, c in self.free_clusters if self.cluster_used[c] == 0 and self.free_seq[c] == t]
 
-    def alloc_slot(self) -> int | None:
+    def alloc_slot(self, reclaim: Callable[[int], bool] | None = None) -> int | None:
         """cluster_alloc_swap_entry() of order 0, the slow path's allocation on this device:
         a rotational device scans on from its cursor first (si->global_cluster->next[0]:
         alloc_slot_next()); then the first free slot of a cluster from the lists
         (_order0_candidates()).  The slot is taken at once with the cache bit, as
-        alloc_cluster() takes its slots."""
+        alloc_cluster() takes its slots.  `reclaim`: see _scan()."""
         if not self.flags & SWP.SOLIDSTATE:
-            pos = self.alloc_slot_next()
+            pos = self.alloc_slot_next(reclaim)
             if pos is not None:
                 return pos
         for c in self._order0_candidates():
             base = c * SWAPFILE_CLUSTER
             end = min(base + SWAPFILE_CLUSTER, self.pages)
-            pos = self.swap_map.find(0, max(base, 1), end)
+            pos = self._scan(max(base, 1), end, reclaim)
             if pos >= 0:
                 if self.cluster_used[c] == 0:
                     self.cluster_order[c] = 0
@@ -313,7 +313,24 @@ class SwapInfo:
                 return pos
         return None
 
-    def alloc_slot_next(self) -> int | None:
+    def _scan(self, start: int, end: int, reclaim: Callable[[int], bool] | None) -> int:
+        """alloc_swap_scan_cluster()'s scan of [start, end): the first free slot, or -1.  With
+        `reclaim` (the caller's: swap is full, vm_swap_full()), a slot only the swap cache
+        holds comes too, freed first by reclaim(slot) (cluster_scan_range() sets need_reclaim,
+        cluster_reclaim_range() runs __try_to_reclaim_swap(TTRS_ANYWAY)); one it cannot free
+        is passed over."""
+        sm = self.swap_map
+        pos = sm.find(0, start, end)
+        if reclaim is None:
+            return pos
+        c = sm.find(SWAP_HAS_CACHE, start, pos if pos >= 0 else end)
+        while c >= 0:
+            if reclaim(c) and sm[c] == 0:
+                return c
+            c = sm.find(SWAP_HAS_CACHE, c + 1, pos if pos >= 0 else end)
+        return pos
+
+    def alloc_slot_next(self, reclaim: Callable[[int], bool] | None = None) -> int | None:
         """alloc_swap_scan_cluster() from the order-0 cursor (`next_order0`): the first free
         slot at or after it in its cluster, or None.  The cursor is the per-CPU
         percpu_swap_cluster.offset[0] on a non-rotational device (swap_alloc_fast(), which
@@ -324,13 +341,13 @@ class SwapInfo:
         cluster, scanned, goes to the fragmented list as after an allocation.  Measured on
         6.18.44 (tests/kernel/137_percpu_cursor_skips_freed_slots.mmsh): a zram device's two
         slots 1 and 2, freed by a swap-in while the cursor stood at 3, stay free while the next
-        reclaim fills 3..15 and goes on to the next device."""
+        reclaim fills 3..15 and goes on to the next device.  `reclaim`: see _scan()."""
         nxt = self.next_order0
         if not nxt:
             return None
         c = nxt // SWAPFILE_CLUSTER
         end = min((c + 1) * SWAPFILE_CLUSTER, self.pages)
-        pos = self.swap_map.find(0, nxt, end)
+        pos = self._scan(nxt, end, reclaim)
         if pos < 0:
             self.next_order0 = 0
             if self.cluster_used[c] < SWAPFILE_CLUSTER:

@@ -17,9 +17,10 @@ references, are never taken.  Measured on 6.18.44 (a 4M disk, 511 slots cached b
 a's pages read back, 254 in cluster 0 and 257 in cluster 1, then a THP paged out
 split into the 512 free slots, cluster 1 full first): 257 slots freed, cluster 1's.
 
-Left out: the same reclaim of cached slots by an allocation's scan while swap is
-full (cluster_scan_range() / cluster_reclaim_range(), and the unforced
-swap_reclaim_full_clusters() when no free or non-full cluster is left); a folio
+The same reclaim of cached slots by an allocation's scan while swap is full
+(cluster_scan_range() / cluster_reclaim_range()) is swap_slots.py's `_reclaim_cached`.
+Left out: the unforced swap_reclaim_full_clusters() when no free or non-full cluster
+is left; a folio
 under writeback or locked is not freed by the kernel, and the simulation frees a
 written folio's slots only after its page-table references are gone.
 """

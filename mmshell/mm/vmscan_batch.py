@@ -22,12 +22,12 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from .config import FailMode
-from .constants import PAGE_SHIFT, PTRS_PER_PTE, pmd_index, pte_index
+from .constants import PAGE_SHIFT, PTRS_PER_PTE, SWAP_HAS_CACHE, pmd_index, pte_index
 from .folio import PG
 from .pgtable import (F_SWP_EXCLUSIVE, KIND_MASK, KIND_PRESENT, PFN_SHIFT, SWP_KEPT, SWP_OFFSET_SHIFT,
                       PmdKind, pmd_pgtable, swp_entry_to_pte)
 from .rmap import rmap_walk_anon
-from .swap_slots import swap_alloc_fast, swap_avail, swap_range_alloc
+from .swap_slots import swap_alloc_fast, swap_avail, swap_range_alloc, vm_swap_full
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -73,6 +73,8 @@ def shrink_order0_run(k: "Kernel", todo: deque[int]) -> int:
     si = _swap_target(k)
     if si is None:
         return 0
+    if vm_swap_full(k) and si.swap_map.find(SWAP_HAS_CACHE) >= 0:
+        return 0        # the scans take cached slots too (swap_slots._reclaim_cached): one by one
     maps = rmap_walk_anon(k, pfn)
     if len(maps) != 1 or maps[0].pmd:
         return 0
