@@ -239,6 +239,28 @@ def test_fuzz_loop_shrinks_and_saves_the_first_difference(tmp_path: Path) -> Non
         assert f"(met in {1 + len(later)} scripts)" in out.getvalue()
 
 
+def test_a_saved_difference_met_again_runs_again_before_it_counts(tmp_path: Path) -> None:
+    """A later script whose difference has a saved signature runs again first, as a new one
+    does: one not seen again is noise, not one more script of the saved kind (a one-off
+    pgmajfault at a fault has the signature of one seen twice elsewhere)."""
+    first = next(i for i in range(200) if _script_with_a_pageout(i))
+    later = next(i for i in range(first + 1, 400) if _script_with_a_pageout(i))
+    base = _fake_compare(True)
+    calls: dict[str, int] = {}
+
+    def compare(name: str, text: str) -> DiffResult:
+        calls[name] = calls.get(name, 0) + 1
+        if name == f"seed5-{later}.mmsh" and calls[name] > 1:
+            return DiffResult(name, [], {"steps": len(text.splitlines())}, [], [])
+        return base(name, text)
+
+    out = io.StringIO()
+    Fuzzer(5, seconds=None, scripts=later + 1, out=tmp_path / "f", stream=out, compare=compare).run()
+    assert calls[f"seed5-{later}.mmsh"] == 2, out.getvalue()
+    assert f"seed5-{later}.mmsh: vmstat.pswpout change at line" in out.getvalue()
+    assert "(met in" not in out.getvalue()
+
+
 def test_a_second_run_must_show_the_difference_at_the_same_step(tmp_path: Path) -> None:
     """A machine-wide counter another process moves shows at a different step on each run:
     the same kind of difference elsewhere in the script is not the difference seen again."""
