@@ -203,6 +203,37 @@ KNOWN: tuple[Known, ...] = (
                     "swap.z0.used", "511", "512"),
         ),
     ),
+    Known(
+        name="the device a page beside refaulted pages is read back from",
+        reason="the same cause as \"the device of a page reclaimed beside refaulted pages\", seen "
+               "when the pages are read back: each device's Used falls by the pages read from it, "
+               "and which device a page went to depends on where the refaulted pages met the "
+               "allocator among the older ones (kernel fuzz seed 18181 script 1943: two disks of "
+               "one priority, which take turns page by page; 4 pages read back, 3 and 1 on the "
+               "kernel, 2 and 2 in the simulator, the same 4 in all)",
+        docs="refaulted pages are activated",
+        what=r"swap\.\S+\.used change",
+        command=r"^(@\d+ )?(touch|check)\b",
+        before=_reclaim_mixing_refaults_on_two_devices,
+        examples=(
+            Example(("set pmd_swap off", "set page_cluster 0", "swapon d0 64M kind disk prio 10",
+                     "mmap a 1M hugepage", "touch a", "madvise a+512K:4K pageout", "madvise a+1020K:4K free",
+                     "swapon d2 64M kind disk prio 10", "touch a:1M", "mremap a+512K:16K b", "reclaim",
+                     "touch b:16K"), "swap.d0.used change", "-3", "-2"),
+        ),
+        near_misses=(
+            # one device on at the reclaim
+            Example(("swapon d0 64M kind disk", "mmap a 1M", "touch a", "madvise a pageout", "touch a",
+                     "reclaim", "touch a"), "swap.d0.used change", "-255", "-256"),
+            # nothing faulted in again before the reclaim
+            Example(("swapon d0 64M kind disk prio 10", "swapon d2 64M kind disk prio 10", "mmap a 1M",
+                     "touch a", "reclaim", "touch a:16K"), "swap.d0.used change", "-3", "-2"),
+            # the reclaim itself
+            Example(("swapon d0 64M kind disk prio 10", "mmap a 1M", "touch a", "madvise a pageout",
+                     "swapon d2 64M kind disk prio 10", "touch a", "reclaim"), "swap.d0.used change",
+                    "+129", "+128"),
+        ),
+    ),
 )
 
 
