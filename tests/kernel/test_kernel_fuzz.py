@@ -261,6 +261,33 @@ def test_a_saved_difference_met_again_runs_again_before_it_counts(tmp_path: Path
     assert "(met in" not in out.getvalue()
 
 
+@pytest.mark.parametrize("damon, noise", [(True, True), (False, False)])
+def test_a_reclaim_under_a_damon_monitor_must_differ_in_three_runs(tmp_path: Path, monkeypatch,
+                                                                   damon: bool, noise: bool) -> None:
+    """While a kdamond runs, a difference at a `reclaim` seen in two runs but not the third is
+    noise (the monitor's sampling changes reclaim's reference counts from run to run); with no
+    monitor, two runs decide, as for every other step."""
+    from mmshell.kernel import procfs
+
+    monkeypatch.setattr(procfs, "kernel_threads_named", lambda prefix: ["kdamond.0"] if damon else [])
+    runs = 0
+
+    def compare(name: str, text: str) -> DiffResult:
+        nonlocal runs
+        runs += 1
+        lines = text.splitlines()
+        at = next(i for i, ln in enumerate(lines, start=1) if ln.startswith("reclaim"))
+        diffs = [Difference(name, at, "reclaim", "mthp.nr_anon change", "-2", "+0")] if runs <= 2 else []
+        return DiffResult(name, diffs, {"steps": len(lines)}, [], [])
+
+    first = next(i for i in range(400) if any(ln.startswith("reclaim") for ln in generate(f"5:{i}").lines))
+    out = io.StringIO()
+    Fuzzer(5, seconds=None, scripts=first + 1, out=tmp_path / "f", stream=out,
+           compare=lambda n, t: compare(n, t) if n == f"seed5-{first}.mmsh"
+           else DiffResult(n, [], {"steps": 1}, [], [])).run()
+    assert ("counted as noise" in out.getvalue()) == noise, out.getvalue()
+
+
 def test_a_second_run_must_show_the_difference_at_the_same_step(tmp_path: Path) -> None:
     """A machine-wide counter another process moves shows at a different step on each run:
     the same kind of difference elsewhere in the script is not the difference seen again."""
