@@ -270,13 +270,19 @@ def _folio_to_free(k: "Kernel", ptes: array, i: int, base: int, lo: int, hi: int
 
 
 def _mark_lazyfree(k: "Kernel", pfn: int) -> None:
-    """folio_mark_lazyfree(): clean, not swap-backed, at the tail of the inactive list."""
+    """madvise_free_pte_range()'s (and madvise_free_huge_pmd()'s) part, then
+    folio_mark_lazyfree(): a swap-cache folio leaves the swap cache (or is left alone), and a
+    dirty one is made clean (folio_clear_dirty()) whether or not it is lazyfree already;
+    then a swap-backed one becomes lazyfree: not swap-backed, at the tail of the inactive
+    list.  Measured on 6.18.44 (kernel fuzz seed 19191 script 2241): a lazyfree THP written
+    again, then split by MADV_FREE of one of its pages, shows that page in smaps' LazyFree
+    (clean again); the simulation left the already-lazyfree page dirty."""
     mem = k.mem
-    if not mem.test(pfn, PG.SWAPBACKED):
-        return
     if mem.test(pfn, PG.SWAPCACHE) and not folio_free_swap(k, pfn):
         return
     mem.clear(pfn, PG.DIRTY)
+    if not mem.test(pfn, PG.SWAPBACKED):
+        return
     mem.clear(pfn, PG.SWAPBACKED)
     k.lru.delete(pfn)
     k.lru.add(pfn)
