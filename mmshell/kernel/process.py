@@ -156,8 +156,9 @@ def unshare_pages(exclude: list[tuple[int, int]]) -> None:
             run = None
             addr = a
             for w in words:
-                todo = not w >> 63 if whole else False
-                todo = todo or bool(w >> 63 and not w >> 56 & 1)
+                present = w >> 63
+                # absent in a mapping filled whole, or present and shared with the parent
+                todo = (whole and not present) or bool(present and not w >> 56 & 1)
                 if todo and run is None:
                     run = addr
                 elif not todo and run is not None:
