@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,6 +42,14 @@ def _wait_scans(before: int) -> bool:
             return True
         time.sleep(0.001)
     return False
+
+
+def _settle(cpus: set[int]) -> None:
+    """Between the passes of a reclaim with a disk or file device on: wait for the swap writes
+    to end, then flush every CPU's folio batches (percpu.py), so that the next pass sees the
+    folios those writes rotated where the simulation's does, with no batch's reference on them."""
+    percpu.wait_writeback()
+    percpu.drain_cpus(cpus)
 
 
 def get_unmapped_area(s: LiveSession, length: int) -> int:
@@ -406,8 +415,8 @@ class _Live(OnSession):
         allowed = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {min(allowed)})
         try:
-            settle = percpu.wait_writeback if self.s.async_swap_on() else (lambda: None)
-            freed, passes = cg.reclaim(size, settle)
+            freed, passes = cg.reclaim(size, partial(_settle, allowed) if self.s.async_swap_on()
+                                       else (lambda: None))
         except OSError as e:
             raise Refused(f"{sc.errno_name(e.errno or 0)}: reclaim in the workers' memory cgroup {cg.work}: "
                           f"{e.strerror or e}") from None

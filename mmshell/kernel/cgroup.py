@@ -238,7 +238,8 @@ class MemoryCgroup:
         Passes go on while one makes progress: the charge fell, or it wrote pages to swap
         (/proc/vmstat, exact; memory.stat's figures are flushed only when enough updates are
         pending, so a pass whose written folios are still in the swap cache looks fruitless).
-        After each pass `settle()` (the runner's: wait for the swap writes to end), so the next
+        After each pass `settle()` (the runner's: wait for the swap writes to end, then flush
+        every CPU's folio batches, percpu.py), so the next
         pass frees the folios whose writes ended, as the simulation's next pass does (kernel fuzz
         seed 15151 script 1100: the run stopped with 11 of 16 written folios still cached).  A
         pass that only activates (two references) makes none, as in the simulation; one that split

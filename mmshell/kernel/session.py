@@ -205,13 +205,14 @@ class LiveSession(RegionNames):
     def drain(self) -> None:
         """Flush the workers' per-CPU folio batches (they all run on one CPU), so that counters
         the kernel counts at a batch flush (pglazyfree) are counted by the step that caused them;
-        with a disk or file device on, also every other CPU's once the swap writes have ended
-        (percpu.py: the folios their completion rotated would keep a reference past the step)."""
+        with a disk or file device on, also every CPU's, theirs included, once the swap writes
+        have ended (percpu.py: the folios their completion rotated would keep a reference past
+        the step)."""
         spid = self.pid if self.pid in {p for p, _ in self.live_pids()} else 1
         self.machine.procs.call(spid, "drain")
         if self.async_swap_on():
             percpu.wait_writeback()
-            percpu.drain_other_cpus(min(os.sched_getaffinity(0)))
+            percpu.drain_cpus()
 
     def async_swap_on(self) -> bool:
         """Whether an asynchronous swap device (a disk or a swap file) of the run is on."""

@@ -691,19 +691,18 @@ def test_swapins_sums_the_swapin_events(tmp_path: Path) -> None:
 
 # -- the other CPUs' folio batches (percpu.py) ----------------------------------------------------------
 
-def test_drain_other_cpus_visits_each_other_cpu_and_gives_the_cpu_set_back(monkeypatch) -> None:
+def test_drain_cpus_visits_each_cpu_the_workers_one_included_and_gives_the_cpu_set_back(monkeypatch) -> None:
     from mmshell.kernel import percpu
     allowed = os.sched_getaffinity(0)
     seen: list[set[int]] = []
     monkeypatch.setattr(percpu.sc, "madvise", lambda addr, n, advice: seen.append(os.sched_getaffinity(0)))
-    worker = min(allowed)
-    percpu.drain_other_cpus(worker)
-    assert seen == [{c} for c in sorted(allowed - {worker})]
+    percpu.drain_cpus()
+    assert seen == [{c} for c in sorted(allowed)]
     assert os.sched_getaffinity(0) == allowed
 
 
-def test_drain_other_cpus_advises_cold_on_a_page_of_its_own() -> None:
+def test_drain_cpus_advises_cold_on_a_page_of_its_own() -> None:
     from mmshell.kernel import percpu
     allowed = os.sched_getaffinity(0)
-    percpu.drain_other_cpus(min(allowed))       # the real MADV_COLD: no error, nothing changed
+    percpu.drain_cpus()       # the real MADV_COLD: no error, nothing changed
     assert os.sched_getaffinity(0) == allowed
