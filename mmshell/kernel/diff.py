@@ -82,7 +82,7 @@ IO_TIMING = ("vmstat.pgmajfault", "vmstat.swap_ra", "vmstat.swap_ra_hit")
 
 
 #: /proc/vmstat counters every process moves: compared by the expectation's outcome only.
-MACHINE_WIDE = ("pgfault", "pgfree", "pgactivate", "pgdeactivate", "pgreuse", "pgsteal_direct",
+MACHINE_WIDE = ("pgfault", "pgfree", "pgactivate", "pgdeactivate", "pgreuse", "pgsteal_direct", "pgrotated",
                 "nr_free_pages", "nr_zone_inactive_anon", "nr_zone_active_anon", "nr_inactive_anon",
                 "nr_active_anon", "nr_anon_pages", "nr_page_table_pages")
 SKIPPED = object()

@@ -113,6 +113,9 @@ COUNTERS: tuple[CounterDoc, ...] = (
        "wp_page_reuse / do_huge_pmd_wp_page"),
     _v("pgsteal_direct", "pages reclaimed by direct reclaim, run by an allocation that found no free memory",
        "shrink_inactive_list under try_to_free_pages"),
+    _v("pgrotated", "folios moved to the oldest end of the inactive list when the write reclaim "
+       "started ended (a disk or a swap file), so the next reclaim frees them first",
+       "folio_end_writeback > folio_rotate_reclaimable > lru_move_tail"),
     _v("thp_fault_alloc", "THPs allocated and mapped by a PMD at a fault",
        "__do_huge_pmd_anonymous_page (do_huge_pmd_anonymous_page)"),
     _v("thp_fault_fallback", "THP faults that fell back to small pages (no THP, or no charge)",

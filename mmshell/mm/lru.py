@@ -116,6 +116,24 @@ class Lru:
             return True
         return False
 
+    def move_tail(self, pfn: int) -> bool:
+        """lru_move_tail() (folio_rotate_reclaimable(), at the end of a write reclaim asked
+        for): from whichever list it is on to the oldest end of the inactive one, where reclaim
+        looks first (the kernel's list tail; this list's head).  False when it is on none."""
+        i = pfn + _OFF
+        if not self.which[i]:
+            return False
+        self.list_del(pfn)
+        prev, nxt = self.prev, self.next
+        first = nxt[INACTIVE]
+        nxt[INACTIVE] = i
+        prev[i] = INACTIVE
+        nxt[i] = first
+        prev[first] = i
+        self.which[i] = INACTIVE + 1
+        self.nr[INACTIVE] += 1
+        return True
+
     def is_active(self, pfn: int) -> bool:
         return 0 <= pfn < len(self.which) - _OFF and self.which[pfn + _OFF] == ACTIVE + 1
 

@@ -36,6 +36,7 @@ EVENTS: tuple[str, ...] = (
     "pglazyfreed",
     "pgreuse",
     "pgsteal_direct",
+    "pgrotated",
     "thp_fault_alloc",
     "thp_fault_fallback",
     "thp_fault_fallback_charge",

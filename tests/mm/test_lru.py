@@ -37,6 +37,14 @@ class Model:
                 return n > 1
         return False
 
+    def move_tail(self, pfn: int) -> bool:
+        """To the oldest end of the inactive list, from either list."""
+        if not any(pfn in lst for lst in self.lists):
+            return False
+        self.delete(pfn)
+        self.lists[INACTIVE] = {pfn: None, **self.lists[INACTIVE]}
+        return True
+
     def move(self, pfn: int, head: int) -> bool:
         if pfn in self.lists[1 - head]:
             del self.lists[1 - head][pfn]
@@ -55,7 +63,7 @@ def _same(lru: Lru, model: Model) -> None:
 
 
 def _step(rng: random.Random, lru: Lru, model: Model) -> None:
-    op = rng.randrange(8)
+    op = rng.randrange(9)
     pfn = rng.randrange(FRAMES)
     head = rng.choice((INACTIVE, ACTIVE))
     if op == 0 and not (lru.is_active(pfn) if head == INACTIVE else lru.is_inactive(pfn)):
@@ -83,6 +91,8 @@ def _step(rng: random.Random, lru: Lru, model: Model) -> None:
             lru.add_many(pfns, head)
             for p in pfns:
                 model.add(p, head)
+    elif op == 8:
+        assert lru.move_tail(pfn) == model.move_tail(pfn)
     elif op == 7:
         n = rng.randrange(1, 40)
         p0 = rng.randrange(FRAMES - n)

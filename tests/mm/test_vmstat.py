@@ -22,6 +22,7 @@ KERNEL_6_18_44 = (
     "nr_anon_pages", "nr_anon_transparent_hugepages", "nr_page_table_pages", "nr_swapcached",
     "pgpgin", "pgpgout", "pswpin", "pswpout", "pgfree", "pgactivate", "pgdeactivate", "pglazyfree",
     "pgfault", "pgmajfault", "pglazyfreed", "pgrefill", "pgreuse", "pgsteal_kswapd", "pgsteal_direct",
+    "pageoutrun", "pgrotated", "drop_pagecache",
     "thp_migration_success", "thp_migration_fail", "thp_migration_split",
     "thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge", "thp_collapse_alloc",
     "thp_collapse_alloc_failed", "thp_file_alloc", "thp_file_fallback", "thp_file_fallback_charge",
