@@ -218,7 +218,7 @@ def test_same_data_sees_a_page_that_reads_otherwise(what: str) -> None:
 MADV_FREE_DROPS = {
     "read of a pmd swap entry": "swapon s0 16M kind zram\nmmap a 2M hugepage\ntouch a\nmadvise a pageout\n"
                                 "touch a+0:4K read\nmadvise a free",
-    "swapoff reclaims": "set ram 12M\nmmap a 4M hugepage\nmmap b 3M\ntouch a+0:2M\n"
+    "swapoff reclaims": "set ram 10M\nmmap a 4M hugepage\nmmap b 3M\ntouch a+0:2M\n"
                         "swapon sw1 16M kind disk prio -1\nfork\ntouch a+0:2M\ntouch a+2M:2M\n"
                         "madvise b+0:2M hugepage\nmremap b+0:64K m5 size 2M at 0x618003000000\n"
                         "touch m5+0:2M\nswapon sw6 16M kind zram prio -1\nmadvise m5+0:2M pageout\n"
