@@ -140,9 +140,9 @@ def folio_rotate_reclaimable(k: "Kernel", pfn: int) -> None:
     of a THP and then of 256 pages, all read back by a write; `reclaim` then takes the 256
     pages last written first (their new slots run up from the cursor as the pages run down)
     and the THP last, which finds no free cluster left and is split (thp_swpout_fallback),
-    in 4 runs of 5.  The kernel rotates a folio only if its write ends after reclaim put it
+    in 11 runs of 12.  The kernel rotates a folio only if its write ends after reclaim put it
     back on the LRU (a folio still in a per-CPU batch is not on it), which depends on I/O
-    timing: in the fifth run part of the pages were not rotated.  Left out: that timing."""
+    timing: in the twelfth run part of the pages were not rotated.  Left out: that timing."""
     if k.lru.move_tail(pfn):
         k.vmstat.count("pgrotated", k.mem.nr_pages(pfn))
 
