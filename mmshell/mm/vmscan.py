@@ -144,6 +144,7 @@ def folio_rotate_reclaimable(k: "Kernel", pfn: int) -> None:
     back on the LRU (a folio still in a per-CPU batch is not on it), which depends on I/O
     timing: in the twelfth run part of the pages were not rotated.  Left out: that timing."""
     if k.lru.move_tail(pfn):
+        k.trace("folio_rotate_reclaimable")
         k.vmstat.count("pgrotated", k.mem.nr_pages(pfn))
 
 

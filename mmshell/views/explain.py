@@ -80,6 +80,8 @@ NOTES: dict[str, tuple[int, str]] = {
     "__split_huge_zero_page_pmd": (2, "the huge zero page's PMD was split into 512 PTEs of the zero page"),
     "split_folio": (2, "split_folio broke a THP folio into 512 order-0 folios"),
     "__swap_writepage": (1, "__swap_writepage wrote the folio to the device"),
+    "folio_rotate_reclaimable": (1, "when the write ended, folio_rotate_reclaimable moved the folio to the "
+                                    "oldest end of the inactive list, where the next reclaim frees it first"),
     "swap_zeromap_folio_set": (1, "the pages were all zero: only the zeromap records them, nothing is "
                                   "written"),
     "zswap_store": (1, "zswap_store kept the pages compressed in memory instead of writing them"),
