@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from mm_unit import THP, Counters, assert_consistent, boot, mmap_thp, pmd_at, swapped_thp
+from mm_unit import RW, THP, Counters, assert_consistent, boot, mmap_thp, pmd_at, swapped_thp
+from mmshell.mm.errors import MmError
 from mmshell.mm.memory import handle_mm_fault
+from mmshell.mm.mmap import sys_mmap
 from mmshell.mm.mremap import sys_mremap
 from mmshell.mm.pgtable import F_SWP_EXCLUSIVE, PmdKind, pmd_pgtable, swp_entry_to_pte
 from mmshell.mm.swapops import SwpEntry
@@ -79,3 +81,20 @@ def test_mremap_moves_a_present_thp_whole(pmd_swap: bool) -> None:
     new = sys_mremap(k, k.mm(1), a, THP, THP, None)
     assert c.moved() == {} and (pmd_at(k, new).kind, pmd_at(k, new).pfn) == (PmdKind.HUGE, 0x200)
     assert_consistent(k)
+
+
+@pytest.mark.parametrize("new, errno", [(0x6000_3700_0000, "EINVAL"), (0x6000_3710_0000, "EFAULT")])
+def test_mremap_checks_the_new_address_before_the_source(new: int, errno: str) -> None:
+    """check_mremap_params() refuses a new range overlapping the old one (EINVAL) before
+    do_mremap() looks up the source VMA (EFAULT when none is there): kernel fuzz seed 22222
+    script 2344, measured EINVAL on 6.18.44."""
+    k = boot(False)
+    mm = k.mm(1)
+    old = 0x6000_3700_1000
+    sys_mmap(k, mm, 8 * 1024, RW, None, old)
+    sys_mremap(k, mm, old, 8 * 1024, 1 << 20, None)       # moved away: nothing at old now
+    before = [(v.start, v.end) for v in mm.vmas]
+    with pytest.raises(MmError) as e:
+        sys_mremap(k, mm, old, 8 * 1024, 8 * 1024, new)
+    assert e.value.errno == errno
+    assert [(v.start, v.end) for v in mm.vmas] == before
