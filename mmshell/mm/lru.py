@@ -71,16 +71,19 @@ class Lru:
             if w == head + 1:
                 return
             raise VmBug(f"folio {pfn:#x} added to an LRU list while on the other one")
-        prev, nxt = self.prev, self.next
-        t = prev[head]
-        nxt[t] = i
-        prev[i] = t
-        nxt[i] = head
-        prev[head] = i
-        self.which[i] = head + 1
-        self.nr[head] += 1
+        self._link(i, self.prev[head], head, head)
         if i >= self.hwm:
             self.hwm = i + 1
+
+    def _link(self, i: int, a: int, b: int, head: int) -> None:
+        """list_add(): index i, on no list, between the neighbours a and b of list `head`."""
+        prev, nxt = self.prev, self.next
+        nxt[a] = i
+        prev[i] = a
+        nxt[i] = b
+        prev[b] = i
+        self.which[i] = head + 1
+        self.nr[head] += 1
 
     def list_del(self, pfn: int) -> int:
         """lruvec_del_folio(): off whichever list it is on; returns that list + 1, or 0."""
@@ -124,14 +127,7 @@ class Lru:
         if not self.which[i]:
             return False
         self.list_del(pfn)
-        prev, nxt = self.prev, self.next
-        first = nxt[INACTIVE]
-        nxt[INACTIVE] = i
-        prev[i] = INACTIVE
-        nxt[i] = first
-        prev[first] = i
-        self.which[i] = INACTIVE + 1
-        self.nr[INACTIVE] += 1
+        self._link(i, INACTIVE, self.next[INACTIVE], INACTIVE)
         return True
 
     def is_active(self, pfn: int) -> bool:
