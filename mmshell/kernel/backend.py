@@ -44,14 +44,6 @@ def _wait_scans(before: int) -> bool:
     return False
 
 
-def _settle(cpus: set[int]) -> None:
-    """Between the passes of a reclaim with a disk or file device on: wait for the swap writes
-    to end, then flush every CPU's folio batches (percpu.py), so that the next pass sees the
-    folios those writes rotated where the simulation's does, with no batch's reference on them."""
-    percpu.wait_writeback()
-    percpu.drain_cpus(cpus)
-
-
 def get_unmapped_area(s: LiveSession, length: int) -> int:
     """The simulator's placement (mm/mmap.py get_unmapped_area) over this process's VMAs."""
     align = HPAGE if length >= HPAGE else PAGE
@@ -415,7 +407,9 @@ class _Live(OnSession):
         allowed = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {min(allowed)})
         try:
-            freed, passes = cg.reclaim(size, partial(_settle, allowed) if self.s.async_swap_on()
+            # between passes with a disk or file on: the next pass sees the folios the writes
+            # rotated where the simulation's does, with no batch's reference on them
+            freed, passes = cg.reclaim(size, partial(percpu.settle, allowed) if self.s.async_swap_on()
                                        else (lambda: None))
         except OSError as e:
             raise Refused(f"{sc.errno_name(e.errno or 0)}: reclaim in the workers' memory cgroup {cg.work}: "

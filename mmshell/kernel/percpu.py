@@ -39,7 +39,7 @@ import time
 from . import procfs
 from . import syscalls as sc
 
-__all__ = ["drain_cpus", "wait_writeback"]
+__all__ = ["drain_cpus", "settle", "wait_writeback"]
 
 PAGE = 4096
 #: How long to wait for the swap writes of a step to end (a few ms on a disk; the rest of the
@@ -71,3 +71,10 @@ def drain_cpus(cpus: set[int] | None = None) -> None:
             sc.madvise(_PAGE, PAGE, sc.MADV_COLD)
     finally:
         os.sched_setaffinity(0, allowed)
+
+
+def settle(cpus: set[int] | None = None) -> None:
+    """Once the swap writes have ended (wait_writeback()), flush the folio batches of each of
+    `cpus` (drain_cpus()): no folio those writes rotated keeps a batch's reference."""
+    wait_writeback()
+    drain_cpus(cpus)

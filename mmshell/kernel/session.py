@@ -211,8 +211,7 @@ class LiveSession(RegionNames):
         spid = self.pid if self.pid in {p for p, _ in self.live_pids()} else 1
         self.machine.procs.call(spid, "drain")
         if self.async_swap_on():
-            percpu.wait_writeback()
-            percpu.drain_cpus()
+            percpu.settle()
 
     def async_swap_on(self) -> bool:
         """Whether an asynchronous swap device (a disk or a swap file) of the run is on."""
