@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..diff import Difference
+from .sim_step import SimStep, sim_step
 
 __all__ = ["Example", "Known", "KNOWN", "explain"]
 
@@ -49,13 +50,22 @@ class Known:
     examples: tuple[Example, ...] = ()
     near_misses: tuple[Example, ...] = ()
     kernel_more: bool = False          # only a counter change larger on the kernel (what adds to it)
+    kernel: str | None = None          # a regex matched whole against the kernel's side
+    sim: Callable[[SimStep], bool] | None = None   # a condition on the simulator at the step
 
     def matches(self, d: Difference, lines: list[str]) -> bool:
         if not re.fullmatch(self.what, d.what) or not re.search(self.command, d.command):
             return False
         if self.kernel_more and not _kernel_more(d):
             return False
-        return self.before is None or self.before(lines[:max(0, d.line - 1)])
+        if self.kernel is not None and not re.fullmatch(self.kernel, str(d.kernel)):
+            return False
+        if self.before is not None and not self.before(lines[:max(0, d.line - 1)]):
+            return False
+        if self.sim is None:
+            return True
+        step = sim_step(tuple(lines[:d.line]))
+        return step is not None and self.sim(step)
 
 
 def _kernel_more(d: Difference) -> bool:
@@ -84,34 +94,102 @@ def _words(line: str) -> list[str]:
     return words[1:] if words and words[0].startswith("@") else words
 
 
-def _reclaim_mixing_refaults_on_two_devices(lines: list[str]) -> bool:
-    """A whole-cgroup `reclaim` ran while two or more swap devices were on, after a region
-    swapped out (`madvise R pageout`, or a `reclaim` after R was mapped) was faulted in again
-    (`touch R`, `check R`): a refault the kernel puts on the active list."""
-    on: set[str] = set()
-    mapped: set[str] = set()
-    swapped: set[str] = set()
-    refaulted = False
-    for line in lines:
+class _SwapHistory:
+    """What a script's lines have done to swap so far, as the text says: the devices on, the
+    regions mapped, those swapped out (`madvise R pageout`, or mapped before a `reclaim`), and
+    whether one of those was faulted in again (`touch R`, `check R`): a refault, which the kernel
+    puts on the active list (workingset_refault())."""
+
+    def __init__(self) -> None:
+        self.on: set[str] = set()
+        self.mapped: set[str] = set()
+        self.swapped: set[str] = set()
+        self.refaulted = False
+
+    def step(self, line: str) -> None:
         words = _words(line)
-        if len(words) < 1 or words[0] == "expect":
-            continue
+        if not words or words[0] == "expect":
+            return
         region = re.split(r"[+:]", words[1], maxsplit=1)[0] if len(words) > 1 else ""
         if words[0] == "swapon" and region:
-            on.add(region)
+            self.on.add(region)
         elif words[0] == "swapoff" and region:
-            on.discard(region)
+            self.on.discard(region)
         elif words[0] == "mmap" and region:
-            mapped.add(region)
+            self.mapped.add(region)
         elif words[0] == "reclaim":
-            if len(words) == 1 and refaulted and len(on) >= 2:
-                return True
-            swapped |= mapped
+            self.swapped |= self.mapped
         elif words[0] == "madvise" and words[-1] == "pageout":
-            swapped.add(region)
-        elif words[0] in ("touch", "check") and region in swapped:
-            refaulted = True
+            self.swapped.add(region)
+        elif words[0] in ("touch", "check") and region in self.swapped:
+            self.refaulted = True
+
+
+def _reclaim_mixing_refaults_on_two_devices(lines: list[str]) -> bool:
+    """A whole-cgroup `reclaim` ran while two or more swap devices were on, after a region
+    swapped out was faulted in again."""
+    h = _SwapHistory()
+    for line in lines:
+        words = _words(line)
+        if words == ["reclaim"] and h.refaulted and len(h.on) >= 2:
+            return True
+        h.step(line)
     return False
+
+
+def _refaulted(lines: list[str]) -> bool:
+    """A region swapped out was faulted in again before the step."""
+    h = _SwapHistory()
+    for line in lines:
+        h.step(line)
+    return h.refaulted
+
+
+#: The step is a whole-cgroup `reclaim` (no SIZE), as `kernel fuzz` generates it.
+_WHOLE_RECLAIM = r"^(@\d+ )?reclaim$"
+#: What a THP's fate at reclaim moves: swapped out whole, or split (for want of a free cluster,
+#: or because it was partly mapped).
+_THP_FATE = r"(vmstat\.thp_(split_page|swpout|swpout_fallback)|mthp\.(split|swpout|swpout_fallback)) change"
+
+
+def _ran_out_of_swap(step: SimStep) -> bool:
+    """The simulator's reclaim ran out of swap space: which THPs came last decided which found
+    no free cluster and were split."""
+    return step.ran_out_of_swap
+
+
+def _ran_out_after_a_partly_mapped_thp(step: SimStep) -> bool:
+    """The simulator's reclaim began with a partly mapped THP on the LRU and ran out of swap
+    space."""
+    return step.ran_out_of_swap and step.partially_mapped_before > 0
+
+
+def _activated_with_space_left(step: SimStep) -> bool:
+    """The simulator's reclaim activated a folio (its first look: mapped in two VMAs) and did not
+    run out of swap space."""
+    return step.events.get("pgactivate", 0) > 0 and step.swap_free_after > 0
+
+
+#: Kernel fuzz seed 23232 script 1732, shrunk: 512 pages read back (`touch a`) before a reclaim
+#: that needs 4,096 slots of the 4,095 the device has.
+_SEED23232_1732 = ("set pmd_swap off", "set page_cluster 0", "swapon z0 16M kind zram", "mmap a 3M hugepage",
+                   "touch a:2M", "mmap b 6M", "touch b", "madvise a pageout", "mmap c 8M hugepage", "touch c",
+                   "touch a", "reclaim")
+#: Kernel fuzz seed 22222 script 4303, shrunk: a partly unmapped THP, a THP and 256 pages, 4M of swap.
+_SEED22222_4303 = ("set pmd_swap off", "set page_cluster 0", "swapon z0 4M kind zram", "mmap a 2M hugepage",
+                   "touch a", "madvise a+0:4K dontneed", "mmap b 3M hugepage", "touch b", "reclaim")
+#: Kernel fuzz seed 22222 script 1284, shrunk: a THP in two VMAs and 307 pages read back.
+_SEED22222_1284 = ("set pmd_swap off", "set page_cluster 0", "mmap a 2M hugepage", "touch a",
+                   "mremap a+1348K:16K b", "mmap c 2052K nohugepage at 0x7dffffbfb000", "touch c",
+                   "swapon z1 16M kind zram", "madvise c pageout", "check c+824K:1228K", "reclaim")
+
+
+def _without(lines: tuple[str, ...], *drop: str) -> tuple[str, ...]:
+    return tuple(line for line in lines if line not in drop)
+
+
+def _replace(lines: tuple[str, ...], old: str, new: str) -> tuple[str, ...]:
+    return tuple(new if line == old else line for line in lines)
 
 
 KNOWN: tuple[Known, ...] = (
@@ -234,8 +312,104 @@ KNOWN: tuple[Known, ...] = (
                     "+129", "+128"),
         ),
     ),
+    Known(
+        name="the THP that finds no free cluster beside refaulted pages",
+        reason="when a whole-cgroup reclaim runs out of swap space, which THPs come last decides "
+               "which find no free cluster and are split; pages read back from swap are on the "
+               "active list (workingset_refault()), and the memory-cgroup reclaim deactivates them "
+               "in batches between its scans of the inactive list, so they reach the swap allocator "
+               "interleaved with older folios, in batches that vary run to run; the simulator has no "
+               "workingset activation and reclaims oldest first (kernel fuzz seed 23232 script 1732: "
+               "a reclaim needing 4,096 slots of 4,095 after 512 pages were read back; the kernel "
+               "split one THP of four, the simulator none; without the read back, 0 differences)",
+        docs="refaulted pages are activated",
+        what=_THP_FATE,
+        command=_WHOLE_RECLAIM,
+        before=_refaulted,
+        sim=_ran_out_of_swap,
+        examples=(
+            Example(_SEED23232_1732, "mthp.split change", "+1", "+0"),
+            Example(_SEED23232_1732, "vmstat.thp_swpout change", "+3", "+4"),
+            Example(_SEED23232_1732, "mthp.swpout_fallback change", "+1", "+0"),
+        ),
+        near_misses=(
+            # nothing read back before the reclaim
+            Example(_without(_SEED23232_1732, "touch a"), "mthp.split change", "+1", "+0"),
+            # swap space left: every THP found a cluster
+            Example(_replace(_SEED23232_1732, "swapon z0 16M kind zram", "swapon z0 64M kind zram"),
+                    "mthp.split change", "+1", "+0"),
+            # not the THPs' fate
+            Example(_SEED23232_1732, "vmstat.pswpout change", "+4094", "+4095"),
+            # a reclaim of a size
+            Example(_replace(_SEED23232_1732, "reclaim", "reclaim 15M"), "mthp.split change", "+1", "+0"),
+        ),
+    ),
+    Known(
+        name="the THP that finds no free cluster after a partly mapped THP",
+        reason="when a whole-cgroup reclaim runs out of swap space, which THPs come last decides "
+               "which find no free cluster and are split; the kernel looks at each folio once per "
+               "priority, keeps a folio referenced once for a second look, and runs the cgroup's "
+               "shrinkers after each priority, the deferred split one scanning a short queue only "
+               "at priority 1 and 0: when small pages make the first looks last that long, the "
+               "shrinker splits a partly mapped THP in place before reclaim's second looks, its "
+               "unmapped pages freed without swap slots; the simulator's reclaim splits it itself "
+               "(6.12+ shrink_folio_list(): the head it holds takes a slot it frees again) "
+               "(traced on 6.18.44, kernel fuzz seed 22222 script 4303: a partly unmapped THP, a THP "
+               "and 256 pages on 4M of swap; the kernel's shrinker split at priority 1, the 511 "
+               "pages fit the first cluster and the other THP took the free one whole; the "
+               "simulator split both)",
+        docs="order of a memory-cgroup reclaim's looks",
+        what=_THP_FATE,
+        command=_WHOLE_RECLAIM,
+        sim=_ran_out_after_a_partly_mapped_thp,
+        examples=(
+            Example(_SEED22222_4303, "mthp.split change", "+1", "+2"),
+            Example(_SEED22222_4303, "vmstat.thp_swpout change", "+1", "+0"),
+            Example(_SEED22222_4303, "vmstat.thp_swpout_fallback change", "+0", "+1"),
+        ),
+        near_misses=(
+            # no THP partly unmapped
+            Example(_without(_SEED22222_4303, "madvise a+0:4K dontneed"), "mthp.split change", "+1", "+2"),
+            # swap space left
+            Example(_replace(_SEED22222_4303, "swapon z0 4M kind zram", "swapon z0 16M kind zram"),
+                    "mthp.split change", "+1", "+2"),
+            # not the THPs' fate
+            Example(_SEED22222_4303, "swap.z0.used change", "+1022", "+1023"),
+        ),
+    ),
+    Known(
+        name="a reclaim after refaults that activates a folio frees nothing",
+        reason="pages read back from swap are on the active list (workingset_refault()); when the "
+               "reclaim's first look activates what is on the inactive list (a THP mapped in two "
+               "VMAs), only a deactivation could give it more, and the memory-cgroup reclaim "
+               "deactivates when its statistics show the inactive list low, which are not flushed "
+               "within the reclaim, or new refaults, which its first call's snapshot takes: so it "
+               "frees nothing and ends (traced on 6.18.44, kernel fuzz seed 22222 script 1284: one "
+               "shrink_inactive with nr_activate_anon=512, no shrink_active, 16 memory.force_empty "
+               "calls); the simulator has no workingset activation and reclaims the read-back pages "
+               "in its first pass and the THP in its second (without the read back, or without the "
+               "THP's second VMA, 0 differences)",
+        docs="scans the active list only once",
+        what=r"(vmstat\.\w+|mthp\.\w+|swap\.\S+\.used) change",
+        command=_WHOLE_RECLAIM,
+        kernel=r"\+0",
+        before=_refaulted,
+        sim=_activated_with_space_left,
+        examples=(
+            Example(_SEED22222_1284, "mthp.nr_anon change", "+0", "-1"),
+            Example(_SEED22222_1284, "vmstat.pswpout change", "+0", "+819"),
+            Example(_SEED22222_1284, "swap.z1.used change", "+0", "+819"),
+        ),
+        near_misses=(
+            # nothing read back
+            Example(_without(_SEED22222_1284, "check c+824K:1228K"), "vmstat.pswpout change", "+0", "+1025"),
+            # no second VMA: nothing activated
+            Example(_without(_SEED22222_1284, "mremap a+1348K:16K b"), "vmstat.pswpout change", "+0", "+819"),
+            # the kernel freed something
+            Example(_SEED22222_1284, "vmstat.pswpout change", "+307", "+819"),
+        ),
+    ),
 )
-
 
 def explain(d: Difference, lines: list[str]) -> Known | None:
     """The known pattern that explains d (lines: the script's lines), or None."""
