@@ -2,11 +2,12 @@
 (head pfn -> None, oldest first), through every operation, a checkpoint and a rollback."""
 
 import copy
+from array import array
 import random
 
 import pytest
 
-from mmshell.mm.lru import ACTIVE, INACTIVE, Lru
+from mmshell.mm.lru import ACTIVE, INACTIVE, Lru, grow_ramp
 
 FRAMES = 200
 
@@ -127,3 +128,23 @@ def test_lru_matches_the_dicts_it_replaced(seed: int) -> None:
     twin = copy.deepcopy(lru)
     _same(twin, model)
     assert twin.lru_pages(bytearray(FRAMES), INACTIVE) == len(model.lists[INACTIVE])
+
+
+@pytest.mark.parametrize("have", [2, 3, 257])
+def test_grow_ramp_is_the_range_it_replaces(have: int) -> None:
+    """The lane-arithmetic growth of the shared ramp leaves exactly array("i", range(end)),
+    through several doublings and to ends that are no power of two."""
+    for end in (have, have + 1, 4097, (1 << 20) + 7):
+        ramp = array("i", range(have))
+        grow_ramp(ramp, end)
+        assert ramp == array("i", range(max(have, end)))
+
+
+def test_every_machine_links_from_the_one_ramp() -> None:
+    """Machines (and their deep copies) share the process's ramp; a machine with more frames
+    grows it for all, and each still reads ramp[i] == i below its own frames."""
+    small, big = Lru(64), Lru(5000)
+    big.add_run(4000, 900)
+    assert small.ramp is big.ramp is copy.deepcopy(small).ramp
+    assert len(small.ramp) >= 4902 and small.ramp[:4902] == array("i", range(4902))
+    assert big.folios(INACTIVE) == list(range(4000, 4900))
