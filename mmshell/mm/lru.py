@@ -11,11 +11,11 @@ by pfn + 2, with the inactive list's sentinel at index 0 and the active one's at
 per-frame byte saying which list the folio is on (0: none, 1: inactive, 2: active: the
 kernel's PG_lru and PG_active, kept apart here because the flags are moved by their own
 callers).  Adding at the tail, deleting, activating and deactivating are O(1); the runs the
-batched paths add are linked with slice assignments of `ramp` (ramp[i] == i, one table for
-the whole process, grown as frames come into use), and a run of neighbours they free is cut
-out at once.  The lists are walked oldest first.  9 bytes a frame, made at `set ram`, and the
-shared ramp's 4; a command's checkpoint copies the next links below the high-water mark (4
-bytes a frame ever linked).
+batched paths add are linked with slice assignments of `ramp` (ramp[i] == i, grown by int
+lane arithmetic as frames come into use), and a run of neighbours they free is cut out at
+once.  The lists are walked oldest first.  13 bytes a frame in all, made at `set ram`; a
+command's checkpoint copies the next links below the high-water mark (4 bytes a frame ever
+linked).
 
 Left out: the file lists and the unevictable list (only anonymous memory is simulated),
 the per-memcg lruvecs (one node, one lruvec), the per-CPU folio batches that delay
@@ -39,8 +39,6 @@ INACTIVE, ACTIVE = 0, 1     # the sentinels' indexes, and lruvec->lists[] order
 _OFF = 2                    # index of pfn p: p + _OFF
 PFN_OFFSET = _OFF           # for loops that read Lru.which themselves (which[pfn + PFN_OFFSET])
 
-#: ramp[i] == i: the one table of the process that every Lru links its runs from (Lru._ramp).
-_RAMP = array("i", range(_OFF))
 _ONE = array("i", [1]).tobytes()
 
 
@@ -70,12 +68,11 @@ class Lru:
         self.prev[ACTIVE] = self.next[ACTIVE] = ACTIVE   # INACTIVE's already point at 0
         self.nr = [0, 0]                # folios on each list
         self.hwm = _OFF                 # above every index ever linked: what a checkpoint copies
-        self.ramp = _RAMP               # ramp[i] == i: a run's links are slices of it (_ramp)
+        self.ramp = array("i", range(_OFF))     # ramp[i] == i: a run's links are slices of it (_ramp)
 
     def _ramp(self, end: int) -> array:
         """`ramp` with ramp[i] == i below `end` at least: grown (at least doubled) as runs reach
-        higher frames, so it is paid for as frames come into use, not at boot.  It is the one
-        table of the process (`_RAMP`), shared by every machine (and copy) in it."""
+        higher frames, so a machine pays for it as its frames come into use, not at boot."""
         ramp = self.ramp
         if len(ramp) < end:
             grow_ramp(ramp, min(len(self.which), max(end, 2 * len(ramp))))
@@ -388,5 +385,5 @@ class Lru:
     def __deepcopy__(self, memo: dict) -> "Lru":
         new = Lru.__new__(Lru)
         new.prev, new.next, new.which = self.prev[:], self.next[:], self.which[:]
-        new.nr, new.hwm, new.ramp = list(self.nr), self.hwm, self.ramp      # the shared table
+        new.nr, new.hwm, new.ramp = list(self.nr), self.hwm, self.ramp[:]
         return new

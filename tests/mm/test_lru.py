@@ -140,11 +140,14 @@ def test_grow_ramp_is_the_range_it_replaces(have: int) -> None:
         assert ramp == array("i", range(max(have, end)))
 
 
-def test_every_machine_links_from_the_one_ramp() -> None:
-    """Machines (and their deep copies) share the process's ramp; a machine with more frames
-    grows it for all, and each still reads ramp[i] == i below its own frames."""
-    small, big = Lru(64), Lru(5000)
-    big.add_run(4000, 900)
-    assert small.ramp is big.ramp is copy.deepcopy(small).ramp
-    assert len(small.ramp) >= 4902 and small.ramp[:4902] == array("i", range(4902))
-    assert big.folios(INACTIVE) == list(range(4000, 4900))
+def test_a_run_far_up_links_from_the_grown_ramp() -> None:
+    """A run above every frame linked so far grows the machine's ramp past it; its links are
+    what the per-folio adds give, and a deep copy has a ramp of its own."""
+    lru, each = Lru(5000), Lru(5000)
+    lru.add_run(4000, 900)
+    for p in range(4000, 4900):
+        each.add(p)
+    assert len(lru.ramp) >= 4902 and lru.ramp[:4902] == array("i", range(4902))
+    assert lru.folios(INACTIVE) == each.folios(INACTIVE) == list(range(4000, 4900))
+    assert (lru.prev[4002:4902], lru.next[4002:4902]) == (each.prev[4002:4902], each.next[4002:4902])
+    assert copy.deepcopy(lru).ramp is not lru.ramp
