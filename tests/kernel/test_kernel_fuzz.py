@@ -17,6 +17,7 @@ from mmshell.kernel.fuzz import known
 from mmshell.kernel.fuzz.generate import HEADER, SimModel, _partial, generate, is_expect
 from mmshell.kernel.fuzz.run import Fuzzer, signature
 from mmshell.kernel.fuzz.shrink import Budget, ddmin, shrink, simplify, variants
+from mmshell.kernel.fuzz.sim_step import sim_step
 from mmshell.kernel.machine import MissingRequirement
 from mmshell.kernel.runner import HANDLERS
 from mmshell.lang.parser import Command, parse_script
@@ -186,6 +187,21 @@ def test_known_patterns_are_narrow_and_explained() -> None:
             assert known.explain(ex.difference(), list(ex.lines)) is k, (k.name, ex)
         for ex in k.near_misses:
             assert known.explain(ex.difference(), list(ex.lines)) is None, (k.name, ex)
+
+
+def test_sim_step_reads_the_simulator_at_the_step() -> None:
+    """What a pattern's `sim` condition sees: the step's vmstat events, the partly mapped THPs on
+    the LRU before it, the swap space and swap-backed folios left after it; None where the script
+    does not reach the step."""
+    lines = ("set pmd_swap off", "swapon z0 4M kind zram", "mmap a 2M hugepage", "touch a",
+             "madvise a+0:4K dontneed", "mmap b 3M hugepage", "touch b", "reclaim")
+    step = sim_step(lines)
+    assert step is not None and step.partially_mapped_before == 1 and step.ran_out_of_swap
+    assert step.swap_free_after == 0 and step.anon_on_lru_after > 0 and step.events["pswpout"] == 1023
+    roomy = sim_step(tuple(line.replace("4M", "64M") for line in lines))
+    assert roomy is not None and not roomy.ran_out_of_swap and roomy.anon_on_lru_after == 0
+    assert sim_step(("mmap a 2M", "munmap b", "touch a")) is None       # refused before the step
+    assert sim_step(("mmap a 2M", "tuoch a")) is None                   # does not parse
 
 
 # -- the loop, with the simulator standing in for the kernel ------------------------------------------

@@ -61,23 +61,18 @@ def sim_step(lines: tuple[str, ...]) -> SimStep | None:
         return None
     target = len(lines)
     session = Session.boot(Config(pmd_swap=False), debug_vm=True)
-    seen: dict[str, object] = {}
+    seen: list[tuple[dict[str, int], int]] = []      # the events and partly mapped THPs before it
 
     def before(cmd: Command) -> None:
-        if cmd.line == target and "events" not in seen:
-            seen["events"] = dict(session.kernel.vmstat.events)
-            seen["partial"] = _partially_mapped(session)
+        if cmd.line == target and not seen:
+            seen.append((dict(session.kernel.vmstat.events), _partially_mapped(session)))
 
     try:
         run_text(session, "\n".join(lines) + "\n", "known.mmsh", before=before)
     except (LangError, MmError, VmBug):
         return None
-    if "events" not in seen:
+    if not seen:
         return None
-    k = session.kernel
-    start = seen["events"]
-    assert isinstance(start, dict)
+    (start, partial), k = seen[0], session.kernel
     moved = {name: v - start.get(name, 0) for name, v in k.vmstat.events.items() if v != start.get(name, 0)}
-    partial = seen["partial"]
-    assert isinstance(partial, int)
     return SimStep(moved, partial, get_nr_swap_pages(k), _anon_on_lru(session))
