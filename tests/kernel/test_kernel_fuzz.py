@@ -189,6 +189,28 @@ def test_known_patterns_are_narrow_and_explained() -> None:
             assert known.explain(ex.difference(), list(ex.lines)) is None, (k.name, ex)
 
 
+def test_a_diverging_known_difference_explains_the_later_steps() -> None:
+    """After a difference a diverging pattern explains (the two machines then hold different
+    memory), a difference at a later step is its consequence; one at the same step must be
+    explained on its own, and nothing before it is (kernel fuzz seed 25252 script 597: the kernel
+    freed nothing at the reclaim, so reading the moved pages back faulted nothing in there)."""
+    lines = ["set pmd_swap off", "set page_cluster 0", "swapon z0 64M kind zram", "mmap a 2052K hugepage",
+             "touch a", "madvise a+800K:1252K pageout", "touch a read", "khugepaged",
+             "mremap a:16K d at 0x600033000000", "reclaim", "touch d+8K:8K"]
+    pattern = next(k for k in known.KNOWN if k.name.startswith("a reclaim after refaults"))
+    assert pattern.diverges
+
+    def d(line: int, what: str, kern: str, sim: str) -> Difference:
+        return Difference("s.mmsh", line, lines[line - 1], what, kern, sim)
+    before = d(7, "vmstat.pgmajfault change", "+1", "+2")
+    at = [d(10, "vmstat.pswpout change", "+0", "+512"), d(10, "vmstat.pgactivate change", "+512", "+0")]
+    later = d(11, "vmstat.pgmajfault change", "+0", "+2")
+    assert known.classify([before, *at, later], lines) == [
+        None, pattern.name, None, f"after: {pattern.name}"]
+    assert known.classify([later], lines) == [None]        # no diverging difference before it
+    assert not any(k.diverges for k in known.KNOWN if k.name == "machine-wide pgmajfault")
+
+
 def test_sim_step_reads_the_simulator_at_the_step() -> None:
     """What a pattern's `sim` condition sees: the step's vmstat events, the partly mapped THPs on
     the LRU before it, the swap space and swap-backed folios left after it; None where the script

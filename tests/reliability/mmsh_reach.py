@@ -19,7 +19,8 @@ checker, the oracles of mmsh_oracles.py, or the simulator's own VmBug):
 1 a swap-in or swapoff of a PMD swap entry caches a folio over slots already
   cached as smaller folios (the checker: slots that do not point back);
 2 a swap-cache folio moved by UFFDIO_MOVE whose index no longer finds its
-  mappings (the drain oracle: index lost);
+  mappings (the drain oracle: index lost; or, first, the checker: a page not found
+  where it is mapped by the rmap walk);
 3 swapoff's allocation reclaims to the device being removed (VmBug: slots
   still in use);
 4 a PMD-size swap-in after zswap was enabled (the zswap oracle);
@@ -52,7 +53,9 @@ _PATTERNS = [
                      r"slot .* cached by")),
     ("4", re.compile(r"after zswap was enabled")),
     ("5", re.compile(r"fork split")),
-    ("2", re.compile(r"whole reclaim left .*index lost")),
+    # the drain oracle, or the checker's rmap invariant first (the moved folio's pages are not
+    # found where they are mapped)
+    ("2", re.compile(r"whole reclaim left .*index lost|is not found there by the rmap walk")),
     ("6", re.compile(r"whole reclaim left .*across a VMA edge")),
 ]
 

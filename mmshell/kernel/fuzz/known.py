@@ -20,7 +20,7 @@ from typing import Callable
 from ..diff import Difference
 from .sim_step import SimStep, sim_step
 
-__all__ = ["Example", "Known", "KNOWN", "explain"]
+__all__ = ["Example", "Known", "KNOWN", "classify", "explain"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class Known:
     kernel_more: bool = False          # only a counter change larger on the kernel (what adds to it)
     kernel: str | None = None          # a regex matched whole against the kernel's side
     sim: Callable[[SimStep], bool] | None = None   # a condition on the simulator at the step
+    #: the two machines hold different memory after it (which pages were reclaimed or split), so
+    #: every difference at a later step of the script is its consequence (`classify`)
+    diverges: bool = False
 
     def matches(self, d: Difference, lines: list[str]) -> bool:
         if not re.fullmatch(self.what, d.what) or not re.search(self.command, d.command):
@@ -327,6 +330,7 @@ KNOWN: tuple[Known, ...] = (
         command=_WHOLE_RECLAIM,
         before=_refaulted,
         sim=_ran_out_of_swap,
+        diverges=True,
         examples=(
             Example(_SEED23232_1732, "mthp.split change", "+1", "+0"),
             Example(_SEED23232_1732, "vmstat.thp_swpout change", "+3", "+4"),
@@ -362,6 +366,7 @@ KNOWN: tuple[Known, ...] = (
         what=_THP_FATE,
         command=_WHOLE_RECLAIM,
         sim=_ran_out_after_a_partly_mapped_thp,
+        diverges=True,
         examples=(
             Example(_SEED22222_4303, "mthp.split change", "+1", "+2"),
             Example(_SEED22222_4303, "vmstat.thp_swpout change", "+1", "+0"),
@@ -395,6 +400,7 @@ KNOWN: tuple[Known, ...] = (
         kernel=r"\+0",
         before=_refaulted,
         sim=_activated_with_space_left,
+        diverges=True,
         examples=(
             Example(_SEED22222_1284, "mthp.nr_anon change", "+0", "-1"),
             Example(_SEED22222_1284, "vmstat.pswpout change", "+0", "+819"),
@@ -417,3 +423,25 @@ def explain(d: Difference, lines: list[str]) -> Known | None:
         if k.matches(d, lines):
             return k
     return None
+
+
+def classify(diffs: list[Difference], lines: list[str]) -> list[str | None]:
+    """For each of a script's differences (in step order), why it is known, or None: the name of
+    the pattern that explains it, "marked in the script" for a `# known difference:` line, or
+    "after: NAME" for a difference at a step after one that a diverging pattern (`diverges`)
+    explained, whose machines no longer hold the same memory."""
+    out: list[str | None] = []
+    after: tuple[int, str] | None = None        # (line, name) of the first diverging difference
+    for d in diffs:
+        k = explain(d, lines) if d.known is None else None
+        if d.known is not None:
+            out.append("marked in the script")
+        elif k is not None:
+            out.append(k.name)
+            if k.diverges and after is None:
+                after = (d.line, k.name)
+        elif after is not None and d.line > after[0]:
+            out.append(f"after: {after[1]}")
+        else:
+            out.append(None)
+    return out

@@ -4,7 +4,9 @@ Script after script (`generate.py`, script i of seed N has the seed `N:i`), each
 compared on the live kernel and in the simulator by `kernel diff`'s comparison
 (`diff.diff_script`, the one narrow interface used: a script's name and text in,
 its `Difference`s out).  A difference a pattern of `known.py` explains is counted
-as known.  On any other one whose `signature` was not met before in this run:
+as known, and so is every difference at a later step than one a diverging pattern
+explains (the machines no longer hold the same memory: `known.classify`).  On any
+other one whose `signature` was not met before in this run:
 
 1. the script runs again: a difference not seen twice is counted as noise (another
    process on the machine moved a counter) and the run goes on;
@@ -38,7 +40,7 @@ from ...lang.errors import LangError
 from ..diff import DiffResult, Difference, damon_note, diff_script
 from ..machine import MissingRequirement, SetupError
 from .generate import DEFAULT_STEPS, HEADER, Script, generate, is_expect
-from .known import explain
+from .known import classify
 from .shrink import shrink
 
 #: Compares one script (name, text) on the kernel and in the simulator.
@@ -151,10 +153,8 @@ class Fuzzer:
             if failure is not None:
                 raise LiveFailed(failure)
         verdict = Verdict(res, [])
-        for d in res.diffs:
-            k = explain(d, lines) if d.known is None else None
-            if d.known is not None or k is not None:
-                key = k.name if k is not None else "marked in the script"
+        for d, key in zip(res.diffs, classify(res.diffs, lines)):
+            if key is not None:
                 verdict.known[key] = verdict.known.get(key, 0) + 1
             else:
                 verdict.unexplained.append(d)
