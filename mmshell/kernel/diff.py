@@ -174,8 +174,13 @@ def _layout(src: VmaSource, rec: StepRecord) -> Layout | None:
     return vma_layout(src)
 
 
+def sim_session() -> Session:
+    """The simulator a comparison runs a script in: mainline mode, invariants checked."""
+    return Session.boot(Config(pmd_swap=False), debug_vm=True)
+
+
 def run_sim(name: str, text: str) -> list[Side]:
-    session = Session.boot(Config(pmd_swap=False), debug_vm=True)
+    session = sim_session()
     views = SimViews(session)
     sides: list[Side] = []
     # The state after one step is the state before the next (a sourced file's steps too).

@@ -2,7 +2,7 @@
 condition the script's text alone cannot state: whether a `reclaim` ran out of swap space, whether
 a partly mapped THP was on the LRU when it began, whether its first look activated a folio.
 
-The script is replayed in the simulator as `kernel diff` runs it (mainline, invariants checked)
+The script is replayed in the simulator `kernel diff` runs it in (`diff.sim_session`)
 up to and including the step; a replay is cached, since a step's differences come together.
 """
 
@@ -15,7 +15,7 @@ from ...lang.errors import LangError
 from ...lang.parser import Command
 from ...lang.runner import run_text
 from ...lang.session import Session
-from ...mm.config import Config
+from ..diff import sim_session
 from ...mm.errors import MmError, VmBug
 from ...mm.folio import PG
 from ...mm.vmscan import get_nr_swap_pages
@@ -60,7 +60,7 @@ def sim_step(lines: tuple[str, ...]) -> SimStep | None:
     if not lines:
         return None
     target = len(lines)
-    session = Session.boot(Config(pmd_swap=False), debug_vm=True)
+    session = sim_session()
     seen: list[tuple[dict[str, int], int]] = []      # the events and partly mapped THPs before it
 
     def before(cmd: Command) -> None:
