@@ -32,11 +32,15 @@ Anything else is `new`: a failure no class explains.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from pathlib import Path
 
 #: "" (off), "all", a defect number, or "new".
 REACH = os.environ.get("MMSHELL_REACH", "")
+#: where the stateful tests also write their findings, per mode, as JSON (scripts/reach_survey)
+REACH_JSON = os.environ.get("MMSHELL_REACH_JSON", "")
 
 DEFECTS = {
     "1": "PMD swap entry swapped in over slots cached as small folios",
@@ -46,6 +50,9 @@ DEFECTS = {
     "5": "fork splits a PMD swap entry for a continuation that failed once",
     "6": "reclaim misses a folio mapped across a VMA edge",
 }
+
+#: the defects mainline mode has too (the others are the series' own)
+BOTH_MODES = frozenset({"6"})
 
 _PATTERNS = [
     ("3", re.compile(r"slots still in use")),
@@ -93,3 +100,11 @@ def table(found: dict[str, dict]) -> list[str]:
         lines.append(f"defect {defect} ({what}): {f['mode']} example {f['example']}, step {f['step']} "
                      f"(after {f['rule_steps']} rule steps), found {f['count']} time(s)")
     return lines
+
+
+def save(path: str, mode: str, found: dict[str, dict]) -> None:
+    """Add one mode's findings to the JSON file at `path` ({mode: {defect: finding}})."""
+    file = Path(path)
+    data = json.loads(file.read_text()) if file.exists() else {}
+    data[mode] = found
+    file.write_text(json.dumps(data, indent=1))

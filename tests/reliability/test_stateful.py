@@ -117,6 +117,8 @@ def test_stateful(mode: str, background: dict[str, _Background]) -> None:
     if report:
         print(report)
     if reach.REACH:
+        if reach.REACH_JSON:
+            reach.save(reach.REACH_JSON, mode, found)
         print("\n".join(reach.table(found)))
         for defect, f in sorted(found.items()):
             print(f"defect {defect}, first found by example {f['example']} at its step {f['step']}:",
