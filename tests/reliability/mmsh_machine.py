@@ -514,7 +514,8 @@ class MmshMachine(RuleBasedStateMachine):
                               armed: bool) -> None:
         """Swap a THP out (whole reclaim then frees a disk's clean cached folio); fork; the child
         unmaps, moves, protects or drops part of its copy and reads one page of it (readahead
-        caches small folios of the entry's slots); the parent touches it or swaps off."""
+        caches small folios of the entry's slots); the parent touches it or swaps off the device
+        that holds it (unuse_pmd over slots cached as small folios)."""
         unit = self.thp_unit(r[0])
         if unit is None or len(self.s.kernel.mms) >= 5:
             return
@@ -531,7 +532,8 @@ class MmshMachine(RuleBasedStateMachine):
         if not cut[0] <= read < cut[0] + cut[1]:
             self.run(f"@{child} touch {self.unit_text(unit, read, 4 * K)} read")
         if then == "swapoff":
-            if (dev := self.swap_device(r[0])) is not None:
+            slot = swap_slot(self.s.kernel, self.s.pid, self.s.names()[unit[0]][0] + unit[1], 2 * M)
+            if (dev := slot[0].name if slot else self.swap_device(r[0])) is not None:
                 self.run(f"swapoff {dev}")
         elif then:
             self.run(f"touch {self.unit_text(unit)}{' read' if then.endswith('read') else ''}")
@@ -620,14 +622,17 @@ class MmshMachine(RuleBasedStateMachine):
     @rule(r=ranges, stride=st.sampled_from((256 * K, M, M)), kind=st.sampled_from(("zram", "zram", "disk")),
           armed=st.sampled_from((False, False, False, True)))
     def fragment_then_swapoff(self, r: tuple, stride: int, kind: str, armed: bool) -> None:
-        """Swap out a THP, fill the free memory with small pages and unmap every other stride of
-        them (frames to spare, but no whole 2 MiB block free), then swap off a device; the
-        small pages go at the end.  A small machine only (8-16M: the fill is page by page)."""
-        k = self.s.kernel
-        if k.config.ram > 16 * M:
+        """Swap out a THP and reclaim (a disk's clean cached folio is freed, so swapoff has to
+        allocate one; and there is room to fill), fill the free memory with small pages and
+        unmap every other stride of them (frames to spare, but no whole 2 MiB block free), then
+        swap off the device that holds the THP; the small pages go at the end.  A small
+        machine only (8-16M: the fill is page by page)."""
+        if self.s.kernel.config.ram > 16 * M:
             return
         if (unit := self.thp_unit(r[0])) is not None:
             self.make_thp(unit, out=kind, armed=armed)
+            self.run("reclaim")
+        k = self.s.kernel
         size = (k.mem.alloc.nr_free * 4 * K) & ~(2 * stride - 1)
         stride = max(stride, size // 24 & ~(4 * K - 1))
         if size < 4 * M:
@@ -638,8 +643,9 @@ class MmshMachine(RuleBasedStateMachine):
             return
         for o in range(0, size, 2 * stride):
             self.run(f"munmap {at_text(name, o) if o else name + '+0'}:{size_text(stride)}")
-        if (dev := self.swap_device(0)) is not None:
-            self.run(f"swapoff {dev}")          # the first device: where the THP went
+        slot = swap_slot(k, self.s.pid, self.s.names()[unit[0]][0] + unit[1], 2 * M) if unit else None
+        if (dev := slot[0].name if slot else self.swap_device(0)) is not None:
+            self.run(f"swapoff {dev}")
         self.run(f"munmap {name}")
 
     @rule(r=ranges, off=st.booleans(), access=st.sampled_from(("", " read", "")),
@@ -741,10 +747,11 @@ class MmshMachine(RuleBasedStateMachine):
     def set_fail(self, point: str, mode: str) -> None:
         self.run(f"set fail {point} {mode}")
 
-    @rule(on=st.sampled_from((False, False, True)))
+    @rule(on=st.sampled_from((False, False, False, False, True)))
     def set_zswap(self, on: bool) -> None:
-        """Rarely on: once zswap has been enabled, no PMD swap entry is installed for the rest
-        of the run (zswap_never_enabled() stays false), and most of issue 9's states need one."""
+        """Rarely on (one time in five): once zswap has been enabled, no PMD swap entry is
+        installed for the rest of the run (zswap_never_enabled() stays false), and most of issue
+        9's states need one (zswap_midrun enables it too)."""
         self.run(f"set zswap {'on' if on else 'off'}")
 
     @rule(mode=st.sampled_from(("always", "madvise", "never")))

@@ -13,9 +13,9 @@ _COMMON = dict(deadline=None, print_blob=True,
 # 150 examples of up to 100 rules per mode (about 1.4 * 10**4 rule steps: a rule is often a
 # scenario of several commands, and few are refused, so a step costs several times what it
 # did when a third were refused); the test asserts MIN_STEPS_CI.  Enough for the reach
-# check to find each of issue 9's defects on a tree without their fixes (docs/reliability.md:
-# measured with 150 examples, the last found by about 3,500 rule steps), within the test
-# command's ten minutes on two CPUs.
+# check to find each of issue 9's defects with its fix taken out (scripts/reach_survey,
+# docs/reliability.md: the last found by 7,700 rule steps), within the test command's ten
+# minutes on two CPUs.
 settings.register_profile("ci", max_examples=150, stateful_step_count=100, derandomize=True,
                           database=None, **_COMMON)
 settings.register_profile("long", max_examples=2000, stateful_step_count=150, **_COMMON)
