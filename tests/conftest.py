@@ -15,6 +15,7 @@ first: `xdist_group` keeps each of those on one worker (`--dist loadgroup`).
 from __future__ import annotations
 
 import json
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +25,16 @@ import mmsh_coverage
 import mmsh_reach
 from mmsh_machine import STATS
 from mmsh_summary import refusal_lines
+
+@pytest.fixture
+def python_sigint():
+    """SIGINT raises KeyboardInterrupt during the test, as in a terminal.  A background job
+    (`cmd &` in a script, nohup) inherits SIGINT ignored, and Python leaves it so; a test
+    that interrupts itself needs Python's own handler.  The inherited one comes back after."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
 
 #: Test files whose tests run on one worker, in file order (see the module doc).
 GROUPED = {"kernel": "live-kernel", "test_stateful.py": "stateful", "test_equivalence.py": "equivalence"}

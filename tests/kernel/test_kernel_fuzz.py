@@ -376,7 +376,7 @@ def test_fuzz_on_the_live_kernel(tmp_path: Path) -> None:
     assert status == 0, out.getvalue() + saved
 
 
-def test_ctrl_c_stops_the_run_with_its_summary(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_run_with_its_summary(tmp_path: Path, python_sigint: None) -> None:
     """Ctrl-C inside the simulator becomes that command's EINTR refusal; the fuzzer must still
     stop (not shrink on), print its summary and exit 2, as every command does on Ctrl-C."""
     calls = []

@@ -135,7 +135,7 @@ def test_munmap_checks_page_tables_first_with_lazy_deposit(mode: bool, monkeypat
 
 
 @MODES
-def test_ctrl_c_during_munmap_is_taken_when_it_ends(mode: bool, monkeypatch) -> None:
+def test_ctrl_c_during_munmap_is_taken_when_it_ends(mode: bool, monkeypatch, python_sigint: None) -> None:
     done = boot(BUSY, mode)
     run(done, "munmap a")
     s = boot(BUSY, mode)
