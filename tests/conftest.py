@@ -26,6 +26,7 @@ import mmsh_reach
 from mmsh_machine import STATS
 from mmsh_summary import refusal_lines
 
+
 @pytest.fixture
 def python_sigint():
     """SIGINT raises KeyboardInterrupt during the test, as in a terminal.  A background job

@@ -13,7 +13,8 @@ MMSHELL_STATEFUL_EXAMPLES and MMSHELL_STATEFUL_STEPS override the number of
 examples and the steps per example of whichever profile is chosen.
 
 MMSHELL_REACH=all|1..6|new runs the stateful tests in reach mode
-(mmsh_reach.py).  MMSHELL_COVERAGE=0 turns the branch coverage of
+(mmsh_reach.py); MMSHELL_REACH_JSON=PATH also writes their findings there
+(scripts/reach_survey reads them).  MMSHELL_COVERAGE=0 turns the branch coverage of
 mmshell/mm off (mmsh_coverage.py).
 
 After the tests, the summary prints per mode the steps, the refused share (the
