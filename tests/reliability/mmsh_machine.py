@@ -504,6 +504,11 @@ class MmshMachine(RuleBasedStateMachine):
         active = [si.name for si in self.s.kernel.active_swap()]
         return active[j % len(active)] if active else None
 
+    def device_of(self, unit: tuple[str, int] | None, j: int) -> str | None:
+        """The device that holds a swap entry of `unit` (its PMD swap entry first), else swap_device(j)."""
+        slot = swap_slot(self.s.kernel, self.s.pid, self.s.names()[unit[0]][0] + unit[1], 2 * M) if unit else None
+        return slot[0].name if slot else self.swap_device(j)
+
     @rule(r=ranges, part=st.sampled_from(("munmap", "munmap", "mremap", "mprotect", "dontneed")),
           cut=st.sampled_from(((M, 4 * K), (0, M), (M, M), (4 * K, 64 * K), (2 * M - 4 * K, 8 * K))),
           read=st.sampled_from((64 * K, 12 * K, M + 64 * K, 2 * M - 4 * K, 0)),
@@ -532,8 +537,7 @@ class MmshMachine(RuleBasedStateMachine):
         if not cut[0] <= read < cut[0] + cut[1]:
             self.run(f"@{child} touch {self.unit_text(unit, read, 4 * K)} read")
         if then == "swapoff":
-            slot = swap_slot(self.s.kernel, self.s.pid, self.s.names()[unit[0]][0] + unit[1], 2 * M)
-            if (dev := slot[0].name if slot else self.swap_device(r[0])) is not None:
+            if (dev := self.device_of(unit, r[0])) is not None:
                 self.run(f"swapoff {dev}")
         elif then:
             self.run(f"touch {self.unit_text(unit)}{' read' if then.endswith('read') else ''}")
@@ -643,8 +647,7 @@ class MmshMachine(RuleBasedStateMachine):
             return
         for o in range(0, size, 2 * stride):
             self.run(f"munmap {at_text(name, o) if o else name + '+0'}:{size_text(stride)}")
-        slot = swap_slot(k, self.s.pid, self.s.names()[unit[0]][0] + unit[1], 2 * M) if unit else None
-        if (dev := slot[0].name if slot else self.swap_device(0)) is not None:
+        if (dev := self.device_of(unit, 0)) is not None:
             self.run(f"swapoff {dev}")
         self.run(f"munmap {name}")
 
